@@ -1,0 +1,376 @@
+#include "coordinator/generate.h"
+
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+#include <spdlog/spdlog.h>
+
+#include <climits>
+#include <cstdlib>
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/local_cluster.h"
+#include "coordinator/pipeline.h"
+#include "coordinator/shard_plan.h"
+#include "coordinator/tokenizer.h"
+#include "storage/checkpoint.h"
+
+namespace strata {
+namespace {
+
+using json = nlohmann::json;
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+int Fail(const std::string& message) {
+  std::cerr << "strata: " << message << std::endl;
+  return 1;
+}
+
+uint64_t AvailableMemory() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  while (in >> key) {
+    if (key == "MemAvailable:") { in >> kb; return kb * 1024; }
+    in.ignore(256, '\n');
+  }
+  return 0;
+}
+
+ModelCosts CostsOf(const Checkpoint& ckpt, TensorDType dtype) {
+  ModelCosts costs;
+  const uint64_t size = ElementSize(dtype);
+  for (int64_t l = 0; l < ckpt.config().num_layers; ++l) costs.layer_bytes.push_back(ckpt.LayerParams(l) * size);
+  costs.embed_bytes = ckpt.EmbedParams() * size;
+  costs.head_bytes = ckpt.HeadParams() * size;
+  return costs;
+}
+
+// The nodes of one command: started locally or reached over the network.
+struct Cluster {
+  std::unique_ptr<LocalCluster> local;
+  std::vector<std::string> addresses;
+};
+
+Result<Cluster> StartCluster(const ClusterFlags& flags) {
+  Cluster c;
+  if (flags.local > 0) {
+    LocalClusterOptions options;
+    options.nodes = static_cast<int>(flags.local);
+    options.node_binary = flags.node_binary.empty() ? SiblingBinary("strata-node") : flags.node_binary;
+    options.threads = static_cast<int>(flags.threads);
+    options.memory_per_node = AvailableMemory() / static_cast<uint64_t>(flags.local);
+    auto started = LocalCluster::Start(options);
+    if (!started.ok()) return started.status();
+    c.local = std::move(started.value());
+    c.addresses = c.local->addresses();
+    return c;
+  }
+  std::string error;
+  if (!ResolveAddresses(flags, &c.addresses, &error)) return Status::Error(error);
+  return c;
+}
+
+// Writes the newly decoded text as tokens arrive. Decoding the whole
+// sequence each time keeps multi-token characters and leading spaces right.
+class TextStream {
+ public:
+  TextStream(const Tokenizer& tokenizer, bool enabled) : tokenizer_(tokenizer), enabled_(enabled) {}
+  void Add(int32_t token) {
+    ids_.push_back(token);
+    const std::string text = tokenizer_.Decode(ids_);
+    if (text.size() > printed_ && text.compare(0, printed_, text_, 0, printed_) == 0) {
+      if (enabled_) {
+        std::fwrite(text.data() + printed_, 1, text.size() - printed_, stdout);
+        std::fflush(stdout);
+      }
+      printed_ = text.size();
+    }
+    text_ = text;
+  }
+  const std::string& text() const { return text_; }
+
+ private:
+  const Tokenizer& tokenizer_;
+  bool enabled_;
+  std::vector<int32_t> ids_;
+  std::string text_;
+  size_t printed_ = 0;
+};
+
+struct RunReport {
+  std::vector<int32_t> prompt;
+  std::vector<int32_t> tokens;
+  std::string text;
+  double load_s = 0, prefill_s = 0, decode_s = 0;
+  std::vector<uint64_t> stage_micros;  // summed over the run
+};
+
+void WriteLogitsRow(std::ofstream* out, const std::vector<float>& logits) {
+  if (out == nullptr) return;
+  out->write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * sizeof(float)));
+}
+
+// Prefill in chunks (each bounded well under the RPC message limit), then
+// decode one token at a time until max_tokens or an end-of-sequence token.
+void RunSession(Pipeline& pipeline, const GenerateFlags& flags, const Tokenizer& tokenizer, uint64_t session,
+                std::ofstream* logits_out, RunReport* report) {
+  TextStream stream(tokenizer, !flags.json);
+  const auto t0 = Clock::now();
+  const bool want_logits = logits_out != nullptr;
+  const size_t n = report->prompt.size();
+  StepReply reply;
+  for (size_t begin = 0; begin < n; begin += static_cast<size_t>(flags.prefill_chunk)) {
+    const size_t end = std::min(n, begin + static_cast<size_t>(flags.prefill_chunk));
+    std::vector<int32_t> chunk(report->prompt.begin() + begin, report->prompt.begin() + end);
+    const bool last = end == n;
+    reply = pipeline.Step(session, static_cast<uint32_t>(begin), chunk, want_logits && last, last);
+  }
+  const auto t1 = Clock::now();
+  report->prefill_s = Seconds(t0, t1);
+  for (int64_t i = 0; i < flags.max_tokens; ++i) {
+    const int32_t token = reply.token;
+    WriteLogitsRow(logits_out, reply.logits);
+    report->tokens.push_back(token);
+    if (tokenizer.IsEos(token)) break;
+    stream.Add(token);
+    if (i + 1 == flags.max_tokens) break;
+    const uint32_t pos = static_cast<uint32_t>(n + report->tokens.size() - 1);
+    reply = pipeline.Step(session, pos, {token}, want_logits, true);
+    report->stage_micros.resize(reply.stage_micros.size());
+    for (size_t s = 0; s < reply.stage_micros.size(); ++s) report->stage_micros[s] += reply.stage_micros[s];
+  }
+  report->decode_s = Seconds(t1, Clock::now());
+  report->text = stream.text();
+}
+
+json PlanJson(const ShardPlan& plan, const std::vector<NodeCapacity>& nodes) {
+  json out = json::array();
+  for (const auto& s : plan.stages) {
+    out.push_back({{"node", nodes[s.node].name}, {"address", nodes[s.node].address}, {"first_layer", s.first_layer},
+                   {"end_layer", s.end_layer}, {"bytes", s.bytes}});
+  }
+  return out;
+}
+
+void PrintSummary(const RunReport& r, const ShardPlan& plan, const std::vector<NodeCapacity>& nodes, uint64_t session) {
+  const double prompt_tps = r.prefill_s > 0 ? r.prompt.size() / r.prefill_s : 0;
+  const size_t decoded = r.tokens.empty() ? 0 : r.tokens.size() - 1;  // the first token comes from the prefill
+  const double decode_tps = r.decode_s > 0 ? decoded / r.decode_s : 0;
+  std::fprintf(stderr, "\n--- strata: session %016llx, %zu stages\n%s", static_cast<unsigned long long>(session),
+               plan.stages.size(), plan.Describe(nodes).c_str());
+  std::fprintf(stderr, "load %.2f s | prompt %zu tokens in %.3f s (%.1f tok/s) | decode %zu tokens in %.3f s (%.2f tok/s)\n",
+               r.load_s, r.prompt.size(), r.prefill_s, prompt_tps, decoded, r.decode_s, decode_tps);
+}
+
+json ReportJson(const RunReport& r, const ShardPlan& plan, const std::vector<NodeCapacity>& nodes) {
+  const size_t decoded = r.tokens.empty() ? 0 : r.tokens.size() - 1;
+  return {{"prompt_tokens", r.prompt},
+          {"tokens", r.tokens},
+          {"text", r.text},
+          {"plan", PlanJson(plan, nodes)},
+          {"timings",
+           {{"load_s", r.load_s},
+            {"prefill_s", r.prefill_s},
+            {"decode_s", r.decode_s},
+            {"prompt_tokens_per_s", r.prefill_s > 0 ? r.prompt.size() / r.prefill_s : 0.0},
+            {"decode_tokens_per_s", r.decode_s > 0 ? decoded / r.decode_s : 0.0},
+            {"stage_compute_s", [&] {
+               json a = json::array();
+               for (uint64_t us : r.stage_micros) a.push_back(us / 1e6);
+               return a;
+             }()}}}};
+}
+
+}  // namespace
+
+bool ResolveAddresses(const ClusterFlags& flags, std::vector<std::string>* out, std::string* error) {
+  out->clear();
+  if (!flags.cluster_file.empty()) {
+    std::ifstream in(flags.cluster_file);
+    if (!in) { *error = "cannot read cluster file " + flags.cluster_file; return false; }
+    json j = json::parse(in, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("nodes") || !j["nodes"].is_array()) {
+      *error = "cluster file " + flags.cluster_file + " must be a JSON object with a \"nodes\" array of \"HOST:PORT\"";
+      return false;
+    }
+    for (const auto& n : j["nodes"]) {
+      if (!n.is_string()) { *error = "cluster file " + flags.cluster_file + ": every node must be a \"HOST:PORT\" string"; return false; }
+      out->push_back(n.get<std::string>());
+    }
+  } else {
+    std::stringstream ss(flags.nodes);
+    std::string item;
+    while (std::getline(ss, item, ',')) if (!item.empty()) out->push_back(item);
+  }
+  for (const auto& a : *out) {
+    const size_t colon = a.rfind(':');
+    if (colon == std::string::npos || colon == 0 || colon + 1 == a.size() ||
+        a.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
+      *error = "bad node address '" + a + "': want HOST:PORT";
+      return false;
+    }
+  }
+  if (out->empty()) { *error = "no nodes: give --nodes HOST:PORT,..., --cluster FILE or --local N"; return false; }
+  return true;
+}
+
+int RunGenerate(const GenerateFlags& flags) {
+  TensorDType dtype;
+  if (!ParseTensorDType(flags.dtype, &dtype) || dtype == TensorDType::kF16) {
+    return Fail("--dtype must be f32 or bf16, got '" + flags.dtype + "'");
+  }
+  if (flags.model.empty()) return Fail("--model DIR is required");
+  auto ckpt = Checkpoint::Open(flags.model);
+  if (!ckpt.ok()) return Fail(ckpt.status().message());
+  const ModelConfig& config = ckpt.value()->config();
+  auto tokenizer = Tokenizer::Load(flags.model, config);
+  if (!tokenizer.ok()) return Fail(tokenizer.status().message());
+  RunReport report;
+  report.prompt = tokenizer.value()->Encode(flags.prompt);
+  if (report.prompt.empty()) return Fail("the prompt is empty");
+  if (static_cast<int64_t>(report.prompt.size()) >= config.max_position) {
+    return Fail("the prompt is " + std::to_string(report.prompt.size()) + " tokens, longer than the model's context of " +
+                std::to_string(config.max_position) + " (it needs room for at least one new token)");
+  }
+  const int64_t capacity = std::min<int64_t>(config.max_position, static_cast<int64_t>(report.prompt.size()) + flags.max_tokens);
+  const int64_t max_tokens = capacity - static_cast<int64_t>(report.prompt.size());
+  if (max_tokens < flags.max_tokens) {
+    std::cerr << "strata: note: generating at most " << max_tokens << " tokens, the room left in the context of "
+              << config.max_position << std::endl;
+  }
+  GenerateFlags run = flags;
+  run.max_tokens = max_tokens;
+  if (config.num_layers < std::max<int64_t>(flags.cluster.local, 1)) {
+    return Fail("more nodes (" + std::to_string(flags.cluster.local) + ") than layers (" +
+                std::to_string(config.num_layers) + "): every node needs at least one layer");
+  }
+  std::unique_ptr<std::ofstream> logits_out;
+  if (!flags.logits_out.empty()) {
+    logits_out = std::make_unique<std::ofstream>(flags.logits_out, std::ios::binary | std::ios::trunc);
+    if (!*logits_out) return Fail("cannot write --logits-out file " + flags.logits_out);
+  }
+
+  auto io = kj::setupAsyncIo();
+  auto cluster = StartCluster(flags.cluster);
+  if (!cluster.ok()) return Fail(cluster.status().message());
+  Timeouts timeouts;
+  timeouts.connect_ms = static_cast<uint32_t>(flags.cluster.connect_timeout_ms);
+  timeouts.call_ms = static_cast<uint32_t>(flags.cluster.step_timeout_ms);
+  RpcEnv env(io, timeouts);
+  std::random_device rd;
+  const uint64_t session = (static_cast<uint64_t>(rd()) << 32) ^ rd();
+  try {
+    std::vector<std::unique_ptr<NodeConnection>> nodes;
+    for (const auto& address : cluster->addresses) nodes.push_back(NodeConnection::Connect(env, address));
+    Pipeline pipeline(env, std::move(nodes));
+    const auto capacities = pipeline.Capacities();
+    auto plan = PlanShards(CostsOf(*ckpt.value(), dtype), capacities);
+    if (!plan.ok()) return Fail(plan.status().message());
+    spdlog::info("session={} plan:\n{}", session, plan->Describe(capacities));
+    const std::string model_dir = [&] {
+      char buf[PATH_MAX];
+      return ::realpath(flags.model.c_str(), buf) ? std::string(buf) : flags.model;
+    }();
+    const auto t0 = Clock::now();
+    pipeline.Load(model_dir, plan.value(), dtype);
+    report.load_s = Seconds(t0, Clock::now());
+    SamplingParams sampling{static_cast<float>(flags.temperature), static_cast<uint32_t>(flags.top_k),
+                            static_cast<float>(flags.top_p), flags.seed};
+    pipeline.OpenSession(session, static_cast<uint32_t>(capacity), sampling);
+    try {
+      RunSession(pipeline, run, *tokenizer.value(), session, logits_out.get(), &report);
+    } catch (...) {
+      pipeline.CloseSession(session);
+      throw;
+    }
+    pipeline.CloseSession(session);
+    if (flags.json) {
+      std::cout << ReportJson(report, plan.value(), capacities).dump() << std::endl;
+    } else {
+      std::cout << std::endl;
+      PrintSummary(report, plan.value(), capacities, session);
+    }
+  } catch (const PipelineError& e) {
+    if (!flags.json && !report.tokens.empty()) std::cout << std::endl;
+    return Fail(e.what());
+  }
+  return 0;
+}
+
+int RunPlan(const GenerateFlags& flags) {
+  TensorDType dtype;
+  if (!ParseTensorDType(flags.dtype, &dtype)) return Fail("--dtype must be f32 or bf16, got '" + flags.dtype + "'");
+  if (flags.model.empty()) return Fail("--model DIR is required");
+  auto ckpt = Checkpoint::Open(flags.model);
+  if (!ckpt.ok()) return Fail(ckpt.status().message());
+  std::vector<NodeCapacity> capacities;
+  if (flags.cluster.local > 0) {
+    for (int64_t i = 0; i < flags.cluster.local; ++i) {
+      capacities.push_back({"local-" + std::to_string(i), "127.0.0.1", AvailableMemory() / flags.cluster.local});
+    }
+  } else {
+    std::vector<std::string> addresses;
+    std::string error;
+    if (!ResolveAddresses(flags.cluster, &addresses, &error)) return Fail(error);
+    auto io = kj::setupAsyncIo();
+    RpcEnv env(io, Timeouts{});
+    try {
+      for (const auto& a : addresses) {
+        auto node = NodeConnection::Connect(env, a);
+        capacities.push_back({node->hello_status().name, a, node->hello_status().free_bytes});
+      }
+    } catch (const PipelineError& e) {
+      return Fail(e.what());
+    }
+  }
+  auto plan = PlanShards(CostsOf(*ckpt.value(), dtype), capacities);
+  if (!plan.ok()) return Fail(plan.status().message());
+  if (flags.json) {
+    std::cout << PlanJson(plan.value(), capacities).dump(2) << std::endl;
+  } else {
+    std::cout << "plan for " << flags.model << " (" << ckpt.value()->config().num_layers << " layers, " << flags.dtype
+              << ") on " << capacities.size() << " nodes:\n"
+              << plan->Describe(capacities);
+  }
+  return 0;
+}
+
+int RunStatus(const ClusterFlags& flags) {
+  std::vector<std::string> addresses;
+  std::string error;
+  if (!ResolveAddresses(flags, &addresses, &error)) return Fail(error);
+  auto io = kj::setupAsyncIo();
+  Timeouts timeouts;
+  timeouts.connect_ms = static_cast<uint32_t>(flags.connect_timeout_ms);
+  RpcEnv env(io, timeouts);
+  int down = 0;
+  std::printf("%-16s %-22s %-7s %-4s %-12s %-8s %-10s %-10s\n", "NODE", "ADDRESS", "DEVICE", "THR", "LAYERS",
+              "SESSIONS", "FREE MiB", "RSS MiB");
+  for (const auto& a : addresses) {
+    try {
+      auto node = NodeConnection::Connect(env, a);
+      const NodeStatus s = node->Status(env);
+      const std::string layers =
+          s.shard_loaded ? "[" + std::to_string(s.first_layer) + ", " + std::to_string(s.end_layer) + ")" : "-";
+      std::printf("%-16s %-22s %-7s %-4u %-12s %-8u %-10llu %-10llu\n", s.name.c_str(), a.c_str(), s.device.c_str(),
+                  s.threads, layers.c_str(), s.active_sessions, static_cast<unsigned long long>(s.free_bytes >> 20),
+                  static_cast<unsigned long long>(s.resident_bytes >> 20));
+    } catch (const PipelineError& e) {
+      ++down;
+      std::printf("%-16s %-22s DOWN: %s\n", "?", a.c_str(), e.what());
+    }
+  }
+  return down == 0 ? 0 : 1;
+}
+
+}  // namespace strata

@@ -1,0 +1,45 @@
+#pragma once
+// The `strata generate` and `strata plan` commands: plan a split, load the
+// shards, run a prompt through the pipeline and stream the text.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace strata {
+
+// Where the nodes come from: explicit addresses, a cluster file, or N local
+// processes started (and stopped) by the command itself.
+struct ClusterFlags {
+  std::string nodes;          // "HOST:PORT,HOST:PORT"
+  std::string cluster_file;   // JSON {"nodes": ["HOST:PORT", ...]}
+  int64_t local = 0;
+  int64_t threads = 0;        // per local node
+  std::string node_binary;    // strata-node for --local
+  uint64_t connect_timeout_ms = 10000;
+  uint64_t step_timeout_ms = 120000;
+};
+
+struct GenerateFlags {
+  ClusterFlags cluster;
+  std::string model;
+  std::string prompt;
+  int64_t max_tokens = 64;
+  double temperature = 0.0;
+  int64_t top_k = 0;
+  double top_p = 1.0;
+  uint64_t seed = 0;
+  std::string dtype = "f32";
+  bool json = false;
+  std::string logits_out;
+  int64_t prefill_chunk = 512;
+};
+
+// Each returns the process exit code; errors print one line to stderr.
+int RunGenerate(const GenerateFlags& flags);
+int RunPlan(const GenerateFlags& flags);
+int RunStatus(const ClusterFlags& flags);
+
+// Parses "a:1,b:2" or a cluster file into addresses; false + *error on bad input.
+bool ResolveAddresses(const ClusterFlags& flags, std::vector<std::string>* out, std::string* error);
+
+}  // namespace strata

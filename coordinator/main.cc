@@ -1,0 +1,151 @@
+// strata: the coordinator's CLI.
+#include <kj/async-unix.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+#include <string>
+
+#include "coordinator/flags.h"
+#include "coordinator/generate.h"
+#include "coordinator/test_model.h"
+
+namespace strata {
+namespace {
+
+constexpr const char* kUsage = R"(usage: strata COMMAND [options]
+
+Runs one Llama-family model as a pipeline across several strata-node processes.
+
+commands:
+  generate     run a prompt through the pipeline and stream the text
+  plan         print the layer split `generate` would use
+  status       show every node of a cluster: layers, sessions, memory
+  make-model   write a deterministic random-weight test model
+
+`strata COMMAND --help` describes a command's options.
+)";
+
+void AddClusterFlags(FlagSet& f, ClusterFlags* c) {
+  f.String("nodes", &c->nodes, "comma-separated node addresses HOST:PORT, in pipeline order");
+  f.String("cluster", &c->cluster_file, "a cluster file: {\"nodes\": [\"HOST:PORT\", ...]}");
+  f.Int("local", &c->local, 0, 64, "start N strata-node processes on this machine, use them, stop them");
+  f.Int("threads", &c->threads, 0, 1024, "compute threads of each --local node (0: all cores)");
+  f.String("node-binary", &c->node_binary, "strata-node binary for --local (default: next to strata)");
+  f.UInt64("connect-timeout-ms", &c->connect_timeout_ms, "how long to wait for a node to answer hello");
+  f.UInt64("step-timeout-ms", &c->step_timeout_ms, "how long to wait for one pipeline step");
+}
+
+void AddModelFlags(FlagSet& f, GenerateFlags* g) {
+  f.String("model", &g->model, "checkpoint directory (config.json, *.safetensors, tokenizer.model)");
+  f.String("dtype", &g->dtype, "compute dtype: f32 | bf16");
+  f.Bool("json", &g->json, "print one JSON object on stdout instead of streaming text");
+}
+
+int Generate(int argc, char** argv, bool plan_only) {
+  GenerateFlags g;
+  FlagSet f(plan_only ? "strata plan --model DIR (--nodes HOST:PORT,... | --local N) [options]"
+                      : "strata generate --model DIR (--nodes HOST:PORT,... | --local N) --prompt TEXT [options]",
+            plan_only ? "Prints the layer split: contiguous ranges, in proportion to each node's free memory."
+                      : "Plans a layer split, loads the shards, and streams the generated text to stdout;\n"
+                        "a timing summary goes to stderr.");
+  AddModelFlags(f, &g);
+  AddClusterFlags(f, &g.cluster);
+  if (!plan_only) {
+    f.String("prompt", &g.prompt, "the prompt text");
+    f.Int("max-tokens", &g.max_tokens, 1, 1 << 20, "most tokens to generate");
+    f.Float("temperature", &g.temperature, 0.0, 100.0, "sampling temperature; 0 = greedy");
+    f.Int("top-k", &g.top_k, 0, 1 << 30, "sample among the k most likely tokens; 0 = off");
+    f.Float("top-p", &g.top_p, 1e-6, 1.0, "nucleus sampling mass; 1 = off");
+    f.UInt64("seed", &g.seed, "sampling seed: the same seed gives the same text");
+    f.String("logits-out", &g.logits_out, "write the logits of every generated position here (rows of vocab f32 LE)");
+    f.Int("prefill-chunk", &g.prefill_chunk, 1, 1 << 20, "most prompt tokens per pipeline step");
+  }
+  std::string error;
+  bool help = false;
+  if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
+  if (help) { std::cout << f.Help(); return 0; }
+  const int sources = (!g.cluster.nodes.empty()) + (!g.cluster.cluster_file.empty()) + (g.cluster.local > 0);
+  if (sources != 1) { std::cerr << "strata: give exactly one of --nodes, --cluster, --local\n"; return 2; }
+  if (!plan_only && !f.WasSet("prompt")) { std::cerr << "strata: --prompt TEXT is required\n"; return 2; }
+  return plan_only ? RunPlan(g) : RunGenerate(g);
+}
+
+int StatusCommand(int argc, char** argv) {
+  ClusterFlags c;
+  FlagSet f("strata status (--nodes HOST:PORT,... | --cluster FILE)",
+            "Shows each node: name, device, threads, its layers, open sessions, free memory, resident memory.");
+  f.String("nodes", &c.nodes, "comma-separated node addresses HOST:PORT");
+  f.String("cluster", &c.cluster_file, "a cluster file: {\"nodes\": [\"HOST:PORT\", ...]}");
+  f.UInt64("connect-timeout-ms", &c.connect_timeout_ms, "how long to wait for each node");
+  std::string error;
+  bool help = false;
+  if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
+  if (help) { std::cout << f.Help(); return 0; }
+  return RunStatus(c);
+}
+
+int MakeModel(int argc, char** argv) {
+  TestModelSpec spec;
+  std::string out, dtype = "f32", corpus;
+  bool qwen2 = false, tie = false;
+  int64_t files = 1;
+  FlagSet f("strata make-model --out DIR [options]",
+            "Writes a deterministic random-weight Llama model (config.json, safetensors, a SentencePiece\n"
+            "tokenizer trained on text found on this machine). The same options give the same bytes.");
+  f.String("out", &out, "output directory");
+  f.Int("hidden", &spec.hidden, 2, 1 << 16, "hidden size");
+  f.Int("layers", &spec.layers, 1, 1024, "transformer layers");
+  f.Int("heads", &spec.heads, 1, 1024, "attention heads");
+  f.Int("kv-heads", &spec.kv_heads, 1, 1024, "key/value heads (grouped-query attention)");
+  f.Int("intermediate", &spec.intermediate, 1, 1 << 20, "MLP intermediate size");
+  f.Int("vocab", &spec.vocab, 8, 1 << 22, "vocabulary size");
+  f.Int("context", &spec.context, 2, 1 << 20, "context length (max_position_embeddings)");
+  f.String("dtype", &dtype, "weights on disk: f32 | bf16 | f16");
+  f.UInt64("seed", &spec.seed, "weight seed");
+  f.Float("std", &spec.std, 0.0, 10.0, "weight standard deviation");
+  f.Bool("tie", &tie, "tie the LM head to the embedding (no lm_head.weight)");
+  f.Bool("qwen2", &qwen2, "write a Qwen2 model (q/k/v biases)");
+  f.Int("files", &files, 1, 1000, "split the weights over N files with an index");
+  f.String("corpus", &corpus, "tokenizer training text (default: the machine's licence texts)");
+  f.Int("tokenizer-vocab", &spec.tokenizer_vocab, 0, 1 << 20, "tokenizer pieces (default min(vocab, 1000))");
+  std::string error;
+  bool help = false;
+  if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
+  if (help) { std::cout << f.Help(); return 0; }
+  if (out.empty()) { std::cerr << "strata: --out DIR is required\n"; return 2; }
+  if (dtype == "f32") spec.dtype = DType::kF32;
+  else if (dtype == "bf16") spec.dtype = DType::kBF16;
+  else if (dtype == "f16") spec.dtype = DType::kF16;
+  else { std::cerr << "strata: --dtype must be f32, bf16 or f16\n"; return 2; }
+  spec.qkv_bias = qwen2;
+  spec.tie_embeddings = tie;
+  spec.files = static_cast<int>(files);
+  spec.corpus = corpus;
+  Status st = WriteTestModel(out, spec);
+  if (!st.ok()) { std::cerr << "strata: " << st.message() << "\n"; return 1; }
+  std::cerr << "wrote " << out << "\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace strata
+
+int main(int argc, char** argv) {
+  spdlog::set_level(spdlog::level::warn);
+  if (const char* level = std::getenv("STRATA_LOG")) spdlog::set_level(spdlog::level::from_str(level));
+  spdlog::set_pattern("[%H:%M:%S.%e] [strata] [%l] %v");
+  // Ctrl-C becomes an event on the loop; every wait gives way to it, and the
+  // local nodes are stopped on the way out.
+  kj::UnixEventPort::captureSignal(SIGINT);
+  signal(SIGPIPE, SIG_IGN);
+  const std::string command = argc > 1 ? argv[1] : "";
+  if (command == "generate") return strata::Generate(argc, argv, false);
+  if (command == "plan") return strata::Generate(argc, argv, true);
+  if (command == "status") return strata::StatusCommand(argc, argv);
+  if (command == "make-model") return strata::MakeModel(argc, argv);
+  if (command == "--help" || command == "-h" || command == "help") { std::cout << strata::kUsage; return 0; }
+  std::cerr << (command.empty() ? std::string("strata: no command given") : "strata: unknown command '" + command + "'")
+            << "\n\n" << strata::kUsage;
+  return 2;
+}

@@ -1,0 +1,191 @@
+#include "coordinator/pipeline.h"
+
+#include <kj/async-unix.h>
+#include <kj/debug.h>
+
+#include <csignal>
+#include <cstring>
+
+#include "protocol/tensor_codec.h"
+#include "protocol/version.h"
+
+namespace strata {
+namespace {
+
+// Remote exceptions arrive as "remote exception: <text>"; the prefix says
+// nothing to a user, the node label we add says where it came from.
+std::string Clean(const kj::Exception& e) {
+  std::string text = e.getDescription().cStr();
+  const std::string prefix = "remote exception: ";
+  for (size_t at; (at = text.find(prefix)) != std::string::npos;) text.erase(at, prefix.size());
+  if (e.getType() == kj::Exception::Type::DISCONNECTED && text.find("disconnect") == std::string::npos) {
+    text += " (disconnected)";
+  }
+  return text;
+}
+
+}  // namespace
+
+RpcEnv::RpcEnv(kj::AsyncIoContext& io, Timeouts timeouts)
+    : io_(io), timeouts_(timeouts), interrupted_(io.unixEventPort.onSignal(SIGINT).ignoreResult().fork()) {}
+
+template <typename T>
+T RpcEnv::Await(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string& what) {
+  auto interrupt = interrupted_.addBranch().then([]() -> T {
+    throw kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str("interrupted (Ctrl-C)"));
+  });
+  auto bounded = io_.provider->getTimer().timeoutAfter(timeout_ms * kj::MILLISECONDS, kj::mv(promise));
+  try {
+    return bounded.exclusiveJoin(kj::mv(interrupt)).wait(io_.waitScope);
+  } catch (const kj::Exception& e) {
+    const bool timed_out = e.getDescription().startsWith("operation timed out");
+    throw PipelineError(what + ": " + (timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : Clean(e)));
+  }
+}
+
+NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address) {
+  NodeStatus s;
+  s.name = info.getName();
+  s.address = address;
+  s.free_bytes = info.getFreeMemoryBytes();
+  s.threads = info.getThreads();
+  s.device = info.getDevice();
+  s.shard_loaded = info.getShardLoaded();
+  s.first_layer = info.getFirstLayer();
+  s.end_layer = info.getEndLayer();
+  s.active_sessions = info.getActiveSessions();
+  s.shard_bytes = info.getShardBytes();
+  s.resident_bytes = info.getResidentBytes();
+  return s;
+}
+
+std::unique_ptr<NodeConnection> NodeConnection::Connect(RpcEnv& env, const std::string& address) {
+  std::unique_ptr<NodeConnection> c(new NodeConnection());
+  c->address_ = address;
+  auto& network = env.io().provider->getNetwork();
+  NodeConnection* raw = c.get();
+  auto hello = network.parseAddress(address)
+                   .then([](kj::Own<kj::NetworkAddress> addr) { return addr->connect(); })
+                   .then([raw](kj::Own<kj::AsyncIoStream> stream) {
+                     raw->stream_ = kj::mv(stream);
+                     raw->client_ = kj::heap<capnp::TwoPartyClient>(*raw->stream_);
+                     auto request = raw->client_->bootstrap().castAs<wire::Node>().helloRequest();
+                     request.setProtocolVersion(kProtocolVersion);
+                     request.setPeer("coordinator");
+                     return request.send();
+                   })
+                   .then([raw](capnp::Response<wire::Node::HelloResults>&& r) {
+                     raw->hello_status_ = ToNodeStatus(r.getInfo(), raw->address_);
+                     raw->stage_ = r.getStage();
+                   });
+  env.Await(kj::mv(hello), env.timeouts().connect_ms, "cannot reach node at " + address);
+  return c;
+}
+
+NodeStatus NodeConnection::Status(RpcEnv& env) {
+  auto reply = env.Await(stage_.infoRequest().send(), env.timeouts().connect_ms, Label());
+  return ToNodeStatus(reply.getInfo(), address_);
+}
+
+std::string NodeConnection::Label() const { return "node " + hello_status_.name + " (" + address_ + ")"; }
+
+Pipeline::Pipeline(RpcEnv& env, std::vector<std::unique_ptr<NodeConnection>> nodes)
+    : env_(env), nodes_(std::move(nodes)) {}
+
+std::vector<NodeCapacity> Pipeline::Capacities() const {
+  std::vector<NodeCapacity> out;
+  for (const auto& n : nodes_) out.push_back({n->hello_status().name, n->address(), n->hello_status().free_bytes});
+  return out;
+}
+
+void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype) {
+  stages_.clear();
+  for (const auto& s : plan.stages) stages_.push_back(s.node);
+  // Every node loads at once; the error of the first that fails is reported.
+  kj::Vector<kj::Promise<void>> loads;
+  for (size_t i = 0; i < plan.stages.size(); ++i) {
+    NodeConnection& node = *nodes_[plan.stages[i].node];
+    auto request = node.stage().loadShardRequest();
+    auto spec = request.initSpec();
+    spec.setModelDir(model_dir);
+    spec.setFirstLayer(static_cast<uint32_t>(plan.stages[i].first_layer));
+    spec.setEndLayer(static_cast<uint32_t>(plan.stages[i].end_layer));
+    spec.setDtype(ToWire(dtype));
+    const std::string label = node.Label();
+    loads.add(request.send().ignoreResult().catch_([label](kj::Exception&& e) -> void {
+      throw PipelineError(label + ": " + Clean(e));
+    }));
+  }
+  try {
+    env_.Await(kj::joinPromises(loads.releaseAsArray()), env_.timeouts().load_ms, "loading shards");
+  } catch (const PipelineError& e) {
+    // joinPromises reports the first failure; strip our own prefix.
+    std::string text = e.what();
+    const std::string prefix = "loading shards: ";
+    if (text.rfind(prefix, 0) == 0) text = text.substr(prefix.size());
+    throw PipelineError(text);
+  }
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    NodeConnection& node = stage_node(i);
+    auto request = node.stage().setNextRequest();
+    request.setAddress(i + 1 < stages_.size() ? stage_node(i + 1).address() : "");
+    env_.Await(request.send().ignoreResult(), env_.timeouts().connect_ms * 2, node.Label());
+  }
+}
+
+void Pipeline::OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling) {
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    NodeConnection& node = stage_node(i);
+    auto request = node.stage().openSessionRequest();
+    request.setSessionId(session);
+    request.setCapacity(capacity);
+    auto s = request.initSampling();
+    s.setTemperature(sampling.temperature);
+    s.setTopK(sampling.top_k);
+    s.setTopP(sampling.top_p);
+    s.setSeed(sampling.seed);
+    env_.Await(request.send().ignoreResult(), env_.timeouts().call_ms, node.Label());
+  }
+}
+
+StepReply Pipeline::Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
+                         bool sample) {
+  NodeConnection& first = stage_node(0);
+  auto request = first.stage().forwardRequest();
+  request.setSessionId(session);
+  request.setStartPos(start_pos);
+  request.setWantLogits(want_logits);
+  request.setSample(sample);
+  auto ids = request.initInput().initTokens(static_cast<unsigned>(tokens.size()));
+  for (size_t i = 0; i < tokens.size(); ++i) ids.set(static_cast<unsigned>(i), static_cast<uint32_t>(tokens[i]));
+  auto response = env_.Await(request.send(), env_.timeouts().call_ms, first.Label());
+  auto result = response.getResult();
+  StepReply reply;
+  reply.token = static_cast<int32_t>(result.getToken());
+  for (uint64_t us : result.getStageMicros()) reply.stage_micros.push_back(us);
+  if (want_logits) {
+    HostTensor logits;
+    std::string error;
+    if (!result.hasLogits() || !DecodeTensor(result.getLogits(), &logits, &error) ||
+        logits.dtype != TensorDType::kF32 || logits.shape.size() != 1) {
+      throw PipelineError("the last stage sent bad logits: " + (error.empty() ? "missing or not f32 [vocab]" : error));
+    }
+    reply.logits.resize(static_cast<size_t>(logits.numel()));
+    std::memcpy(reply.logits.data(), logits.data.data(), logits.data.size());
+  }
+  return reply;
+}
+
+void Pipeline::CloseSession(uint64_t session) {
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    auto request = stage_node(i).stage().closeSessionRequest();
+    request.setSessionId(session);
+    try {
+      env_.Await(request.send().ignoreResult(), 1000, stage_node(i).Label());
+    } catch (const PipelineError&) {
+      // The node is gone or slow; its sessions die with its connection.
+    }
+  }
+}
+
+}  // namespace strata

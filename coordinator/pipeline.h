@@ -1,0 +1,125 @@
+#pragma once
+// The coordinator's side of the pipeline: connections to the nodes (hello,
+// version check), shard loading, wiring each stage to the next, sessions and
+// steps. Every network wait has a timeout and gives way to Ctrl-C; failures
+// come back as PipelineError with one line naming the node.
+//
+// Not thread-safe: lives on the coordinator's one KJ event-loop thread.
+#include <kj/async-io.h>
+#include <capnp/rpc-twoparty.h>
+
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "coordinator/shard_plan.h"
+#include "protocol/host_tensor.h"
+#include "strata.capnp.h"
+
+namespace strata {
+
+class PipelineError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Timeouts {
+  uint32_t connect_ms = 10000;
+  uint32_t call_ms = 120000;   // one pipeline step
+  uint32_t load_ms = 1800000;  // loading a shard
+};
+
+// The event loop and the Ctrl-C signal, borrowed from main().
+class RpcEnv {
+ public:
+  RpcEnv(kj::AsyncIoContext& io, Timeouts timeouts);
+
+  // Waits for `promise` up to timeout_ms; a failure, timeout or Ctrl-C throws
+  // PipelineError("<what>: <cause>").
+  template <typename T>
+  T Await(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string& what);
+
+  kj::AsyncIoContext& io() { return io_; }
+  const Timeouts& timeouts() const { return timeouts_; }
+
+ private:
+  kj::AsyncIoContext& io_;
+  Timeouts timeouts_;
+  kj::ForkedPromise<void> interrupted_;
+};
+
+struct NodeStatus {
+  std::string name;
+  std::string address;
+  uint64_t free_bytes = 0;
+  uint32_t threads = 0;
+  std::string device;
+  bool shard_loaded = false;
+  uint32_t first_layer = 0, end_layer = 0;
+  uint32_t active_sessions = 0;
+  uint64_t shard_bytes = 0;
+  uint64_t resident_bytes = 0;
+};
+
+class NodeConnection {
+ public:
+  // Connects and says hello; throws PipelineError naming the address.
+  static std::unique_ptr<NodeConnection> Connect(RpcEnv& env, const std::string& address);
+  NodeStatus Status(RpcEnv& env);
+
+  const std::string& address() const { return address_; }
+  const NodeStatus& hello_status() const { return hello_status_; }
+  wire::Stage::Client& stage() { return stage_; }
+  std::string Label() const;  // "node NAME (ADDRESS)"
+
+ private:
+  NodeConnection() = default;
+  std::string address_;
+  NodeStatus hello_status_;
+  kj::Own<kj::AsyncIoStream> stream_;
+  kj::Own<capnp::TwoPartyClient> client_;
+  wire::Stage::Client stage_ = nullptr;
+};
+
+NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address);
+
+struct SamplingParams {
+  float temperature = 0.0f;
+  uint32_t top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+};
+
+struct StepReply {
+  int32_t token = 0;
+  std::vector<float> logits;            // [vocab] when asked for
+  std::vector<uint64_t> stage_micros;   // compute time per stage
+};
+
+class Pipeline {
+ public:
+  Pipeline(RpcEnv& env, std::vector<std::unique_ptr<NodeConnection>> nodes);
+
+  std::vector<NodeCapacity> Capacities() const;
+  // Loads every stage of the plan in parallel, then wires stage i to i+1.
+  void Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype);
+  // Opens a session of `capacity` tokens on every stage.
+  void OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling);
+  // Runs tokens at [start_pos, start_pos + n) through the whole pipeline.
+  StepReply Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
+                 bool sample);
+  // Best effort, short timeout: a dead node must not delay the error report.
+  void CloseSession(uint64_t session);
+
+  size_t stage_count() const { return stages_.size(); }
+  NodeConnection& stage_node(size_t i) { return *nodes_[stages_[i]]; }
+
+ private:
+  RpcEnv& env_;
+  std::vector<std::unique_ptr<NodeConnection>> nodes_;
+  std::vector<size_t> stages_;  // pipeline order -> index into nodes_
+};
+
+}  // namespace strata

@@ -1,0 +1,37 @@
+#pragma once
+// Tokenizer: a checkpoint's SentencePiece model plus its BOS rule.
+// Thread-compatible (const methods may run concurrently).
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "storage/model_config.h"
+#include "storage/status.h"
+
+namespace sentencepiece { class SentencePieceProcessor; }
+
+namespace strata {
+
+class Tokenizer {
+ public:
+  // Loads DIR/tokenizer.model; BOS handling comes from the model's config.
+  static Result<std::unique_ptr<Tokenizer>> Load(const std::string& dir, const ModelConfig& config);
+  ~Tokenizer();
+
+  std::vector<int32_t> Encode(const std::string& text) const;   // BOS prepended when the model wants it
+  // Ids the tokenizer does not know (a model vocabulary larger than the
+  // tokenizer's) decode to nothing rather than failing.
+  std::string Decode(const std::vector<int32_t>& ids) const;
+  bool IsEos(int32_t id) const;
+  int32_t piece_count() const;
+
+ private:
+  Tokenizer() = default;
+  std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  bool add_bos_ = true;
+  int32_t bos_id_ = -1;
+  std::vector<int64_t> eos_ids_;
+};
+
+}  // namespace strata

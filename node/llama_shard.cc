@@ -1,0 +1,349 @@
+// The Llama forward pass in LibTorch. Semantics follow Hugging Face's
+// LlamaForCausalLM: RMSNorm computed in f32, rotate-half RoPE, grouped-query
+// attention, SwiGLU MLP. Attention scores and softmax run in f32 whatever the
+// compute dtype; the residual stream stays in the compute dtype, so a stage
+// boundary (which carries that stream) changes nothing: splitting the model
+// is bit-identical to running it whole.
+#include "node/llama_shard.h"
+
+#include <torch/torch.h>
+
+#include <map>
+
+namespace strata {
+namespace {
+
+torch::ScalarType ToTorch(TensorDType dtype) {
+  switch (dtype) {
+    case TensorDType::kF32: return torch::kFloat32;
+    case TensorDType::kBF16: return torch::kBFloat16;
+    case TensorDType::kF16: return torch::kFloat16;
+  }
+  return torch::kFloat32;
+}
+
+Result<torch::ScalarType> FileDType(const TensorView& view) {
+  switch (view.dtype) {
+    case DType::kF32: return torch::kFloat32;
+    case DType::kBF16: return torch::kBFloat16;
+    case DType::kF16: return torch::kFloat16;
+    default: return Status::Error("tensor '" + view.name + "' has dtype " + DTypeString(view.dtype) +
+                                  "; weights must be F32, F16 or BF16");
+  }
+}
+
+struct LayerWeights {
+  torch::Tensor attn_norm, ffn_norm;   // [hidden]
+  torch::Tensor wq, bq;                // [n_heads*head_dim, hidden], [n_heads*head_dim]
+  torch::Tensor wk, bk, wv, bv;        // [n_kv_heads*head_dim, hidden], [n_kv_heads*head_dim]
+  torch::Tensor wo, bo;                // [hidden, n_heads*head_dim], [hidden]
+  torch::Tensor w_gate, b_gate;        // [intermediate, hidden]
+  torch::Tensor w_up, b_up;            // [intermediate, hidden]
+  torch::Tensor w_down, b_down;        // [hidden, intermediate]
+};
+
+struct Session {
+  torch::Tensor k, v;   // [local_layers, n_kv_heads, capacity, head_dim], compute dtype
+  int64_t length = 0;   // positions [0, length) hold valid keys/values
+};
+
+}  // namespace
+
+struct LlamaShard::Impl {
+  std::unique_ptr<Checkpoint> checkpoint;  // owns the mappings that zero-copy weights point into
+  ModelConfig config;
+  ShardOptions options;
+  torch::Device device{torch::kCPU};
+  torch::ScalarType dtype = torch::kFloat32;
+  uint64_t weight_bytes = 0;
+
+  torch::Tensor embed;        // [vocab, hidden] (first stage)
+  std::vector<LayerWeights> layers;
+  torch::Tensor final_norm;   // [hidden] (last stage)
+  torch::Tensor lm_head;      // [vocab, hidden] (last stage)
+  torch::Tensor rope_cos, rope_sin;  // [max_position, head_dim] f32
+  std::map<uint64_t, Session> sessions;
+
+  Result<torch::Tensor> LoadTensor(const std::string& name, const std::vector<int64_t>& expect);
+  Result<torch::Tensor> LoadOptional(const std::string& name, bool present, const std::vector<int64_t>& expect);
+  Status LoadWeights();
+  void BuildRope();
+  torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight) const;
+  torch::Tensor Rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const;
+  torch::Tensor Attention(const LayerWeights& w, Session& s, int64_t local, int64_t start,
+                          const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin) const;
+  torch::Tensor Layer(const LayerWeights& w, Session& s, int64_t local, int64_t start, torch::Tensor x,
+                      const torch::Tensor& cos, const torch::Tensor& sin) const;
+};
+
+static torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  return b.defined() ? torch::nn::functional::linear(x, w, b) : torch::nn::functional::linear(x, w);
+}
+
+Result<torch::Tensor> LlamaShard::Impl::LoadTensor(const std::string& name, const std::vector<int64_t>& expect) {
+  auto found = checkpoint->Find(name);
+  if (!found.ok()) return found.status();
+  const TensorView& view = *found.value();
+  if (view.shape != expect) {
+    std::string got, want;
+    for (int64_t d : view.shape) got += (got.empty() ? "" : "x") + std::to_string(d);
+    for (int64_t d : expect) want += (want.empty() ? "" : "x") + std::to_string(d);
+    return Status::Error("tensor '" + name + "' in " + checkpoint->dir() + " has shape [" + got +
+                         "], config.json implies [" + want + "]");
+  }
+  auto file_dtype = FileDType(view);
+  if (!file_dtype.ok()) return file_dtype.status();
+  auto src = torch::from_blob(const_cast<uint8_t*>(view.data), view.shape,
+                              torch::TensorOptions().dtype(file_dtype.value()));
+  const bool aligned = reinterpret_cast<uintptr_t>(view.data) % DTypeSize(view.dtype) == 0;
+  weight_bytes += static_cast<uint64_t>(view.numel()) * torch::elementSize(dtype);
+  if (aligned && file_dtype.value() == dtype && device.is_cpu()) {
+    return src;  // zero-copy: the mapping pages in exactly the bytes this shard reads
+  }
+  torch::Tensor owned = src.to(device, dtype, /*non_blocking=*/false, /*copy=*/true).contiguous();
+  checkpoint->Release(view);
+  return owned;
+}
+
+Result<torch::Tensor> LlamaShard::Impl::LoadOptional(const std::string& name, bool present,
+                                                     const std::vector<int64_t>& expect) {
+  if (!present) return torch::Tensor();
+  return LoadTensor(name, expect);
+}
+
+#define STRATA_ASSIGN(lhs, expr)          \
+  do {                                    \
+    auto _r = (expr);                     \
+    if (!_r.ok()) return _r.status();     \
+    lhs = std::move(_r.value());          \
+  } while (0)
+
+Status LlamaShard::Impl::LoadWeights() {
+  const ModelConfig& c = config;
+  const int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  if (options.first_layer == 0) STRATA_ASSIGN(embed, LoadTensor(kEmbedName, {c.vocab_size, H}));
+  for (int64_t i = options.first_layer; i < options.end_layer; ++i) {
+    LayerWeights w;
+    auto name = [i](const char* suffix) { return LayerTensorName(i, suffix); };
+    STRATA_ASSIGN(w.attn_norm, LoadTensor(name("input_layernorm.weight"), {H}));
+    STRATA_ASSIGN(w.ffn_norm, LoadTensor(name("post_attention_layernorm.weight"), {H}));
+    STRATA_ASSIGN(w.wq, LoadTensor(name("self_attn.q_proj.weight"), {q_dim, H}));
+    STRATA_ASSIGN(w.wk, LoadTensor(name("self_attn.k_proj.weight"), {kv_dim, H}));
+    STRATA_ASSIGN(w.wv, LoadTensor(name("self_attn.v_proj.weight"), {kv_dim, H}));
+    STRATA_ASSIGN(w.wo, LoadTensor(name("self_attn.o_proj.weight"), {H, q_dim}));
+    STRATA_ASSIGN(w.bq, LoadOptional(name("self_attn.q_proj.bias"), c.qkv_bias, {q_dim}));
+    STRATA_ASSIGN(w.bk, LoadOptional(name("self_attn.k_proj.bias"), c.qkv_bias, {kv_dim}));
+    STRATA_ASSIGN(w.bv, LoadOptional(name("self_attn.v_proj.bias"), c.qkv_bias, {kv_dim}));
+    STRATA_ASSIGN(w.bo, LoadOptional(name("self_attn.o_proj.bias"), c.o_bias, {H}));
+    STRATA_ASSIGN(w.w_gate, LoadTensor(name("mlp.gate_proj.weight"), {I, H}));
+    STRATA_ASSIGN(w.w_up, LoadTensor(name("mlp.up_proj.weight"), {I, H}));
+    STRATA_ASSIGN(w.w_down, LoadTensor(name("mlp.down_proj.weight"), {H, I}));
+    STRATA_ASSIGN(w.b_gate, LoadOptional(name("mlp.gate_proj.bias"), c.mlp_bias, {I}));
+    STRATA_ASSIGN(w.b_up, LoadOptional(name("mlp.up_proj.bias"), c.mlp_bias, {I}));
+    STRATA_ASSIGN(w.b_down, LoadOptional(name("mlp.down_proj.bias"), c.mlp_bias, {H}));
+    layers.push_back(std::move(w));
+  }
+  if (options.end_layer == c.num_layers) {
+    STRATA_ASSIGN(final_norm, LoadTensor(kFinalNormName, {H}));
+    if (c.tie_word_embeddings && embed.defined()) {
+      lm_head = embed;  // one copy serves both ends of a single-stage model
+    } else {
+      STRATA_ASSIGN(lm_head, LoadTensor(c.tie_word_embeddings ? kEmbedName : kLmHeadName, {c.vocab_size, H}));
+    }
+  }
+  return Status::Ok();
+}
+
+void LlamaShard::Impl::BuildRope() {
+  const int64_t hd = config.head_dim;
+  auto opts = torch::TensorOptions().dtype(torch::kFloat32);
+  // inv_freq = theta^(-2i/hd), computed in f32 exactly as Hugging Face does.
+  auto inv_freq = 1.0 / torch::pow(static_cast<float>(config.rope_theta),
+                                   torch::arange(0, hd, 2, torch::kInt64).to(torch::kFloat32) / static_cast<float>(hd));
+  auto pos = torch::arange(config.max_position, opts);
+  auto freqs = torch::outer(pos, inv_freq);                 // [max_position, hd/2]
+  auto emb = torch::cat({freqs, freqs}, -1);                // [max_position, hd]
+  rope_cos = emb.cos().to(device);
+  rope_sin = emb.sin().to(device);
+}
+
+torch::Tensor LlamaShard::Impl::RmsNorm(const torch::Tensor& x, const torch::Tensor& weight) const {
+  auto xf = x.to(torch::kFloat32);
+  auto var = xf.pow(2).mean(-1, /*keepdim=*/true);
+  auto normed = (xf * torch::rsqrt(var + config.rms_norm_eps)).to(dtype);
+  return weight * normed;
+}
+
+// x: [heads, T, hd] f32; cos/sin: [T, hd] f32.
+torch::Tensor LlamaShard::Impl::Rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const {
+  const int64_t half = config.head_dim / 2;
+  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  auto rotated = torch::cat({-x2, x1}, -1);
+  return x * cos + rotated * sin;
+}
+
+// h: [T, hidden] compute dtype -> [T, hidden] compute dtype.
+torch::Tensor LlamaShard::Impl::Attention(const LayerWeights& w, Session& s, int64_t local, int64_t start,
+                                          const torch::Tensor& h, const torch::Tensor& cos,
+                                          const torch::Tensor& sin) const {
+  const int64_t T = h.size(0), nh = config.num_heads, nkv = config.num_kv_heads, hd = config.head_dim;
+  const int64_t group = nh / nkv, S = start + T;
+  auto q = Linear(h, w.wq, w.bq).view({T, nh, hd}).transpose(0, 1).to(torch::kFloat32);   // [nh, T, hd]
+  auto k = Linear(h, w.wk, w.bk).view({T, nkv, hd}).transpose(0, 1).to(torch::kFloat32);  // [nkv, T, hd]
+  auto v = Linear(h, w.wv, w.bv).view({T, nkv, hd}).transpose(0, 1);                      // [nkv, T, hd]
+  q = Rope(q, cos, sin);
+  k = Rope(k, cos, sin);
+  s.k[local].narrow(1, start, T).copy_(k);
+  s.v[local].narrow(1, start, T).copy_(v);
+  auto keys = s.k[local].narrow(1, 0, S).to(torch::kFloat32);    // [nkv, S, hd]
+  auto values = s.v[local].narrow(1, 0, S).to(torch::kFloat32);  // [nkv, S, hd]
+  // Group query heads by their KV head: [nkv, group*T, hd].
+  auto qg = q.reshape({nkv, group * T, hd});
+  auto scores = torch::bmm(qg, keys.transpose(1, 2)) * (1.0 / std::sqrt(static_cast<double>(hd)));  // [nkv, group*T, S]
+  if (T > 1) {
+    // Query t sits at position start+t and sees keys [0, start+t].
+    auto qpos = torch::arange(start, S, torch::TensorOptions().device(device)).view({T, 1});
+    auto kpos = torch::arange(0, S, torch::TensorOptions().device(device)).view({1, S});
+    auto masked = (kpos > qpos).repeat({group, 1});  // [group*T, S]
+    scores = scores.masked_fill(masked, -std::numeric_limits<float>::infinity());
+  }
+  auto probs = torch::softmax(scores, -1);
+  auto out = torch::bmm(probs, values).view({nh, T, hd}).transpose(0, 1).reshape({T, nh * hd});  // [T, nh*hd]
+  return Linear(out.to(dtype), w.wo, w.bo);
+}
+
+torch::Tensor LlamaShard::Impl::Layer(const LayerWeights& w, Session& s, int64_t local, int64_t start,
+                                      torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin) const {
+  x = x + Attention(w, s, local, start, RmsNorm(x, w.attn_norm), cos, sin);
+  auto h = RmsNorm(x, w.ffn_norm);
+  auto gate = torch::silu(Linear(h, w.w_gate, w.b_gate));
+  return x + Linear(gate * Linear(h, w.w_up, w.b_up), w.w_down, w.b_down);
+}
+
+LlamaShard::LlamaShard(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+LlamaShard::~LlamaShard() = default;
+
+Result<std::unique_ptr<LlamaShard>> LlamaShard::Load(std::unique_ptr<Checkpoint> checkpoint,
+                                                     const ShardOptions& options) {
+  auto impl = std::make_unique<Impl>();
+  impl->config = checkpoint->config();
+  impl->options = options;
+  const ModelConfig& c = impl->config;
+  if (options.first_layer < 0 || options.first_layer >= options.end_layer || options.end_layer > c.num_layers) {
+    return Status::Error("bad layer range [" + std::to_string(options.first_layer) + ", " +
+                         std::to_string(options.end_layer) + ") for a model of " + std::to_string(c.num_layers) +
+                         " layers");
+  }
+  try {
+    impl->device = torch::Device(options.device);
+  } catch (const std::exception&) {
+    return Status::Error("unknown device '" + options.device + "'");
+  }
+  if (impl->device.is_cuda() && !torch::cuda::is_available()) {
+    return Status::Error("device " + options.device + " requested but this LibTorch build sees no CUDA device");
+  }
+  if (options.dtype == TensorDType::kF16 && impl->device.is_cpu()) {
+    return Status::Error("f16 compute is for CUDA; use f32 or bf16 on CPU");
+  }
+  impl->dtype = ToTorch(options.dtype);
+  impl->checkpoint = std::move(checkpoint);
+  torch::NoGradGuard no_grad;
+  Status st = impl->LoadWeights();
+  if (!st.ok()) return st;
+  impl->BuildRope();
+  return std::unique_ptr<LlamaShard>(new LlamaShard(std::move(impl)));
+}
+
+const ModelConfig& LlamaShard::config() const { return impl_->config; }
+const ShardOptions& LlamaShard::options() const { return impl_->options; }
+bool LlamaShard::is_first() const { return impl_->options.first_layer == 0; }
+bool LlamaShard::is_last() const { return impl_->options.end_layer == impl_->config.num_layers; }
+uint64_t LlamaShard::weight_bytes() const { return impl_->weight_bytes; }
+
+uint64_t LlamaShard::kv_bytes_per_token() const {
+  const ModelConfig& c = impl_->config;
+  return static_cast<uint64_t>(2 * (impl_->options.end_layer - impl_->options.first_layer) * c.num_kv_heads *
+                               c.head_dim * torch::elementSize(impl_->dtype));
+}
+
+Status LlamaShard::OpenSession(uint64_t id, int64_t capacity) {
+  const ModelConfig& c = impl_->config;
+  if (capacity <= 0 || capacity > c.max_position) {
+    return Status::Error("session capacity " + std::to_string(capacity) + " is outside 1.." +
+                         std::to_string(c.max_position) + " (the model's context)");
+  }
+  if (impl_->sessions.count(id)) return Status::Error("session " + std::to_string(id) + " is already open");
+  const int64_t L = impl_->options.end_layer - impl_->options.first_layer;
+  auto opts = torch::TensorOptions().dtype(impl_->dtype).device(impl_->device);
+  Session s;
+  s.k = torch::zeros({L, c.num_kv_heads, capacity, c.head_dim}, opts);
+  s.v = torch::zeros({L, c.num_kv_heads, capacity, c.head_dim}, opts);
+  impl_->sessions.emplace(id, std::move(s));
+  return Status::Ok();
+}
+
+void LlamaShard::CloseSession(uint64_t id) { impl_->sessions.erase(id); }
+size_t LlamaShard::session_count() const { return impl_->sessions.size(); }
+
+Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, const StageInput& input) {
+  Impl& m = *impl_;
+  const ModelConfig& c = m.config;
+  auto it = m.sessions.find(session);
+  if (it == m.sessions.end()) return Status::Error("unknown session " + std::to_string(session));
+  Session& s = it->second;
+  torch::NoGradGuard no_grad;
+  torch::Tensor x;  // [T, hidden] compute dtype
+  if (is_first()) {
+    if (!input.is_tokens()) return Status::Error("the first stage takes token ids, got hidden states");
+    for (int32_t t : input.tokens) {
+      if (t < 0 || t >= c.vocab_size) {
+        return Status::Error("token id " + std::to_string(t) + " is outside the vocabulary of " +
+                             std::to_string(c.vocab_size));
+      }
+    }
+    auto ids = torch::tensor(input.tokens, torch::kInt64).to(m.device);
+    x = m.embed.index_select(0, ids).to(m.dtype);
+  } else {
+    const HostTensor& h = input.hidden;
+    if (input.is_tokens()) return Status::Error("stage of layers from " + std::to_string(m.options.first_layer) +
+                                                " takes hidden states, got token ids");
+    if (h.dtype != m.options.dtype || h.shape.size() != 2 || h.shape[1] != c.hidden_size || h.shape[0] <= 0) {
+      return Status::Error(std::string("hidden states must be [tokens, ") + std::to_string(c.hidden_size) + "] " +
+                           DTypeName(m.options.dtype));
+    }
+    x = torch::from_blob(const_cast<uint8_t*>(h.data.data()), h.shape, torch::TensorOptions().dtype(m.dtype))
+            .to(m.device, m.dtype, false, /*copy=*/true);
+  }
+  const int64_t T = x.size(0);
+  if (start_pos < 0 || start_pos > s.length || start_pos + T > s.k.size(2)) {
+    return Status::Error("positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + T) +
+                         ") do not follow the session's " + std::to_string(s.length) + " cached tokens within its capacity " +
+                         std::to_string(s.k.size(2)));
+  }
+  auto cos = m.rope_cos.narrow(0, start_pos, T);  // [T, hd]
+  auto sin = m.rope_sin.narrow(0, start_pos, T);
+  for (size_t l = 0; l < m.layers.size(); ++l) {
+    x = m.Layer(m.layers[l], s, static_cast<int64_t>(l), start_pos, x, cos, sin);
+  }
+  s.length = start_pos + T;
+  StageOutput out;
+  if (is_last()) {
+    auto h = m.RmsNorm(x.narrow(0, T - 1, 1), m.final_norm);
+    auto logits = Linear(h, m.lm_head, torch::Tensor()).to(torch::kCPU, torch::kFloat32).contiguous();  // [1, vocab]
+    out.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+  } else {
+    auto host = x.to(torch::kCPU).contiguous();
+    out.hidden.dtype = m.options.dtype;
+    out.hidden.shape = {T, c.hidden_size};
+    const auto* bytes = static_cast<const uint8_t*>(host.data_ptr());
+    out.hidden.data.assign(bytes, bytes + host.nbytes());
+  }
+  return out;
+}
+
+void SetComputeThreads(int threads) { at::set_num_threads(threads); }
+
+std::string DefaultDevice() { return torch::cuda::is_available() ? "cuda:0" : "cpu"; }
+
+}  // namespace strata

@@ -1,0 +1,76 @@
+#pragma once
+// LlamaShard: the layers [first_layer, end_layer) of a Llama-family model,
+// their weights and the KV cache of every open session. The first shard also
+// embeds tokens; the last also applies the final norm and the LM head.
+//
+// Not thread-safe: a node calls it from its one compute thread only. Torch
+// stays behind the pimpl so that including this header is cheap.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "protocol/host_tensor.h"
+#include "storage/checkpoint.h"
+#include "storage/status.h"
+
+namespace strata {
+
+struct ShardOptions {
+  int64_t first_layer = 0;
+  int64_t end_layer = 0;                       // exclusive
+  TensorDType dtype = TensorDType::kF32;       // compute dtype: f32 or bf16 (f16 on CUDA)
+  std::string device = "cpu";                  // "cpu" or "cuda" / "cuda:N"
+};
+
+// What a stage receives: token ids (first stage) or hidden states
+// [tokens, hidden] in the compute dtype (every later stage).
+struct StageInput {
+  std::vector<int32_t> tokens;
+  HostTensor hidden;
+  bool is_tokens() const { return !tokens.empty(); }
+};
+
+// What a stage produces: hidden states for the next stage, or (last stage)
+// the f32 logits at the last position.
+struct StageOutput {
+  HostTensor hidden;            // [tokens, hidden], compute dtype
+  std::vector<float> logits;    // [vocab]
+};
+
+class LlamaShard {
+ public:
+  static Result<std::unique_ptr<LlamaShard>> Load(std::unique_ptr<Checkpoint> checkpoint,
+                                                  const ShardOptions& options);
+  ~LlamaShard();
+
+  const ModelConfig& config() const;
+  const ShardOptions& options() const;
+  bool is_first() const;
+  bool is_last() const;
+  uint64_t weight_bytes() const;               // bytes of the weights this shard holds
+  uint64_t kv_bytes_per_token() const;         // KV cache bytes per token of context
+
+  // Allocates the KV cache for `capacity` tokens of context.
+  Status OpenSession(uint64_t id, int64_t capacity);
+  void CloseSession(uint64_t id);
+  size_t session_count() const;
+
+  // Runs this shard on input tokens at positions [start_pos, start_pos + n).
+  // Positions before start_pos must have been run before (they are in the KV
+  // cache); running from an earlier start_pos overwrites the later ones.
+  Result<StageOutput> Forward(uint64_t session, int64_t start_pos, const StageInput& input);
+
+  struct Impl;
+
+ private:
+  explicit LlamaShard(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Sets the intra-op thread count of the calling thread (OpenMP is per thread).
+void SetComputeThreads(int threads);
+// "cpu", or "cuda:N" when a CUDA device is present; used for the default device.
+std::string DefaultDevice();
+
+}  // namespace strata

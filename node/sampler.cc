@@ -1,0 +1,51 @@
+#include "node/sampler.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+namespace strata {
+
+int32_t Sampler::Sample(const std::vector<float>& logits) {
+  const int32_t n = static_cast<int32_t>(logits.size());
+  if (n == 0) return 0;
+  if (options_.temperature <= 0.0f || options_.top_k == 1) {
+    return static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+  }
+  // Candidates sorted by logit (ties by index, so the order is deterministic).
+  std::vector<int32_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  const uint32_t k = options_.top_k == 0 ? static_cast<uint32_t>(n) : std::min<uint32_t>(options_.top_k, n);
+  auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
+  std::partial_sort(order.begin(), order.begin() + k, order.end(), by_logit);
+  order.resize(k);
+  // Softmax over the candidates at the given temperature, in double.
+  std::vector<double> probs(k);
+  const double top = logits[order[0]];
+  double total = 0.0;
+  for (uint32_t i = 0; i < k; ++i) {
+    probs[i] = std::exp((logits[order[i]] - top) / options_.temperature);
+    total += probs[i];
+  }
+  // Nucleus: keep the smallest prefix whose mass reaches top_p.
+  uint32_t keep = k;
+  if (options_.top_p < 1.0f) {
+    double mass = 0.0;
+    for (uint32_t i = 0; i < k; ++i) {
+      mass += probs[i] / total;
+      if (mass >= options_.top_p) { keep = i + 1; break; }
+    }
+  }
+  double kept = 0.0;
+  for (uint32_t i = 0; i < keep; ++i) kept += probs[i];
+  // A 53-bit uniform from the session's generator: identical across platforms.
+  const double u = static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0) * kept;
+  double acc = 0.0;
+  for (uint32_t i = 0; i < keep; ++i) {
+    acc += probs[i];
+    if (u < acc) return order[i];
+  }
+  return order[keep - 1];
+}
+
+}  // namespace strata

@@ -1,0 +1,101 @@
+#include "node/stage_runtime.h"
+
+#include <chrono>
+
+namespace strata {
+
+Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const ShardOptions& options,
+                                       uint64_t memory_budget) {
+  shard_.reset();  // frees the old shard first: the budget is for one shard
+  samplers_.clear();
+  capacity_.clear();
+  auto checkpoint = Checkpoint::Open(model_dir);
+  if (!checkpoint.ok()) return checkpoint.status();
+  const ModelConfig& c = checkpoint.value()->config();
+  if (options.first_layer < 0 || options.first_layer >= options.end_layer || options.end_layer > c.num_layers) {
+    return Status::Error("bad layer range [" + std::to_string(options.first_layer) + ", " +
+                         std::to_string(options.end_layer) + ") for a model of " + std::to_string(c.num_layers) + " layers");
+  }
+  // Check the budget before touching a weight (invariant 4: never over-commit).
+  int64_t params = 0;
+  for (int64_t l = options.first_layer; l < options.end_layer; ++l) params += checkpoint.value()->LayerParams(l);
+  if (options.first_layer == 0) params += checkpoint.value()->EmbedParams();
+  if (options.end_layer == c.num_layers) params += checkpoint.value()->HeadParams();
+  const uint64_t need = static_cast<uint64_t>(params) * ElementSize(options.dtype);
+  if (need > memory_budget) {
+    return Status::Error("shard [" + std::to_string(options.first_layer) + ", " + std::to_string(options.end_layer) +
+                         ") needs " + std::to_string(need >> 20) + " MiB of weights but the node's budget is " +
+                         std::to_string(memory_budget >> 20) + " MiB");
+  }
+  Result<std::unique_ptr<LlamaShard>> shard = Status::Error("load did not run");
+  try {
+    shard = LlamaShard::Load(std::move(checkpoint.value()), options);
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    return Status::Error("loading the shard failed: " + what.substr(0, what.find('\n')));
+  }
+  if (!shard.ok()) return shard.status();
+  shard_ = std::move(shard.value());
+  LoadedShard info;
+  info.first_layer = options.first_layer;
+  info.end_layer = options.end_layer;
+  info.num_layers = shard_->config().num_layers;
+  info.weight_bytes = shard_->weight_bytes();
+  info.kv_bytes_per_token = shard_->kv_bytes_per_token();
+  info.context = shard_->config().max_position;
+  info.dtype = options.dtype;
+  return info;
+}
+
+Status StageRuntime::Open(uint64_t session, int64_t capacity, const SamplingOptions& sampling,
+                          uint64_t memory_budget) {
+  if (!shard_) return Status::Error("no shard is loaded on this node");
+  uint64_t kv_tokens = static_cast<uint64_t>(capacity);
+  for (const auto& [id, cap] : capacity_) kv_tokens += static_cast<uint64_t>(cap);
+  const uint64_t need = shard_->weight_bytes() + kv_tokens * shard_->kv_bytes_per_token();
+  if (need > memory_budget) {
+    return Status::Error("session of " + std::to_string(capacity) + " tokens needs " + std::to_string(need >> 20) +
+                         " MiB with the weights and open sessions, over the node's budget of " +
+                         std::to_string(memory_budget >> 20) + " MiB");
+  }
+  Status st = Status::Ok();
+  try {
+    st = shard_->OpenSession(session, capacity);
+  } catch (const std::exception& e) {
+    return Status::Error(std::string("cannot allocate the KV cache: ") + e.what());
+  }
+  if (!st.ok()) return st;
+  samplers_.emplace(session, Sampler(sampling));
+  capacity_[session] = capacity;
+  return Status::Ok();
+}
+
+void StageRuntime::Close(uint64_t session) {
+  if (shard_) shard_->CloseSession(session);
+  samplers_.erase(session);
+  capacity_.erase(session);
+}
+
+Result<StepOutcome> StageRuntime::Step(uint64_t session, int64_t start_pos, const StageInput& input, bool sample) {
+  if (!shard_) return Status::Error("no shard is loaded on this node");
+  if (!samplers_.count(session)) return Status::Error("unknown session " + std::to_string(session));
+  const auto t0 = std::chrono::steady_clock::now();
+  Result<StageOutput> output = Status::Error("forward did not run");
+  try {
+    output = shard_->Forward(session, start_pos, input);
+  } catch (const std::exception& e) {  // LibTorch reports with exceptions; keep their first line
+    std::string what = e.what();
+    return Status::Error("forward failed: " + what.substr(0, what.find('\n')));
+  }
+  if (!output.ok()) return output.status();
+  StepOutcome outcome;
+  outcome.output = std::move(output.value());
+  if (shard_->is_last() && sample) {
+    outcome.token = samplers_.at(session).Sample(outcome.output.logits);
+  }
+  outcome.micros = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
+  return outcome;
+}
+
+}  // namespace strata

@@ -1,0 +1,39 @@
+#pragma once
+// A Llama-family model's shape, read from a Hugging Face checkpoint's
+// config.json (and tokenizer_config.json for BOS handling). Load() validates
+// every field it uses; an unsupported architecture is refused by name.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "storage/status.h"
+
+namespace strata {
+
+struct ModelConfig {
+  std::string architecture;   // e.g. "LlamaForCausalLM"
+  std::string model_type;     // "llama" | "mistral" | "qwen2"
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
+  int64_t intermediate_size = 0;
+  int64_t num_layers = 0;
+  int64_t num_heads = 0;
+  int64_t num_kv_heads = 0;
+  int64_t head_dim = 0;
+  int64_t max_position = 0;   // the context length
+  double rms_norm_eps = 1e-6;
+  double rope_theta = 10000.0;
+  bool tie_word_embeddings = false;
+  bool qkv_bias = false;      // Qwen2, or Llama with attention_bias
+  bool o_bias = false;        // Llama with attention_bias
+  bool mlp_bias = false;
+  int64_t bos_token_id = -1;
+  std::vector<int64_t> eos_token_ids;
+  bool add_bos = true;        // from tokenizer_config.json's add_bos_token
+
+  static Result<ModelConfig> Load(const std::string& dir);
+  static Result<ModelConfig> Parse(const std::string& config_json, const std::string& tokenizer_config_json,
+                                   const std::string& origin);
+};
+
+}  // namespace strata
