@@ -230,6 +230,11 @@ int RunGenerate(const GenerateFlags& flags) {
     return Fail("--dtype must be f32 or bf16, got '" + flags.dtype + "'");
   }
   if (flags.model.empty()) return Fail("--model DIR is required");
+  if (flags.cluster.local == 0) {
+    std::vector<std::string> addresses;
+    std::string error;
+    if (!ResolveAddresses(flags.cluster, &addresses, &error)) return Fail(error);
+  }
   auto ckpt = Checkpoint::Open(flags.model);
   if (!ckpt.ok()) return Fail(ckpt.status().message());
   const ModelConfig& config = ckpt.value()->config();

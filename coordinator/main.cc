@@ -1,5 +1,6 @@
 // strata: the coordinator's CLI.
 #include <kj/async-unix.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include <csignal>
@@ -132,6 +133,8 @@ int MakeModel(int argc, char** argv) {
 }  // namespace strata
 
 int main(int argc, char** argv) {
+  // stdout carries the generated text; every log line goes to stderr.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("strata"));
   spdlog::set_level(spdlog::level::warn);
   if (const char* level = std::getenv("STRATA_LOG")) spdlog::set_level(spdlog::level::from_str(level));
   spdlog::set_pattern("[%H:%M:%S.%e] [strata] [%l] %v");

@@ -2,6 +2,7 @@
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
@@ -119,6 +120,7 @@ int main(int argc, char** argv) {
   }
   if (listen.empty()) Die("--listen HOST:PORT is required (see --help)");
   EnsureQuietIdleThreads(argv, options.threads);
+  spdlog::set_default_logger(spdlog::stderr_color_mt("node"));
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (options.memory_budget == 0) options.memory_budget = AvailableMemory();
   options.device = device.empty() ? strata::DefaultDevice() : device;

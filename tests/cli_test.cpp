@@ -1,0 +1,78 @@
+// The binaries' command lines: --help everywhere, and one clear line for
+// every bad invocation.
+#include <gtest/gtest.h>
+
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+using testing::RunProcess;
+
+std::string Strata() { return testing::BinDir() + "/strata"; }
+
+TEST(CliTest, EveryBinaryHasHelp) {
+  for (auto argv : std::vector<std::vector<std::string>>{
+           {Strata(), "--help"}, {Strata(), "generate", "--help"}, {Strata(), "plan", "--help"},
+           {Strata(), "status", "--help"}, {Strata(), "make-model", "--help"},
+           {testing::BinDir() + "/strata-node", "--help"}}) {
+    auto r = RunProcess(argv, 30);
+    EXPECT_EQ(r.exit_code, 0) << argv.back() << r.err;
+    EXPECT_NE(r.out.find("usage:"), std::string::npos) << r.out;
+  }
+}
+
+TEST(CliTest, BadInvocationsExplainThemselves) {
+  struct Case { std::vector<std::string> argv; std::string message; };
+  std::vector<Case> cases = {
+      {{Strata()}, "no command given"},
+      {{Strata(), "fly"}, "unknown command 'fly'"},
+      {{Strata(), "generate", "--model", "m", "--prompt", "x"}, "give exactly one of --nodes, --cluster, --local"},
+      {{Strata(), "generate", "--model", "m", "--local", "2"}, "--prompt TEXT is required"},
+      {{Strata(), "generate", "--model", "/nonexistent", "--local", "2", "--prompt", "x"}, "/nonexistent/config.json"},
+      {{Strata(), "generate", "--local", "x"}, "--local wants an integer"},
+      {{Strata(), "generate", "--model", "m", "--nodes", "nohost", "--prompt", "x"}, "bad node address 'nohost'"},
+      {{testing::BinDir() + "/strata-node"}, "--listen HOST:PORT is required"},
+      {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--threads", "0"}, "--threads wants an integer"},
+      {{testing::BinDir() + "/strata-node", "--listen", "999.1.1.1:5"}, "cannot listen on 999.1.1.1:5"},
+  };
+  for (const auto& c : cases) {
+    auto r = RunProcess(c.argv, 30);
+    EXPECT_NE(r.exit_code, 0) << c.message;
+    EXPECT_NE(r.err.find(c.message), std::string::npos) << "want '" << c.message << "' in: " << r.err;
+  }
+}
+
+TEST(CliTest, PlanPrintsTheSplit) {
+  testing::TempDir dir;
+  TestModelSpec spec;
+  spec.layers = 6;
+  spec.tokenizer_vocab = 200;
+  testing::MakeModel(dir / "m", spec);
+  auto r = RunProcess({Strata(), "plan", "--model", dir / "m", "--local", "3"}, 30);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("stage 0: local-0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("layers [0, 2) +embed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("layers [4, 6) +head"), std::string::npos) << r.out;
+}
+
+TEST(CliTest, MakeModelIsDeterministic) {
+  testing::TempDir dir;
+  for (const char* out : {"a", "b"}) {
+    auto r = RunProcess({Strata(), "make-model", "--out", dir / out, "--layers", "2", "--dtype", "bf16", "--seed", "3"}, 60);
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+  }
+  EXPECT_TRUE(testing::ReadFile(dir / "a/model.safetensors") == testing::ReadFile(dir / "b/model.safetensors"));
+  // The tokenizer files record their own path; the pieces must match.
+  auto pieces = [&](const char* out) {
+    auto r = RunProcess({"/usr/bin/spm_export_vocab", "--model=" + dir / out + "/tokenizer.model"}, 30);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  const std::string a = pieces("a");
+  EXPECT_GT(a.size(), 100u);
+  EXPECT_TRUE(a == pieces("b"));
+}
+
+}  // namespace
+}  // namespace strata

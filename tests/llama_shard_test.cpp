@@ -1,0 +1,202 @@
+// The engine: a model run whole equals the same layers run piecewise (bit for
+// bit), decoding with the KV cache matches recomputing the whole sequence,
+// and bad inputs are refused with a reason.
+#include "node/llama_shard.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+
+#include "storage/safetensors.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+using testing::TempDir;
+
+std::unique_ptr<LlamaShard> LoadShard(const std::string& dir, int64_t first, int64_t end, TensorDType dtype) {
+  auto ckpt = Checkpoint::Open(dir);
+  EXPECT_TRUE(ckpt.ok()) << ckpt.status().message();
+  ShardOptions o;
+  o.first_layer = first;
+  o.end_layer = end;
+  o.dtype = dtype;
+  auto shard = LlamaShard::Load(std::move(ckpt.value()), o);
+  EXPECT_TRUE(shard.ok()) << shard.status().message();
+  return std::move(shard.value());
+}
+
+int32_t Argmax(const std::vector<float>& v) {
+  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
+}
+
+// Runs a prompt and greedy decode steps through a chain of shards; returns
+// the logits of every step.
+std::vector<std::vector<float>> RunChain(std::vector<std::unique_ptr<LlamaShard>>& chain,
+                                         const std::vector<int32_t>& prompt, int steps) {
+  for (auto& s : chain) EXPECT_TRUE(s->OpenSession(1, 64).ok());
+  std::vector<std::vector<float>> all;
+  std::vector<int32_t> tokens = prompt;
+  int64_t pos = 0;
+  for (int step = 0; step <= steps; ++step) {
+    StageInput in;
+    in.tokens = tokens;
+    for (auto& s : chain) {
+      auto out = s->Forward(1, pos, in);
+      EXPECT_TRUE(out.ok()) << out.status().message();
+      if (!out.ok()) return all;
+      in = StageInput();
+      in.hidden = std::move(out->hidden);
+      if (s->is_last()) all.push_back(out->logits);
+    }
+    pos += static_cast<int64_t>(tokens.size());
+    tokens = {Argmax(all.back())};
+  }
+  return all;
+}
+
+void ExpectWholeEqualsPiecewise(const TestModelSpec& spec, TensorDType dtype) {
+  TempDir dir;
+  testing::MakeModel(dir.path(), spec);
+  std::vector<std::unique_ptr<LlamaShard>> whole, pieces;
+  whole.push_back(LoadShard(dir.path(), 0, spec.layers, dtype));
+  pieces.push_back(LoadShard(dir.path(), 0, 1, dtype));
+  pieces.push_back(LoadShard(dir.path(), 1, 3, dtype));
+  pieces.push_back(LoadShard(dir.path(), 3, spec.layers, dtype));
+  const std::vector<int32_t> prompt = {1, 17, 250, 3, 99, 401, 7};
+  auto a = RunChain(whole, prompt, 6);
+  auto b = RunChain(pieces, prompt, 6);
+  ASSERT_EQ(a.size(), 7u);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    ASSERT_EQ(a[i].size(), static_cast<size_t>(spec.vocab));
+    EXPECT_EQ(std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(float)), 0) << "step " << i;
+  }
+}
+
+TestModelSpec Spec() {
+  TestModelSpec s;
+  s.layers = 5;
+  s.tokenizer_vocab = 100;
+  return s;
+}
+
+TEST(LlamaShardTest, WholeEqualsPiecewiseF32) { ExpectWholeEqualsPiecewise(Spec(), TensorDType::kF32); }
+
+TEST(LlamaShardTest, WholeEqualsPiecewiseBf16) {
+  TestModelSpec s = Spec();
+  s.dtype = DType::kBF16;
+  ExpectWholeEqualsPiecewise(s, TensorDType::kBF16);
+}
+
+TEST(LlamaShardTest, WholeEqualsPiecewiseQwen2TiedF16Weights) {
+  TestModelSpec s = Spec();
+  s.qkv_bias = true;
+  s.tie_embeddings = true;
+  s.dtype = DType::kF16;
+  s.files = 2;
+  ExpectWholeEqualsPiecewise(s, TensorDType::kF32);
+}
+
+// Decoding token by token with the KV cache gives the logits of recomputing
+// the whole sequence from scratch.
+TEST(LlamaShardTest, DecodeWithCacheMatchesRecompute) {
+  TempDir dir;
+  TestModelSpec spec = Spec();
+  testing::MakeModel(dir.path(), spec);
+  auto shard = LoadShard(dir.path(), 0, spec.layers, TensorDType::kF32);
+  std::vector<int32_t> seq = {1, 40, 41, 300, 12};
+  ASSERT_TRUE(shard->OpenSession(7, 64).ok());
+  StageInput in;
+  in.tokens = seq;
+  auto out = shard->Forward(7, 0, in);
+  ASSERT_TRUE(out.ok());
+  for (int step = 0; step < 10; ++step) {
+    const int32_t next = Argmax(out->logits);
+    seq.push_back(next);
+    in.tokens = {next};
+    out = shard->Forward(7, static_cast<int64_t>(seq.size()) - 1, in);
+    ASSERT_TRUE(out.ok());
+    // Fresh session, whole sequence in one forward.
+    ASSERT_TRUE(shard->OpenSession(100 + step, 64).ok());
+    StageInput full;
+    full.tokens = seq;
+    auto ref = shard->Forward(100 + step, 0, full);
+    ASSERT_TRUE(ref.ok());
+    float worst = 0;
+    for (size_t i = 0; i < ref->logits.size(); ++i) worst = std::max(worst, std::fabs(ref->logits[i] - out->logits[i]));
+    EXPECT_LE(worst, 1e-4f) << "step " << step;
+    shard->CloseSession(100 + step);
+  }
+  EXPECT_EQ(shard->session_count(), 1u);
+}
+
+TEST(LlamaShardTest, RefusesBadInputs) {
+  TempDir dir;
+  TestModelSpec spec = Spec();
+  testing::MakeModel(dir.path(), spec);
+  auto first = LoadShard(dir.path(), 0, 2, TensorDType::kF32);
+  auto second = LoadShard(dir.path(), 2, spec.layers, TensorDType::kF32);
+  ASSERT_TRUE(first->OpenSession(1, 16).ok());
+  ASSERT_TRUE(second->OpenSession(1, 16).ok());
+  StageInput in;
+  in.tokens = {1, 5000};
+  auto r = first->Forward(1, 0, in);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("token id 5000 is outside the vocabulary of 512"), std::string::npos);
+  in.tokens = {1, 2};
+  r = first->Forward(1, 3, in);
+  ASSERT_FALSE(r.ok()) << "a gap in positions";
+  EXPECT_NE(r.status().message().find("do not follow"), std::string::npos);
+  in.tokens = std::vector<int32_t>(17, 3);
+  EXPECT_FALSE(first->Forward(1, 0, in).ok()) << "past the capacity";
+  in.tokens = {1};
+  EXPECT_FALSE(first->Forward(99, 0, in).ok()) << "unknown session";
+  StageInput hidden;
+  hidden.hidden.dtype = TensorDType::kF32;
+  hidden.hidden.shape = {2, 63};
+  hidden.hidden.data.resize(2 * 63 * 4);
+  r = second->Forward(1, 0, hidden);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("hidden states must be [tokens, 64] f32"), std::string::npos);
+  EXPECT_FALSE(second->Forward(1, 0, in).ok()) << "tokens to a later stage";
+  EXPECT_FALSE(first->OpenSession(2, 100000).ok()) << "beyond the context";
+}
+
+TEST(LlamaShardTest, NamesMissingTensorAndShapeMismatch) {
+  TempDir dir;
+  TestModelSpec spec = Spec();
+  testing::MakeModel(dir.path(), spec);
+  {
+    // Rewrite the weights without one tensor.
+    auto file = SafetensorsFile::Open(dir / "model.safetensors");
+    ASSERT_TRUE(file.ok());
+    std::vector<TensorToWrite> keep;
+    for (const auto& [name, view] : file.value()->tensors()) {
+      if (name == "model.layers.3.mlp.up_proj.weight") continue;
+      const TensorView* v = &view;
+      keep.push_back({name, v->dtype, v->shape, [v](uint8_t* d) { std::memcpy(d, v->data, v->nbytes); }});
+    }
+    ASSERT_TRUE(WriteSafetensors(dir / "model.safetensors.new", keep).ok());
+  }
+  std::rename((dir / "model.safetensors.new").c_str(), (dir / "model.safetensors").c_str());
+  auto ckpt = Checkpoint::Open(dir.path());
+  ASSERT_TRUE(ckpt.ok());
+  ShardOptions o;
+  o.first_layer = 2;
+  o.end_layer = 5;
+  auto shard = LlamaShard::Load(std::move(ckpt.value()), o);
+  ASSERT_FALSE(shard.ok());
+  EXPECT_NE(shard.status().message().find("missing tensor 'model.layers.3.mlp.up_proj.weight'"), std::string::npos);
+  // Layers without the missing tensor still load: a node touches only its own.
+  ckpt = Checkpoint::Open(dir.path());
+  o.first_layer = 0;
+  o.end_layer = 2;
+  EXPECT_TRUE(LlamaShard::Load(std::move(ckpt.value()), o).ok());
+}
+
+}  // namespace
+}  // namespace strata

@@ -1,0 +1,380 @@
+// Integration: real strata-node processes on loopback, driven by the real
+// strata CLI or by a raw Cap'n Proto client. Every node is stopped at the end
+// of its test (LocalCluster's destructor), pass or fail.
+#include <capnp/rpc-twoparty.h>
+#include <gtest/gtest.h>
+#include <kj/async-io.h>
+#include <signal.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "coordinator/local_cluster.h"
+#include "protocol/tensor_codec.h"
+#include "protocol/version.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+using json = nlohmann::json;
+using testing::RunProcess;
+using testing::TempDir;
+
+std::unique_ptr<LocalCluster> StartNodes(int n, int threads = 1) {
+  LocalClusterOptions o;
+  o.nodes = n;
+  o.node_binary = testing::BinDir() + "/strata-node";
+  o.threads = threads;
+  auto c = LocalCluster::Start(o);
+  EXPECT_TRUE(c.ok()) << c.status().message();
+  return std::move(c.value());
+}
+
+std::string Join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ",") + s;
+  return out;
+}
+
+std::vector<std::string> Generate(const std::string& model, std::vector<std::string> extra) {
+  std::vector<std::string> argv = {testing::BinDir() + "/strata", "generate", "--model", model, "--prompt",
+                                   "Everyone is permitted to copy", "--max-tokens", "24", "--json"};
+  argv.insert(argv.end(), extra.begin(), extra.end());
+  return argv;
+}
+
+json ParseJson(const testing::ProcessResult& r) {
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  json j = json::parse(r.out, nullptr, false);
+  EXPECT_FALSE(j.is_discarded()) << r.out;
+  return j;
+}
+
+class PipelineTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    TestModelSpec f32;
+    f32.layers = 6;
+    f32.tokenizer_vocab = 300;
+    testing::MakeModel(*dir_ / "f32", f32);
+    TestModelSpec bf16 = f32;
+    bf16.dtype = DType::kBF16;
+    bf16.files = 2;
+    testing::MakeModel(*dir_ / "bf16", bf16);
+  }
+  static void TearDownTestSuite() { delete dir_; }
+  static std::string Model(const char* name) { return *dir_ / name; }
+  static TempDir* dir_;
+};
+TempDir* PipelineTest::dir_ = nullptr;
+
+// Three real nodes produce exactly the tokens and logits of one node.
+void ExpectSplitIsExact(const std::string& model, const std::string& dtype) {
+  TempDir out;
+  auto one = RunProcess(Generate(model, {"--local", "1", "--threads", "1", "--dtype", dtype, "--logits-out", out / "one"}));
+  auto cluster = StartNodes(3);
+  auto three = RunProcess(Generate(model, {"--nodes", Join(cluster->addresses()), "--dtype", dtype, "--logits-out", out / "three"}));
+  json a = ParseJson(one), b = ParseJson(three);
+  ASSERT_EQ(b["plan"].size(), 3u);
+  EXPECT_EQ(a["tokens"], b["tokens"]);
+  EXPECT_EQ(a["text"], b["text"]);
+  const std::string la = testing::ReadFile(out / "one"), lb = testing::ReadFile(out / "three");
+  EXPECT_EQ(la.size(), a["tokens"].size() * 512 * sizeof(float)) << "one row of vocab f32 per generated token";
+  EXPECT_TRUE(la == lb) << "logits differ between 1 and 3 nodes";
+}
+
+TEST_F(PipelineTest, ThreeNodesMatchOneNodeF32) { ExpectSplitIsExact(Model("f32"), "f32"); }
+TEST_F(PipelineTest, ThreeNodesMatchOneNodeBf16) { ExpectSplitIsExact(Model("bf16"), "bf16"); }
+
+TEST_F(PipelineTest, SeededSamplingRepeatsAcrossSplits) {
+  const std::vector<std::string> sampling = {"--temperature", "0.9", "--top-k", "40", "--top-p", "0.95", "--seed", "7"};
+  auto extra = sampling;
+  extra.insert(extra.end(), {"--local", "1", "--threads", "1"});
+  json a = ParseJson(RunProcess(Generate(Model("f32"), extra)));
+  extra = sampling;
+  extra.insert(extra.end(), {"--local", "2", "--threads", "1"});
+  json b = ParseJson(RunProcess(Generate(Model("f32"), extra)));
+  EXPECT_EQ(a["tokens"], b["tokens"]);
+  extra = {"--temperature", "0.9", "--seed", "8", "--local", "2", "--threads", "1"};
+  json c = ParseJson(RunProcess(Generate(Model("f32"), extra)));
+  EXPECT_NE(a["tokens"], c["tokens"]) << "another seed gives another sample";
+}
+
+TEST_F(PipelineTest, StreamsTextAndPrintsSummary) {
+  auto r = RunProcess({testing::BinDir() + "/strata", "generate", "--model", Model("f32"), "--local", "2", "--threads", "1",
+                "--prompt", "the licence", "--max-tokens", "8"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_FALSE(r.out.empty());
+  EXPECT_NE(r.err.find("decode"), std::string::npos);
+  EXPECT_NE(r.err.find("tok/s"), std::string::npos);
+  EXPECT_NE(r.err.find("stage 1: local-1"), std::string::npos) << r.err;
+}
+
+TEST_F(PipelineTest, KilledNodeFailsTheRequestQuickly) {
+  TempDir dir;
+  TestModelSpec spec;
+  spec.layers = 6;
+  spec.context = 8192;
+  spec.tokenizer_vocab = 200;
+  testing::MakeModel(dir / "m", spec);
+  auto cluster = StartNodes(3);
+  testing::Child cli({testing::BinDir() + "/strata", "generate", "--model", dir / "m", "--nodes",
+                      Join(cluster->addresses()), "--prompt", "a long story", "--max-tokens", "8000"});
+  // Wait until text streams, then kill the middle node.
+  for (int i = 0; i < 400 && cli.Stdout().size() < 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  ASSERT_GE(cli.Stdout().size(), 20u) << "generation never started: " << cli.Stderr();
+  ::kill(cluster->pids()[1], SIGKILL);
+  const auto t0 = std::chrono::steady_clock::now();
+  int code = 0;
+  ASSERT_TRUE(cli.Wait(10, &code)) << "the CLI hung after a node died";
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_NE(code, 0);
+  EXPECT_LT(seconds, 5.0);
+  const std::string err = cli.Stderr();
+  EXPECT_NE(err.find("strata: "), std::string::npos) << err;
+  EXPECT_NE(err.find(cluster->addresses()[1]), std::string::npos) << "the error names the dead node: " << err;
+}
+
+TEST_F(PipelineTest, UnreachableNodeIsNamed) {
+  auto r = RunProcess(Generate(Model("f32"), {"--nodes", "127.0.0.1:1", "--connect-timeout-ms", "3000"}), 30);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("cannot reach node at 127.0.0.1:1"), std::string::npos) << r.err;
+}
+
+TEST_F(PipelineTest, MoreNodesThanLayersIsRefused) {
+  auto r = RunProcess(Generate(Model("f32"), {"--local", "7"}), 30);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("more nodes (7) than layers (6)"), std::string::npos) << r.err;
+}
+
+TEST_F(PipelineTest, PromptLongerThanContextIsRefused) {
+  TempDir dir;
+  TestModelSpec spec;
+  spec.context = 16;
+  spec.tokenizer_vocab = 200;
+  testing::MakeModel(dir / "m", spec);
+  auto argv = Generate(dir / "m", {"--local", "1"});
+  argv[5] = std::string(400, 'x') + " and some words that make the prompt long enough to overflow";
+  auto r = RunProcess(argv, 30);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("longer than the model's context of 16"), std::string::npos) << r.err;
+}
+
+TEST_F(PipelineTest, UnknownArchitectureIsRefused) {
+  TempDir dir;
+  TestModelSpec spec;
+  spec.tokenizer_vocab = 200;
+  testing::MakeModel(dir / "m", spec);
+  std::ofstream(dir / "m/config.json") << R"({"architectures":["GPT2LMHeadModel"],"model_type":"gpt2"})";
+  auto r = RunProcess(Generate(dir / "m", {"--local", "1"}), 30);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("unknown architecture 'GPT2LMHeadModel'"), std::string::npos) << r.err;
+}
+
+TEST_F(PipelineTest, MissingTensorOnANodeIsNamed) {
+  TempDir dir;
+  TestModelSpec spec;
+  spec.layers = 4;
+  spec.files = 4;
+  spec.tokenizer_vocab = 200;
+  testing::MakeModel(dir / "m", spec);
+  // Drop the file that holds layer 2 from the index: the node that owns
+  // layer 2 cannot find it.
+  std::ifstream in(dir / "m/model.safetensors.index.json");
+  json index = json::parse(in);
+  json map = json::object();
+  for (auto& [name, file] : index["weight_map"].items()) {
+    if (name.rfind("model.layers.2.", 0) != 0) map[name] = file;
+  }
+  index["weight_map"] = map;
+  std::remove((dir / "m/model-00003-of-00004.safetensors").c_str());
+  std::ofstream(dir / "m/model.safetensors.index.json", std::ios::trunc) << index.dump();
+  auto r = RunProcess(Generate(dir / "m", {"--local", "2", "--threads", "1"}), 60);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("missing tensor 'model.layers.2."), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("node local-1"), std::string::npos) << "names the node: " << r.err;
+}
+
+TEST_F(PipelineTest, StatusShowsTheLoadedShards) {
+  auto cluster = StartNodes(2);
+  ASSERT_EQ(ParseJson(RunProcess(Generate(Model("f32"), {"--nodes", Join(cluster->addresses())}))).count("tokens"), 1u);
+  auto r = RunProcess({testing::BinDir() + "/strata", "status", "--nodes", Join(cluster->addresses())});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("[0, 3)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[3, 6)"), std::string::npos) << r.out;
+  auto down = RunProcess({testing::BinDir() + "/strata", "status", "--nodes", "127.0.0.1:1"});
+  EXPECT_EQ(down.exit_code, 1);
+  EXPECT_NE(down.out.find("DOWN"), std::string::npos);
+}
+
+TEST_F(PipelineTest, CtrlCStopsGenerationAndLocalNodes) {
+  TempDir dir;
+  TestModelSpec spec;
+  spec.context = 8192;
+  spec.tokenizer_vocab = 200;
+  testing::MakeModel(dir / "m", spec);
+  testing::Child cli({"/usr/bin/env", "STRATA_LOG=info", testing::BinDir() + "/strata", "generate", "--model", dir / "m",
+                      "--local", "2", "--threads", "1", "--prompt", "story", "--max-tokens", "8000"});
+  for (int i = 0; i < 400 && cli.Stdout().size() < 20; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  ASSERT_GE(cli.Stdout().size(), 20u) << cli.Stderr();
+  ::kill(cli.pid(), SIGINT);
+  int code = 0;
+  ASSERT_TRUE(cli.Wait(10, &code));
+  EXPECT_EQ(code, 1);
+  const std::string err = cli.Stderr();
+  EXPECT_NE(err.find("interrupted"), std::string::npos) << err;
+  // The plan (logged at info) names the node addresses; nobody listens there now.
+  size_t at = err.find("(127.0.0.1:");
+  ASSERT_NE(at, std::string::npos) << err;
+  const std::string address = err.substr(at + 1, err.find(')', at) - at - 1);
+  auto r = RunProcess({testing::BinDir() + "/strata", "status", "--nodes", address, "--connect-timeout-ms", "2000"});
+  EXPECT_EQ(r.exit_code, 1) << "node " << address << " still answers after Ctrl-C";
+}
+
+// Raw Cap'n Proto clients: the hello handshake and hostile messages.
+class RawClient {
+ public:
+  explicit RawClient(const std::string& address) : io_(kj::setupAsyncIo()) {
+    stream_ = io_.provider->getNetwork().parseAddress(address).wait(io_.waitScope)->connect().wait(io_.waitScope);
+    client_ = kj::heap<capnp::TwoPartyClient>(*stream_);
+    node_ = client_->bootstrap().castAs<wire::Node>();
+  }
+  wire::Node::Client& node() { return node_; }
+  kj::WaitScope& ws() { return io_.waitScope; }
+
+ private:
+  kj::AsyncIoContext io_;
+  kj::Own<kj::AsyncIoStream> stream_;
+  kj::Own<capnp::TwoPartyClient> client_;
+  wire::Node::Client node_ = nullptr;
+};
+
+std::string ErrorOf(kj::Function<void()> f) {
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { f(); })) { return e->getDescription().cStr(); }
+  return "";
+}
+
+TEST_F(PipelineTest, HelloRefusesAnotherProtocolVersion) {
+  auto cluster = StartNodes(1);
+  RawClient c(cluster->addresses()[0]);
+  auto req = c.node().helloRequest();
+  req.setProtocolVersion(kProtocolVersion + 1);
+  req.setPeer("test");
+  const std::string e = ErrorOf([&]() { req.send().wait(c.ws()); });
+  EXPECT_NE(e.find("protocol version mismatch"), std::string::npos) << e;
+}
+
+TEST_F(PipelineTest, BadMessagesGetErrorsAndTheNodeLivesOn) {
+  auto cluster = StartNodes(1);
+  RawClient c(cluster->addresses()[0]);
+  auto hello = c.node().helloRequest();
+  hello.setProtocolVersion(kProtocolVersion);
+  auto stage = hello.send().wait(c.ws()).getStage();
+  // Nothing loaded yet.
+  auto fwd = stage.forwardRequest();
+  fwd.initInput().initTokens(1).set(0, 1);
+  EXPECT_NE(ErrorOf([&]() { fwd.send().wait(c.ws()); }).find("no shard is loaded"), std::string::npos);
+  // A layer range outside the model, and a directory that is not a model.
+  // (A capnp request is spent by send(): each call builds a fresh one.)
+  auto load = [&](const std::string& dir, uint32_t first, uint32_t end) {
+    auto req = stage.loadShardRequest();
+    auto spec = req.initSpec();
+    spec.setModelDir(dir);
+    spec.setFirstLayer(first);
+    spec.setEndLayer(end);
+    return ErrorOf([&]() { req.send().wait(c.ws()); });
+  };
+  EXPECT_NE(load(Model("f32"), 4, 9).find("bad layer range [4, 9)"), std::string::npos);
+  EXPECT_NE(load("/nonexistent", 0, 1).find("/nonexistent/config.json"), std::string::npos);
+  // Load the middle layers, then send hidden states of the wrong size.
+  EXPECT_EQ(load(Model("f32"), 2, 4), "");
+  auto open = stage.openSessionRequest();
+  open.setSessionId(5);
+  open.setCapacity(16);
+  open.initSampling().setTopP(1.0f);
+  open.send().wait(c.ws());
+  auto bad = stage.forwardRequest();
+  bad.setSessionId(5);
+  auto t = bad.initInput().initHidden();
+  t.setDtype(wire::DType::F32);
+  auto shape = t.initShape(2);
+  shape.set(0, 2);
+  shape.set(1, 64);
+  t.initData(100);
+  EXPECT_NE(ErrorOf([&]() { bad.send().wait(c.ws()); }).find("bad hidden states"), std::string::npos);
+  auto wrong_width = stage.forwardRequest();
+  wrong_width.setSessionId(5);
+  HostTensor h;
+  h.shape = {1, 32};
+  h.data.resize(128);
+  EncodeTensor(h, wrong_width.initInput().initHidden());
+  EXPECT_NE(ErrorOf([&]() { wrong_width.send().wait(c.ws()); }).find("hidden states must be [tokens, 64]"),
+            std::string::npos);
+  auto unknown = stage.forwardRequest();
+  unknown.setSessionId(6);
+  unknown.initInput().initTokens(1).set(0, 1);
+  EXPECT_NE(ErrorOf([&]() { unknown.send().wait(c.ws()); }).find("unknown session"), std::string::npos);
+  // The node still serves.
+  auto info = stage.infoRequest().send().wait(c.ws()).getInfo();
+  EXPECT_TRUE(info.getShardLoaded());
+  EXPECT_EQ(info.getActiveSessions(), 1u);
+}
+
+// A node maps the checkpoint and touches only its own layers: its resident
+// memory grows by about its shard's bytes, not the model's.
+TEST_F(PipelineTest, NodeResidentMemoryFollowsItsShard) {
+  TempDir dir;
+  TestModelSpec spec;
+  spec.hidden = 512;
+  spec.heads = 8;
+  spec.kv_heads = 8;
+  spec.intermediate = 1536;
+  spec.layers = 8;
+  spec.vocab = 1024;
+  spec.tokenizer_vocab = 200;
+  testing::MakeModel(dir / "m", spec);  // ~13.6 MB a layer in F32, ~113 MB in all
+  auto cluster = StartNodes(1);
+  RawClient c(cluster->addresses()[0]);
+  auto hello = c.node().helloRequest();
+  hello.setProtocolVersion(kProtocolVersion);
+  auto reply = hello.send().wait(c.ws());
+  const uint64_t before = reply.getInfo().getResidentBytes();
+  auto load = reply.getStage().loadShardRequest();
+  load.initSpec().setModelDir(dir / "m");
+  load.getSpec().setFirstLayer(3);
+  load.getSpec().setEndLayer(5);
+  load.send().wait(c.ws());
+  // Run one token through the shard so every weight page it owns is touched.
+  auto open = reply.getStage().openSessionRequest();
+  open.setSessionId(1);
+  open.setCapacity(4);
+  open.initSampling().setTopP(1.0f);
+  open.send().wait(c.ws());
+  auto fwd = reply.getStage().forwardRequest();
+  fwd.setSessionId(1);
+  HostTensor h;
+  h.shape = {1, 512};
+  h.data.assign(512 * 4, 0);
+  EncodeTensor(h, fwd.initInput().initHidden());
+  auto fwd_error = ErrorOf([&]() { fwd.send().wait(c.ws()); });
+  EXPECT_NE(fwd_error.find("has no next stage"), std::string::npos) << fwd_error;
+  auto info = reply.getStage().infoRequest().send().wait(c.ws()).getInfo();
+  const double grown = static_cast<double>(info.getResidentBytes()) - static_cast<double>(before);
+  const double shard = static_cast<double>(info.getShardBytes());
+  const double model = 113.0e6;
+  RecordProperty("shard_bytes", std::to_string(shard));
+  RecordProperty("rss_growth_bytes", std::to_string(grown));
+  EXPECT_GT(shard, 25e6);
+  EXPECT_LT(shard, 30e6);
+  EXPECT_LT(grown, shard * 1.25 + 4e6) << "RSS grew " << grown << " for a shard of " << shard;
+  EXPECT_GT(grown, shard * 0.7) << "the forward should have paged the shard in";
+  EXPECT_LT(grown, model * 0.4);
+}
+
+}  // namespace
+}  // namespace strata

@@ -1,0 +1,128 @@
+#include "tests/test_util.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace strata::testing {
+namespace {
+
+pid_t Spawn(const std::vector<std::string>& argv, const std::string& out, const std::string& err) {
+  const pid_t pid = ::fork();
+  if (pid == 0) {
+    const int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    const int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ::dup2(o, 1);
+    ::dup2(e, 2);
+    const int devnull = ::open("/dev/null", O_RDONLY);
+    ::dup2(devnull, 0);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    ::execv(args[0], args.data());
+    ::_exit(127);
+  }
+  return pid;
+}
+
+int DecodeStatus(int status) {
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return -WTERMSIG(status);
+  return -1;
+}
+
+}  // namespace
+
+TempDir::TempDir() {
+  const char* base = std::getenv("TMPDIR");
+  std::string tmpl = std::string(base ? base : "/tmp") + "/strata-test-XXXXXX";
+  if (::mkdtemp(tmpl.data()) == nullptr) throw std::runtime_error("mkdtemp failed");
+  path_ = tmpl;
+}
+
+TempDir::~TempDir() {
+  const std::string cmd = "rm -rf '" + path_ + "'";
+  if (std::system(cmd.c_str()) != 0) { /* best effort */ }
+}
+
+std::string BinDir() { return STRATA_BIN_DIR; }
+
+// Runs `strata make-model` rather than linking it: SentencePiece and
+// LibTorch each bring their own protobuf and cannot share a process.
+void MakeModel(const std::string& dir, const TestModelSpec& spec) {
+  const char* dtype = spec.dtype == DType::kBF16 ? "bf16" : spec.dtype == DType::kF16 ? "f16" : "f32";
+  std::vector<std::string> argv = {BinDir() + "/strata", "make-model", "--out", dir,
+                                   "--hidden", std::to_string(spec.hidden), "--layers", std::to_string(spec.layers),
+                                   "--heads", std::to_string(spec.heads), "--kv-heads", std::to_string(spec.kv_heads),
+                                   "--intermediate", std::to_string(spec.intermediate),
+                                   "--vocab", std::to_string(spec.vocab), "--context", std::to_string(spec.context),
+                                   "--dtype", dtype, "--seed", std::to_string(spec.seed),
+                                   "--std", std::to_string(spec.std), "--files", std::to_string(spec.files),
+                                   "--tokenizer-vocab", std::to_string(spec.tokenizer_vocab)};
+  if (spec.tie_embeddings) argv.push_back("--tie");
+  if (spec.qkv_bias) argv.push_back("--qwen2");
+  if (!spec.corpus.empty()) { argv.push_back("--corpus"); argv.push_back(spec.corpus); }
+  ProcessResult r = RunProcess(argv, 300);
+  if (r.exit_code != 0) throw std::runtime_error("make-model failed: " + r.err);
+}
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+ProcessResult RunProcess(const std::vector<std::string>& argv, double timeout_s) {
+  Child child(argv);
+  ProcessResult r;
+  const auto t0 = std::chrono::steady_clock::now();
+  r.timed_out = !child.Wait(timeout_s, &r.exit_code);
+  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  r.out = child.Stdout();
+  r.err = child.Stderr();
+  return r;
+}
+
+Child::Child(const std::vector<std::string>& argv) { pid_ = Spawn(argv, dir_ / "out", dir_ / "err"); }
+
+Child::~Child() {
+  if (!reaped_ && pid_ > 0) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, nullptr, 0);
+  }
+}
+
+bool Child::Wait(double timeout_s, int* exit_code) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (true) {
+    int status = 0;
+    const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      reaped_ = true;
+      *exit_code = DecodeStatus(status);
+      return true;
+    }
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid_, SIGKILL);
+      ::waitpid(pid_, &status, 0);
+      reaped_ = true;
+      *exit_code = -SIGKILL;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+std::string Child::Stdout() const { return ReadFile(dir_ / "out"); }
+std::string Child::Stderr() const { return ReadFile(dir_ / "err"); }
+
+}  // namespace strata::testing
