@@ -79,6 +79,11 @@ Result<const TensorView*> Checkpoint::Find(const std::string& name) const {
   return it->second->Find(name);
 }
 
+Status Checkpoint::Populate(const TensorView& view) const {
+  auto it = owner_.find(view.name);
+  return it == owner_.end() ? Status::Ok() : it->second->Populate(view);
+}
+
 void Checkpoint::Release(const TensorView& view) const {
   auto it = owner_.find(view.name);
   if (it != owner_.end()) it->second->Release(view);

@@ -30,6 +30,8 @@ class Checkpoint {
 
   // The tensor, or an error naming the missing tensor and the directory.
   Result<const TensorView*> Find(const std::string& name) const;
+  // Reads a tensor's pages in now (an I/O error names the file).
+  Status Populate(const TensorView& view) const;
   // Drops the process's pages of a tensor after its bytes were copied.
   void Release(const TensorView& view) const;
 

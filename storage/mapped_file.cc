@@ -27,8 +27,6 @@ Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
       ::close(fd);
       return Status::Error("cannot map " + path + ": " + std::strerror(err));
     }
-    // Layers are read sequentially once; a node touches only its own range.
-    ::madvise(addr, size, MADV_RANDOM);
   }
   ::close(fd);  // the mapping keeps the file alive
   return std::unique_ptr<MappedFile>(new MappedFile(path, static_cast<const uint8_t*>(addr), size));
@@ -36,6 +34,24 @@ Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
 
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+Status MappedFile::Populate(const uint8_t* begin, size_t n) const {
+  if (n == 0) return Status::Ok();
+  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const uintptr_t lo = reinterpret_cast<uintptr_t>(begin) & ~(page - 1);
+  const size_t len = reinterpret_cast<uintptr_t>(begin) + n - lo;
+  ::madvise(reinterpret_cast<void*>(lo), len, MADV_WILLNEED);
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+  if (::madvise(reinterpret_cast<void*>(lo), len, MADV_POPULATE_READ) == 0) return Status::Ok();
+  if (errno == EINVAL) {  // kernels before 5.14: touch a byte a page
+    volatile uint8_t sink = 0;
+    for (uintptr_t p = lo; p < lo + len; p += page) sink = sink + *reinterpret_cast<const uint8_t*>(p);
+    return Status::Ok();
+  }
+  return Status::Error("cannot read " + path_ + ": " + std::strerror(errno));
 }
 
 void MappedFile::Release(const uint8_t* begin, size_t n) const {

@@ -21,6 +21,10 @@ class MappedFile {
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
 
+  // Maps the pages of [begin, begin+n) in now, reading them from disk if
+  // needed, so the first forward does not fault them in one by one.
+  Status Populate(const uint8_t* begin, size_t n) const;
+
   // Drops this process's pages of [begin, begin+n) (after the bytes were
   // copied elsewhere) so resident memory reflects only what is still used.
   void Release(const uint8_t* begin, size_t n) const;

@@ -38,7 +38,8 @@ class SafetensorsFile {
   const TensorView* Find(const std::string& name) const;
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const std::string& path() const { return file_->path(); }
-  // See MappedFile::Release.
+  // See MappedFile::Populate and MappedFile::Release.
+  Status Populate(const TensorView& view) const { return file_->Populate(view.data, view.nbytes); }
   void Release(const TensorView& view) const { file_->Release(view.data, view.nbytes); }
 
  private:

@@ -1,0 +1,21 @@
+#pragma once
+// A decode-path kernel: y = x W^T (+ b) for one BF16 activation row and BF16
+// weights [rows, cols], accumulating in f32 and rounding to BF16 the way a
+// BF16 GEMM does. One token's matrix-vector product is bound by memory
+// bandwidth; this streams each weight row once with enough independent
+// accumulators to keep the loads in flight.
+//
+// Thread-safe: pure function of its inputs; callers split rows across threads.
+#include <cstdint>
+
+namespace strata {
+
+// True when the CPU has AVX512-BF16 (vdpbf16ps); otherwise callers fall back.
+bool Bf16GemvAvailable();
+
+// Rows [row_begin, row_end) of y[rows] = round_bf16(W[rows, cols] . x[cols] + bias).
+// bias may be null. cols must be a multiple of 32.
+void Bf16GemvRows(const uint16_t* w, const uint16_t* x, const uint16_t* bias, uint16_t* y, int64_t cols,
+                  int64_t row_begin, int64_t row_end);
+
+}  // namespace strata
