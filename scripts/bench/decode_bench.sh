@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=build/bin
 TOKENS=64
-REPEATS=3
+REPEATS=5
 MODEL=build/bench-models/tinyllama-shape-bf16
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,14 +38,15 @@ decode() {  # decode tokens/s of one run on N local nodes
 bandwidth() { "$BIN/strata-membw" --mib 1024 --passes 3 | jq .read_gb_per_s; }
 
 # This machine's bandwidth moves with its neighbours' load from minute to
-# minute, so every decode run is paired with a probe taken just before it,
-# and each ratio is computed within its pair; the medians are reported.
+# minute. So each repeat brackets the 2- and 3-node runs between two 1-node
+# runs and two bandwidth probes, every ratio is taken within its repeat
+# (against the mean of its brackets), and the medians are reported.
 rows="[]"
 for r in $(seq "$REPEATS"); do
-  bw=$(bandwidth); d1=$(decode 1); d2=$(decode 2); d3=$(decode 3)
-  echo "run $r: bandwidth $bw GB/s, decode tok/s 1 node $d1, 2 nodes $d2, 3 nodes $d3" >&2
-  rows=$(jq -c --argjson bw "$bw" --argjson d1 "$d1" --argjson d2 "$d2" --argjson d3 "$d3" \
-    '. + [{bw: $bw, d1: $d1, d2: $d2, d3: $d3}]' <<<"$rows")
+  bw_a=$(bandwidth); d1_a=$(decode 1); d2=$(decode 2); d3=$(decode 3); d1_b=$(decode 1); bw_b=$(bandwidth)
+  echo "repeat $r: bandwidth $bw_a/$bw_b GB/s, decode tok/s: 1 node $d1_a/$d1_b, 2 nodes $d2, 3 nodes $d3" >&2
+  rows=$(jq -c --argjson bw "$(jq -n "($bw_a + $bw_b) / 2")" --argjson d1 "$(jq -n "($d1_a + $d1_b) / 2")" \
+    --argjson d2 "$d2" --argjson d3 "$d3" '. + [{bw: $bw, d1: $d1, d2: $d2, d3: $d3}]' <<<"$rows")
 done
 
 # A 128-token prompt: BOS + 127 copies of a one-piece word.
