@@ -1,15 +1,12 @@
-// The Llama forward pass in LibTorch. Semantics follow Hugging Face's
-// LlamaForCausalLM: RMSNorm computed in f32, rotate-half RoPE, grouped-query
-// attention, SwiGLU MLP. Attention scores and softmax run in f32 whatever the
-// compute dtype; the residual stream stays in the compute dtype, so a stage
-// boundary (which carries that stream) changes nothing: splitting the model
-// is bit-identical to running it whole.
+// A shard of a Llama model in LibTorch: weights, KV caches, and the forward
+// over its layers (the layer math is node/llama_layers). The residual stream
+// stays in the compute dtype, so a stage boundary (which carries that stream)
+// changes nothing: splitting the model is bit-identical to running it whole.
 #include "node/llama_shard.h"
 
-#include <ATen/Parallel.h>
 #include <torch/torch.h>
 
-#include "node/bf16_gemv.h"
+#include "node/llama_layers.h"
 
 #include <sys/mman.h>
 
@@ -37,14 +34,6 @@ Result<torch::ScalarType> FileDType(const TensorView& view) {
   }
 }
 
-struct LayerWeights {
-  torch::Tensor attn_norm, ffn_norm;   // [hidden]
-  // q, k and v stacked: one pass over the activations, one kernel call.
-  torch::Tensor wqkv, bqkv;            // [(n_heads + 2*n_kv_heads)*head_dim, hidden], [same]
-  torch::Tensor wo, bo;                // [hidden, n_heads*head_dim], [hidden]
-  torch::Tensor w_gate_up, b_gate_up;  // [2*intermediate, hidden]: gate rows, then up rows
-  torch::Tensor w_down, b_down;        // [hidden, intermediate]
-};
 
 struct Session {
   torch::Tensor k, v;   // [local_layers, n_kv_heads, capacity, head_dim], compute dtype
@@ -85,35 +74,8 @@ struct LlamaShard::Impl {
   Result<torch::Tensor> LoadOptional(const std::string& name, bool present, const std::vector<int64_t>& expect);
   Status LoadWeights();
   void BuildRope();
-  torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight) const;
-  torch::Tensor Rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const;
-  torch::Tensor Attention(const LayerWeights& w, Session& s, int64_t local, int64_t start,
-                          const torch::Tensor& h, const torch::Tensor& cos, const torch::Tensor& sin) const;
-  torch::Tensor Layer(const LayerWeights& w, Session& s, int64_t local, int64_t start, torch::Tensor x,
-                      const torch::Tensor& cos, const torch::Tensor& sin) const;
+  LlamaDims dims;
 };
-
-// One BF16 token on CPU: the bandwidth-bound matrix-vector product goes to
-// the hand-written kernel, rows split across the intra-op threads.
-static bool UseBf16Gemv(const torch::Tensor& x, const torch::Tensor& w) {
-  return x.scalar_type() == torch::kBFloat16 && w.scalar_type() == torch::kBFloat16 && x.is_cpu() &&
-         x.size(0) == 1 && x.is_contiguous() && w.is_contiguous() && w.size(1) % 32 == 0 && Bf16GemvAvailable();
-}
-
-static torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
-  if (UseBf16Gemv(x, w) && (!b.defined() || (b.scalar_type() == torch::kBFloat16 && b.is_contiguous()))) {
-    const int64_t rows = w.size(0), cols = w.size(1);
-    auto y = torch::empty({1, rows}, x.options());
-    const auto* wp = static_cast<const uint16_t*>(w.data_ptr());
-    const auto* xp = static_cast<const uint16_t*>(x.data_ptr());
-    const auto* bp = b.defined() ? static_cast<const uint16_t*>(b.data_ptr()) : nullptr;
-    auto* yp = static_cast<uint16_t*>(y.data_ptr());
-    // Grain of 64 rows (~256 KiB of weights at hidden 2048) keeps threads busy.
-    at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) { Bf16GemvRows(wp, xp, bp, yp, cols, begin, end); });
-    return y;
-  }
-  return b.defined() ? torch::nn::functional::linear(x, w, b) : torch::nn::functional::linear(x, w);
-}
 
 Status LlamaShard::Impl::CopyInto(const std::string& name, const std::vector<int64_t>& expect, torch::Tensor dst) {
   auto found = checkpoint->Find(name);
@@ -226,72 +188,9 @@ Status LlamaShard::Impl::LoadWeights() {
 }
 
 void LlamaShard::Impl::BuildRope() {
-  const int64_t hd = config.head_dim;
-  auto opts = torch::TensorOptions().dtype(torch::kFloat32);
-  // inv_freq = theta^(-2i/hd), computed in f32 exactly as Hugging Face does.
-  auto inv_freq = 1.0 / torch::pow(static_cast<float>(config.rope_theta),
-                                   torch::arange(0, hd, 2, torch::kInt64).to(torch::kFloat32) / static_cast<float>(hd));
-  auto pos = torch::arange(config.max_position, opts);
-  auto freqs = torch::outer(pos, inv_freq);                 // [max_position, hd/2]
-  auto emb = torch::cat({freqs, freqs}, -1);                // [max_position, hd]
-  rope_cos = emb.cos().to(device);
-  rope_sin = emb.sin().to(device);
-}
-
-torch::Tensor LlamaShard::Impl::RmsNorm(const torch::Tensor& x, const torch::Tensor& weight) const {
-  auto xf = x.to(torch::kFloat32);
-  auto var = xf.pow(2).mean(-1, /*keepdim=*/true);
-  auto normed = (xf * torch::rsqrt(var + config.rms_norm_eps)).to(dtype);
-  return weight * normed;
-}
-
-// x: [heads, T, hd] f32; cos/sin: [T, hd] f32.
-torch::Tensor LlamaShard::Impl::Rope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) const {
-  const int64_t half = config.head_dim / 2;
-  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
-  auto rotated = torch::cat({-x2, x1}, -1);
-  return x * cos + rotated * sin;
-}
-
-// h: [T, hidden] compute dtype -> [T, hidden] compute dtype.
-torch::Tensor LlamaShard::Impl::Attention(const LayerWeights& w, Session& s, int64_t local, int64_t start,
-                                          const torch::Tensor& h, const torch::Tensor& cos,
-                                          const torch::Tensor& sin) const {
-  const int64_t T = h.size(0), nh = config.num_heads, nkv = config.num_kv_heads, hd = config.head_dim;
-  const int64_t group = nh / nkv, S = start + T;
-  auto qkv = Linear(h, w.wqkv, w.bqkv);                                                        // [T, (nh+2nkv)*hd]
-  auto q = qkv.narrow(1, 0, nh * hd).reshape({T, nh, hd}).transpose(0, 1).to(torch::kFloat32);  // [nh, T, hd]
-  auto k = qkv.narrow(1, nh * hd, nkv * hd).reshape({T, nkv, hd}).transpose(0, 1).to(torch::kFloat32);  // [nkv, T, hd]
-  auto v = qkv.narrow(1, (nh + nkv) * hd, nkv * hd).reshape({T, nkv, hd}).transpose(0, 1);           // [nkv, T, hd]
-  q = Rope(q, cos, sin);
-  k = Rope(k, cos, sin);
-  s.k[local].narrow(1, start, T).copy_(k);
-  s.v[local].narrow(1, start, T).copy_(v);
-  auto keys = s.k[local].narrow(1, 0, S).to(torch::kFloat32);    // [nkv, S, hd]
-  auto values = s.v[local].narrow(1, 0, S).to(torch::kFloat32);  // [nkv, S, hd]
-  // Group query heads by their KV head: [nkv, group*T, hd].
-  auto qg = q.reshape({nkv, group * T, hd});
-  auto scores = torch::bmm(qg, keys.transpose(1, 2)) * (1.0 / std::sqrt(static_cast<double>(hd)));  // [nkv, group*T, S]
-  if (T > 1) {
-    // Query t sits at position start+t and sees keys [0, start+t].
-    auto qpos = torch::arange(start, S, torch::TensorOptions().device(device)).view({T, 1});
-    auto kpos = torch::arange(0, S, torch::TensorOptions().device(device)).view({1, S});
-    auto masked = (kpos > qpos).repeat({group, 1});  // [group*T, S]
-    scores = scores.masked_fill(masked, -std::numeric_limits<float>::infinity());
-  }
-  auto probs = torch::softmax(scores, -1);
-  auto out = torch::bmm(probs, values).view({nh, T, hd}).transpose(0, 1).reshape({T, nh * hd});  // [T, nh*hd]
-  return Linear(out.to(dtype), w.wo, w.bo);
-}
-
-torch::Tensor LlamaShard::Impl::Layer(const LayerWeights& w, Session& s, int64_t local, int64_t start,
-                                      torch::Tensor x, const torch::Tensor& cos, const torch::Tensor& sin) const {
-  x = x + Attention(w, s, local, start, RmsNorm(x, w.attn_norm), cos, sin);
-  auto h = RmsNorm(x, w.ffn_norm);
-  const int64_t I = config.intermediate_size;
-  auto gate_up = Linear(h, w.w_gate_up, w.b_gate_up);  // [T, 2*intermediate]
-  auto act = torch::silu(gate_up.narrow(1, 0, I)) * gate_up.narrow(1, I, I);
-  return x + Linear(act, w.w_down, w.b_down);
+  RopeTables(config.head_dim, config.rope_theta, config.max_position, &rope_cos, &rope_sin);
+  rope_cos = rope_cos.to(device);
+  rope_sin = rope_sin.to(device);
 }
 
 LlamaShard::LlamaShard(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -320,6 +219,7 @@ Result<std::unique_ptr<LlamaShard>> LlamaShard::Load(std::unique_ptr<Checkpoint>
     return Status::Error("f16 compute is for CUDA; use f32 or bf16 on CPU");
   }
   impl->dtype = ToTorch(options.dtype);
+  impl->dims = LlamaDims{c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim, c.intermediate_size, c.rms_norm_eps};
   impl->checkpoint = std::move(checkpoint);
   torch::NoGradGuard no_grad;
   Status st = impl->LoadWeights();
@@ -396,13 +296,16 @@ Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, con
   }
   auto cos = m.rope_cos.narrow(0, start_pos, T);  // [T, hd]
   auto sin = m.rope_sin.narrow(0, start_pos, T);
+  x = x.unsqueeze(0);  // [1, T, hidden]
   for (size_t l = 0; l < m.layers.size(); ++l) {
-    x = m.Layer(m.layers[l], s, static_cast<int64_t>(l), start_pos, x, cos, sin);
+    LayerCache cache{s.k[static_cast<int64_t>(l)], s.v[static_cast<int64_t>(l)]};
+    x = LayerForward(m.dims, m.layers[l], x, start_pos, cos, sin, &cache);
   }
+  x = x.squeeze(0);  // [T, hidden]
   s.length = start_pos + T;
   StageOutput out;
   if (is_last()) {
-    auto h = m.RmsNorm(x.narrow(0, T - 1, 1), m.final_norm);
+    auto h = RmsNorm(x.narrow(0, T - 1, 1), m.final_norm, c.rms_norm_eps);
     auto logits = Linear(h, m.lm_head, torch::Tensor()).to(torch::kCPU, torch::kFloat32).contiguous();  // [1, vocab]
     out.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
   } else {

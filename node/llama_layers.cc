@@ -1,0 +1,112 @@
+#include "node/llama_layers.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <limits>
+
+#include "node/bf16_gemv.h"
+
+namespace strata {
+namespace {
+
+// One BF16 token on CPU: the bandwidth-bound matrix-vector product goes to
+// the hand-written kernel, rows split across the intra-op threads.
+bool UseBf16Gemv(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b) {
+  return x2.scalar_type() == torch::kBFloat16 && w.scalar_type() == torch::kBFloat16 && x2.is_cpu() &&
+         x2.size(0) == 1 && x2.is_contiguous() && w.is_contiguous() && w.size(1) % 32 == 0 &&
+         !w.requires_grad() && (!b.defined() || (b.scalar_type() == torch::kBFloat16 && b.is_contiguous())) &&
+         Bf16GemvAvailable();
+}
+
+// x: [B, heads, T, hd] f32; cos/sin: [T, hd] f32.
+torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  const int64_t half = x.size(-1) / 2;
+  auto x1 = x.narrow(-1, 0, half), x2 = x.narrow(-1, half, half);
+  return x * cos + torch::cat({-x2, x1}, -1) * sin;
+}
+
+// h: [B, T, hidden] -> [B, T, hidden].
+torch::Tensor Attention(const LlamaDims& d, const LayerWeights& w, const torch::Tensor& h, int64_t start,
+                        const torch::Tensor& cos, const torch::Tensor& sin, LayerCache* cache) {
+  const int64_t B = h.size(0), T = h.size(1), nh = d.heads, nkv = d.kv_heads, hd = d.head_dim;
+  const int64_t group = nh / nkv, S = start + T;
+  auto qkv = Linear(h, w.wqkv, w.bqkv);  // [B, T, (nh+2nkv)*hd]
+  auto q = qkv.narrow(-1, 0, nh * hd).reshape({B, T, nh, hd}).transpose(1, 2).to(torch::kFloat32);         // [B, nh, T, hd]
+  auto k = qkv.narrow(-1, nh * hd, nkv * hd).reshape({B, T, nkv, hd}).transpose(1, 2).to(torch::kFloat32);  // [B, nkv, T, hd]
+  auto v = qkv.narrow(-1, (nh + nkv) * hd, nkv * hd).reshape({B, T, nkv, hd}).transpose(1, 2);             // [B, nkv, T, hd]
+  q = ApplyRope(q, cos, sin);
+  k = ApplyRope(k, cos, sin);
+  torch::Tensor keys, values;  // [B, nkv, S, hd] f32
+  if (cache != nullptr) {
+    cache->k.narrow(1, start, T).copy_(k[0]);
+    cache->v.narrow(1, start, T).copy_(v[0]);
+    keys = cache->k.narrow(1, 0, S).to(torch::kFloat32).unsqueeze(0);
+    values = cache->v.narrow(1, 0, S).to(torch::kFloat32).unsqueeze(0);
+  } else {
+    keys = k;
+    values = v.to(torch::kFloat32);
+  }
+  // Group query heads by their KV head: [B, nkv, group*T, hd].
+  auto qg = q.reshape({B, nkv, group * T, hd});
+  auto scores = torch::matmul(qg, keys.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(hd)));  // [B, nkv, group*T, S]
+  if (T > 1) {
+    // Query t sits at position start+t and sees keys [0, start+t].
+    auto options = torch::TensorOptions().device(h.device());
+    auto qpos = torch::arange(start, S, options).view({T, 1});
+    auto kpos = torch::arange(0, S, options).view({1, S});
+    auto masked = (kpos > qpos).repeat({group, 1});  // [group*T, S]
+    scores = scores.masked_fill(masked, -std::numeric_limits<float>::infinity());
+  }
+  auto probs = torch::softmax(scores, -1);
+  auto out = torch::matmul(probs, values).view({B, nh, T, hd}).transpose(1, 2).reshape({B, T, nh * hd});  // [B, T, nh*hd]
+  return Linear(out.to(h.scalar_type()), w.wo, w.bo);
+}
+
+}  // namespace
+
+torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  auto x2 = x.reshape({-1, x.size(-1)});  // [rows of x, in]
+  if (UseBf16Gemv(x2, w, b)) {
+    const int64_t rows = w.size(0), cols = w.size(1);
+    auto y = torch::empty({1, rows}, x.options());
+    const auto* wp = static_cast<const uint16_t*>(w.data_ptr());
+    const auto* xp = static_cast<const uint16_t*>(x2.data_ptr());
+    const auto* bp = b.defined() ? static_cast<const uint16_t*>(b.data_ptr()) : nullptr;
+    auto* yp = static_cast<uint16_t*>(y.data_ptr());
+    // Grain of 64 rows (~256 KiB of weights at hidden 2048) keeps threads busy.
+    at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) { Bf16GemvRows(wp, xp, bp, yp, cols, begin, end); });
+    auto shape = x.sizes().vec();
+    shape.back() = rows;
+    return y.view(shape);
+  }
+  return b.defined() ? torch::nn::functional::linear(x, w, b) : torch::nn::functional::linear(x, w);
+}
+
+torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  auto xf = x.to(torch::kFloat32);
+  auto var = xf.pow(2).mean(-1, /*keepdim=*/true);
+  return weight * (xf * torch::rsqrt(var + eps)).to(x.scalar_type());
+}
+
+void RopeTables(int64_t head_dim, double theta, int64_t max_position, torch::Tensor* cos, torch::Tensor* sin) {
+  auto inv_freq = 1.0 / torch::pow(static_cast<float>(theta),
+                                   torch::arange(0, head_dim, 2, torch::kInt64).to(torch::kFloat32) /
+                                       static_cast<float>(head_dim));                       // [hd/2]
+  auto freqs = torch::outer(torch::arange(max_position, torch::kFloat32), inv_freq);       // [max_position, hd/2]
+  auto emb = torch::cat({freqs, freqs}, -1);                                                // [max_position, hd]
+  *cos = emb.cos();
+  *sin = emb.sin();
+}
+
+torch::Tensor LayerForward(const LlamaDims& dims, const LayerWeights& w, torch::Tensor x, int64_t start,
+                           const torch::Tensor& cos, const torch::Tensor& sin, LayerCache* cache) {
+  x = x + Attention(dims, w, RmsNorm(x, w.attn_norm, dims.rms_norm_eps), start, cos, sin, cache);
+  auto h = RmsNorm(x, w.ffn_norm, dims.rms_norm_eps);
+  const int64_t I = dims.intermediate;
+  auto gate_up = Linear(h, w.w_gate_up, w.b_gate_up);  // [B, T, 2*intermediate]
+  auto act = torch::silu(gate_up.narrow(-1, 0, I)) * gate_up.narrow(-1, I, I);
+  return x + Linear(act, w.w_down, w.b_down);
+}
+
+}  // namespace strata
