@@ -21,6 +21,7 @@
 #include "coordinator/shard_plan.h"
 #include "coordinator/tokenizer.h"
 #include "storage/checkpoint.h"
+#include "storage/system_memory.h"
 
 namespace strata {
 namespace {
@@ -35,16 +36,6 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-uint64_t AvailableMemory() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  uint64_t kb = 0;
-  while (in >> key) {
-    if (key == "MemAvailable:") { in >> kb; return kb * 1024; }
-    in.ignore(256, '\n');
-  }
-  return 0;
-}
 
 ModelCosts CostsOf(const Checkpoint& ckpt, TensorDType dtype) {
   ModelCosts costs;
@@ -68,7 +59,7 @@ Result<Cluster> StartCluster(const ClusterFlags& flags) {
     options.nodes = static_cast<int>(flags.local);
     options.node_binary = flags.node_binary.empty() ? SiblingBinary("strata-node") : flags.node_binary;
     options.threads = static_cast<int>(flags.threads);
-    options.memory_per_node = AvailableMemory() / static_cast<uint64_t>(flags.local);
+    options.memory_per_node = AvailableMemoryBytes() / static_cast<uint64_t>(flags.local);
     auto started = LocalCluster::Start(options);
     if (!started.ok()) return started.status();
     c.local = std::move(started.value());
@@ -321,7 +312,7 @@ int RunPlan(const GenerateFlags& flags) {
   std::vector<NodeCapacity> capacities;
   if (flags.cluster.local > 0) {
     for (int64_t i = 0; i < flags.cluster.local; ++i) {
-      capacities.push_back({"local-" + std::to_string(i), "127.0.0.1", AvailableMemory() / flags.cluster.local});
+      capacities.push_back({"local-" + std::to_string(i), "127.0.0.1", AvailableMemoryBytes() / flags.cluster.local});
     }
   } else {
     std::vector<std::string> addresses;

@@ -3,12 +3,15 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <csignal>
 #include <iostream>
 #include <string>
 
 #include "coordinator/flags.h"
 #include "coordinator/generate.h"
+#include "coordinator/local_cluster.h"
 #include "coordinator/test_model.h"
 
 namespace strata {
@@ -37,7 +40,18 @@ void AddClusterFlags(FlagSet& f, ClusterFlags* c) {
   f.UInt64("step-timeout-ms", &c->step_timeout_ms, "how long to wait for one pipeline step");
 }
 
+// The default model ships in the source tree (models/kjv-5m): found next to
+// the build (build/bin/../../models) or under the working directory.
+std::string DefaultModel() {
+  const std::string bin = SiblingBinary("");
+  for (const std::string& dir : {bin + "../../models/kjv-5m", std::string("models/kjv-5m")}) {
+    if (::access((dir + "/config.json").c_str(), R_OK) == 0) return dir;
+  }
+  return "models/kjv-5m";
+}
+
 void AddModelFlags(FlagSet& f, GenerateFlags* g) {
+  g->model = DefaultModel();
   f.String("model", &g->model, "checkpoint directory (config.json, *.safetensors, tokenizer.model)");
   f.String("dtype", &g->dtype, "compute dtype: f32 | bf16");
   f.Bool("json", &g->json, "print one JSON object on stdout instead of streaming text");
@@ -45,8 +59,8 @@ void AddModelFlags(FlagSet& f, GenerateFlags* g) {
 
 int Generate(int argc, char** argv, bool plan_only) {
   GenerateFlags g;
-  FlagSet f(plan_only ? "strata plan --model DIR (--nodes HOST:PORT,... | --local N) [options]"
-                      : "strata generate --model DIR (--nodes HOST:PORT,... | --local N) --prompt TEXT [options]",
+  FlagSet f(plan_only ? "strata plan [--model DIR] (--nodes HOST:PORT,... | --local N) [options]"
+                      : "strata generate [--model DIR] (--nodes HOST:PORT,... | --local N) --prompt TEXT [options]",
             plan_only ? "Prints the layer split: contiguous ranges, in proportion to each node's free memory."
                       : "Plans a layer split, loads the shards, and streams the generated text to stdout;\n"
                         "a timing summary goes to stderr.");

@@ -16,6 +16,7 @@
 
 #include "node/llama_shard.h"
 #include "node/stage_server.h"
+#include "storage/system_memory.h"
 
 namespace {
 
@@ -43,16 +44,6 @@ options:
   std::exit(2);
 }
 
-uint64_t AvailableMemory() {
-  std::ifstream in("/proc/meminfo");
-  std::string key;
-  uint64_t kb = 0;
-  while (in >> key) {
-    if (key == "MemAvailable:") { in >> kb; return kb * 1024; }
-    in.ignore(256, '\n');
-  }
-  return 0;
-}
 
 bool ParseSize(const std::string& text, uint64_t* out) {
   char* end = nullptr;
@@ -122,7 +113,7 @@ int main(int argc, char** argv) {
   EnsureQuietIdleThreads(argv, options.threads);
   spdlog::set_default_logger(spdlog::stderr_color_mt("node"));
   spdlog::set_level(spdlog::level::from_str(log_level));
-  if (options.memory_budget == 0) options.memory_budget = AvailableMemory();
+  if (options.memory_budget == 0) options.memory_budget = strata::AvailableMemoryBytes();
   options.device = device.empty() ? strata::DefaultDevice() : device;
 
   kj::UnixEventPort::captureSignal(SIGTERM);

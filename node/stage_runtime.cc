@@ -37,6 +37,7 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
   if (!shard.ok()) return shard.status();
   shard_ = std::move(shard.value());
   LoadedShard info;
+  info.model_dir = model_dir;
   info.first_layer = options.first_layer;
   info.end_layer = options.end_layer;
   info.num_layers = shard_->config().num_layers;

@@ -15,6 +15,7 @@
 namespace strata {
 
 struct LoadedShard {
+  std::string model_dir;
   int64_t first_layer = 0, end_layer = 0, num_layers = 0;
   uint64_t weight_bytes = 0;
   uint64_t kv_bytes_per_token = 0;

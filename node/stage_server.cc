@@ -84,6 +84,8 @@ class NodeState : public kj::Refcounted {
   std::map<uint64_t, uint64_t> sessions;  // open session -> capacity
   uint64_t session_tokens = 0;            // sum of capacities
   kj::Maybe<kj::Own<NextLink>> next;
+  // Completes when the last requested load has finished (never fails).
+  kj::ForkedPromise<void> load_chain = kj::Promise<void>(kj::READY_NOW).fork();
 
  private:
   struct ErrorHandler final : kj::TaskSet::ErrorHandler {
@@ -99,6 +101,36 @@ class NodeState : public kj::Refcounted {
 };
 
 namespace {
+
+// Several coordinators may share a node: asking for the shard it holds keeps
+// it, and every open session with it. Anything else replaces the shard.
+kj::Promise<Result<LoadedShard>> LoadIfNeeded(kj::Own<NodeState> state, std::string dir, ShardOptions options) {
+  KJ_IF_MAYBE(held, state->shard) {
+    if (held->model_dir == dir && held->first_layer == options.first_layer && held->end_layer == options.end_layer &&
+        held->dtype == options.dtype) {
+      return Result<LoadedShard>(*held);
+    }
+  }
+  spdlog::info("loading layers [{}, {}) of {} as {}", options.first_layer, options.end_layer, dir,
+               DTypeName(options.dtype));
+  state->sessions.clear();  // the runtime drops the old shard's sessions with it
+  state->session_tokens = 0;
+  state->shard = nullptr;
+  NodeState* s = state.get();
+  const uint64_t budget = s->options().memory_budget;
+  return s->compute()
+      .executeAsync([s, dir, options, budget]() { return s->runtime().Load(dir, options, budget); })
+      .then([state = kj::mv(state)](Result<LoadedShard>&& loaded) mutable {
+        if (loaded.ok()) {
+          state->shard = loaded.value();
+          spdlog::info("loaded layers [{}, {}): {} MiB of weights, resident {} MiB", loaded->first_layer,
+                       loaded->end_layer, loaded->weight_bytes >> 20, ResidentBytes() >> 20);
+        } else {
+          spdlog::error("load failed: {}", loaded.status().message());
+        }
+        return kj::mv(loaded);
+      });
+}
 
 // One Stage capability per hello. Sessions opened through it are closed when
 // its holder goes away (a coordinator that disconnects leaks nothing).
@@ -123,26 +155,17 @@ class StageImpl final : public wire::Stage::Server {
     options.device = state_->options().device;
     if (!FromWire(spec.getDtype(), &options.dtype)) throw Failed("loadShard: unknown dtype");
     std::string dir = spec.getModelDir();
-    spdlog::info("loading layers [{}, {}) of {} as {}", options.first_layer, options.end_layer, dir,
-                 DTypeName(options.dtype));
-    owned_.clear();  // loading a shard drops every session of the old one
-    state_->sessions.clear();
-    state_->session_tokens = 0;
-    state_->shard = nullptr;
     NodeState* state = state_.get();
-    const uint64_t budget = state->options().memory_budget;
-    return state->compute()
-        .executeAsync([state, dir, options, budget]() { return state->runtime().Load(dir, options, budget); })
-        .then([state, context](Result<LoadedShard>&& loaded) mutable {
-          if (!loaded.ok()) {
-            spdlog::error("load failed: {}", loaded.status().message());
-            throw Failed(loaded.status().message());
-          }
-          state->shard = loaded.value();
-          spdlog::info("loaded layers [{}, {}): {} MiB of weights, resident {} MiB", loaded->first_layer,
-                       loaded->end_layer, loaded->weight_bytes >> 20, ResidentBytes() >> 20);
-          state->FillInfo(context.getResults().initInfo());
-        });
+    // Loads run one after another: a request that arrives while another
+    // loads waits for it, then finds the shard it wants already there.
+    auto loaded = state->load_chain.addBranch()
+                      .then([ref = kj::addRef(*state_), dir, options]() mutable { return LoadIfNeeded(kj::mv(ref), dir, options); })
+                      .fork();
+    state->load_chain = loaded.addBranch().ignoreResult().fork();
+    return loaded.addBranch().then([state, context](Result<LoadedShard>&& result) mutable {
+      if (!result.ok()) throw Failed(result.status().message());
+      state->FillInfo(context.getResults().initInfo());
+    });
   }
 
   kj::Promise<void> setNext(SetNextContext context) override {

@@ -12,7 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libsentencepiece-dev sentencepiece
   libcurl4-openssl-dev nlohmann-json3-dev
-  bible-kjv-text jq
+  bible-kjv bible-kjv-text jq
 )
 
 missing=()

@@ -115,6 +115,26 @@ TEST_F(PipelineTest, StreamsTextAndPrintsSummary) {
   EXPECT_NE(r.err.find("stage 1: local-1"), std::string::npos) << r.err;
 }
 
+// Two coordinators share the same nodes: each has its own session (its own
+// KV cache) and gets exactly the tokens it gets alone.
+TEST_F(PipelineTest, ConcurrentSessionsShareNodes) {
+  auto cluster = StartNodes(2);
+  const std::vector<std::string> nodes = {"--nodes", Join(cluster->addresses())};
+  json alone = ParseJson(RunProcess(Generate(Model("f32"), nodes)));
+  auto second = Generate(Model("f32"), nodes);
+  second[5] = "The licence is";
+  testing::Child a(Generate(Model("f32"), nodes)), b(second);
+  int code_a = -1, code_b = -1;
+  ASSERT_TRUE(a.Wait(60, &code_a));
+  ASSERT_TRUE(b.Wait(60, &code_b));
+  ASSERT_EQ(code_a, 0) << a.Stderr();
+  ASSERT_EQ(code_b, 0) << b.Stderr();
+  EXPECT_EQ(json::parse(a.Stdout())["tokens"], alone["tokens"]);
+  json other = json::parse(b.Stdout());
+  EXPECT_EQ(other["tokens"].size(), 24u);
+  EXPECT_NE(other["tokens"], alone["tokens"]);
+}
+
 TEST_F(PipelineTest, KilledNodeFailsTheRequestQuickly) {
   TempDir dir;
   TestModelSpec spec;

@@ -1,0 +1,286 @@
+// strata-train: trains a small Llama-architecture model with LibTorch
+// autograd, running the engine's own layer code (node/llama_layers), and
+// writes it in the Hugging Face layout the engine serves (BF16 safetensors).
+// Deterministic for a given seed and thread count: batches come from a
+// seeded splitmix64 stream and every op runs on the CPU.
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "node/llama_layers.h"
+#include "storage/dtype.h"
+#include "storage/safetensors.h"
+
+namespace strata {
+namespace {
+
+using json = nlohmann::json;
+
+struct Options {
+  std::string train, heldout, out;
+  int64_t vocab = 3000, hidden = 256, layers = 6, heads = 8, kv_heads = 2, intermediate = 704, context = 256;
+  int64_t seq = 128, batch = 16, steps = 1500, warmup = 100, eval_every = 250, threads = 2;
+  double lr = 3e-3, min_lr_ratio = 0.1, weight_decay = 0.01;
+  uint64_t seed = 1;
+};
+
+constexpr const char* kUsage = R"(usage: strata-train --train IDS --heldout IDS --out DIR [options]
+
+Trains a Llama-architecture model (tied embeddings, grouped-query attention)
+on token ids (one document per line, as spm_encode --output_format=id writes
+them; BOS is prepended to each) and writes DIR/model.safetensors (BF16) and
+DIR/config.json. Prints one JSON line per evaluation to stdout.
+
+options (defaults in brackets):
+  --vocab N [3000] --hidden N [256] --layers N [6] --heads N [8] --kv-heads N [2]
+  --intermediate N [704] --context N [256] --seq N [128] --batch N [16]
+  --steps N [1500] --warmup N [100] --lr X [3e-3] --eval-every N [250]
+  --seed N [1] --threads N [2]
+)";
+
+struct Rng {
+  uint64_t state;
+  uint64_t Next() {
+    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+};
+
+// Reads one document of ids per line into one stream, BOS (1) first in each.
+std::vector<int64_t> ReadIds(const std::string& path, int64_t vocab) {
+  std::ifstream in(path);
+  if (!in) throw std::runtime_error("cannot read " + path);
+  std::vector<int64_t> ids;
+  std::string line;
+  while (std::getline(in, line)) {
+    std::istringstream ss(line);
+    ids.push_back(1);
+    int64_t id;
+    while (ss >> id) {
+      if (id < 0 || id >= vocab) throw std::runtime_error(path + ": id " + std::to_string(id) + " outside the vocabulary");
+      ids.push_back(id);
+    }
+  }
+  return ids;
+}
+
+struct Model {
+  LlamaDims dims;
+  torch::Tensor embed;        // [vocab, hidden], also the LM head (tied)
+  std::vector<LayerWeights> layers;
+  torch::Tensor final_norm;   // [hidden]
+  torch::Tensor cos, sin;     // [context, head_dim]
+
+  std::vector<torch::Tensor> Parameters() const {
+    std::vector<torch::Tensor> p = {embed, final_norm};
+    for (const auto& l : layers) {
+      for (const auto& t : {l.attn_norm, l.ffn_norm, l.wqkv, l.wo, l.w_gate_up, l.w_down}) p.push_back(t);
+    }
+    return p;
+  }
+
+  // tokens: [B, T] -> logits [B, T, vocab]
+  torch::Tensor Forward(const torch::Tensor& tokens) const {
+    const int64_t T = tokens.size(1);
+    auto x = torch::embedding(embed, tokens);  // [B, T, hidden]
+    auto c = cos.narrow(0, 0, T), s = sin.narrow(0, 0, T);
+    for (const auto& l : layers) x = LayerForward(dims, l, x, 0, c, s, nullptr);
+    return Linear(RmsNorm(x, final_norm, dims.rms_norm_eps), embed, torch::Tensor());
+  }
+};
+
+Model Init(const Options& o) {
+  Model m;
+  m.dims = LlamaDims{o.hidden, o.heads, o.kv_heads, o.hidden / o.heads, o.intermediate, 1e-5};
+  const int64_t hd = o.hidden / o.heads, qkv = (o.heads + 2 * o.kv_heads) * hd;
+  const double std = 0.02, out_std = 0.02 / std::sqrt(2.0 * o.layers);  // residual branches scaled down
+  auto normal = [](std::vector<int64_t> shape, double s) { return (torch::randn(shape) * s).requires_grad_(); };
+  auto ones = [](int64_t n) { return torch::ones({n}).requires_grad_(); };
+  m.embed = normal({o.vocab, o.hidden}, std);
+  for (int64_t l = 0; l < o.layers; ++l) {
+    LayerWeights w;
+    w.attn_norm = ones(o.hidden);
+    w.ffn_norm = ones(o.hidden);
+    w.wqkv = normal({qkv, o.hidden}, std);
+    w.wo = normal({o.hidden, o.heads * hd}, out_std);
+    w.w_gate_up = normal({2 * o.intermediate, o.hidden}, std);
+    w.w_down = normal({o.hidden, o.intermediate}, out_std);
+    m.layers.push_back(w);
+  }
+  m.final_norm = ones(o.hidden);
+  RopeTables(hd, 10000.0, o.context, &m.cos, &m.sin);
+  return m;
+}
+
+// Random windows of seq+1 tokens: inputs are the first seq, targets the last seq.
+torch::Tensor Batch(const std::vector<int64_t>& ids, int64_t batch, int64_t seq, Rng& rng) {
+  auto out = torch::empty({batch, seq + 1}, torch::kInt64);
+  auto* p = out.data_ptr<int64_t>();
+  const uint64_t span = ids.size() - static_cast<uint64_t>(seq) - 1;
+  for (int64_t b = 0; b < batch; ++b) {
+    const uint64_t at = rng.Next() % span;
+    std::copy(ids.begin() + at, ids.begin() + at + seq + 1, p + b * (seq + 1));
+  }
+  return out;
+}
+
+torch::Tensor Loss(const Model& m, const torch::Tensor& windows) {
+  const int64_t T = windows.size(1) - 1;
+  auto logits = m.Forward(windows.narrow(1, 0, T));
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), windows.narrow(1, 1, T).reshape({-1}));
+}
+
+// Mean loss over fixed, evenly spaced held-out windows.
+double Evaluate(const Model& m, const std::vector<int64_t>& ids, int64_t seq) {
+  torch::NoGradGuard no_grad;
+  const int64_t windows = 64, stride = (static_cast<int64_t>(ids.size()) - seq - 1) / windows;
+  double total = 0;
+  for (int64_t start = 0; start < windows; start += 16) {
+    auto batch = torch::empty({16, seq + 1}, torch::kInt64);
+    for (int64_t b = 0; b < 16; ++b) {
+      std::copy(ids.begin() + (start + b) * stride, ids.begin() + (start + b) * stride + seq + 1,
+                batch.data_ptr<int64_t>() + b * (seq + 1));
+    }
+    total += Loss(m, batch).item<double>() * 16;
+  }
+  return total / windows;
+}
+
+TensorToWrite Bf16(const std::string& name, const torch::Tensor& t) {
+  auto f = t.detach().contiguous().to(torch::kFloat32);
+  auto shape = f.sizes().vec();
+  return {name, DType::kBF16, shape, [f](uint8_t* dst) {
+            const float* src = f.data_ptr<float>();
+            for (int64_t i = 0; i < f.numel(); ++i) {
+              const uint16_t b = FloatToBf16(src[i]);
+              std::memcpy(dst + 2 * i, &b, 2);
+            }
+          }};
+}
+
+void Save(const Model& m, const Options& o) {
+  const int64_t hd = o.hidden / o.heads, q = o.heads * hd, kv = o.kv_heads * hd, I = o.intermediate;
+  std::vector<TensorToWrite> tensors = {Bf16("model.embed_tokens.weight", m.embed)};
+  for (int64_t l = 0; l < o.layers; ++l) {
+    const auto& w = m.layers[l];
+    auto name = [l](const char* s) { return "model.layers." + std::to_string(l) + "." + s; };
+    tensors.push_back(Bf16(name("input_layernorm.weight"), w.attn_norm));
+    tensors.push_back(Bf16(name("post_attention_layernorm.weight"), w.ffn_norm));
+    tensors.push_back(Bf16(name("self_attn.q_proj.weight"), w.wqkv.narrow(0, 0, q)));
+    tensors.push_back(Bf16(name("self_attn.k_proj.weight"), w.wqkv.narrow(0, q, kv)));
+    tensors.push_back(Bf16(name("self_attn.v_proj.weight"), w.wqkv.narrow(0, q + kv, kv)));
+    tensors.push_back(Bf16(name("self_attn.o_proj.weight"), w.wo));
+    tensors.push_back(Bf16(name("mlp.gate_proj.weight"), w.w_gate_up.narrow(0, 0, I)));
+    tensors.push_back(Bf16(name("mlp.up_proj.weight"), w.w_gate_up.narrow(0, I, I)));
+    tensors.push_back(Bf16(name("mlp.down_proj.weight"), w.w_down));
+  }
+  tensors.push_back(Bf16("model.norm.weight", m.final_norm));
+  Status st = WriteSafetensors(o.out + "/model.safetensors", tensors);
+  if (!st.ok()) throw std::runtime_error(st.message());
+  json config = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"vocab_size", o.vocab},
+                 {"hidden_size", o.hidden}, {"intermediate_size", o.intermediate}, {"num_hidden_layers", o.layers},
+                 {"num_attention_heads", o.heads}, {"num_key_value_heads", o.kv_heads},
+                 {"max_position_embeddings", o.context}, {"hidden_act", "silu"}, {"rms_norm_eps", 1e-5},
+                 {"rope_theta", 10000.0}, {"tie_word_embeddings", true}, {"bos_token_id", 1}, {"eos_token_id", 2},
+                 {"torch_dtype", "bfloat16"}};
+  std::ofstream(o.out + "/config.json") << config.dump(2) << "\n";
+}
+
+bool ParseArgs(int argc, char** argv, Options* o) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string flag = argv[i];
+    if (flag == "--help") { std::cout << kUsage; std::exit(0); }
+    if (i + 1 >= argc) { std::cerr << "strata-train: " << flag << " needs a value\n"; return false; }
+    const std::string v = argv[++i];
+    if (flag == "--train") o->train = v;
+    else if (flag == "--heldout") o->heldout = v;
+    else if (flag == "--out") o->out = v;
+    else if (flag == "--lr") o->lr = std::stod(v);
+    else if (flag == "--seed") o->seed = std::stoull(v);
+    else {
+      int64_t* target = flag == "--vocab" ? &o->vocab : flag == "--hidden" ? &o->hidden : flag == "--layers" ? &o->layers
+                      : flag == "--heads" ? &o->heads : flag == "--kv-heads" ? &o->kv_heads
+                      : flag == "--intermediate" ? &o->intermediate : flag == "--context" ? &o->context
+                      : flag == "--seq" ? &o->seq : flag == "--batch" ? &o->batch : flag == "--steps" ? &o->steps
+                      : flag == "--warmup" ? &o->warmup : flag == "--eval-every" ? &o->eval_every
+                      : flag == "--threads" ? &o->threads : nullptr;
+      if (target == nullptr) { std::cerr << "strata-train: unknown option " << flag << "\n"; return false; }
+      *target = std::stoll(v);
+    }
+  }
+  if (o->train.empty() || o->heldout.empty() || o->out.empty()) {
+    std::cerr << "strata-train: --train, --heldout and --out are required (see --help)\n";
+    return false;
+  }
+  return true;
+}
+
+int Train(const Options& o) {
+  at::set_num_threads(static_cast<int>(o.threads));
+  torch::manual_seed(o.seed);
+  const auto train_ids = ReadIds(o.train, o.vocab), heldout_ids = ReadIds(o.heldout, o.vocab);
+  Model m = Init(o);
+  int64_t params = 0;
+  for (const auto& p : m.Parameters()) params += p.numel();
+  std::cerr << "strata-train: " << params << " parameters, " << train_ids.size() << " train tokens, "
+            << heldout_ids.size() << " held-out tokens\n";
+  torch::optim::AdamW optimizer(m.Parameters(),
+                                torch::optim::AdamWOptions(o.lr).betas({0.9, 0.95}).weight_decay(o.weight_decay));
+  Rng rng{o.seed};
+  const auto t0 = std::chrono::steady_clock::now();
+  double running = 0;
+  json last;
+  for (int64_t step = 1; step <= o.steps; ++step) {
+    // Linear warm-up, then cosine decay to min_lr_ratio * lr.
+    const double progress = static_cast<double>(step - o.warmup) / std::max<int64_t>(1, o.steps - o.warmup);
+    const double lr = step <= o.warmup ? o.lr * step / o.warmup
+                                       : o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + std::cos(M_PI * progress)));
+    for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    auto loss = Loss(m, Batch(train_ids, o.batch, o.seq, rng));
+    optimizer.zero_grad();
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(m.Parameters(), 1.0);
+    optimizer.step();
+    const double l = loss.item<double>();
+    running = step == 1 ? l : 0.98 * running + 0.02 * l;
+    if (step % o.eval_every == 0 || step == o.steps) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      last = {{"step", step}, {"train_loss", running}, {"heldout_loss", Evaluate(m, heldout_ids, o.seq)},
+              {"lr", lr}, {"elapsed_s", elapsed}, {"tokens_seen", step * o.batch * o.seq}, {"parameters", params}};
+      std::cout << last.dump() << std::endl;
+    } else if (step % 10 == 0) {
+      const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      std::fprintf(stderr, "\rstep %lld/%lld  loss %.3f  %.1f s/step  eta %.0f s   ", static_cast<long long>(step),
+                   static_cast<long long>(o.steps), running, elapsed / step, elapsed / step * (o.steps - step));
+    }
+  }
+  std::cerr << "\n";
+  Save(m, o);
+  std::ofstream(o.out + "/training.json") << last.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace strata
+
+int main(int argc, char** argv) {
+  strata::Options options;
+  if (!strata::ParseArgs(argc, argv, &options)) return 2;
+  try {
+    return strata::Train(options);
+  } catch (const std::exception& e) {
+    std::cerr << "strata-train: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,22 @@
+#include "storage/system_memory.h"
+
+#include <fstream>
+#include <string>
+
+namespace strata {
+
+uint64_t AvailableMemoryBytes() {
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  while (in >> key) {
+    if (key == "MemAvailable:") {
+      in >> kb;
+      return kb * 1024;
+    }
+    in.ignore(256, '\n');
+  }
+  return 0;
+}
+
+}  // namespace strata
