@@ -37,7 +37,8 @@ class RpcEnv {
   RpcEnv(kj::AsyncIoContext& io, Timeouts timeouts);
 
   // Waits for `promise` up to timeout_ms; a failure, timeout or Ctrl-C throws
-  // PipelineError("<what>: <cause>").
+  // PipelineError("<what>: <cause>"). Defined (and instantiated) in
+  // pipeline.cc: the pipeline is its only user.
   template <typename T>
   T Await(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string& what);
 

@@ -43,4 +43,38 @@ build/bin/strata-train --train "$WORK/train.ids" --heldout "$WORK/heldout.ids" -
   --steps "$STEPS" --seed "$SEED" --threads "$THREADS" | tee "$WORK/progress.jsonl"
 cp "$WORK/tokenizer.model" "$OUT/tokenizer.model"
 printf '{\n  "add_bos_token": true,\n  "bos_token": "<s>",\n  "eos_token": "</s>",\n  "unk_token": "<unk>"\n}\n' > "$OUT/tokenizer_config.json"
+train_loss=$(jq '.train_loss * 1000 | round / 1000' "$OUT/training.json")
+heldout_loss=$(jq '.heldout_loss * 1000 | round / 1000' "$OUT/training.json")
+params=$(jq .parameters "$OUT/training.json")
+tokens=$(jq .tokens_seen "$OUT/training.json")
+minutes=$(jq '.elapsed_s / 60 | round' "$OUT/training.json")
+cat > "$OUT/README.md" <<CARD
+# kjv-5m — Strata's default model
+
+A small Llama-architecture language model trained by Strata's own code on the
+King James Bible, so that a first run shows a multi-node pipeline writing real
+text without any download.
+
+- **Data**: the King James Version (1611), public domain, from Debian's
+  \\`bible-kjv-text\\` package (read with \\`bible\\` from \\`bible-kjv\\`). One
+  chapter per training document, BOS first; every 20th chapter (5%) held out.
+- **Tokenizer**: SentencePiece BPE, $VOCAB pieces, trained on the verses.
+- **Shape**: LlamaForCausalLM, hidden 256, 6 layers, 8 attention heads, 2 KV
+  heads (grouped-query attention), MLP 704, context 256, tied embeddings,
+  RoPE theta 10000, RMSNorm eps 1e-5: $params parameters, BF16 weights.
+- **Training**: $STEPS steps of 16 x 128 tokens ($tokens tokens, about
+  $((tokens / 989280)) passes over the training text), AdamW (lr 3e-3, betas
+  0.9/0.95, weight decay 0.01, warm-up 100 steps then cosine to 10%), gradient
+  clipping at 1.0, seed $SEED, $THREADS CPU threads, $minutes minutes. The
+  forward pass is Strata's inference code (\\`node/llama_layers\\`) under LibTorch
+  autograd.
+- **Loss** (cross-entropy per token, nats): train $train_loss, held-out $heldout_loss.
+
+Reproduce (deterministic for the same seed and thread count):
+
+    scripts/train_default_model.sh models/kjv-5m
+
+It is a toy: it imitates the style and vocabulary of its corpus and knows
+nothing else.
+CARD
 echo "wrote $OUT" >&2
