@@ -56,7 +56,7 @@ King James Bible, so that a first run shows a multi-node pipeline writing real
 text without any download.
 
 - **Data**: the King James Version (1611), public domain, from Debian's
-  \\`bible-kjv-text\\` package (read with \\`bible\\` from \\`bible-kjv\\`). One
+  bible-kjv-text package (read with the bible program from bible-kjv). One
   chapter per training document, BOS first; every 20th chapter (5%) held out.
 - **Tokenizer**: SentencePiece BPE, $VOCAB pieces, trained on the verses.
 - **Shape**: LlamaForCausalLM, hidden 256, 6 layers, 8 attention heads, 2 KV
@@ -66,7 +66,7 @@ text without any download.
   $((tokens / 989280)) passes over the training text), AdamW (lr 3e-3, betas
   0.9/0.95, weight decay 0.01, warm-up 100 steps then cosine to 10%), gradient
   clipping at 1.0, seed $SEED, $THREADS CPU threads, $minutes minutes. The
-  forward pass is Strata's inference code (\\`node/llama_layers\\`) under LibTorch
+  forward pass is Strata's inference code (node/llama_layers) under LibTorch
   autograd.
 - **Loss** (cross-entropy per token, nats): train $train_loss, held-out $heldout_loss.
 
