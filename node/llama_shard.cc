@@ -67,7 +67,7 @@ struct LlamaShard::Impl {
 
   Status CopyInto(const std::string& name, const std::vector<int64_t>& expect, torch::Tensor dst);
   torch::Tensor Allocate(const std::vector<int64_t>& shape) const;
-  Result<torch::Tensor> Place(torch::Tensor owned) const;
+  torch::Tensor Place(torch::Tensor owned) const;  // onto the shard's device
   Result<torch::Tensor> LoadTensor(const std::string& name, const std::vector<int64_t>& expect);
   Result<torch::Tensor> LoadStacked(const std::vector<std::pair<std::string, int64_t>>& parts, int64_t cols,
                                     bool present);
@@ -111,7 +111,7 @@ torch::Tensor LlamaShard::Impl::Allocate(const std::vector<int64_t>& shape) cons
   return owned;
 }
 
-Result<torch::Tensor> LlamaShard::Impl::Place(torch::Tensor owned) const {
+torch::Tensor LlamaShard::Impl::Place(torch::Tensor owned) const {
   return device.is_cpu() ? owned : owned.to(device);
 }
 
