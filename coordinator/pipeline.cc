@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstring>
 
+#include "protocol/peer_link.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
 
@@ -62,28 +63,16 @@ NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address)
 std::unique_ptr<NodeConnection> NodeConnection::Connect(RpcEnv& env, const std::string& address) {
   std::unique_ptr<NodeConnection> c(new NodeConnection());
   c->address_ = address;
-  auto& network = env.io().provider->getNetwork();
-  NodeConnection* raw = c.get();
-  auto hello = network.parseAddress(address)
-                   .then([](kj::Own<kj::NetworkAddress> addr) { return addr->connect(); })
-                   .then([raw](kj::Own<kj::AsyncIoStream> stream) {
-                     raw->stream_ = kj::mv(stream);
-                     raw->client_ = kj::heap<capnp::TwoPartyClient>(*raw->stream_);
-                     auto request = raw->client_->bootstrap().castAs<wire::Node>().helloRequest();
-                     request.setProtocolVersion(kProtocolVersion);
-                     request.setPeer("coordinator");
-                     return request.send();
-                   })
-                   .then([raw](capnp::Response<wire::Node::HelloResults>&& r) {
-                     raw->hello_status_ = ToNodeStatus(r.getInfo(), raw->address_);
-                     raw->stage_ = r.getStage();
-                   });
-  env.Await(kj::mv(hello), env.timeouts().connect_ms, "cannot reach node at " + address);
+  // ConnectPeer bounds the hello by its own timeout; Await adds Ctrl-C.
+  c->link_ = env.Await(ConnectPeer(env.io().provider->getNetwork(), env.io().provider->getTimer(), address,
+                                   "coordinator", env.timeouts().connect_ms),
+                       env.timeouts().connect_ms + 1000, "cannot reach node at " + address);
+  c->hello_status_ = ToNodeStatus(c->link_->info(), address);
   return c;
 }
 
 NodeStatus NodeConnection::Status(RpcEnv& env) {
-  auto reply = env.Await(stage_.infoRequest().send(), env.timeouts().connect_ms, Label());
+  auto reply = env.Await(stage().infoRequest().send(), env.timeouts().connect_ms, Label());
   return ToNodeStatus(reply.getInfo(), address_);
 }
 

@@ -16,6 +16,7 @@
 
 #include "coordinator/shard_plan.h"
 #include "protocol/host_tensor.h"
+#include "protocol/peer_link.h"
 #include "strata.capnp.h"
 
 namespace strata {
@@ -72,16 +73,14 @@ class NodeConnection {
 
   const std::string& address() const { return address_; }
   const NodeStatus& hello_status() const { return hello_status_; }
-  wire::Stage::Client& stage() { return stage_; }
+  wire::Stage::Client& stage() { return link_->stage; }
   std::string Label() const;  // "node NAME (ADDRESS)"
 
  private:
   NodeConnection() = default;
   std::string address_;
   NodeStatus hello_status_;
-  kj::Own<kj::AsyncIoStream> stream_;
-  kj::Own<capnp::TwoPartyClient> client_;
-  wire::Stage::Client stage_ = nullptr;
+  kj::Own<PeerLink> link_;
 };
 
 NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address);

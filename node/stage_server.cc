@@ -9,6 +9,7 @@
 
 #include "node/compute_thread.h"
 #include "node/stage_runtime.h"
+#include "protocol/peer_link.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
 
@@ -39,14 +40,6 @@ kj::Exception Failed(const std::string& message) {
 }
 
 }  // namespace
-
-// The connection to the next stage of the pipeline.
-struct NextLink {
-  std::string address;
-  kj::Own<kj::AsyncIoStream> stream;
-  kj::Own<capnp::TwoPartyClient> client;
-  wire::Stage::Client stage = nullptr;
-};
 
 class NodeState : public kj::Refcounted {
  public:
@@ -83,7 +76,7 @@ class NodeState : public kj::Refcounted {
   kj::Maybe<LoadedShard> shard;
   std::map<uint64_t, uint64_t> sessions;  // open session -> capacity
   uint64_t session_tokens = 0;            // sum of capacities
-  kj::Maybe<kj::Own<NextLink>> next;
+  kj::Maybe<kj::Own<PeerLink>> next;  // the connection to the next stage
   // Completes when the last requested load has finished (never fails).
   kj::ForkedPromise<void> load_chain = kj::Promise<void>(kj::READY_NOW).fork();
 
@@ -173,25 +166,11 @@ class StageImpl final : public wire::Stage::Server {
     state_->next = nullptr;
     if (address.empty()) return kj::READY_NOW;
     NodeState* state = state_.get();
-    auto link = kj::heap<NextLink>();
-    link->address = address;
-    auto connected =
-        state->network().parseAddress(address).then([](kj::Own<kj::NetworkAddress> addr) { return addr->connect(); })
-            .then([state, link = kj::mv(link)](kj::Own<kj::AsyncIoStream> stream) mutable {
-              link->stream = kj::mv(stream);
-              link->client = kj::heap<capnp::TwoPartyClient>(*link->stream);
-              auto request = link->client->bootstrap().castAs<wire::Node>().helloRequest();
-              request.setProtocolVersion(kProtocolVersion);
-              request.setPeer(state->options().name);
-              return request.send().then([link = kj::mv(link)](capnp::Response<wire::Node::HelloResults>&& r) mutable {
-                link->stage = r.getStage();
-                return kj::mv(link);
-              });
-            });
-    return state->timer()
-        .timeoutAfter(state->options().connect_timeout_ms * kj::MILLISECONDS, kj::mv(connected))
+    auto connected = ConnectPeer(state->network(), state->timer(), address, state->options().name,
+                                 state->options().connect_timeout_ms);
+    return connected
         .then(
-            [state, address](kj::Own<NextLink>&& link) {
+            [state, address](kj::Own<PeerLink>&& link) {
               spdlog::info("next stage is {}", address);
               state->next = kj::mv(link);
             },
