@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "coordinator/credentials.h"
 #include "coordinator/local_cluster.h"
 #include "coordinator/pipeline.h"
 #include "coordinator/shard_plan.h"
@@ -52,10 +53,16 @@ struct Cluster {
   std::vector<std::string> addresses;
 };
 
-Result<Cluster> StartCluster(const ClusterFlags& flags) {
+Result<Cluster> StartCluster(const ClusterFlags& flags, const Credentials& credentials) {
   Cluster c;
   if (flags.local > 0) {
     LocalClusterOptions options;
+    options.secret = credentials.secret.Hex();
+    if (credentials.tls) {
+      options.tls_cert = credentials.tls_files.cert;
+      options.tls_key = credentials.tls_files.key;
+      options.tls_ca = credentials.tls_files.ca;
+    }
     options.nodes = static_cast<int>(flags.local);
     options.node_binary = flags.node_binary.empty() ? SiblingBinary("strata-node") : flags.node_binary;
     options.threads = static_cast<int>(flags.threads);
@@ -257,12 +264,14 @@ int RunGenerate(const GenerateFlags& flags) {
   }
 
   auto io = kj::setupAsyncIo();
-  auto cluster = StartCluster(flags.cluster);
+  auto credentials = LoadCredentials(flags.cluster, io.provider->getTimer(), flags.cluster.local > 0);
+  if (!credentials.ok()) return Fail(credentials.status().message());
+  auto cluster = StartCluster(flags.cluster, credentials.value());
   if (!cluster.ok()) return Fail(cluster.status().message());
   Timeouts timeouts;
   timeouts.connect_ms = static_cast<uint32_t>(flags.cluster.connect_timeout_ms);
   timeouts.call_ms = static_cast<uint32_t>(flags.cluster.step_timeout_ms);
-  RpcEnv env(io, timeouts);
+  RpcEnv env(io, timeouts, credentials->security());
   std::random_device rd;
   const uint64_t session = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   try {
@@ -319,7 +328,9 @@ int RunPlan(const GenerateFlags& flags) {
     std::string error;
     if (!ResolveAddresses(flags.cluster, &addresses, &error)) return Fail(error);
     auto io = kj::setupAsyncIo();
-    RpcEnv env(io, Timeouts{});
+    auto credentials = LoadCredentials(flags.cluster, io.provider->getTimer(), false);
+    if (!credentials.ok()) return Fail(credentials.status().message());
+    RpcEnv env(io, Timeouts{}, credentials->security());
     try {
       for (const auto& a : addresses) {
         auto node = NodeConnection::Connect(env, a);
@@ -346,9 +357,11 @@ int RunStatus(const ClusterFlags& flags) {
   std::string error;
   if (!ResolveAddresses(flags, &addresses, &error)) return Fail(error);
   auto io = kj::setupAsyncIo();
+  auto credentials = LoadCredentials(flags, io.provider->getTimer(), false);
+  if (!credentials.ok()) return Fail(credentials.status().message());
   Timeouts timeouts;
   timeouts.connect_ms = static_cast<uint32_t>(flags.connect_timeout_ms);
-  RpcEnv env(io, timeouts);
+  RpcEnv env(io, timeouts, credentials->security());
   int down = 0;
   std::printf("%-16s %-22s %-7s %-4s %-12s %-8s %-10s %-10s\n", "NODE", "ADDRESS", "DEVICE", "THR", "LAYERS",
               "SESSIONS", "FREE MiB", "RSS MiB");

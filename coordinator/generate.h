@@ -17,6 +17,9 @@ struct ClusterFlags {
   std::string node_binary;    // strata-node for --local
   uint64_t connect_timeout_ms = 10000;
   uint64_t step_timeout_ms = 120000;
+  std::string secret_file;    // --cluster-secret-file (else $STRATA_CLUSTER_SECRET)
+  bool tls = false;
+  std::string tls_dir, tls_cert, tls_key, tls_ca;
 };
 
 struct GenerateFlags {

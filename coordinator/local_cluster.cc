@@ -60,6 +60,20 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOpti
       args.push_back("--memory");
       args.push_back(std::to_string(options.memory_per_node));
     }
+    if (!options.tls_cert.empty()) {
+      args.insert(args.end(), {"--tls", "--tls-cert", options.tls_cert, "--tls-key", options.tls_key, "--tls-ca",
+                               options.tls_ca});
+    }
+    // The secret travels in the environment, not argv: /proc/PID/cmdline is
+    // world-readable, /proc/PID/environ is not.
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e) {
+      if (std::strncmp(*e, "STRATA_CLUSTER_SECRET=", 22) != 0) env.push_back(*e);
+    }
+    if (!options.secret.empty()) env.push_back("STRATA_CLUSTER_SECRET=" + options.secret);
+    std::vector<char*> envp;
+    for (auto& e : env) envp.push_back(e.data());
+    envp.push_back(nullptr);
     const pid_t parent = ::getpid();
     const pid_t pid = ::fork();
     if (pid < 0) return Status::Error(std::string("fork: ") + std::strerror(errno));
@@ -73,7 +87,7 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOpti
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());
       argv.push_back(nullptr);
-      ::execv(options.node_binary.c_str(), argv.data());
+      ::execve(options.node_binary.c_str(), argv.data(), envp.data());
       ::_exit(127);
     }
     ::close(pipe_fds[1]);

@@ -21,6 +21,8 @@ struct LocalClusterOptions {
   int threads = 0;               // per node; 0 = node default
   uint64_t memory_per_node = 0;  // 0 = node default
   std::string log_level = "warn";
+  std::string secret;            // the cluster secret the nodes get (through their environment)
+  std::string tls_cert, tls_key, tls_ca;  // set: the nodes speak TLS with these files
 };
 
 class LocalCluster {

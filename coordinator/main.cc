@@ -12,6 +12,7 @@
 #include "coordinator/flags.h"
 #include "coordinator/generate.h"
 #include "coordinator/local_cluster.h"
+#include "coordinator/make_secret.h"
 #include "coordinator/test_model.h"
 
 namespace strata {
@@ -26,9 +27,20 @@ commands:
   plan         print the layer split `generate` would use
   status       show every node of a cluster: layers, sessions, memory
   make-model   write a deterministic random-weight test model
+  make-secret  write a new cluster secret (and with --tls, a cluster CA and certificate)
 
 `strata COMMAND --help` describes a command's options.
 )";
+
+void AddSecurityFlags(FlagSet& f, ClusterFlags* c) {
+  f.String("cluster-secret-file", &c->secret_file,
+           "the cluster secret (`strata make-secret`; else $STRATA_CLUSTER_SECRET; --local makes its own)");
+  f.Bool("tls", &c->tls, "speak TLS to the nodes (with --tls-dir, or --tls-cert/--tls-key/--tls-ca)");
+  f.String("tls-dir", &c->tls_dir, "cert.pem, key.pem and ca.pem from `strata make-secret --tls`");
+  f.String("tls-cert", &c->tls_cert, "this member's certificate (PEM)");
+  f.String("tls-key", &c->tls_key, "its private key (PEM)");
+  f.String("tls-ca", &c->tls_ca, "the cluster CA certificate (PEM)");
+}
 
 void AddClusterFlags(FlagSet& f, ClusterFlags* c) {
   f.String("nodes", &c->nodes, "comma-separated node addresses HOST:PORT, in pipeline order");
@@ -38,6 +50,7 @@ void AddClusterFlags(FlagSet& f, ClusterFlags* c) {
   f.String("node-binary", &c->node_binary, "strata-node binary for --local (default: next to strata)");
   f.UInt64("connect-timeout-ms", &c->connect_timeout_ms, "how long to wait for a node to answer hello");
   f.UInt64("step-timeout-ms", &c->step_timeout_ms, "how long to wait for one pipeline step");
+  AddSecurityFlags(f, c);
 }
 
 // The default model ships in the source tree (models/kjv-5m): found next to
@@ -93,6 +106,7 @@ int StatusCommand(int argc, char** argv) {
   f.String("nodes", &c.nodes, "comma-separated node addresses HOST:PORT");
   f.String("cluster", &c.cluster_file, "a cluster file: {\"nodes\": [\"HOST:PORT\", ...]}");
   f.UInt64("connect-timeout-ms", &c.connect_timeout_ms, "how long to wait for each node");
+  AddSecurityFlags(f, &c);
   std::string error;
   bool help = false;
   if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
@@ -143,6 +157,29 @@ int MakeModel(int argc, char** argv) {
   return 0;
 }
 
+int MakeSecret(int argc, char** argv) {
+  std::string out, tls_dir;
+  int64_t days = 825;
+  FlagSet f("strata make-secret --out FILE [--tls DIR]",
+            "Writes a new random cluster secret to FILE (mode 0600). Give the same file to every\n"
+            "strata-node and strata of the cluster with --cluster-secret-file FILE. With --tls DIR it also\n"
+            "writes a cluster CA (ca.pem, ca.key) and a member certificate (cert.pem, key.pem) into DIR:\n"
+            "copy ca.pem, cert.pem and key.pem to every member and start them with --tls-dir DIR.");
+  f.String("out", &out, "the secret file to create (never overwritten)");
+  f.String("tls", &tls_dir, "also write the cluster's TLS CA and member certificate into this directory");
+  f.Int("days", &days, 1, 36500, "validity of the certificates in days");
+  std::string error;
+  bool help = false;
+  if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
+  if (help) { std::cout << f.Help(); return 0; }
+  if (out.empty()) { std::cerr << "strata: --out FILE is required\n"; return 2; }
+  Status st = WriteClusterSecret(out);
+  if (st.ok() && !tls_dir.empty()) st = WriteClusterTls(tls_dir, static_cast<int>(days));
+  if (!st.ok()) { std::cerr << "strata: " << st.message() << "\n"; return 1; }
+  std::cerr << "wrote " << out << (tls_dir.empty() ? "" : " and the cluster TLS files in " + tls_dir) << "\n";
+  return 0;
+}
+
 }  // namespace
 }  // namespace strata
 
@@ -161,6 +198,7 @@ int main(int argc, char** argv) {
   if (command == "plan") return strata::Generate(argc, argv, true);
   if (command == "status") return strata::StatusCommand(argc, argv);
   if (command == "make-model") return strata::MakeModel(argc, argv);
+  if (command == "make-secret") return strata::MakeSecret(argc, argv);
   if (command == "--help" || command == "-h" || command == "help") { std::cout << strata::kUsage; return 0; }
   std::cerr << (command.empty() ? std::string("strata: no command given") : "strata: unknown command '" + command + "'")
             << "\n\n" << strata::kUsage;

@@ -27,8 +27,8 @@ std::string Clean(const kj::Exception& e) {
 
 }  // namespace
 
-RpcEnv::RpcEnv(kj::AsyncIoContext& io, Timeouts timeouts)
-    : io_(io), timeouts_(timeouts), interrupted_(io.unixEventPort.onSignal(SIGINT).ignoreResult().fork()) {}
+RpcEnv::RpcEnv(kj::AsyncIoContext& io, Timeouts timeouts, LinkSecurity security)
+    : io_(io), timeouts_(timeouts), security_(security), interrupted_(io.unixEventPort.onSignal(SIGINT).ignoreResult().fork()) {}
 
 template <typename T>
 T RpcEnv::Await(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string& what) {
@@ -65,14 +65,15 @@ std::unique_ptr<NodeConnection> NodeConnection::Connect(RpcEnv& env, const std::
   c->address_ = address;
   // ConnectPeer bounds the hello by its own timeout; Await adds Ctrl-C.
   c->link_ = env.Await(ConnectPeer(env.io().provider->getNetwork(), env.io().provider->getTimer(), address,
-                                   "coordinator", env.timeouts().connect_ms),
+                                   env.security(), wire::PeerRole::COORDINATOR, "coordinator",
+                                   env.timeouts().connect_ms),
                        env.timeouts().connect_ms + 1000, "cannot reach node at " + address);
   c->hello_status_ = ToNodeStatus(c->link_->info(), address);
   return c;
 }
 
 NodeStatus NodeConnection::Status(RpcEnv& env) {
-  auto reply = env.Await(stage().infoRequest().send(), env.timeouts().connect_ms, Label());
+  auto reply = env.Await(control().infoRequest().send(), env.timeouts().connect_ms, Label());
   return ToNodeStatus(reply.getInfo(), address_);
 }
 
@@ -94,7 +95,7 @@ void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorD
   kj::Vector<kj::Promise<void>> loads;
   for (size_t i = 0; i < plan.stages.size(); ++i) {
     NodeConnection& node = *nodes_[plan.stages[i].node];
-    auto request = node.stage().loadShardRequest();
+    auto request = node.control().loadShardRequest();
     auto spec = request.initSpec();
     spec.setModelDir(model_dir);
     spec.setFirstLayer(static_cast<uint32_t>(plan.stages[i].first_layer));
@@ -116,36 +117,47 @@ void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorD
   }
   for (size_t i = 0; i < stages_.size(); ++i) {
     NodeConnection& node = stage_node(i);
-    auto request = node.stage().setNextRequest();
+    auto request = node.control().setNextRequest();
     request.setAddress(i + 1 < stages_.size() ? stage_node(i + 1).address() : "");
+    request.setStageIndex(static_cast<uint32_t>(i));
+    request.setStageCount(static_cast<uint32_t>(stages_.size()));
     env_.Await(request.send().ignoreResult(), env_.timeouts().connect_ms * 2, node.Label());
   }
 }
 
 void Pipeline::OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling) {
-  for (size_t i = 0; i < stages_.size(); ++i) {
+  std::vector<wire::Session::Client> reversed;  // last stage first
+  kj::Array<capnp::byte> downstream = nullptr;  // the next stage's ticket
+  for (size_t i = stages_.size(); i-- > 0;) {
     NodeConnection& node = stage_node(i);
-    auto request = node.stage().openSessionRequest();
-    request.setSessionId(session);
+    auto request = node.control().openSessionRequest();
     request.setCapacity(capacity);
     auto s = request.initSampling();
     s.setTemperature(sampling.temperature);
     s.setTopK(sampling.top_k);
     s.setTopP(sampling.top_p);
     s.setSeed(sampling.seed);
-    env_.Await(request.send().ignoreResult(), env_.timeouts().call_ms, node.Label());
+    request.setDownstreamTicket(downstream);
+    auto reply = env_.Await(request.send(), env_.timeouts().call_ms, node.Label());
+    reversed.push_back(reply.getSession());
+    downstream = kj::heapArray<capnp::byte>(reply.getTicket());
   }
+  std::vector<wire::Session::Client> caps;
+  for (size_t i = reversed.size(); i-- > 0;) caps.push_back(kj::mv(reversed[i]));
+  sessions_.emplace(session, kj::mv(caps));
 }
 
 StepReply Pipeline::Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
                          bool sample) {
   NodeConnection& first = stage_node(0);
-  auto request = first.stage().forwardRequest();
-  request.setSessionId(session);
-  request.setStartPos(start_pos);
-  request.setWantLogits(want_logits);
-  request.setSample(sample);
-  auto ids = request.initInput().initTokens(static_cast<unsigned>(tokens.size()));
+  auto found = sessions_.find(session);
+  if (found == sessions_.end()) throw PipelineError("no open session " + std::to_string(session));
+  auto request = found->second[0].forwardRequest();
+  auto step = request.initStep();
+  step.setStartPos(start_pos);
+  step.setWantLogits(want_logits);
+  step.setSample(sample);
+  auto ids = step.initInput().initTokens(static_cast<unsigned>(tokens.size()));
   for (size_t i = 0; i < tokens.size(); ++i) ids.set(static_cast<unsigned>(i), static_cast<uint32_t>(tokens[i]));
   auto response = env_.Await(request.send(), env_.timeouts().call_ms, first.Label());
   auto result = response.getResult();
@@ -166,15 +178,16 @@ StepReply Pipeline::Step(uint64_t session, uint32_t start_pos, const std::vector
 }
 
 void Pipeline::CloseSession(uint64_t session) {
-  for (size_t i = 0; i < stages_.size(); ++i) {
-    auto request = stage_node(i).stage().closeSessionRequest();
-    request.setSessionId(session);
+  auto found = sessions_.find(session);
+  if (found == sessions_.end()) return;
+  for (size_t i = 0; i < found->second.size(); ++i) {
     try {
-      env_.Await(request.send().ignoreResult(), 1000, stage_node(i).Label());
+      env_.Await(found->second[i].closeRequest().send().ignoreResult(), 1000, stage_node(i).Label());
     } catch (const PipelineError&) {
-      // The node is gone or slow; its sessions die with its connection.
+      // The node is gone or slow; dropping the capability closes it anyway.
     }
   }
+  sessions_.erase(found);
 }
 
 }  // namespace strata

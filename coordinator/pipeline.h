@@ -9,6 +9,7 @@
 #include <capnp/rpc-twoparty.h>
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -32,10 +33,11 @@ struct Timeouts {
   uint32_t load_ms = 1800000;  // loading a shard
 };
 
-// The event loop and the Ctrl-C signal, borrowed from main().
+// The event loop, the Ctrl-C signal and how this process proves itself to
+// nodes, all borrowed from main().
 class RpcEnv {
  public:
-  RpcEnv(kj::AsyncIoContext& io, Timeouts timeouts);
+  RpcEnv(kj::AsyncIoContext& io, Timeouts timeouts, LinkSecurity security = {});
 
   // Waits for `promise` up to timeout_ms; a failure, timeout or Ctrl-C throws
   // PipelineError("<what>: <cause>"). Defined (and instantiated) in
@@ -45,10 +47,12 @@ class RpcEnv {
 
   kj::AsyncIoContext& io() { return io_; }
   const Timeouts& timeouts() const { return timeouts_; }
+  const LinkSecurity& security() const { return security_; }
 
  private:
   kj::AsyncIoContext& io_;
   Timeouts timeouts_;
+  LinkSecurity security_;
   kj::ForkedPromise<void> interrupted_;
 };
 
@@ -73,7 +77,7 @@ class NodeConnection {
 
   const std::string& address() const { return address_; }
   const NodeStatus& hello_status() const { return hello_status_; }
-  wire::Stage::Client& stage() { return link_->stage; }
+  wire::Control::Client& control() { return link_->control; }
   std::string Label() const;  // "node NAME (ADDRESS)"
 
  private:
@@ -105,7 +109,8 @@ class Pipeline {
   std::vector<NodeCapacity> Capacities() const;
   // Loads every stage of the plan in parallel, then wires stage i to i+1.
   void Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype);
-  // Opens a session of `capacity` tokens on every stage.
+  // Opens a session of `capacity` tokens on every stage, last to first: each
+  // stage learns the ticket by which it reaches the next one's session.
   void OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling);
   // Runs tokens at [start_pos, start_pos + n) through the whole pipeline.
   StepReply Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
@@ -120,6 +125,8 @@ class Pipeline {
   RpcEnv& env_;
   std::vector<std::unique_ptr<NodeConnection>> nodes_;
   std::vector<size_t> stages_;  // pipeline order -> index into nodes_
+  // session -> its Session capability on every stage, in pipeline order.
+  std::map<uint64_t, std::vector<wire::Session::Client>> sessions_;
 };
 
 }  // namespace strata

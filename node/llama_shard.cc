@@ -265,6 +265,15 @@ Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, con
   auto it = m.sessions.find(session);
   if (it == m.sessions.end()) return Status::Error("unknown session " + std::to_string(session));
   Session& s = it->second;
+  // Positions are checked before any work: a hostile token count must not
+  // be embedded first.
+  const int64_t n = input.is_tokens() ? static_cast<int64_t>(input.tokens.size())
+                                      : (input.hidden.shape.empty() ? 0 : input.hidden.shape[0]);
+  if (n <= 0 || start_pos < 0 || start_pos > s.length || start_pos + n > s.k.size(2)) {
+    return Status::Error("positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + n) +
+                         ") do not follow the session's " + std::to_string(s.length) + " cached tokens within its capacity " +
+                         std::to_string(s.k.size(2)));
+  }
   torch::NoGradGuard no_grad;
   torch::Tensor x;  // [T, hidden] compute dtype
   if (is_first()) {
@@ -289,11 +298,6 @@ Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, con
             .to(m.device, m.dtype, false, /*copy=*/true);
   }
   const int64_t T = x.size(0);
-  if (start_pos < 0 || start_pos > s.length || start_pos + T > s.k.size(2)) {
-    return Status::Error("positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + T) +
-                         ") do not follow the session's " + std::to_string(s.length) + " cached tokens within its capacity " +
-                         std::to_string(s.k.size(2)));
-  }
   auto cos = m.rope_cos.narrow(0, start_pos, T);  // [T, hd]
   auto sin = m.rope_sin.narrow(0, start_pos, T);
   x = x.unsqueeze(0);  // [1, T, hidden]

@@ -1,4 +1,5 @@
 // strata-node: serves one shard of a model over Cap'n Proto RPC.
+#include <CLI/CLI.hpp>
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
@@ -8,47 +9,34 @@
 
 #include <csignal>
 #include <cstdlib>
-#include <cstring>
-#include <fstream>
 #include <iostream>
 #include <string>
 #include <thread>
 
 #include "node/llama_shard.h"
+#include "node/rpc_listener.h"
 #include "node/stage_server.h"
+#include "protocol/cluster_tls.h"
 #include "storage/system_memory.h"
 
 namespace {
 
-constexpr const char* kUsage = R"(usage: strata-node --listen HOST:PORT [options]
-
-Serves one shard (a contiguous range of layers) of a Llama-family model over
-Cap'n Proto RPC. A coordinator (`strata`) assigns the shard and pipelines
-requests through it.
-
-options:
-  --listen HOST:PORT   address to listen on (port 0 picks a free port)
-  --threads N          compute threads (default: all cores)
-  --name NAME          name shown in logs and `strata status` (default: HOST:PORT)
-  --memory SIZE        budget for weights + KV cache, e.g. 8GiB, 512MiB
-                       (default: the machine's available memory)
-  --device DEV         cpu | cuda | cuda:N (default: cuda:0 if present, else cpu)
-  --rpc-timeout-ms MS  how long to wait for the next stage (default 120000)
-  --ready-fd FD        write the bound HOST:PORT and a newline to FD once listening
-  --log-level LEVEL    trace|debug|info|warn|error (default info)
-  --help               this text
-)";
+constexpr const char* kDescription =
+    "Serves one shard (a contiguous range of layers) of a Llama-family model over Cap'n Proto RPC.\n"
+    "A coordinator (`strata`) assigns the shard and pipelines requests through it.\n\n"
+    "Security: with a cluster secret (--cluster-secret-file, or STRATA_CLUSTER_SECRET), only peers\n"
+    "that prove it in a mutual HMAC hello get any right on the node. Without one the node listens on\n"
+    "loopback only, unless --insecure. --tls encrypts every link with the cluster CA's certificates.";
 
 [[noreturn]] void Die(const std::string& message) {
   std::cerr << "strata-node: " << message << "\n";
   std::exit(2);
 }
 
-
 bool ParseSize(const std::string& text, uint64_t* out) {
   char* end = nullptr;
   const double value = std::strtod(text.c_str(), &end);
-  if (end == text.c_str() || !(value > 0)) return false;
+  if (end == text.c_str() || !(value > 0) || value > 1e18) return false;
   const std::string unit = end;
   double scale = 1;
   if (unit == "" || unit == "B") scale = 1;
@@ -60,13 +48,9 @@ bool ParseSize(const std::string& text, uint64_t* out) {
   return true;
 }
 
-int ParseInt(const std::string& flag, const std::string& text, int lo, int hi) {
-  char* end = nullptr;
-  const long v = std::strtol(text.c_str(), &end, 10);
-  if (end == text.c_str() || *end != '\0' || v < lo || v > hi) {
-    Die(flag + " wants an integer in " + std::to_string(lo) + ".." + std::to_string(hi) + ", got '" + text + "'");
-  }
-  return static_cast<int>(v);
+bool IsLoopback(const std::string& listen) {
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  return host == "localhost" || host == "[::1]" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 // Idle OpenMP and OpenBLAS workers spin for a long time by default; several
@@ -85,32 +69,66 @@ void EnsureQuietIdleThreads(char** argv, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string listen, name, device, log_level = "info";
-  strata::NodeOptions options;
-  options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string listen, name, device, log_level = "info", memory, secret_file, tls_dir;
+  strata::TlsFiles tls_files;
+  bool insecure = false, tls = false;
   int ready_fd = -1;
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    auto value = [&]() -> std::string {
-      if (i + 1 >= argc) Die(flag + " needs a value");
-      return argv[++i];
-    };
-    if (flag == "--help" || flag == "-h") { std::cout << kUsage; return 0; }
-    else if (flag == "--listen") listen = value();
-    else if (flag == "--threads") options.threads = ParseInt(flag, value(), 1, 1024);
-    else if (flag == "--name") name = value();
-    else if (flag == "--memory") {
-      const std::string v = value();
-      if (!ParseSize(v, &options.memory_budget)) Die("--memory wants a size like 8GiB or 512MiB, got '" + v + "'");
-    }
-    else if (flag == "--device") device = value();
-    else if (flag == "--rpc-timeout-ms") options.rpc_timeout_ms = static_cast<uint32_t>(ParseInt(flag, value(), 1, 86400000));
-    else if (flag == "--ready-fd") ready_fd = ParseInt(flag, value(), 0, 65535);
-    else if (flag == "--log-level") log_level = value();
-    else Die("unknown option '" + flag + "' (see --help)");
+  strata::NodeOptions options;
+  strata::ListenerLimits limits;
+  options.threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+
+  CLI::App app(kDescription, "strata-node");
+  app.get_formatter()->column_width(34);
+  app.add_option("--listen", listen, "HOST:PORT to listen on (port 0 picks a free port)")->required();
+  app.add_option("--threads", options.threads, "compute threads (default: all cores)")->check(CLI::Range(1, 1024));
+  app.add_option("--name", name, "name shown in logs and `strata status` (default: HOST:PORT)");
+  app.add_option("--memory", memory, "budget for weights + KV cache, e.g. 8GiB (default: available memory)");
+  app.add_option("--device", device, "cpu | cuda | cuda:N (default: cuda:0 if present, else cpu)");
+  app.add_option("--rpc-timeout-ms", options.rpc_timeout_ms, "how long to wait for the next stage")
+      ->check(CLI::Range(1u, 86400000u));
+  app.add_option("--ready-fd", ready_fd, "write the bound HOST:PORT and a newline to FD once listening")
+      ->check(CLI::Range(0, 65535));
+  app.add_option("--log-level", log_level, "trace|debug|info|warn|error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  app.add_option("--cluster-secret-file", secret_file,
+                 "the cluster secret (mode 0600; `strata make-secret`); else $STRATA_CLUSTER_SECRET");
+  app.add_flag("--insecure", insecure, "without a secret, listen beyond loopback anyway (anyone may use the node)");
+  app.add_flag("--tls", tls, "encrypt every RPC link with TLS (cluster CA certificates)");
+  app.add_option("--tls-dir", tls_dir, "cert.pem, key.pem and ca.pem from `strata make-secret --tls`");
+  app.add_option("--tls-cert", tls_files.cert, "this member's certificate (PEM)");
+  app.add_option("--tls-key", tls_files.key, "its private key (PEM)");
+  app.add_option("--tls-ca", tls_files.ca, "the cluster CA certificate (PEM)");
+  app.add_option("--max-connections", limits.max_connections, "open connections at most")
+      ->check(CLI::Range(1u, 65536u));
+  app.add_option("--max-connections-per-peer", limits.max_per_peer, "open connections from one IP address at most")
+      ->check(CLI::Range(1u, 65536u));
+  app.add_option("--hello-timeout-ms", limits.hello_timeout_ms, "close connections with no authenticated hello by then")
+      ->check(CLI::Range(1u, 3600000u));
+  app.add_option("--max-sessions", options.max_sessions, "open sessions at most")->check(CLI::Range(1u, 1000000u));
+  CLI11_PARSE(app, argc, argv);
+
+  if (!memory.empty() && !ParseSize(memory, &options.memory_budget)) {
+    Die("--memory wants a size like 8GiB or 512MiB, got '" + memory + "'");
   }
-  if (listen.empty()) Die("--listen HOST:PORT is required (see --help)");
+  if (!tls_dir.empty()) {
+    const strata::TlsFiles in_dir = strata::TlsFilesIn(tls_dir);
+    if (tls_files.cert.empty()) tls_files.cert = in_dir.cert;
+    if (tls_files.key.empty()) tls_files.key = in_dir.key;
+    if (tls_files.ca.empty()) tls_files.ca = in_dir.ca;
+    tls = true;
+  }
+  if (tls && (tls_files.cert.empty() || tls_files.key.empty() || tls_files.ca.empty())) {
+    Die("--tls needs --tls-dir DIR, or all of --tls-cert, --tls-key and --tls-ca");
+  }
+  auto secret = strata::ClusterSecret::FromFlagOrEnv(secret_file);
+  if (!secret.ok()) Die(secret.status().message());
+  options.secret = secret.value();
+  if (options.secret.empty() && !insecure && !IsLoopback(listen)) {
+    Die("refusing to listen on " + listen + " without a cluster secret: give --cluster-secret-file FILE (make one "
+        "with `strata make-secret`), or --insecure to let anyone who reaches the port use this node");
+  }
   EnsureQuietIdleThreads(argv, options.threads);
+  unsetenv("STRATA_CLUSTER_SECRET");  // read; nothing this process starts inherits it
   spdlog::set_default_logger(spdlog::stderr_color_mt("node"));
   spdlog::set_level(spdlog::level::from_str(log_level));
   if (options.memory_budget == 0) options.memory_budget = strata::AvailableMemoryBytes();
@@ -120,6 +138,13 @@ int main(int argc, char** argv) {
   kj::UnixEventPort::captureSignal(SIGINT);
   signal(SIGPIPE, SIG_IGN);
   auto io = kj::setupAsyncIo();
+  std::unique_ptr<strata::ClusterTls> cluster_tls;
+  if (tls) {
+    auto loaded = strata::ClusterTls::Load(tls_files, io.provider->getTimer());
+    if (!loaded.ok()) Die(loaded.status().message());
+    cluster_tls = std::move(loaded.value());
+    options.tls = cluster_tls.get();
+  }
   kj::Own<kj::ConnectionReceiver> listener;
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
     listener = io.provider->getNetwork().parseAddress(listen).wait(io.waitScope)->listen();
@@ -130,17 +155,24 @@ int main(int argc, char** argv) {
   const std::string bound = host + ":" + std::to_string(listener->getPort());
   options.name = name.empty() ? bound : name;
   spdlog::set_pattern("[%H:%M:%S.%e] [node " + options.name + "] [%l] %v");
-  spdlog::info("listening on {} ({} threads, device {}, budget {} MiB)", bound, options.threads, options.device,
-               options.memory_budget >> 20);
+  spdlog::info("listening on {} ({} threads, device {}, budget {} MiB, {}{})", bound, options.threads, options.device,
+               options.memory_budget >> 20, options.secret.empty() ? "no cluster secret" : "cluster secret",
+               tls ? ", TLS" : "");
+  if (options.secret.empty()) {
+    spdlog::warn(insecure ? "--insecure: no cluster secret, and anyone who reaches {} may use this node"
+                          : "no cluster secret: any local process may use this node (listening on loopback {} only)",
+                 bound);
+  }
 
-  capnp::TwoPartyServer server(strata::MakeNodeServer(options, io.provider->getTimer(), io.provider->getNetwork()));
+  strata::NodeServer server(options, io.provider->getTimer(), io.provider->getNetwork());
+  strata::RpcListener front_door(*listener, io.provider->getTimer(), options.tls, limits, server);
   if (ready_fd >= 0) {
     const std::string line = bound + "\n";
     if (write(ready_fd, line.data(), line.size()) < 0) spdlog::warn("cannot write to --ready-fd {}", ready_fd);
     close(ready_fd);
   }
   auto stop = io.unixEventPort.onSignal(SIGTERM).exclusiveJoin(io.unixEventPort.onSignal(SIGINT));
-  auto serving = server.listen(*listener).then([]() -> siginfo_t { return {}; });
+  auto serving = front_door.Run().then([]() -> siginfo_t { return {}; });
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
     siginfo_t info = stop.exclusiveJoin(kj::mv(serving)).wait(io.waitScope);
     spdlog::info("signal {} received, shutting down", info.si_signo);

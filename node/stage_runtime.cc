@@ -21,10 +21,12 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
   for (int64_t l = options.first_layer; l < options.end_layer; ++l) params += checkpoint.value()->LayerParams(l);
   if (options.first_layer == 0) params += checkpoint.value()->EmbedParams();
   if (options.end_layer == c.num_layers) params += checkpoint.value()->HeadParams();
-  const uint64_t need = static_cast<uint64_t>(params) * ElementSize(options.dtype);
+  // RoPE tables: cos and sin, [max_position, head_dim] f32 each.
+  const uint64_t rope = 2ull * static_cast<uint64_t>(c.max_position) * static_cast<uint64_t>(c.head_dim) * 4;
+  const uint64_t need = static_cast<uint64_t>(params) * ElementSize(options.dtype) + rope;
   if (need > memory_budget) {
     return Status::Error("shard [" + std::to_string(options.first_layer) + ", " + std::to_string(options.end_layer) +
-                         ") needs " + std::to_string(need >> 20) + " MiB of weights but the node's budget is " +
+                         ") needs " + std::to_string(need >> 20) + " MiB of weights and RoPE tables but the node's budget is " +
                          std::to_string(memory_budget >> 20) + " MiB");
   }
   Result<std::unique_ptr<LlamaShard>> shard = Status::Error("load did not run");
@@ -44,6 +46,8 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
   info.weight_bytes = shard_->weight_bytes();
   info.kv_bytes_per_token = shard_->kv_bytes_per_token();
   info.context = shard_->config().max_position;
+  info.vocab_size = shard_->config().vocab_size;
+  info.hidden_size = shard_->config().hidden_size;
   info.dtype = options.dtype;
   return info;
 }

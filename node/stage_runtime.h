@@ -19,8 +19,12 @@ struct LoadedShard {
   int64_t first_layer = 0, end_layer = 0, num_layers = 0;
   uint64_t weight_bytes = 0;
   uint64_t kv_bytes_per_token = 0;
-  int64_t context = 0;
+  int64_t context = 0;      // max_position_embeddings: the longest session
+  int64_t vocab_size = 0;
+  int64_t hidden_size = 0;
   TensorDType dtype = TensorDType::kF32;
+  bool is_first() const { return first_layer == 0; }
+  bool is_last() const { return end_layer == num_layers; }
 };
 
 struct StepOutcome {

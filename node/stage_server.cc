@@ -1,99 +1,22 @@
 #include "node/stage_server.h"
 
-#include <capnp/rpc-twoparty.h>
 #include <kj/debug.h>
 #include <spdlog/spdlog.h>
 
-#include <fstream>
-#include <set>
-
-#include "node/compute_thread.h"
-#include "node/stage_runtime.h"
-#include "protocol/peer_link.h"
+#include "node/node_state.h"
+#include "node/stage_step.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
+#include "storage/escape.h"
 
 namespace strata {
 namespace {
-
-std::string Hex(uint64_t id) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
-  return buf;
-}
-
-uint64_t ResidentBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      uint64_t kb = 0;
-      in >> kb;
-      return kb * 1024;
-    }
-  }
-  return 0;
-}
 
 kj::Exception Failed(const std::string& message) {
   return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(message.c_str()));
 }
 
-}  // namespace
-
-class NodeState : public kj::Refcounted {
- public:
-  NodeState(const NodeOptions& options, kj::Timer& timer, kj::Network& network)
-      : options_(options), timer_(timer), network_(network),
-        compute_([threads = options.threads]() { SetComputeThreads(threads); }), tasks_(error_handler_) {}
-
-  const NodeOptions& options() const { return options_; }
-  kj::Timer& timer() { return timer_; }
-  kj::Network& network() { return network_; }
-  const kj::Executor& compute() { return compute_.executor(); }
-  // Only touched inside compute().executeAsync(...) lambdas.
-  StageRuntime& runtime() { return runtime_; }
-  kj::TaskSet& tasks() { return tasks_; }
-
-  void FillInfo(wire::NodeInfo::Builder info) const {
-    info.setName(options_.name);
-    info.setProtocolVersion(kProtocolVersion);
-    info.setThreads(static_cast<uint32_t>(options_.threads));
-    info.setDevice(options_.device);
-    uint64_t used = 0;
-    KJ_IF_MAYBE(s, shard) {
-      used = s->weight_bytes + s->kv_bytes_per_token * session_tokens;
-      info.setShardLoaded(true);
-      info.setFirstLayer(static_cast<uint32_t>(s->first_layer));
-      info.setEndLayer(static_cast<uint32_t>(s->end_layer));
-      info.setShardBytes(s->weight_bytes);
-    }
-    info.setFreeMemoryBytes(options_.memory_budget > used ? options_.memory_budget - used : 0);
-    info.setActiveSessions(static_cast<uint32_t>(sessions.size()));
-    info.setResidentBytes(ResidentBytes());
-  }
-
-  kj::Maybe<LoadedShard> shard;
-  std::map<uint64_t, uint64_t> sessions;  // open session -> capacity
-  uint64_t session_tokens = 0;            // sum of capacities
-  kj::Maybe<kj::Own<PeerLink>> next;  // the connection to the next stage
-  // Completes when the last requested load has finished (never fails).
-  kj::ForkedPromise<void> load_chain = kj::Promise<void>(kj::READY_NOW).fork();
-
- private:
-  struct ErrorHandler final : kj::TaskSet::ErrorHandler {
-    void taskFailed(kj::Exception&& e) override { spdlog::warn("background task failed: {}", e.getDescription().cStr()); }
-  };
-  NodeOptions options_;
-  kj::Timer& timer_;
-  kj::Network& network_;
-  ComputeThread compute_;
-  StageRuntime runtime_;
-  ErrorHandler error_handler_;
-  kj::TaskSet tasks_;
-};
-
-namespace {
+Bytes ToBytes(capnp::Data::Reader d) { return Bytes(d.begin(), d.end()); }
 
 // Several coordinators may share a node: asking for the shard it holds keeps
 // it, and every open session with it. Anything else replaces the shard.
@@ -104,15 +27,21 @@ kj::Promise<Result<LoadedShard>> LoadIfNeeded(kj::Own<NodeState> state, std::str
       return Result<LoadedShard>(*held);
     }
   }
-  spdlog::info("loading layers [{}, {}) of {} as {}", options.first_layer, options.end_layer, dir,
+  spdlog::info("loading layers [{}, {}) of {} as {}", options.first_layer, options.end_layer, EscapeText(dir),
                DTypeName(options.dtype));
-  state->sessions.clear();  // the runtime drops the old shard's sessions with it
-  state->session_tokens = 0;
+  state->ForgetSessions();  // the runtime drops the old shard's sessions with it
   state->shard = nullptr;
   NodeState* s = state.get();
   const uint64_t budget = s->options().memory_budget;
   return s->compute()
-      .executeAsync([s, dir, options, budget]() { return s->runtime().Load(dir, options, budget); })
+      .executeAsync([s, dir, options, budget]() -> Result<LoadedShard> {
+        // Nothing thrown on the compute thread may poison the load chain.
+        try {
+          return s->runtime().Load(dir, options, budget);
+        } catch (const std::exception& e) {
+          return Status::Error("loading the shard failed: " + EscapeText(e.what(), 200));
+        }
+      })
       .then([state = kj::mv(state)](Result<LoadedShard>&& loaded) mutable {
         if (loaded.ok()) {
           state->shard = loaded.value();
@@ -125,15 +54,51 @@ kj::Promise<Result<LoadedShard>> LoadIfNeeded(kj::Own<NodeState> state, std::str
       });
 }
 
-// One Stage capability per hello. Sessions opened through it are closed when
-// its holder goes away (a coordinator that disconnects leaks nothing).
-class StageImpl final : public wire::Stage::Server {
+// A conversation's capability. Dropping it (or its holder disconnecting)
+// closes the session and frees its KV cache.
+class SessionImpl final : public wire::Session::Server {
  public:
-  StageImpl(kj::Own<NodeState> state, std::string peer) : state_(kj::mv(state)), peer_(kj::mv(peer)) {}
+  SessionImpl(kj::Own<NodeState> state, Bytes ticket) : state_(kj::mv(state)), ticket_(kj::mv(ticket)) {}
+  ~SessionImpl() noexcept(false) { state_->CloseSession(ticket_, "its client let it go"); }
 
-  ~StageImpl() noexcept(false) {
-    for (uint64_t id : owned_) CloseSession(id, "its client disconnected");
+  kj::Promise<void> forward(ForwardContext context) override {
+    // A caller that goes away cancels the step: queued compute and the
+    // call to the next stage are dropped with it.
+    context.allowCancellation();
+    return RunStep(kj::addRef(*state_), ticket_, 0, context.getParams().getStep(), context.getResults().initResult());
   }
+  kj::Promise<void> close(CloseContext context) override {
+    state_->CloseSession(ticket_, "closed by its client");
+    return kj::READY_NOW;
+  }
+
+ private:
+  kj::Own<NodeState> state_;
+  const Bytes ticket_;
+};
+
+// What the previous stage holds: it may hand on steps of sessions whose
+// tickets its coordinator gave it, and nothing else.
+class UpstreamImpl final : public wire::Upstream::Server {
+ public:
+  UpstreamImpl(kj::Own<NodeState> state, std::string peer) : state_(kj::mv(state)), peer_(kj::mv(peer)) {}
+
+  kj::Promise<void> forward(ForwardContext context) override {
+    auto params = context.getParams();
+    context.allowCancellation();
+    return RunStep(kj::addRef(*state_), ToBytes(params.getTicket()), params.getHop(), params.getStep(),
+                   context.getResults().initResult());
+  }
+
+ private:
+  kj::Own<NodeState> state_;
+  std::string peer_;
+};
+
+// The coordinator's rights over this node.
+class ControlImpl final : public wire::Control::Server {
+ public:
+  ControlImpl(kj::Own<NodeState> state, std::string peer) : state_(kj::mv(state)), peer_(kj::mv(peer)) {}
 
   kj::Promise<void> info(InfoContext context) override {
     state_->FillInfo(context.getResults().initInfo());
@@ -148,185 +113,210 @@ class StageImpl final : public wire::Stage::Server {
     options.device = state_->options().device;
     if (!FromWire(spec.getDtype(), &options.dtype)) throw Failed("loadShard: unknown dtype");
     std::string dir = spec.getModelDir();
+    if (dir.empty() || dir.size() > 4096 || dir.find('\0') != std::string::npos) {
+      throw Failed("loadShard: the model directory must be a path of 1..4096 bytes");
+    }
     NodeState* state = state_.get();
     // Loads run one after another: a request that arrives while another
     // loads waits for it, then finds the shard it wants already there.
     auto loaded = state->load_chain.addBranch()
                       .then([ref = kj::addRef(*state_), dir, options]() mutable { return LoadIfNeeded(kj::mv(ref), dir, options); })
                       .fork();
-    state->load_chain = loaded.addBranch().ignoreResult().fork();
+    // The chain must never reject, or every later load would fail with it.
+    state->load_chain = loaded.addBranch().ignoreResult().catch_([](kj::Exception&&) {}).fork();
     return loaded.addBranch().then([state, context](Result<LoadedShard>&& result) mutable {
       if (!result.ok()) throw Failed(result.status().message());
       state->FillInfo(context.getResults().initInfo());
     });
   }
 
-  kj::Promise<void> setNext(SetNextContext context) override {
-    std::string address = context.getParams().getAddress();
-    state_->next = nullptr;
-    if (address.empty()) return kj::READY_NOW;
-    NodeState* state = state_.get();
-    auto connected = ConnectPeer(state->network(), state->timer(), address, state->options().name,
-                                 state->options().connect_timeout_ms);
-    return connected
-        .then(
-            [state, address](kj::Own<PeerLink>&& link) {
-              spdlog::info("next stage is {}", address);
-              state->next = kj::mv(link);
-            },
-            [address](kj::Exception&& e) -> void {
-              throw Failed("cannot reach next stage at " + address + ": " + e.getDescription().cStr());
-            });
-  }
-
-  kj::Promise<void> openSession(OpenSessionContext context) override {
-    auto params = context.getParams();
-    const uint64_t id = params.getSessionId();
-    const int64_t capacity = params.getCapacity();
-    SamplingOptions sampling;
-    sampling.temperature = params.getSampling().getTemperature();
-    sampling.top_k = params.getSampling().getTopK();
-    sampling.top_p = params.getSampling().getTopP();
-    sampling.seed = params.getSampling().getSeed();
-    if (!(sampling.temperature >= 0.0f) || !(sampling.top_p > 0.0f)) {
-      throw Failed("openSession: temperature must be >= 0 and top_p > 0");
-    }
-    NodeState* state = state_.get();
-    if (state->sessions.count(id)) throw Failed("session " + Hex(id) + " is already open");
-    const uint64_t budget = state->options().memory_budget;
-    return state->compute()
-        .executeAsync([state, id, capacity, sampling, budget]() {
-          return state->runtime().Open(id, capacity, sampling, budget);
-        })
-        .then([this, state, id, capacity](Status&& st) {
-          if (!st.ok()) throw Failed(st.message());
-          state->sessions[id] = static_cast<uint64_t>(capacity);
-          state->session_tokens += static_cast<uint64_t>(capacity);
-          owned_.insert(id);
-          spdlog::info("session={} opened, capacity {} tokens", Hex(id), capacity);
-        });
-  }
-
-  kj::Promise<void> closeSession(CloseSessionContext context) override {
-    const uint64_t id = context.getParams().getSessionId();
-    owned_.erase(id);
-    CloseSession(id, "closed by its client");
-    return kj::READY_NOW;
-  }
-
-  kj::Promise<void> forward(ForwardContext context) override;
+  kj::Promise<void> setNext(SetNextContext context) override;
+  kj::Promise<void> openSession(OpenSessionContext context) override;
 
  private:
-  void CloseSession(uint64_t id, const char* why) {
-    NodeState* state = state_.get();
-    auto it = state->sessions.find(id);
-    if (it == state->sessions.end()) return;
-    state->session_tokens -= it->second;
-    state->sessions.erase(it);
-    spdlog::info("session={} closed: {}", Hex(id), why);
-    state->tasks().add(state->compute().executeAsync([state, id]() { state->runtime().Close(id); }));
-  }
-
   kj::Own<NodeState> state_;
   std::string peer_;
-  std::set<uint64_t> owned_;  // sessions opened through this capability
 };
 
-kj::Promise<void> StageImpl::forward(ForwardContext context) {
+kj::Promise<void> ControlImpl::setNext(SetNextContext context) {
   auto params = context.getParams();
-  const uint64_t id = params.getSessionId();
-  const int64_t start = params.getStartPos();
-  const bool want_logits = params.getWantLogits(), sample = params.getSample();
-  NodeState* state = state_.get();
-  if (state->shard == nullptr) throw Failed("forward: no shard is loaded on node " + state->options().name);
-  if (!state->sessions.count(id)) throw Failed("forward: unknown session " + Hex(id));
-  StageInput input;
-  auto in = params.getInput();
-  if (in.isTokens()) {
-    for (uint32_t t : in.getTokens()) input.tokens.push_back(static_cast<int32_t>(t));
-    if (input.tokens.empty()) throw Failed("forward: empty token list");
-  } else {
-    std::string error;
-    if (!DecodeTensor(in.getHidden(), &input.hidden, &error)) throw Failed("forward: bad hidden states: " + error);
+  const std::string address = params.getAddress();
+  const uint32_t index = params.getStageIndex(), count = params.getStageCount();
+  if (count == 0 || count > 1024 || index >= count) {
+    throw Failed("setNext: stage " + std::to_string(index) + " of " + std::to_string(count) + " is impossible");
   }
-  return state->compute()
-      .executeAsync([state, id, start, input = kj::mv(input), sample]() {
-        return state->runtime().Step(id, start, input, sample);
-      })
-      .then([state, context, id, want_logits, sample](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {
-        if (!step.ok()) throw Failed(step.status().message());
-        auto results = context.getResults().initResult();
-        KJ_IF_MAYBE(link, state->next) {
-          if (step->output.hidden.data.empty()) throw Failed("forward: the last stage has a next stage set");
-          auto request = (*link)->stage.forwardRequest();
-          request.setSessionId(id);
-          request.setStartPos(context.getParams().getStartPos());
-          request.setWantLogits(want_logits);
-          request.setSample(sample);
-          EncodeTensor(step->output.hidden, request.initInput().initHidden());
-          const uint64_t micros = step->micros;
-          const std::string address = (*link)->address;
-          return state->timer()
-              .timeoutAfter(state->options().rpc_timeout_ms * kj::MILLISECONDS, request.send())
-              .then(
-                  [context, micros](capnp::Response<wire::Stage::ForwardResults>&& r) mutable {
-                    auto downstream = r.getResult();
-                    auto results = context.getResults().getResult();
-                    results.setToken(downstream.getToken());
-                    if (downstream.hasLogits()) results.setLogits(downstream.getLogits());
-                    auto theirs = downstream.getStageMicros();
-                    auto ours = results.initStageMicros(theirs.size() + 1);
-                    ours.set(0, micros);
-                    for (unsigned i = 0; i < theirs.size(); ++i) ours.set(i + 1, theirs[i]);
-                  },
-                  [address](kj::Exception&& e) -> void {
-                    throw kj::Exception(e.getType(), __FILE__, __LINE__,
-                                        kj::str("next stage at ", address.c_str(), " failed: ", e.getDescription()));
-                  });
+  const bool last = index + 1 == count;
+  if (last != address.empty()) {
+    throw Failed(last ? "setNext: the last stage of a pipeline cannot have a next stage"
+                      : "setNext: stage " + std::to_string(index) + " of " + std::to_string(count) +
+                            " needs a next stage");
+  }
+  NodeState* state = state_.get();
+  if (last) {
+    state->next = nullptr;
+    state->stage_index = index;
+    state->stage_count = count;
+    return kj::READY_NOW;
+  }
+  // A failed link keeps the old one: the new one replaces it only once it
+  // has answered an authenticated hello and is not this node itself.
+  auto connected = ConnectPeer(state->network(), state->timer(), address, state->security(), wire::PeerRole::STAGE,
+                               state->options().name, state->options().connect_timeout_ms);
+  return connected.then(
+      [state, address, index, count](kj::Own<PeerLink>&& link) {
+        if (link->node_id == state->node_id()) {
+          throw Failed("setNext: " + EscapeText(address) + " is this node itself; a stage cannot forward to itself");
         }
-        if (step->output.logits.empty()) throw Failed("forward: this stage is not the last and has no next stage");
-        results.setToken(static_cast<uint32_t>(std::max(step->token, 0)));
-        if (want_logits) {
-          HostTensor logits;
-          logits.dtype = TensorDType::kF32;
-          logits.shape = {static_cast<int64_t>(step->output.logits.size())};
-          const auto* bytes = reinterpret_cast<const uint8_t*>(step->output.logits.data());
-          logits.data.assign(bytes, bytes + step->output.logits.size() * sizeof(float));
-          EncodeTensor(logits, results.initLogits());
-        }
-        results.initStageMicros(1).set(0, step->micros);
-        return kj::READY_NOW;
+        spdlog::info("stage {} of {}; next stage is {}", index, count, EscapeText(address));
+        state->next = kj::mv(link);
+        state->stage_index = index;
+        state->stage_count = count;
+      },
+      [address](kj::Exception&& e) -> void {
+        // One answer for every failure: the reply must not tell a closed
+        // port from a filtered one or from a stranger's server.
+        spdlog::warn("setNext to {} failed: {}", EscapeText(address), EscapeText(e.getDescription().cStr()));
+        throw Failed("setNext: " + EscapeText(address) + " did not answer an authenticated hello of this cluster");
       });
 }
 
+kj::Promise<void> ControlImpl::openSession(OpenSessionContext context) {
+  auto params = context.getParams();
+  NodeState* state = state_.get();
+  const LoadedShard* shard = nullptr;
+  KJ_IF_MAYBE(s, state->shard) { shard = s; }
+  if (shard == nullptr) throw Failed("openSession: no shard is loaded on node " + state->options().name);
+  const uint32_t capacity = params.getCapacity();
+  if (capacity == 0 || capacity > shard->context) {
+    throw Failed("openSession: capacity " + std::to_string(capacity) + " is outside 1.." +
+                 std::to_string(shard->context) + " (the model's context)");
+  }
+  if (state->sessions.size() >= state->options().max_sessions) {
+    throw Failed("openSession: node " + state->options().name + " has its maximum of " +
+                 std::to_string(state->options().max_sessions) + " sessions open");
+  }
+  const bool last = state->stage_index + 1 == state->stage_count;
+  Bytes downstream = ToBytes(params.getDownstreamTicket());
+  if (last ? !downstream.empty() : downstream.size() != kTicketBytes) {
+    throw Failed(last ? "openSession: the last stage takes no downstream ticket"
+                      : "openSession: a downstream ticket of " + std::to_string(kTicketBytes) + " bytes is required");
+  }
+  SamplingOptions sampling;
+  sampling.temperature = params.getSampling().getTemperature();
+  sampling.top_k = params.getSampling().getTopK();
+  sampling.top_p = params.getSampling().getTopP();
+  sampling.seed = params.getSampling().getSeed();
+  if (!(sampling.temperature >= 0.0f && sampling.temperature <= 1000.0f) ||
+      !(sampling.top_p > 0.0f && sampling.top_p <= 1.0f)) {
+    throw Failed("openSession: temperature must be in 0..1000 and top_p in (0, 1]");
+  }
+  const uint64_t id = state->next_session_id++;
+  const uint64_t budget = state->options().memory_budget;
+  return state->compute()
+      .executeAsync([state, id, capacity, sampling, budget]() {
+        return state->runtime().Open(id, capacity, sampling, budget);
+      })
+      .then([state, context, id, capacity, downstream = kj::mv(downstream)](Status&& st) mutable {
+        if (!st.ok()) throw Failed(st.message());
+        Bytes ticket = RandomBytes(kTicketBytes);
+        state->sessions[ticket] = SessionEntry{id, capacity, kj::mv(downstream)};
+        state->session_tokens += capacity;
+        spdlog::info("session={} opened, capacity {} tokens", HexId(id), capacity);
+        auto results = context.getResults();
+        results.setTicket(kj::arrayPtr(ticket.data(), ticket.size()));
+        results.setSession(kj::heap<SessionImpl>(kj::addRef(*state), kj::mv(ticket)));
+      });
+}
+
+// The bootstrap of one connection: the challenge-response of peer_auth.h,
+// then the capability of the peer's role. One challenge and one hello per
+// connection; the nonce is this connection's alone, so a hello recorded
+// elsewhere proves nothing here.
 class NodeImpl final : public wire::Node::Server {
  public:
-  explicit NodeImpl(kj::Own<NodeState> state) : state_(kj::mv(state)) {}
+  NodeImpl(kj::Own<NodeState> state, kj::Own<ConnectionState> connection)
+      : state_(kj::mv(state)), connection_(kj::mv(connection)) {}
+
+  kj::Promise<void> challenge(ChallengeContext context) override {
+    auto params = context.getParams();
+    CheckVersion(params.getProtocolVersion());
+    if (challenged_) throw Refuse("a second challenge on one connection");
+    const Bytes client_nonce = ToBytes(params.getClientNonce());
+    if (client_nonce.size() != kNonceBytes) throw Refuse("a malformed challenge");
+    challenged_ = true;
+    server_nonce_ = RandomBytes(kNonceBytes);
+    client_nonce_ = client_nonce;
+    auto results = context.getResults();
+    results.setServerNonce(kj::arrayPtr(server_nonce_.data(), server_nonce_.size()));
+    results.setNodeId(kj::arrayPtr(state_->node_id().data(), state_->node_id().size()));
+    if (!state_->options().secret.empty()) {
+      const Bytes proof = ServerProof(state_->options().secret, kProtocolVersion, client_nonce_, server_nonce_);
+      results.setServerProof(kj::arrayPtr(proof.data(), proof.size()));
+    }
+    return kj::READY_NOW;
+  }
 
   kj::Promise<void> hello(HelloContext context) override {
     auto params = context.getParams();
-    std::string peer = params.getPeer();
-    if (params.getProtocolVersion() != kProtocolVersion) {
-      spdlog::warn("refused {}: protocol version {} (this node speaks {})", peer, params.getProtocolVersion(),
-                   kProtocolVersion);
-      throw Failed("protocol version mismatch: node '" + state_->options().name + "' speaks " +
-                   std::to_string(kProtocolVersion) + ", the peer speaks " +
-                   std::to_string(params.getProtocolVersion()));
+    CheckVersion(params.getProtocolVersion());
+    if (!challenged_) throw Refuse("a hello without a challenge");
+    if (hello_done_) throw Refuse("a second hello on one connection");
+    hello_done_ = true;  // the nonce is spent, whatever happens next
+    const std::string peer = params.getPeer();
+    if (peer.size() > 128) throw Refuse("a peer name over 128 bytes");
+    const auto role = params.getRole();
+    if (role != wire::PeerRole::COORDINATOR && role != wire::PeerRole::STAGE) throw Refuse("an unknown role");
+    const ClusterSecret& secret = state_->options().secret;
+    if (!secret.empty()) {
+      const Bytes expected = ClientProof(secret, kProtocolVersion, static_cast<uint32_t>(role), peer, server_nonce_,
+                                         client_nonce_);
+      if (!ProofsEqual(ToBytes(params.getClientProof()), expected)) {
+        throw Refuse("a hello that does not prove the cluster secret");
+      }
     }
-    spdlog::info("hello from {}", peer);
-    state_->FillInfo(context.getResults().initInfo());
-    context.getResults().setStage(kj::heap<StageImpl>(kj::addRef(*state_), peer));
+    connection_->authenticated = true;
+    spdlog::info("hello from {} at {} as {}", EscapeText(peer, 64), connection_->peer,
+                 role == wire::PeerRole::COORDINATOR ? "coordinator" : "stage");
+    auto results = context.getResults();
+    state_->FillInfo(results.initInfo());
+    if (role == wire::PeerRole::COORDINATOR) {
+      results.setControl(kj::heap<ControlImpl>(kj::addRef(*state_), peer));
+    } else {
+      results.setUpstream(kj::heap<UpstreamImpl>(kj::addRef(*state_), peer));
+    }
     return kj::READY_NOW;
   }
 
  private:
+  void CheckVersion(uint32_t version) {
+    if (version == kProtocolVersion) return;
+    throw Refuse("protocol version " + std::to_string(version) + " (node '" + state_->options().name + "' speaks " +
+                 std::to_string(kProtocolVersion) + ")");
+  }
+
+  // One warning per address per minute; the peer learns only that it was refused.
+  kj::Exception Refuse(const std::string& what) {
+    if (state_->refusals().ShouldLog(connection_->peer)) {
+      spdlog::warn("refused {}: {} (further refusals of this address are not logged for a minute)",
+                   connection_->peer, what);
+    }
+    return Failed("refused by node '" + state_->options().name + "': " + what);
+  }
+
   kj::Own<NodeState> state_;
+  kj::Own<ConnectionState> connection_;
+  bool challenged_ = false, hello_done_ = false;
+  Bytes server_nonce_, client_nonce_;
 };
 
 }  // namespace
 
-wire::Node::Client MakeNodeServer(const NodeOptions& options, kj::Timer& timer, kj::Network& network) {
-  return kj::heap<NodeImpl>(kj::refcounted<NodeState>(options, timer, network));
+NodeServer::NodeServer(const NodeOptions& options, kj::Timer& timer, kj::Network& network)
+    : state_(kj::refcounted<NodeState>(options, timer, network)) {}
+NodeServer::~NodeServer() = default;
+
+wire::Node::Client NodeServer::Bootstrap(kj::Own<ConnectionState> connection) {
+  return kj::heap<NodeImpl>(kj::addRef(*state_), kj::mv(connection));
 }
 
 }  // namespace strata

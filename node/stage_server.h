@@ -1,16 +1,23 @@
 #pragma once
-// The node's RPC face: the bootstrap Node (hello) and the Stage it hands out.
-// Everything here lives on the node's one KJ event-loop thread; math is sent
-// to the ComputeThread, so a long forward never delays another call.
+// The node's RPC face. A stranger reaching the port gets the bootstrap Node,
+// which answers only `challenge` and `hello`; a hello that proves the
+// cluster secret returns Control (to a coordinator) or Upstream (to the
+// previous stage). Control opens Sessions. Everything here lives on the
+// node's one KJ event-loop thread; math is sent to the ComputeThread, so a
+// long forward never delays another call.
 #include <kj/async-io.h>
+#include <kj/refcount.h>
 #include <kj/timer.h>
 
 #include <cstdint>
 #include <string>
 
+#include "protocol/peer_auth.h"
 #include "strata.capnp.h"
 
 namespace strata {
+
+class ClusterTls;
 
 struct NodeOptions {
   std::string name;
@@ -19,12 +26,33 @@ struct NodeOptions {
   std::string device = "cpu";
   uint32_t rpc_timeout_ms = 120000;   // a forward to the next stage
   uint32_t connect_timeout_ms = 10000;
+  uint32_t max_sessions = 256;        // open sessions on this node
+  ClusterSecret secret;               // empty: no secret (loopback or --insecure)
+  ClusterTls* tls = nullptr;          // borrowed from main(); null: plain TCP
+};
+
+// What the listener knows of one connection. The bootstrap Node of that
+// connection marks it authenticated after a good hello, which lifts the
+// listener's pre-hello limits. Event-loop thread only.
+class ConnectionState final : public kj::Refcounted {
+ public:
+  explicit ConnectionState(std::string peer_address) : peer(kj::mv(peer_address)) {}
+  const std::string peer;       // the remote IP, for logs and per-peer limits
+  bool authenticated = false;
 };
 
 class NodeState;
 
-// Creates the bootstrap capability of a node. The returned client keeps the
-// node's state (compute thread, shard, sessions) alive.
-wire::Node::Client MakeNodeServer(const NodeOptions& options, kj::Timer& timer, kj::Network& network);
+// Owns the node's state (compute thread, shard, sessions, next link) and
+// makes one bootstrap capability per connection. Event-loop thread only.
+class NodeServer {
+ public:
+  NodeServer(const NodeOptions& options, kj::Timer& timer, kj::Network& network);
+  ~NodeServer();
+  wire::Node::Client Bootstrap(kj::Own<ConnectionState> connection);
+
+ private:
+  kj::Own<NodeState> state_;
+};
 
 }  // namespace strata

@@ -1,33 +1,99 @@
 #include "protocol/peer_link.h"
 
+#include <kj/debug.h>
+
+#include "protocol/cluster_tls.h"
 #include "protocol/version.h"
+#include "storage/escape.h"
 
 namespace strata {
+namespace {
+
+Bytes ToBytes(capnp::Data::Reader d) { return Bytes(d.begin(), d.end()); }
+
+kj::Exception Refused(const std::string& address, const std::string& why) {
+  return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                       kj::str("node at ", EscapeText(address).c_str(), " ", why.c_str()));
+}
+
+}  // namespace
 
 wire::NodeInfo::Reader PeerLink::info() { return info_message->getRoot<wire::NodeInfo>().asReader(); }
 
+bool IsTcpAddress(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (address.empty() || address.size() > 255 || colon == std::string::npos || colon == 0) return false;
+  if (address.rfind("unix", 0) == 0 || address.find('/') != std::string::npos) return false;
+  for (char c : address) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' ||
+          c == '_')) {
+      return false;
+    }
+  }
+  const std::string port = address.substr(colon + 1);
+  if (port.empty() || port.size() > 5) return false;
+  for (char c : port) if (!std::isdigit(static_cast<unsigned char>(c))) return false;
+  const int p = std::stoi(port);
+  return p >= 1 && p <= 65535;
+}
+
 kj::Promise<kj::Own<PeerLink>> ConnectPeer(kj::Network& network, kj::Timer& timer, const std::string& address,
+                                          const LinkSecurity& security, wire::PeerRole role,
                                           const std::string& self_name, uint32_t timeout_ms) {
-  auto link = kj::heap<PeerLink>();
+  if (!IsTcpAddress(address)) return Refused(address, "is not a TCP HOST:PORT address");
+  auto link = kj::refcounted<PeerLink>();
   link->address = address;
   PeerLink* raw = link.get();
-  auto hello = network.parseAddress(address)
-                   .then([](kj::Own<kj::NetworkAddress> addr) { return addr->connect(); })
-                   .then([raw, self_name](kj::Own<kj::AsyncIoStream> stream) {
-                     raw->stream = kj::mv(stream);
-                     raw->client = kj::heap<capnp::TwoPartyClient>(*raw->stream);
-                     auto request = raw->client->bootstrap().castAs<wire::Node>().helloRequest();
-                     request.setProtocolVersion(kProtocolVersion);
-                     request.setPeer(self_name);
-                     return request.send();
-                   })
-                   .then([raw, link = kj::mv(link)](capnp::Response<wire::Node::HelloResults>&& r) mutable {
-                     raw->info_message = kj::heap<capnp::MallocMessageBuilder>();
-                     raw->info_message->setRoot(r.getInfo());
-                     raw->stage = r.getStage();
-                     return kj::mv(link);
-                   });
-  return timer.timeoutAfter(timeout_ms * kj::MILLISECONDS, kj::mv(hello));
+  ClusterTls* tls = security.tls;
+  const ClusterSecret secret = security.secret != nullptr ? *security.secret : ClusterSecret();
+  const Bytes client_nonce = RandomBytes(kNonceBytes);
+  auto stream = network.parseAddress(address)
+                    .then([](kj::Own<kj::NetworkAddress> addr) { return addr->connect(); })
+                    .then([tls](kj::Own<kj::AsyncIoStream> s) -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
+                      if (tls == nullptr) return kj::mv(s);
+                      return tls->context().wrapClient(kj::mv(s), kTlsPeerName);
+                    });
+  auto challenged = stream.then([raw, client_nonce](kj::Own<kj::AsyncIoStream> s) {
+    raw->stream = kj::mv(s);
+    raw->client = kj::heap<capnp::TwoPartyClient>(*raw->stream);
+    auto request = raw->client->bootstrap().castAs<wire::Node>().challengeRequest();
+    request.setProtocolVersion(kProtocolVersion);
+    request.setClientNonce(kj::arrayPtr(client_nonce.data(), client_nonce.size()));
+    return request.send();
+  });
+  auto hello = challenged.then([raw, secret, client_nonce, role, self_name,
+                                address](capnp::Response<wire::Node::ChallengeResults>&& r) {
+    const Bytes server_nonce = ToBytes(r.getServerNonce());
+    const Bytes server_proof = ToBytes(r.getServerProof());
+    raw->node_id = ToBytes(r.getNodeId());
+    if (server_nonce.size() != kNonceBytes) throw Refused(address, "sent a malformed challenge");
+    if (secret.empty() && !server_proof.empty()) {
+      throw Refused(address, "wants a cluster secret (--cluster-secret-file or STRATA_CLUSTER_SECRET)");
+    }
+    if (!secret.empty() &&
+        !ProofsEqual(server_proof, ServerProof(secret, kProtocolVersion, client_nonce, server_nonce))) {
+      throw Refused(address, server_proof.empty() ? "has no cluster secret (start it with --cluster-secret-file)"
+                                                  : "does not hold this cluster's secret");
+    }
+    auto request = raw->client->bootstrap().castAs<wire::Node>().helloRequest();
+    request.setProtocolVersion(kProtocolVersion);
+    request.setPeer(self_name);
+    request.setRole(role);
+    if (!secret.empty()) {
+      const Bytes proof = ClientProof(secret, kProtocolVersion, static_cast<uint32_t>(role), self_name, server_nonce,
+                                      client_nonce);
+      request.setClientProof(kj::arrayPtr(proof.data(), proof.size()));
+    }
+    return request.send();
+  });
+  auto done = hello.then([raw, link = kj::mv(link)](capnp::Response<wire::Node::HelloResults>&& r) mutable {
+    raw->info_message = kj::heap<capnp::MallocMessageBuilder>();
+    raw->info_message->setRoot(r.getInfo());
+    raw->control = r.getControl();
+    raw->upstream = r.getUpstream();
+    return kj::mv(link);
+  });
+  return timer.timeoutAfter(timeout_ms * kj::MILLISECONDS, kj::mv(done));
 }
 
 }  // namespace strata

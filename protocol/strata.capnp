@@ -3,11 +3,22 @@ using Cxx = import "/capnp/c++.capnp";
 $Cxx.namespace("strata::wire");
 # The only contract between Strata processes. Bump kProtocolVersion in
 # protocol/version.h on any incompatible change; hello() refuses mismatches.
+#
+# Rights are capabilities. A stranger that reaches a node's port holds only
+# the bootstrap `Node`, which answers `challenge` and `hello`. A hello that
+# proves the cluster secret (protocol/peer_auth.h) returns `Control` to a
+# coordinator or `Upstream` to the previous stage of a pipeline; `Control`
+# opens `Session`s. Nothing is named by a guessable number.
 
 enum DType {
   f32 @0;
   bf16 @1;
   f16 @2;
+}
+
+enum PeerRole {
+  coordinator @0;   # plans, loads shards, opens sessions: gets Control
+  stage @1;         # the previous stage of a pipeline: gets Upstream
 }
 
 struct Tensor {
@@ -29,6 +40,8 @@ struct NodeInfo {
   activeSessions @8 :UInt32;
   shardBytes @9 :UInt64;
   residentBytes @10 :UInt64;    # VmRSS of the node process
+  secured @11 :Bool;            # the node checks a cluster secret
+  tls @12 :Bool;                # the node speaks TLS
 }
 
 struct ShardSpec {
@@ -58,21 +71,47 @@ struct StepResult {
   stageMicros @2 :List(UInt64); # compute time of each stage from here to the end
 }
 
-interface Node {
-  # The bootstrap capability. It hands out the Stage only after the protocol
-  # versions match, so later checks (a cluster secret) slot in here.
-  hello @0 (protocolVersion :UInt32, peer :Text) -> (info :NodeInfo, stage :Stage);
+struct Step {
+  startPos @0 :UInt32;
+  input @1 :StepInput;
+  wantLogits @2 :Bool;
+  sample @3 :Bool;
 }
 
-interface Stage {
+interface Node {
+  # The bootstrap capability: all a stranger can reach.
+  challenge @0 (protocolVersion :UInt32, clientNonce :Data) -> (serverNonce :Data, serverProof :Data, nodeId :Data);
+  # Step one of the mutual handshake. serverProof = HMAC(secret, server
+  # transcript) shows the node holds the secret (empty: the node has none).
+  hello @1 (protocolVersion :UInt32, peer :Text, role :PeerRole, clientProof :Data)
+      -> (info :NodeInfo, control :Control, upstream :Upstream);
+  # Step two: clientProof = HMAC(secret, client transcript) over the nonce
+  # this connection was just given. One hello per connection.
+}
+
+interface Control {
+  # The coordinator's rights over a node.
   info @0 () -> (info :NodeInfo);
   loadShard @1 (spec :ShardSpec) -> (info :NodeInfo);
-  setNext @2 (address :Text);                 # "" = this is the last stage
-  openSession @3 (sessionId :UInt64, capacity :UInt32, sampling :SamplingParams);
-  forward @4 (sessionId :UInt64, startPos :UInt32, input :StepInput, wantLogits :Bool,
-              sample :Bool) -> (result :StepResult);
-  # Runs this stage on `input`, then forwards hidden states to the next stage
-  # itself; the last stage samples (when `sample`) and the token comes back
-  # along the chain of returns.
-  closeSession @5 (sessionId :UInt64);
+  setNext @2 (address :Text, stageIndex :UInt32, stageCount :UInt32);
+  # Makes this node stage `stageIndex` of `stageCount`. The node dials
+  # `address` (TCP HOST:PORT, "" for the last stage) itself and uses it only
+  # after an authenticated hello; on failure the old link stays.
+  openSession @3 (capacity :UInt32, sampling :SamplingParams, downstreamTicket :Data)
+      -> (session :Session, ticket :Data);
+  # `downstreamTicket` is the next stage's ticket for this conversation;
+  # `ticket` is what the previous stage presents to reach it (128 random bits).
+}
+
+interface Session {
+  # One conversation on one node; dropping the capability closes it.
+  forward @0 (step :Step) -> (result :StepResult);
+  # Runs this stage (the first: hop 0), then the rest of the pipeline.
+  close @1 ();
+}
+
+interface Upstream {
+  # What the previous stage may do: hand on a step of a session whose ticket
+  # its coordinator gave it. `hop` is this stage's index in the pipeline.
+  forward @0 (ticket :Data, hop :UInt32, step :Step) -> (result :StepResult);
 }

@@ -66,4 +66,30 @@ bool DecodeTensor(wire::Tensor::Reader in, HostTensor* out, std::string* error) 
   return true;
 }
 
+bool AllFinite(const HostTensor& tensor) {
+  // A float is NaN or infinite exactly when its exponent bits are all ones.
+  const uint8_t* p = tensor.data.data();
+  const size_t n = tensor.data.size();
+  switch (tensor.dtype) {
+    case TensorDType::kF32:
+      for (size_t i = 0; i + 4 <= n; i += 4) {
+        uint32_t bits;
+        std::memcpy(&bits, p + i, 4);
+        if ((bits & 0x7f800000u) == 0x7f800000u) return false;
+      }
+      return true;
+    case TensorDType::kBF16:
+    case TensorDType::kF16: {
+      const uint16_t mask = tensor.dtype == TensorDType::kBF16 ? 0x7f80u : 0x7c00u;
+      for (size_t i = 0; i + 2 <= n; i += 2) {
+        uint16_t bits;
+        std::memcpy(&bits, p + i, 2);
+        if ((bits & mask) == mask) return false;
+      }
+      return true;
+    }
+  }
+  return false;
+}
+
 }  // namespace strata

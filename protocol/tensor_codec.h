@@ -19,6 +19,10 @@ void EncodeTensor(const HostTensor& tensor, wire::Tensor::Builder out);
 // *error to one line naming the cause (bad dtype, rank, shape/size mismatch).
 bool DecodeTensor(wire::Tensor::Reader in, HostTensor* out, std::string* error);
 
+// True when every element is finite (no NaN, no infinity): hidden states
+// from a peer are checked before a stage computes on them.
+bool AllFinite(const HostTensor& tensor);
+
 wire::DType ToWire(TensorDType dtype);
 bool FromWire(wire::DType wire, TensorDType* out);
 

@@ -11,7 +11,8 @@ PACKAGES=(
   liburing-dev libspdlog-dev libfmt-dev libasio-dev
   libgtest-dev libgmock-dev
   libsentencepiece-dev sentencepiece
-  libcurl4-openssl-dev nlohmann-json3-dev
+  libcurl4-openssl-dev nlohmann-json3-dev libssl-dev libcli11-dev
+  clang libclang-rt-14-dev
   bible-kjv bible-kjv-text jq
 )
 

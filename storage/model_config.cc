@@ -4,6 +4,9 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <tuple>
+
+#include "storage/escape.h"
 
 namespace strata {
 namespace {
@@ -44,9 +47,23 @@ Result<ModelConfig> ModelConfig::Load(const std::string& dir) {
 
 Result<ModelConfig> ModelConfig::Parse(const std::string& config_json, const std::string& tokenizer_config_json,
                                        const std::string& origin) {
+  // nlohmann reports a field of the wrong type by throwing; no exception may
+  // leave the storage layer (and a node must stay able to load again).
+  try {
+    return ParseJson(config_json, tokenizer_config_json, origin);
+  } catch (const json::exception& e) {
+    return Status::Error(origin + ": config.json has a field of the wrong type (" + EscapeText(e.what(), 120) + ")");
+  }
+}
+
+Result<ModelConfig> ModelConfig::ParseJson(const std::string& config_json, const std::string& tokenizer_config_json,
+                                           const std::string& origin) {
   json j = json::parse(config_json, nullptr, false);
   if (j.is_discarded() || !j.is_object()) return Status::Error(origin + ": config.json is not a JSON object");
   ModelConfig c;
+  if (j.contains("model_type") && !j["model_type"].is_string()) {
+    return Status::Error(origin + ": config.json 'model_type' must be a string");
+  }
   c.model_type = j.value("model_type", "");
   if (j.contains("architectures") && j["architectures"].is_array() && !j["architectures"].empty() &&
       j["architectures"][0].is_string()) {
@@ -56,7 +73,8 @@ Result<ModelConfig> ModelConfig::Parse(const std::string& config_json, const std
   bool known = false;
   for (const char* a : kArchitectures) known = known || c.architecture == a;
   if (!known || (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2")) {
-    return Status::Error(origin + ": unknown architecture '" + c.architecture + "' (model_type '" + c.model_type +
+    return Status::Error(origin + ": unknown architecture '" + EscapeText(c.architecture, 64) + "' (model_type '" +
+                         EscapeText(c.model_type, 64) +
                          "'); supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM");
   }
   for (auto [key, field] : {std::pair<const char*, int64_t*>{"vocab_size", &c.vocab_size},
@@ -71,6 +89,20 @@ Result<ModelConfig> ModelConfig::Parse(const std::string& config_json, const std
   c.max_position = 2048;
   Status st = PositiveInt(j, "num_key_value_heads", false, &c.num_kv_heads, origin);
   if (st.ok()) st = PositiveInt(j, "max_position_embeddings", false, &c.max_position, origin);
+  // Bounds far above any real model keep every size product in range and
+  // refuse a config whose tables alone would exhaust memory.
+  for (auto [key, value, limit] : {std::tuple<const char*, int64_t, int64_t>{"vocab_size", c.vocab_size, kMaxVocab},
+                                   {"hidden_size", c.hidden_size, kMaxWidth},
+                                   {"intermediate_size", c.intermediate_size, kMaxWidth * 8},
+                                   {"num_hidden_layers", c.num_layers, kMaxLayers},
+                                   {"num_attention_heads", c.num_heads, kMaxHeads},
+                                   {"num_key_value_heads", c.num_kv_heads, kMaxHeads},
+                                   {"max_position_embeddings", c.max_position, kMaxContext}}) {
+    if (value > limit) {
+      return Status::Error(origin + ": config.json '" + key + "' is " + std::to_string(value) +
+                           ", over Strata's limit of " + std::to_string(limit));
+    }
+  }
   c.head_dim = c.hidden_size / c.num_heads;
   if (st.ok()) st = PositiveInt(j, "head_dim", false, &c.head_dim, origin);
   if (!st.ok()) return st;
@@ -78,6 +110,7 @@ Result<ModelConfig> ModelConfig::Parse(const std::string& config_json, const std
     return Status::Error(origin + ": num_attention_heads " + std::to_string(c.num_heads) +
                          " is not a multiple of num_key_value_heads " + std::to_string(c.num_kv_heads));
   }
+  if (c.head_dim > kMaxWidth) return Status::Error(origin + ": config.json 'head_dim' is over Strata's limit");
   if (c.head_dim % 2 != 0) return Status::Error(origin + ": head_dim must be even for rotary embeddings");
   if (j.contains("rms_norm_eps") && j["rms_norm_eps"].is_number()) c.rms_norm_eps = j["rms_norm_eps"].get<double>();
   if (j.contains("rope_theta") && j["rope_theta"].is_number()) c.rope_theta = j["rope_theta"].get<double>();
@@ -88,7 +121,9 @@ Result<ModelConfig> ModelConfig::Parse(const std::string& config_json, const std
     return Status::Error(origin + ": rope_scaling is not supported yet");
   }
   const std::string act = j.value("hidden_act", "silu");
-  if (act != "silu") return Status::Error(origin + ": hidden_act '" + act + "' is not supported (only silu)");
+  if (act != "silu") {
+    return Status::Error(origin + ": hidden_act '" + EscapeText(act, 64) + "' is not supported (only silu)");
+  }
   c.tie_word_embeddings = j.value("tie_word_embeddings", false);
   const bool attention_bias = j.value("attention_bias", false);
   c.qkv_bias = c.model_type == "qwen2" || attention_bias;

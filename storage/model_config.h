@@ -10,6 +10,13 @@
 
 namespace strata {
 
+// Sanity bounds on a config's sizes, far above any real model.
+inline constexpr int64_t kMaxVocab = int64_t{1} << 22;
+inline constexpr int64_t kMaxWidth = int64_t{1} << 16;
+inline constexpr int64_t kMaxLayers = 4096;
+inline constexpr int64_t kMaxHeads = 1024;
+inline constexpr int64_t kMaxContext = int64_t{1} << 22;
+
 struct ModelConfig {
   std::string architecture;   // e.g. "LlamaForCausalLM"
   std::string model_type;     // "llama" | "mistral" | "qwen2"
@@ -34,6 +41,10 @@ struct ModelConfig {
   static Result<ModelConfig> Load(const std::string& dir);
   static Result<ModelConfig> Parse(const std::string& config_json, const std::string& tokenizer_config_json,
                                    const std::string& origin);
+
+ private:
+  static Result<ModelConfig> ParseJson(const std::string& config_json, const std::string& tokenizer_config_json,
+                                       const std::string& origin);
 };
 
 }  // namespace strata

@@ -14,11 +14,11 @@ std::string Strata() { return testing::BinDir() + "/strata"; }
 TEST(CliTest, EveryBinaryHasHelp) {
   for (auto argv : std::vector<std::vector<std::string>>{
            {Strata(), "--help"}, {Strata(), "generate", "--help"}, {Strata(), "plan", "--help"},
-           {Strata(), "status", "--help"}, {Strata(), "make-model", "--help"},
+           {Strata(), "status", "--help"}, {Strata(), "make-model", "--help"}, {Strata(), "make-secret", "--help"},
            {testing::BinDir() + "/strata-node", "--help"}}) {
     auto r = RunProcess(argv, 30);
     EXPECT_EQ(r.exit_code, 0) << argv.back() << r.err;
-    EXPECT_NE(r.out.find("usage:"), std::string::npos) << r.out;
+    EXPECT_TRUE(r.out.find("usage:") != std::string::npos || r.out.find("Usage:") != std::string::npos) << r.out;
   }
 }
 
@@ -32,9 +32,14 @@ TEST(CliTest, BadInvocationsExplainThemselves) {
       {{Strata(), "generate", "--model", "/nonexistent", "--local", "2", "--prompt", "x"}, "/nonexistent/config.json"},
       {{Strata(), "generate", "--local", "x"}, "--local wants an integer"},
       {{Strata(), "generate", "--model", "m", "--nodes", "nohost", "--prompt", "x"}, "bad node address 'nohost'"},
-      {{testing::BinDir() + "/strata-node"}, "--listen HOST:PORT is required"},
-      {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--threads", "0"}, "--threads wants an integer"},
-      {{testing::BinDir() + "/strata-node", "--listen", "999.1.1.1:5"}, "cannot listen on 999.1.1.1:5"},
+      {{testing::BinDir() + "/strata-node"}, "--listen is required"},
+      {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--threads", "0"}, "--threads: Value 0 not in range"},
+      {{testing::BinDir() + "/strata-node", "--listen", "999.1.1.1:5", "--insecure"}, "cannot listen on 999.1.1.1:5"},
+      {{testing::BinDir() + "/strata-node", "--listen", "0.0.0.0:0"}, "refusing to listen on 0.0.0.0:0 without a cluster secret"},
+      {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--cluster-secret-file", "/nonexistent"},
+       "cannot read the cluster secret file /nonexistent"},
+      {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--tls"}, "--tls needs --tls-dir DIR"},
+      {{Strata(), "make-secret"}, "--out FILE is required"},
   };
   for (const auto& c : cases) {
     auto r = RunProcess(c.argv, 30);

@@ -15,6 +15,7 @@
 #include "coordinator/local_cluster.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
+#include "tests/raw_peer.h"
 #include "tests/test_util.h"
 
 namespace strata {
@@ -256,93 +257,15 @@ TEST_F(PipelineTest, CtrlCStopsGenerationAndLocalNodes) {
   EXPECT_EQ(r.exit_code, 1) << "node " << address << " still answers after Ctrl-C";
 }
 
-// Raw Cap'n Proto clients: the hello handshake and hostile messages.
-class RawClient {
- public:
-  explicit RawClient(const std::string& address) : io_(kj::setupAsyncIo()) {
-    stream_ = io_.provider->getNetwork().parseAddress(address).wait(io_.waitScope)->connect().wait(io_.waitScope);
-    client_ = kj::heap<capnp::TwoPartyClient>(*stream_);
-    node_ = client_->bootstrap().castAs<wire::Node>();
-  }
-  wire::Node::Client& node() { return node_; }
-  kj::WaitScope& ws() { return io_.waitScope; }
-
- private:
-  kj::AsyncIoContext io_;
-  kj::Own<kj::AsyncIoStream> stream_;
-  kj::Own<capnp::TwoPartyClient> client_;
-  wire::Node::Client node_ = nullptr;
-};
-
-std::string ErrorOf(kj::Function<void()> f) {
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { f(); })) { return e->getDescription().cStr(); }
-  return "";
-}
-
 TEST_F(PipelineTest, HelloRefusesAnotherProtocolVersion) {
   auto cluster = StartNodes(1);
-  RawClient c(cluster->addresses()[0]);
-  auto req = c.node().helloRequest();
+  auto io = kj::setupAsyncIo();
+  testing::RawPeer c(io, cluster->addresses()[0]);
+  auto req = c.node().challengeRequest();
   req.setProtocolVersion(kProtocolVersion + 1);
-  req.setPeer("test");
-  const std::string e = ErrorOf([&]() { req.send().wait(c.ws()); });
-  EXPECT_NE(e.find("protocol version mismatch"), std::string::npos) << e;
-}
-
-TEST_F(PipelineTest, BadMessagesGetErrorsAndTheNodeLivesOn) {
-  auto cluster = StartNodes(1);
-  RawClient c(cluster->addresses()[0]);
-  auto hello = c.node().helloRequest();
-  hello.setProtocolVersion(kProtocolVersion);
-  auto stage = hello.send().wait(c.ws()).getStage();
-  // Nothing loaded yet.
-  auto fwd = stage.forwardRequest();
-  fwd.initInput().initTokens(1).set(0, 1);
-  EXPECT_NE(ErrorOf([&]() { fwd.send().wait(c.ws()); }).find("no shard is loaded"), std::string::npos);
-  // A layer range outside the model, and a directory that is not a model.
-  // (A capnp request is spent by send(): each call builds a fresh one.)
-  auto load = [&](const std::string& dir, uint32_t first, uint32_t end) {
-    auto req = stage.loadShardRequest();
-    auto spec = req.initSpec();
-    spec.setModelDir(dir);
-    spec.setFirstLayer(first);
-    spec.setEndLayer(end);
-    return ErrorOf([&]() { req.send().wait(c.ws()); });
-  };
-  EXPECT_NE(load(Model("f32"), 4, 9).find("bad layer range [4, 9)"), std::string::npos);
-  EXPECT_NE(load("/nonexistent", 0, 1).find("/nonexistent/config.json"), std::string::npos);
-  // Load the middle layers, then send hidden states of the wrong size.
-  EXPECT_EQ(load(Model("f32"), 2, 4), "");
-  auto open = stage.openSessionRequest();
-  open.setSessionId(5);
-  open.setCapacity(16);
-  open.initSampling().setTopP(1.0f);
-  open.send().wait(c.ws());
-  auto bad = stage.forwardRequest();
-  bad.setSessionId(5);
-  auto t = bad.initInput().initHidden();
-  t.setDtype(wire::DType::F32);
-  auto shape = t.initShape(2);
-  shape.set(0, 2);
-  shape.set(1, 64);
-  t.initData(100);
-  EXPECT_NE(ErrorOf([&]() { bad.send().wait(c.ws()); }).find("bad hidden states"), std::string::npos);
-  auto wrong_width = stage.forwardRequest();
-  wrong_width.setSessionId(5);
-  HostTensor h;
-  h.shape = {1, 32};
-  h.data.resize(128);
-  EncodeTensor(h, wrong_width.initInput().initHidden());
-  EXPECT_NE(ErrorOf([&]() { wrong_width.send().wait(c.ws()); }).find("hidden states must be [tokens, 64]"),
-            std::string::npos);
-  auto unknown = stage.forwardRequest();
-  unknown.setSessionId(6);
-  unknown.initInput().initTokens(1).set(0, 1);
-  EXPECT_NE(ErrorOf([&]() { unknown.send().wait(c.ws()); }).find("unknown session"), std::string::npos);
-  // The node still serves.
-  auto info = stage.infoRequest().send().wait(c.ws()).getInfo();
-  EXPECT_TRUE(info.getShardLoaded());
-  EXPECT_EQ(info.getActiveSessions(), 1u);
+  req.initClientNonce(kNonceBytes);
+  const std::string e = testing::ErrorOf([&]() { req.send().wait(io.waitScope); });
+  EXPECT_NE(e.find("protocol version " + std::to_string(kProtocolVersion + 1)), std::string::npos) << e;
 }
 
 // A node maps the checkpoint and touches only its own layers: its resident
@@ -359,31 +282,28 @@ TEST_F(PipelineTest, NodeResidentMemoryFollowsItsShard) {
   spec.tokenizer_vocab = 200;
   testing::MakeModel(dir / "m", spec);  // ~13.6 MB a layer in F32, ~113 MB in all
   auto cluster = StartNodes(1);
-  RawClient c(cluster->addresses()[0]);
-  auto hello = c.node().helloRequest();
-  hello.setProtocolVersion(kProtocolVersion);
-  auto reply = hello.send().wait(c.ws());
-  const uint64_t before = reply.getInfo().getResidentBytes();
-  auto load = reply.getStage().loadShardRequest();
+  auto io = kj::setupAsyncIo();
+  auto link = testing::Connect(io, cluster->addresses()[0], "");
+  const uint64_t before = link->info().getResidentBytes();
+  // The last two layers and the head: a shard that computes on its own.
+  auto load = link->control.loadShardRequest();
   load.initSpec().setModelDir(dir / "m");
-  load.getSpec().setFirstLayer(3);
-  load.getSpec().setEndLayer(5);
-  load.send().wait(c.ws());
+  load.getSpec().setFirstLayer(6);
+  load.getSpec().setEndLayer(8);
+  load.send().wait(io.waitScope);
   // Run one token through the shard so every weight page it owns is touched.
-  auto open = reply.getStage().openSessionRequest();
-  open.setSessionId(1);
+  auto open = link->control.openSessionRequest();
   open.setCapacity(4);
   open.initSampling().setTopP(1.0f);
-  open.send().wait(c.ws());
-  auto fwd = reply.getStage().forwardRequest();
-  fwd.setSessionId(1);
+  auto session = open.send().wait(io.waitScope).getSession();
+  auto fwd = session.forwardRequest();
+  fwd.initStep().setSample(true);
   HostTensor h;
   h.shape = {1, 512};
   h.data.assign(512 * 4, 0);
-  EncodeTensor(h, fwd.initInput().initHidden());
-  auto fwd_error = ErrorOf([&]() { fwd.send().wait(c.ws()); });
-  EXPECT_NE(fwd_error.find("has no next stage"), std::string::npos) << fwd_error;
-  auto info = reply.getStage().infoRequest().send().wait(c.ws()).getInfo();
+  EncodeTensor(h, fwd.getStep().initInput().initHidden());
+  fwd.send().wait(io.waitScope);
+  auto info = link->control.infoRequest().send().wait(io.waitScope).getInfo();
   const double grown = static_cast<double>(info.getResidentBytes()) - static_cast<double>(before);
   const double shard = static_cast<double>(info.getShardBytes());
   const double model = 113.0e6;

@@ -1,0 +1,77 @@
+#include "node/node_state.h"
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "node/llama_shard.h"
+#include "protocol/cluster_tls.h"
+#include "protocol/version.h"
+#include "storage/escape.h"
+
+namespace strata {
+
+std::string HexId(uint64_t id) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
+  return buf;
+}
+
+uint64_t ResidentBytes() {
+  std::ifstream in("/proc/self/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      uint64_t kb = 0;
+      in >> kb;
+      return kb * 1024;
+    }
+  }
+  return 0;
+}
+
+NodeState::NodeState(const NodeOptions& options, kj::Timer& timer, kj::Network& network)
+    : options_(options), timer_(timer), network_(network), node_id_(RandomBytes(16)),
+      compute_([threads = options.threads]() { SetComputeThreads(threads); }), tasks_(error_handler_) {}
+
+void NodeState::ErrorHandler::taskFailed(kj::Exception&& e) {
+  spdlog::warn("background task failed: {}", EscapeText(e.getDescription().cStr()));
+}
+
+void NodeState::FillInfo(wire::NodeInfo::Builder info) const {
+  info.setName(options_.name);
+  info.setProtocolVersion(kProtocolVersion);
+  info.setThreads(static_cast<uint32_t>(options_.threads));
+  info.setDevice(options_.device);
+  info.setSecured(!options_.secret.empty());
+  info.setTls(options_.tls != nullptr);
+  uint64_t used = 0;
+  KJ_IF_MAYBE(s, shard) {
+    used = s->weight_bytes + s->kv_bytes_per_token * session_tokens;
+    info.setShardLoaded(true);
+    info.setFirstLayer(static_cast<uint32_t>(s->first_layer));
+    info.setEndLayer(static_cast<uint32_t>(s->end_layer));
+    info.setShardBytes(s->weight_bytes);
+  }
+  info.setFreeMemoryBytes(options_.memory_budget > used ? options_.memory_budget - used : 0);
+  info.setActiveSessions(static_cast<uint32_t>(sessions.size()));
+  info.setResidentBytes(ResidentBytes());
+}
+
+void NodeState::ForgetSessions() {
+  sessions.clear();
+  session_tokens = 0;
+}
+
+void NodeState::CloseSession(const Bytes& ticket, const char* why) {
+  auto it = sessions.find(ticket);
+  if (it == sessions.end()) return;
+  const uint64_t id = it->second.id;
+  session_tokens -= it->second.capacity;
+  sessions.erase(it);
+  spdlog::info("session={} closed: {}", HexId(id), why);
+  tasks_.add(compute().executeAsync([this, id]() { runtime_.Close(id); }));
+}
+
+}  // namespace strata

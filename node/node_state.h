@@ -1,0 +1,81 @@
+#pragma once
+// NodeState: what one node holds between calls, on its event-loop thread:
+// the loaded shard's description, the open sessions (by ticket), the link to
+// the next stage, its place in the pipeline, and the compute thread with the
+// StageRuntime that holds the weights and KV caches.
+//
+// Not thread-safe: every field is touched on the event-loop thread only,
+// except runtime(), which is touched only inside compute().executeAsync(...).
+#include <kj/async-io.h>
+#include <kj/refcount.h>
+#include <kj/timer.h>
+
+#include <cstdint>
+#include <map>
+#include <string>
+
+#include "node/compute_thread.h"
+#include "node/rate_limited_log.h"
+#include "node/stage_runtime.h"
+#include "node/stage_server.h"
+#include "protocol/peer_link.h"
+
+namespace strata {
+
+// One conversation on this node. The runtime knows it by `id`; peers know
+// it only by its unguessable ticket.
+struct SessionEntry {
+  uint64_t id = 0;
+  uint32_t capacity = 0;      // tokens of KV cache
+  Bytes downstream_ticket;    // the next stage's ticket (empty on the last stage)
+};
+
+class NodeState final : public kj::Refcounted {
+ public:
+  NodeState(const NodeOptions& options, kj::Timer& timer, kj::Network& network);
+
+  const NodeOptions& options() const { return options_; }
+  kj::Timer& timer() { return timer_; }
+  kj::Network& network() { return network_; }
+  const kj::Executor& compute() { return compute_.executor(); }
+  StageRuntime& runtime() { return runtime_; }  // compute thread only
+  kj::TaskSet& tasks() { return tasks_; }
+  const Bytes& node_id() const { return node_id_; }
+  LinkSecurity security() const { return {&options_.secret, options_.tls}; }
+  RateLimitedLog& refusals() { return refusals_; }
+
+  void FillInfo(wire::NodeInfo::Builder info) const;
+  // Forgets every session (the runtime drops their caches with the shard).
+  void ForgetSessions();
+  // Closes one session here and, in the background, its KV cache.
+  void CloseSession(const Bytes& ticket, const char* why);
+
+  kj::Maybe<LoadedShard> shard;
+  std::map<Bytes, SessionEntry> sessions;  // ticket -> session
+  uint64_t session_tokens = 0;             // sum of open capacities
+  uint64_t next_session_id = 1;
+  kj::Maybe<kj::Own<PeerLink>> next;       // the next stage, after an authenticated hello
+  uint32_t stage_index = 0, stage_count = 1;
+  // Completes when the last requested load has finished; never rejects.
+  kj::ForkedPromise<void> load_chain = kj::Promise<void>(kj::READY_NOW).fork();
+
+ private:
+  struct ErrorHandler final : kj::TaskSet::ErrorHandler {
+    void taskFailed(kj::Exception&& e) override;
+  };
+  NodeOptions options_;
+  kj::Timer& timer_;
+  kj::Network& network_;
+  Bytes node_id_;  // random per process: lets a node recognise itself as a next stage
+  ComputeThread compute_;
+  StageRuntime runtime_;
+  RateLimitedLog refusals_;
+  ErrorHandler error_handler_;
+  kj::TaskSet tasks_;
+};
+
+// "0123abcd..." for logs.
+std::string HexId(uint64_t id);
+uint64_t ResidentBytes();  // VmRSS of this process
+
+}  // namespace strata

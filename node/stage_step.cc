@@ -1,0 +1,155 @@
+#include "node/stage_step.h"
+
+#include <kj/debug.h>
+
+#include "protocol/tensor_codec.h"
+#include "storage/escape.h"
+
+namespace strata {
+namespace {
+
+kj::Exception Failed(const std::string& message) {
+  return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(message.c_str()));
+}
+
+// Positions [start, start + n) must fit the session: checked before a byte
+// of the input is copied.
+void CheckPositions(uint64_t start, uint64_t n, const SessionEntry& session) {
+  if (n == 0) throw Failed("forward: an empty step");
+  if (start > session.capacity || n > session.capacity - start) {
+    throw Failed("forward: positions [" + std::to_string(start) + ", " + std::to_string(start + n) +
+                 ") exceed the session's capacity of " + std::to_string(session.capacity) + " tokens");
+  }
+}
+
+// Validates a step's input against this stage and copies it out.
+StageInput TakeInput(const LoadedShard& shard, const SessionEntry& session, wire::Step::Reader step) {
+  StageInput input;
+  auto in = step.getInput();
+  if (in.isTokens()) {
+    if (!shard.is_first()) throw Failed("forward: this stage takes hidden states, got token ids");
+    auto tokens = in.getTokens();
+    CheckPositions(step.getStartPos(), tokens.size(), session);
+    input.tokens.reserve(tokens.size());
+    for (uint32_t t : tokens) {
+      if (t >= static_cast<uint64_t>(shard.vocab_size)) {
+        throw Failed("forward: token id " + std::to_string(t) + " is outside the vocabulary of " +
+                     std::to_string(shard.vocab_size));
+      }
+      input.tokens.push_back(static_cast<int32_t>(t));
+    }
+    return input;
+  }
+  if (shard.is_first()) throw Failed("forward: the first stage takes token ids, got hidden states");
+  auto hidden = in.getHidden();
+  auto shape = hidden.getShape();
+  if (shape.size() != 2 || shape[1] != static_cast<uint64_t>(shard.hidden_size)) {
+    throw Failed("forward: hidden states must be [tokens, " + std::to_string(shard.hidden_size) + "]");
+  }
+  CheckPositions(step.getStartPos(), shape[0], session);
+  std::string error;
+  if (!DecodeTensor(hidden, &input.hidden, &error)) throw Failed("forward: bad hidden states: " + error);
+  if (input.hidden.dtype != shard.dtype) {
+    throw Failed(std::string("forward: hidden states must be ") + DTypeName(shard.dtype) + ", got " +
+                 DTypeName(input.hidden.dtype));
+  }
+  if (!AllFinite(input.hidden)) throw Failed("forward: hidden states hold NaN or infinite values");
+  return input;
+}
+
+void FillLast(const StepOutcome& step, bool want_logits, wire::StepResult::Builder out) {
+  out.setToken(static_cast<uint32_t>(std::max(step.token, 0)));
+  if (want_logits) {
+    HostTensor logits;
+    logits.dtype = TensorDType::kF32;
+    logits.shape = {static_cast<int64_t>(step.output.logits.size())};
+    const auto* bytes = reinterpret_cast<const uint8_t*>(step.output.logits.data());
+    logits.data.assign(bytes, bytes + step.output.logits.size() * sizeof(float));
+    EncodeTensor(logits, out.initLogits());
+  }
+  out.initStageMicros(1).set(0, step.micros);
+}
+
+// Hands the step on to the next stage and copies its answer into `out`.
+kj::Promise<void> HandOn(NodeState* state, kj::Own<PeerLink> link, const SessionEntry& session, uint32_t hop,
+                         uint32_t start, bool want_logits, bool sample, const StepOutcome& step,
+                         wire::StepResult::Builder out) {
+  auto request = link->upstream.forwardRequest();
+  request.setTicket(kj::arrayPtr(session.downstream_ticket.data(), session.downstream_ticket.size()));
+  request.setHop(hop + 1);
+  auto next = request.initStep();
+  next.setStartPos(start);
+  next.setWantLogits(want_logits);
+  next.setSample(sample);
+  EncodeTensor(step.output.hidden, next.initInput().initHidden());
+  const uint64_t micros = step.micros;
+  const std::string address = link->address;
+  // The link rides along: a setNext that replaces it mid-step must not cut
+  // this call off.
+  return state->timer()
+      .timeoutAfter(state->options().rpc_timeout_ms * kj::MILLISECONDS, request.send())
+      .then(
+          [out, micros, link = kj::mv(link)](capnp::Response<wire::Upstream::ForwardResults>&& r) mutable {
+            auto downstream = r.getResult();
+            out.setToken(downstream.getToken());
+            if (downstream.hasLogits()) out.setLogits(downstream.getLogits());
+            auto theirs = downstream.getStageMicros();
+            if (theirs.size() > 1024) throw Failed("the next stage sent over 1024 stage timings");
+            auto ours = out.initStageMicros(theirs.size() + 1);
+            ours.set(0, micros);
+            for (unsigned i = 0; i < theirs.size(); ++i) ours.set(i + 1, theirs[i]);
+          },
+          [address](kj::Exception&& e) -> void {
+            throw kj::Exception(e.getType(), __FILE__, __LINE__,
+                                kj::str("next stage at ", EscapeText(address).c_str(), " failed: ",
+                                        EscapeText(e.getDescription().cStr(), 400).c_str()));
+          });
+}
+
+}  // namespace
+
+kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
+                          wire::StepResult::Builder out) {
+  NodeState* state = ref.get();
+  const LoadedShard* shard = nullptr;
+  KJ_IF_MAYBE(s, state->shard) { shard = s; }
+  if (shard == nullptr) throw Failed("forward: no shard is loaded on node " + state->options().name);
+  auto found = state->sessions.find(ticket);
+  if (found == state->sessions.end()) throw Failed("forward: no such session on this node (closed, or never opened)");
+  const SessionEntry session = found->second;
+  // The hop count: a step reaches stage i only as hop i, so a pipeline wired
+  // into a loop, or a peer replaying a step, is refused rather than run again.
+  if (hop != state->stage_index) {
+    throw Failed("forward: a step for stage " + std::to_string(hop) + " reached stage " +
+                 std::to_string(state->stage_index) + " of " + std::to_string(state->stage_count));
+  }
+  const bool has_next = state->stage_index + 1 < state->stage_count;
+  kj::Own<PeerLink> link;
+  if (has_next) {
+    KJ_IF_MAYBE(n, state->next) { link = kj::addRef(**n); }
+    else throw Failed("forward: stage " + std::to_string(state->stage_index) + " has no next stage linked");
+  } else if (!shard->is_last()) {
+    throw Failed("forward: this stage is not the last and has no next stage");
+  }
+  StageInput input = TakeInput(*shard, session, step);
+  const uint32_t start = step.getStartPos();
+  const bool want_logits = step.getWantLogits(), sample = step.getSample();
+  const uint64_t id = session.id;
+  return state->compute()
+      .executeAsync([state, id, start, input = kj::mv(input), sample]() {
+        return state->runtime().Step(id, start, input, sample);
+      })
+      .then([ref = kj::mv(ref), link = kj::mv(link), session, hop, start, want_logits, sample,
+             out](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {
+        if (!step.ok()) throw Failed(step.status().message());
+        if (link.get() != nullptr) {
+          if (step->output.hidden.data.empty()) throw Failed("forward: the last stage has a next stage set");
+          return HandOn(ref.get(), kj::mv(link), session, hop, start, want_logits, sample, *step, out);
+        }
+        if (step->output.logits.empty()) throw Failed("forward: this stage is not the last and has no next stage");
+        FillLast(*step, want_logits, out);
+        return kj::READY_NOW;
+      });
+}
+
+}  // namespace strata

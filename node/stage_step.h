@@ -1,0 +1,21 @@
+#pragma once
+// RunStep: one step of one session on this node, then on the rest of the
+// pipeline. Every cheap check runs on the event loop before any work:
+// the session's ticket, the hop against this node's place in the pipeline,
+// the token count against the session's capacity, token ids against the
+// vocabulary, hidden states' dtype, shape and finiteness. Only then does the
+// compute thread embed or run a layer.
+#include <kj/async.h>
+
+#include "node/node_state.h"
+#include "strata.capnp.h"
+
+namespace strata {
+
+// `hop` is the index of the stage this step was sent to (0 from the
+// coordinator). Results go to `out`, which must outlive the promise (it is
+// the call's own result, and the promise is the call's).
+kj::Promise<void> RunStep(kj::Own<NodeState> state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
+                          wire::StepResult::Builder out);
+
+}  // namespace strata

@@ -1,0 +1,57 @@
+#include "protocol/cluster_tls.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "storage/escape.h"
+
+namespace strata {
+namespace {
+
+Result<std::string> ReadPem(const std::string& path, const char* what) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Error("cannot read the TLS " + std::string(what) + " file " + EscapeText(path));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  if (text.size() > (1u << 20) || text.find("-----BEGIN ") == std::string::npos) {
+    return Status::Error("the TLS " + std::string(what) + " file " + EscapeText(path) + " is not PEM");
+  }
+  return text;
+}
+
+}  // namespace
+
+TlsFiles TlsFilesIn(const std::string& dir) { return {dir + "/cert.pem", dir + "/key.pem", dir + "/ca.pem"}; }
+
+ClusterTls::~ClusterTls() = default;
+
+Result<std::unique_ptr<ClusterTls>> ClusterTls::Load(const TlsFiles& files, kj::Timer& timer) {
+  auto cert = ReadPem(files.cert, "certificate");
+  if (!cert.ok()) return cert.status();
+  auto key = ReadPem(files.key, "key");
+  if (!key.ok()) return key.status();
+  auto ca = ReadPem(files.ca, "CA");
+  if (!ca.ok()) return ca.status();
+  std::unique_ptr<ClusterTls> tls(new ClusterTls());
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    tls->keypair_ = kj::heap<kj::TlsKeypair>(
+        kj::TlsKeypair{kj::TlsPrivateKey(key->c_str()), kj::TlsCertificate(cert->c_str())});
+    tls->ca_ = kj::heap<kj::TlsCertificate>(ca->c_str());
+    kj::TlsContext::Options options;
+    options.useSystemTrustStore = false;
+    options.verifyClients = true;
+    options.trustedCertificates = kj::arrayPtr(tls->ca_.get(), 1);
+    options.defaultKeypair = *tls->keypair_;
+    options.minVersion = kj::TlsVersion::TLS_1_2;
+    options.timer = timer;
+    options.acceptTimeout = 10 * kj::SECONDS;
+    tls->context_ = kj::heap<kj::TlsContext>(kj::mv(options));
+  })) {
+    return Status::Error("bad TLS files (" + EscapeText(files.cert) + ", " + EscapeText(files.key) + ", " +
+                         EscapeText(files.ca) + "): " + EscapeText(e->getDescription().cStr(), 160));
+  }
+  return tls;
+}
+
+}  // namespace strata
