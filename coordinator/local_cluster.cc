@@ -64,6 +64,7 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOpti
       args.insert(args.end(), {"--tls", "--tls-cert", options.tls_cert, "--tls-key", options.tls_key, "--tls-ca",
                                options.tls_ca});
     }
+    args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
     // The secret travels in the environment, not argv: /proc/PID/cmdline is
     // world-readable, /proc/PID/environ is not.
     std::vector<std::string> env;
@@ -81,6 +82,10 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOpti
       ::prctl(PR_SET_PDEATHSIG, SIGTERM);
       if (::getppid() != parent) ::_exit(1);  // the coordinator died before prctl
       ::dup2(pipe_fds[1], 3);                 // dup2 clears CLOEXEC on fd 3
+      if (!options.log_path.empty()) {
+        const int log = ::open(options.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (log >= 0) ::dup2(log, 2);
+      }
       // A node must not take the coordinator's terminal signals: Ctrl-C goes
       // to the coordinator, which then stops its nodes in order.
       ::setpgid(0, 0);

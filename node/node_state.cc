@@ -57,6 +57,7 @@ void NodeState::FillInfo(wire::NodeInfo::Builder info) const {
   info.setFreeMemoryBytes(options_.memory_budget > used ? options_.memory_budget - used : 0);
   info.setActiveSessions(static_cast<uint32_t>(sessions.size()));
   info.setResidentBytes(ResidentBytes());
+  info.setStepsComputed(runtime_.steps_computed());
 }
 
 void NodeState::ForgetSessions() {

@@ -25,13 +25,18 @@ class GuardedStream final : public kj::AsyncIoStream {
   kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
     if (!state_->authenticated) {
       if (used_ >= budget_) {
+        state_->CutOff();
         return KJ_EXCEPTION(DISCONNECTED, "peer sent more than the pre-hello budget before an authenticated hello");
       }
       max_bytes = static_cast<size_t>(std::min<uint64_t>(max_bytes, budget_ - used_));
       min_bytes = std::min(min_bytes, max_bytes);  // a short read then ends the message: the peer is cut off
     }
-    return inner_->tryRead(buffer, min_bytes, max_bytes).then([this](size_t n) {
-      if (!state_->authenticated) used_ += n;
+    const size_t wanted = min_bytes;
+    return inner_->tryRead(buffer, min_bytes, max_bytes).then([this, wanted](size_t n) {
+      if (!state_->authenticated) {
+        used_ += n;
+        if (used_ >= budget_ && n >= wanted) state_->CutOff();  // nothing more will be read
+      }
       return n;
     });
   }
@@ -113,7 +118,8 @@ RpcListener::RpcListener(kj::ConnectionReceiver& receiver, kj::Timer& timer, Clu
 RpcListener::~RpcListener() = default;
 
 kj::Promise<void> RpcListener::Run() {
-  return receiver_.accept().then(
+  // evalNow: kj's accept() may throw before it returns a promise (EMFILE).
+  return kj::evalNow([this]() { return receiver_.accept(); }).then(
       [this](kj::Own<kj::AsyncIoStream> stream) {
         connections_.add(Admit(kj::mv(stream)));
         return Run();
@@ -157,7 +163,13 @@ kj::Promise<void> RpcListener::Admit(kj::Own<kj::AsyncIoStream> stream) {
                                      timeout_ms);
                         return kj::READY_NOW;
                       });
-  return served.exclusiveJoin(kj::mv(deadline)).attach(kj::defer([this, peer]() { Release(peer); }));
+  const uint64_t budget = limits_.pre_auth_bytes;
+  auto cut_off = state->OnCutOff().then([peer, budget]() {
+    spdlog::info("closed a connection from {}: it sent over {} bytes before an authenticated hello", peer, budget);
+  });
+  return served.exclusiveJoin(kj::mv(deadline))
+      .exclusiveJoin(kj::mv(cut_off))
+      .attach(kj::defer([this, peer]() { Release(peer); }));
 }
 
 kj::Promise<void> RpcListener::Serve(kj::Own<kj::AsyncIoStream> stream, kj::Own<ConnectionState> state) {

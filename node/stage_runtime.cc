@@ -85,6 +85,7 @@ Result<StepOutcome> StageRuntime::Step(uint64_t session, int64_t start_pos, cons
   if (!shard_) return Status::Error("no shard is loaded on this node");
   if (!samplers_.count(session)) return Status::Error("unknown session " + std::to_string(session));
   const auto t0 = std::chrono::steady_clock::now();
+  steps_computed_.fetch_add(1, std::memory_order_relaxed);
   Result<StageOutput> output = Status::Error("forward did not run");
   try {
     output = shard_->Forward(session, start_pos, input);

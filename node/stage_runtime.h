@@ -2,6 +2,7 @@
 // StageRuntime: everything a node computes — its LlamaShard and the sampler
 // of every session. Lives on the compute thread and is touched only there
 // (through ComputeThread's executor); not thread-safe by itself.
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -41,11 +42,14 @@ class StageRuntime {
   Status Open(uint64_t session, int64_t capacity, const SamplingOptions& sampling, uint64_t memory_budget);
   void Close(uint64_t session);
   Result<StepOutcome> Step(uint64_t session, int64_t start_pos, const StageInput& input, bool sample);
+  // Forwards run so far; the one method any thread may call.
+  uint64_t steps_computed() const { return steps_computed_.load(std::memory_order_relaxed); }
 
  private:
   std::unique_ptr<LlamaShard> shard_;
   std::map<uint64_t, Sampler> samplers_;  // one per open session
   std::map<uint64_t, int64_t> capacity_;  // tokens of KV cache per open session
+  std::atomic<uint64_t> steps_computed_{0};
 };
 
 }  // namespace strata

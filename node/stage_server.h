@@ -36,9 +36,24 @@ struct NodeOptions {
 // listener's pre-hello limits. Event-loop thread only.
 class ConnectionState final : public kj::Refcounted {
  public:
-  explicit ConnectionState(std::string peer_address) : peer(kj::mv(peer_address)) {}
+  explicit ConnectionState(std::string peer_address) : peer(kj::mv(peer_address)) {
+    auto paf = kj::newPromiseAndFulfiller<void>();
+    cut_off_ = kj::mv(paf.fulfiller);
+    on_cut_off_ = kj::mv(paf.promise);
+  }
   const std::string peer;       // the remote IP, for logs and per-peer limits
   bool authenticated = false;
+
+  // Asks the listener to close the connection now (a stranger over budget).
+  void CutOff() {
+    if (cut_off_->isWaiting()) cut_off_->fulfill();
+  }
+  // Resolves on CutOff(); the listener takes it once.
+  kj::Promise<void> OnCutOff() { return kj::mv(on_cut_off_); }
+
+ private:
+  kj::Own<kj::PromiseFulfiller<void>> cut_off_;
+  kj::Promise<void> on_cut_off_ = nullptr;
 };
 
 class NodeState;

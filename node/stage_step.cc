@@ -1,6 +1,10 @@
 #include "node/stage_step.h"
 
 #include <kj/debug.h>
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <memory>
 
 #include "protocol/tensor_codec.h"
 #include "storage/escape.h"
@@ -106,6 +110,26 @@ kj::Promise<void> HandOn(NodeState* state, kj::Own<PeerLink> link, const Session
           });
 }
 
+// Runs one step on the compute thread without tying the caller to it: a
+// caller that goes away sets `cancelled`, and a step that has not started by
+// then never starts. (Dropping the executeAsync promise itself would block
+// the event loop until the compute thread got round to it.)
+kj::Promise<Result<StepOutcome>> ComputeStep(NodeState* state, uint64_t id, uint32_t start, StageInput input,
+                                             bool sample) {
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  auto paf = kj::newPromiseAndFulfiller<Result<StepOutcome>>();
+  auto run = [state, id, start, input = kj::mv(input), sample, cancelled]() -> Result<StepOutcome> {
+    if (cancelled->load()) {
+      spdlog::info("session={} step at {} skipped: its caller went away", HexId(id), start);
+      return Status::Error("cancelled: the caller went away");
+    }
+    return state->runtime().Step(id, start, input, sample);
+  };
+  state->tasks().add(state->compute().executeAsync(kj::mv(run)).then(
+      [fulfiller = kj::mv(paf.fulfiller)](Result<StepOutcome>&& r) mutable { fulfiller->fulfill(kj::mv(r)); }));
+  return paf.promise.attach(kj::defer([cancelled]() { cancelled->store(true); }));
+}
+
 }  // namespace
 
 kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
@@ -135,10 +159,7 @@ kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t 
   const uint32_t start = step.getStartPos();
   const bool want_logits = step.getWantLogits(), sample = step.getSample();
   const uint64_t id = session.id;
-  return state->compute()
-      .executeAsync([state, id, start, input = kj::mv(input), sample]() {
-        return state->runtime().Step(id, start, input, sample);
-      })
+  return ComputeStep(state, id, start, kj::mv(input), sample)
       .then([ref = kj::mv(ref), link = kj::mv(link), session, hop, start, want_logits, sample,
              out](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {
         if (!step.ok()) throw Failed(step.status().message());

@@ -42,6 +42,7 @@ struct NodeInfo {
   residentBytes @10 :UInt64;    # VmRSS of the node process
   secured @11 :Bool;            # the node checks a cluster secret
   tls @12 :Bool;                # the node speaks TLS
+  stepsComputed @13 :UInt64;    # forwards this node has computed since it started
 }
 
 struct ShardSpec {
