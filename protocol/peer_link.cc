@@ -16,6 +16,13 @@ kj::Exception Refused(const std::string& address, const std::string& why) {
                        kj::str("node at ", EscapeText(address).c_str(), " ", why.c_str()));
 }
 
+// One line: OpenSSL's errors come several to a message.
+std::string OneLine(const kj::Exception& e) {
+  std::string text = e.getDescription().cStr();
+  for (size_t at; (at = text.find('\n')) != std::string::npos;) text.replace(at, 1, "; ");
+  return EscapeText(text, 300);
+}
+
 }  // namespace
 
 wire::NodeInfo::Reader PeerLink::info() { return info_message->getRoot<wire::NodeInfo>().asReader(); }
@@ -49,17 +56,27 @@ kj::Promise<kj::Own<PeerLink>> ConnectPeer(kj::Network& network, kj::Timer& time
   const Bytes client_nonce = RandomBytes(kNonceBytes);
   auto stream = network.parseAddress(address)
                     .then([](kj::Own<kj::NetworkAddress> addr) { return addr->connect(); })
-                    .then([tls](kj::Own<kj::AsyncIoStream> s) -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
+                    .then([tls, address](kj::Own<kj::AsyncIoStream> s) -> kj::Promise<kj::Own<kj::AsyncIoStream>> {
                       if (tls == nullptr) return kj::mv(s);
-                      return tls->context().wrapClient(kj::mv(s), kTlsPeerName);
+                      return tls->context().wrapClient(kj::mv(s), kTlsPeerName).catch_(
+                          [address](kj::Exception&& e) -> kj::Own<kj::AsyncIoStream> {
+                            throw Refused(address, "failed the TLS handshake (" + OneLine(e) +
+                                                       "); is it a member of this cluster, with the same CA?");
+                          });
                     });
-  auto challenged = stream.then([raw, client_nonce](kj::Own<kj::AsyncIoStream> s) {
+  auto challenged = stream.then([raw, client_nonce, address, tls](kj::Own<kj::AsyncIoStream> s) {
     raw->stream = kj::mv(s);
     raw->client = kj::heap<capnp::TwoPartyClient>(*raw->stream);
     auto request = raw->client->bootstrap().castAs<wire::Node>().challengeRequest();
     request.setProtocolVersion(kProtocolVersion);
     request.setClientNonce(kj::arrayPtr(client_nonce.data(), client_nonce.size()));
-    return request.send();
+    return request.send().catch_(
+        [address, tls](kj::Exception&& e) -> capnp::Response<wire::Node::ChallengeResults> {
+          if (e.getType() != kj::Exception::Type::DISCONNECTED) kj::throwFatalException(kj::mv(e));
+          throw Refused(address, std::string("closed the connection before answering hello (") +
+                                     (tls == nullptr ? "does the cluster use --tls? " : "") +
+                                     "is it at its connection limit?)");
+        });
   });
   auto hello = challenged.then([raw, secret, client_nonce, role, self_name,
                                 address](capnp::Response<wire::Node::ChallengeResults>&& r) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <kj/async-io.h>
 #include <signal.h>
+#include <sys/stat.h>
 
 #include <chrono>
 #include <fstream>
@@ -25,8 +26,7 @@ using json = nlohmann::json;
 using testing::RunProcess;
 using testing::TempDir;
 
-std::unique_ptr<LocalCluster> StartNodes(int n, int threads = 1) {
-  LocalClusterOptions o;
+std::unique_ptr<LocalCluster> StartNodes(int n, int threads = 1, LocalClusterOptions o = {}) {
   o.nodes = n;
   o.node_binary = testing::BinDir() + "/strata-node";
   o.threads = threads;
@@ -74,12 +74,15 @@ class PipelineTest : public ::testing::Test {
 };
 TempDir* PipelineTest::dir_ = nullptr;
 
-// Three real nodes produce exactly the tokens and logits of one node.
-void ExpectSplitIsExact(const std::string& model, const std::string& dtype) {
+// Three real nodes produce exactly the tokens and logits of one node; with
+// `nodes` options (a secret, TLS) and the coordinator flags that match.
+void ExpectSplitIsExact(const std::string& model, const std::string& dtype, LocalClusterOptions nodes = {},
+                        std::vector<std::string> flags = {}) {
   TempDir out;
   auto one = RunProcess(Generate(model, {"--local", "1", "--threads", "1", "--dtype", dtype, "--logits-out", out / "one"}));
-  auto cluster = StartNodes(3);
-  auto three = RunProcess(Generate(model, {"--nodes", Join(cluster->addresses()), "--dtype", dtype, "--logits-out", out / "three"}));
+  auto cluster = StartNodes(3, 1, nodes);
+  flags.insert(flags.end(), {"--nodes", Join(cluster->addresses()), "--dtype", dtype, "--logits-out", out / "three"});
+  auto three = RunProcess(Generate(model, flags));
   json a = ParseJson(one), b = ParseJson(three);
   ASSERT_EQ(b["plan"].size(), 3u);
   EXPECT_EQ(a["tokens"], b["tokens"]);
@@ -91,6 +94,46 @@ void ExpectSplitIsExact(const std::string& model, const std::string& dtype) {
 
 TEST_F(PipelineTest, ThreeNodesMatchOneNodeF32) { ExpectSplitIsExact(Model("f32"), "f32"); }
 TEST_F(PipelineTest, ThreeNodesMatchOneNodeBf16) { ExpectSplitIsExact(Model("bf16"), "bf16"); }
+
+// The cluster's own secret and TLS change nothing in the numbers.
+TEST_F(PipelineTest, ThreeNodesMatchOneNodeWithSecretAndTls) {
+  TempDir keys;
+  auto made = RunProcess({testing::BinDir() + "/strata", "make-secret", "--out", keys / "secret", "--tls", keys / "tls"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  struct stat st;
+  ASSERT_EQ(::stat((keys / "secret").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(::stat((keys / "tls/key.pem").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::string secret = testing::ReadFile(keys / "secret");
+  secret.erase(secret.find_last_not_of("\n") + 1);
+  LocalClusterOptions nodes;
+  nodes.secret = secret;
+  ExpectSplitIsExact(Model("bf16"), "bf16", nodes, {"--cluster-secret-file", keys / "secret"});
+  nodes.tls_cert = keys / "tls/cert.pem";
+  nodes.tls_key = keys / "tls/key.pem";
+  nodes.tls_ca = keys / "tls/ca.pem";
+  ExpectSplitIsExact(Model("f32"), "f32", nodes, {"--cluster-secret-file", keys / "secret", "--tls-dir", keys / "tls"});
+  // --local with TLS: the nodes it starts speak TLS too.
+  json local = ParseJson(RunProcess(Generate(Model("f32"), {"--local", "2", "--threads", "1", "--tls-dir", keys / "tls"})));
+  EXPECT_EQ(local["tokens"].size(), 24u);
+  // A TLS cluster refuses a plain client and one whose CA is another cluster's.
+  auto cluster = StartNodes(1, 1, nodes);
+  auto plain = RunProcess({testing::BinDir() + "/strata", "status", "--nodes", cluster->addresses()[0],
+                           "--cluster-secret-file", keys / "secret", "--connect-timeout-ms", "3000"});
+  EXPECT_EQ(plain.exit_code, 1) << plain.out;
+  ASSERT_EQ(RunProcess({testing::BinDir() + "/strata", "make-secret", "--out", keys / "other", "--tls", keys / "other-tls"})
+                .exit_code, 0);
+  auto stranger = RunProcess({testing::BinDir() + "/strata", "status", "--nodes", cluster->addresses()[0],
+                              "--cluster-secret-file", keys / "secret", "--tls-dir", keys / "other-tls",
+                              "--connect-timeout-ms", "3000"});
+  EXPECT_EQ(stranger.exit_code, 1) << stranger.out;
+  auto member = RunProcess({testing::BinDir() + "/strata", "status", "--nodes", cluster->addresses()[0],
+                            "--cluster-secret-file", keys / "secret", "--tls-dir", keys / "tls"});
+  EXPECT_EQ(member.exit_code, 0) << member.out;
+  auto again = RunProcess({testing::BinDir() + "/strata", "make-secret", "--out", keys / "secret"});
+  EXPECT_NE(again.err.find("never overwrites"), std::string::npos) << again.err;
+}
 
 TEST_F(PipelineTest, SeededSamplingRepeatsAcrossSplits) {
   const std::vector<std::string> sampling = {"--temperature", "0.9", "--top-k", "40", "--top-p", "0.95", "--seed", "7"};
