@@ -1,4 +1,5 @@
 #include "storage/checkpoint.h"
+#include "storage/escape.h"
 
 #include <sys/stat.h>
 
@@ -53,7 +54,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& dir) {
     std::set<std::string> unique;
     for (auto it = index["weight_map"].begin(); it != index["weight_map"].end(); ++it) {
       if (!it.value().is_string() || !SafeFileName(it.value().get<std::string>())) {
-        return Status::Error(index_path + ": bad file name for tensor '" + it.key() + "'");
+        return Status::Error(index_path + ": bad file name for tensor '" + EscapeText(it.key(), 80) + "'");
       }
       if (unique.insert(it.value().get<std::string>()).second) names.push_back(it.value().get<std::string>());
     }

@@ -1,4 +1,5 @@
 #include "storage/safetensors.h"
+#include "storage/escape.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -71,43 +72,43 @@ Status SafetensorsFile::ParseHeader() {
       if (!entry.is_object()) return Bad(p, "__metadata__ is not an object");
       continue;
     }
-    if (!entry.is_object()) return Bad(p, "entry '" + name + "' is not an object");
+    if (!entry.is_object()) return Bad(p, "entry '" + EscapeText(name, 80) + "' is not an object");
     auto dt = entry.find("dtype");
     auto sh = entry.find("shape");
     auto off = entry.find("data_offsets");
-    if (dt == entry.end() || !dt->is_string()) return Bad(p, "tensor '" + name + "' has no dtype string");
-    if (sh == entry.end() || !sh->is_array()) return Bad(p, "tensor '" + name + "' has no shape array");
+    if (dt == entry.end() || !dt->is_string()) return Bad(p, "tensor '" + EscapeText(name, 80) + "' has no dtype string");
+    if (sh == entry.end() || !sh->is_array()) return Bad(p, "tensor '" + EscapeText(name, 80) + "' has no shape array");
     if (off == entry.end() || !off->is_array() || off->size() != 2) {
-      return Bad(p, "tensor '" + name + "' has no [begin, end] data_offsets");
+      return Bad(p, "tensor '" + EscapeText(name, 80) + "' has no [begin, end] data_offsets");
     }
     TensorView view;
     view.name = name;
     if (!ParseSafetensorsDType(dt->get<std::string>(), &view.dtype)) {
-      return Bad(p, "tensor '" + name + "' has unsupported dtype " + dt->get<std::string>());
+      return Bad(p, "tensor '" + EscapeText(name, 80) + "' has unsupported dtype " + EscapeText(dt->get<std::string>(), 32));
     }
     for (const json& d : *sh) {
       if (!d.is_number_unsigned() && !(d.is_number_integer() && d.get<int64_t>() >= 0)) {
-        return Bad(p, "tensor '" + name + "' has a shape entry that is not a non-negative integer");
+        return Bad(p, "tensor '" + EscapeText(name, 80) + "' has a shape entry that is not a non-negative integer");
       }
       view.shape.push_back(d.get<int64_t>());
     }
     for (const json& o : *off) {
       if (!o.is_number_unsigned() && !(o.is_number_integer() && o.get<int64_t>() >= 0)) {
-        return Bad(p, "tensor '" + name + "' has a data offset that is not a non-negative integer");
+        return Bad(p, "tensor '" + EscapeText(name, 80) + "' has a data offset that is not a non-negative integer");
       }
     }
     const uint64_t b = (*off)[0].get<uint64_t>(), e = (*off)[1].get<uint64_t>();
-    if (b > e) return Bad(p, "tensor '" + name + "' has data_offsets begin > end");
+    if (b > e) return Bad(p, "tensor '" + EscapeText(name, 80) + "' has data_offsets begin > end");
     uint64_t want = 0;
     if (!CheckedBytes(view.shape, DTypeSize(view.dtype), &want)) {
-      return Bad(p, "tensor '" + name + "' shape is too large");
+      return Bad(p, "tensor '" + EscapeText(name, 80) + "' shape is too large");
     }
     if (e - b != want) {
-      return Bad(p, "tensor '" + name + "' has " + std::to_string(e - b) + " bytes but its shape x " +
+      return Bad(p, "tensor '" + EscapeText(name, 80) + "' has " + std::to_string(e - b) + " bytes but its shape x " +
                         DTypeString(view.dtype) + " needs " + std::to_string(want));
     }
     if (e > data_size) {
-      return Bad(p, "tensor '" + name + "' ends at byte " + std::to_string(e) + " past the " +
+      return Bad(p, "tensor '" + EscapeText(name, 80) + "' ends at byte " + std::to_string(e) + " past the " +
                         std::to_string(data_size) + "-byte data section (truncated?)");
     }
     view.data = file_->data() + data_start + b;
