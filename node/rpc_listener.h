@@ -45,9 +45,12 @@ class RpcListener {
 
   uint32_t open_connections() const { return open_; }
 
+  // Serves one connection that was accepted elsewhere (Run() calls it; the
+  // RPC fuzzer feeds it an in-process pipe). Resolves when it closes.
+  kj::Promise<void> Admit(kj::Own<kj::AsyncIoStream> stream);
+
  private:
   class Connection;
-  kj::Promise<void> Admit(kj::Own<kj::AsyncIoStream> stream);
   kj::Promise<void> Serve(kj::Own<kj::AsyncIoStream> stream, kj::Own<ConnectionState> state);
   void Release(const std::string& peer);
 
