@@ -9,6 +9,7 @@
 #include "protocol/cluster_tls.h"
 #include "protocol/version.h"
 #include "storage/escape.h"
+#include "storage/system_memory.h"
 
 namespace strata {
 
@@ -16,19 +17,6 @@ std::string HexId(uint64_t id) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(id));
   return buf;
-}
-
-uint64_t ResidentBytes() {
-  std::ifstream in("/proc/self/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      uint64_t kb = 0;
-      in >> kb;
-      return kb * 1024;
-    }
-  }
-  return 0;
 }
 
 NodeState::NodeState(const NodeOptions& options, kj::Timer& timer, kj::Network& network)
@@ -56,7 +44,7 @@ void NodeState::FillInfo(wire::NodeInfo::Builder info) const {
   }
   info.setFreeMemoryBytes(options_.memory_budget > used ? options_.memory_budget - used : 0);
   info.setActiveSessions(static_cast<uint32_t>(sessions.size()));
-  info.setResidentBytes(ResidentBytes());
+  info.setResidentBytes(ResidentBytesOf());
   info.setStepsComputed(runtime_.steps_computed());
 }
 

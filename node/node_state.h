@@ -76,6 +76,5 @@ class NodeState final : public kj::Refcounted {
 
 // "0123abcd..." for logs.
 std::string HexId(uint64_t id);
-uint64_t ResidentBytes();  // VmRSS of this process
 
 }  // namespace strata

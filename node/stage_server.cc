@@ -5,6 +5,7 @@
 
 #include "node/node_state.h"
 #include "node/stage_step.h"
+#include "storage/system_memory.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
 #include "storage/escape.h"
@@ -46,7 +47,7 @@ kj::Promise<Result<LoadedShard>> LoadIfNeeded(kj::Own<NodeState> state, std::str
         if (loaded.ok()) {
           state->shard = loaded.value();
           spdlog::info("loaded layers [{}, {}): {} MiB of weights, resident {} MiB", loaded->first_layer,
-                       loaded->end_layer, loaded->weight_bytes >> 20, ResidentBytes() >> 20);
+                       loaded->end_layer, loaded->weight_bytes >> 20, ResidentBytesOf() >> 20);
         } else {
           spdlog::error("load failed: {}", loaded.status().message());
         }

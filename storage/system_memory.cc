@@ -19,4 +19,17 @@ uint64_t AvailableMemoryBytes() {
   return 0;
 }
 
+uint64_t ResidentBytesOf(int pid) {
+  std::ifstream in(pid == 0 ? std::string("/proc/self/status") : "/proc/" + std::to_string(pid) + "/status");
+  std::string key;
+  while (in >> key) {
+    if (key == "VmRSS:") {
+      uint64_t kb = 0;
+      in >> kb;
+      return kb * 1024;
+    }
+  }
+  return 0;
+}
+
 }  // namespace strata

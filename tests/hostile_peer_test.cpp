@@ -19,6 +19,7 @@
 #include "protocol/peer_auth.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
+#include "storage/system_memory.h"
 #include "tests/raw_peer.h"
 #include "tests/test_util.h"
 
@@ -382,7 +383,7 @@ TEST_F(HostilePeerTest, HalfSentHugeFramesAreCutOff) {
   const std::string address = cluster->addresses()[0];
   const int pid = cluster->pids()[0];
   auto client = testing::Connect(io_, address, kSecret);
-  const uint64_t rss_before = testing::ResidentBytesOf(pid);
+  const uint64_t rss_before = ResidentBytesOf(pid);
   std::vector<int> senders;
   std::vector<char> chunk(1 << 20, 'x');
   for (int i = 0; i < 8; ++i) {
@@ -395,7 +396,7 @@ TEST_F(HostilePeerTest, HalfSentHugeFramesAreCutOff) {
   }
   for (int fd : senders) EXPECT_TRUE(ClosedByPeer(fd, 5.0)) << "the node keeps reading a stranger's frame";
   for (int fd : senders) ::close(fd);
-  const uint64_t rss_after = testing::ResidentBytesOf(pid);
+  const uint64_t rss_after = ResidentBytesOf(pid);
   EXPECT_LT(static_cast<double>(rss_after), static_cast<double>(rss_before) + 16e6);
   EXPECT_EQ(client->control.infoRequest().send().wait(io_.waitScope).getInfo().getProtocolVersion(), kProtocolVersion);
 }
@@ -408,7 +409,7 @@ TEST_F(HostilePeerTest, HugeTokenListIsRefusedBeforeAnyWork) {
   Load(io_, *link, Model(), 0, 4);
   SetNext(io_, *link, "", 0, 1);
   Opened s = Open(io_, *link, 64);
-  const uint64_t rss_before = testing::ResidentBytesOf(pid);
+  const uint64_t rss_before = ResidentBytesOf(pid);
   const uint64_t steps_before = link->control.infoRequest().send().wait(io_.waitScope).getInfo().getStepsComputed();
   std::vector<uint32_t> huge(4u << 20, 1);
   const std::string e = ErrorOf([&]() { ForwardTokens(io_, s.session, 0, huge); });
@@ -419,7 +420,7 @@ TEST_F(HostilePeerTest, HugeTokenListIsRefusedBeforeAnyWork) {
             std::string::npos);
   auto info = link->control.infoRequest().send().wait(io_.waitScope).getInfo();
   EXPECT_EQ(info.getStepsComputed(), steps_before) << "nothing reached the compute thread";
-  EXPECT_LT(static_cast<double>(testing::ResidentBytesOf(pid)), static_cast<double>(rss_before) + 64e6);
+  EXPECT_LT(static_cast<double>(ResidentBytesOf(pid)), static_cast<double>(rss_before) + 64e6);
   EXPECT_GE(ForwardTokens(io_, s.session, 0, {1, 2, 3}), 0u);
 }
 
@@ -497,7 +498,7 @@ TEST_F(HostilePeerTest, BadConfigsDoNotPoisonLaterLoads) {
     return dir;
   };
   auto load = [&](const std::string& dir) { return ErrorOf([&]() { Load(io_, *link, dir, 0, 4); }); };
-  const uint64_t rss_before = testing::ResidentBytesOf(pid);
+  const uint64_t rss_before = ResidentBytesOf(pid);
   EXPECT_NE(load(variant("typed", "\"model_type\": \"llama\"", "\"model_type\": 5")).find("'model_type' must be a string"),
             std::string::npos);
   EXPECT_NE(load(variant("long", "\"max_position_embeddings\": 2048", "\"max_position_embeddings\": 8388608"))
@@ -506,7 +507,7 @@ TEST_F(HostilePeerTest, BadConfigsDoNotPoisonLaterLoads) {
                 .find("RoPE tables but the node's budget is 256 MiB"), std::string::npos);
   EXPECT_NE(load(variant("newline", "\"model_type\": \"llama\"", "\"model_type\": \"llama\\nFORGED\"")).find("llama\\x0aFORGED"),
             std::string::npos) << "peer-supplied text is escaped";
-  EXPECT_LT(static_cast<double>(testing::ResidentBytesOf(pid)), static_cast<double>(rss_before) + 64e6);
+  EXPECT_LT(static_cast<double>(ResidentBytesOf(pid)), static_cast<double>(rss_before) + 64e6);
   EXPECT_EQ(load(Model()), "") << "a good load after bad ones";
   SetNext(io_, *link, "", 0, 1);
   Opened s = Open(io_, *link, 8);

@@ -1,6 +1,5 @@
 #include "tests/raw_peer.h"
 
-#include <fstream>
 
 namespace strata::testing {
 
@@ -21,19 +20,6 @@ kj::Own<PeerLink> Connect(kj::AsyncIoContext& io, const std::string& address, co
 std::string ErrorOf(kj::Function<void()> f) {
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { f(); })) { return e->getDescription().cStr(); }
   return "";
-}
-
-uint64_t ResidentBytesOf(int pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string key;
-  while (in >> key) {
-    if (key == "VmRSS:") {
-      uint64_t kb = 0;
-      in >> kb;
-      return kb * 1024;
-    }
-  }
-  return 0;
 }
 
 }  // namespace strata::testing

@@ -31,7 +31,4 @@ kj::Own<PeerLink> Connect(kj::AsyncIoContext& io, const std::string& address, co
 // The description of what f() throws, or "" when it does not throw.
 std::string ErrorOf(kj::Function<void()> f);
 
-// VmRSS of a process in bytes (0 if it is gone).
-uint64_t ResidentBytesOf(int pid);
-
 }  // namespace strata::testing
