@@ -4,19 +4,32 @@
 #include <kj/debug.h>
 
 #include <csignal>
+#include <cstdio>
 #include <cstring>
 
 #include "protocol/peer_link.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
+#include "storage/escape.h"
 
 namespace strata {
 namespace {
 
 // Remote exceptions arrive as "remote exception: <text>"; the prefix says
-// nothing to a user, the node label we add says where it came from.
+// nothing to a user, the node label we add says where it came from. The text
+// is a peer's: control bytes (a newline, a terminal escape) become \xNN.
 std::string Clean(const kj::Exception& e) {
-  std::string text = e.getDescription().cStr();
+  std::string text;
+  for (const char* p = e.getDescription().cStr(); *p != '\0' && text.size() < 2000; ++p) {
+    const unsigned char c = static_cast<unsigned char>(*p);
+    if (c < 0x20 || c == 0x7f) {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      text += hex;
+    } else {
+      text += static_cast<char>(c);
+    }
+  }
   const std::string prefix = "remote exception: ";
   for (size_t at; (at = text.find(prefix)) != std::string::npos;) text.erase(at, prefix.size());
   if (e.getType() == kj::Exception::Type::DISCONNECTED && text.find("disconnect") == std::string::npos) {
@@ -46,11 +59,11 @@ T RpcEnv::Await(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string
 
 NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address) {
   NodeStatus s;
-  s.name = info.getName();
+  s.name = EscapeText(info.getName().cStr(), 64);  // a peer's text
   s.address = address;
   s.free_bytes = info.getFreeMemoryBytes();
   s.threads = info.getThreads();
-  s.device = info.getDevice();
+  s.device = EscapeText(info.getDevice().cStr(), 32);
   s.shard_loaded = info.getShardLoaded();
   s.first_layer = info.getFirstLayer();
   s.end_layer = info.getEndLayer();
