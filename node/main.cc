@@ -86,6 +86,8 @@ int main(int argc, char** argv) {
   app.add_option("--device", device, "cpu | cuda | cuda:N (default: cuda:0 if present, else cpu)");
   app.add_option("--rpc-timeout-ms", options.rpc_timeout_ms, "how long to wait for the next stage")
       ->check(CLI::Range(1u, 86400000u));
+  app.add_option("--connect-timeout-ms", options.connect_timeout_ms, "how long the next stage has to answer hello")
+      ->check(CLI::Range(1u, 600000u));
   app.add_option("--ready-fd", ready_fd, "write the bound HOST:PORT and a newline to FD once listening")
       ->check(CLI::Range(0, 65535));
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error")

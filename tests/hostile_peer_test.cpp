@@ -278,7 +278,7 @@ TEST_F(HostilePeerTest, AnotherClientsSessionIsOutOfReach) {
 }
 
 TEST_F(HostilePeerTest, NoSelfLoopsAndNoForwardingPastTheLastStage) {
-  auto cluster = StartNodes(2);
+  auto cluster = StartNodes(2, {"--connect-timeout-ms", "2000"});
   const std::string a = cluster->addresses()[0], b = cluster->addresses()[1];
   auto ca = testing::Connect(io_, a, kSecret), cb = testing::Connect(io_, b, kSecret);
   Load(io_, *ca, Model(), 0, 2);
