@@ -70,6 +70,8 @@ NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address)
   s.active_sessions = info.getActiveSessions();
   s.shard_bytes = info.getShardBytes();
   s.resident_bytes = info.getResidentBytes();
+  s.secured = info.getSecured();
+  s.tls = info.getTls();
   return s;
 }
 

@@ -67,6 +67,7 @@ struct NodeStatus {
   uint32_t active_sessions = 0;
   uint64_t shard_bytes = 0;
   uint64_t resident_bytes = 0;
+  bool secured = false, tls = false;  // checks a cluster secret; speaks TLS
 };
 
 class NodeConnection {

@@ -131,6 +131,7 @@ TEST_F(PipelineTest, ThreeNodesMatchOneNodeWithSecretAndTls) {
   auto member = RunProcess({testing::BinDir() + "/strata", "status", "--nodes", cluster->addresses()[0],
                             "--cluster-secret-file", keys / "secret", "--tls-dir", keys / "tls"});
   EXPECT_EQ(member.exit_code, 0) << member.out;
+  EXPECT_NE(member.out.find("secret+tls"), std::string::npos) << member.out;
   auto again = RunProcess({testing::BinDir() + "/strata", "make-secret", "--out", keys / "secret"});
   EXPECT_NE(again.err.find("never overwrites"), std::string::npos) << again.err;
 }
