@@ -2,7 +2,8 @@
 // speed is measured against. Every thread streams its slice of a buffer far
 // larger than the caches through sixteen independent AVX2 accumulators: with
 // eight, the add latency still throttles a core's loads and the figure read
-// about 12% low here (52 vs 59 GB/s), inflating every efficiency divided by it. Prints the best of several passes in GB/s, as JSON.
+// about 12% low here (52 vs 59 GB/s), inflating every efficiency divided by it.
+// Prints the best of several passes in GB/s, as JSON.
 #include <immintrin.h>
 
 #include <algorithm>
