@@ -3,6 +3,7 @@
 // stays in the compute dtype, so a stage boundary (which carries that stream)
 // changes nothing: splitting the model is bit-identical to running it whole.
 #include "node/llama_shard.h"
+#include "node/kv_cache.h"
 
 #include <torch/torch.h>
 
@@ -35,11 +36,6 @@ Result<torch::ScalarType> FileDType(const TensorView& view) {
 }
 
 
-struct Session {
-  torch::Tensor k, v;   // [local_layers, n_kv_heads, capacity, head_dim], compute dtype
-  int64_t length = 0;   // positions [0, length) hold valid keys/values
-};
-
 // Large tensors get transparent huge pages (THP is often "madvise" only).
 void AdviseHugePages(void* data, size_t nbytes) {
   constexpr uintptr_t kHuge = 2u << 20;
@@ -63,7 +59,7 @@ struct LlamaShard::Impl {
   torch::Tensor final_norm;   // [hidden] (last stage)
   torch::Tensor lm_head;      // [vocab, hidden] (last stage)
   torch::Tensor rope_cos, rope_sin;  // [max_position, head_dim] f32
-  std::map<uint64_t, Session> sessions;
+  std::map<uint64_t, KvCache> sessions;  // by session id
 
   Status CopyInto(const std::string& name, const std::vector<int64_t>& expect, torch::Tensor dst);
   torch::Tensor Allocate(const std::vector<int64_t>& shape) const;
@@ -236,8 +232,8 @@ uint64_t LlamaShard::weight_bytes() const { return impl_->weight_bytes; }
 
 uint64_t LlamaShard::kv_bytes_per_token() const {
   const ModelConfig& c = impl_->config;
-  return static_cast<uint64_t>(2 * (impl_->options.end_layer - impl_->options.first_layer) * c.num_kv_heads *
-                               c.head_dim * torch::elementSize(impl_->dtype));
+  return KvCache::BytesPerToken(impl_->options.end_layer - impl_->options.first_layer, c.num_kv_heads, c.head_dim,
+                                torch::elementSize(impl_->dtype));
 }
 
 Status LlamaShard::OpenSession(uint64_t id, int64_t capacity) {
@@ -249,10 +245,8 @@ Status LlamaShard::OpenSession(uint64_t id, int64_t capacity) {
   if (impl_->sessions.count(id)) return Status::Error("session " + std::to_string(id) + " is already open");
   const int64_t L = impl_->options.end_layer - impl_->options.first_layer;
   auto opts = torch::TensorOptions().dtype(impl_->dtype).device(impl_->device);
-  Session s;
-  s.k = torch::zeros({L, c.num_kv_heads, capacity, c.head_dim}, opts);
-  s.v = torch::zeros({L, c.num_kv_heads, capacity, c.head_dim}, opts);
-  impl_->sessions.emplace(id, std::move(s));
+  impl_->sessions.emplace(std::piecewise_construct, std::forward_as_tuple(id),
+                          std::forward_as_tuple(L, c.num_kv_heads, c.head_dim, capacity, opts));
   return Status::Ok();
 }
 
@@ -264,16 +258,13 @@ Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, con
   const ModelConfig& c = m.config;
   auto it = m.sessions.find(session);
   if (it == m.sessions.end()) return Status::Error("unknown session " + std::to_string(session));
-  Session& s = it->second;
+  KvCache& kv = it->second;
   // Positions are checked before any work: a hostile token count must not
   // be embedded first.
   const int64_t n = input.is_tokens() ? static_cast<int64_t>(input.tokens.size())
                                       : (input.hidden.shape.empty() ? 0 : input.hidden.shape[0]);
-  if (n <= 0 || start_pos < 0 || start_pos > s.length || start_pos + n > s.k.size(2)) {
-    return Status::Error("positions [" + std::to_string(start_pos) + ", " + std::to_string(start_pos + n) +
-                         ") do not follow the session's " + std::to_string(s.length) + " cached tokens within its capacity " +
-                         std::to_string(s.k.size(2)));
-  }
+  Status fits = kv.CheckStep(start_pos, n);
+  if (!fits.ok()) return fits;
   torch::NoGradGuard no_grad;
   torch::Tensor x;  // [T, hidden] compute dtype
   if (is_first()) {
@@ -302,11 +293,11 @@ Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, con
   auto sin = m.rope_sin.narrow(0, start_pos, T);
   x = x.unsqueeze(0);  // [1, T, hidden]
   for (size_t l = 0; l < m.layers.size(); ++l) {
-    LayerCache cache{s.k[static_cast<int64_t>(l)], s.v[static_cast<int64_t>(l)]};
+    LayerCache cache = kv.Layer(static_cast<int64_t>(l));
     x = LayerForward(m.dims, m.layers[l], x, start_pos, cos, sin, &cache);
   }
   x = x.squeeze(0);  // [T, hidden]
-  s.length = start_pos + T;
+  kv.Commit(start_pos + T);
   StageOutput out;
   if (is_last()) {
     auto h = RmsNorm(x.narrow(0, T - 1, 1), m.final_norm, c.rms_norm_eps);

@@ -19,9 +19,25 @@ std::string HexId(uint64_t id) {
   return buf;
 }
 
+namespace {
+
+MemoryTier ComputeTier(const std::string& device) {
+  return device.rfind("cuda", 0) == 0 ? MemoryTier::kDevice : MemoryTier::kRam;
+}
+
+TierBudgets Budgets(const NodeOptions& options) {
+  TierBudgets budgets;
+  budgets.bytes[static_cast<int>(ComputeTier(options.device))] = options.memory_budget;
+  return budgets;
+}
+
+}  // namespace
+
 NodeState::NodeState(const NodeOptions& options, kj::Timer& timer, kj::Network& network)
     : options_(options), timer_(timer), network_(network), node_id_(RandomBytes(16)),
-      compute_([threads = options.threads]() { SetComputeThreads(threads); }), tasks_(error_handler_) {}
+      compute_tier_(ComputeTier(options.device)), memory_(Budgets(options)),
+      compute_([threads = options.threads]() { SetComputeThreads(threads); }), runtime_(memory_, compute_tier_),
+      tasks_(error_handler_) {}
 
 void NodeState::ErrorHandler::taskFailed(kj::Exception&& e) {
   spdlog::warn("background task failed: {}", EscapeText(e.getDescription().cStr()));
@@ -34,30 +50,24 @@ void NodeState::FillInfo(wire::NodeInfo::Builder info) const {
   info.setDevice(options_.device);
   info.setSecured(!options_.secret.empty());
   info.setTls(options_.tls != nullptr);
-  uint64_t used = 0;
   KJ_IF_MAYBE(s, shard) {
-    used = s->weight_bytes + s->kv_bytes_per_token * session_tokens;
     info.setShardLoaded(true);
     info.setFirstLayer(static_cast<uint32_t>(s->first_layer));
     info.setEndLayer(static_cast<uint32_t>(s->end_layer));
     info.setShardBytes(s->weight_bytes);
   }
-  info.setFreeMemoryBytes(options_.memory_budget > used ? options_.memory_budget - used : 0);
+  info.setFreeMemoryBytes(memory_.free(compute_tier_));
   info.setActiveSessions(static_cast<uint32_t>(sessions.size()));
   info.setResidentBytes(ResidentBytesOf());
   info.setStepsComputed(runtime_.steps_computed());
 }
 
-void NodeState::ForgetSessions() {
-  sessions.clear();
-  session_tokens = 0;
-}
+void NodeState::ForgetSessions() { sessions.clear(); }
 
 void NodeState::CloseSession(const Bytes& ticket, const char* why) {
   auto it = sessions.find(ticket);
   if (it == sessions.end()) return;
   const uint64_t id = it->second.id;
-  session_tokens -= it->second.capacity;
   sessions.erase(it);
   spdlog::info("session={} closed: {}", HexId(id), why);
   tasks_.add(compute().executeAsync([this, id]() { runtime_.Close(id); }));

@@ -15,6 +15,7 @@
 #include <string>
 
 #include "node/compute_thread.h"
+#include "node/memory_accountant.h"
 #include "node/rate_limited_log.h"
 #include "node/stage_runtime.h"
 #include "node/stage_server.h"
@@ -45,6 +46,7 @@ class NodeState final : public kj::Refcounted {
   RateLimitedLog& refusals() { return refusals_; }
 
   void FillInfo(wire::NodeInfo::Builder info) const;
+  const MemoryAccountant& memory() const { return memory_; }
   // Forgets every session (the runtime drops their caches with the shard).
   void ForgetSessions();
   // Closes one session here and, in the background, its KV cache.
@@ -52,7 +54,6 @@ class NodeState final : public kj::Refcounted {
 
   kj::Maybe<LoadedShard> shard;
   std::map<Bytes, SessionEntry> sessions;  // ticket -> session
-  uint64_t session_tokens = 0;             // sum of open capacities
   uint64_t next_session_id = 1;
   kj::Maybe<kj::Own<PeerLink>> next;       // the next stage, after an authenticated hello
   uint32_t stage_index = 0, stage_count = 1;
@@ -67,6 +68,8 @@ class NodeState final : public kj::Refcounted {
   kj::Timer& timer_;
   kj::Network& network_;
   Bytes node_id_;  // random per process: lets a node recognise itself as a next stage
+  MemoryTier compute_tier_;   // where weights and KV live: device on CUDA, else RAM
+  MemoryAccountant memory_;   // charged by runtime_ on the compute thread
   ComputeThread compute_;
   StageRuntime runtime_;
   RateLimitedLog refusals_;

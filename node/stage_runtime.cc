@@ -4,11 +4,10 @@
 
 namespace strata {
 
-Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const ShardOptions& options,
-                                       uint64_t memory_budget) {
-  shard_.reset();  // frees the old shard first: the budget is for one shard
-  samplers_.clear();
-  capacity_.clear();
+Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const ShardOptions& options) {
+  sessions_.clear();  // the old shard's sessions and their KV go first
+  shard_.reset();
+  weights_.Reset();
   auto checkpoint = Checkpoint::Open(model_dir);
   if (!checkpoint.ok()) return checkpoint.status();
   const ModelConfig& c = checkpoint.value()->config();
@@ -24,11 +23,9 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
   // RoPE tables: cos and sin, [max_position, head_dim] f32 each.
   const uint64_t rope = 2ull * static_cast<uint64_t>(c.max_position) * static_cast<uint64_t>(c.head_dim) * 4;
   const uint64_t need = static_cast<uint64_t>(params) * ElementSize(options.dtype) + rope;
-  if (need > memory_budget) {
-    return Status::Error("shard [" + std::to_string(options.first_layer) + ", " + std::to_string(options.end_layer) +
-                         ") needs " + std::to_string(need >> 20) + " MiB of weights and RoPE tables but the node's budget is " +
-                         std::to_string(memory_budget >> 20) + " MiB");
-  }
+  auto charge = memory_.Charge(tier_, need, "shard [" + std::to_string(options.first_layer) + ", " +
+                                                std::to_string(options.end_layer) + "): weights and RoPE tables");
+  if (!charge.ok()) return charge.status();
   Result<std::unique_ptr<LlamaShard>> shard = Status::Error("load did not run");
   try {
     shard = LlamaShard::Load(std::move(checkpoint.value()), options);
@@ -38,6 +35,7 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
   }
   if (!shard.ok()) return shard.status();
   shard_ = std::move(shard.value());
+  weights_ = std::move(charge.value());
   LoadedShard info;
   info.model_dir = model_dir;
   info.first_layer = options.first_layer;
@@ -52,17 +50,11 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
   return info;
 }
 
-Status StageRuntime::Open(uint64_t session, int64_t capacity, const SamplingOptions& sampling,
-                          uint64_t memory_budget) {
+Status StageRuntime::Open(uint64_t session, int64_t capacity, const SamplingOptions& sampling) {
   if (!shard_) return Status::Error("no shard is loaded on this node");
-  uint64_t kv_tokens = static_cast<uint64_t>(capacity);
-  for (const auto& [id, cap] : capacity_) kv_tokens += static_cast<uint64_t>(cap);
-  const uint64_t need = shard_->weight_bytes() + kv_tokens * shard_->kv_bytes_per_token();
-  if (need > memory_budget) {
-    return Status::Error("session of " + std::to_string(capacity) + " tokens needs " + std::to_string(need >> 20) +
-                         " MiB with the weights and open sessions, over the node's budget of " +
-                         std::to_string(memory_budget >> 20) + " MiB");
-  }
+  auto kv = memory_.Charge(tier_, static_cast<uint64_t>(capacity) * shard_->kv_bytes_per_token(),
+                           "a session of " + std::to_string(capacity) + " tokens: KV cache");
+  if (!kv.ok()) return kv.status();
   Status st = Status::Ok();
   try {
     st = shard_->OpenSession(session, capacity);
@@ -70,20 +62,19 @@ Status StageRuntime::Open(uint64_t session, int64_t capacity, const SamplingOpti
     return Status::Error(std::string("cannot allocate the KV cache: ") + e.what());
   }
   if (!st.ok()) return st;
-  samplers_.emplace(session, Sampler(sampling));
-  capacity_[session] = capacity;
+  sessions_.emplace(session, OpenSession{Sampler(sampling), std::move(kv.value())});
   return Status::Ok();
 }
 
 void StageRuntime::Close(uint64_t session) {
   if (shard_) shard_->CloseSession(session);
-  samplers_.erase(session);
-  capacity_.erase(session);
+  sessions_.erase(session);
 }
 
 Result<StepOutcome> StageRuntime::Step(uint64_t session, int64_t start_pos, const StageInput& input, bool sample) {
   if (!shard_) return Status::Error("no shard is loaded on this node");
-  if (!samplers_.count(session)) return Status::Error("unknown session " + std::to_string(session));
+  auto open = sessions_.find(session);
+  if (open == sessions_.end()) return Status::Error("unknown session " + std::to_string(session));
   const auto t0 = std::chrono::steady_clock::now();
   steps_computed_.fetch_add(1, std::memory_order_relaxed);
   Result<StageOutput> output = Status::Error("forward did not run");
@@ -97,7 +88,7 @@ Result<StepOutcome> StageRuntime::Step(uint64_t session, int64_t start_pos, cons
   StepOutcome outcome;
   outcome.output = std::move(output.value());
   if (shard_->is_last() && sample) {
-    outcome.token = samplers_.at(session).Sample(outcome.output.logits);
+    outcome.token = open->second.sampler.Sample(outcome.output.logits);
   }
   outcome.micros = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());

@@ -1,7 +1,9 @@
 #pragma once
 // StageRuntime: everything a node computes — its LlamaShard and the sampler
-// of every session. Lives on the compute thread and is touched only there
-// (through ComputeThread's executor); not thread-safe by itself.
+// of every session — with the memory each holds charged to the node's
+// MemoryAccountant before it is allocated. Lives on the compute thread and is
+// touched only there (through ComputeThread's executor); not thread-safe by
+// itself, except steps_computed().
 #include <atomic>
 #include <cstdint>
 #include <map>
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "node/llama_shard.h"
+#include "node/memory_accountant.h"
 #include "node/sampler.h"
 #include "storage/status.h"
 
@@ -36,19 +39,30 @@ struct StepOutcome {
 
 class StageRuntime {
  public:
+  // Weights and KV caches are charged to `tier` of `memory` (borrowed).
+  StageRuntime(MemoryAccountant& memory, MemoryTier tier) : memory_(memory), tier_(tier) {}
+
   // Loads [first, end) from a checkpoint directory, replacing any shard and
-  // closing its sessions. Refuses a shard larger than memory_budget bytes.
-  Result<LoadedShard> Load(const std::string& model_dir, const ShardOptions& options, uint64_t memory_budget);
-  Status Open(uint64_t session, int64_t capacity, const SamplingOptions& sampling, uint64_t memory_budget);
+  // closing its sessions. Refuses a shard over the tier's budget before
+  // reading a weight.
+  Result<LoadedShard> Load(const std::string& model_dir, const ShardOptions& options);
+  // Opens a session with a KV cache of `capacity` tokens, charged first.
+  Status Open(uint64_t session, int64_t capacity, const SamplingOptions& sampling);
   void Close(uint64_t session);
   Result<StepOutcome> Step(uint64_t session, int64_t start_pos, const StageInput& input, bool sample);
   // Forwards run so far; the one method any thread may call.
   uint64_t steps_computed() const { return steps_computed_.load(std::memory_order_relaxed); }
 
  private:
+  struct OpenSession {
+    Sampler sampler;
+    MemoryCharge kv;  // its KV cache
+  };
+  MemoryAccountant& memory_;
+  const MemoryTier tier_;
   std::unique_ptr<LlamaShard> shard_;
-  std::map<uint64_t, Sampler> samplers_;  // one per open session
-  std::map<uint64_t, int64_t> capacity_;  // tokens of KV cache per open session
+  MemoryCharge weights_;                      // shard_'s weights and RoPE tables
+  std::map<uint64_t, OpenSession> sessions_;  // by the node's session id
   std::atomic<uint64_t> steps_computed_{0};
 };
 

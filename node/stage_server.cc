@@ -33,12 +33,11 @@ kj::Promise<Result<LoadedShard>> LoadIfNeeded(kj::Own<NodeState> state, std::str
   state->ForgetSessions();  // the runtime drops the old shard's sessions with it
   state->shard = nullptr;
   NodeState* s = state.get();
-  const uint64_t budget = s->options().memory_budget;
   return s->compute()
-      .executeAsync([s, dir, options, budget]() -> Result<LoadedShard> {
+      .executeAsync([s, dir, options]() -> Result<LoadedShard> {
         // Nothing thrown on the compute thread may poison the load chain.
         try {
-          return s->runtime().Load(dir, options, budget);
+          return s->runtime().Load(dir, options);
         } catch (const std::exception& e) {
           return Status::Error("loading the shard failed: " + EscapeText(e.what(), 200));
         }
@@ -212,16 +211,12 @@ kj::Promise<void> ControlImpl::openSession(OpenSessionContext context) {
     throw Failed("openSession: temperature must be in 0..1000 and top_p in (0, 1]");
   }
   const uint64_t id = state->next_session_id++;
-  const uint64_t budget = state->options().memory_budget;
   return state->compute()
-      .executeAsync([state, id, capacity, sampling, budget]() {
-        return state->runtime().Open(id, capacity, sampling, budget);
-      })
+      .executeAsync([state, id, capacity, sampling]() { return state->runtime().Open(id, capacity, sampling); })
       .then([state, context, id, capacity, downstream = kj::mv(downstream)](Status&& st) mutable {
         if (!st.ok()) throw Failed(st.message());
         Bytes ticket = RandomBytes(kTicketBytes);
         state->sessions[ticket] = SessionEntry{id, capacity, kj::mv(downstream)};
-        state->session_tokens += capacity;
         spdlog::info("session={} opened, capacity {} tokens", HexId(id), capacity);
         auto results = context.getResults();
         results.setTicket(kj::arrayPtr(ticket.data(), ticket.size()));

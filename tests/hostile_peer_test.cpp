@@ -504,7 +504,7 @@ TEST_F(HostilePeerTest, BadConfigsDoNotPoisonLaterLoads) {
   EXPECT_NE(load(variant("long", "\"max_position_embeddings\": 2048", "\"max_position_embeddings\": 8388608"))
                 .find("over Strata's limit"), std::string::npos);
   EXPECT_NE(load(variant("rope", "\"max_position_embeddings\": 2048", "\"max_position_embeddings\": 4000000"))
-                .find("RoPE tables but the node's budget is 256 MiB"), std::string::npos);
+                .find("weights and RoPE tables needs "), std::string::npos);
   EXPECT_NE(load(variant("newline", "\"model_type\": \"llama\"", "\"model_type\": \"llama\\nFORGED\"")).find("llama\\x0aFORGED"),
             std::string::npos) << "peer-supplied text is escaped";
   EXPECT_LT(static_cast<double>(ResidentBytesOf(pid)), static_cast<double>(rss_before) + 64e6);
