@@ -26,7 +26,7 @@ constexpr const char* kDescription =
     "A coordinator (`strata`) assigns the shard and pipelines requests through it.\n\n"
     "Security: with a cluster secret (--cluster-secret-file, or STRATA_CLUSTER_SECRET), only peers\n"
     "that prove it in a mutual HMAC hello get any right on the node. Without one the node listens on\n"
-    "loopback only, unless --insecure. --tls encrypts every link with the cluster CA's certificates.";
+    "loopback only, unless --insecure. --tls encrypts every link with the cluster CA's certificates.\n";
 
 [[noreturn]] void Die(const std::string& message) {
   std::cerr << "strata-node: " << message << "\n";
@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
 
   CLI::App app(kDescription, "strata-node");
   app.get_formatter()->column_width(34);
+  app.option_defaults()->always_capture_default();
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0 picks a free port)")->required();
   app.add_option("--threads", options.threads, "compute threads (default: all cores)")->check(CLI::Range(1, 1024));
   app.add_option("--name", name, "name shown in logs and `strata status` (default: HOST:PORT)");
