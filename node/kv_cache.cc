@@ -4,25 +4,62 @@
 
 namespace strata {
 
-KvCache::KvCache(int64_t layers, int64_t kv_heads, int64_t head_dim, int64_t capacity,
-                 const torch::TensorOptions& options)
-    : k_(torch::zeros({layers, kv_heads, capacity, head_dim}, options)),
-      v_(torch::zeros({layers, kv_heads, capacity, head_dim}, options)) {}
-
-uint64_t KvCache::BytesPerToken(int64_t layers, int64_t kv_heads, int64_t head_dim, size_t element_size) {
-  return 2 * static_cast<uint64_t>(layers) * static_cast<uint64_t>(kv_heads) * static_cast<uint64_t>(head_dim) *
-         element_size;
+KvCache::~KvCache() {
+  for (auto& page : pages_) pool_.Give(std::move(page));
 }
 
 Status KvCache::CheckStep(int64_t start, int64_t n) const {
-  if (n <= 0 || start < 0 || start > length_ || start + n > capacity()) {
+  if (n <= 0 || start < 0 || start > length_ || start + n > capacity_) {
     return Status::Error("positions [" + std::to_string(start) + ", " + std::to_string(start + n) +
                          ") do not follow the session's " + std::to_string(length_) +
-                         " cached tokens within its capacity " + std::to_string(capacity()));
+                         " cached tokens within its capacity " + std::to_string(capacity_));
   }
   return Status::Ok();
 }
 
-LayerCache KvCache::Layer(int64_t layer) { return LayerCache{k_[layer], v_[layer]}; }
+Status KvCache::Reserve(int64_t end) {
+  const int64_t P = pool_.page_tokens();
+  const size_t need = static_cast<size_t>((end + P - 1) / P);
+  while (pages_.size() < need) {
+    auto page = pool_.Take();
+    if (!page.ok()) return page.status();
+    pages_.push_back(std::move(page.value()));
+  }
+  return Status::Ok();
+}
+
+Result<LayerCache> KvCache::Gather(int64_t layer, int64_t start) {
+  LayerCache scratch;
+  Status st = pool_.Scratch(capacity_, &scratch.k, &scratch.v);
+  if (!st.ok()) return st;
+  const int64_t P = pool_.page_tokens();
+  for (int64_t first = 0, i = 0; first < start; first += P, ++i) {
+    const int64_t n = std::min(P, start - first);
+    auto page = pages_[static_cast<size_t>(i)].data[layer];  // [2, kv_heads, P, head_dim]
+    scratch.k.narrow(1, first, n).copy_(page[0].narrow(1, 0, n));
+    scratch.v.narrow(1, first, n).copy_(page[1].narrow(1, 0, n));
+  }
+  return scratch;
+}
+
+void KvCache::Scatter(int64_t layer, const LayerCache& scratch, int64_t start, int64_t end) {
+  const int64_t P = pool_.page_tokens();
+  for (int64_t i = start / P; i * P < end; ++i) {
+    const int64_t lo = std::max(start, i * P), hi = std::min(end, (i + 1) * P);
+    auto page = pages_[static_cast<size_t>(i)].data[layer];
+    page[0].narrow(1, lo - i * P, hi - lo).copy_(scratch.k.narrow(1, lo, hi - lo));
+    page[1].narrow(1, lo - i * P, hi - lo).copy_(scratch.v.narrow(1, lo, hi - lo));
+  }
+}
+
+void KvCache::Commit(int64_t end) {
+  length_ = end;
+  const int64_t P = pool_.page_tokens();
+  const size_t keep = static_cast<size_t>((end + P - 1) / P);
+  while (pages_.size() > keep) {
+    pool_.Give(std::move(pages_.back()));
+    pages_.pop_back();
+  }
+}
 
 }  // namespace strata

@@ -1,18 +1,18 @@
 #pragma once
 // KvCache: the keys and values one session has cached for this node's
-// layers, and which positions of them are valid. The engine asks it for the
-// block of one layer that LayerForward writes new positions into and attends
-// over; it owns the rule that a step must follow what is cached.
-//
-// Today one block per session, allocated for its whole capacity at open.
-// The paged, tiered store of issue 7 changes what is inside, not this
-// interface's callers.
+// layers, and which positions of them are valid. They live in fixed-size
+// pages from the node's KvPagePool, taken as tokens arrive (not at open) and
+// given back when the session closes or rewinds. A step gathers one layer's
+// pages into the pool's scratch, LayerForward writes the new positions there
+// and attends over them, and the new positions go back into the pages.
 //
 // Not thread-safe: the compute thread owns every KvCache.
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <vector>
 
+#include "node/kv_page_pool.h"
 #include "node/llama_layers.h"
 #include "storage/status.h"
 
@@ -20,27 +20,36 @@ namespace strata {
 
 class KvCache {
  public:
-  // Room for `capacity` positions of `layers` layers, zeroed.
-  KvCache(int64_t layers, int64_t kv_heads, int64_t head_dim, int64_t capacity, const torch::TensorOptions& options);
+  KvCache(KvPagePool& pool, int64_t capacity) : pool_(pool), capacity_(capacity) {}
+  ~KvCache();  // gives its pages back
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
 
-  // Bytes one position costs across the layers: K and V.
-  static uint64_t BytesPerToken(int64_t layers, int64_t kv_heads, int64_t head_dim, size_t element_size);
-
-  int64_t capacity() const { return k_.size(2); }
+  int64_t capacity() const { return capacity_; }
   int64_t length() const { return length_; }  // positions [0, length) hold valid keys/values
+  size_t pages() const { return pages_.size(); }
 
   // Whether positions [start, start + n) may be computed next: they must
   // follow the cached ones (start <= length; an earlier start overwrites)
   // and fit the capacity. Checked before any work.
   Status CheckStep(int64_t start, int64_t n) const;
-  // The block of `layer` for LayerForward: [kv_heads, capacity, head_dim].
-  LayerCache Layer(int64_t layer);
-  // After a step at [start, end): positions from end on are no longer valid.
-  void Commit(int64_t end) { length_ = end; }
+  // Takes the pages that positions [0, end) need; refuses, naming the tier
+  // and its budget, when the tier is full.
+  Status Reserve(int64_t end);
+  // `layer`'s keys and values of [0, start) in the scratch, ready for
+  // LayerForward to add positions from `start` on.
+  Result<LayerCache> Gather(int64_t layer, int64_t start);
+  // Writes positions [start, end) of `scratch` back into `layer`'s pages.
+  void Scatter(int64_t layer, const LayerCache& scratch, int64_t start, int64_t end);
+  // After a step at [start, end): positions from end on are no longer valid,
+  // and pages past them go back to the pool.
+  void Commit(int64_t end);
 
  private:
-  torch::Tensor k_, v_;  // [layers, kv_heads, capacity, head_dim], compute dtype
+  KvPagePool& pool_;                       // borrowed: the shard's
+  const int64_t capacity_;
   int64_t length_ = 0;
+  std::vector<KvPagePool::Page> pages_;    // page i holds positions [i*P, (i+1)*P)
 };
 
 }  // namespace strata

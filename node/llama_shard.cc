@@ -59,7 +59,9 @@ struct LlamaShard::Impl {
   torch::Tensor final_norm;   // [hidden] (last stage)
   torch::Tensor lm_head;      // [vocab, hidden] (last stage)
   torch::Tensor rope_cos, rope_sin;  // [max_position, head_dim] f32
-  std::map<uint64_t, KvCache> sessions;  // by session id
+  std::unique_ptr<MemoryAccountant> own_memory;  // when options.memory is null
+  std::unique_ptr<KvPagePool> kv_pages;          // every session's KV pages
+  std::map<uint64_t, KvCache> sessions;          // by session id; after kv_pages (destroyed first)
 
   Status CopyInto(const std::string& name, const std::vector<int64_t>& expect, torch::Tensor dst);
   torch::Tensor Allocate(const std::vector<int64_t>& shape) const;
@@ -221,6 +223,16 @@ Result<std::unique_ptr<LlamaShard>> LlamaShard::Load(std::unique_ptr<Checkpoint>
   Status st = impl->LoadWeights();
   if (!st.ok()) return st;
   impl->BuildRope();
+  MemoryAccountant* memory = options.memory;
+  if (memory == nullptr) {
+    TierBudgets unlimited;
+    for (uint64_t& b : unlimited.bytes) b = ~0ull >> 1;
+    impl->own_memory = std::make_unique<MemoryAccountant>(unlimited);
+    memory = impl->own_memory.get();
+  }
+  impl->kv_pages = std::make_unique<KvPagePool>(
+      *memory, options.memory_tier, options.end_layer - options.first_layer, c.num_kv_heads, c.head_dim,
+      torch::TensorOptions().dtype(impl->dtype).device(impl->device), options.kv_page_tokens);
   return std::unique_ptr<LlamaShard>(new LlamaShard(std::move(impl)));
 }
 
@@ -230,11 +242,7 @@ bool LlamaShard::is_first() const { return impl_->options.first_layer == 0; }
 bool LlamaShard::is_last() const { return impl_->options.end_layer == impl_->config.num_layers; }
 uint64_t LlamaShard::weight_bytes() const { return impl_->weight_bytes; }
 
-uint64_t LlamaShard::kv_bytes_per_token() const {
-  const ModelConfig& c = impl_->config;
-  return KvCache::BytesPerToken(impl_->options.end_layer - impl_->options.first_layer, c.num_kv_heads, c.head_dim,
-                                torch::elementSize(impl_->dtype));
-}
+uint64_t LlamaShard::kv_bytes_per_token() const { return impl_->kv_pages->bytes_per_token(); }
 
 Status LlamaShard::OpenSession(uint64_t id, int64_t capacity) {
   const ModelConfig& c = impl_->config;
@@ -243,10 +251,8 @@ Status LlamaShard::OpenSession(uint64_t id, int64_t capacity) {
                          std::to_string(c.max_position) + " (the model's context)");
   }
   if (impl_->sessions.count(id)) return Status::Error("session " + std::to_string(id) + " is already open");
-  const int64_t L = impl_->options.end_layer - impl_->options.first_layer;
-  auto opts = torch::TensorOptions().dtype(impl_->dtype).device(impl_->device);
   impl_->sessions.emplace(std::piecewise_construct, std::forward_as_tuple(id),
-                          std::forward_as_tuple(L, c.num_kv_heads, c.head_dim, capacity, opts));
+                          std::forward_as_tuple(*impl_->kv_pages, capacity));
   return Status::Ok();
 }
 
@@ -264,6 +270,7 @@ Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, con
   const int64_t n = input.is_tokens() ? static_cast<int64_t>(input.tokens.size())
                                       : (input.hidden.shape.empty() ? 0 : input.hidden.shape[0]);
   Status fits = kv.CheckStep(start_pos, n);
+  if (fits.ok()) fits = kv.Reserve(start_pos + n);
   if (!fits.ok()) return fits;
   torch::NoGradGuard no_grad;
   torch::Tensor x;  // [T, hidden] compute dtype
@@ -293,8 +300,10 @@ Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, con
   auto sin = m.rope_sin.narrow(0, start_pos, T);
   x = x.unsqueeze(0);  // [1, T, hidden]
   for (size_t l = 0; l < m.layers.size(); ++l) {
-    LayerCache cache = kv.Layer(static_cast<int64_t>(l));
-    x = LayerForward(m.dims, m.layers[l], x, start_pos, cos, sin, &cache);
+    auto cache = kv.Gather(static_cast<int64_t>(l), start_pos);
+    if (!cache.ok()) return cache.status();
+    x = LayerForward(m.dims, m.layers[l], x, start_pos, cos, sin, &cache.value());
+    kv.Scatter(static_cast<int64_t>(l), cache.value(), start_pos, start_pos + T);
   }
   x = x.squeeze(0);  // [T, hidden]
   kv.Commit(start_pos + T);

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "node/memory_accountant.h"
 #include "protocol/host_tensor.h"
 #include "storage/checkpoint.h"
 #include "storage/status.h"
@@ -21,6 +22,11 @@ struct ShardOptions {
   int64_t end_layer = 0;                       // exclusive
   TensorDType dtype = TensorDType::kF32;       // compute dtype: f32 or bf16 (f16 on CUDA)
   std::string device = "cpu";                  // "cpu" or "cuda" / "cuda:N"
+  // Where KV pages are charged (borrowed; null: an unlimited accountant of
+  // the shard's own, for tests and tools).
+  MemoryAccountant* memory = nullptr;
+  MemoryTier memory_tier = MemoryTier::kRam;
+  int64_t kv_page_tokens = 0;                  // 0: the fewest that make a 256 KiB page
 };
 
 // What a stage receives: token ids (first stage) or hidden states
@@ -51,7 +57,8 @@ class LlamaShard {
   uint64_t weight_bytes() const;               // bytes of the weights this shard holds
   uint64_t kv_bytes_per_token() const;         // KV cache bytes per token of context
 
-  // Allocates the KV cache for `capacity` tokens of context.
+  // Opens a session of up to `capacity` tokens of context. Its KV pages are
+  // taken as its tokens arrive.
   Status OpenSession(uint64_t id, int64_t capacity);
   void CloseSession(uint64_t id);
   size_t session_count() const;

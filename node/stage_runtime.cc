@@ -27,8 +27,11 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
                                                 std::to_string(options.end_layer) + "): weights and RoPE tables");
   if (!charge.ok()) return charge.status();
   Result<std::unique_ptr<LlamaShard>> shard = Status::Error("load did not run");
+  ShardOptions charged = options;  // its KV pages go to this node's accountant
+  charged.memory = &memory_;
+  charged.memory_tier = tier_;
   try {
-    shard = LlamaShard::Load(std::move(checkpoint.value()), options);
+    shard = LlamaShard::Load(std::move(checkpoint.value()), charged);
   } catch (const std::exception& e) {
     std::string what = e.what();
     return Status::Error("loading the shard failed: " + what.substr(0, what.find('\n')));
@@ -52,9 +55,6 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
 
 Status StageRuntime::Open(uint64_t session, int64_t capacity, const SamplingOptions& sampling) {
   if (!shard_) return Status::Error("no shard is loaded on this node");
-  auto kv = memory_.Charge(tier_, static_cast<uint64_t>(capacity) * shard_->kv_bytes_per_token(),
-                           "a session of " + std::to_string(capacity) + " tokens: KV cache");
-  if (!kv.ok()) return kv.status();
   Status st = Status::Ok();
   try {
     st = shard_->OpenSession(session, capacity);
@@ -62,7 +62,7 @@ Status StageRuntime::Open(uint64_t session, int64_t capacity, const SamplingOpti
     return Status::Error(std::string("cannot allocate the KV cache: ") + e.what());
   }
   if (!st.ok()) return st;
-  sessions_.emplace(session, OpenSession{Sampler(sampling), std::move(kv.value())});
+  sessions_.emplace(session, OpenSession{Sampler(sampling)});
   return Status::Ok();
 }
 

@@ -46,7 +46,8 @@ class StageRuntime {
   // closing its sessions. Refuses a shard over the tier's budget before
   // reading a weight.
   Result<LoadedShard> Load(const std::string& model_dir, const ShardOptions& options);
-  // Opens a session with a KV cache of `capacity` tokens, charged first.
+  // Opens a session of up to `capacity` tokens; its KV pages are charged as
+  // its tokens arrive.
   Status Open(uint64_t session, int64_t capacity, const SamplingOptions& sampling);
   void Close(uint64_t session);
   Result<StepOutcome> Step(uint64_t session, int64_t start_pos, const StageInput& input, bool sample);
@@ -56,7 +57,6 @@ class StageRuntime {
  private:
   struct OpenSession {
     Sampler sampler;
-    MemoryCharge kv;  // its KV cache
   };
   MemoryAccountant& memory_;
   const MemoryTier tier_;

@@ -17,10 +17,10 @@ namespace {
 
 using testing::TempDir;
 
-std::unique_ptr<LlamaShard> LoadShard(const std::string& dir, int64_t first, int64_t end, TensorDType dtype) {
+std::unique_ptr<LlamaShard> LoadShard(const std::string& dir, int64_t first, int64_t end, TensorDType dtype,
+                                      ShardOptions o = {}) {
   auto ckpt = Checkpoint::Open(dir);
   EXPECT_TRUE(ckpt.ok()) << ckpt.status().message();
-  ShardOptions o;
   o.first_layer = first;
   o.end_layer = end;
   o.dtype = dtype;
@@ -132,6 +132,95 @@ TEST(LlamaShardTest, DecodeWithCacheMatchesRecompute) {
     shard->CloseSession(100 + step);
   }
   EXPECT_EQ(shard->session_count(), 1u);
+}
+
+// Paged KV: every page size gives the logits of one page that holds the
+// whole capacity — the layout of the contiguous cache that paging replaced —
+// bit for bit, through a prompt, decode steps and a rewind.
+TEST(LlamaShardTest, PagedKvIsBitIdenticalForEveryPageSize) {
+  TempDir dir;
+  TestModelSpec spec = Spec();
+  testing::MakeModel(dir.path(), spec);
+  for (TensorDType dtype : {TensorDType::kF32, TensorDType::kBF16}) {
+    auto run = [&](int64_t page_tokens) {
+      ShardOptions o;
+      o.kv_page_tokens = page_tokens;
+      auto shard = LoadShard(dir.path(), 0, spec.layers, dtype, o);
+      EXPECT_TRUE(shard->OpenSession(1, 64).ok());
+      std::vector<std::vector<float>> logits;
+      StageInput in;
+      in.tokens = {1, 17, 250, 3, 99, 401, 7};
+      int64_t pos = 0;
+      for (int step = 0; step < 14; ++step) {
+        if (step == 10) pos -= 3;  // rewind: overwrite the last three positions
+        auto out = shard->Forward(1, pos, in);
+        EXPECT_TRUE(out.ok()) << out.status().message();
+        if (!out.ok()) break;
+        pos += static_cast<int64_t>(in.tokens.size());
+        logits.push_back(out->logits);
+        in.tokens = {Argmax(out->logits)};
+      }
+      return logits;
+    };
+    const auto contiguous = run(64);
+    ASSERT_EQ(contiguous.size(), 14u);
+    for (int64_t page : {1, 3, 7, 16}) {
+      const auto paged = run(page);
+      ASSERT_EQ(paged.size(), contiguous.size());
+      for (size_t i = 0; i < paged.size(); ++i) {
+        ASSERT_EQ(std::memcmp(paged[i].data(), contiguous[i].data(), paged[i].size() * sizeof(float)), 0)
+            << "page of " << page << " tokens, step " << i << ", " << DTypeName(dtype);
+      }
+    }
+  }
+}
+
+// Pages are taken as tokens arrive, charged to the tier, reused after a
+// session closes, and a full tier refuses the step with a clear error.
+TEST(LlamaShardTest, KvPagesAreTakenAsTokensArrive) {
+  TempDir dir;
+  TestModelSpec spec = Spec();
+  testing::MakeModel(dir.path(), spec);
+  TierBudgets budgets;
+  budgets.bytes[static_cast<int>(MemoryTier::kRam)] = 64u << 20;
+  MemoryAccountant memory(budgets);
+  ShardOptions o;
+  o.memory = &memory;
+  o.kv_page_tokens = 4;
+  auto shard = LoadShard(dir.path(), 0, spec.layers, TensorDType::kF32, o);
+  const uint64_t page = 4 * shard->kv_bytes_per_token();
+  const uint64_t scratch = 64 * shard->kv_bytes_per_token() / static_cast<uint64_t>(spec.layers);
+  ASSERT_TRUE(shard->OpenSession(1, 64).ok());
+  EXPECT_EQ(memory.used(MemoryTier::kRam), 0u) << "nothing is taken at open";
+  StageInput in;
+  in.tokens = {1, 2, 3, 4, 5};
+  ASSERT_TRUE(shard->Forward(1, 0, in).ok());
+  EXPECT_EQ(memory.used(MemoryTier::kRam), 2 * page + scratch);
+  in.tokens = {6, 7, 8};
+  ASSERT_TRUE(shard->Forward(1, 5, in).ok());
+  EXPECT_EQ(memory.used(MemoryTier::kRam), 2 * page + scratch) << "8 tokens still fit two pages";
+  in.tokens = {9};
+  ASSERT_TRUE(shard->Forward(1, 8, in).ok());
+  EXPECT_EQ(memory.used(MemoryTier::kRam), 3 * page + scratch);
+  shard->CloseSession(1);
+  ASSERT_TRUE(shard->OpenSession(2, 64).ok());
+  in.tokens = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+  ASSERT_TRUE(shard->Forward(2, 0, in).ok());
+  EXPECT_EQ(memory.used(MemoryTier::kRam), 3 * page + scratch) << "a closed session's pages are reused";
+  // A tier with room for the scratch and two pages refuses the third.
+  TierBudgets small;
+  small.bytes[static_cast<int>(MemoryTier::kRam)] = scratch + 2 * page;
+  MemoryAccountant tight(small);
+  o.memory = &tight;
+  auto tight_shard = LoadShard(dir.path(), 0, spec.layers, TensorDType::kF32, o);
+  ASSERT_TRUE(tight_shard->OpenSession(1, 64).ok());
+  in.tokens = {1, 2, 3, 4, 5, 6, 7, 8};
+  ASSERT_TRUE(tight_shard->Forward(1, 0, in).ok());
+  in.tokens = {9};
+  auto full = tight_shard->Forward(1, 8, in);
+  ASSERT_FALSE(full.ok());
+  EXPECT_NE(full.status().message().find("a KV page of 4 tokens needs"), std::string::npos) << full.status().message();
+  EXPECT_NE(full.status().message().find("ram budget"), std::string::npos);
 }
 
 TEST(LlamaShardTest, RefusesBadInputs) {

@@ -1,0 +1,57 @@
+#include "node/kv_page_pool.h"
+
+#include <string>
+
+namespace strata {
+
+KvPagePool::KvPagePool(MemoryAccountant& memory, MemoryTier tier, int64_t layers, int64_t kv_heads, int64_t head_dim,
+                       const torch::TensorOptions& options, int64_t page_tokens)
+    : memory_(memory), tier_(tier), layers_(layers), kv_heads_(kv_heads), head_dim_(head_dim), options_(options) {
+  bytes_per_token_ = 2 * static_cast<uint64_t>(layers) * static_cast<uint64_t>(kv_heads) *
+                     static_cast<uint64_t>(head_dim) * torch::elementSize(torch::typeMetaToScalarType(options.dtype()));
+  page_tokens_ = page_tokens > 0 ? page_tokens
+                                 : static_cast<int64_t>((kMinPageBytes + bytes_per_token_ - 1) / bytes_per_token_);
+  page_bytes_ = static_cast<uint64_t>(page_tokens_) * bytes_per_token_;
+}
+
+Result<KvPagePool::Page> KvPagePool::Take() {
+  if (!free_.empty()) {
+    Page page = std::move(free_.back());
+    free_.pop_back();
+    return page;
+  }
+  auto charge = memory_.Charge(tier_, page_bytes_, "a KV page of " + std::to_string(page_tokens_) + " tokens");
+  if (!charge.ok()) return charge.status();
+  Page page;
+  page.data = torch::empty({layers_, 2, kv_heads_, page_tokens_, head_dim_}, options_);
+  page.charge = std::move(charge.value());
+  return page;
+}
+
+void KvPagePool::Give(Page page) {
+  if (free_.size() < kMaxFreePages) free_.push_back(std::move(page));
+  // Otherwise the page and its charge are released here.
+}
+
+Status KvPagePool::Scratch(int64_t capacity, torch::Tensor* k, torch::Tensor* v) {
+  // The scratch has the session's capacity as its length, so attention reads
+  // keys and values laid out exactly as a contiguous per-session cache held
+  // them: paging changes no stride and no bit of the result.
+  auto it = scratch_.find(capacity);
+  if (it == scratch_.end()) {
+    if (scratch_.size() >= kMaxScratches) scratch_.erase(scratch_.begin());
+    auto charge = memory_.Charge(tier_, static_cast<uint64_t>(capacity) * bytes_per_token_ / static_cast<uint64_t>(layers_),
+                                 "attention scratch for " + std::to_string(capacity) + " positions");
+    if (!charge.ok()) return charge.status();
+    ScratchPair pair;
+    pair.k = torch::zeros({kv_heads_, capacity, head_dim_}, options_);
+    pair.v = torch::zeros({kv_heads_, capacity, head_dim_}, options_);
+    pair.charge = std::move(charge.value());
+    it = scratch_.emplace(capacity, std::move(pair)).first;
+  }
+  *k = it->second.k;
+  *v = it->second.v;
+  return Status::Ok();
+}
+
+}  // namespace strata

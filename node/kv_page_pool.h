@@ -1,0 +1,69 @@
+#pragma once
+// KvPagePool: fixed-size KV pages of one shard, charged to one memory tier.
+// A page holds K and V of `page_tokens` consecutive positions across all of
+// the shard's layers — [layers, 2, kv_heads, page_tokens, head_dim] in the
+// compute dtype — and is at least kMinPageBytes, so that one page is one
+// efficient NVMe I/O when pages come to be swapped. Every page is the same
+// size: a freed page is reused as it is (no per-token allocation, no
+// fragmentation); the pool keeps at most kMaxFreePages spare and releases the
+// rest to the tier.
+//
+// The pool also owns the attention scratch that a step gathers one layer's
+// pages into (one pair per node, not per session).
+//
+// Not thread-safe: the compute thread owns the pool.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <map>
+#include <vector>
+
+#include "node/memory_accountant.h"
+
+namespace strata {
+
+inline constexpr uint64_t kMinPageBytes = 256u << 10;
+
+class KvPagePool {
+ public:
+  struct Page {
+    torch::Tensor data;   // [layers, 2, kv_heads, page_tokens, head_dim]
+    MemoryCharge charge;  // its bytes in the tier
+  };
+
+  // page_tokens = 0 picks the fewest tokens that make a page kMinPageBytes.
+  KvPagePool(MemoryAccountant& memory, MemoryTier tier, int64_t layers, int64_t kv_heads, int64_t head_dim,
+             const torch::TensorOptions& options, int64_t page_tokens = 0);
+
+  int64_t page_tokens() const { return page_tokens_; }
+  uint64_t page_bytes() const { return page_bytes_; }
+  uint64_t bytes_per_token() const { return bytes_per_token_; }
+
+  // A page from the free list, or a new one charged to the tier; refuses
+  // with the accountant's error when the tier is full.
+  Result<Page> Take();
+  void Give(Page page);
+
+  // Scratch K and V for one layer of a session of `capacity` positions:
+  // [kv_heads, capacity, head_dim] each. Charged to the tier too.
+  Status Scratch(int64_t capacity, torch::Tensor* k, torch::Tensor* v);
+
+ private:
+  static constexpr size_t kMaxFreePages = 16;
+  MemoryAccountant& memory_;
+  const MemoryTier tier_;
+  const int64_t layers_, kv_heads_, head_dim_;
+  const torch::TensorOptions options_;
+  uint64_t bytes_per_token_ = 0;
+  int64_t page_tokens_ = 0;
+  uint64_t page_bytes_ = 0;
+  std::vector<Page> free_;
+  struct ScratchPair {
+    torch::Tensor k, v;  // [kv_heads, capacity, head_dim]
+    MemoryCharge charge;
+  };
+  static constexpr size_t kMaxScratches = 4;
+  std::map<int64_t, ScratchPair> scratch_;  // by capacity
+};
+
+}  // namespace strata
