@@ -5,6 +5,7 @@
 namespace strata {
 
 KvCache::~KvCache() {
+  pool_.Forget(this);
   for (auto& page : pages_) pool_.Give(std::move(page));
 }
 
@@ -29,20 +30,27 @@ Status KvCache::Reserve(int64_t end) {
 }
 
 Result<LayerCache> KvCache::Gather(int64_t layer, int64_t start) {
-  LayerCache scratch;
-  Status st = pool_.Scratch(capacity_, &scratch.k, &scratch.v);
-  if (!st.ok()) return st;
+  auto scratch = pool_.ScratchFor(capacity_);
+  if (!scratch.ok()) return scratch.status();
+  KvPagePool::Scratch& s = *scratch.value();
+  LayerCache cache{s.k[layer], s.v[layer]};  // [kv_heads, capacity, head_dim]
+  KvPagePool::Holder& held = s.valid[static_cast<size_t>(layer)];
   const int64_t P = pool_.page_tokens();
-  for (int64_t first = 0, i = 0; first < start; first += P, ++i) {
-    const int64_t n = std::min(P, start - first);
+  // Copy only what the scratch does not already hold of this session.
+  const int64_t from = held.owner == this ? std::min(held.positions, start) : 0;
+  for (int64_t i = from / P; i * P < start; ++i) {
+    const int64_t lo = std::max(from, i * P), hi = std::min(start, (i + 1) * P);
     auto page = pages_[static_cast<size_t>(i)].data[layer];  // [2, kv_heads, P, head_dim]
-    scratch.k.narrow(1, first, n).copy_(page[0].narrow(1, 0, n));
-    scratch.v.narrow(1, first, n).copy_(page[1].narrow(1, 0, n));
+    cache.k.narrow(1, lo, hi - lo).copy_(page[0].narrow(1, lo - i * P, hi - lo));
+    cache.v.narrow(1, lo, hi - lo).copy_(page[1].narrow(1, lo - i * P, hi - lo));
   }
-  return scratch;
+  held = KvPagePool::Holder{this, start};
+  return cache;
 }
 
 void KvCache::Scatter(int64_t layer, const LayerCache& scratch, int64_t start, int64_t end) {
+  auto held = pool_.ScratchFor(capacity_);  // exists: Gather made it
+  if (held.ok()) held.value()->valid[static_cast<size_t>(layer)] = KvPagePool::Holder{this, end};
   const int64_t P = pool_.page_tokens();
   for (int64_t i = start / P; i * P < end; ++i) {
     const int64_t lo = std::max(start, i * P), hi = std::min(end, (i + 1) * P);
@@ -54,6 +62,7 @@ void KvCache::Scatter(int64_t layer, const LayerCache& scratch, int64_t start, i
 
 void KvCache::Commit(int64_t end) {
   length_ = end;
+  pool_.Forget(this, end);
   const int64_t P = pool_.page_tokens();
   const size_t keep = static_cast<size_t>((end + P - 1) / P);
   while (pages_.size() > keep) {

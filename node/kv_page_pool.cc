@@ -33,25 +33,33 @@ void KvPagePool::Give(Page page) {
   // Otherwise the page and its charge are released here.
 }
 
-Status KvPagePool::Scratch(int64_t capacity, torch::Tensor* k, torch::Tensor* v) {
+Result<KvPagePool::Scratch*> KvPagePool::ScratchFor(int64_t capacity) {
   // The scratch has the session's capacity as its length, so attention reads
   // keys and values laid out exactly as a contiguous per-session cache held
   // them: paging changes no stride and no bit of the result.
   auto it = scratch_.find(capacity);
   if (it == scratch_.end()) {
     if (scratch_.size() >= kMaxScratches) scratch_.erase(scratch_.begin());
-    auto charge = memory_.Charge(tier_, static_cast<uint64_t>(capacity) * bytes_per_token_ / static_cast<uint64_t>(layers_),
+    auto charge = memory_.Charge(tier_, static_cast<uint64_t>(capacity) * bytes_per_token_,
                                  "attention scratch for " + std::to_string(capacity) + " positions");
     if (!charge.ok()) return charge.status();
-    ScratchPair pair;
-    pair.k = torch::zeros({kv_heads_, capacity, head_dim_}, options_);
-    pair.v = torch::zeros({kv_heads_, capacity, head_dim_}, options_);
-    pair.charge = std::move(charge.value());
-    it = scratch_.emplace(capacity, std::move(pair)).first;
+    Scratch scratch;
+    scratch.k = torch::zeros({layers_, kv_heads_, capacity, head_dim_}, options_);
+    scratch.v = torch::zeros({layers_, kv_heads_, capacity, head_dim_}, options_);
+    scratch.valid.resize(static_cast<size_t>(layers_));
+    scratch.charge = std::move(charge.value());
+    it = scratch_.emplace(capacity, std::move(scratch)).first;
   }
-  *k = it->second.k;
-  *v = it->second.v;
-  return Status::Ok();
+  return &it->second;
+}
+
+void KvPagePool::Forget(const void* owner, int64_t keep) {
+  for (auto& [capacity, scratch] : scratch_) {
+    for (Holder& h : scratch.valid) {
+      if (h.owner == owner) h.positions = std::min(h.positions, keep);
+      if (h.owner == owner && keep == 0) h.owner = nullptr;
+    }
+  }
 }
 
 }  // namespace strata

@@ -8,8 +8,11 @@
 // fragmentation); the pool keeps at most kMaxFreePages spare and releases the
 // rest to the tier.
 //
-// The pool also owns the attention scratch that a step gathers one layer's
-// pages into (one pair per node, not per session).
+// The pool also owns the attention scratch that a step gathers a layer's
+// pages into: [layers, kv_heads, capacity, head_dim] for K and for V, one per
+// capacity in use (not per session). It remembers which session's positions
+// each layer of it holds, so a session decoding alone gathers nothing: only
+// its new positions are written back to its pages.
 //
 // Not thread-safe: the compute thread owns the pool.
 #include <torch/torch.h>
@@ -44,9 +47,20 @@ class KvPagePool {
   Result<Page> Take();
   void Give(Page page);
 
-  // Scratch K and V for one layer of a session of `capacity` positions:
-  // [kv_heads, capacity, head_dim] each. Charged to the tier too.
-  Status Scratch(int64_t capacity, torch::Tensor* k, torch::Tensor* v);
+  // The attention scratch of sessions of `capacity` positions. Charged to
+  // the tier too. `valid[l]` says whose positions [0, n) layer l holds.
+  struct Holder {
+    const void* owner = nullptr;  // the KvCache whose positions these are
+    int64_t positions = 0;
+  };
+  struct Scratch {
+    torch::Tensor k, v;           // [layers, kv_heads, capacity, head_dim]
+    std::vector<Holder> valid;    // [layers]
+    MemoryCharge charge;
+  };
+  Result<Scratch*> ScratchFor(int64_t capacity);
+  // Forgets `owner` in every scratch (it closed, or rewound to `keep` positions).
+  void Forget(const void* owner, int64_t keep = 0);
 
  private:
   static constexpr size_t kMaxFreePages = 16;
@@ -58,12 +72,8 @@ class KvPagePool {
   int64_t page_tokens_ = 0;
   uint64_t page_bytes_ = 0;
   std::vector<Page> free_;
-  struct ScratchPair {
-    torch::Tensor k, v;  // [kv_heads, capacity, head_dim]
-    MemoryCharge charge;
-  };
-  static constexpr size_t kMaxScratches = 4;
-  std::map<int64_t, ScratchPair> scratch_;  // by capacity
+  static constexpr size_t kMaxScratches = 2;
+  std::map<int64_t, Scratch> scratch_;  // by capacity
 };
 
 }  // namespace strata

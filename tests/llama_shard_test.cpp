@@ -142,30 +142,41 @@ TEST(LlamaShardTest, PagedKvIsBitIdenticalForEveryPageSize) {
   TestModelSpec spec = Spec();
   testing::MakeModel(dir.path(), spec);
   for (TensorDType dtype : {TensorDType::kF32, TensorDType::kBF16}) {
-    auto run = [&](int64_t page_tokens) {
+    // Each session's logits, its steps run either alone or taking turns with
+    // the other session, so that each step reads its keys back from its pages
+    // (the scratch last held the other session's).
+    auto run = [&](int64_t page_tokens, bool take_turns) {
       ShardOptions o;
       o.kv_page_tokens = page_tokens;
       auto shard = LoadShard(dir.path(), 0, spec.layers, dtype, o);
-      EXPECT_TRUE(shard->OpenSession(1, 64).ok());
-      std::vector<std::vector<float>> logits;
-      StageInput in;
-      in.tokens = {1, 17, 250, 3, 99, 401, 7};
-      int64_t pos = 0;
-      for (int step = 0; step < 14; ++step) {
-        if (step == 10) pos -= 3;  // rewind: overwrite the last three positions
-        auto out = shard->Forward(1, pos, in);
+      std::vector<std::vector<float>> logits[2];
+      StageInput in[2];
+      in[0].tokens = {1, 17, 250, 3, 99, 401, 7};
+      in[1].tokens = {1, 5, 6};
+      int64_t pos[2] = {0, 0};
+      for (int s = 0; s < 2; ++s) EXPECT_TRUE(shard->OpenSession(s, 64).ok());
+      auto step = [&](int s, int i) {
+        if (i == 10) pos[s] -= 3;  // rewind: overwrite the last three positions
+        auto out = shard->Forward(s, pos[s], in[s]);
         EXPECT_TRUE(out.ok()) << out.status().message();
-        if (!out.ok()) break;
-        pos += static_cast<int64_t>(in.tokens.size());
-        logits.push_back(out->logits);
-        in.tokens = {Argmax(out->logits)};
+        if (!out.ok()) return;
+        pos[s] += static_cast<int64_t>(in[s].tokens.size());
+        logits[s].push_back(out->logits);
+        in[s].tokens = {Argmax(out->logits)};
+      };
+      if (take_turns) {
+        for (int i = 0; i < 14; ++i) for (int s = 0; s < 2; ++s) step(s, i);
+      } else {
+        for (int s = 0; s < 2; ++s) for (int i = 0; i < 14; ++i) step(s, i);
       }
-      return logits;
+      std::vector<std::vector<float>> all = logits[0];
+      all.insert(all.end(), logits[1].begin(), logits[1].end());
+      return all;
     };
-    const auto contiguous = run(64);
-    ASSERT_EQ(contiguous.size(), 14u);
-    for (int64_t page : {1, 3, 7, 16}) {
-      const auto paged = run(page);
+    const auto contiguous = run(64, false);  // one page holds the capacity; nothing is read back
+    ASSERT_EQ(contiguous.size(), 28u);
+    for (int64_t page : {1, 3, 7, 16, 64}) {
+      const auto paged = run(page, true);
       ASSERT_EQ(paged.size(), contiguous.size());
       for (size_t i = 0; i < paged.size(); ++i) {
         ASSERT_EQ(std::memcmp(paged[i].data(), contiguous[i].data(), paged[i].size() * sizeof(float)), 0)
@@ -175,8 +186,6 @@ TEST(LlamaShardTest, PagedKvIsBitIdenticalForEveryPageSize) {
   }
 }
 
-// Pages are taken as tokens arrive, charged to the tier, reused after a
-// session closes, and a full tier refuses the step with a clear error.
 TEST(LlamaShardTest, KvPagesAreTakenAsTokensArrive) {
   TempDir dir;
   TestModelSpec spec = Spec();
@@ -189,7 +198,7 @@ TEST(LlamaShardTest, KvPagesAreTakenAsTokensArrive) {
   o.kv_page_tokens = 4;
   auto shard = LoadShard(dir.path(), 0, spec.layers, TensorDType::kF32, o);
   const uint64_t page = 4 * shard->kv_bytes_per_token();
-  const uint64_t scratch = 64 * shard->kv_bytes_per_token() / static_cast<uint64_t>(spec.layers);
+  const uint64_t scratch = 64 * shard->kv_bytes_per_token();  // one capacity-shaped block for all layers
   ASSERT_TRUE(shard->OpenSession(1, 64).ok());
   EXPECT_EQ(memory.used(MemoryTier::kRam), 0u) << "nothing is taken at open";
   StageInput in;
