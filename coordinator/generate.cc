@@ -363,8 +363,8 @@ int RunStatus(const ClusterFlags& flags) {
   timeouts.connect_ms = static_cast<uint32_t>(flags.connect_timeout_ms);
   RpcEnv env(io, timeouts, credentials->security());
   int down = 0;
-  std::printf("%-16s %-22s %-7s %-4s %-12s %-8s %-10s %-10s %s\n", "NODE", "ADDRESS", "DEVICE", "THR", "LAYERS",
-              "SESSIONS", "FREE MiB", "RSS MiB", "SECURITY");
+  std::printf("%-16s %-22s %-7s %-4s %-12s %-8s %-10s %-10s %-11s %s\n", "NODE", "ADDRESS", "DEVICE", "THR",
+              "LAYERS", "SESSIONS", "FREE MiB", "RSS MiB", "SECURITY", "MEMORY (used/budget MiB)");
   for (const auto& a : addresses) {
     try {
       auto node = NodeConnection::Connect(env, a);
@@ -372,9 +372,15 @@ int RunStatus(const ClusterFlags& flags) {
       const std::string layers =
           s.shard_loaded ? "[" + std::to_string(s.first_layer) + ", " + std::to_string(s.end_layer) + ")" : "-";
       const char* security = s.secured ? (s.tls ? "secret+tls" : "secret") : (s.tls ? "tls" : "none");
-      std::printf("%-16s %-22s %-7s %-4u %-12s %-8u %-10llu %-10llu %s\n", s.name.c_str(), a.c_str(), s.device.c_str(),
-                  s.threads, layers.c_str(), s.active_sessions, static_cast<unsigned long long>(s.free_bytes >> 20),
-                  static_cast<unsigned long long>(s.resident_bytes >> 20), security);
+      std::string tiers;
+      for (const auto& t : s.tiers) {
+        tiers += (tiers.empty() ? "" : ", ") + t.name + " " + std::to_string(t.used >> 20) + "/" +
+                 std::to_string(t.budget >> 20);
+      }
+      std::printf("%-16s %-22s %-7s %-4u %-12s %-8u %-10llu %-10llu %-11s %s\n", s.name.c_str(), a.c_str(),
+                  s.device.c_str(), s.threads, layers.c_str(), s.active_sessions,
+                  static_cast<unsigned long long>(s.free_bytes >> 20),
+                  static_cast<unsigned long long>(s.resident_bytes >> 20), security, tiers.c_str());
     } catch (const PipelineError& e) {
       ++down;
       std::printf("%-16s %-22s DOWN: %s\n", "?", a.c_str(), e.what());

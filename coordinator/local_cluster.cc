@@ -57,7 +57,7 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOpti
                                      "local-" + std::to_string(i), "--ready-fd", "3", "--log-level", options.log_level};
     if (options.threads > 0) { args.push_back("--threads"); args.push_back(std::to_string(options.threads)); }
     if (options.memory_per_node > 0) {
-      args.push_back("--memory");
+      args.push_back("--memory-limit");
       args.push_back(std::to_string(options.memory_per_node));
     }
     if (!options.tls_cert.empty()) {

@@ -71,6 +71,10 @@ NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address)
   s.shard_bytes = info.getShardBytes();
   s.resident_bytes = info.getResidentBytes();
   s.secured = info.getSecured();
+  for (auto t : info.getTiers()) {
+    if (s.tiers.size() >= 8) break;
+    s.tiers.push_back({EscapeText(t.getTier().cStr(), 16), t.getUsedBytes(), t.getBudgetBytes()});
+  }
   s.tls = info.getTls();
   return s;
 }

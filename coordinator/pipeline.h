@@ -68,6 +68,11 @@ struct NodeStatus {
   uint64_t shard_bytes = 0;
   uint64_t resident_bytes = 0;
   bool secured = false, tls = false;  // checks a cluster secret; speaks TLS
+  struct Tier {
+    std::string name;                 // "device" | "ram" | "nvme"
+    uint64_t used = 0, budget = 0;
+  };
+  std::vector<Tier> tiers;            // every tier with a budget
 };
 
 class NodeConnection {

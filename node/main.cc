@@ -69,7 +69,7 @@ void EnsureQuietIdleThreads(char** argv, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string listen, name, device, log_level = "info", memory, secret_file, tls_dir;
+  std::string listen, name, device, log_level = "info", memory, gpu_memory, secret_file, tls_dir;
   strata::TlsFiles tls_files;
   bool insecure = false, tls = false;
   int ready_fd = -1;
@@ -83,7 +83,9 @@ int main(int argc, char** argv) {
   app.add_option("--listen", listen, "HOST:PORT to listen on (port 0 picks a free port)")->required();
   app.add_option("--threads", options.threads, "compute threads (default: all cores)")->check(CLI::Range(1, 1024));
   app.add_option("--name", name, "name shown in logs and `strata status` (default: HOST:PORT)");
-  app.add_option("--memory", memory, "budget for weights + KV cache, e.g. 8GiB (default: available memory)");
+  app.add_option("--memory-limit,--memory", memory,
+                 "RAM budget for weights, KV pages and buffers, e.g. 8GiB (default: 90% of available memory)");
+  app.add_option("--gpu-memory-limit", gpu_memory, "device memory budget on CUDA (default: --memory-limit)");
   app.add_option("--device", device, "cpu | cuda | cuda:N (default: cuda:0 if present, else cpu)");
   app.add_option("--rpc-timeout-ms", options.rpc_timeout_ms, "how long to wait for the next stage")
       ->check(CLI::Range(1u, 86400000u));
@@ -111,7 +113,10 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (!memory.empty() && !ParseSize(memory, &options.memory_budget)) {
-    Die("--memory wants a size like 8GiB or 512MiB, got '" + memory + "'");
+    Die("--memory-limit wants a size like 8GiB or 512MiB, got '" + memory + "'");
+  }
+  if (!gpu_memory.empty() && !ParseSize(gpu_memory, &options.gpu_memory_budget)) {
+    Die("--gpu-memory-limit wants a size like 8GiB or 512MiB, got '" + gpu_memory + "'");
   }
   if (!tls_dir.empty()) {
     const strata::TlsFiles in_dir = strata::TlsFilesIn(tls_dir);
@@ -134,7 +139,8 @@ int main(int argc, char** argv) {
   unsetenv("STRATA_CLUSTER_SECRET");  // read; nothing this process starts inherits it
   spdlog::set_default_logger(spdlog::stderr_color_mt("node"));
   spdlog::set_level(spdlog::level::from_str(log_level));
-  if (options.memory_budget == 0) options.memory_budget = strata::AvailableMemoryBytes();
+  // Headroom: the OS, the page cache and this process's own code need some.
+  if (options.memory_budget == 0) options.memory_budget = strata::AvailableMemoryBytes() / 10 * 9;
   options.device = device.empty() ? strata::DefaultDevice() : device;
 
   kj::UnixEventPort::captureSignal(SIGTERM);

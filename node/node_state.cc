@@ -27,7 +27,11 @@ MemoryTier ComputeTier(const std::string& device) {
 
 TierBudgets Budgets(const NodeOptions& options) {
   TierBudgets budgets;
-  budgets.bytes[static_cast<int>(ComputeTier(options.device))] = options.memory_budget;
+  budgets.bytes[static_cast<int>(MemoryTier::kRam)] = options.memory_budget;
+  if (ComputeTier(options.device) == MemoryTier::kDevice) {
+    budgets.bytes[static_cast<int>(MemoryTier::kDevice)] =
+        options.gpu_memory_budget > 0 ? options.gpu_memory_budget : options.memory_budget;
+  }
   return budgets;
 }
 
@@ -57,6 +61,18 @@ void NodeState::FillInfo(wire::NodeInfo::Builder info) const {
     info.setShardBytes(s->weight_bytes);
   }
   info.setFreeMemoryBytes(memory_.free(compute_tier_));
+  int tiers = 0;
+  for (int t = 0; t < kMemoryTiers; ++t) tiers += memory_.budget(static_cast<MemoryTier>(t)) > 0;
+  auto list = info.initTiers(static_cast<unsigned>(tiers));
+  unsigned i = 0;
+  for (int t = 0; t < kMemoryTiers; ++t) {
+    const auto tier = static_cast<MemoryTier>(t);
+    if (memory_.budget(tier) == 0) continue;
+    list[i].setTier(MemoryTierName(tier));
+    list[i].setUsedBytes(memory_.used(tier));
+    list[i].setBudgetBytes(memory_.budget(tier));
+    ++i;
+  }
   info.setActiveSessions(static_cast<uint32_t>(sessions.size()));
   info.setResidentBytes(ResidentBytesOf());
   info.setStepsComputed(runtime_.steps_computed());

@@ -22,7 +22,8 @@ class ClusterTls;
 struct NodeOptions {
   std::string name;
   int threads = 1;
-  uint64_t memory_budget = 0;     // bytes for weights + KV cache (hard limit)
+  uint64_t memory_budget = 0;     // RAM tier: weights + KV pages + buffers (hard limit)
+  uint64_t gpu_memory_budget = 0; // device tier on CUDA (0: memory_budget)
   std::string device = "cpu";
   uint32_t rpc_timeout_ms = 120000;   // a forward to the next stage
   uint32_t connect_timeout_ms = 10000;

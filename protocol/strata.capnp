@@ -28,6 +28,12 @@ struct Tensor {
   data @2 :Data;
 }
 
+struct TierUsage {
+  tier @0 :Text;                # "device" | "ram" | "nvme"
+  usedBytes @1 :UInt64;         # charged: weights, KV pages, buffers
+  budgetBytes @2 :UInt64;       # the tier's hard limit
+}
+
 struct NodeInfo {
   name @0 :Text;
   protocolVersion @1 :UInt32;
@@ -43,6 +49,7 @@ struct NodeInfo {
   secured @11 :Bool;            # the node checks a cluster secret
   tls @12 :Bool;                # the node speaks TLS
   stepsComputed @13 :UInt64;    # forwards this node has computed since it started
+  tiers @14 :List(TierUsage);   # every tier with a budget
 }
 
 struct ShardSpec {

@@ -272,6 +272,7 @@ TEST_F(PipelineTest, StatusShowsTheLoadedShards) {
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("[0, 3)"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("[3, 6)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("ram "), std::string::npos) << "each node's tiers: " << r.out;
   auto down = RunProcess({testing::BinDir() + "/strata", "status", "--nodes", "127.0.0.1:1"});
   EXPECT_EQ(down.exit_code, 1);
   EXPECT_NE(down.out.find("DOWN"), std::string::npos);
