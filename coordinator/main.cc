@@ -151,7 +151,8 @@ int MakeModel(int argc, char** argv) {
   spec.tie_embeddings = tie;
   spec.files = static_cast<int>(files);
   spec.corpus = corpus;
-  Status st = WriteTestModel(out, spec);
+  PosixEnv env;
+  Status st = WriteTestModel(env, out, spec);
   if (!st.ok()) { std::cerr << "strata: " << st.message() << "\n"; return 1; }
   std::cerr << "wrote " << out << "\n";
   return 0;

@@ -111,7 +111,7 @@ Status TrainTokenizer(const std::string& dir, const TestModelSpec& spec) {
 
 }  // namespace
 
-Status WriteTestModel(const std::string& dir, const TestModelSpec& spec) {
+Status WriteTestModel(Env& env, const std::string& dir, const TestModelSpec& spec) {
   if (spec.dtype != DType::kF32 && spec.dtype != DType::kF16 && spec.dtype != DType::kBF16) {
     return Status::Error("test models are F32, F16 or BF16");
   }
@@ -151,7 +151,7 @@ Status WriteTestModel(const std::string& dir, const TestModelSpec& spec) {
     char name[64];
     std::snprintf(name, sizeof name, "model-%05zu-of-%05zu.safetensors", f + 1, groups.size());
     const std::string file = groups.size() == 1 ? "model.safetensors" : name;
-    Status st = WriteSafetensors(dir + "/" + file, groups[f]);
+    Status st = WriteSafetensors(env, dir + "/" + file, groups[f]);
     if (!st.ok()) return st;
     for (const auto& t : groups[f]) weight_map[t.name] = file;
   }

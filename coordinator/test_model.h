@@ -7,6 +7,7 @@
 #include <string>
 
 #include "storage/dtype.h"
+#include "storage/env.h"
 #include "storage/status.h"
 
 namespace strata {
@@ -29,6 +30,6 @@ struct TestModelSpec {
   int64_t tokenizer_vocab = 0;   // 0 = min(vocab, 1000)
 };
 
-Status WriteTestModel(const std::string& dir, const TestModelSpec& spec);
+Status WriteTestModel(Env& env, const std::string& dir, const TestModelSpec& spec);
 
 }  // namespace strata

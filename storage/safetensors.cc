@@ -130,7 +130,7 @@ const TensorView* SafetensorsFile::Find(const std::string& name) const {
   return it == tensors_.end() ? nullptr : &it->second;
 }
 
-Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite>& tensors) {
+Status WriteSafetensors(Env& env, const std::string& path, const std::vector<TensorToWrite>& tensors) {
   json header = json::object();
   uint64_t offset = 0;
   std::vector<uint64_t> sizes;
@@ -144,29 +144,33 @@ Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite
   }
   std::string text = header.dump();
   while ((8 + text.size()) % 8 != 0) text.push_back(' ');
+  // Written under a temporary name and renamed when whole: a full disk or an
+  // I/O error never leaves a truncated file that looks like a model.
   const std::string tmp = path + ".partial";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (f == nullptr) return Status::Error("cannot create " + tmp + ": " + std::strerror(errno));
+  auto file = env.NewWritableFile(tmp);
+  if (!file.ok()) return file.status();
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
-  bool ok = std::fwrite(len, 1, 8, f) == 8 && std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  Status st = file.value()->Append(len, 8);
+  if (st.ok()) st = file.value()->Append(text.data(), text.size());
   uint64_t written = 0;
   std::vector<uint8_t> buffer;
-  for (size_t i = 0; ok && i < tensors.size(); ++i) {
+  for (size_t i = 0; st.ok() && i < tensors.size(); ++i) {
     const uint64_t aligned = (written + 7) & ~uint64_t{7};
     static const uint8_t kZeros[8] = {};
-    ok = std::fwrite(kZeros, 1, aligned - written, f) == aligned - written;
+    st = file.value()->Append(kZeros, aligned - written);
     buffer.assign(sizes[i], 0);
     tensors[i].fill(buffer.data());
-    ok = ok && std::fwrite(buffer.data(), 1, buffer.size(), f) == buffer.size();
+    if (st.ok()) st = file.value()->Append(buffer.data(), buffer.size());
     written = aligned + sizes[i];
   }
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) {
-    std::remove(tmp.c_str());
-    return Status::Error("cannot write " + path + " (disk full?)");
+  if (st.ok()) st = file.value()->Close();
+  if (st.ok()) st = env.RenameFile(tmp, path);
+  if (!st.ok()) {
+    file.value().reset();
+    env.RemoveFile(tmp);
+    return Status::Error("cannot write " + EscapeText(path) + ": " + st.message());
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return Status::Error("cannot rename " + tmp + ": " + std::strerror(errno));
   return Status::Ok();
 }
 

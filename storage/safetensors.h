@@ -14,6 +14,7 @@
 
 #include "storage/dtype.h"
 #include "storage/mapped_file.h"
+#include "storage/env.h"
 #include "storage/status.h"
 
 namespace strata {
@@ -60,6 +61,7 @@ struct TensorToWrite {
   // one tensor at a time, so a large model never sits whole in memory.
   std::function<void(uint8_t* dst)> fill;
 };
-Status WriteSafetensors(const std::string& path, const std::vector<TensorToWrite>& tensors);
+// Through `env`, so tests can fill the disk under it.
+Status WriteSafetensors(Env& env, const std::string& path, const std::vector<TensorToWrite>& tensors);
 
 }  // namespace strata

@@ -15,6 +15,8 @@
 namespace strata {
 namespace {
 
+PosixEnv env_;  // the real filesystem, as main() would wire it
+
 using testing::TempDir;
 
 std::unique_ptr<LlamaShard> LoadShard(const std::string& dir, int64_t first, int64_t end, TensorDType dtype,
@@ -278,7 +280,7 @@ TEST(LlamaShardTest, NamesMissingTensorAndShapeMismatch) {
       const TensorView* v = &view;
       keep.push_back({name, v->dtype, v->shape, [v](uint8_t* d) { std::memcpy(d, v->data, v->nbytes); }});
     }
-    ASSERT_TRUE(WriteSafetensors(dir / "model.safetensors.new", keep).ok());
+    ASSERT_TRUE(WriteSafetensors(env_, dir / "model.safetensors.new", keep).ok());
   }
   std::rename((dir / "model.safetensors.new").c_str(), (dir / "model.safetensors").c_str());
   auto ckpt = Checkpoint::Open(dir.path());

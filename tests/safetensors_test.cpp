@@ -14,6 +14,8 @@
 namespace strata {
 namespace {
 
+PosixEnv env_;  // the real filesystem, as main() would wire it
+
 using testing::TempDir;
 
 // Writes 8-byte length + header + data as given, with no checks.
@@ -38,7 +40,7 @@ TEST(SafetensorsTest, RoundTripsWrittenTensors) {
       {"a", DType::kF32, {2, 3}, [&](uint8_t* dst) { std::memcpy(dst, a.data(), 24); }},
       {"b", DType::kBF16, {3}, [&](uint8_t* dst) { std::memcpy(dst, b.data(), 6); }},
   };
-  ASSERT_TRUE(WriteSafetensors(dir / "m.safetensors", tensors).ok());
+  ASSERT_TRUE(WriteSafetensors(env_, dir / "m.safetensors", tensors).ok());
   auto f = SafetensorsFile::Open(dir / "m.safetensors");
   ASSERT_TRUE(f.ok()) << f.status().message();
   const TensorView* va = f.value()->Find("a");
@@ -140,7 +142,7 @@ TEST(SafetensorsTest, RejectsMissingFile) {
 TEST(SafetensorsTest, SurvivesRandomCorruption) {
   TempDir dir;
   std::vector<float> a(64, 1.0f);
-  ASSERT_TRUE(WriteSafetensors(dir / "ok", {{"w", DType::kF32, {8, 8}, [&](uint8_t* d) { std::memcpy(d, a.data(), 256); }},
+  ASSERT_TRUE(WriteSafetensors(env_, dir / "ok", {{"w", DType::kF32, {8, 8}, [&](uint8_t* d) { std::memcpy(d, a.data(), 256); }},
                                             {"v", DType::kF32, {64}, [&](uint8_t* d) { std::memcpy(d, a.data(), 256); }}})
                   .ok());
   const std::string good = testing::ReadFile(dir / "ok");

@@ -186,7 +186,8 @@ void Save(const Model& m, const Options& o) {
     tensors.push_back(Bf16(name("mlp.down_proj.weight"), w.w_down));
   }
   tensors.push_back(Bf16("model.norm.weight", m.final_norm));
-  Status st = WriteSafetensors(o.out + "/model.safetensors", tensors);
+  PosixEnv env;
+  Status st = WriteSafetensors(env, o.out + "/model.safetensors", tensors);
   if (!st.ok()) throw std::runtime_error(st.message());
   json config = {{"architectures", {"LlamaForCausalLM"}}, {"model_type", "llama"}, {"vocab_size", o.vocab},
                  {"hidden_size", o.hidden}, {"intermediate_size", o.intermediate}, {"num_hidden_layers", o.layers},

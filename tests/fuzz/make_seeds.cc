@@ -158,8 +158,9 @@ void SafetensorsSeeds(const std::string& dir) {
   std::vector<strata::TensorToWrite> tensors = {
       {"model.embed_tokens.weight", strata::DType::kF32, {4, 2}, [](uint8_t* d) { std::fill(d, d + 32, 1); }},
       {"model.norm.weight", strata::DType::kBF16, {2}, [](uint8_t* d) { std::fill(d, d + 4, 2); }}};
-  strata::WriteSafetensors(dir + "/two-tensors.safetensors", tensors);
-  strata::WriteSafetensors(dir + "/empty.safetensors", {});
+  strata::PosixEnv env;
+  strata::WriteSafetensors(env, dir + "/two-tensors.safetensors", tensors);
+  strata::WriteSafetensors(env, dir + "/empty.safetensors", {});
 }
 
 }  // namespace

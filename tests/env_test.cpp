@@ -1,0 +1,85 @@
+// storage/env: the real POSIX files, and faults injected into the real code
+// paths that write through an Env (a full disk, EIO, short reads).
+#include "storage/env.h"
+
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <vector>
+
+#include "storage/fault_env.h"
+#include "storage/safetensors.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+bool Exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+TEST(PosixEnv, PagesRoundTripAtOffsets) {
+  testing::TempDir dir;
+  PosixEnv env;
+  auto file = env.NewRandomRWFile(dir / "swap");
+  ASSERT_TRUE(file.ok()) << file.status().message();
+  ASSERT_TRUE(file.value()->Allocate(0, 1 << 20).ok());
+  std::vector<uint8_t> page(256 << 10), back(256 << 10);
+  for (size_t i = 0; i < page.size(); ++i) page[i] = static_cast<uint8_t>(i * 31 + 7);
+  ASSERT_TRUE(file.value()->Write(512 << 10, page.data(), page.size()).ok());
+  size_t read = 0;
+  ASSERT_TRUE(file.value()->Read(512 << 10, back.data(), back.size(), &read).ok());
+  EXPECT_EQ(read, page.size());
+  EXPECT_EQ(std::memcmp(page.data(), back.data(), page.size()), 0);
+  ASSERT_TRUE(file.value()->Read((1 << 20) - 100, back.data(), 1000, &read).ok());
+  EXPECT_EQ(read, 100u) << "a read past the end is short";
+  EXPECT_NE(env.NewRandomRWFile(dir / "no/such/dir").status().message().find("No such file"), std::string::npos);
+}
+
+TEST(FaultInjectionEnv, AFullDiskFailsTheWriteAndLeavesNoPartialModel) {
+  testing::TempDir dir;
+  PosixEnv posix;
+  FaultInjectionEnv env(posix);
+  std::vector<TensorToWrite> tensors = {
+      {"a", DType::kF32, {256, 256}, [](uint8_t* d) { std::memset(d, 1, 256 * 256 * 4); }}};
+  env.FailWritesAfter(100 << 10);
+  Status st = WriteSafetensors(env, dir / "model.safetensors", tensors);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("No space left on device"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("model.safetensors"), std::string::npos) << "names the file";
+  EXPECT_FALSE(Exists(dir / "model.safetensors")) << "no truncated model";
+  EXPECT_FALSE(Exists(dir / "model.safetensors.partial")) << "no leftover";
+  env.Heal();
+  ASSERT_TRUE(WriteSafetensors(env, dir / "model.safetensors", tensors).ok());
+  auto file = SafetensorsFile::Open(dir / "model.safetensors");
+  ASSERT_TRUE(file.ok()) << file.status().message();
+  EXPECT_EQ(file.value()->Find("a")->nbytes, 256u * 256 * 4);
+}
+
+TEST(FaultInjectionEnv, ReadsFailOrComeBackShort) {
+  testing::TempDir dir;
+  PosixEnv posix;
+  FaultInjectionEnv env(posix);
+  auto file = env.NewRandomRWFile(dir / "swap");
+  ASSERT_TRUE(file.ok());
+  std::vector<uint8_t> page(4096, 9), back(4096);
+  ASSERT_TRUE(file.value()->Write(0, page.data(), page.size()).ok());
+  env.FailReads(EIO);
+  size_t read = 1;
+  Status st = file.value()->Read(0, back.data(), back.size(), &read);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("Input/output error"), std::string::npos) << st.message();
+  EXPECT_EQ(read, 0u);
+  env.Heal();
+  env.ShortReads(1000);
+  ASSERT_TRUE(file.value()->Read(0, back.data(), back.size(), &read).ok());
+  EXPECT_EQ(read, 1000u);
+  env.FailWritesAfter(0, EIO);
+  EXPECT_NE(file.value()->Write(0, page.data(), 1).message().find("Input/output error"), std::string::npos);
+  EXPECT_NE(file.value()->Allocate(0, 1 << 20).message().find("Input/output error"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace strata
