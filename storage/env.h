@@ -5,7 +5,8 @@
 // and see ENOSPC, EIO and short reads arrive in the real code paths. main()
 // makes the PosixEnv and passes it down; there is no global default.
 //
-// An Env is thread-safe; a file object is used by one thread at a time.
+// An Env is thread-safe. A WritableFile is used by one thread at a time; a
+// RandomRWFile's positioned calls may run on several threads at once.
 #include <cstddef>
 #include <cstdint>
 #include <memory>
