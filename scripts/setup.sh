@@ -12,7 +12,7 @@ PACKAGES=(
   libgtest-dev libgmock-dev
   libsentencepiece-dev sentencepiece
   libcurl4-openssl-dev nlohmann-json3-dev libssl-dev libcli11-dev
-  clang libclang-rt-14-dev
+  clang libclang-rt-14-dev fio
   bible-kjv bible-kjv-text jq
 )
 
