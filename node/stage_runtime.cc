@@ -45,7 +45,6 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
   info.end_layer = options.end_layer;
   info.num_layers = shard_->config().num_layers;
   info.weight_bytes = shard_->weight_bytes();
-  info.kv_bytes_per_token = shard_->kv_bytes_per_token();
   info.context = shard_->config().max_position;
   info.vocab_size = shard_->config().vocab_size;
   info.hidden_size = shard_->config().hidden_size;

@@ -22,7 +22,6 @@ struct LoadedShard {
   std::string model_dir;
   int64_t first_layer = 0, end_layer = 0, num_layers = 0;
   uint64_t weight_bytes = 0;
-  uint64_t kv_bytes_per_token = 0;
   int64_t context = 0;      // max_position_embeddings: the longest session
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
