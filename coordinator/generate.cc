@@ -38,10 +38,14 @@ int Fail(const std::string& message) {
 }
 
 
-ModelCosts CostsOf(const Checkpoint& ckpt, TensorDType dtype) {
+// A layer costs its weights plus the KV cache of `kv_tokens` tokens (the
+// context times the concurrency the plan must hold), in the compute dtype.
+ModelCosts CostsOf(const Checkpoint& ckpt, TensorDType dtype, uint64_t kv_tokens) {
   ModelCosts costs;
+  const ModelConfig& c = ckpt.config();
   const uint64_t size = ElementSize(dtype);
-  for (int64_t l = 0; l < ckpt.config().num_layers; ++l) costs.layer_bytes.push_back(ckpt.LayerParams(l) * size);
+  const uint64_t kv_per_layer = kv_tokens * 2 * static_cast<uint64_t>(c.num_kv_heads * c.head_dim) * size;
+  for (int64_t l = 0; l < c.num_layers; ++l) costs.layer_bytes.push_back(ckpt.LayerParams(l) * size + kv_per_layer);
   costs.embed_bytes = ckpt.EmbedParams() * size;
   costs.head_bytes = ckpt.HeadParams() * size;
   return costs;
@@ -279,7 +283,7 @@ int RunGenerate(const GenerateFlags& flags) {
     for (const auto& address : cluster->addresses) nodes.push_back(NodeConnection::Connect(env, address));
     Pipeline pipeline(env, std::move(nodes));
     const auto capacities = pipeline.Capacities();
-    auto plan = PlanShards(CostsOf(*ckpt.value(), dtype), capacities);
+    auto plan = PlanShards(CostsOf(*ckpt.value(), dtype, static_cast<uint64_t>(capacity)), capacities);
     if (!plan.ok()) return Fail(plan.status().message());
     spdlog::info("session={} plan:\n{}", session, plan->Describe(capacities));
     const std::string model_dir = [&] {
@@ -340,13 +344,16 @@ int RunPlan(const GenerateFlags& flags) {
       return Fail(e.what());
     }
   }
-  auto plan = PlanShards(CostsOf(*ckpt.value(), dtype), capacities);
+  const int64_t context = flags.context > 0 ? flags.context : ckpt.value()->config().max_position;
+  const uint64_t kv_tokens = static_cast<uint64_t>(context) * static_cast<uint64_t>(flags.concurrency);
+  auto plan = PlanShards(CostsOf(*ckpt.value(), dtype, kv_tokens), capacities);
   if (!plan.ok()) return Fail(plan.status().message());
   if (flags.json) {
     std::cout << PlanJson(plan.value(), capacities).dump(2) << std::endl;
   } else {
     std::cout << "plan for " << flags.model << " (" << ckpt.value()->config().num_layers << " layers, " << flags.dtype
-              << ") on " << capacities.size() << " nodes:\n"
+              << ") on " << capacities.size() << " nodes, each stage's weights and KV for " << context
+              << " tokens x " << flags.concurrency << " sessions:\n"
               << plan->Describe(capacities);
   }
   return 0;

@@ -35,6 +35,8 @@ struct GenerateFlags {
   bool json = false;
   std::string logits_out;
   int64_t prefill_chunk = 512;
+  int64_t context = 0;        // plan: tokens of KV per session (0: the model's context)
+  int64_t concurrency = 1;    // plan: sessions at once
 };
 
 // Each returns the process exit code; errors print one line to stderr.

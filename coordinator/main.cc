@@ -74,11 +74,15 @@ int Generate(int argc, char** argv, bool plan_only) {
   GenerateFlags g;
   FlagSet f(plan_only ? "strata plan [--model DIR] (--nodes HOST:PORT,... | --local N) [options]"
                       : "strata generate [--model DIR] (--nodes HOST:PORT,... | --local N) --prompt TEXT [options]",
-            plan_only ? "Prints the layer split: contiguous ranges, in proportion to each node's free memory."
+            plan_only ? "Prints the layer split: contiguous ranges, in proportion to each node's free memory, each\nholding its weights and the KV cache of --context tokens for --concurrency sessions."
                       : "Plans a layer split, loads the shards, and streams the generated text to stdout;\n"
                         "a timing summary goes to stderr.");
   AddModelFlags(f, &g);
   AddClusterFlags(f, &g.cluster);
+  if (plan_only) {
+    f.Int("context", &g.context, 0, 1 << 24, "tokens of KV cache to hold per session (0: the model's context)");
+    f.Int("concurrency", &g.concurrency, 1, 1 << 20, "sessions the plan must hold KV for at once");
+  }
   if (!plan_only) {
     f.String("prompt", &g.prompt, "the prompt text");
     f.Int("max-tokens", &g.max_tokens, 1, 1 << 20, "most tokens to generate");

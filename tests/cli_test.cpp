@@ -59,6 +59,12 @@ TEST(CliTest, PlanPrintsTheSplit) {
   EXPECT_NE(r.out.find("stage 0: local-0"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("layers [0, 2) +embed"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("layers [4, 6) +head"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("KV for 256 tokens x 1 sessions"), std::string::npos) << r.out;
+  // KV for the context and concurrency asked for counts against each node.
+  auto big = RunProcess({Strata(), "plan", "--model", dir / "m", "--local", "3", "--context", "2048",
+                         "--concurrency", "1000000"}, 30);
+  EXPECT_EQ(big.exit_code, 1) << big.out;
+  EXPECT_NE(big.err.find("but has only"), std::string::npos) << big.err;
 }
 
 TEST(CliTest, MakeModelIsDeterministic) {
