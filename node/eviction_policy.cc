@@ -15,6 +15,11 @@ struct Usage {
 
 class PolicyBase : public EvictionPolicy {
  public:
+  void Touch(uint64_t session) override {
+    Usage& u = sessions_[session];
+    u.last = ++now_;
+    ++u.count;
+  }
   void Remove(uint64_t session) override { sessions_.erase(session); }
   bool Victim(uint64_t exclude, uint64_t* session) const override {
     bool found = false;
@@ -37,11 +42,6 @@ class PolicyBase : public EvictionPolicy {
 
 class LruPolicy final : public PolicyBase {
  public:
-  void Touch(uint64_t session) override {
-    Usage& u = sessions_[session];
-    u.last = ++now_;
-    ++u.count;
-  }
   const char* name() const override { return "lru"; }
 
  private:
@@ -50,11 +50,6 @@ class LruPolicy final : public PolicyBase {
 
 class LfuPolicy final : public PolicyBase {
  public:
-  void Touch(uint64_t session) override {
-    Usage& u = sessions_[session];
-    u.last = ++now_;
-    ++u.count;
-  }
   const char* name() const override { return "lfu"; }
 
  private:

@@ -27,7 +27,6 @@ class KvCache {
 
   int64_t capacity() const { return capacity_; }
   int64_t length() const { return length_; }  // positions [0, length) hold valid keys/values
-  size_t pages() const { return pages_.size(); }
 
   // Whether positions [start, start + n) may be computed next: they must
   // follow the cached ones (start <= length; an earlier start overwrites)

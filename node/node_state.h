@@ -46,7 +46,6 @@ class NodeState final : public kj::Refcounted {
   RateLimitedLog& refusals() { return refusals_; }
 
   void FillInfo(wire::NodeInfo::Builder info) const;
-  const MemoryAccountant& memory() const { return memory_; }
   // Forgets every session (the runtime drops their caches with the shard).
   void ForgetSessions();
   // Closes one session here and, in the background, its KV cache.

@@ -13,25 +13,20 @@ class RateLimitedLog {
  public:
   explicit RateLimitedLog(std::chrono::seconds interval = std::chrono::seconds(60)) : interval_(interval) {}
 
-  // True when a line about `key` should be written now; counts the others.
+  // True when a line about `key` should be written now.
   bool ShouldLog(const std::string& key) {
     const auto now = std::chrono::steady_clock::now();
     if (last_.size() >= kMaxKeys && !last_.count(key)) last_.clear();
     auto it = last_.find(key);
-    if (it != last_.end() && now - it->second < interval_) {
-      ++suppressed_;
-      return false;
-    }
+    if (it != last_.end() && now - it->second < interval_) return false;
     last_[key] = now;
     return true;
   }
-  uint64_t suppressed() const { return suppressed_; }
 
  private:
   static constexpr size_t kMaxKeys = 1024;
   std::chrono::seconds interval_;
   std::map<std::string, std::chrono::steady_clock::time_point> last_;
-  uint64_t suppressed_ = 0;
 };
 
 }  // namespace strata

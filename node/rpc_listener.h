@@ -43,8 +43,6 @@ class RpcListener {
   // Accepts until the promise is dropped; never rejects.
   kj::Promise<void> Run();
 
-  uint32_t open_connections() const { return open_; }
-
   // Serves one connection that was accepted elsewhere (Run() calls it; the
   // RPC fuzzer feeds it an in-process pipe). Resolves when it closes.
   kj::Promise<void> Admit(kj::Own<kj::AsyncIoStream> stream);

@@ -81,7 +81,7 @@ class SessionImpl final : public wire::Session::Server {
 // tickets its coordinator gave it, and nothing else.
 class UpstreamImpl final : public wire::Upstream::Server {
  public:
-  UpstreamImpl(kj::Own<NodeState> state, std::string peer) : state_(kj::mv(state)), peer_(kj::mv(peer)) {}
+  explicit UpstreamImpl(kj::Own<NodeState> state) : state_(kj::mv(state)) {}
 
   kj::Promise<void> forward(ForwardContext context) override {
     auto params = context.getParams();
@@ -92,13 +92,12 @@ class UpstreamImpl final : public wire::Upstream::Server {
 
  private:
   kj::Own<NodeState> state_;
-  std::string peer_;
 };
 
 // The coordinator's rights over this node.
 class ControlImpl final : public wire::Control::Server {
  public:
-  ControlImpl(kj::Own<NodeState> state, std::string peer) : state_(kj::mv(state)), peer_(kj::mv(peer)) {}
+  explicit ControlImpl(kj::Own<NodeState> state) : state_(kj::mv(state)) {}
 
   kj::Promise<void> info(InfoContext context) override {
     state_->FillInfo(context.getResults().initInfo());
@@ -135,7 +134,6 @@ class ControlImpl final : public wire::Control::Server {
 
  private:
   kj::Own<NodeState> state_;
-  std::string peer_;
 };
 
 kj::Promise<void> ControlImpl::setNext(SetNextContext context) {
@@ -276,9 +274,9 @@ class NodeImpl final : public wire::Node::Server {
     auto results = context.getResults();
     state_->FillInfo(results.initInfo());
     if (role == wire::PeerRole::COORDINATOR) {
-      results.setControl(kj::heap<ControlImpl>(kj::addRef(*state_), peer));
+      results.setControl(kj::heap<ControlImpl>(kj::addRef(*state_)));
     } else {
-      results.setUpstream(kj::heap<UpstreamImpl>(kj::addRef(*state_), peer));
+      results.setUpstream(kj::heap<UpstreamImpl>(kj::addRef(*state_)));
     }
     return kj::READY_NOW;
   }
