@@ -21,6 +21,7 @@
 #include "coordinator/pipeline.h"
 #include "coordinator/shard_plan.h"
 #include "coordinator/tokenizer.h"
+#include "protocol/peer_auth.h"
 #include "storage/checkpoint.h"
 #include "storage/system_memory.h"
 
@@ -124,8 +125,9 @@ void WriteLogitsRow(std::ofstream* out, const std::vector<float>& logits) {
 
 // Prefill in chunks (each bounded well under the RPC message limit), then
 // decode one token at a time until max_tokens or an end-of-sequence token.
+// Positions start at `base`: the tokens a resumed session already holds.
 void RunSession(Pipeline& pipeline, const GenerateFlags& flags, const Tokenizer& tokenizer, uint64_t session,
-                std::ofstream* logits_out, RunReport* report) {
+                uint32_t base, std::ofstream* logits_out, RunReport* report) {
   TextStream stream(tokenizer, !flags.json);
   const auto t0 = Clock::now();
   const bool want_logits = logits_out != nullptr;
@@ -135,7 +137,7 @@ void RunSession(Pipeline& pipeline, const GenerateFlags& flags, const Tokenizer&
     const size_t end = std::min(n, begin + static_cast<size_t>(flags.prefill_chunk));
     std::vector<int32_t> chunk(report->prompt.begin() + begin, report->prompt.begin() + end);
     const bool last = end == n;
-    reply = pipeline.Step(session, static_cast<uint32_t>(begin), chunk, want_logits && last, last);
+    reply = pipeline.Step(session, base + static_cast<uint32_t>(begin), chunk, want_logits && last, last);
   }
   const auto t1 = Clock::now();
   report->prefill_s = Seconds(t0, t1);
@@ -146,13 +148,48 @@ void RunSession(Pipeline& pipeline, const GenerateFlags& flags, const Tokenizer&
     if (tokenizer.IsEos(token)) break;
     stream.Add(token);
     if (i + 1 == flags.max_tokens) break;
-    const uint32_t pos = static_cast<uint32_t>(n + report->tokens.size() - 1);
+    const uint32_t pos = base + static_cast<uint32_t>(n + report->tokens.size() - 1);
     reply = pipeline.Step(session, pos, {token}, want_logits, true);
     report->stage_micros.resize(reply.stage_micros.size());
     for (size_t s = 0; s < reply.stage_micros.size(); ++s) report->stage_micros[s] += reply.stage_micros[s];
   }
   report->decode_s = Seconds(t1, Clock::now());
   report->text = stream.text();
+  if (flags.keep_session && !report->tokens.empty()) {
+    // The last token has been sampled but not run; running it now leaves the
+    // whole conversation in the KV cache, so a continuation starts after it.
+    const uint32_t pos = base + static_cast<uint32_t>(n + report->tokens.size() - 1);
+    pipeline.Step(session, pos, {report->tokens.back()}, false, false);
+  }
+}
+
+std::string HexOf(const Bytes& bytes) {
+  static const char* kDigits = "0123456789abcdef";
+  std::string out;
+  for (uint8_t b : bytes) {
+    out += kDigits[b >> 4];
+    out += kDigits[b & 15];
+  }
+  return out;
+}
+
+bool ParseSessionId(const std::string& hex, Bytes* out) {
+  if (hex.size() != 2 * kTicketBytes || hex.find_first_not_of("0123456789abcdef") != std::string::npos) return false;
+  out->clear();
+  for (size_t i = 0; i < hex.size(); i += 2) out->push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
+  return true;
+}
+
+bool ParseTokenIds(const std::string& text, int64_t vocab, std::vector<int32_t>* out) {
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty() || item.size() > 10 || item.find_first_not_of("0123456789") != std::string::npos) return false;
+    const int64_t id = std::stoll(item);
+    if (id >= vocab) return false;
+    out->push_back(static_cast<int32_t>(id));
+  }
+  return !out->empty();
 }
 
 json PlanJson(const ShardPlan& plan, const std::vector<NodeCapacity>& nodes) {
@@ -191,6 +228,25 @@ json ReportJson(const RunReport& r, const ShardPlan& plan, const std::vector<Nod
                for (uint64_t us : r.stage_micros) a.push_back(us / 1e6);
                return a;
              }()}}}};
+}
+
+// " | swap: 12 out, 12 in (3.0 MiB, 1.2 GB/s read), 2 on disk, 1 kept, RAM hits 97%"
+std::string SwapText(const NodeStatus& s) {
+  const auto& w = s.swap;
+  const uint64_t steps = w.ram_hits + w.ram_misses;
+  if (w.pages_out == 0 && w.pages_in == 0 && s.kept_sessions == 0 && steps == 0) return "";
+  char buf[256];
+  std::snprintf(buf, sizeof buf,
+                " | swap: %llu out, %llu in (%.1f MiB, read %.2f GB/s, write %.2f GB/s), %llu on disk, %u kept, "
+                "RAM hits %.0f%%, prefetched %llu/%llu, %llu failed",
+                static_cast<unsigned long long>(w.pages_out), static_cast<unsigned long long>(w.pages_in),
+                (w.bytes_out + w.bytes_in) / 1048576.0, w.read_micros ? w.bytes_in / (w.read_micros * 1e3) : 0.0,
+                w.write_micros ? w.bytes_out / (w.write_micros * 1e3) : 0.0,
+                static_cast<unsigned long long>(w.sessions_on_disk), s.kept_sessions,
+                steps ? 100.0 * w.ram_hits / steps : 100.0, static_cast<unsigned long long>(w.prefetch_hits),
+                static_cast<unsigned long long>(w.prefetch_hits + w.prefetch_misses),
+                static_cast<unsigned long long>(w.failures));
+  return buf;
 }
 
 }  // namespace
@@ -237,34 +293,47 @@ int RunGenerate(const GenerateFlags& flags) {
     std::string error;
     if (!ResolveAddresses(flags.cluster, &addresses, &error)) return Fail(error);
   }
+  if (flags.keep_session && flags.cluster.local > 0) {
+    return Fail("--keep-session needs nodes that outlive this run (--nodes or --cluster), not --local");
+  }
+  Bytes keep_key;
+  if (!flags.session.empty() && !ParseSessionId(flags.session, &keep_key)) {
+    return Fail("--session wants the 32 hex digits that --keep-session printed, got '" + flags.session + "'");
+  }
+  const bool resume = !keep_key.empty();
+  if (flags.keep_session && !resume) keep_key = RandomBytes(kTicketBytes);
   auto ckpt = Checkpoint::Open(flags.model);
   if (!ckpt.ok()) return Fail(ckpt.status().message());
   const ModelConfig& config = ckpt.value()->config();
   auto tokenizer = Tokenizer::Load(flags.model, config);
   if (!tokenizer.ok()) return Fail(tokenizer.status().message());
   RunReport report;
-  report.prompt = tokenizer.value()->Encode(flags.prompt);
+  if (!flags.prompt_tokens.empty()) {
+    if (!ParseTokenIds(flags.prompt_tokens, config.vocab_size, &report.prompt)) {
+      return Fail("--prompt-tokens wants comma-separated token ids below the vocabulary size " +
+                  std::to_string(config.vocab_size));
+    }
+  } else {
+    report.prompt = tokenizer.value()->Encode(flags.prompt, /*bos=*/!resume);  // a continuation is mid-sequence
+  }
   if (report.prompt.empty()) return Fail("the prompt is empty");
   if (static_cast<int64_t>(report.prompt.size()) >= config.max_position) {
     return Fail("the prompt is " + std::to_string(report.prompt.size()) + " tokens, longer than the model's context of " +
                 std::to_string(config.max_position) + " (it needs room for at least one new token)");
   }
-  const int64_t capacity = std::min<int64_t>(config.max_position, static_cast<int64_t>(report.prompt.size()) + flags.max_tokens);
-  const int64_t max_tokens = capacity - static_cast<int64_t>(report.prompt.size());
-  if (max_tokens < flags.max_tokens) {
-    std::cerr << "strata: note: generating at most " << max_tokens << " tokens, the room left in the context of "
-              << config.max_position << std::endl;
-  }
-  GenerateFlags run = flags;
-  run.max_tokens = max_tokens;
-  if (config.num_layers < std::max<int64_t>(flags.cluster.local, 1)) {
-    return Fail("more nodes (" + std::to_string(flags.cluster.local) + ") than layers (" +
-                std::to_string(config.num_layers) + "): every node needs at least one layer");
-  }
+  // A kept conversation may grow to the whole context; its pages are taken
+  // only as its tokens arrive.
+  int64_t capacity = keep_key.empty()
+                         ? std::min<int64_t>(config.max_position, static_cast<int64_t>(report.prompt.size()) + flags.max_tokens)
+                         : config.max_position;
   std::unique_ptr<std::ofstream> logits_out;
   if (!flags.logits_out.empty()) {
     logits_out = std::make_unique<std::ofstream>(flags.logits_out, std::ios::binary | std::ios::trunc);
     if (!*logits_out) return Fail("cannot write --logits-out file " + flags.logits_out);
+  }
+  if (config.num_layers < std::max<int64_t>(flags.cluster.local, 1)) {
+    return Fail("more nodes (" + std::to_string(flags.cluster.local) + ") than layers (" +
+                std::to_string(config.num_layers) + "): every node needs at least one layer");
   }
 
   auto io = kj::setupAsyncIo();
@@ -283,31 +352,69 @@ int RunGenerate(const GenerateFlags& flags) {
     for (const auto& address : cluster->addresses) nodes.push_back(NodeConnection::Connect(env, address));
     Pipeline pipeline(env, std::move(nodes));
     const auto capacities = pipeline.Capacities();
-    auto plan = PlanShards(CostsOf(*ckpt.value(), dtype, static_cast<uint64_t>(capacity)), capacities);
-    if (!plan.ok()) return Fail(plan.status().message());
-    spdlog::info("session={} plan:\n{}", session, plan->Describe(capacities));
-    const std::string model_dir = [&] {
-      char buf[PATH_MAX];
-      return ::realpath(flags.model.c_str(), buf) ? std::string(buf) : flags.model;
-    }();
+    ShardPlan plan;
+    uint32_t base = 0;
     const auto t0 = Clock::now();
-    pipeline.Load(model_dir, plan.value(), dtype);
+    if (resume) {
+      // The nodes hold the conversation with the shards they have: planning
+      // again could move layers and so forget it.
+      if (!pipeline.UseLoadedShards(config.num_layers, &plan)) {
+        return Fail("the nodes no longer hold a complete pipeline of this model; the kept session is gone");
+      }
+      const auto [length, held] = pipeline.ResumeSession(session, keep_key);
+      base = length;
+      capacity = held;
+    } else {
+      auto planned = PlanShards(CostsOf(*ckpt.value(), dtype, static_cast<uint64_t>(capacity)), capacities);
+      if (!planned.ok()) return Fail(planned.status().message());
+      plan = planned.value();
+      spdlog::info("session={} plan:\n{}", session, plan.Describe(capacities));
+      const std::string model_dir = [&] {
+        char buf[PATH_MAX];
+        return ::realpath(flags.model.c_str(), buf) ? std::string(buf) : flags.model;
+      }();
+      pipeline.Load(model_dir, plan, dtype);
+      SamplingParams sampling{static_cast<float>(flags.temperature), static_cast<uint32_t>(flags.top_k),
+                              static_cast<float>(flags.top_p), flags.seed};
+      pipeline.OpenSession(session, static_cast<uint32_t>(capacity), sampling, keep_key);
+    }
     report.load_s = Seconds(t0, Clock::now());
-    SamplingParams sampling{static_cast<float>(flags.temperature), static_cast<uint32_t>(flags.top_k),
-                            static_cast<float>(flags.top_p), flags.seed};
-    pipeline.OpenSession(session, static_cast<uint32_t>(capacity), sampling);
+    // The room left: a kept session also needs one position for its last token.
+    const int64_t room = capacity - base - static_cast<int64_t>(report.prompt.size()) - (keep_key.empty() ? 0 : 1);
+    if (room < 1) {
+      pipeline.DetachSession(session);
+      return Fail("the conversation holds " + std::to_string(base) + " tokens of its " + std::to_string(capacity) +
+                  "; the prompt does not fit in what is left");
+    }
+    GenerateFlags run = flags;
+    run.keep_session = !keep_key.empty();
+    run.max_tokens = std::min<int64_t>(flags.max_tokens, room);
+    if (run.max_tokens < flags.max_tokens) {
+      std::cerr << "strata: note: generating at most " << run.max_tokens << " tokens, the room left in the context of "
+                << capacity << std::endl;
+    }
     try {
-      RunSession(pipeline, run, *tokenizer.value(), session, logits_out.get(), &report);
+      RunSession(pipeline, run, *tokenizer.value(), session, base, logits_out.get(), &report);
     } catch (...) {
-      pipeline.CloseSession(session);
+      if (keep_key.empty()) pipeline.CloseSession(session);
       throw;
     }
-    pipeline.CloseSession(session);
+    if (keep_key.empty()) {
+      pipeline.CloseSession(session);
+    } else {
+      pipeline.DetachSession(session);
+    }
     if (flags.json) {
-      std::cout << ReportJson(report, plan.value(), capacities).dump() << std::endl;
+      json out = ReportJson(report, plan, capacities);
+      if (!keep_key.empty()) out["session_id"] = HexOf(keep_key);
+      out["position"] = base;
+      std::cout << out.dump() << std::endl;
     } else {
       std::cout << std::endl;
-      PrintSummary(report, plan.value(), capacities, session);
+      PrintSummary(report, plan, capacities, session);
+      if (!keep_key.empty()) {
+        std::fprintf(stderr, "session kept: continue it with --session %s\n", HexOf(keep_key).c_str());
+      }
     }
   } catch (const PipelineError& e) {
     if (!flags.json && !report.tokens.empty()) std::cout << std::endl;
@@ -371,7 +478,7 @@ int RunStatus(const ClusterFlags& flags) {
   RpcEnv env(io, timeouts, credentials->security());
   int down = 0;
   std::printf("%-16s %-22s %-7s %-4s %-12s %-8s %-10s %-10s %-11s %s\n", "NODE", "ADDRESS", "DEVICE", "THR",
-              "LAYERS", "SESSIONS", "FREE MiB", "RSS MiB", "SECURITY", "MEMORY (used/budget MiB)");
+              "LAYERS", "SESSIONS", "FREE MiB", "RSS MiB", "SECURITY", "MEMORY (used/budget MiB) | NVMe SWAP");
   for (const auto& a : addresses) {
     try {
       auto node = NodeConnection::Connect(env, a);
@@ -387,7 +494,7 @@ int RunStatus(const ClusterFlags& flags) {
       std::printf("%-16s %-22s %-7s %-4u %-12s %-8u %-10llu %-10llu %-11s %s\n", s.name.c_str(), a.c_str(),
                   s.device.c_str(), s.threads, layers.c_str(), s.active_sessions,
                   static_cast<unsigned long long>(s.free_bytes >> 20),
-                  static_cast<unsigned long long>(s.resident_bytes >> 20), security, tiers.c_str());
+                  static_cast<unsigned long long>(s.resident_bytes >> 20), security, (tiers + SwapText(s)).c_str());
     } catch (const PipelineError& e) {
       ++down;
       std::printf("%-16s %-22s DOWN: %s\n", "?", a.c_str(), e.what());

@@ -26,6 +26,9 @@ struct GenerateFlags {
   ClusterFlags cluster;
   std::string model;
   std::string prompt;
+  std::string prompt_tokens;  // "1,2,3": exact token ids instead of --prompt text
+  bool keep_session = false;  // the conversation outlives this run; its id is printed
+  std::string session;        // continue the kept session with this id
   int64_t max_tokens = 64;
   double temperature = 0.0;
   int64_t top_k = 0;

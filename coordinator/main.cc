@@ -85,6 +85,10 @@ int Generate(int argc, char** argv, bool plan_only) {
   }
   if (!plan_only) {
     f.String("prompt", &g.prompt, "the prompt text");
+    f.String("prompt-tokens", &g.prompt_tokens, "the prompt as token ids, \"1,2,3\" (instead of --prompt)");
+    f.Bool("keep-session", &g.keep_session,
+           "keep the conversation on the nodes after this run (its KV parked on NVMe) and print its id");
+    f.String("session", &g.session, "continue the kept conversation with this id (from --keep-session)");
     f.Int("max-tokens", &g.max_tokens, 1, 1 << 20, "most tokens to generate");
     f.Float("temperature", &g.temperature, 0.0, 100.0, "sampling temperature; 0 = greedy");
     f.Int("top-k", &g.top_k, 0, 1 << 30, "sample among the k most likely tokens; 0 = off");
@@ -99,7 +103,14 @@ int Generate(int argc, char** argv, bool plan_only) {
   if (help) { std::cout << f.Help(); return 0; }
   const int sources = (!g.cluster.nodes.empty()) + (!g.cluster.cluster_file.empty()) + (g.cluster.local > 0);
   if (sources != 1) { std::cerr << "strata: give exactly one of --nodes, --cluster, --local\n"; return 2; }
-  if (!plan_only && !f.WasSet("prompt")) { std::cerr << "strata: --prompt TEXT is required\n"; return 2; }
+  if (!plan_only && f.WasSet("prompt") == f.WasSet("prompt-tokens")) {
+    std::cerr << "strata: give one of --prompt TEXT and --prompt-tokens IDS\n";
+    return 2;
+  }
+  if (!g.session.empty() && g.cluster.local > 0) {
+    std::cerr << "strata: --session continues a conversation kept on running nodes; --local nodes end with the run\n";
+    return 2;
+  }
   return plan_only ? RunPlan(g) : RunGenerate(g);
 }
 

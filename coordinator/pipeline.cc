@@ -76,6 +76,11 @@ NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address)
     s.tiers.push_back({EscapeText(t.getTier().cStr(), 16), t.getUsedBytes(), t.getBudgetBytes()});
   }
   s.tls = info.getTls();
+  auto w = info.getSwap();
+  s.swap = {w.getPagesOut(), w.getPagesIn(), w.getBytesOut(), w.getBytesIn(), w.getWriteMicros(), w.getReadMicros(),
+            w.getPrefetchHits(), w.getPrefetchMisses(), w.getFailures(), w.getSessionsOnDisk(), w.getRamHits(),
+            w.getRamMisses()};
+  s.kept_sessions = info.getKeptSessions();
   return s;
 }
 
@@ -144,7 +149,8 @@ void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorD
   }
 }
 
-void Pipeline::OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling) {
+void Pipeline::OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling,
+                           const Bytes& keep_key) {
   std::vector<wire::Session::Client> reversed;  // last stage first
   kj::Array<capnp::byte> downstream = nullptr;  // the next stage's ticket
   for (size_t i = stages_.size(); i-- > 0;) {
@@ -157,6 +163,7 @@ void Pipeline::OpenSession(uint64_t session, uint32_t capacity, const SamplingPa
     s.setTopP(sampling.top_p);
     s.setSeed(sampling.seed);
     request.setDownstreamTicket(downstream);
+    request.setKeepKey(kj::arrayPtr(keep_key.data(), keep_key.size()));
     auto reply = env_.Await(request.send(), env_.timeouts().call_ms, node.Label());
     reversed.push_back(reply.getSession());
     downstream = kj::heapArray<capnp::byte>(reply.getTicket());
@@ -164,6 +171,45 @@ void Pipeline::OpenSession(uint64_t session, uint32_t capacity, const SamplingPa
   std::vector<wire::Session::Client> caps;
   for (size_t i = reversed.size(); i-- > 0;) caps.push_back(kj::mv(reversed[i]));
   sessions_.emplace(session, kj::mv(caps));
+}
+
+std::pair<uint32_t, uint32_t> Pipeline::ResumeSession(uint64_t session, const Bytes& keep_key) {
+  std::vector<wire::Session::Client> caps;
+  uint32_t length = 0, capacity = 0;
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    NodeConnection& node = stage_node(i);
+    auto request = node.control().resumeSessionRequest();
+    request.setKeepKey(kj::arrayPtr(keep_key.data(), keep_key.size()));
+    auto reply = env_.Await(request.send(), env_.timeouts().call_ms, node.Label());
+    if (i > 0 && (reply.getLength() != length || reply.getCapacity() != capacity)) {
+      throw PipelineError(node.Label() + " holds " + std::to_string(reply.getLength()) +
+                          " tokens of that session, the first stage " + std::to_string(length));
+    }
+    length = reply.getLength();
+    capacity = reply.getCapacity();
+    caps.push_back(reply.getSession());
+  }
+  sessions_.emplace(session, kj::mv(caps));
+  return {length, capacity};
+}
+
+bool Pipeline::UseLoadedShards(int64_t num_layers, ShardPlan* plan) {
+  plan->stages.clear();
+  stages_.clear();
+  int64_t at = 0;
+  while (at < num_layers) {
+    bool found = false;
+    for (size_t n = 0; n < nodes_.size() && !found; ++n) {
+      const NodeStatus& s = nodes_[n]->hello_status();
+      if (!s.shard_loaded || s.first_layer != at || s.end_layer <= at) continue;
+      plan->stages.push_back({n, at, static_cast<int64_t>(s.end_layer), s.shard_bytes});
+      stages_.push_back(n);
+      at = s.end_layer;
+      found = true;
+    }
+    if (!found) return false;
+  }
+  return true;
 }
 
 StepReply Pipeline::Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,

@@ -73,6 +73,12 @@ struct NodeStatus {
     uint64_t used = 0, budget = 0;
   };
   std::vector<Tier> tiers;            // every tier with a budget
+  struct Swap {
+    uint64_t pages_out = 0, pages_in = 0, bytes_out = 0, bytes_in = 0;
+    uint64_t write_micros = 0, read_micros = 0, prefetch_hits = 0, prefetch_misses = 0;
+    uint64_t failures = 0, sessions_on_disk = 0, ram_hits = 0, ram_misses = 0;
+  } swap;                             // the NVMe tier's traffic
+  uint32_t kept_sessions = 0;
 };
 
 class NodeConnection {
@@ -117,7 +123,18 @@ class Pipeline {
   void Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype);
   // Opens a session of `capacity` tokens on every stage, last to first: each
   // stage learns the ticket by which it reaches the next one's session.
-  void OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling);
+  // A non-empty `keep_key` (16 bytes) makes it a kept session: it outlives
+  // this process on every node, for the nodes' TTL, and ResumeSession with
+  // the same key picks it up again.
+  void OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling, const Bytes& keep_key = {});
+  // Picks up a kept session on every stage; returns the tokens its KV holds
+  // (the same on every stage, or PipelineError) and its capacity.
+  std::pair<uint32_t, uint32_t> ResumeSession(uint64_t session, const Bytes& keep_key);
+  // Lets go of a kept session without closing it.
+  void DetachSession(uint64_t session) { sessions_.erase(session); }
+  // Uses the shards the nodes already hold, when they chain [0, num_layers)
+  // (resuming a kept session must not reload and so forget it).
+  bool UseLoadedShards(int64_t num_layers, ShardPlan* plan);
   // Runs tokens at [start_pos, start_pos + n) through the whole pipeline.
   StepReply Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
                  bool sample);

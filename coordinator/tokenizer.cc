@@ -21,11 +21,11 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& dir, const
   return t;
 }
 
-std::vector<int32_t> Tokenizer::Encode(const std::string& text) const {
+std::vector<int32_t> Tokenizer::Encode(const std::string& text, bool bos) const {
   std::vector<int> pieces;
   sp_->Encode(text, &pieces);
   std::vector<int32_t> ids;
-  if (add_bos_ && bos_id_ >= 0) ids.push_back(bos_id_);
+  if (bos && add_bos_ && bos_id_ >= 0) ids.push_back(bos_id_);
   ids.insert(ids.end(), pieces.begin(), pieces.end());
   return ids;
 }

@@ -19,7 +19,7 @@ class Tokenizer {
   static Result<std::unique_ptr<Tokenizer>> Load(const std::string& dir, const ModelConfig& config);
   ~Tokenizer();
 
-  std::vector<int32_t> Encode(const std::string& text) const;   // BOS prepended when the model wants it
+  std::vector<int32_t> Encode(const std::string& text, bool bos = true) const;  // BOS prepended when the model wants it and `bos`
   // Ids the tokenizer does not know (a model vocabulary larger than the
   // tokenizer's) decode to nothing rather than failing.
   std::string Decode(const std::vector<int32_t>& ids) const;

@@ -10,12 +10,39 @@ KvCache::~KvCache() {
 }
 
 Status KvCache::CheckStep(int64_t start, int64_t n) const {
+  if (!lost_.empty()) return Status::Error(lost_);
   if (n <= 0 || start < 0 || start > length_ || start + n > capacity_) {
     return Status::Error("positions [" + std::to_string(start) + ", " + std::to_string(start + n) +
                          ") do not follow the session's " + std::to_string(length_) +
                          " cached tokens within its capacity " + std::to_string(capacity_));
   }
   return Status::Ok();
+}
+
+std::vector<const uint8_t*> KvCache::PageBytes() const {
+  std::vector<const uint8_t*> bytes;
+  for (const auto& page : pages_) bytes.push_back(page.memory.get());
+  return bytes;
+}
+
+void KvCache::DropPages() {
+  pool_.Forget(this);  // the next Gather reads the pages that come back, not a stale scratch
+  for (auto& page : pages_) pool_.Give(std::move(page));
+  pages_.clear();
+  on_disk_ = true;
+}
+
+void KvCache::AdoptPages(std::vector<KvPagePool::Page> pages) {
+  pages_ = std::move(pages);
+  on_disk_ = false;
+}
+
+void KvCache::Lose(const std::string& why) {
+  pool_.Forget(this);
+  for (auto& page : pages_) pool_.Give(std::move(page));
+  pages_.clear();
+  on_disk_ = false;
+  lost_ = why;
 }
 
 Status KvCache::Reserve(int64_t end) {

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "node/kv_page_pool.h"
@@ -27,6 +28,16 @@ class KvCache {
 
   int64_t capacity() const { return capacity_; }
   int64_t length() const { return length_; }  // positions [0, length) hold valid keys/values
+  // Where its pages are: RAM (the pool's tier), or written to NVMe by the
+  // KvStore, which then calls DropPages and later AdoptPages.
+  bool on_disk() const { return on_disk_; }
+  size_t page_count() const { return pages_.size(); }
+  // Each page's bytes, for the swap space (CPU pages only).
+  std::vector<const uint8_t*> PageBytes() const;
+  void DropPages();                                      // they are on disk now
+  void AdoptPages(std::vector<KvPagePool::Page> pages);  // back from disk, in order
+  // Its KV could not be brought back: every later step is refused, naming why.
+  void Lose(const std::string& why);
 
   // Whether positions [start, start + n) may be computed next: they must
   // follow the cached ones (start <= length; an earlier start overwrites)
@@ -48,6 +59,8 @@ class KvCache {
   KvPagePool& pool_;                       // borrowed: the shard's
   const int64_t capacity_;
   int64_t length_ = 0;
+  bool on_disk_ = false;                   // invariant: on_disk_ implies pages_ is empty
+  std::string lost_;                       // why its KV is gone, or empty
   std::vector<KvPagePool::Page> pages_;    // page i holds positions [i*P, (i+1)*P)
 };
 

@@ -12,6 +12,15 @@ KvPagePool::KvPagePool(MemoryAccountant& memory, MemoryTier tier, int64_t layers
   page_tokens_ = page_tokens > 0 ? page_tokens
                                  : static_cast<int64_t>((kMinPageBytes + bytes_per_token_ - 1) / bytes_per_token_);
   page_bytes_ = static_cast<uint64_t>(page_tokens_) * bytes_per_token_;
+  page_alloc_bytes_ = on_cpu() ? RoundUpToBlock(page_bytes_) : page_bytes_;
+}
+
+KvPagePool::Page KvPagePool::Adopt(PageMemory memory) const {
+  Page page;
+  page.memory = std::move(memory.bytes);
+  page.charge = std::move(memory.charge);
+  page.data = torch::from_blob(page.memory.get(), {layers_, 2, kv_heads_, page_tokens_, head_dim_}, options_);
+  return page;
 }
 
 Result<KvPagePool::Page> KvPagePool::Take() {
@@ -20,12 +29,17 @@ Result<KvPagePool::Page> KvPagePool::Take() {
     free_.pop_back();
     return page;
   }
-  auto charge = memory_.Charge(tier_, page_bytes_, "a KV page of " + std::to_string(page_tokens_) + " tokens");
+  auto charge = memory_.Charge(tier_, page_alloc_bytes_, "a KV page of " + std::to_string(page_tokens_) + " tokens");
   if (!charge.ok()) return charge.status();
-  Page page;
-  page.data = torch::empty({layers_, 2, kv_heads_, page_tokens_, head_dim_}, options_);
-  page.charge = std::move(charge.value());
-  return page;
+  if (!on_cpu()) {
+    Page page;
+    page.data = torch::empty({layers_, 2, kv_heads_, page_tokens_, head_dim_}, options_);
+    page.charge = std::move(charge.value());
+    return page;
+  }
+  AlignedBytes memory = AllocateAligned(page_alloc_bytes_);
+  if (!memory) return Status::Error("out of host memory for a KV page");
+  return Adopt(PageMemory{std::move(memory), std::move(charge.value())});
 }
 
 void KvPagePool::Give(Page page) {

@@ -21,7 +21,9 @@
 #include <map>
 #include <vector>
 
+#include "node/kv_swap.h"
 #include "node/memory_accountant.h"
+#include "storage/page_io.h"
 
 namespace strata {
 
@@ -30,6 +32,7 @@ inline constexpr uint64_t kMinPageBytes = 256u << 10;
 class KvPagePool {
  public:
   struct Page {
+    AlignedBytes memory;  // on the CPU: what `data` views (page_alloc_bytes, so it can go to disk as it is)
     torch::Tensor data;   // [layers, 2, kv_heads, page_tokens, head_dim]
     MemoryCharge charge;  // its bytes in the tier
   };
@@ -41,11 +44,19 @@ class KvPagePool {
   int64_t page_tokens() const { return page_tokens_; }
   uint64_t page_bytes() const { return page_bytes_; }
   uint64_t bytes_per_token() const { return bytes_per_token_; }
+  // What a page costs its tier: page_bytes rounded up to 4096 on the CPU,
+  // whose pages are aligned for direct I/O.
+  uint64_t page_alloc_bytes() const { return page_alloc_bytes_; }
+  bool on_cpu() const { return options_.device().is_cpu(); }
 
   // A page from the free list, or a new one charged to the tier; refuses
   // with the accountant's error when the tier is full.
   Result<Page> Take();
   void Give(Page page);
+  // Releases the spare pages to the tier (memory is short).
+  void ReleaseFree() { free_.clear(); }
+  // A page whose memory came back from disk (CPU pools only).
+  Page Adopt(PageMemory memory) const;
 
   // The attention scratch of sessions of `capacity` positions. Charged to
   // the tier too. `valid[l]` says whose positions [0, n) layer l holds.
@@ -71,6 +82,7 @@ class KvPagePool {
   uint64_t bytes_per_token_ = 0;
   int64_t page_tokens_ = 0;
   uint64_t page_bytes_ = 0;
+  uint64_t page_alloc_bytes_ = 0;
   std::vector<Page> free_;
   static constexpr size_t kMaxScratches = 2;
   std::map<int64_t, Scratch> scratch_;  // by capacity

@@ -3,7 +3,7 @@
 // stays in the compute dtype, so a stage boundary (which carries that stream)
 // changes nothing: splitting the model is bit-identical to running it whole.
 #include "node/llama_shard.h"
-#include "node/kv_cache.h"
+#include "node/kv_store.h"
 
 #include <torch/torch.h>
 
@@ -60,8 +60,7 @@ struct LlamaShard::Impl {
   torch::Tensor lm_head;      // [vocab, hidden] (last stage)
   torch::Tensor rope_cos, rope_sin;  // [max_position, head_dim] f32
   std::unique_ptr<MemoryAccountant> own_memory;  // when options.memory is null
-  std::unique_ptr<KvPagePool> kv_pages;          // every session's KV pages
-  std::map<uint64_t, KvCache> sessions;          // by session id; after kv_pages (destroyed first)
+  std::unique_ptr<KvStore> kv;                   // every session's KV, in its tiers
 
   Status CopyInto(const std::string& name, const std::vector<int64_t>& expect, torch::Tensor dst);
   torch::Tensor Allocate(const std::vector<int64_t>& shape) const;
@@ -230,9 +229,21 @@ Result<std::unique_ptr<LlamaShard>> LlamaShard::Load(std::unique_ptr<Checkpoint>
     impl->own_memory = std::make_unique<MemoryAccountant>(unlimited);
     memory = impl->own_memory.get();
   }
-  impl->kv_pages = std::make_unique<KvPagePool>(
-      *memory, options.memory_tier, options.end_layer - options.first_layer, c.num_kv_heads, c.head_dim,
-      torch::TensorOptions().dtype(impl->dtype).device(impl->device), options.kv_page_tokens);
+  KvStoreOptions kv;
+  kv.memory = memory;
+  kv.tier = options.memory_tier;
+  kv.layers = options.end_layer - options.first_layer;
+  kv.kv_heads = c.num_kv_heads;
+  kv.head_dim = c.head_dim;
+  kv.options = torch::TensorOptions().dtype(impl->dtype).device(impl->device);
+  kv.page_tokens = options.kv_page_tokens;
+  kv.swap_dir = options.swap_dir;
+  kv.env = options.env;
+  kv.thread_pool_io = options.swap_thread_pool_io;
+  kv.policy = options.kv_policy;
+  auto store = KvStore::Create(kv);
+  if (!store.ok()) return store.status();
+  impl->kv = std::move(store.value());
   return std::unique_ptr<LlamaShard>(new LlamaShard(std::move(impl)));
 }
 
@@ -242,7 +253,7 @@ bool LlamaShard::is_first() const { return impl_->options.first_layer == 0; }
 bool LlamaShard::is_last() const { return impl_->options.end_layer == impl_->config.num_layers; }
 uint64_t LlamaShard::weight_bytes() const { return impl_->weight_bytes; }
 
-uint64_t LlamaShard::kv_bytes_per_token() const { return impl_->kv_pages->bytes_per_token(); }
+uint64_t LlamaShard::kv_bytes_per_token() const { return impl_->kv->bytes_per_token(); }
 
 Status LlamaShard::OpenSession(uint64_t id, int64_t capacity) {
   const ModelConfig& c = impl_->config;
@@ -250,28 +261,27 @@ Status LlamaShard::OpenSession(uint64_t id, int64_t capacity) {
     return Status::Error("session capacity " + std::to_string(capacity) + " is outside 1.." +
                          std::to_string(c.max_position) + " (the model's context)");
   }
-  if (impl_->sessions.count(id)) return Status::Error("session " + std::to_string(id) + " is already open");
-  impl_->sessions.emplace(std::piecewise_construct, std::forward_as_tuple(id),
-                          std::forward_as_tuple(*impl_->kv_pages, capacity));
-  return Status::Ok();
+  return impl_->kv->Open(id, capacity);
 }
 
-void LlamaShard::CloseSession(uint64_t id) { impl_->sessions.erase(id); }
-size_t LlamaShard::session_count() const { return impl_->sessions.size(); }
+void LlamaShard::CloseSession(uint64_t id) { impl_->kv->Close(id); }
+size_t LlamaShard::session_count() const { return impl_->kv->count(); }
+Status LlamaShard::ParkSession(uint64_t id) { return impl_->kv->Park(id); }
+bool LlamaShard::SessionOnDisk(uint64_t id) const { return impl_->kv->OnDisk(id); }
+Result<int64_t> LlamaShard::SessionLength(uint64_t id) const { return impl_->kv->Length(id); }
+std::shared_ptr<KvSwapSpace> LlamaShard::swap() const { return impl_->kv->swap(); }
 
 Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, const StageInput& input) {
   Impl& m = *impl_;
   const ModelConfig& c = m.config;
-  auto it = m.sessions.find(session);
-  if (it == m.sessions.end()) return Status::Error("unknown session " + std::to_string(session));
-  KvCache& kv = it->second;
   // Positions are checked before any work: a hostile token count must not
-  // be embedded first.
+  // be embedded first. Acquire also brings the session's pages back from
+  // NVMe if they were swapped out.
   const int64_t n = input.is_tokens() ? static_cast<int64_t>(input.tokens.size())
                                       : (input.hidden.shape.empty() ? 0 : input.hidden.shape[0]);
-  Status fits = kv.CheckStep(start_pos, n);
-  if (fits.ok()) fits = kv.Reserve(start_pos + n);
-  if (!fits.ok()) return fits;
+  auto acquired = m.kv->Acquire(session, start_pos, n);
+  if (!acquired.ok()) return acquired.status();
+  KvCache& kv = *acquired.value();
   torch::NoGradGuard no_grad;
   torch::Tensor x;  // [T, hidden] compute dtype
   if (is_first()) {

@@ -10,9 +10,11 @@
 #include <string>
 #include <vector>
 
+#include "node/kv_swap.h"
 #include "node/memory_accountant.h"
 #include "protocol/host_tensor.h"
 #include "storage/checkpoint.h"
+#include "storage/env.h"
 #include "storage/status.h"
 
 namespace strata {
@@ -27,6 +29,12 @@ struct ShardOptions {
   MemoryAccountant* memory = nullptr;
   MemoryTier memory_tier = MemoryTier::kRam;
   int64_t kv_page_tokens = 0;                  // 0: the fewest that make a 256 KiB page
+  // NVMe tier for KV pages: a directory for the swap file (empty: none), the
+  // Env it goes through (borrowed), and who is swapped out first.
+  std::string swap_dir;
+  Env* env = nullptr;
+  bool swap_thread_pool_io = false;            // the Env's pread pool instead of io_uring (fault tests)
+  std::string kv_policy = "adaptive";          // lru | lfu | adaptive
 };
 
 // What a stage receives: token ids (first stage) or hidden states
@@ -62,6 +70,12 @@ class LlamaShard {
   Status OpenSession(uint64_t id, int64_t capacity);
   void CloseSession(uint64_t id);
   size_t session_count() const;
+  // Writes a session's KV to NVMe now (an idle kept session); a no-op without swap.
+  Status ParkSession(uint64_t id);
+  bool SessionOnDisk(uint64_t id) const;
+  Result<int64_t> SessionLength(uint64_t id) const;  // positions in its KV cache
+  // The NVMe tier, for prefetches from other threads; null without swap.
+  std::shared_ptr<KvSwapSpace> swap() const;
 
   // Runs this shard on input tokens at positions [start_pos, start_pos + n).
   // Positions before start_pos must have been run before (they are in the KV

@@ -12,6 +12,9 @@
 #include <iostream>
 #include <string>
 #include <thread>
+#include <sys/statvfs.h>
+#include <cerrno>
+#include <cstring>
 
 #include "node/llama_shard.h"
 #include "node/rpc_listener.h"
@@ -69,7 +72,7 @@ void EnsureQuietIdleThreads(char** argv, int threads) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string listen, name, device, log_level = "info", memory, gpu_memory, secret_file, tls_dir;
+  std::string listen, name, device, log_level = "info", memory, gpu_memory, secret_file, tls_dir, swap_limit;
   strata::TlsFiles tls_files;
   bool insecure = false, tls = false;
   int ready_fd = -1;
@@ -86,6 +89,13 @@ int main(int argc, char** argv) {
   app.add_option("--memory-limit,--memory", memory,
                  "RAM budget for weights, KV pages and buffers, e.g. 8GiB (default: 90% of available memory)");
   app.add_option("--gpu-memory-limit", gpu_memory, "device memory budget on CUDA (default: --memory-limit)");
+  app.add_option("--swap-dir", options.swap_dir,
+                 "NVMe tier: swap KV pages of idle sessions to a file here when RAM is short (default: none)");
+  app.add_option("--swap-limit", swap_limit, "NVMe tier budget, e.g. 64GiB (default: half the free space of --swap-dir)");
+  app.add_option("--kv-policy", options.kv_policy, "whose KV pages go to NVMe first: lru | lfu | adaptive")
+      ->check(CLI::IsMember({"lru", "lfu", "adaptive"}));
+  app.add_option("--session-ttl", options.session_ttl_s, "seconds a kept session may sit unused before it is closed")
+      ->check(CLI::Range(1u, 30u * 86400u));
   app.add_option("--device", device, "cpu | cuda | cuda:N (default: cuda:0 if present, else cpu)");
   app.add_option("--rpc-timeout-ms", options.rpc_timeout_ms, "how long to wait for the next stage")
       ->check(CLI::Range(1u, 86400000u));
@@ -117,6 +127,17 @@ int main(int argc, char** argv) {
   }
   if (!gpu_memory.empty() && !ParseSize(gpu_memory, &options.gpu_memory_budget)) {
     Die("--gpu-memory-limit wants a size like 8GiB or 512MiB, got '" + gpu_memory + "'");
+  }
+  if (!swap_limit.empty() && !ParseSize(swap_limit, &options.swap_budget)) {
+    Die("--swap-limit wants a size like 64GiB or 512MiB, got '" + swap_limit + "'");
+  }
+  if (!options.swap_dir.empty()) {
+    struct statvfs fs {};
+    if (statvfs(options.swap_dir.c_str(), &fs) != 0) {
+      Die("--swap-dir " + options.swap_dir + ": " + std::strerror(errno));
+    }
+    const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+    if (options.swap_budget == 0) options.swap_budget = free_bytes / 2;
   }
   if (!tls_dir.empty()) {
     const strata::TlsFiles in_dir = strata::TlsFilesIn(tls_dir);
@@ -173,6 +194,12 @@ int main(int argc, char** argv) {
                  bound);
   }
 
+  strata::PosixEnv env;
+  options.env = &env;
+  if (!options.swap_dir.empty()) {
+    spdlog::info("NVMe tier: swap in {}, budget {} MiB, policy {}", options.swap_dir, options.swap_budget >> 20,
+                 options.kv_policy);
+  }
   strata::NodeServer server(options, io.provider->getTimer(), io.provider->getNetwork());
   strata::RpcListener front_door(*listener, io.provider->getTimer(), options.tls, limits, server);
   if (ready_fd >= 0) {

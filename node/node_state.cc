@@ -32,6 +32,7 @@ TierBudgets Budgets(const NodeOptions& options) {
     budgets.bytes[static_cast<int>(MemoryTier::kDevice)] =
         options.gpu_memory_budget > 0 ? options.gpu_memory_budget : options.memory_budget;
   }
+  if (!options.swap_dir.empty()) budgets.bytes[static_cast<int>(MemoryTier::kNvme)] = options.swap_budget;
   return budgets;
 }
 
@@ -40,7 +41,7 @@ TierBudgets Budgets(const NodeOptions& options) {
 NodeState::NodeState(const NodeOptions& options, kj::Timer& timer, kj::Network& network)
     : options_(options), timer_(timer), network_(network), node_id_(RandomBytes(16)),
       compute_tier_(ComputeTier(options.device)), memory_(Budgets(options)),
-      compute_([threads = options.threads]() { SetComputeThreads(threads); }), runtime_(memory_, compute_tier_),
+      compute_([threads = options.threads]() { SetComputeThreads(threads); }), runtime_(memory_, compute_tier_, KvTiers{options.swap_dir, options.env, options.kv_policy}),
       tasks_(error_handler_) {}
 
 void NodeState::ErrorHandler::taskFailed(kj::Exception&& e) {
@@ -76,14 +77,55 @@ void NodeState::FillInfo(wire::NodeInfo::Builder info) const {
   info.setActiveSessions(static_cast<uint32_t>(sessions.size()));
   info.setResidentBytes(ResidentBytesOf());
   info.setStepsComputed(runtime_.steps_computed());
+  const SwapStats swap = runtime_.swap_stats();
+  auto w = info.initSwap();
+  w.setPagesOut(swap.pages_out);
+  w.setPagesIn(swap.pages_in);
+  w.setBytesOut(swap.bytes_out);
+  w.setBytesIn(swap.bytes_in);
+  w.setWriteMicros(swap.write_micros);
+  w.setReadMicros(swap.read_micros);
+  w.setPrefetchHits(swap.prefetch_hits);
+  w.setPrefetchMisses(swap.prefetch_misses);
+  w.setFailures(swap.failures);
+  w.setSessionsOnDisk(swap.sessions_on_disk);
+  w.setRamHits(swap.ram_hits);
+  w.setRamMisses(swap.ram_misses);
+  info.setKeptSessions(static_cast<uint32_t>(kept.size()));
 }
 
-void NodeState::ForgetSessions() { sessions.clear(); }
+void NodeState::ForgetSessions() {
+  sessions.clear();
+  kept.clear();
+}
+
+void NodeState::ReleaseSession(const Bytes& ticket) {
+  auto it = sessions.find(ticket);
+  if (it == sessions.end()) return;
+  SessionEntry& entry = it->second;
+  if (entry.keep_key.empty()) {
+    CloseSession(ticket, "its client let it go");
+    return;
+  }
+  entry.attached = false;
+  const uint64_t generation = ++entry.detachments;
+  const uint64_t id = entry.id;
+  spdlog::info("session={} kept for {} s: its client let it go", HexId(id), options_.session_ttl_s);
+  tasks_.add(compute().executeAsync([this, id]() { return runtime_.Park(id); }).then([id](Status&& st) {
+    if (!st.ok()) spdlog::warn("session={} stays in RAM: {}", HexId(id), st.message());
+  }));
+  tasks_.add(timer_.afterDelay(options_.session_ttl_s * kj::SECONDS).then([this, ticket, generation]() {
+    auto found = sessions.find(ticket);
+    if (found == sessions.end() || found->second.attached || found->second.detachments != generation) return;
+    CloseSession(ticket, "a kept session unused for its TTL");
+  }));
+}
 
 void NodeState::CloseSession(const Bytes& ticket, const char* why) {
   auto it = sessions.find(ticket);
   if (it == sessions.end()) return;
   const uint64_t id = it->second.id;
+  if (!it->second.keep_key.empty()) kept.erase(it->second.keep_key);
   sessions.erase(it);
   spdlog::info("session={} closed: {}", HexId(id), why);
   tasks_.add(compute().executeAsync([this, id]() { runtime_.Close(id); }));

@@ -29,6 +29,9 @@ struct SessionEntry {
   uint64_t id = 0;
   uint32_t capacity = 0;      // tokens of KV cache
   Bytes downstream_ticket;    // the next stage's ticket (empty on the last stage)
+  Bytes keep_key;             // non-empty: a kept session, resumable by this key
+  bool attached = true;       // a client holds its Session capability
+  uint64_t detachments = 0;   // counts detaches, so a stale TTL timer does nothing
 };
 
 class NodeState final : public kj::Refcounted {
@@ -50,9 +53,14 @@ class NodeState final : public kj::Refcounted {
   void ForgetSessions();
   // Closes one session here and, in the background, its KV cache.
   void CloseSession(const Bytes& ticket, const char* why);
+  // Its client let the Session capability go: a kept session waits (its KV
+  // parked on NVMe where there is a swap directory) until resumed or until
+  // the TTL passes; any other session closes.
+  void ReleaseSession(const Bytes& ticket);
 
   kj::Maybe<LoadedShard> shard;
   std::map<Bytes, SessionEntry> sessions;  // ticket -> session
+  std::map<Bytes, Bytes> kept;             // keep key -> ticket, for every kept session
   uint64_t next_session_id = 1;
   kj::Maybe<kj::Own<PeerLink>> next;       // the next stage, after an authenticated hello
   uint32_t stage_index = 0, stage_count = 1;

@@ -6,6 +6,10 @@ namespace strata {
 
 Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const ShardOptions& options) {
   sessions_.clear();  // the old shard's sessions and their KV go first
+  {
+    std::lock_guard<std::mutex> lock(swap_mu_);
+    swap_.reset();
+  }
   shard_.reset();
   weights_.Reset();
   auto checkpoint = Checkpoint::Open(model_dir);
@@ -30,6 +34,9 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
   ShardOptions charged = options;  // its KV pages go to this node's accountant
   charged.memory = &memory_;
   charged.memory_tier = tier_;
+  charged.swap_dir = kv_tiers_.swap_dir;
+  charged.env = kv_tiers_.env;
+  charged.kv_policy = kv_tiers_.policy;
   try {
     shard = LlamaShard::Load(std::move(checkpoint.value()), charged);
   } catch (const std::exception& e) {
@@ -39,6 +46,10 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
   if (!shard.ok()) return shard.status();
   shard_ = std::move(shard.value());
   weights_ = std::move(charge.value());
+  {
+    std::lock_guard<std::mutex> lock(swap_mu_);
+    swap_ = shard_->swap();
+  }
   LoadedShard info;
   info.model_dir = model_dir;
   info.first_layer = options.first_layer;
@@ -92,6 +103,36 @@ Result<StepOutcome> StageRuntime::Step(uint64_t session, int64_t start_pos, cons
   outcome.micros = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
   return outcome;
+}
+
+}  // namespace strata
+
+namespace strata {
+
+Status StageRuntime::Park(uint64_t session) {
+  if (!shard_ || !sessions_.count(session)) return Status::Ok();
+  return shard_->ParkSession(session);
+}
+
+bool StageRuntime::OnDisk(uint64_t session) const { return shard_ && shard_->SessionOnDisk(session); }
+
+Result<int64_t> StageRuntime::Length(uint64_t session) const {
+  if (!shard_) return Status::Error("no shard is loaded on this node");
+  return shard_->SessionLength(session);
+}
+
+void StageRuntime::Prefetch(uint64_t session) {
+  std::shared_ptr<KvSwapSpace> swap;
+  {
+    std::lock_guard<std::mutex> lock(swap_mu_);
+    swap = swap_;
+  }
+  if (swap) swap->Prefetch(session);
+}
+
+SwapStats StageRuntime::swap_stats() const {
+  std::lock_guard<std::mutex> lock(swap_mu_);
+  return swap_ ? swap_->stats() : SwapStats{};
 }
 
 }  // namespace strata

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -36,10 +37,18 @@ struct StepOutcome {
   uint64_t micros = 0;       // compute time of this stage
 };
 
+// Where KV pages may go beyond RAM, for every shard a runtime loads.
+struct KvTiers {
+  std::string swap_dir;              // empty: no NVMe tier
+  Env* env = nullptr;                // borrowed
+  std::string policy = "adaptive";
+};
+
 class StageRuntime {
  public:
   // Weights and KV caches are charged to `tier` of `memory` (borrowed).
-  StageRuntime(MemoryAccountant& memory, MemoryTier tier) : memory_(memory), tier_(tier) {}
+  StageRuntime(MemoryAccountant& memory, MemoryTier tier, KvTiers kv_tiers = KvTiers())
+      : memory_(memory), tier_(tier), kv_tiers_(std::move(kv_tiers)) {}
 
   // Loads [first, end) from a checkpoint directory, replacing any shard and
   // closing its sessions. Refuses a shard over the tier's budget before
@@ -50,8 +59,16 @@ class StageRuntime {
   Status Open(uint64_t session, int64_t capacity, const SamplingOptions& sampling);
   void Close(uint64_t session);
   Result<StepOutcome> Step(uint64_t session, int64_t start_pos, const StageInput& input, bool sample);
-  // Forwards run so far; the one method any thread may call.
+  // Writes an idle session's KV to NVMe now; a no-op without an NVMe tier.
+  Status Park(uint64_t session);
+  bool OnDisk(uint64_t session) const;
+  Result<int64_t> Length(uint64_t session) const;  // positions in its KV cache
+
+  // Any thread: forwards run so far; starts bringing `session`'s KV back
+  // from NVMe (its next step is on its way); the swap counters.
   uint64_t steps_computed() const { return steps_computed_.load(std::memory_order_relaxed); }
+  void Prefetch(uint64_t session);
+  SwapStats swap_stats() const;
 
  private:
   struct OpenSession {
@@ -59,10 +76,13 @@ class StageRuntime {
   };
   MemoryAccountant& memory_;
   const MemoryTier tier_;
+  const KvTiers kv_tiers_;
   std::unique_ptr<LlamaShard> shard_;
   MemoryCharge weights_;                      // shard_'s weights and RoPE tables
   std::map<uint64_t, OpenSession> sessions_;  // by the node's session id
   std::atomic<uint64_t> steps_computed_{0};
+  mutable std::mutex swap_mu_;
+  std::shared_ptr<KvSwapSpace> swap_;         // guarded by swap_mu_: shard_'s NVMe tier, or null
 };
 
 }  // namespace strata

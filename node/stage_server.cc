@@ -55,11 +55,12 @@ kj::Promise<Result<LoadedShard>> LoadIfNeeded(kj::Own<NodeState> state, std::str
 }
 
 // A conversation's capability. Dropping it (or its holder disconnecting)
-// closes the session and frees its KV cache.
+// closes the session and frees its KV cache — unless it is a kept session,
+// which waits to be resumed.
 class SessionImpl final : public wire::Session::Server {
  public:
   SessionImpl(kj::Own<NodeState> state, Bytes ticket) : state_(kj::mv(state)), ticket_(kj::mv(ticket)) {}
-  ~SessionImpl() noexcept(false) { state_->CloseSession(ticket_, "its client let it go"); }
+  ~SessionImpl() noexcept(false) { state_->ReleaseSession(ticket_); }
 
   kj::Promise<void> forward(ForwardContext context) override {
     // A caller that goes away cancels the step: queued compute and the
@@ -131,6 +132,7 @@ class ControlImpl final : public wire::Control::Server {
 
   kj::Promise<void> setNext(SetNextContext context) override;
   kj::Promise<void> openSession(OpenSessionContext context) override;
+  kj::Promise<void> resumeSession(ResumeSessionContext context) override;
 
  private:
   kj::Own<NodeState> state_;
@@ -208,17 +210,54 @@ kj::Promise<void> ControlImpl::openSession(OpenSessionContext context) {
       !(sampling.top_p > 0.0f && sampling.top_p <= 1.0f)) {
     throw Failed("openSession: temperature must be in 0..1000 and top_p in (0, 1]");
   }
+  Bytes keep_key = ToBytes(params.getKeepKey());
+  if (!keep_key.empty() && keep_key.size() != kTicketBytes) {
+    throw Failed("openSession: a keep key must be " + std::to_string(kTicketBytes) + " bytes");
+  }
+  if (!keep_key.empty() && state->kept.count(keep_key)) throw Failed("openSession: that keep key is in use");
   const uint64_t id = state->next_session_id++;
   return state->compute()
       .executeAsync([state, id, capacity, sampling]() { return state->runtime().Open(id, capacity, sampling); })
-      .then([state, context, id, capacity, downstream = kj::mv(downstream)](Status&& st) mutable {
+      .then([state, context, id, capacity, downstream = kj::mv(downstream), keep_key = kj::mv(keep_key)](Status&& st) mutable {
         if (!st.ok()) throw Failed(st.message());
+        if (!keep_key.empty() && state->kept.count(keep_key)) {
+          state->tasks().add(state->compute().executeAsync([state, id]() { state->runtime().Close(id); }));
+          throw Failed("openSession: that keep key is in use");
+        }
         Bytes ticket = RandomBytes(kTicketBytes);
-        state->sessions[ticket] = SessionEntry{id, capacity, kj::mv(downstream)};
-        spdlog::info("session={} opened, capacity {} tokens", HexId(id), capacity);
+        SessionEntry entry{id, capacity, kj::mv(downstream), keep_key};
+        state->sessions[ticket] = kj::mv(entry);
+        if (!keep_key.empty()) state->kept[keep_key] = ticket;
+        spdlog::info("session={} opened, capacity {} tokens{}", HexId(id), capacity, keep_key.empty() ? "" : ", kept");
         auto results = context.getResults();
         results.setTicket(kj::arrayPtr(ticket.data(), ticket.size()));
         results.setSession(kj::heap<SessionImpl>(kj::addRef(*state), kj::mv(ticket)));
+      });
+}
+
+kj::Promise<void> ControlImpl::resumeSession(ResumeSessionContext context) {
+  NodeState* state = state_.get();
+  const Bytes key = ToBytes(context.getParams().getKeepKey());
+  auto kept = key.size() == kTicketBytes ? state->kept.find(key) : state->kept.end();
+  // One answer whether the key is unknown, expired or malformed.
+  if (kept == state->kept.end()) throw Failed("resumeSession: no kept session has that id on this node (expired?)");
+  const Bytes ticket = kept->second;
+  SessionEntry& entry = state->sessions.at(ticket);
+  if (entry.attached) throw Failed("resumeSession: that session is in use by another client");
+  entry.attached = true;
+  ++entry.detachments;
+  const uint64_t id = entry.id;
+  const uint32_t capacity = entry.capacity;
+  state->runtime().Prefetch(id);  // its KV starts coming back from NVMe now
+  return state->compute()
+      .executeAsync([state, id]() { return state->runtime().Length(id); })
+      .then([state, context, ticket, id, capacity](Result<int64_t>&& length) mutable {
+        if (!length.ok()) throw Failed("resumeSession: " + length.status().message());
+        spdlog::info("session={} resumed at {} tokens", HexId(id), length.value());
+        auto results = context.getResults();
+        results.setLength(static_cast<uint32_t>(length.value()));
+        results.setCapacity(capacity);
+        results.setSession(kj::heap<SessionImpl>(kj::addRef(*state), ticket));
       });
 }
 

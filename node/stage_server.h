@@ -13,6 +13,7 @@
 #include <string>
 
 #include "protocol/peer_auth.h"
+#include "storage/env.h"
 #include "strata.capnp.h"
 
 namespace strata {
@@ -30,6 +31,13 @@ struct NodeOptions {
   uint32_t max_sessions = 256;        // open sessions on this node
   ClusterSecret secret;               // empty: no secret (loopback or --insecure)
   ClusterTls* tls = nullptr;          // borrowed from main(); null: plain TCP
+  // The NVMe tier: KV pages of the least valuable sessions go to a swap file
+  // in swap_dir when RAM is short (empty: no NVMe tier), up to swap_budget.
+  std::string swap_dir;
+  uint64_t swap_budget = 0;
+  std::string kv_policy = "adaptive";  // lru | lfu | adaptive
+  uint32_t session_ttl_s = 3600;       // a kept session nobody uses is closed after this
+  Env* env = nullptr;                  // borrowed from main(): the filesystem
 };
 
 // What the listener knows of one connection. The bootstrap Node of that

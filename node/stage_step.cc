@@ -159,6 +159,9 @@ kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t 
   const uint32_t start = step.getStartPos();
   const bool want_logits = step.getWantLogits(), sample = step.getSample();
   const uint64_t id = session.id;
+  // Start reading the session's KV back from NVMe now, while the step waits
+  // for the compute thread, not when its forward begins.
+  state->runtime().Prefetch(id);
   return ComputeStep(state, id, start, kj::mv(input), sample)
       .then([ref = kj::mv(ref), link = kj::mv(link), session, hop, start, want_logits, sample,
              out](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {

@@ -34,6 +34,21 @@ struct TierUsage {
   budgetBytes @2 :UInt64;       # the tier's hard limit
 }
 
+struct SwapCounters {
+  pagesOut @0 :UInt64;          # KV pages written to NVMe
+  pagesIn @1 :UInt64;           # and read back
+  bytesOut @2 :UInt64;
+  bytesIn @3 :UInt64;
+  writeMicros @4 :UInt64;       # disk time of the swap-out bursts
+  readMicros @5 :UInt64;        # and of the reads back
+  prefetchHits @6 :UInt64;      # reads already started when the step needed them
+  prefetchMisses @7 :UInt64;
+  failures @8 :UInt64;          # bursts that failed: disk errors, bad checksums
+  sessionsOnDisk @9 :UInt64;
+  ramHits @10 :UInt64;          # steps whose KV was in RAM
+  ramMisses @11 :UInt64;        # steps whose KV had to come back from NVMe
+}
+
 struct NodeInfo {
   name @0 :Text;
   protocolVersion @1 :UInt32;
@@ -50,6 +65,8 @@ struct NodeInfo {
   tls @12 :Bool;                # the node speaks TLS
   stepsComputed @13 :UInt64;    # forwards this node has computed since it started
   tiers @14 :List(TierUsage);   # every tier with a budget
+  swap @15 :SwapCounters;       # the NVMe tier's traffic (zero without one)
+  keptSessions @16 :UInt32;     # sessions that outlive their client, waiting to be resumed
 }
 
 struct ShardSpec {
@@ -105,8 +122,12 @@ interface Control {
   # Makes this node stage `stageIndex` of `stageCount`. The node dials
   # `address` (TCP HOST:PORT, "" for the last stage) itself and uses it only
   # after an authenticated hello; on failure the old link stays.
-  openSession @3 (capacity :UInt32, sampling :SamplingParams, downstreamTicket :Data)
+  openSession @3 (capacity :UInt32, sampling :SamplingParams, downstreamTicket :Data, keepKey :Data)
       -> (session :Session, ticket :Data);
+  # keepKey (16 random bytes, or empty): the session outlives its Session
+  # capability, for the node's --session-ttl, and resumeSession with the
+  # same key gives it back. Its KV waits, on NVMe where the node has it.
+  resumeSession @4 (keepKey :Data) -> (session :Session, length :UInt32, capacity :UInt32);
   # `downstreamTicket` is the next stage's ticket for this conversation;
   # `ticket` is what the previous stage presents to reach it (128 random bits).
 }

@@ -4,6 +4,7 @@
 #include <liburing.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
 #include <cstdlib>
@@ -20,10 +21,7 @@ namespace {
 
 constexpr size_t kAlign = 4096;
 
-struct AlignedFree {
-  void operator()(uint8_t* p) const { std::free(p); }
-};
-using AlignedBuffer = std::unique_ptr<uint8_t, AlignedFree>;
+using AlignedBuffer = AlignedBytes;
 
 // Runs submitted jobs one after another on a thread of its own.
 class IoThread : public PageIo {
@@ -65,8 +63,13 @@ class IoThread : public PageIo {
   virtual std::vector<Status> Run(const std::vector<Op>& ops) = 0;
 
   // The op's own checks, before it reaches the disk.
+  uint8_t* Memory(const Op& op) const { return op.data != nullptr ? op.data : buffers_[op.buffer].get(); }
+
   Status Check(const Op& op) const {
-    if (op.buffer >= buffers_.size()) return Status::Error("page I/O names buffer " + std::to_string(op.buffer));
+    if (op.data != nullptr && reinterpret_cast<uintptr_t>(op.data) % kAlign != 0) {
+      return Status::Error("page I/O memory is not 4096-aligned");
+    }
+    if (op.data == nullptr && op.buffer >= buffers_.size()) return Status::Error("page I/O names buffer " + std::to_string(op.buffer));
     if (op.offset % kAlign != 0) return Status::Error("page I/O offset " + std::to_string(op.offset) + " is unaligned");
     return Status::Ok();
   }
@@ -140,7 +143,11 @@ class UringPageIo final : public IoThread {
         }
         io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
         if (sqe == nullptr) break;
-        if (op.write) {
+        if (op.data != nullptr && op.write) {
+          io_uring_prep_write(sqe, fd_, op.data, static_cast<unsigned>(page_bytes_), op.offset);
+        } else if (op.data != nullptr) {
+          io_uring_prep_read(sqe, fd_, op.data, static_cast<unsigned>(page_bytes_), op.offset);
+        } else if (op.write) {
           io_uring_prep_write_fixed(sqe, fd_, buffers_[op.buffer].get(), static_cast<unsigned>(page_bytes_), op.offset,
                                     static_cast<int>(op.buffer));
         } else {
@@ -200,9 +207,9 @@ class EnvPageIo final : public IoThread {
   Status RunOne(const Op& op) {
     Status st = Check(op);
     if (!st.ok()) return st;
-    if (op.write) return file_->Write(op.offset, buffers_[op.buffer].get(), page_bytes_);
+    if (op.write) return file_->Write(op.offset, Memory(op), page_bytes_);
     size_t read = 0;
-    st = file_->Read(op.offset, buffers_[op.buffer].get(), page_bytes_, &read);
+    st = file_->Read(op.offset, Memory(op), page_bytes_, &read);
     if (st.ok() && read != page_bytes_) {
       st = Status::Error(OpName(op) + " of " + EscapeText(path_) + " was short: " + std::to_string(read) + " of " +
                          std::to_string(page_bytes_) + " bytes");
@@ -236,6 +243,15 @@ Status CheckOptions(const PageIoOptions& o) {
 }
 
 }  // namespace
+
+void AlignedFree::operator()(uint8_t* p) const { std::free(p); }
+
+AlignedBytes AllocateAligned(size_t n) {
+  const size_t size = RoundUpToBlock(std::max<size_t>(n, 1));
+  auto* p = static_cast<uint8_t*>(std::aligned_alloc(kAlign, size));
+  if (p != nullptr && size > n) std::memset(p + n, 0, size - n);
+  return AlignedBytes(p);
+}
 
 Result<std::unique_ptr<PageIo>> OpenUringPageIo(const std::string& path, const PageIoOptions& options) {
   Status st = CheckOptions(options);

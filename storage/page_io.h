@@ -25,6 +25,16 @@
 
 namespace strata {
 
+// Memory for direct I/O: 4096-aligned, freed with free().
+struct AlignedFree {
+  void operator()(uint8_t* p) const;
+};
+using AlignedBytes = std::unique_ptr<uint8_t, AlignedFree>;
+// `n` rounded up to a multiple of 4096, zero-filled past what callers write;
+// null when memory is exhausted.
+AlignedBytes AllocateAligned(size_t n);
+inline size_t RoundUpToBlock(size_t n) { return (n + 4095) / 4096 * 4096; }
+
 struct PageIoOptions {
   size_t page_bytes = 256u << 10;  // a multiple of 4096 (O_DIRECT)
   uint64_t file_bytes = 0;         // reserved up front (fallocate): a full disk fails at open
@@ -38,6 +48,10 @@ class PageIo {
     bool write = false;
     uint64_t offset = 0;   // a multiple of page_bytes
     uint32_t buffer = 0;   // index of one of the engine's buffers
+    // Or the caller's own memory: 4096-aligned, page_bytes long, the caller's
+    // until `done` runs. Pages read straight into the memory that will hold
+    // them, with no copy through a staging buffer.
+    uint8_t* data = nullptr;
   };
   using Done = std::function<void(std::vector<Status>)>;
 
