@@ -135,9 +135,9 @@ Status KvStore::MakeRoom(uint64_t bytes, uint64_t for_id) {
     pool_.ReleaseFree();
     if (memory_.free(tier_) >= bytes) break;
     if (!swap_ || !EvictOne(for_id, &why)) {
-      return Status::Error(std::string(MemoryTierName(tier_)) + " tier has " + std::to_string(memory_.free(tier_)) +
-                           " bytes free of its budget " + std::to_string(memory_.budget(tier_)) + ", " +
-                           std::to_string(bytes) + " are needed" + (why.empty() ? "" : "; " + why));
+      return Status::Error(FormatBytes(bytes) + " of KV pages need room but the node's " + MemoryTierName(tier_) +
+                           " budget is " + FormatBytes(memory_.budget(tier_)) + " (" +
+                           FormatBytes(memory_.used(tier_)) + " in use)" + (why.empty() ? "" : "; " + why));
     }
   }
   return Status::Ok();
@@ -166,7 +166,12 @@ Status KvStore::SwapOut(uint64_t id, KvCache& kv, uint64_t for_id) {
   const size_t count = kv.page_count();
   Status st = swap_->SwapOut(id, kv.PageBytes());
   if (!st.ok()) {
-    spdlog::error("session={} swap out failed: {}", Hex(id), st.message());
+    // A full disk fails every attempt until something frees room: one line a second.
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_failure_log_ > std::chrono::seconds(1)) {
+      last_failure_log_ = now;
+      spdlog::error("session={} swap out failed: {}", Hex(id), st.message());
+    }
     return st;
   }
   kv.DropPages();

@@ -16,6 +16,7 @@
 // swap_stats, which any thread may call (the swap space locks itself).
 #include <torch/torch.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -80,6 +81,7 @@ class KvStore {
   std::shared_ptr<KvSwapSpace> swap_;           // null without a swap directory
   std::unique_ptr<EvictionPolicy> policy_;
   std::map<uint64_t, KvCache> sessions_;        // by session id; destroyed before pool_
+  std::chrono::steady_clock::time_point last_failure_log_{};
 };
 
 }  // namespace strata

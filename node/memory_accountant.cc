@@ -1,10 +1,26 @@
 #include "node/memory_accountant.h"
 
+#include <cstdio>
+
 namespace strata {
 namespace {
 
-std::string MiB(uint64_t bytes) { return std::to_string((bytes + (1u << 20) - 1) >> 20) + " MiB"; }
+}  // namespace
 
+std::string FormatBytes(uint64_t bytes) {
+  char buf[32];
+  if (bytes >= (10ull << 30)) {
+    std::snprintf(buf, sizeof buf, "%.1f GiB", bytes / 1073741824.0);
+  } else if (bytes >= (4ull << 20)) {
+    std::snprintf(buf, sizeof buf, "%llu MiB", static_cast<unsigned long long>((bytes + (1u << 20) - 1) >> 20));
+  } else {
+    std::snprintf(buf, sizeof buf, "%llu KiB", static_cast<unsigned long long>((bytes + 1023) >> 10));
+  }
+  return buf;
+}
+
+namespace {
+std::string MiB(uint64_t bytes) { return FormatBytes(bytes); }
 }  // namespace
 
 const char* MemoryTierName(MemoryTier tier) {

@@ -17,6 +17,8 @@ namespace strata {
 enum class MemoryTier : uint8_t { kDevice = 0, kRam = 1, kNvme = 2 };
 inline constexpr int kMemoryTiers = 3;
 const char* MemoryTierName(MemoryTier tier);  // "device" | "ram" | "nvme"
+// Sizes in the unit that keeps them readable: "512 KiB", "31 MiB", "12.5 GiB".
+std::string FormatBytes(uint64_t bytes);
 
 struct TierBudgets {
   uint64_t bytes[kMemoryTiers] = {0, 0, 0};

@@ -6,6 +6,9 @@
 
 #include <kj/vector.h>
 
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
 #include <random>
 
 #include "coordinator/local_cluster.h"
@@ -27,8 +30,11 @@ uint64_t RamUsed(kj::AsyncIoContext& io, PeerLink& link, uint64_t* budget) {
   return 0;
 }
 
-TEST(NodeMemoryTest, BudgetHoldsWith64SessionsOfRandomLengths) {
-  testing::TempDir dir;
+// Returns the node's swap counters.
+wire::SwapCounters::Reader SwapOf(capnp::Response<wire::Control::InfoResults>& info) { return info.getInfo().getSwap(); }
+
+void RunSixtyFourSessions(bool swap) {
+  testing::TempDir dir, swap_dir;
   TestModelSpec spec;
   spec.layers = 4;
   spec.hidden = 128;
@@ -42,6 +48,7 @@ TEST(NodeMemoryTest, BudgetHoldsWith64SessionsOfRandomLengths) {
   o.node_binary = testing::BinDir() + "/strata-node";
   o.threads = 1;
   o.memory_per_node = 24u << 20;  // weights ~3 MiB; KV 4 KiB a token: room for a few thousand tokens
+  if (swap) o.extra_args = {"--swap-dir", swap_dir.path(), "--swap-limit", "16MiB", "--kv-policy", "lru"};
   auto cluster = LocalCluster::Start(o);
   ASSERT_TRUE(cluster.ok()) << cluster.status().message();
   auto io = kj::setupAsyncIo();
@@ -83,7 +90,9 @@ TEST(NodeMemoryTest, BudgetHoldsWith64SessionsOfRandomLengths) {
     kj::joinPromises(steps.releaseAsArray()).wait(io.waitScope);
     for (const auto& e : errors) {
       if (e.empty()) continue;
+      // The error names the tier that is full and its budget.
       EXPECT_NE(e.find("but the node's ram budget is"), std::string::npos) << e;
+      if (swap) EXPECT_NE(e.find("nvme budget is"), std::string::npos) << e;
     }
     peak = std::max(peak, RamUsed(io, *link, &budget));
     // Half the sessions end; new ones take their place.
@@ -99,9 +108,16 @@ TEST(NodeMemoryTest, BudgetHoldsWith64SessionsOfRandomLengths) {
   EXPECT_EQ(budget, 24u << 20);
   EXPECT_LE(peak, budget) << "the node's accounting went over its budget";
   EXPECT_GT(served, 64) << "most steps fit";
-  EXPECT_GT(refused, 0) << "the budget was small enough to refuse some";
-  RecordProperty("steps_served", served);
-  RecordProperty("steps_refused", refused);
+  EXPECT_GT(refused, 0) << "the budgets were small enough to refuse some";
+  auto info = link->control.infoRequest().send().wait(io.waitScope);
+  for (auto t : info.getInfo().getTiers()) EXPECT_LE(t.getUsedBytes(), t.getBudgetBytes()) << t.getTier().cStr();
+  if (swap) {
+    EXPECT_GT(SwapOf(info).getPagesOut(), 0u) << "RAM ran short, so pages went to NVMe";
+    EXPECT_GT(SwapOf(info).getPagesIn(), 0u);
+    EXPECT_EQ(SwapOf(info).getFailures(), 0u);
+  }
+  ::testing::Test::RecordProperty(swap ? "steps_served_with_swap" : "steps_served", served);
+  ::testing::Test::RecordProperty(swap ? "steps_refused_with_swap" : "steps_refused", refused);
   // The node serves on.
   sessions.clear();
   auto open = link->control.openSessionRequest();
@@ -111,6 +127,109 @@ TEST(NodeMemoryTest, BudgetHoldsWith64SessionsOfRandomLengths) {
   auto req = s.forwardRequest();
   req.initStep().initInput().initTokens(1).set(0, 1);
   req.send().wait(io.waitScope);
+}
+
+TEST(NodeMemoryTest, BudgetHoldsWith64SessionsOfRandomLengths) { RunSixtyFourSessions(false); }
+TEST(NodeMemoryTest, BudgetsHoldWith64SessionsSwappingToNvme) { RunSixtyFourSessions(true); }
+
+// Three real nodes with an NVMe tier; the CLI keeps a conversation, the
+// nodes park its KV on disk, and a second CLI run continues it.
+class KeptSessionTest : public ::testing::Test {
+ protected:
+  void Start(const std::string& ttl) {
+    TestModelSpec spec;
+    spec.layers = 6;
+    spec.context = 512;
+    testing::MakeModel(dir_ / "m", spec);
+    LocalClusterOptions o;
+    o.nodes = 3;
+    o.node_binary = testing::BinDir() + "/strata-node";
+    o.threads = 1;
+    o.memory_per_node = 256u << 20;
+    o.extra_args = {"--swap-dir", swap_.path(), "--session-ttl", ttl};
+    auto cluster = LocalCluster::Start(o);
+    ASSERT_TRUE(cluster.ok()) << cluster.status().message();
+    cluster_ = std::move(cluster.value());
+    for (const auto& a : cluster_->addresses()) nodes_ += (nodes_.empty() ? "" : ",") + a;
+  }
+  nlohmann::json Generate(std::vector<std::string> args, int expect_exit = 0, std::string* err = nullptr) {
+    std::vector<std::string> argv = {testing::BinDir() + "/strata", "generate", "--model", dir_ / "m", "--nodes",
+                                     nodes_, "--json", "--max-tokens", "12"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    auto r = testing::RunProcess(argv);
+    EXPECT_EQ(r.exit_code, expect_exit) << r.err;
+    if (err != nullptr) *err = r.err;
+    if (r.exit_code != 0) return nlohmann::json();
+    return nlohmann::json::parse(r.out);
+  }
+  nlohmann::json::array_t Tokens(const nlohmann::json& j, const char* key) { return j[key]; }
+  testing::TempDir dir_, swap_;
+  std::unique_ptr<LocalCluster> cluster_;
+  std::string nodes_;
+};
+
+TEST_F(KeptSessionTest, ContinuesFromNvmeWithTheTokensOfOneUninterruptedRun) {
+  Start("600");
+  auto first = Generate({"--prompt", "the quick brown fox", "--keep-session"});
+  ASSERT_TRUE(first.contains("session_id"));
+  const std::string id = first["session_id"];
+  auto io = kj::setupAsyncIo();
+  // Every stage parked the idle conversation's KV on NVMe.
+  for (const auto& a : cluster_->addresses()) {
+    auto link = testing::Connect(io, a, "");
+    for (int i = 0; i < 100; ++i) {
+      auto info = link->control.infoRequest().send().wait(io.waitScope);
+      if (SwapOf(info).getSessionsOnDisk() == 1) break;
+      usleep(20000);
+    }
+    auto info = link->control.infoRequest().send().wait(io.waitScope);
+    EXPECT_EQ(SwapOf(info).getSessionsOnDisk(), 1u) << a;
+    EXPECT_EQ(info.getInfo().getKeptSessions(), 1u) << a;
+  }
+  auto second = Generate({"--session", id, "--prompt", " jumps over"});
+  ASSERT_FALSE(second.is_null());
+  const size_t held = first["prompt_tokens"].size() + first["tokens"].size();
+  EXPECT_EQ(second["position"], held) << "the continuation starts after the whole first run";
+  // The same conversation run in one go, token for token.
+  std::string ids;
+  for (const auto* part : {&first["prompt_tokens"], &first["tokens"], &second["prompt_tokens"]}) {
+    for (const auto& t : *part) ids += (ids.empty() ? "" : ",") + std::to_string(t.get<int>());
+  }
+  // Its KV came back from disk rather than being recomputed.
+  for (const auto& a : cluster_->addresses()) {
+    auto link = testing::Connect(io, a, "");
+    auto info = link->control.infoRequest().send().wait(io.waitScope);
+    EXPECT_GE(SwapOf(info).getPagesIn(), 1u) << a;
+    EXPECT_GE(SwapOf(info).getRamMisses(), 1u) << a;
+  }
+  auto whole = Generate({"--prompt-tokens", ids});
+  ASSERT_FALSE(whole.is_null());
+  EXPECT_EQ(second["tokens"], whole["tokens"]);
+  // A session id nobody kept is refused with a reason.
+  std::string err;
+  Generate({"--session", std::string(32, 'a'), "--prompt", "x"}, 1, &err);
+  EXPECT_NE(err.find("no kept session has that id"), std::string::npos) << err;
+}
+
+TEST_F(KeptSessionTest, ExpiresAfterItsTtlAndFreesItsPages) {
+  Start("1");
+  auto first = Generate({"--prompt", "the quick brown fox", "--keep-session"});
+  ASSERT_TRUE(first.contains("session_id"));
+  usleep(2500000);
+  std::string err;
+  Generate({"--session", first["session_id"], "--prompt", " more"}, 1, &err);
+  EXPECT_NE(err.find("no kept session has that id"), std::string::npos) << err;
+  auto io = kj::setupAsyncIo();
+  for (const auto& a : cluster_->addresses()) {
+    auto link = testing::Connect(io, a, "");
+    auto info = link->control.infoRequest().send().wait(io.waitScope);
+    EXPECT_EQ(info.getInfo().getKeptSessions(), 0u) << a;
+    EXPECT_EQ(info.getInfo().getActiveSessions(), 0u) << a;
+    EXPECT_EQ(SwapOf(info).getSessionsOnDisk(), 0u) << a;
+    for (auto t : info.getInfo().getTiers()) {
+      if (std::string(t.getTier().cStr()) == "nvme") EXPECT_EQ(t.getUsedBytes(), 0u) << a;
+    }
+  }
 }
 
 }  // namespace
