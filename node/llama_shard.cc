@@ -4,12 +4,15 @@
 // changes nothing: splitting the model is bit-identical to running it whole.
 #include "node/llama_shard.h"
 #include "node/kv_store.h"
+#include "node/layer_stream.h"
 
 #include <torch/torch.h>
 
 #include "node/llama_layers.h"
 
 #include <sys/mman.h>
+
+#include <spdlog/spdlog.h>
 
 #include <map>
 
@@ -44,6 +47,13 @@ void AdviseHugePages(void* data, size_t nbytes) {
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_HUGEPAGE);
 }
 
+// Every tensor of a layer, in one order, so that a streamed layer's layout
+// can be recorded once and laid over any slot.
+std::vector<torch::Tensor*> Fields(LayerWeights& w) {
+  return {&w.attn_norm, &w.ffn_norm, &w.wqkv, &w.bqkv, &w.wo, &w.bo, &w.w_gate_up, &w.b_gate_up, &w.w_down, &w.b_down};
+}
+constexpr uint64_t kFieldAlign = 4096;  // each tensor of a streamed layer starts on a block
+
 }  // namespace
 
 struct LlamaShard::Impl {
@@ -61,6 +71,24 @@ struct LlamaShard::Impl {
   torch::Tensor rope_cos, rope_sin;  // [max_position, head_dim] f32
   std::unique_ptr<MemoryAccountant> own_memory;  // when options.memory is null
   std::unique_ptr<KvStore> kv;                   // every session's KV, in its tiers
+
+  // Streamed layers [first_layer + resident, end_layer), when the RAM budget
+  // holds only the first `resident`: `layers` has the resident ones, and
+  // slot_weights[s] views the tensors of whichever layer ring slot s holds.
+  int64_t resident = 0;
+  std::unique_ptr<LayerStream> stream;
+  struct Field {
+    bool defined = false;
+    uint64_t offset = 0;
+    std::vector<int64_t> shape;
+  };
+  std::vector<Field> layout;                  // of a streamed layer in its slot
+  std::vector<LayerWeights> slot_weights;     // [slots]
+  uint8_t* place_base = nullptr;              // set: Allocate places tensors here (a slot)
+  uint64_t place_cursor = 0;
+  Status OpenStream(uint64_t layer_bytes);
+  Result<const LayerWeights*> StreamIn(int64_t j);  // streamed layer j, read; the next one's read started
+  void PrefetchNextForward();
 
   Status CopyInto(const std::string& name, const std::vector<int64_t>& expect, torch::Tensor dst);
   torch::Tensor Allocate(const std::vector<int64_t>& shape) const;
@@ -103,6 +131,12 @@ Status LlamaShard::Impl::CopyInto(const std::string& name, const std::vector<int
 // huge-page-backed anonymous memory). The mapping's pages are dropped after
 // the copy, so resident memory stays at the shard's bytes.
 torch::Tensor LlamaShard::Impl::Allocate(const std::vector<int64_t>& shape) const {
+  if (place_base != nullptr) {  // a streamed layer, laid out in its slot
+    auto* self = const_cast<Impl*>(this);
+    auto view = torch::from_blob(place_base + place_cursor, shape, torch::TensorOptions().dtype(dtype));
+    self->place_cursor += (view.nbytes() + kFieldAlign - 1) / kFieldAlign * kFieldAlign;
+    return view;
+  }
   auto owned = torch::empty(shape, torch::TensorOptions().dtype(dtype));
   AdviseHugePages(owned.data_ptr(), owned.nbytes());
   return owned;
@@ -155,6 +189,11 @@ Status LlamaShard::Impl::LoadWeights() {
   const int64_t H = c.hidden_size, I = c.intermediate_size;
   if (options.first_layer == 0) STRATA_ASSIGN(embed, LoadTensor(kEmbedName, {c.vocab_size, H}));
   for (int64_t i = options.first_layer; i < options.end_layer; ++i) {
+    const int64_t j = i - options.first_layer - resident;  // >= 0: streamed layer j
+    if (j >= 0) {
+      place_base = stream->slot(0);
+      place_cursor = 0;
+    }
     LayerWeights w;
     auto name = [i](const char* suffix) { return LayerTensorName(i, suffix); };
     STRATA_ASSIGN(w.attn_norm, LoadTensor(name("input_layernorm.weight"), {H}));
@@ -171,7 +210,24 @@ Status LlamaShard::Impl::LoadWeights() {
     STRATA_ASSIGN(w.w_down, LoadTensor(name("mlp.down_proj.weight"), {H, I}));
     STRATA_ASSIGN(w.b_gate_up, LoadStacked({{name("mlp.gate_proj.bias"), I}, {name("mlp.up_proj.bias"), I}}, 0, c.mlp_bias));
     STRATA_ASSIGN(w.b_down, LoadOptional(name("mlp.down_proj.bias"), c.mlp_bias, {H}));
-    layers.push_back(std::move(w));
+    if (j < 0) {
+      layers.push_back(std::move(w));
+      continue;
+    }
+    place_base = nullptr;
+    if (layout.empty()) {
+      for (torch::Tensor* t : Fields(w)) {
+        Field f;
+        f.defined = t->defined();
+        if (f.defined) {
+          f.offset = static_cast<uint64_t>(static_cast<uint8_t*>(t->data_ptr()) - stream->slot(0));
+          f.shape = t->sizes().vec();
+        }
+        layout.push_back(f);
+      }
+    }
+    Status stored = stream->Store(j, 0);
+    if (!stored.ok()) return stored;
   }
   if (options.end_layer == c.num_layers) {
     STRATA_ASSIGN(final_norm, LoadTensor(kFinalNormName, {H}));
@@ -182,6 +238,42 @@ Status LlamaShard::Impl::LoadWeights() {
     }
   }
   return Status::Ok();
+}
+
+Status LlamaShard::Impl::OpenStream(uint64_t layer_bytes) {
+  LayerStreamOptions o;
+  o.dir = options.swap_dir;
+  o.layer_bytes = layer_bytes;
+  o.layers = options.end_layer - options.first_layer - resident;
+  o.thread_pool_io = options.swap_thread_pool_io;
+  std::string note;
+  auto opened = LayerStream::Open(*options.env, *options.memory, options.memory_tier, o, &note);
+  if (!opened.ok()) return opened.status();
+  if (!note.empty()) spdlog::warn("layer stream: {}", note);
+  stream = std::move(opened.value());
+  return Status::Ok();
+}
+
+void LlamaShard::Impl::PrefetchNextForward() {
+  const int64_t n = options.end_layer - options.first_layer - resident;
+  for (int64_t j = 0; j < std::min<int64_t>(n, stream->slots()); ++j) {
+    const int s = static_cast<int>(j % stream->slots());
+    if (stream->layer_in(s) != j) stream->Fetch(j, s);
+  }
+}
+
+Result<const LayerWeights*> LlamaShard::Impl::StreamIn(int64_t j) {
+  const int64_t n = options.end_layer - options.first_layer - resident;
+  const int s = static_cast<int>(j % stream->slots());
+  if (stream->layer_in(s) != j) stream->Fetch(j, s);
+  Status st = stream->Wait(s);
+  if (!st.ok()) return st;
+  // Layer j+1 streams in while j computes (its slot's layer, j-1, is done).
+  if (j + 1 < n) {
+    const int next = static_cast<int>((j + 1) % stream->slots());
+    if (stream->layer_in(next) != j + 1) stream->Fetch(j + 1, next);
+  }
+  return &slot_weights[static_cast<size_t>(s)];
 }
 
 void LlamaShard::Impl::BuildRope() {
@@ -217,17 +309,49 @@ Result<std::unique_ptr<LlamaShard>> LlamaShard::Load(std::unique_ptr<Checkpoint>
   }
   impl->dtype = ToTorch(options.dtype);
   impl->dims = LlamaDims{c.hidden_size, c.num_heads, c.num_kv_heads, c.head_dim, c.intermediate_size, c.rms_norm_eps};
-  impl->checkpoint = std::move(checkpoint);
-  torch::NoGradGuard no_grad;
-  Status st = impl->LoadWeights();
-  if (!st.ok()) return st;
-  impl->BuildRope();
   MemoryAccountant* memory = options.memory;
   if (memory == nullptr) {
     TierBudgets unlimited;
     for (uint64_t& b : unlimited.bytes) b = ~0ull >> 1;
     impl->own_memory = std::make_unique<MemoryAccountant>(unlimited);
     memory = impl->own_memory.get();
+    impl->options.memory = memory;
+  }
+  const int64_t count = options.end_layer - options.first_layer;
+  impl->resident = options.resident_layers < 0 ? count : std::min(options.resident_layers, count);
+  if (impl->resident < count) {
+    if (!impl->device.is_cpu() || options.swap_dir.empty() || options.env == nullptr) {
+      return Status::Error("streaming layers needs a CPU node with a swap directory (--swap-dir)");
+    }
+    uint64_t layer_bytes = 0;  // the largest streamed layer, each tensor on its own block
+    for (int64_t i = options.first_layer + impl->resident; i < options.end_layer; ++i) {
+      layer_bytes = std::max<uint64_t>(layer_bytes, static_cast<uint64_t>(checkpoint->LayerParams(i)) *
+                                                        torch::elementSize(impl->dtype) + 10 * kFieldAlign);
+    }
+    Status opened = impl->OpenStream(layer_bytes);
+    if (!opened.ok()) return opened;
+  }
+  impl->checkpoint = std::move(checkpoint);
+  torch::NoGradGuard no_grad;
+  Status st = impl->LoadWeights();
+  if (!st.ok()) return st;
+  impl->BuildRope();
+  if (impl->stream) {
+    for (int s = 0; s < impl->stream->slots(); ++s) {
+      LayerWeights views;
+      auto fields = Fields(views);
+      for (size_t k = 0; k < fields.size(); ++k) {
+        const Impl::Field& f = impl->layout[k];
+        if (f.defined) {
+          *fields[k] = torch::from_blob(impl->stream->slot(s) + f.offset, f.shape, torch::TensorOptions().dtype(impl->dtype));
+        }
+      }
+      impl->slot_weights.push_back(std::move(views));
+    }
+    impl->PrefetchNextForward();
+    spdlog::info("layers [{}, {}) in RAM, [{}, {}) streamed from NVMe through {} ({} MiB a layer, {} slots)",
+                 options.first_layer, options.first_layer + impl->resident, options.first_layer + impl->resident,
+                 options.end_layer, impl->stream->io_kind(), impl->stream->slot_bytes() >> 20, impl->stream->slots());
   }
   KvStoreOptions kv;
   kv.memory = memory;
@@ -309,12 +433,22 @@ Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, con
   auto cos = m.rope_cos.narrow(0, start_pos, T);  // [T, hd]
   auto sin = m.rope_sin.narrow(0, start_pos, T);
   x = x.unsqueeze(0);  // [1, T, hidden]
-  for (size_t l = 0; l < m.layers.size(); ++l) {
-    auto cache = kv.Gather(static_cast<int64_t>(l), start_pos);
+  const int64_t count = m.options.end_layer - m.options.first_layer;
+  for (int64_t l = 0; l < count; ++l) {
+    const LayerWeights* w = nullptr;
+    if (l < m.resident) {
+      w = &m.layers[static_cast<size_t>(l)];
+    } else {
+      auto streamed = m.StreamIn(l - m.resident);
+      if (!streamed.ok()) return streamed.status();
+      w = streamed.value();
+    }
+    auto cache = kv.Gather(l, start_pos);
     if (!cache.ok()) return cache.status();
-    x = LayerForward(m.dims, m.layers[l], x, start_pos, cos, sin, &cache.value());
-    kv.Scatter(static_cast<int64_t>(l), cache.value(), start_pos, start_pos + T);
+    x = LayerForward(m.dims, *w, x, start_pos, cos, sin, &cache.value());
+    kv.Scatter(l, cache.value(), start_pos, start_pos + T);
   }
+  if (m.stream) m.PrefetchNextForward();  // the next forward's first streamed layers, while this one finishes
   x = x.squeeze(0);  // [T, hidden]
   kv.Commit(start_pos + T);
   StageOutput out;

@@ -35,6 +35,9 @@ struct ShardOptions {
   Env* env = nullptr;
   bool swap_thread_pool_io = false;            // the Env's pread pool instead of io_uring (fault tests)
   std::string kv_policy = "adaptive";          // lru | lfu | adaptive
+  // Layers kept in RAM, counted from first_layer; the rest are streamed
+  // from a file in swap_dir at every forward (node/layer_stream). -1: all.
+  int64_t resident_layers = -1;
 };
 
 // What a stage receives: token ids (first stage) or hidden states

@@ -4,6 +4,30 @@
 
 namespace strata {
 
+// How many of a shard's layers stay in RAM when not all fit: what is left of
+// the budget after the embeddings, head and RoPE tables, a ring of two
+// layer slots for the streamed ones, and a tenth of the budget kept for KV
+// pages. The rest stream from NVMe at every forward.
+Result<int64_t> StageRuntime::PlanStreaming(uint64_t fixed, const std::vector<uint64_t>& layer_bytes, uint64_t free,
+                                            uint64_t budget) {
+  uint64_t largest = 0;
+  for (uint64_t b : layer_bytes) largest = std::max(largest, b);
+  const uint64_t ring = 2 * ((largest + 10 * 4096 + (1u << 20) - 1) >> 20 << 20);
+  const uint64_t kv_reserve = budget / 10;
+  if (fixed + ring + kv_reserve > free) {
+    return Status::Error("the shard does not fit the node's ram budget even streaming its layers: embeddings, head "
+                         "and RoPE tables take " + FormatBytes(fixed) + ", two layer slots " + FormatBytes(ring) +
+                         " and KV room " + FormatBytes(kv_reserve) + ", and " + FormatBytes(free) + " is free");
+  }
+  uint64_t left = free - fixed - ring - kv_reserve;
+  int64_t resident = 0;
+  while (resident < static_cast<int64_t>(layer_bytes.size()) && layer_bytes[static_cast<size_t>(resident)] <= left) {
+    left -= layer_bytes[static_cast<size_t>(resident)];
+    ++resident;
+  }
+  return resident;
+}
+
 Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const ShardOptions& options) {
   sessions_.clear();  // the old shard's sessions and their KV go first
   {
@@ -20,18 +44,37 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
                          std::to_string(options.end_layer) + ") for a model of " + std::to_string(c.num_layers) + " layers");
   }
   // Check the budget before touching a weight (invariant 4: never over-commit).
-  int64_t params = 0;
-  for (int64_t l = options.first_layer; l < options.end_layer; ++l) params += checkpoint.value()->LayerParams(l);
-  if (options.first_layer == 0) params += checkpoint.value()->EmbedParams();
-  if (options.end_layer == c.num_layers) params += checkpoint.value()->HeadParams();
+  const Checkpoint& ckpt = *checkpoint.value();
+  const uint64_t size = ElementSize(options.dtype);
   // RoPE tables: cos and sin, [max_position, head_dim] f32 each.
   const uint64_t rope = 2ull * static_cast<uint64_t>(c.max_position) * static_cast<uint64_t>(c.head_dim) * 4;
-  const uint64_t need = static_cast<uint64_t>(params) * ElementSize(options.dtype) + rope;
+  uint64_t fixed = rope;  // what stays in RAM whatever is streamed
+  if (options.first_layer == 0) fixed += static_cast<uint64_t>(ckpt.EmbedParams()) * size;
+  if (options.end_layer == c.num_layers) fixed += static_cast<uint64_t>(ckpt.HeadParams()) * size;
+  std::vector<uint64_t> layer_bytes;
+  uint64_t need = fixed;
+  for (int64_t l = options.first_layer; l < options.end_layer; ++l) {
+    layer_bytes.push_back(static_cast<uint64_t>(ckpt.LayerParams(l)) * size);
+    need += layer_bytes.back();
+  }
+  ShardOptions charged = options;  // its KV pages go to this node's accountant
+  const uint64_t free = memory_.free(tier_);
+  if (need > free && !kv_tiers_.swap_dir.empty() && tier_ == MemoryTier::kRam) {
+    auto plan = PlanStreaming(fixed, layer_bytes, free, memory_.budget(tier_));
+    if (!plan.ok()) return plan.status();
+    charged.resident_layers = plan.value();
+    need = fixed;
+    for (int64_t l = 0; l < plan.value(); ++l) need += layer_bytes[static_cast<size_t>(l)];
+  }
   auto charge = memory_.Charge(tier_, need, "shard [" + std::to_string(options.first_layer) + ", " +
                                                 std::to_string(options.end_layer) + "): weights and RoPE tables");
-  if (!charge.ok()) return charge.status();
+  if (!charge.ok()) {
+    if (kv_tiers_.swap_dir.empty()) {
+      return Status::Error(charge.status().message() + " (with --swap-dir, the layers that do not fit would stream from NVMe)");
+    }
+    return charge.status();
+  }
   Result<std::unique_ptr<LlamaShard>> shard = Status::Error("load did not run");
-  ShardOptions charged = options;  // its KV pages go to this node's accountant
   charged.memory = &memory_;
   charged.memory_tier = tier_;
   charged.swap_dir = kv_tiers_.swap_dir;

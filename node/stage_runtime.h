@@ -71,6 +71,8 @@ class StageRuntime {
   SwapStats swap_stats() const;
 
  private:
+  static Result<int64_t> PlanStreaming(uint64_t fixed, const std::vector<uint64_t>& layer_bytes, uint64_t free,
+                                       uint64_t budget);
   struct OpenSession {
     Sampler sampler;
   };
