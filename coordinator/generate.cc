@@ -365,8 +365,10 @@ int RunGenerate(const GenerateFlags& flags) {
       base = length;
       capacity = held;
     } else {
-      auto planned = PlanShards(CostsOf(*ckpt.value(), dtype, static_cast<uint64_t>(capacity)), capacities);
+      std::string note;
+      auto planned = PlanShardsWithNvme(CostsOf(*ckpt.value(), dtype, static_cast<uint64_t>(capacity)), capacities, &note);
       if (!planned.ok()) return Fail(planned.status().message());
+      if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
       plan = planned.value();
       spdlog::info("session={} plan:\n{}", session, plan.Describe(capacities));
       const std::string model_dir = [&] {
@@ -443,18 +445,19 @@ int RunPlan(const GenerateFlags& flags) {
     if (!credentials.ok()) return Fail(credentials.status().message());
     RpcEnv env(io, Timeouts{}, credentials->security());
     try {
-      for (const auto& a : addresses) {
-        auto node = NodeConnection::Connect(env, a);
-        capacities.push_back({node->hello_status().name, a, node->hello_status().free_bytes});
-      }
+      std::vector<std::unique_ptr<NodeConnection>> nodes;
+      for (const auto& a : addresses) nodes.push_back(NodeConnection::Connect(env, a));
+      capacities = Pipeline(env, std::move(nodes)).Capacities();
     } catch (const PipelineError& e) {
       return Fail(e.what());
     }
   }
   const int64_t context = flags.context > 0 ? flags.context : ckpt.value()->config().max_position;
   const uint64_t kv_tokens = static_cast<uint64_t>(context) * static_cast<uint64_t>(flags.concurrency);
-  auto plan = PlanShards(CostsOf(*ckpt.value(), dtype, kv_tokens), capacities);
+  std::string note;
+  auto plan = PlanShardsWithNvme(CostsOf(*ckpt.value(), dtype, kv_tokens), capacities, &note);
   if (!plan.ok()) return Fail(plan.status().message());
+  if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
   if (flags.json) {
     std::cout << PlanJson(plan.value(), capacities).dump(2) << std::endl;
   } else {

@@ -108,7 +108,13 @@ Pipeline::Pipeline(RpcEnv& env, std::vector<std::unique_ptr<NodeConnection>> nod
 
 std::vector<NodeCapacity> Pipeline::Capacities() const {
   std::vector<NodeCapacity> out;
-  for (const auto& n : nodes_) out.push_back({n->hello_status().name, n->address(), n->hello_status().free_bytes});
+  for (const auto& n : nodes_) {
+    NodeCapacity c{n->hello_status().name, n->address(), n->hello_status().free_bytes};
+    for (const auto& t : n->hello_status().tiers) {
+      if (t.name == "nvme" && t.budget > t.used) c.nvme_free_bytes = t.budget - t.used;
+    }
+    out.push_back(c);
+  }
   return out;
 }
 

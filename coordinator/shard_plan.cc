@@ -68,6 +68,21 @@ Result<ShardPlan> PlanShards(const ModelCosts& costs, const std::vector<NodeCapa
   return plan;
 }
 
+Result<ShardPlan> PlanShardsWithNvme(const ModelCosts& costs, const std::vector<NodeCapacity>& nodes,
+                                     std::string* note) {
+  note->clear();
+  auto in_ram = PlanShards(costs, nodes);
+  uint64_t nvme = 0;
+  for (const auto& n : nodes) nvme += n.nvme_free_bytes;
+  if (in_ram.ok() || nvme == 0) return in_ram;
+  std::vector<NodeCapacity> tiered = nodes;
+  for (auto& n : tiered) n.free_bytes += n.nvme_free_bytes;
+  auto streamed = PlanShards(costs, tiered);
+  if (!streamed.ok()) return in_ram.status();
+  *note = "the model does not fit the nodes' RAM; nodes with an NVMe tier stream the layers theirs cannot hold";
+  return streamed;
+}
+
 std::string ShardPlan::Describe(const std::vector<NodeCapacity>& nodes) const {
   std::ostringstream os;
   const int64_t n_layers = stages.empty() ? 0 : stages.back().end_layer;

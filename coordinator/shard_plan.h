@@ -21,6 +21,7 @@ struct NodeCapacity {
   std::string name;
   std::string address;
   uint64_t free_bytes = 0;
+  uint64_t nvme_free_bytes = 0;  // the node's NVMe tier: layers beyond its RAM stream from there
 };
 
 struct StageAssignment {
@@ -37,5 +38,10 @@ struct ShardPlan {
 };
 
 Result<ShardPlan> PlanShards(const ModelCosts& costs, const std::vector<NodeCapacity>& nodes);
+// PlanShards on RAM; when the model does not fit there and nodes have an
+// NVMe tier, again counting it too (those nodes stream the layers their RAM
+// cannot hold), with *note saying so.
+Result<ShardPlan> PlanShardsWithNvme(const ModelCosts& costs, const std::vector<NodeCapacity>& nodes,
+                                     std::string* note);
 
 }  // namespace strata

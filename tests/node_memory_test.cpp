@@ -232,5 +232,61 @@ TEST_F(KeptSessionTest, ExpiresAfterItsTtlAndFreesItsPages) {
   }
 }
 
+// Three real nodes whose RAM budgets hold a fraction of their shards: they
+// stream the rest from NVMe at every token, and the logits equal those of
+// nodes that hold everything in RAM, bit for bit.
+TEST(NodeMemoryTest, ShardsBiggerThanRamStreamAndMatchInRamLogits) {
+  testing::TempDir dir, swap;
+  TestModelSpec spec;
+  spec.hidden = 256;
+  spec.intermediate = 688;
+  spec.layers = 9;  // ~2.9 MB a layer in F32
+  spec.context = 128;
+  spec.tokenizer_vocab = 200;
+  testing::MakeModel(dir / "m", spec);
+  auto run = [&](const std::vector<std::string>& nodes_args, const std::string& logits) {
+    std::vector<std::string> argv = {testing::BinDir() + "/strata", "generate", "--model", dir / "m", "--prompt",
+                                     "a b c d e f", "--max-tokens", "10", "--json", "--logits-out", logits};
+    argv.insert(argv.end(), nodes_args.begin(), nodes_args.end());
+    return testing::RunProcess(argv, 300);
+  };
+  auto in_ram = run({"--local", "3", "--threads", "1"}, dir / "ram.bin");
+  ASSERT_EQ(in_ram.exit_code, 0) << in_ram.err;
+
+  LocalClusterOptions o;
+  o.nodes = 3;
+  o.node_binary = testing::BinDir() + "/strata-node";
+  o.threads = 1;
+  o.memory_per_node = 8u << 20;  // a third of the model is ~9 MB: each node streams its layers
+  o.extra_args = {"--swap-dir", swap.path()};
+  o.log_path = dir / "nodes.log";
+  auto cluster = LocalCluster::Start(o);
+  ASSERT_TRUE(cluster.ok()) << cluster.status().message();
+  std::string nodes;
+  for (const auto& a : cluster.value()->addresses()) nodes += (nodes.empty() ? "" : ",") + a;
+  auto streamed = run({"--nodes", nodes}, dir / "streamed.bin");
+  ASSERT_EQ(streamed.exit_code, 0) << streamed.err;
+  EXPECT_NE(streamed.err.find("stream the layers"), std::string::npos) << streamed.err;
+  // Every node holds more weights than its RAM tier has charged: the rest
+  // is on its NVMe tier.
+  auto io = kj::setupAsyncIo();
+  for (const auto& address : cluster.value()->addresses()) {
+    auto link = testing::Connect(io, address, "");
+    auto info = link->control.infoRequest().send().wait(io.waitScope).getInfo();
+    uint64_t ram = 0, nvme = 0;
+    for (auto t : info.getTiers()) {
+      if (std::string(t.getTier().cStr()) == "ram") ram = t.getUsedBytes();
+      if (std::string(t.getTier().cStr()) == "nvme") nvme = t.getUsedBytes();
+      EXPECT_LE(t.getUsedBytes(), t.getBudgetBytes());
+    }
+    EXPECT_GT(info.getShardBytes(), ram) << address;
+    EXPECT_GT(nvme, 0u) << address;
+  }
+  const std::string a = testing::ReadFile(dir / "ram.bin"), b = testing::ReadFile(dir / "streamed.bin");
+  ASSERT_FALSE(a.empty());
+  EXPECT_TRUE(a == b) << "streamed logits differ from in-RAM logits";
+  EXPECT_EQ(nlohmann::json::parse(in_ram.out)["tokens"], nlohmann::json::parse(streamed.out)["tokens"]);
+}
+
 }  // namespace
 }  // namespace strata
