@@ -3,6 +3,37 @@
 #include <string>
 
 namespace strata {
+namespace {
+
+// INT8 pages. Each value of K and V is stored as int8 with an f32 scale per
+// token, head and group of channels: scale = max|x| / 127 over the group.
+// Per token rather than one scale for a page's whole run of tokens, so a
+// page never needs requantising as it fills: what a position's keys become
+// depends on that position alone — not on how the prompt was chunked, which
+// other tokens share its page, or how the model is split across nodes.
+//
+// src: [kv_heads, n, head_dim] compute dtype; q: [kv_heads, n, head_dim]
+// int8 and scales: [kv_heads, n, groups] f32 (page views). Returns the
+// dequantised values, which replace src in the scratch: attention always
+// sees exactly what the page holds.
+torch::Tensor Quantize(const torch::Tensor& src, torch::Tensor q, torch::Tensor scales, int64_t group) {
+  const int64_t kvh = src.size(0), n = src.size(1), hd = src.size(2);
+  auto x = src.to(torch::kFloat32).reshape({kvh, n, hd / group, group});        // [kvh, n, groups, group]
+  auto scale = x.abs().amax(-1, /*keepdim=*/true).div(127.0f);                   // [kvh, n, groups, 1]
+  scale = torch::where(scale > 0, scale, torch::ones_like(scale));
+  auto qi = x.div(scale).round().clamp(-127, 127);                               // [kvh, n, groups, group]
+  q.copy_(qi.reshape({kvh, n, hd}));
+  scales.copy_(scale.squeeze(-1));
+  return qi.mul(scale).reshape({kvh, n, hd}).to(src.scalar_type());
+}
+
+torch::Tensor Dequantize(const torch::Tensor& q, const torch::Tensor& scales, int64_t group, torch::ScalarType dtype) {
+  const int64_t kvh = q.size(0), n = q.size(1), hd = q.size(2);
+  auto x = q.to(torch::kFloat32).reshape({kvh, n, hd / group, group});
+  return x.mul(scales.unsqueeze(-1)).reshape({kvh, n, hd}).to(dtype);
+}
+
+}  // namespace
 
 KvCache::~KvCache() {
   pool_.Forget(this);
@@ -67,7 +98,17 @@ Result<LayerCache> KvCache::Gather(int64_t layer, int64_t start) {
   const int64_t from = held.owner == this ? std::min(held.positions, start) : 0;
   for (int64_t i = from / P; i * P < start; ++i) {
     const int64_t lo = std::max(from, i * P), hi = std::min(start, (i + 1) * P);
-    auto page = pages_[static_cast<size_t>(i)].data[layer];  // [2, kv_heads, P, head_dim]
+    const KvPagePool::Page& p = pages_[static_cast<size_t>(i)];
+    auto page = p.data[layer];  // [2, kv_heads, P, head_dim]
+    if (pool_.int8()) {
+      const auto dtype = cache.k.scalar_type();
+      auto scales = p.scales[layer];  // [2, kv_heads, P, groups]
+      cache.k.narrow(1, lo, hi - lo).copy_(Dequantize(page[0].narrow(1, lo - i * P, hi - lo),
+                                                      scales[0].narrow(1, lo - i * P, hi - lo), pool_.group(), dtype));
+      cache.v.narrow(1, lo, hi - lo).copy_(Dequantize(page[1].narrow(1, lo - i * P, hi - lo),
+                                                      scales[1].narrow(1, lo - i * P, hi - lo), pool_.group(), dtype));
+      continue;
+    }
     cache.k.narrow(1, lo, hi - lo).copy_(page[0].narrow(1, lo - i * P, hi - lo));
     cache.v.narrow(1, lo, hi - lo).copy_(page[1].narrow(1, lo - i * P, hi - lo));
   }
@@ -81,7 +122,17 @@ void KvCache::Scatter(int64_t layer, const LayerCache& scratch, int64_t start, i
   const int64_t P = pool_.page_tokens();
   for (int64_t i = start / P; i * P < end; ++i) {
     const int64_t lo = std::max(start, i * P), hi = std::min(end, (i + 1) * P);
-    auto page = pages_[static_cast<size_t>(i)].data[layer];
+    const KvPagePool::Page& p = pages_[static_cast<size_t>(i)];
+    auto page = p.data[layer];
+    if (pool_.int8()) {
+      auto scales = p.scales[layer];
+      for (int kv = 0; kv < 2; ++kv) {
+        auto fresh = (kv == 0 ? scratch.k : scratch.v).narrow(1, lo, hi - lo);
+        fresh.copy_(Quantize(fresh, page[kv].narrow(1, lo - i * P, hi - lo), scales[kv].narrow(1, lo - i * P, hi - lo),
+                             pool_.group()));
+      }
+      continue;
+    }
     page[0].narrow(1, lo - i * P, hi - lo).copy_(scratch.k.narrow(1, lo, hi - lo));
     page[1].narrow(1, lo - i * P, hi - lo).copy_(scratch.v.narrow(1, lo, hi - lo));
   }

@@ -1,25 +1,42 @@
 #include "node/kv_page_pool.h"
 
+#include <algorithm>
 #include <string>
 
 namespace strata {
 
 KvPagePool::KvPagePool(MemoryAccountant& memory, MemoryTier tier, int64_t layers, int64_t kv_heads, int64_t head_dim,
-                       const torch::TensorOptions& options, int64_t page_tokens)
-    : memory_(memory), tier_(tier), layers_(layers), kv_heads_(kv_heads), head_dim_(head_dim), options_(options) {
-  bytes_per_token_ = 2 * static_cast<uint64_t>(layers) * static_cast<uint64_t>(kv_heads) *
-                     static_cast<uint64_t>(head_dim) * torch::elementSize(torch::typeMetaToScalarType(options.dtype()));
+                       const torch::TensorOptions& options, int64_t page_tokens, bool int8)
+    : memory_(memory), tier_(tier), layers_(layers), kv_heads_(kv_heads), head_dim_(head_dim), options_(options),
+      int8_(int8) {
+  // Per token, per layer, K and V: head_dim values of each kv head, and for
+  // int8 an f32 scale per group of channels.
+  group_ = std::min<int64_t>(kInt8Group, head_dim);
+  while (head_dim % group_ != 0) --group_;
+  groups_ = head_dim / group_;
+  const uint64_t per_head = int8 ? static_cast<uint64_t>(head_dim) + 4 * static_cast<uint64_t>(groups_)
+                                 : static_cast<uint64_t>(head_dim) *
+                                       torch::elementSize(torch::typeMetaToScalarType(options.dtype()));
+  bytes_per_token_ = 2 * static_cast<uint64_t>(layers) * static_cast<uint64_t>(kv_heads) * per_head;
   page_tokens_ = page_tokens > 0 ? page_tokens
                                  : static_cast<int64_t>((kMinPageBytes + bytes_per_token_ - 1) / bytes_per_token_);
   page_bytes_ = static_cast<uint64_t>(page_tokens_) * bytes_per_token_;
-  page_alloc_bytes_ = on_cpu() ? RoundUpToBlock(page_bytes_) : page_bytes_;
+  page_alloc_bytes_ = on_cpu() ? RoundUpToBlock(page_bytes_ + (int8_ ? 4 : 0)) : page_bytes_;  // int8: scales start 4-aligned
 }
 
 KvPagePool::Page KvPagePool::Adopt(PageMemory memory) const {
   Page page;
   page.memory = std::move(memory.bytes);
   page.charge = std::move(memory.charge);
-  page.data = torch::from_blob(page.memory.get(), {layers_, 2, kv_heads_, page_tokens_, head_dim_}, options_);
+  if (!int8_) {
+    page.data = torch::from_blob(page.memory.get(), {layers_, 2, kv_heads_, page_tokens_, head_dim_}, options_);
+    return page;
+  }
+  const int64_t values = layers_ * 2 * kv_heads_ * page_tokens_ * head_dim_;
+  page.data = torch::from_blob(page.memory.get(), {layers_, 2, kv_heads_, page_tokens_, head_dim_},
+                               options_.dtype(torch::kInt8));
+  page.scales = torch::from_blob(page.memory.get() + (values + 3) / 4 * 4, {layers_, 2, kv_heads_, page_tokens_, groups_},
+                                 options_.dtype(torch::kFloat32));
   return page;
 }
 
@@ -33,7 +50,9 @@ Result<KvPagePool::Page> KvPagePool::Take() {
   if (!charge.ok()) return charge.status();
   if (!on_cpu()) {
     Page page;
-    page.data = torch::empty({layers_, 2, kv_heads_, page_tokens_, head_dim_}, options_);
+    page.data = torch::empty({layers_, 2, kv_heads_, page_tokens_, head_dim_},
+                             int8_ ? options_.dtype(torch::kInt8) : options_);
+    if (int8_) page.scales = torch::empty({layers_, 2, kv_heads_, page_tokens_, groups_}, options_.dtype(torch::kFloat32));
     page.charge = std::move(charge.value());
     return page;
   }
@@ -54,7 +73,9 @@ Result<KvPagePool::Scratch*> KvPagePool::ScratchFor(int64_t capacity) {
   auto it = scratch_.find(capacity);
   if (it == scratch_.end()) {
     if (scratch_.size() >= kMaxScratches) scratch_.erase(scratch_.begin());
-    auto charge = memory_.Charge(tier_, static_cast<uint64_t>(capacity) * bytes_per_token_,
+    const uint64_t scratch_bytes = 2 * static_cast<uint64_t>(layers_ * kv_heads_ * capacity * head_dim_) *
+                                   torch::elementSize(torch::typeMetaToScalarType(options_.dtype()));
+    auto charge = memory_.Charge(tier_, scratch_bytes,
                                  "attention scratch for " + std::to_string(capacity) + " positions");
     if (!charge.ok()) return charge.status();
     Scratch scratch;

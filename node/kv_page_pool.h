@@ -28,18 +28,26 @@
 namespace strata {
 
 inline constexpr uint64_t kMinPageBytes = 256u << 10;
+inline constexpr int64_t kInt8Group = 32;  // channels that share one int8 scale
 
 class KvPagePool {
  public:
   struct Page {
     AlignedBytes memory;  // on the CPU: what `data` views (page_alloc_bytes, so it can go to disk as it is)
-    torch::Tensor data;   // [layers, 2, kv_heads, page_tokens, head_dim]
+    torch::Tensor data;   // [layers, 2, kv_heads, page_tokens, head_dim], compute dtype or int8
+    torch::Tensor scales; // int8 pages: [layers, 2, kv_heads, page_tokens, groups] f32, after data
     MemoryCharge charge;  // its bytes in the tier
   };
 
   // page_tokens = 0 picks the fewest tokens that make a page kMinPageBytes.
+  // `options` is the compute dtype and device (the scratch's); int8 pages
+  // hold each value as int8 with an f32 scale per token, head and group of
+  // kInt8Group channels (see kv_cache.cc for why per token).
   KvPagePool(MemoryAccountant& memory, MemoryTier tier, int64_t layers, int64_t kv_heads, int64_t head_dim,
-             const torch::TensorOptions& options, int64_t page_tokens = 0);
+             const torch::TensorOptions& options, int64_t page_tokens = 0, bool int8 = false);
+
+  bool int8() const { return int8_; }
+  int64_t group() const { return group_; }  // channels per int8 scale
 
   int64_t page_tokens() const { return page_tokens_; }
   uint64_t page_bytes() const { return page_bytes_; }
@@ -79,6 +87,8 @@ class KvPagePool {
   const MemoryTier tier_;
   const int64_t layers_, kv_heads_, head_dim_;
   const torch::TensorOptions options_;
+  const bool int8_;
+  int64_t group_ = 0, groups_ = 0;          // int8: channels per scale, scales per head
   uint64_t bytes_per_token_ = 0;
   int64_t page_tokens_ = 0;
   uint64_t page_bytes_ = 0;

@@ -32,7 +32,7 @@ Result<std::unique_ptr<KvStore>> KvStore::Create(const KvStoreOptions& o) {
                            o.options.device().str());
     }
     if (o.env == nullptr) return Status::Error("a swap directory needs an Env");
-    KvPagePool probe(*o.memory, o.tier, o.layers, o.kv_heads, o.head_dim, o.options, o.page_tokens);
+    KvPagePool probe(*o.memory, o.tier, o.layers, o.kv_heads, o.head_dim, o.options, o.page_tokens, o.int8);
     KvSwapOptions swap_options;
     swap_options.dir = o.swap_dir;
     swap_options.page_bytes = probe.page_alloc_bytes();
@@ -51,7 +51,7 @@ Result<std::unique_ptr<KvStore>> KvStore::Create(const KvStoreOptions& o) {
 KvStore::KvStore(const KvStoreOptions& o, std::shared_ptr<KvSwapSpace> swap, std::unique_ptr<EvictionPolicy> policy)
     : memory_(*o.memory),
       tier_(o.tier),
-      pool_(*o.memory, o.tier, o.layers, o.kv_heads, o.head_dim, o.options, o.page_tokens),
+      pool_(*o.memory, o.tier, o.layers, o.kv_heads, o.head_dim, o.options, o.page_tokens, o.int8),
       swap_(std::move(swap)),
       policy_(std::move(policy)) {}
 

@@ -40,6 +40,7 @@ struct KvStoreOptions {
   Env* env = nullptr;                  // for the swap file (borrowed)
   bool thread_pool_io = false;         // the Env's pread pool instead of io_uring (fault tests)
   std::string policy = "adaptive";     // lru | lfu | adaptive
+  bool int8 = false;                   // pages hold int8 values with per-token, per-group scales
 };
 
 class KvStore {

@@ -361,6 +361,7 @@ Result<std::unique_ptr<LlamaShard>> LlamaShard::Load(std::unique_ptr<Checkpoint>
   kv.head_dim = c.head_dim;
   kv.options = torch::TensorOptions().dtype(impl->dtype).device(impl->device);
   kv.page_tokens = options.kv_page_tokens;
+  kv.int8 = options.kv_int8;
   kv.swap_dir = options.swap_dir;
   kv.env = options.env;
   kv.thread_pool_io = options.swap_thread_pool_io;

@@ -29,6 +29,7 @@ struct ShardOptions {
   MemoryAccountant* memory = nullptr;
   MemoryTier memory_tier = MemoryTier::kRam;
   int64_t kv_page_tokens = 0;                  // 0: the fewest that make a 256 KiB page
+  bool kv_int8 = false;                        // KV pages in int8 (--kv-dtype int8), else the compute dtype
   // NVMe tier for KV pages: a directory for the swap file (empty: none), the
   // Env it goes through (borrowed), and who is swapped out first.
   std::string swap_dir;

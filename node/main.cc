@@ -94,6 +94,9 @@ int main(int argc, char** argv) {
   app.add_option("--swap-limit", swap_limit, "NVMe tier budget, e.g. 64GiB (default: half the free space of --swap-dir)");
   app.add_option("--kv-policy", options.kv_policy, "whose KV pages go to NVMe first: lru | lfu | adaptive")
       ->check(CLI::IsMember({"lru", "lfu", "adaptive"}));
+  std::string kv_dtype = "compute";
+  app.add_option("--kv-dtype", kv_dtype, "KV cache values: compute (the compute dtype) | int8 (per-token, per-group scales)")
+      ->check(CLI::IsMember({"compute", "int8"}));
   app.add_option("--session-ttl", options.session_ttl_s, "seconds a kept session may sit unused before it is closed")
       ->check(CLI::Range(1u, 30u * 86400u));
   app.add_option("--device", device, "cpu | cuda | cuda:N (default: cuda:0 if present, else cpu)");
@@ -128,6 +131,7 @@ int main(int argc, char** argv) {
   if (!gpu_memory.empty() && !ParseSize(gpu_memory, &options.gpu_memory_budget)) {
     Die("--gpu-memory-limit wants a size like 8GiB or 512MiB, got '" + gpu_memory + "'");
   }
+  options.kv_int8 = kv_dtype == "int8";
   if (!swap_limit.empty() && !ParseSize(swap_limit, &options.swap_budget)) {
     Die("--swap-limit wants a size like 64GiB or 512MiB, got '" + swap_limit + "'");
   }

@@ -41,7 +41,7 @@ TierBudgets Budgets(const NodeOptions& options) {
 NodeState::NodeState(const NodeOptions& options, kj::Timer& timer, kj::Network& network)
     : options_(options), timer_(timer), network_(network), node_id_(RandomBytes(16)),
       compute_tier_(ComputeTier(options.device)), memory_(Budgets(options)),
-      compute_([threads = options.threads]() { SetComputeThreads(threads); }), runtime_(memory_, compute_tier_, KvTiers{options.swap_dir, options.env, options.kv_policy}),
+      compute_([threads = options.threads]() { SetComputeThreads(threads); }), runtime_(memory_, compute_tier_, KvTiers{options.swap_dir, options.env, options.kv_policy, options.kv_int8}),
       tasks_(error_handler_) {}
 
 void NodeState::ErrorHandler::taskFailed(kj::Exception&& e) {

@@ -80,6 +80,7 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
   charged.swap_dir = kv_tiers_.swap_dir;
   charged.env = kv_tiers_.env;
   charged.kv_policy = kv_tiers_.policy;
+  charged.kv_int8 = kv_tiers_.int8;
   try {
     shard = LlamaShard::Load(std::move(checkpoint.value()), charged);
   } catch (const std::exception& e) {

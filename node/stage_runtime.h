@@ -42,6 +42,7 @@ struct KvTiers {
   std::string swap_dir;              // empty: no NVMe tier
   Env* env = nullptr;                // borrowed
   std::string policy = "adaptive";
+  bool int8 = false;                 // --kv-dtype int8
 };
 
 class StageRuntime {

@@ -36,6 +36,7 @@ struct NodeOptions {
   std::string swap_dir;
   uint64_t swap_budget = 0;
   std::string kv_policy = "adaptive";  // lru | lfu | adaptive
+  bool kv_int8 = false;                // KV pages in int8 (--kv-dtype int8)
   uint32_t session_ttl_s = 3600;       // a kept session nobody uses is closed after this
   Env* env = nullptr;                  // borrowed from main(): the filesystem
 };

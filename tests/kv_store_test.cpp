@@ -79,8 +79,10 @@ class Driver {
 
 // What each session computes with all the RAM it wants, step by step.
 std::map<uint64_t, std::vector<std::vector<float>>> Reference(const std::string& model, TensorDType dtype,
-                                                               int sessions, int steps) {
-  auto shard = Load(model, dtype, ShardOptions{});
+                                                               int sessions, int steps, bool int8 = false) {
+  ShardOptions o;
+  o.kv_int8 = int8;
+  auto shard = Load(model, dtype, o);
   Driver d(*shard);
   std::map<uint64_t, std::vector<std::vector<float>>> out;
   for (int s = 1; s <= sessions; ++s) {
@@ -102,8 +104,10 @@ class KvStoreTest : public ::testing::Test {
   // A RAM budget that holds the scratch and a few pages: four sessions of
   // up to 28 tokens (two pages each) cannot all stay.
   std::unique_ptr<LlamaShard> SwappingShard(TensorDType dtype, MemoryAccountant& memory, Env& env, bool pool_io,
-                                            const std::string& swap_dir, const std::string& policy = "adaptive") {
+                                            const std::string& swap_dir, const std::string& policy = "adaptive",
+                                            bool int8 = false) {
     ShardOptions o;
+    o.kv_int8 = int8;
     o.memory = &memory;
     o.swap_dir = swap_dir;
     o.env = &env;
@@ -111,10 +115,12 @@ class KvStoreTest : public ::testing::Test {
     o.kv_policy = policy;
     return Load(model_.path(), dtype, o);
   }
-  static TierBudgets Budgets(TensorDType dtype) {
-    const uint64_t per_token = 2 * 4 * 2 * 16 * ElementSize(dtype);  // [layers, k/v, kv_heads, head_dim]
+  static TierBudgets Budgets(TensorDType dtype, bool int8 = false) {
+    // [layers, k/v, kv_heads, head_dim] values; int8 adds a 4-byte scale per head
+    const uint64_t page_per_token = 2 * 4 * 2 * (int8 ? 16 + 4 : 16 * ElementSize(dtype));
+    const uint64_t per_token = 2 * 4 * 2 * 16 * ElementSize(dtype);  // the scratch: compute dtype
     TierBudgets b;
-    b.bytes[static_cast<int>(MemoryTier::kRam)] = per_token * (kCapacity + 3 * kPageTokens);
+    b.bytes[static_cast<int>(MemoryTier::kRam)] = per_token * kCapacity + 3 * ((page_per_token * kPageTokens + 4099) / 4096 * 4096);
     b.bytes[static_cast<int>(MemoryTier::kNvme)] = 64u << 20;
     return b;
   }
@@ -122,9 +128,10 @@ class KvStoreTest : public ::testing::Test {
 };
 
 void ExpectSwappedEqualsInRam(const std::string& model, const std::string& swap_dir, TensorDType dtype,
-                              const std::string& policy, LlamaShard& shard, MemoryAccountant& memory) {
+                              const std::string& policy, LlamaShard& shard, MemoryAccountant& memory,
+                              bool int8 = false) {
   const int kSessions = 4, kSteps = 20;
-  auto reference = Reference(model, dtype, kSessions, kSteps);
+  auto reference = Reference(model, dtype, kSessions, kSteps, int8);
   Driver d(shard);
   for (int s = 1; s <= kSessions; ++s) d.Open(s);
   const uint64_t budget = memory.budget(MemoryTier::kRam);
@@ -156,6 +163,15 @@ TEST_F(KvStoreTest, SwappedSessionsComputeExactlyWhatTheyComputeInRamBF16) {
   auto shard = SwappingShard(TensorDType::kBF16, memory, posix_, false, swap_.path());
   ASSERT_NE(shard, nullptr);
   ExpectSwappedEqualsInRam(model_.path(), swap_.path(), TensorDType::kBF16, "adaptive", *shard, memory);
+}
+
+TEST_F(KvStoreTest, SwappedInt8PagesAreExactToo) {
+  for (TensorDType dtype : {TensorDType::kF32, TensorDType::kBF16}) {
+    MemoryAccountant memory(Budgets(dtype, true));
+    auto shard = SwappingShard(dtype, memory, posix_, false, swap_.path(), "adaptive", true);
+    ASSERT_NE(shard, nullptr);
+    ExpectSwappedEqualsInRam(model_.path(), swap_.path(), dtype, "adaptive", *shard, memory, true);
+  }
 }
 
 TEST_F(KvStoreTest, ThreadPoolFallbackIsExactToo) {

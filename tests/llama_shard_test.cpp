@@ -172,6 +172,37 @@ TEST(LlamaShardTest, StreamedLayerReadErrorFailsTheStepWithItsCause) {
   EXPECT_TRUE(out.ok()) << out.status().message();
 }
 
+// INT8 KV: a split still changes nothing (scales are per token, head and
+// channel group, so no value depends on which node holds its layer), and
+// the logits stay close to full-precision KV.
+TEST(LlamaShardTest, Int8KvIsBitIdenticalAcrossSplitsAndCloseToFullPrecision) {
+  TempDir dir;
+  TestModelSpec spec = Spec();
+  spec.hidden = 128;  // head_dim 32: one scale group per head
+  testing::MakeModel(dir.path(), spec);
+  for (TensorDType dtype : {TensorDType::kF32, TensorDType::kBF16}) {
+    ShardOptions int8;
+    int8.kv_int8 = true;
+    std::vector<std::unique_ptr<LlamaShard>> whole, pieces, full;
+    whole.push_back(LoadShard(dir.path(), 0, spec.layers, dtype, int8));
+    pieces.push_back(LoadShard(dir.path(), 0, 2, dtype, int8));
+    pieces.push_back(LoadShard(dir.path(), 2, spec.layers, dtype, int8));
+    full.push_back(LoadShard(dir.path(), 0, spec.layers, dtype));
+    const std::vector<int32_t> prompt = {1, 17, 250, 3, 99, 401, 7};
+    auto a = RunChain(whole, prompt, 12);
+    auto b = RunChain(pieces, prompt, 12);
+    auto f = RunChain(full, prompt, 12);
+    ASSERT_EQ(a.size(), b.size());
+    double worst = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_EQ(std::memcmp(a[i].data(), b[i].data(), a[i].size() * sizeof(float)), 0) << "step " << i;
+      for (size_t v = 0; v < a[i].size(); ++v) worst = std::max(worst, static_cast<double>(std::fabs(a[i][v] - f[i][v])));
+    }
+    EXPECT_GT(worst, 0.0) << "int8 KV must actually quantise";
+    EXPECT_LT(worst, 0.1) << "int8 KV strays too far from full precision";
+  }
+}
+
 TEST(LlamaShardTest, DecodeWithCacheMatchesRecompute) {
   TempDir dir;
   TestModelSpec spec = Spec();
