@@ -235,13 +235,13 @@ std::string SwapText(const NodeStatus& s) {
   const auto& w = s.swap;
   const uint64_t steps = w.ram_hits + w.ram_misses;
   if (w.pages_out == 0 && w.pages_in == 0 && s.kept_sessions == 0 && steps == 0) return "";
-  char buf[256];
+  char buf[320];
   std::snprintf(buf, sizeof buf,
-                " | swap: %llu out, %llu in (%.1f MiB, read %.2f GB/s, write %.2f GB/s), %llu on disk, %u kept, "
+                " | swap: %llu out, %llu in (%.1f MiB; per page: write %.0f us, read %.0f us), %llu on disk, %u kept, "
                 "RAM hits %.0f%%, prefetched %llu/%llu, %llu failed",
                 static_cast<unsigned long long>(w.pages_out), static_cast<unsigned long long>(w.pages_in),
-                (w.bytes_out + w.bytes_in) / 1048576.0, w.read_micros ? w.bytes_in / (w.read_micros * 1e3) : 0.0,
-                w.write_micros ? w.bytes_out / (w.write_micros * 1e3) : 0.0,
+                (w.bytes_out + w.bytes_in) / 1048576.0, w.pages_out ? static_cast<double>(w.write_micros) / w.pages_out : 0.0,
+                w.pages_in ? static_cast<double>(w.read_micros) / w.pages_in : 0.0,
                 static_cast<unsigned long long>(w.sessions_on_disk), s.kept_sessions,
                 steps ? 100.0 * w.ram_hits / steps : 100.0, static_cast<unsigned long long>(w.prefetch_hits),
                 static_cast<unsigned long long>(w.prefetch_hits + w.prefetch_misses),
