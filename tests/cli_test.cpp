@@ -15,7 +15,8 @@ TEST(CliTest, EveryBinaryHasHelp) {
   for (auto argv : std::vector<std::vector<std::string>>{
            {Strata(), "--help"}, {Strata(), "generate", "--help"}, {Strata(), "plan", "--help"},
            {Strata(), "status", "--help"}, {Strata(), "make-model", "--help"}, {Strata(), "make-secret", "--help"},
-           {testing::BinDir() + "/strata-node", "--help"}}) {
+           {testing::BinDir() + "/strata-node", "--help"}, {testing::BinDir() + "/strata-kvquality", "--help"},
+           {testing::BinDir() + "/strata-kvscaling", "--help"}}) {
     auto r = RunProcess(argv, 30);
     EXPECT_EQ(r.exit_code, 0) << argv.back() << r.err;
     EXPECT_TRUE(r.out.find("usage:") != std::string::npos || r.out.find("Usage:") != std::string::npos) << r.out;
@@ -28,7 +29,7 @@ TEST(CliTest, BadInvocationsExplainThemselves) {
       {{Strata()}, "no command given"},
       {{Strata(), "fly"}, "unknown command 'fly'"},
       {{Strata(), "generate", "--model", "m", "--prompt", "x"}, "give exactly one of --nodes, --cluster, --local"},
-      {{Strata(), "generate", "--model", "m", "--local", "2"}, "--prompt TEXT is required"},
+      {{Strata(), "generate", "--model", "m", "--local", "2"}, "give one of --prompt TEXT and --prompt-tokens IDS"},
       {{Strata(), "generate", "--model", "/nonexistent", "--local", "2", "--prompt", "x"}, "/nonexistent/config.json"},
       {{Strata(), "generate", "--local", "x"}, "--local wants an integer"},
       {{Strata(), "generate", "--model", "m", "--nodes", "nohost", "--prompt", "x"}, "bad node address 'nohost'"},
@@ -40,6 +41,13 @@ TEST(CliTest, BadInvocationsExplainThemselves) {
        "cannot read the cluster secret file /nonexistent"},
       {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--tls"}, "--tls needs --tls-dir DIR"},
       {{Strata(), "make-secret"}, "--out FILE is required"},
+      {{Strata(), "generate", "--nodes", "a:1", "--session", "xyz", "--prompt", "x"},
+       "--session wants the 32 hex digits that --keep-session printed"},
+      {{Strata(), "generate", "--local", "2", "--keep-session", "--prompt", "x"}, "--keep-session needs nodes that outlive"},
+      {{Strata(), "generate", "--nodes", "a:1", "--prompt-tokens", "1,x"}, "--prompt-tokens wants comma-separated token ids"},
+      {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--swap-dir", "/nonexistent"},
+       "--swap-dir /nonexistent: No such file or directory"},
+      {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--kv-policy", "mru"}, "--kv-policy: mru not in"},
   };
   for (const auto& c : cases) {
     auto r = RunProcess(c.argv, 30);
