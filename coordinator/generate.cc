@@ -18,6 +18,7 @@
 
 #include "coordinator/credentials.h"
 #include "coordinator/local_cluster.h"
+#include "coordinator/membership.h"
 #include "coordinator/pipeline.h"
 #include "coordinator/shard_plan.h"
 #include "coordinator/tokenizer.h"
@@ -78,8 +79,10 @@ Result<Cluster> StartCluster(const ClusterFlags& flags, const Credentials& crede
     c.addresses = c.local->addresses();
     return c;
   }
-  std::string error;
-  if (!ResolveAddresses(flags, &c.addresses, &error)) return Status::Error(error);
+  auto members = ResolveMembers(flags, credentials.secret);
+  if (!members.ok()) return members.status();
+  spdlog::info("{} nodes from {}", members->addresses.size(), members->source);
+  c.addresses = members->addresses;
   return c;
 }
 
@@ -251,47 +254,16 @@ std::string SwapText(const NodeStatus& s) {
 
 }  // namespace
 
-bool ResolveAddresses(const ClusterFlags& flags, std::vector<std::string>* out, std::string* error) {
-  out->clear();
-  if (!flags.cluster_file.empty()) {
-    std::ifstream in(flags.cluster_file);
-    if (!in) { *error = "cannot read cluster file " + flags.cluster_file; return false; }
-    json j = json::parse(in, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("nodes") || !j["nodes"].is_array()) {
-      *error = "cluster file " + flags.cluster_file + " must be a JSON object with a \"nodes\" array of \"HOST:PORT\"";
-      return false;
-    }
-    for (const auto& n : j["nodes"]) {
-      if (!n.is_string()) { *error = "cluster file " + flags.cluster_file + ": every node must be a \"HOST:PORT\" string"; return false; }
-      out->push_back(n.get<std::string>());
-    }
-  } else {
-    std::stringstream ss(flags.nodes);
-    std::string item;
-    while (std::getline(ss, item, ',')) if (!item.empty()) out->push_back(item);
-  }
-  for (const auto& a : *out) {
-    const size_t colon = a.rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == a.size() ||
-        a.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
-      *error = "bad node address '" + a + "': want HOST:PORT";
-      return false;
-    }
-  }
-  if (out->empty()) { *error = "no nodes: give --nodes HOST:PORT,..., --cluster FILE or --local N"; return false; }
-  return true;
-}
-
 int RunGenerate(const GenerateFlags& flags) {
   TensorDType dtype;
   if (!ParseTensorDType(flags.dtype, &dtype) || dtype == TensorDType::kF16) {
     return Fail("--dtype must be f32 or bf16, got '" + flags.dtype + "'");
   }
   if (flags.model.empty()) return Fail("--model DIR is required");
-  if (flags.cluster.local == 0) {
+  if (flags.cluster.local == 0 && !UsesDiscovery(flags.cluster)) {
     std::vector<std::string> addresses;
     std::string error;
-    if (!ResolveAddresses(flags.cluster, &addresses, &error)) return Fail(error);
+    if (!ResolveStaticAddresses(flags.cluster, &addresses, &error)) return Fail(error);
   }
   if (flags.keep_session && flags.cluster.local > 0) {
     return Fail("--keep-session needs nodes that outlive this run (--nodes or --cluster), not --local");
@@ -437,12 +409,12 @@ int RunPlan(const GenerateFlags& flags) {
       capacities.push_back({"local-" + std::to_string(i), "127.0.0.1", AvailableMemoryBytes() / flags.cluster.local});
     }
   } else {
-    std::vector<std::string> addresses;
-    std::string error;
-    if (!ResolveAddresses(flags.cluster, &addresses, &error)) return Fail(error);
     auto io = kj::setupAsyncIo();
     auto credentials = LoadCredentials(flags.cluster, io.provider->getTimer(), false);
     if (!credentials.ok()) return Fail(credentials.status().message());
+    auto members = ResolveMembers(flags.cluster, credentials->secret);
+    if (!members.ok()) return Fail(members.status().message());
+    const std::vector<std::string>& addresses = members->addresses;
     RpcEnv env(io, Timeouts{}, credentials->security());
     try {
       std::vector<std::unique_ptr<NodeConnection>> nodes;
@@ -470,12 +442,13 @@ int RunPlan(const GenerateFlags& flags) {
 }
 
 int RunStatus(const ClusterFlags& flags) {
-  std::vector<std::string> addresses;
-  std::string error;
-  if (!ResolveAddresses(flags, &addresses, &error)) return Fail(error);
   auto io = kj::setupAsyncIo();
   auto credentials = LoadCredentials(flags, io.provider->getTimer(), false);
   if (!credentials.ok()) return Fail(credentials.status().message());
+  auto members = ResolveMembers(flags, credentials->secret);
+  if (!members.ok()) return Fail(members.status().message());
+  const std::vector<std::string>& addresses = members->addresses;
+  std::printf("%zu nodes from %s\n", addresses.size(), members->source.c_str());
   Timeouts timeouts;
   timeouts.connect_ms = static_cast<uint32_t>(flags.connect_timeout_ms);
   RpcEnv env(io, timeouts, credentials->security());

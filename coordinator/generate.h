@@ -5,10 +5,13 @@
 #include <string>
 #include <vector>
 
+#include "protocol/discovery_options.h"
+
 namespace strata {
 
-// Where the nodes come from: explicit addresses, a cluster file, or N local
-// processes started (and stopped) by the command itself.
+// Where the nodes come from (coordinator/membership): explicit addresses, a
+// cluster file, N local processes started (and stopped) by the command
+// itself, or discovery.
 struct ClusterFlags {
   std::string nodes;          // "HOST:PORT,HOST:PORT"
   std::string cluster_file;   // JSON {"nodes": ["HOST:PORT", ...]}
@@ -20,6 +23,9 @@ struct ClusterFlags {
   std::string secret_file;    // --cluster-secret-file (else $STRATA_CLUSTER_SECRET)
   bool tls = false;
   std::string tls_dir, tls_cert, tls_key, tls_ca;
+  DiscoveryOptions discovery;       // group and cluster name (the port is discovery_port)
+  int64_t discovery_port = 7788;
+  uint64_t discovery_wait_ms = 2500;
 };
 
 struct GenerateFlags {
@@ -46,8 +52,5 @@ struct GenerateFlags {
 int RunGenerate(const GenerateFlags& flags);
 int RunPlan(const GenerateFlags& flags);
 int RunStatus(const ClusterFlags& flags);
-
-// Parses "a:1,b:2" or a cluster file into addresses; false + *error on bad input.
-bool ResolveAddresses(const ClusterFlags& flags, std::vector<std::string>* out, std::string* error);
 
 }  // namespace strata
