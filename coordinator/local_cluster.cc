@@ -64,6 +64,7 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOpti
       args.insert(args.end(), {"--tls", "--tls-cert", options.tls_cert, "--tls-key", options.tls_key, "--tls-ca",
                                options.tls_ca});
     }
+    if (!options.discovery) args.push_back("--no-discovery");
     args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
     // The secret travels in the environment, not argv: /proc/PID/cmdline is
     // world-readable, /proc/PID/environ is not.

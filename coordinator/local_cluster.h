@@ -24,6 +24,7 @@ struct LocalClusterOptions {
   std::string secret;            // the cluster secret the nodes get (through their environment)
   std::string tls_cert, tls_key, tls_ca;  // set: the nodes speak TLS with these files
   std::vector<std::string> extra_args;    // more strata-node flags, for every node
+  bool discovery = false;                 // let the nodes beacon (a command's own nodes stay unannounced)
   std::string log_path;                   // set: the nodes' stderr goes to this file (appended)
 };
 

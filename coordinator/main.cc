@@ -42,6 +42,14 @@ void AddSecurityFlags(FlagSet& f, ClusterFlags* c) {
   f.String("tls-ca", &c->tls_ca, "the cluster CA certificate (PEM)");
 }
 
+// Without --nodes, --cluster or --local, the nodes are those that beacon.
+void AddDiscoveryFlags(FlagSet& f, ClusterFlags* c) {
+  f.String("cluster-name", &c->discovery.cluster, "discovery: the cluster whose nodes to use");
+  f.String("discovery-group", &c->discovery.group, "discovery: the IPv4 multicast group nodes beacon to");
+  f.Int("discovery-port", &c->discovery_port, 1, 65535, "discovery: the UDP port of the group");
+  f.UInt64("discovery-wait-ms", &c->discovery_wait_ms, "discovery: how long to listen for beacons");
+}
+
 void AddClusterFlags(FlagSet& f, ClusterFlags* c) {
   f.String("nodes", &c->nodes, "comma-separated node addresses HOST:PORT, in pipeline order");
   f.String("cluster", &c->cluster_file, "a cluster file: {\"nodes\": [\"HOST:PORT\", ...]}");
@@ -50,6 +58,7 @@ void AddClusterFlags(FlagSet& f, ClusterFlags* c) {
   f.String("node-binary", &c->node_binary, "strata-node binary for --local (default: next to strata)");
   f.UInt64("connect-timeout-ms", &c->connect_timeout_ms, "how long to wait for a node to answer hello");
   f.UInt64("step-timeout-ms", &c->step_timeout_ms, "how long to wait for one pipeline step");
+  AddDiscoveryFlags(f, c);
   AddSecurityFlags(f, c);
 }
 
@@ -102,7 +111,7 @@ int Generate(int argc, char** argv, bool plan_only) {
   if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
   if (help) { std::cout << f.Help(); return 0; }
   const int sources = (!g.cluster.nodes.empty()) + (!g.cluster.cluster_file.empty()) + (g.cluster.local > 0);
-  if (sources != 1) { std::cerr << "strata: give exactly one of --nodes, --cluster, --local\n"; return 2; }
+  if (sources > 1) { std::cerr << "strata: give at most one of --nodes, --cluster, --local (none: discovery)\n"; return 2; }
   if (!plan_only && f.WasSet("prompt") == f.WasSet("prompt-tokens")) {
     std::cerr << "strata: give one of --prompt TEXT and --prompt-tokens IDS\n";
     return 2;
@@ -116,16 +125,19 @@ int Generate(int argc, char** argv, bool plan_only) {
 
 int StatusCommand(int argc, char** argv) {
   ClusterFlags c;
-  FlagSet f("strata status (--nodes HOST:PORT,... | --cluster FILE)",
-            "Shows each node: name, device, threads, its layers, open sessions, free memory, resident memory.");
+  FlagSet f("strata status [--nodes HOST:PORT,... | --cluster FILE]",
+            "Shows each node: name, device, threads, its layers, open sessions, free memory, resident memory,\n"
+            "memory per tier and swap traffic. Without --nodes or --cluster: every member that beacons.");
   f.String("nodes", &c.nodes, "comma-separated node addresses HOST:PORT");
   f.String("cluster", &c.cluster_file, "a cluster file: {\"nodes\": [\"HOST:PORT\", ...]}");
   f.UInt64("connect-timeout-ms", &c.connect_timeout_ms, "how long to wait for each node");
+  AddDiscoveryFlags(f, &c);
   AddSecurityFlags(f, &c);
   std::string error;
   bool help = false;
   if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
   if (help) { std::cout << f.Help(); return 0; }
+
   return RunStatus(c);
 }
 

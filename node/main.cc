@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "node/discovery_beacon.h"
 #include "node/llama_shard.h"
 #include "node/rpc_listener.h"
 #include "node/stage_server.h"
@@ -99,6 +100,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"compute", "int8"}));
   app.add_option("--session-ttl", options.session_ttl_s, "seconds a kept session may sit unused before it is closed")
       ->check(CLI::Range(1u, 30u * 86400u));
+  strata::DiscoveryOptions discovery;
+  bool no_discovery = false;
+  app.add_option("--cluster-name", discovery.cluster, "discovery: the cluster this node beacons for");
+  app.add_option("--discovery-group", discovery.group, "discovery: the IPv4 multicast group to beacon to");
+  app.add_option("--discovery-port", discovery.port, "discovery: the UDP port of the group");
+  app.add_option("--beacon-interval-ms", discovery.interval_ms, "discovery: how often to beacon")
+      ->check(CLI::Range(50u, 60000u));
+  app.add_flag("--no-discovery", no_discovery, "do not beacon (coordinators then need --nodes or --cluster)");
   app.add_option("--device", device, "cpu | cuda | cuda:N (default: cuda:0 if present, else cpu)");
   app.add_option("--rpc-timeout-ms", options.rpc_timeout_ms, "how long to wait for the next stage")
       ->check(CLI::Range(1u, 86400000u));
@@ -206,6 +215,15 @@ int main(int argc, char** argv) {
   }
   strata::NodeServer server(options, io.provider->getTimer(), io.provider->getNetwork());
   strata::RpcListener front_door(*listener, io.provider->getTimer(), options.tls, limits, server);
+  std::unique_ptr<strata::BeaconSender> beacon;
+  if (!no_discovery) {
+    auto started = strata::BeaconSender::Start(discovery, options.secret, options.name, bound, server.node_id());
+    if (!started.ok()) {
+      spdlog::warn("discovery off: {}", started.status().message());
+    } else {
+      beacon = std::move(started.value());
+    }
+  }
   if (ready_fd >= 0) {
     const std::string line = bound + "\n";
     if (write(ready_fd, line.data(), line.size()) < 0) spdlog::warn("cannot write to --ready-fd {}", ready_fd);

@@ -348,6 +348,8 @@ NodeServer::NodeServer(const NodeOptions& options, kj::Timer& timer, kj::Network
     : state_(kj::refcounted<NodeState>(options, timer, network)) {}
 NodeServer::~NodeServer() = default;
 
+const Bytes& NodeServer::node_id() const { return state_->node_id(); }
+
 wire::Node::Client NodeServer::Bootstrap(kj::Own<ConnectionState> connection) {
   return kj::heap<NodeImpl>(kj::addRef(*state_), kj::mv(connection));
 }

@@ -75,6 +75,7 @@ class NodeServer {
   NodeServer(const NodeOptions& options, kj::Timer& timer, kj::Network& network);
   ~NodeServer();
   wire::Node::Client Bootstrap(kj::Own<ConnectionState> connection);
+  const Bytes& node_id() const;  // random per process: what the node's beacons carry
 
  private:
   kj::Own<NodeState> state_;

@@ -26,6 +26,8 @@ void AppendU32(Bytes* out, uint32_t v) {
   Append(out, le, 4);
 }
 
+}  // namespace
+
 Bytes Hmac(const ClusterSecret& secret, const Bytes& message) {
   Bytes mac(EVP_MAX_MD_SIZE);
   unsigned int len = 0;
@@ -34,6 +36,8 @@ Bytes Hmac(const ClusterSecret& secret, const Bytes& message) {
   mac.resize(len);
   return mac;
 }
+
+namespace {
 
 std::string Trim(const std::string& s) {
   const size_t b = s.find_first_not_of(" \t\r\n");

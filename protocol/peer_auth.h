@@ -52,6 +52,7 @@ Bytes RandomBytes(size_t n);  // OpenSSL RAND_bytes; aborts if the RNG fails
 Bytes ServerProof(const ClusterSecret& secret, uint32_t version, const Bytes& client_nonce, const Bytes& server_nonce);
 Bytes ClientProof(const ClusterSecret& secret, uint32_t version, uint32_t role, const std::string& peer,
                   const Bytes& server_nonce, const Bytes& client_nonce);
+Bytes Hmac(const ClusterSecret& secret, const Bytes& message);  // HMAC-SHA256
 // Constant-time comparison (CRYPTO_memcmp); false on different lengths.
 bool ProofsEqual(const Bytes& a, const Bytes& b);
 

@@ -28,7 +28,10 @@ TEST(CliTest, BadInvocationsExplainThemselves) {
   std::vector<Case> cases = {
       {{Strata()}, "no command given"},
       {{Strata(), "fly"}, "unknown command 'fly'"},
-      {{Strata(), "generate", "--model", "m", "--prompt", "x"}, "give exactly one of --nodes, --cluster, --local"},
+      {{Strata(), "generate", "--model", "m", "--prompt", "x", "--nodes", "a:1", "--local", "2"},
+       "give at most one of --nodes, --cluster, --local"},
+      {{Strata(), "status", "--cluster-name", "nobody-here", "--discovery-port", "47999", "--discovery-wait-ms", "300"},
+       "no nodes: none beaconed in cluster 'nobody-here'"},
       {{Strata(), "generate", "--model", "m", "--local", "2"}, "give one of --prompt TEXT and --prompt-tokens IDS"},
       {{Strata(), "generate", "--model", "/nonexistent", "--local", "2", "--prompt", "x"}, "/nonexistent/config.json"},
       {{Strata(), "generate", "--local", "x"}, "--local wants an integer"},

@@ -1,0 +1,232 @@
+// Discovery: beacons are validated byte by byte; real strata-node processes
+// beacon over loopback multicast and a listener sees them join; a node that
+// is killed leaves the list within a few seconds, one that stops says so at
+// once; stray, malformed, forged, replayed and foreign packets are ignored
+// and counted; a coordinator with no --nodes finds the cluster and runs.
+#include "coordinator/discovery.h"
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <thread>
+
+#include "protocol/beacon.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+using testing::Child;
+using testing::TempDir;
+
+ClusterSecret Secret(uint8_t fill) { return ClusterSecret(Bytes(32, fill)); }
+
+Beacon SomeBeacon() {
+  Beacon b;
+  b.counter = 42;
+  b.node_id = Bytes(16, 7);
+  b.cluster = "c1";
+  b.name = "box-a";
+  b.address = "10.0.0.1:7700";
+  return b;
+}
+
+TEST(BeaconTest, RoundTripsSignedAndUnsigned) {
+  for (const ClusterSecret& secret : {ClusterSecret(), Secret(1)}) {
+    auto bytes = EncodeBeacon(SomeBeacon(), secret);
+    ASSERT_TRUE(bytes.ok());
+    auto back = DecodeBeacon(bytes->data(), bytes->size(), secret);
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    EXPECT_EQ(back->counter, 42u);
+    EXPECT_EQ(back->name, "box-a");
+    EXPECT_EQ(back->address, "10.0.0.1:7700");
+    EXPECT_EQ(back->cluster, "c1");
+  }
+}
+
+TEST(BeaconTest, RefusesForgedTruncatedAndMalformed) {
+  auto signed_bytes = EncodeBeacon(SomeBeacon(), Secret(1)).value();
+  auto unsigned_bytes = EncodeBeacon(SomeBeacon(), ClusterSecret()).value();
+  auto refuse = [](const Bytes& b, const ClusterSecret& s, const std::string& why) {
+    auto r = DecodeBeacon(b.data(), b.size(), s);
+    ASSERT_FALSE(r.ok()) << why;
+    EXPECT_NE(r.status().message().find(why), std::string::npos) << r.status().message();
+  };
+  refuse(signed_bytes, Secret(2), "bad MAC");                      // another cluster's secret
+  refuse(unsigned_bytes, Secret(1), "unsigned beacon");           // no MAC where one is required
+  refuse(signed_bytes, ClusterSecret(), "signed beacon");
+  Bytes flipped = signed_bytes;
+  flipped[20] ^= 1;                                                // a byte changed in transit
+  refuse(flipped, Secret(1), "bad MAC");
+  refuse(Bytes(signed_bytes.begin(), signed_bytes.begin() + 20), Secret(1), "datagram");
+  refuse(Bytes(600, 0), Secret(1), "datagram");
+  Bytes magic = unsigned_bytes;
+  magic[0] = 'X';
+  refuse(magic, ClusterSecret(), "not a Strata beacon");
+  Bytes version = unsigned_bytes;
+  version[4] = 9;
+  refuse(version, ClusterSecret(), "beacon version 9");
+  Bytes overlong = unsigned_bytes;
+  overlong[30] = 200;                                              // a cluster name longer than the datagram
+  refuse(overlong, ClusterSecret(), "malformed");
+  Beacon control = SomeBeacon();
+  control.name = "evil\x1b[2J";
+  auto escaped = EncodeBeacon(control, ClusterSecret()).value();
+  refuse(escaped, ClusterSecret(), "malformed");                   // no terminal escapes in names
+  Beacon big = SomeBeacon();
+  big.name = std::string(65, 'n');
+  EXPECT_FALSE(EncodeBeacon(big, ClusterSecret()).ok());
+}
+
+// A UDP socket that sends raw datagrams to the group over loopback.
+class RawSender {
+ public:
+  explicit RawSender(uint16_t port) : fd_(::socket(AF_INET, SOCK_DGRAM, 0)) {
+    in_addr lo{};
+    lo.s_addr = htonl(INADDR_LOOPBACK);
+    ::setsockopt(fd_, IPPROTO_IP, IP_MULTICAST_IF, &lo, sizeof lo);
+    to_.sin_family = AF_INET;
+    to_.sin_port = htons(port);
+    ::inet_pton(AF_INET, "239.255.77.77", &to_.sin_addr);
+  }
+  ~RawSender() { ::close(fd_); }
+  void Send(const Bytes& b) { ::sendto(fd_, b.data(), b.size(), 0, reinterpret_cast<sockaddr*>(&to_), sizeof to_); }
+
+ private:
+  int fd_;
+  sockaddr_in to_{};
+};
+
+class DiscoveryTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    // A port and cluster name of this test run alone: parallel tests must
+    // not see each other's nodes.
+    port_ = static_cast<uint16_t>(20000 + ::getpid() % 20000);
+    cluster_ = "test-" + std::to_string(::getpid());
+    std::ofstream(dir_ / "secret") << "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff\n";
+    ::chmod((dir_ / "secret").c_str(), 0600);
+    secret_ = ClusterSecret::LoadFile(dir_ / "secret").value();
+  }
+  std::unique_ptr<Child> StartNode(const std::string& name, const std::string& secret_file) {
+    return std::make_unique<Child>(std::vector<std::string>{
+        testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--name", name, "--threads", "1",
+        "--cluster-name", cluster_, "--discovery-port", std::to_string(port_), "--beacon-interval-ms", "200",
+        "--cluster-secret-file", secret_file});
+  }
+  DiscoveryOptions Options() const {
+    DiscoveryOptions o;
+    o.cluster = cluster_;
+    o.port = port_;
+    o.interval_ms = 200;
+    return o;
+  }
+  std::vector<std::string> Names(DiscoveryListener& l) {
+    std::vector<std::string> names;
+    for (const auto& m : l.Members()) names.push_back(m.name);
+    return names;
+  }
+  TempDir dir_;
+  uint16_t port_ = 0;
+  std::string cluster_;
+  ClusterSecret secret_;
+};
+
+TEST_F(DiscoveryTest, NodesJoinAndLeaveTheLiveList) {
+  auto listener = DiscoveryListener::Start(Options(), secret_);
+  ASSERT_TRUE(listener.ok()) << listener.status().message();
+  auto a = StartNode("alpha", dir_ / "secret");
+  auto b = StartNode("beta", dir_ / "secret");
+  auto members = listener.value()->WaitFor(2, std::chrono::seconds(10));
+  ASSERT_EQ(members.size(), 2u);
+  EXPECT_EQ(members[0].name, "alpha");
+  EXPECT_EQ(members[1].name, "beta");
+  EXPECT_EQ(members[0].address.rfind("127.0.0.1:", 0), 0u) << members[0].address;
+  // Killed without a word: gone after 3.5 beacon intervals (0.7 s here).
+  ::kill(b->pid(), SIGKILL);
+  const auto killed = std::chrono::steady_clock::now();
+  while (Names(*listener.value()).size() == 2 && std::chrono::steady_clock::now() - killed < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  const double gone_after = std::chrono::duration<double>(std::chrono::steady_clock::now() - killed).count();
+  EXPECT_EQ(Names(*listener.value()), std::vector<std::string>{"alpha"});
+  EXPECT_LT(gone_after, 2.0);
+  // Stopped: it says so, and leaves at once.
+  ::kill(a->pid(), SIGTERM);
+  int code = 0;
+  ASSERT_TRUE(a->Wait(10, &code));
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(Names(*listener.value()).empty());
+  EXPECT_EQ(listener.value()->stats().leaves, 2u);
+}
+
+TEST_F(DiscoveryTest, StrayForgedForeignAndReplayedBeaconsAreIgnoredAndCounted) {
+  auto listener = DiscoveryListener::Start(Options(), secret_);
+  ASSERT_TRUE(listener.ok()) << listener.status().message();
+  // A node with the wrong secret: its beacons are forgeries here.
+  std::ofstream(dir_ / "wrong") << "ffeeddccbbaa99887766554433221100ffeeddccbbaa99887766554433221100\n";
+  ::chmod((dir_ / "wrong").c_str(), 0600);
+  auto impostor = StartNode("impostor", dir_ / "wrong");
+  RawSender raw(port_);
+  raw.Send(Bytes{'h', 'e', 'l', 'l', 'o'});                       // stray
+  Beacon good = SomeBeacon();
+  good.cluster = cluster_;
+  good.name = "crafted";
+  good.address = "127.0.0.1:1";
+  good.counter = 100;
+  raw.Send(EncodeBeacon(good, secret_).value());                  // accepted
+  Beacon foreign = good;
+  foreign.cluster = "someone-else";
+  foreign.node_id = Bytes(16, 9);
+  raw.Send(EncodeBeacon(foreign, secret_).value());               // another cluster
+  Beacon replay = good;
+  replay.counter = 99;
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  raw.Send(EncodeBeacon(replay, secret_).value());                // older than what was seen
+  raw.Send(EncodeBeacon(good, ClusterSecret()).value());          // unsigned
+  // The impostor beacons every 200 ms once it is up.
+  for (int i = 0; i < 100 && listener.value()->stats().forged < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  const DiscoveryStats s = listener.value()->stats();
+  EXPECT_GE(s.malformed, 1u);
+  EXPECT_GE(s.forged, 2u) << "the impostor's beacons and the unsigned one";
+  EXPECT_EQ(s.other_cluster, 1u);
+  EXPECT_EQ(s.replayed, 1u);
+  const auto names = Names(*listener.value());
+  EXPECT_EQ(std::count(names.begin(), names.end(), "impostor"), 0);
+}
+
+TEST_F(DiscoveryTest, CoordinatorWithoutNodeListFindsTheClusterAndRuns) {
+  auto a = StartNode("alpha", dir_ / "secret");
+  auto b = StartNode("beta", dir_ / "secret");
+  testing::MakeModel(dir_ / "m", TestModelSpec{});
+  {  // Both up and beaconing before the coordinator starts listening.
+    auto watch = DiscoveryListener::Start(Options(), secret_);
+    ASSERT_TRUE(watch.ok());
+    ASSERT_EQ(watch.value()->WaitFor(2, std::chrono::seconds(20)).size(), 2u);
+  }
+  const std::vector<std::string> discovery = {"--cluster-name", cluster_, "--discovery-port", std::to_string(port_),
+                                              "--cluster-secret-file", dir_ / "secret"};
+  std::vector<std::string> argv = {testing::BinDir() + "/strata", "generate", "--model", dir_ / "m", "--prompt",
+                                   "hello", "--max-tokens", "4", "--json"};
+  argv.insert(argv.end(), discovery.begin(), discovery.end());
+  auto r = testing::RunProcess(argv, 120);
+  ASSERT_EQ(r.exit_code, 0) << r.err << "\nalpha: " << a->Stderr() << "\nbeta: " << b->Stderr();
+  EXPECT_NE(r.out.find("\"node\":\"alpha\""), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("\"node\":\"beta\""), std::string::npos) << r.out;
+  std::vector<std::string> status = {testing::BinDir() + "/strata", "status"};
+  status.insert(status.end(), discovery.begin(), discovery.end());
+  auto s = testing::RunProcess(status, 60);
+  EXPECT_EQ(s.exit_code, 0) << s.err;
+  EXPECT_NE(s.out.find("2 nodes from discovery"), std::string::npos) << s.out;
+}
+
+}  // namespace
+}  // namespace strata
