@@ -47,7 +47,10 @@ ModelCosts CostsOf(const Checkpoint& ckpt, TensorDType dtype, uint64_t kv_tokens
   const ModelConfig& c = ckpt.config();
   const uint64_t size = ElementSize(dtype);
   const uint64_t kv_per_layer = kv_tokens * 2 * static_cast<uint64_t>(c.num_kv_heads * c.head_dim) * size;
-  for (int64_t l = 0; l < c.num_layers; ++l) costs.layer_bytes.push_back(ckpt.LayerParams(l) * size + kv_per_layer);
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    costs.layer_bytes.push_back(ckpt.LayerParams(l) * size + kv_per_layer);
+    costs.layer_read_bytes.push_back(ckpt.LayerParams(l) * size);
+  }
   costs.embed_bytes = ckpt.EmbedParams() * size;
   costs.head_bytes = ckpt.HeadParams() * size;
   return costs;
@@ -199,7 +202,8 @@ json PlanJson(const ShardPlan& plan, const std::vector<NodeCapacity>& nodes) {
   json out = json::array();
   for (const auto& s : plan.stages) {
     out.push_back({{"node", nodes[s.node].name}, {"address", nodes[s.node].address}, {"first_layer", s.first_layer},
-                   {"end_layer", s.end_layer}, {"bytes", s.bytes}});
+                   {"end_layer", s.end_layer}, {"bytes", s.bytes}, {"ms_per_token", s.ms_per_token},
+                   {"bandwidth_gbps", nodes[s.node].bandwidth_gbps}, {"free_bytes", nodes[s.node].free_bytes}});
   }
   return out;
 }
@@ -436,7 +440,7 @@ int RunPlan(const GenerateFlags& flags) {
     std::cout << "plan for " << flags.model << " (" << ckpt.value()->config().num_layers << " layers, " << flags.dtype
               << ") on " << capacities.size() << " nodes, each stage's weights and KV for " << context
               << " tokens x " << flags.concurrency << " sessions:\n"
-              << plan->Describe(capacities);
+              << plan->Table(capacities);
   }
   return 0;
 }
@@ -453,8 +457,9 @@ int RunStatus(const ClusterFlags& flags) {
   timeouts.connect_ms = static_cast<uint32_t>(flags.connect_timeout_ms);
   RpcEnv env(io, timeouts, credentials->security());
   int down = 0;
-  std::printf("%-16s %-22s %-7s %-4s %-12s %-8s %-10s %-10s %-11s %s\n", "NODE", "ADDRESS", "DEVICE", "THR",
-              "LAYERS", "SESSIONS", "FREE MiB", "RSS MiB", "SECURITY", "MEMORY (used/budget MiB) | NVMe SWAP");
+  std::printf("%-16s %-22s %-7s %-4s %-8s %-7s %-12s %-8s %-10s %-10s %-11s %s\n", "NODE", "ADDRESS", "DEVICE", "THR",
+              "GFLOP/s", "GB/s", "LAYERS", "SESSIONS", "FREE MiB", "RSS MiB", "SECURITY",
+              "MEMORY (used/budget MiB) | NVMe SWAP");
   for (const auto& a : addresses) {
     try {
       auto node = NodeConnection::Connect(env, a);
@@ -467,8 +472,9 @@ int RunStatus(const ClusterFlags& flags) {
         tiers += (tiers.empty() ? "" : ", ") + t.name + " " + std::to_string(t.used >> 20) + "/" +
                  std::to_string(t.budget >> 20);
       }
-      std::printf("%-16s %-22s %-7s %-4u %-12s %-8u %-10llu %-10llu %-11s %s\n", s.name.c_str(), a.c_str(),
-                  s.device.c_str(), s.threads, layers.c_str(), s.active_sessions,
+      std::printf("%-16s %-22s %-7s %-4u %-8.1f %-7.1f %-12s %-8u %-10llu %-10llu %-11s %s\n", s.name.c_str(),
+                  a.c_str(), s.device.c_str(), s.threads, s.compute_gflops, s.bandwidth_gbps, layers.c_str(),
+                  s.active_sessions,
                   static_cast<unsigned long long>(s.free_bytes >> 20),
                   static_cast<unsigned long long>(s.resident_bytes >> 20), security, (tiers + SwapText(s)).c_str());
     } catch (const PipelineError& e) {

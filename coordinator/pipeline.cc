@@ -81,6 +81,8 @@ NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address)
             w.getPrefetchHits(), w.getPrefetchMisses(), w.getFailures(), w.getSessionsOnDisk(), w.getRamHits(),
             w.getRamMisses()};
   s.kept_sessions = info.getKeptSessions();
+  s.compute_gflops = info.getComputeGflops();
+  s.bandwidth_gbps = info.getMemBandwidthGbps();
   return s;
 }
 
@@ -110,6 +112,8 @@ std::vector<NodeCapacity> Pipeline::Capacities() const {
   std::vector<NodeCapacity> out;
   for (const auto& n : nodes_) {
     NodeCapacity c{n->hello_status().name, n->address(), n->hello_status().free_bytes};
+    c.bandwidth_gbps = n->hello_status().bandwidth_gbps;
+    c.compute_gflops = n->hello_status().compute_gflops;
     for (const auto& t : n->hello_status().tiers) {
       if (t.name == "nvme" && t.budget > t.used) c.nvme_free_bytes = t.budget - t.used;
     }

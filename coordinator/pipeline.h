@@ -79,6 +79,7 @@ struct NodeStatus {
     uint64_t failures = 0, sessions_on_disk = 0, ram_hits = 0, ram_misses = 0;
   } swap;                             // the NVMe tier's traffic
   uint32_t kept_sessions = 0;
+  double compute_gflops = 0, bandwidth_gbps = 0;  // measured at the node's start (0: not yet)
 };
 
 class NodeConnection {

@@ -1,6 +1,9 @@
 #include "coordinator/shard_plan.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <iomanip>
 #include <sstream>
 
 namespace strata {
@@ -68,10 +71,138 @@ Result<ShardPlan> PlanShards(const ModelCosts& costs, const std::vector<NodeCapa
   return plan;
 }
 
+namespace {
+
+// Bytes a stage [begin, end) must hold, and reads per token.
+struct StageCost {
+  uint64_t hold = 0, read = 0;
+};
+
+StageCost CostOf(const ModelCosts& c, int64_t begin, int64_t end) {
+  const int64_t n = static_cast<int64_t>(c.layer_bytes.size());
+  StageCost cost;
+  for (int64_t l = begin; l < end; ++l) {
+    cost.hold += c.layer_bytes[l];
+    cost.read += c.layer_read_bytes.empty() ? c.layer_bytes[l] : c.layer_read_bytes[l];
+  }
+  if (begin == 0) cost.hold += c.embed_bytes;  // one row of it is read a token: no read cost
+  if (end == n) {
+    cost.hold += c.head_bytes;
+    cost.read += c.head_bytes;
+  }
+  return cost;
+}
+
+double Ms(uint64_t bytes, double gbps) { return static_cast<double>(bytes) / (gbps * 1e9) * 1e3; }
+
+}  // namespace
+
+// Dynamic programming over (nodes considered, layers covered): best[j][k] is
+// the smallest possible slowest-stage time when the first j nodes (in the
+// given order, any of them skipped) hold layers [0, k) — ties broken toward
+// fewer stages, so a node joins only if it makes the pipeline faster. Each
+// stage must fit its node's free memory. O(nodes x layers^2).
+Result<ShardPlan> PlanShardsBySpeed(const ModelCosts& costs, const std::vector<NodeCapacity>& nodes) {
+  for (const auto& n : nodes) {
+    if (n.bandwidth_gbps <= 0) return PlanShards(costs, nodes);  // not every node measured: by memory
+  }
+  const int64_t L = static_cast<int64_t>(costs.layer_bytes.size());
+  const size_t N = nodes.size();
+  if (N == 0) return Status::Error("no nodes to plan for");
+  constexpr double kInf = 1e300;
+  struct Cell {
+    double slowest = kInf;
+    int stages = 0;
+    int64_t from = -1;   // where this node's stage begins, or -1: node skipped
+  };
+  std::vector<std::vector<Cell>> best(N + 1, std::vector<Cell>(static_cast<size_t>(L + 1)));
+  best[0][0] = Cell{0, 0, -1};
+  auto better = [](double a, int as, double b, int bs) { return a < b - 1e-12 || (std::fabs(a - b) <= 1e-12 && as < bs); };
+  for (size_t j = 1; j <= N; ++j) {
+    const NodeCapacity& node = nodes[j - 1];
+    for (int64_t k = 0; k <= L; ++k) {
+      Cell cell = best[j - 1][static_cast<size_t>(k)];
+      cell.from = -1;
+      for (int64_t i = 0; i < k; ++i) {
+        const Cell& prev = best[j - 1][static_cast<size_t>(i)];
+        if (prev.slowest >= kInf) continue;
+        const StageCost cost = CostOf(costs, i, k);
+        if (cost.hold > node.free_bytes) continue;
+        const double slowest = std::max(prev.slowest, Ms(cost.read, node.bandwidth_gbps));
+        if (better(slowest, prev.stages + 1, cell.slowest, cell.stages)) cell = Cell{slowest, prev.stages + 1, i};
+      }
+      best[j][static_cast<size_t>(k)] = cell;
+    }
+  }
+  if (best[N][static_cast<size_t>(L)].slowest >= kInf) {
+    auto by_memory = PlanShards(costs, nodes);  // says which node lacks room
+    if (!by_memory.ok()) return by_memory.status();
+    return Status::Error("the model does not fit these nodes' free memory");
+  }
+  ShardPlan plan;
+  std::vector<bool> used(N, false);
+  int64_t k = L;
+  for (size_t j = N; j > 0; --j) {
+    const Cell& cell = best[j][static_cast<size_t>(k)];
+    if (cell.from < 0) continue;
+    StageAssignment stage;
+    stage.node = j - 1;
+    stage.first_layer = cell.from;
+    stage.end_layer = k;
+    const StageCost cost = CostOf(costs, cell.from, k);
+    stage.bytes = cost.hold;
+    stage.ms_per_token = Ms(cost.read, nodes[j - 1].bandwidth_gbps);
+    plan.stages.insert(plan.stages.begin(), stage);
+    used[j - 1] = true;
+    k = cell.from;
+  }
+  plan.slowest_ms = best[N][static_cast<size_t>(L)].slowest;
+  double total_ms = kHopMs * static_cast<double>(plan.stages.size() - 1);
+  for (const auto& s : plan.stages) total_ms += s.ms_per_token;
+  plan.tokens_per_s = 1000.0 / total_ms;
+  uint64_t smallest_layer = ~0ull;
+  for (uint64_t b : costs.layer_bytes) smallest_layer = std::min(smallest_layer, b);
+  for (size_t j = 0; j < N; ++j) {
+    if (used[j]) continue;
+    std::ostringstream why;
+    if (nodes[j].free_bytes < smallest_layer) {
+      why << "no room for one layer (" << MiB(smallest_layer) << "; it has " << MiB(nodes[j].free_bytes) << " free)";
+    } else {
+      why << "it would not make the slowest stage faster (" << std::fixed << std::setprecision(1) << plan.slowest_ms
+          << " ms/token; its bandwidth is " << nodes[j].bandwidth_gbps << " GB/s)";
+    }
+    plan.left_out.push_back({j, why.str()});
+  }
+  return plan;
+}
+
+std::string ShardPlan::Table(const std::vector<NodeCapacity>& nodes) const {
+  std::ostringstream os;
+  char line[256];
+  std::snprintf(line, sizeof line, "%-5s %-16s %-22s %-12s %12s %10s %9s\n", "STAGE", "NODE", "ADDRESS", "LAYERS",
+                "BYTES", "ms/token", "GB/s");
+  os << line;
+  for (size_t i = 0; i < stages.size(); ++i) {
+    const StageAssignment& s = stages[i];
+    const NodeCapacity& n = nodes[s.node];
+    const std::string layers = "[" + std::to_string(s.first_layer) + ", " + std::to_string(s.end_layer) + ")";
+    std::snprintf(line, sizeof line, "%-5zu %-16s %-22s %-12s %12s %10.2f %9.1f\n", i, n.name.c_str(),
+                  n.address.c_str(), layers.c_str(), MiB(s.bytes).c_str(), s.ms_per_token, n.bandwidth_gbps);
+    os << line;
+  }
+  for (const auto& l : left_out) os << "left out: " << nodes[l.node].name << " (" << nodes[l.node].address << "): " << l.why << "\n";
+  if (tokens_per_s > 0) {
+    std::snprintf(line, sizeof line, "expected: slowest stage %.2f ms/token; one stream %.1f tokens/s (%.1f ms hops)\n",
+                  slowest_ms, tokens_per_s, kHopMs * static_cast<double>(stages.size() - 1));
+    os << line;
+  }
+  return os.str();
+}
+
 Result<ShardPlan> PlanShardsWithNvme(const ModelCosts& costs, const std::vector<NodeCapacity>& nodes,
                                      std::string* note) {
   note->clear();
-  auto in_ram = PlanShards(costs, nodes);
+  auto in_ram = PlanShardsBySpeed(costs, nodes);
   uint64_t nvme = 0;
   for (const auto& n : nodes) nvme += n.nvme_free_bytes;
   if (in_ram.ok() || nvme == 0) return in_ram;

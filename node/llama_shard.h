@@ -95,6 +95,9 @@ class LlamaShard {
 
 // Sets the intra-op thread count of the calling thread (OpenMP is per thread).
 void SetComputeThreads(int threads);
+// The best of a few f32 [n, n] x [n, n] matmuls on the calling thread's
+// intra-op threads, in GFLOP/s: the node's compute speed, for the planner.
+double MeasureMatmulGflops(int64_t n = 512);
 // "cpu", or "cuda:N" when a CUDA device is present; used for the default device.
 std::string DefaultDevice();
 

@@ -16,6 +16,7 @@
 #include <cerrno>
 #include <cstring>
 
+#include "node/bandwidth_probe.h"
 #include "node/discovery_beacon.h"
 #include "node/llama_shard.h"
 #include "node/rpc_listener.h"
@@ -209,6 +210,13 @@ int main(int argc, char** argv) {
 
   strata::PosixEnv env;
   options.env = &env;
+  // Calibration (~0.2 s), before the first hello can ask for it.
+  strata::SetComputeThreads(options.threads);
+  options.compute_gflops = strata::MeasureMatmulGflops();
+  std::srand(static_cast<unsigned>(getpid()));
+  options.bandwidth_gbps = strata::MemoryReadBandwidth(64, options.threads, 6, 80);
+  spdlog::info("calibrated: {:.1f} GFLOP/s f32 matmul, {:.1f} GB/s memory read ({} threads)", options.compute_gflops,
+               options.bandwidth_gbps, options.threads);
   if (!options.swap_dir.empty()) {
     spdlog::info("NVMe tier: swap in {}, budget {} MiB, policy {}", options.swap_dir, options.swap_budget >> 20,
                  options.kv_policy);

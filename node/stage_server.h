@@ -39,6 +39,9 @@ struct NodeOptions {
   bool kv_int8 = false;                // KV pages in int8 (--kv-dtype int8)
   uint32_t session_ttl_s = 3600;       // a kept session nobody uses is closed after this
   Env* env = nullptr;                  // borrowed from main(): the filesystem
+  // Measured by main() before the node listens, with its compute threads:
+  // what the coordinator's planner splits layers by.
+  double compute_gflops = 0, bandwidth_gbps = 0;
 };
 
 // What the listener knows of one connection. The bootstrap Node of that

@@ -67,6 +67,8 @@ struct NodeInfo {
   tiers @14 :List(TierUsage);   # every tier with a budget
   swap @15 :SwapCounters;       # the NVMe tier's traffic (zero without one)
   keptSessions @16 :UInt32;     # sessions that outlive their client, waiting to be resumed
+  computeGflops @17 :Float32;   # measured at start: f32 matmul with the node's threads (0: not yet)
+  memBandwidthGbps @18 :Float32; # measured at start: memory read bandwidth (what decode is bound by)
 }
 
 struct ShardSpec {

@@ -14,6 +14,9 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
+
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "protocol/beacon.h"
@@ -226,6 +229,61 @@ TEST_F(DiscoveryTest, CoordinatorWithoutNodeListFindsTheClusterAndRuns) {
   auto s = testing::RunProcess(status, 60);
   EXPECT_EQ(s.exit_code, 0) << s.err;
   EXPECT_NE(s.out.find("2 nodes from discovery"), std::string::npos) << s.out;
+}
+
+// Nodes with different memory limits and thread counts: the plan gives each
+// a share that fits its memory and follows its measured speed, and the same
+// nodes always get the same plan.
+TEST_F(DiscoveryTest, PlanFollowsEachNodesMemoryAndMeasuredSpeed) {
+  TestModelSpec spec;
+  spec.hidden = 256;
+  spec.intermediate = 688;
+  spec.layers = 9;  // ~2.9 MB a layer in F32
+  spec.context = 64;
+  spec.tokenizer_vocab = 200;
+  testing::MakeModel(dir_ / "m", spec);
+  auto start = [&](const std::string& name, const std::string& threads, const std::string& memory) {
+    return std::make_unique<Child>(std::vector<std::string>{
+        testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--name", name, "--threads", threads,
+        "--memory-limit", memory, "--cluster-name", cluster_, "--discovery-port", std::to_string(port_),
+        "--beacon-interval-ms", "200", "--cluster-secret-file", dir_ / "secret"});
+  };
+  auto small = start("a-small", "1", "7MiB");  // room for two layers
+  auto wide = start("b-wide", "2", "1GiB");
+  auto narrow = start("c-narrow", "1", "1GiB");
+  {
+    auto watch = DiscoveryListener::Start(Options(), secret_);
+    ASSERT_TRUE(watch.ok());
+    ASSERT_EQ(watch.value()->WaitFor(3, std::chrono::seconds(20)).size(), 3u);
+  }
+  auto plan = [&]() {
+    auto r = testing::RunProcess({testing::BinDir() + "/strata", "plan", "--model", dir_ / "m", "--json",
+                                  "--cluster-name", cluster_, "--discovery-port", std::to_string(port_),
+                                  "--cluster-secret-file", dir_ / "secret"},
+                                 60);
+    EXPECT_EQ(r.exit_code, 0) << r.err;
+    return r.out;
+  };
+  const std::string first = plan(), second = plan();
+  EXPECT_EQ(first, second) << "the same nodes must get the same plan";
+  auto stages = nlohmann::json::parse(first);
+  int layers = 0;
+  std::map<std::string, nlohmann::json> by_node;
+  for (const auto& s : stages) {
+    EXPECT_LE(s["bytes"].get<uint64_t>(), s["free_bytes"].get<uint64_t>()) << s.dump();
+    EXPECT_GT(s["bandwidth_gbps"].get<double>(), 0.0);
+    layers += s["end_layer"].get<int>() - s["first_layer"].get<int>();
+    by_node[s["node"]] = s;
+  }
+  EXPECT_EQ(layers, 9);
+  ASSERT_TRUE(by_node.count("a-small"));
+  EXPECT_LE(by_node["a-small"]["end_layer"].get<int>() - by_node["a-small"]["first_layer"].get<int>(), 2);
+  // Between the two roomy nodes, the faster (as measured) holds no fewer layers, give or take one.
+  if (by_node.count("b-wide") && by_node.count("c-narrow")) {
+    auto count = [&](const char* n) { return by_node[n]["end_layer"].get<int>() - by_node[n]["first_layer"].get<int>(); };
+    const bool wide_faster = by_node["b-wide"]["bandwidth_gbps"] > by_node["c-narrow"]["bandwidth_gbps"];
+    EXPECT_GE(count(wide_faster ? "b-wide" : "c-narrow") + 1, count(wide_faster ? "c-narrow" : "b-wide"));
+  }
 }
 
 }  // namespace
