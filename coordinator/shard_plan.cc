@@ -179,15 +179,20 @@ Result<ShardPlan> PlanShardsBySpeed(const ModelCosts& costs, const std::vector<N
 std::string ShardPlan::Table(const std::vector<NodeCapacity>& nodes) const {
   std::ostringstream os;
   char line[256];
-  std::snprintf(line, sizeof line, "%-5s %-16s %-22s %-12s %12s %10s %9s\n", "STAGE", "NODE", "ADDRESS", "LAYERS",
+  std::snprintf(line, sizeof line, "%-5s %-16s %-22s %-20s %12s %10s %9s\n", "STAGE", "NODE", "ADDRESS", "LAYERS",
                 "BYTES", "ms/token", "GB/s");
   os << line;
   for (size_t i = 0; i < stages.size(); ++i) {
     const StageAssignment& s = stages[i];
     const NodeCapacity& n = nodes[s.node];
-    const std::string layers = "[" + std::to_string(s.first_layer) + ", " + std::to_string(s.end_layer) + ")";
-    std::snprintf(line, sizeof line, "%-5zu %-16s %-22s %-12s %12s %10.2f %9.1f\n", i, n.name.c_str(),
-                  n.address.c_str(), layers.c_str(), MiB(s.bytes).c_str(), s.ms_per_token, n.bandwidth_gbps);
+    std::string layers = "[" + std::to_string(s.first_layer) + ", " + std::to_string(s.end_layer) + ")";
+    if (s.first_layer == 0) layers += " +embed";
+    if (i + 1 == stages.size()) layers += " +head";
+    char ms[32] = "-", gbps[32] = "-";  // unknown without measurements
+    if (s.ms_per_token > 0) std::snprintf(ms, sizeof ms, "%.2f", s.ms_per_token);
+    if (n.bandwidth_gbps > 0) std::snprintf(gbps, sizeof gbps, "%.1f", n.bandwidth_gbps);
+    std::snprintf(line, sizeof line, "%-5zu %-16s %-22s %-20s %12s %10s %9s\n", i, n.name.c_str(), n.address.c_str(),
+                  layers.c_str(), MiB(s.bytes).c_str(), ms, gbps);
     os << line;
   }
   for (const auto& l : left_out) os << "left out: " << nodes[l.node].name << " (" << nodes[l.node].address << "): " << l.why << "\n";

@@ -67,9 +67,9 @@ TEST(CliTest, PlanPrintsTheSplit) {
   testing::MakeModel(dir / "m", spec);
   auto r = RunProcess({Strata(), "plan", "--model", dir / "m", "--local", "3"}, 30);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.out.find("stage 0: local-0"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("layers [0, 2) +embed"), std::string::npos) << r.out;
-  EXPECT_NE(r.out.find("layers [4, 6) +head"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("0     local-0"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[0, 2) +embed"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("[4, 6) +head"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("KV for 256 tokens x 1 sessions"), std::string::npos) << r.out;
   // KV for the context and concurrency asked for counts against each node.
   auto big = RunProcess({Strata(), "plan", "--model", dir / "m", "--local", "3", "--context", "2048",
