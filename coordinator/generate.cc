@@ -457,13 +457,23 @@ int RunStatus(const ClusterFlags& flags) {
   timeouts.connect_ms = static_cast<uint32_t>(flags.connect_timeout_ms);
   RpcEnv env(io, timeouts, credentials->security());
   int down = 0;
-  std::printf("%-16s %-22s %-7s %-4s %-8s %-7s %-12s %-8s %-10s %-10s %-11s %s\n", "NODE", "ADDRESS", "DEVICE", "THR",
-              "GFLOP/s", "GB/s", "LAYERS", "SESSIONS", "FREE MiB", "RSS MiB", "SECURITY",
+  std::printf("%-16s %-22s %-7s %-4s %-8s %-7s %-12s %-8s %-10s %-10s %-11s %-24s %s\n", "NODE", "ADDRESS", "DEVICE",
+              "THR", "GFLOP/s", "GB/s", "LAYERS", "SESSIONS", "FREE MiB", "RSS MiB", "SECURITY", "HEALTH",
               "MEMORY (used/budget MiB) | NVMe SWAP");
-  for (const auto& a : addresses) {
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    const std::string& a = addresses[i];
     try {
       auto node = NodeConnection::Connect(env, a);
+      const auto t0 = std::chrono::steady_clock::now();
       const NodeStatus s = node->Status(env);
+      // Health: it answered, how fast, and (discovery) how fresh its beacon is.
+      char health[64];
+      const double rtt_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (i < members->seen_ago_s.size()) {
+        std::snprintf(health, sizeof health, "ok %.1fms, beacon %.1fs", rtt_ms, members->seen_ago_s[i]);
+      } else {
+        std::snprintf(health, sizeof health, "ok %.1fms", rtt_ms);
+      }
       const std::string layers =
           s.shard_loaded ? "[" + std::to_string(s.first_layer) + ", " + std::to_string(s.end_layer) + ")" : "-";
       const char* security = s.secured ? (s.tls ? "secret+tls" : "secret") : (s.tls ? "tls" : "none");
@@ -472,11 +482,12 @@ int RunStatus(const ClusterFlags& flags) {
         tiers += (tiers.empty() ? "" : ", ") + t.name + " " + std::to_string(t.used >> 20) + "/" +
                  std::to_string(t.budget >> 20);
       }
-      std::printf("%-16s %-22s %-7s %-4u %-8.1f %-7.1f %-12s %-8u %-10llu %-10llu %-11s %s\n", s.name.c_str(),
+      std::printf("%-16s %-22s %-7s %-4u %-8.1f %-7.1f %-12s %-8u %-10llu %-10llu %-11s %-24s %s\n", s.name.c_str(),
                   a.c_str(), s.device.c_str(), s.threads, s.compute_gflops, s.bandwidth_gbps, layers.c_str(),
                   s.active_sessions,
                   static_cast<unsigned long long>(s.free_bytes >> 20),
-                  static_cast<unsigned long long>(s.resident_bytes >> 20), security, (tiers + SwapText(s)).c_str());
+                  static_cast<unsigned long long>(s.resident_bytes >> 20), security, health,
+                  (tiers + SwapText(s)).c_str());
     } catch (const PipelineError& e) {
       ++down;
       std::printf("%-16s %-22s DOWN: %s\n", "?", a.c_str(), e.what());

@@ -66,6 +66,7 @@ Result<Members> ResolveMembers(const ClusterFlags& flags, const ClusterSecret& s
     if (!ValidAddress(m.address)) continue;
     members.addresses.push_back(m.address);
     members.names.push_back(m.name);
+    members.seen_ago_s.push_back(m.seen_ago_s);
   }
   members.source = "discovery in cluster '" + flags.discovery.cluster + "'";
   if (members.addresses.empty()) {

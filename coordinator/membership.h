@@ -19,6 +19,7 @@ namespace strata {
 struct Members {
   std::vector<std::string> addresses;  // HOST:PORT, validated
   std::vector<std::string> names;      // discovery only: each member's name
+  std::vector<double> seen_ago_s;      // discovery only: since its last beacon
   std::string source;                  // "--nodes", "cluster file F" or "discovery in cluster 'C'"
 };
 
