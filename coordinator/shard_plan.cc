@@ -103,9 +103,20 @@ double Ms(uint64_t bytes, double gbps) { return static_cast<double>(bytes) / (gb
 // fewer stages, so a node joins only if it makes the pipeline faster. Each
 // stage must fit its node's free memory. O(nodes x layers^2).
 Result<ShardPlan> PlanShardsBySpeed(const ModelCosts& costs, const std::vector<NodeCapacity>& nodes) {
+  auto by_memory = [&](const std::string& why) -> Result<ShardPlan> {
+    auto plan = PlanShards(costs, nodes);
+    if (plan.ok()) plan->basis = "free memory (" + why + ")";
+    return plan;
+  };
   for (const auto& n : nodes) {
-    if (n.bandwidth_gbps <= 0) return PlanShards(costs, nodes);  // not every node measured: by memory
+    if (n.bandwidth_gbps <= 0) return by_memory("not every node has measured its speed");
   }
+  // Nodes on one host share its memory bus: each measured it alone, which
+  // says nothing about how to split between them.
+  bool one_host = nodes.size() > 1;
+  for (const auto& n : nodes) one_host = one_host && n.address.substr(0, n.address.rfind(':')) ==
+                                                         nodes[0].address.substr(0, nodes[0].address.rfind(':'));
+  if (one_host) return by_memory("the nodes share one machine's memory bandwidth");
   const int64_t L = static_cast<int64_t>(costs.layer_bytes.size());
   const size_t N = nodes.size();
   if (N == 0) return Status::Error("no nodes to plan for");
@@ -157,6 +168,7 @@ Result<ShardPlan> PlanShardsBySpeed(const ModelCosts& costs, const std::vector<N
     k = cell.from;
   }
   plan.slowest_ms = best[N][static_cast<size_t>(L)].slowest;
+  plan.basis = "measured speed: the slowest stage as fast as it can be";
   double total_ms = kHopMs * static_cast<double>(plan.stages.size() - 1);
   for (const auto& s : plan.stages) total_ms += s.ms_per_token;
   plan.tokens_per_s = 1000.0 / total_ms;
@@ -196,6 +208,7 @@ std::string ShardPlan::Table(const std::vector<NodeCapacity>& nodes) const {
     os << line;
   }
   for (const auto& l : left_out) os << "left out: " << nodes[l.node].name << " (" << nodes[l.node].address << "): " << l.why << "\n";
+  if (!basis.empty()) os << "split by " << basis << "\n";
   if (tokens_per_s > 0) {
     std::snprintf(line, sizeof line, "expected: slowest stage %.2f ms/token; one stream %.1f tokens/s (%.1f ms hops)\n",
                   slowest_ms, tokens_per_s, kHopMs * static_cast<double>(stages.size() - 1));

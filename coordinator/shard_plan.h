@@ -51,6 +51,7 @@ struct ShardPlan {
   std::vector<LeftOut> left_out;        // nodes given no layers, and why
   double slowest_ms = 0;                // the slowest stage's time per token (0: unknown)
   double tokens_per_s = 0;              // one stream's expected decode rate (0: unknown)
+  std::string basis;                    // what the split follows, for the table
 
   std::string Describe(const std::vector<NodeCapacity>& nodes) const;  // one line per stage
   // The table `strata plan` prints: node, address, layers, bytes, ms/token;

@@ -232,8 +232,10 @@ TEST_F(DiscoveryTest, CoordinatorWithoutNodeListFindsTheClusterAndRuns) {
 }
 
 // Nodes with different memory limits and thread counts: the plan gives each
-// a share that fits its memory and follows its measured speed, and the same
-// nodes always get the same plan.
+// a share that fits its memory, reports every node's measured speed, and the
+// same nodes always get the same plan. (These share one machine, so the
+// split follows free memory: shard_plan_test and multihost_test cover the
+// split by speed.)
 TEST_F(DiscoveryTest, PlanFollowsEachNodesMemoryAndMeasuredSpeed) {
   TestModelSpec spec;
   spec.hidden = 256;

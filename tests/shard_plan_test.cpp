@@ -68,7 +68,7 @@ TEST(ShardPlanTest, RefusesToOvercommitANode) {
 std::vector<NodeCapacity> Measured(std::vector<std::pair<uint64_t, double>> nodes) {
   std::vector<NodeCapacity> out;
   for (size_t i = 0; i < nodes.size(); ++i) {
-    NodeCapacity c{"n" + std::to_string(i), "h:" + std::to_string(i), nodes[i].first};
+    NodeCapacity c{"n" + std::to_string(i), "host" + std::to_string(i) + ":7700", nodes[i].first};
     c.bandwidth_gbps = nodes[i].second;
     out.push_back(c);
   }
@@ -131,6 +131,12 @@ TEST(ShardPlanTest, SpeedPlanIsDeterministicAndFallsBackWithoutMeasurements) {
   ASSERT_TRUE(c.ok());
   EXPECT_EQ(c->slowest_ms, 0.0);
   ExpectCovers(c.value(), 22);
+  // Nodes of one machine share its memory bus: split by memory too.
+  auto one = Measured({{1ull << 30, 13}, {1ull << 30, 17}});
+  for (auto& n : one) n.address = "127.0.0.1:" + n.name;
+  auto d = PlanShardsBySpeed(Uniform(22, 12345, 999, 777), one);
+  ASSERT_TRUE(d.ok());
+  EXPECT_NE(d->basis.find("share one machine"), std::string::npos) << d->basis;
 }
 
 }  // namespace
