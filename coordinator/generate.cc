@@ -17,6 +17,7 @@
 #include <nlohmann/json.hpp>
 
 #include "coordinator/credentials.h"
+#include "coordinator/distribute.h"
 #include "coordinator/local_cluster.h"
 #include "coordinator/membership.h"
 #include "coordinator/pipeline.h"
@@ -330,6 +331,7 @@ int RunGenerate(const GenerateFlags& flags) {
     const auto capacities = pipeline.Capacities();
     ShardPlan plan;
     uint32_t base = 0;
+    Result<std::unique_ptr<ModelDistribution>> distribution = Status::Error("not distributing");
     const auto t0 = Clock::now();
     if (resume) {
       // The nodes hold the conversation with the shards they have: planning
@@ -351,7 +353,13 @@ int RunGenerate(const GenerateFlags& flags) {
         char buf[PATH_MAX];
         return ::realpath(flags.model.c_str(), buf) ? std::string(buf) : flags.model;
       }();
-      pipeline.Load(model_dir, plan, dtype);
+      if (flags.distribute) {
+        distribution = ModelDistribution::Start(io, model_dir, credentials->secret, cluster->addresses, flags.serve);
+        if (!distribution.ok()) return Fail(distribution.status().message());
+        pipeline.Load(model_dir, plan, dtype, &distribution.value()->source());
+      } else {
+        pipeline.Load(model_dir, plan, dtype);
+      }
       SamplingParams sampling{static_cast<float>(flags.temperature), static_cast<uint32_t>(flags.top_k),
                               static_cast<float>(flags.top_p), flags.seed};
       pipeline.OpenSession(session, static_cast<uint32_t>(capacity), sampling, keep_key);
@@ -386,10 +394,15 @@ int RunGenerate(const GenerateFlags& flags) {
       json out = ReportJson(report, plan, capacities);
       if (!keep_key.empty()) out["session_id"] = HexOf(keep_key);
       out["position"] = base;
+      if (distribution.ok()) out["model_bytes_served"] = distribution.value()->bytes_served();
       std::cout << out.dump() << std::endl;
     } else {
       std::cout << std::endl;
       PrintSummary(report, plan, capacities, session);
+      if (distribution.ok()) {
+        std::fprintf(stderr, "model: %.1f MiB served to the nodes (0: their caches were warm)\n",
+                     distribution.value()->bytes_served() / 1048576.0);
+      }
       if (!keep_key.empty()) {
         std::fprintf(stderr, "session kept: continue it with --session %s\n", HexOf(keep_key).c_str());
       }

@@ -34,6 +34,8 @@ struct GenerateFlags {
   std::string prompt;
   std::string prompt_tokens;  // "1,2,3": exact token ids instead of --prompt text
   bool keep_session = false;  // the conversation outlives this run; its id is printed
+  bool distribute = false;    // serve the model; nodes fetch their shards into their caches
+  std::string serve;          // HOST:PORT of that server ("": chosen)
   std::string session;        // continue the kept session with this id
   int64_t max_tokens = 64;
   double temperature = 0.0;

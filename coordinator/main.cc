@@ -98,6 +98,9 @@ int Generate(int argc, char** argv, bool plan_only) {
     f.Bool("keep-session", &g.keep_session,
            "keep the conversation on the nodes after this run (its KV parked on NVMe) and print its id");
     f.String("session", &g.session, "continue the kept conversation with this id (from --keep-session)");
+    f.Bool("distribute", &g.distribute,
+           "serve --model over HTTP; each node fetches only its shard's tensors, verified, into its --cache-dir");
+    f.String("serve", &g.serve, "HOST:PORT for --distribute's model server (default: one the nodes can reach)");
     f.Int("max-tokens", &g.max_tokens, 1, 1 << 20, "most tokens to generate");
     f.Float("temperature", &g.temperature, 0.0, 100.0, "sampling temperature; 0 = greedy");
     f.Int("top-k", &g.top_k, 0, 1 << 30, "sample among the k most likely tokens; 0 = off");

@@ -1,5 +1,6 @@
 #include "coordinator/pipeline.h"
 
+#include <unistd.h>
 #include <kj/async-unix.h>
 #include <kj/debug.h>
 
@@ -122,7 +123,54 @@ std::vector<NodeCapacity> Pipeline::Capacities() const {
   return out;
 }
 
-void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype) {
+namespace {
+
+// "local-0 [#######.......]  52%   12.3/23.6 MiB  41.0 MiB/s  ETA 0.3 s"
+std::string ProgressLine(const std::string& name, uint64_t done, uint64_t total, double seconds) {
+  char line[200];
+  const double fraction = total > 0 ? static_cast<double>(done) / static_cast<double>(total) : 0.0;
+  std::string bar(20, '.');
+  for (int i = 0; i < static_cast<int>(fraction * 20); ++i) bar[static_cast<size_t>(i)] = '#';
+  const double rate = seconds > 0 ? done / seconds : 0;
+  const double eta = rate > 0 && total > done ? (total - done) / rate : 0;
+  std::snprintf(line, sizeof line, "%-16s [%s] %3.0f%% %8.1f/%.1f MiB %7.1f MiB/s  ETA %.1f s", name.c_str(),
+                bar.c_str(), 100 * fraction, done / 1048576.0, total / 1048576.0, rate / 1048576.0, eta);
+  return line;
+}
+
+}  // namespace
+
+// Every 250 ms until `done`: asks each loading node how far its fetch is and
+// redraws one line per node (in place on a terminal, every second otherwise).
+kj::Promise<void> Pipeline::DrawFetchProgress(kj::Own<bool> done, std::chrono::steady_clock::time_point start,
+                                              int ticks) {
+  return env_.io().provider->getTimer().afterDelay(250 * kj::MILLISECONDS).then([this, done = kj::mv(done), start, ticks]() mutable -> kj::Promise<void> {
+    if (*done) return kj::READY_NOW;
+    kj::Vector<kj::Promise<std::string>> lines;
+    for (size_t i = 0; i < stages_.size(); ++i) {
+      NodeConnection& node = stage_node(i);
+      const std::string name = node.hello_status().name;
+      lines.add(node.control().infoRequest().send().then(
+          [name, start](capnp::Response<wire::Control::InfoResults>&& r) {
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            return ProgressLine(name, r.getInfo().getFetchDoneBytes(), r.getInfo().getFetchTotalBytes(), s);
+          },
+          [name](kj::Exception&&) { return name + " (no answer)"; }));
+    }
+    return kj::joinPromises(lines.releaseAsArray()).then([this, done = kj::mv(done), start, ticks](kj::Array<std::string> text) mutable {
+      const bool tty = ::isatty(2);
+      if (tty || ticks % 4 == 3) {
+        std::string out;
+        for (const auto& l : text) out += l + "\n";
+        if (tty && ticks > 0) std::fprintf(stderr, "\x1b[%zuA", text.size());  // back over the last drawing
+        std::fputs(out.c_str(), stderr);
+      }
+      return DrawFetchProgress(kj::mv(done), start, ticks + 1);
+    });
+  });
+}
+
+void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype, const Source* source) {
   stages_.clear();
   for (const auto& s : plan.stages) stages_.push_back(s.node);
   // Every node loads at once; the error of the first that fails is reported.
@@ -132,6 +180,12 @@ void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorD
     auto request = node.control().loadShardRequest();
     auto spec = request.initSpec();
     spec.setModelDir(model_dir);
+    if (source != nullptr) {
+      auto s = spec.initSource();
+      s.setUrl(source->url);
+      s.setModelId(source->model_id);
+      s.setToken(source->token);
+    }
     spec.setFirstLayer(static_cast<uint32_t>(plan.stages[i].first_layer));
     spec.setEndLayer(static_cast<uint32_t>(plan.stages[i].end_layer));
     spec.setDtype(ToWire(dtype));
@@ -141,7 +195,15 @@ void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorD
     }));
   }
   try {
-    env_.Await(kj::joinPromises(loads.releaseAsArray()), env_.timeouts().load_ms, "loading shards");
+    auto all = kj::joinPromises(loads.releaseAsArray());
+    if (source != nullptr) {
+      // The bars stop once every load is done (the flag is shared with them).
+      auto done = kj::heap<bool>(false);
+      bool* flag = done.get();
+      auto bars = DrawFetchProgress(kj::mv(done), std::chrono::steady_clock::now(), 0).eagerlyEvaluate(nullptr);
+      all = all.then([flag]() { *flag = true; }).attach(kj::mv(bars));
+    }
+    env_.Await(kj::mv(all), env_.timeouts().load_ms, "loading shards");
   } catch (const PipelineError& e) {
     // joinPromises reports the first failure; strip our own prefix.
     std::string text = e.what();

@@ -8,6 +8,7 @@
 #include <kj/async-io.h>
 #include <capnp/rpc-twoparty.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -121,7 +122,13 @@ class Pipeline {
 
   std::vector<NodeCapacity> Capacities() const;
   // Loads every stage of the plan in parallel, then wires stage i to i+1.
-  void Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype);
+  // With a `source`, every node fetches its shard's tensors from that model
+  // server into its cache first, and a progress bar per node is drawn on
+  // stderr while they do.
+  struct Source {
+    std::string url, model_id, token;
+  };
+  void Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype, const Source* source = nullptr);
   // Opens a session of `capacity` tokens on every stage, last to first: each
   // stage learns the ticket by which it reaches the next one's session.
   // A non-empty `keep_key` (16 bytes) makes it a kept session: it outlives
@@ -146,6 +153,8 @@ class Pipeline {
   NodeConnection& stage_node(size_t i) { return *nodes_[stages_[i]]; }
 
  private:
+  kj::Promise<void> DrawFetchProgress(kj::Own<bool> done, std::chrono::steady_clock::time_point start, int ticks);
+
   RpcEnv& env_;
   std::vector<std::unique_ptr<NodeConnection>> nodes_;
   std::vector<size_t> stages_;  // pipeline order -> index into nodes_

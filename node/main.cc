@@ -13,6 +13,8 @@
 #include <string>
 #include <thread>
 #include <sys/statvfs.h>
+#include <curl/curl.h>
+#include <filesystem>
 #include <cerrno>
 #include <cstring>
 
@@ -94,6 +96,10 @@ int main(int argc, char** argv) {
   app.add_option("--swap-dir", options.swap_dir,
                  "NVMe tier: swap KV pages of idle sessions to a file here when RAM is short (default: none)");
   app.add_option("--swap-limit", swap_limit, "NVMe tier budget, e.g. 64GiB (default: half the free space of --swap-dir)");
+  std::string cache_limit;
+  app.add_option("--cache-dir", options.cache_dir,
+                 "where shards fetched from a coordinator are kept (default: $HOME/.cache/strata)");
+  app.add_option("--cache-limit", cache_limit, "disk budget of --cache-dir, e.g. 100GiB (default: half its free space)");
   app.add_option("--kv-policy", options.kv_policy, "whose KV pages go to NVMe first: lru | lfu | adaptive")
       ->check(CLI::IsMember({"lru", "lfu", "adaptive"}));
   std::string kv_dtype = "compute";
@@ -153,6 +159,22 @@ int main(int argc, char** argv) {
     const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
     if (options.swap_budget == 0) options.swap_budget = free_bytes / 2;
   }
+  if (!cache_limit.empty() && !ParseSize(cache_limit, &options.cache_limit)) {
+    Die("--cache-limit wants a size like 100GiB, got '" + cache_limit + "'");
+  }
+  if (options.cache_dir.empty()) {
+    const char* home = std::getenv("HOME");
+    options.cache_dir = std::string(home != nullptr && *home ? home : "/var/tmp") + "/.cache/strata";
+  }
+  {
+    std::error_code ec;
+    std::filesystem::create_directories(options.cache_dir, ec);
+    struct statvfs fs {};
+    if (ec || statvfs(options.cache_dir.c_str(), &fs) != 0) {
+      Die("--cache-dir " + options.cache_dir + ": cannot create or use it");
+    }
+    if (options.cache_limit == 0) options.cache_limit = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize / 2;
+  }
   if (!tls_dir.empty()) {
     const strata::TlsFiles in_dir = strata::TlsFilesIn(tls_dir);
     if (tls_files.cert.empty()) tls_files.cert = in_dir.cert;
@@ -210,6 +232,7 @@ int main(int argc, char** argv) {
 
   strata::PosixEnv env;
   options.env = &env;
+  curl_global_init(CURL_GLOBAL_DEFAULT);  // before any thread: shard fetches use libcurl
   // Calibration (~0.2 s), before the first hello can ask for it.
   strata::SetComputeThreads(options.threads);
   options.compute_gflops = strata::MeasureMatmulGflops();

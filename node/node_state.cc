@@ -92,6 +92,8 @@ void NodeState::FillInfo(wire::NodeInfo::Builder info) const {
   w.setRamHits(swap.ram_hits);
   w.setRamMisses(swap.ram_misses);
   info.setKeptSessions(static_cast<uint32_t>(kept.size()));
+  info.setFetchDoneBytes(fetch_progress.done.load());
+  info.setFetchTotalBytes(fetch_progress.total.load());
   info.setComputeGflops(static_cast<float>(options_.compute_gflops));
   info.setMemBandwidthGbps(static_cast<float>(options_.bandwidth_gbps));
 }

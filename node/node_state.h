@@ -20,6 +20,7 @@
 #include "node/stage_runtime.h"
 #include "node/stage_server.h"
 #include "protocol/peer_link.h"
+#include "storage/shard_fetch.h"
 
 namespace strata {
 
@@ -64,6 +65,7 @@ class NodeState final : public kj::Refcounted {
   uint64_t next_session_id = 1;
   kj::Maybe<kj::Own<PeerLink>> next;       // the next stage, after an authenticated hello
   uint32_t stage_index = 0, stage_count = 1;
+  FetchProgress fetch_progress;            // the shard being fetched, if any (written on the compute thread)
   // Completes when the last requested load has finished; never rejects.
   kj::ForkedPromise<void> load_chain = kj::Promise<void>(kj::READY_NOW).fork();
 

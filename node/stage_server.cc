@@ -19,9 +19,36 @@ kj::Exception Failed(const std::string& message) {
 
 Bytes ToBytes(capnp::Data::Reader d) { return Bytes(d.begin(), d.end()); }
 
+// Where a shard comes from: a directory on this node, or a coordinator's
+// model server (fetched into the cache, verified, first).
+struct ShardSource {
+  std::string dir;       // the directory, or "model:ID" for a fetched one
+  std::string url, model_id, token;
+};
+
+// Fetches the shard into the cache if it is not there (compute thread).
+Result<std::string> Fetched(NodeState* s, const ShardSource& source, const ShardOptions& options) {
+  if (s->options().cache_dir.empty()) return Status::Error("this node has no --cache-dir to fetch shards into");
+  FetchOptions fetch;
+  fetch.base_url = source.url;
+  fetch.token = source.token;
+  fetch.cache_dir = s->options().cache_dir;
+  fetch.cache_limit = s->options().cache_limit;
+  fetch.progress = &s->fetch_progress;
+  s->fetch_progress.done = 0;
+  s->fetch_progress.total = 0;
+  auto fetched = FetchShard(*s->options().env, fetch, source.model_id, options.first_layer, options.end_layer);
+  if (!fetched.ok()) return fetched.status();
+  spdlog::info("shard [{}, {}) of model {}: {} MiB fetched from {}, {} tensors fetched again after a bad hash",
+               options.first_layer, options.end_layer, source.model_id.substr(0, 12), fetched->fetched_bytes >> 20,
+               EscapeText(source.url), fetched->refetched_tensors);
+  return fetched->dir;
+}
+
 // Several coordinators may share a node: asking for the shard it holds keeps
 // it, and every open session with it. Anything else replaces the shard.
-kj::Promise<Result<LoadedShard>> LoadIfNeeded(kj::Own<NodeState> state, std::string dir, ShardOptions options) {
+kj::Promise<Result<LoadedShard>> LoadIfNeeded(kj::Own<NodeState> state, ShardSource source, ShardOptions options) {
+  const std::string dir = source.dir;
   KJ_IF_MAYBE(held, state->shard) {
     if (held->model_dir == dir && held->first_layer == options.first_layer && held->end_layer == options.end_layer &&
         held->dtype == options.dtype) {
@@ -34,10 +61,18 @@ kj::Promise<Result<LoadedShard>> LoadIfNeeded(kj::Own<NodeState> state, std::str
   state->shard = nullptr;
   NodeState* s = state.get();
   return s->compute()
-      .executeAsync([s, dir, options]() -> Result<LoadedShard> {
+      .executeAsync([s, source, options]() -> Result<LoadedShard> {
         // Nothing thrown on the compute thread may poison the load chain.
         try {
-          return s->runtime().Load(dir, options);
+          std::string from = source.dir;
+          if (!source.url.empty()) {
+            auto fetched = Fetched(s, source, options);
+            if (!fetched.ok()) return fetched.status();
+            from = fetched.value();
+          }
+          auto loaded = s->runtime().Load(from, options);
+          if (loaded.ok()) loaded->model_dir = source.dir;  // what a later loadShard names
+          return loaded;
         } catch (const std::exception& e) {
           return Status::Error("loading the shard failed: " + EscapeText(e.what(), 200));
         }
@@ -112,15 +147,34 @@ class ControlImpl final : public wire::Control::Server {
     options.end_layer = spec.getEndLayer();
     options.device = state_->options().device;
     if (!FromWire(spec.getDtype(), &options.dtype)) throw Failed("loadShard: unknown dtype");
-    std::string dir = spec.getModelDir();
-    if (dir.empty() || dir.size() > 4096 || dir.find('\0') != std::string::npos) {
-      throw Failed("loadShard: the model directory must be a path of 1..4096 bytes");
+    ShardSource source;
+    if (spec.hasSource() && spec.getSource().getUrl().size() > 0) {
+      auto s = spec.getSource();
+      source.url = s.getUrl();
+      source.model_id = s.getModelId();
+      source.token = s.getToken();
+      if (source.url.rfind("http://", 0) != 0 || source.url.size() > 512 ||
+          source.url.find_first_of(" \r\n\t") != std::string::npos) {
+        throw Failed("loadShard: a model source is an http:// URL of at most 512 bytes");
+      }
+      if (source.model_id.size() != 64 || source.model_id.find_first_not_of("0123456789abcdef") != std::string::npos ||
+          source.token.size() > 128 || source.token.find_first_not_of("0123456789abcdef") != std::string::npos) {
+        throw Failed("loadShard: a model id is 64 hex digits, a token at most 128");
+      }
+      source.dir = "model:" + source.model_id;
+    } else {
+      source.dir = spec.getModelDir();
+      if (source.dir.empty() || source.dir.size() > 4096 || source.dir.find('\0') != std::string::npos) {
+        throw Failed("loadShard: the model directory must be a path of 1..4096 bytes");
+      }
     }
     NodeState* state = state_.get();
     // Loads run one after another: a request that arrives while another
     // loads waits for it, then finds the shard it wants already there.
     auto loaded = state->load_chain.addBranch()
-                      .then([ref = kj::addRef(*state_), dir, options]() mutable { return LoadIfNeeded(kj::mv(ref), dir, options); })
+                      .then([ref = kj::addRef(*state_), source, options]() mutable {
+                        return LoadIfNeeded(kj::mv(ref), source, options);
+                      })
                       .fork();
     // The chain must never reject, or every later load would fail with it.
     state->load_chain = loaded.addBranch().ignoreResult().catch_([](kj::Exception&&) {}).fork();

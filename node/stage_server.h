@@ -42,6 +42,10 @@ struct NodeOptions {
   // Measured by main() before the node listens, with its compute threads:
   // what the coordinator's planner splits layers by.
   double compute_gflops = 0, bandwidth_gbps = 0;
+  // Where shards fetched from a coordinator's model server are kept, and
+  // how much of the disk they may take (0: no limit).
+  std::string cache_dir;
+  uint64_t cache_limit = 0;
 };
 
 // What the listener knows of one connection. The bootstrap Node of that

@@ -69,13 +69,22 @@ struct NodeInfo {
   keptSessions @16 :UInt32;     # sessions that outlive their client, waiting to be resumed
   computeGflops @17 :Float32;   # measured at start: f32 matmul with the node's threads (0: not yet)
   memBandwidthGbps @18 :Float32; # measured at start: memory read bandwidth (what decode is bound by)
+  fetchDoneBytes @19 :UInt64;   # the shard being fetched into the cache: bytes in and verified
+  fetchTotalBytes @20 :UInt64;  # and what it needs
+}
+
+struct ModelSource {
+  url @0 :Text;                 # the coordinator's model server: http://HOST:PORT
+  modelId @1 :Text;             # the manifest's SHA-256 (hex): the node's cache key
+  token @2 :Text;               # the server's bearer token ("" without a cluster secret)
 }
 
 struct ShardSpec {
-  modelDir @0 :Text;            # a checkpoint directory on the node's filesystem
+  modelDir @0 :Text;            # a checkpoint directory on the node's filesystem (when no source)
   firstLayer @1 :UInt32;
   endLayer @2 :UInt32;          # exclusive
   dtype @3 :DType;              # compute dtype
+  source @4 :ModelSource;       # set: fetch the shard's tensors into the node's cache, verified, then load
 }
 
 struct SamplingParams {

@@ -35,6 +35,9 @@ class Checkpoint {
   // Drops the process's pages of a tensor after its bytes were copied.
   void Release(const TensorView& view) const;
 
+  // Every file and the tensors it holds (for a model's manifest).
+  const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
+
   // Element counts, for planning shards before any weight is touched.
   int64_t LayerParams(int64_t layer) const;    // all tensors of model.layers.{layer}.
   int64_t EmbedParams() const;

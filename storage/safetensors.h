@@ -39,6 +39,9 @@ class SafetensorsFile {
   const TensorView* Find(const std::string& name) const;
   const std::map<std::string, TensorView>& tensors() const { return tensors_; }
   const std::string& path() const { return file_->path(); }
+  uint64_t size() const { return file_->size(); }
+  // Where a tensor's bytes start in the file.
+  uint64_t offset_of(const TensorView& view) const { return static_cast<uint64_t>(view.data - file_->data()); }
   // See MappedFile::Populate and MappedFile::Release.
   Status Populate(const TensorView& view) const { return file_->Populate(view.data, view.nbytes); }
   void Release(const TensorView& view) const { file_->Release(view.data, view.nbytes); }

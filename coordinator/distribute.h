@@ -1,0 +1,39 @@
+#pragma once
+// ModelDistribution: a model directory the coordinator holds, served to its
+// nodes (`strata generate --distribute`): the manifest with every tensor's
+// SHA-256 (storage/model_manifest), the ModelServer on this process's event
+// loop, and the URL and token the nodes fetch with. The URL's host is the
+// address this machine reaches the nodes from (loopback for local nodes).
+//
+// Not thread-safe: the event loop's thread.
+#include <kj/async-io.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coordinator/model_server.h"
+#include "coordinator/pipeline.h"
+#include "protocol/peer_auth.h"
+
+namespace strata {
+
+class ModelDistribution {
+ public:
+  // `listen` is HOST:PORT for the server ("": chosen from the nodes' addresses).
+  static Result<std::unique_ptr<ModelDistribution>> Start(kj::AsyncIoContext& io, const std::string& model_dir,
+                                                          const ClusterSecret& secret,
+                                                          const std::vector<std::string>& node_addresses,
+                                                          const std::string& listen);
+  const Pipeline::Source& source() const { return source_; }
+  uint64_t bytes_served() const { return server_->bytes_served(); }
+
+ private:
+  ModelDistribution() = default;
+  Pipeline::Source source_;
+  kj::Own<kj::ConnectionReceiver> receiver_;
+  std::unique_ptr<ModelServer> server_;
+  kj::Promise<void> serving_ = nullptr;
+};
+
+}  // namespace strata

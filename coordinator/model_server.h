@@ -1,0 +1,52 @@
+#pragma once
+// ModelServer: the coordinator's HTTP server for a model directory it holds,
+// so that nodes on other machines fetch their shards from it
+// (storage/shard_fetch). kj-http on the coordinator's event loop:
+//   GET /manifest       the ModelManifest (JSON)
+//   GET /files/NAME     a safetensors file the manifest lists, with Range
+// and nothing else: no other path of the directory, no directory listings.
+// With a token, every request must carry "Authorization: Bearer TOKEN"
+// (the coordinator derives it from the cluster secret and hands it to its
+// nodes over their authenticated RPC link); without, 401.
+//
+// Not thread-safe: the event loop's thread only.
+#include <kj/async-io.h>
+#include <kj/compat/http.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "storage/model_manifest.h"
+
+namespace strata {
+
+// A source that misbehaves, for tests of the fetcher's defences: the first
+// `corrupt` range responses flip a byte, the first `fail` answer 500, the
+// first `truncate` close the connection half-way.
+struct ServeFaults {
+  int corrupt = 0;
+  int fail = 0;
+  int truncate = 0;
+};
+
+class ModelServer {
+ public:
+  ModelServer(kj::Timer& timer, std::string dir, ModelManifest manifest, std::string token, ServeFaults faults = {});
+  ~ModelServer();
+  // Serves connections from `receiver` until the promise is dropped.
+  kj::Promise<void> Listen(kj::ConnectionReceiver& receiver);
+  uint64_t bytes_served() const;     // file bytes sent
+  uint64_t range_requests() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+// The bearer token for a model under a cluster secret: HMAC-SHA256(secret,
+// "strata-model-v1" | model id), hex ("" without a secret).
+std::string ModelToken(const class ClusterSecret& secret, const std::string& model_id);
+
+}  // namespace strata

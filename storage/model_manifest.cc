@@ -1,0 +1,165 @@
+#include "storage/model_manifest.h"
+
+#include <openssl/sha.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "storage/checkpoint.h"
+#include "storage/escape.h"
+
+namespace strata {
+namespace {
+
+using json = nlohmann::json;
+
+constexpr size_t kMaxTensors = 1 << 20;
+constexpr size_t kMaxConfigBytes = 1 << 20;
+
+bool PlainName(const std::string& s) {
+  return !s.empty() && s.size() <= 255 && s.find('/') == std::string::npos && s.find('\0') == std::string::npos &&
+         s != "." && s != "..";
+}
+
+json Body(const ModelManifest& m) {
+  json tensors = json::array();
+  for (const auto& t : m.tensors) {
+    tensors.push_back({{"name", t.name}, {"file", t.file}, {"dtype", DTypeString(t.dtype)}, {"shape", t.shape},
+                       {"begin", t.begin}, {"end", t.end}, {"sha256", t.sha256}});
+  }
+  return {{"format", 1}, {"config", m.config_json}, {"files", m.files}, {"tensors", tensors}};
+}
+
+}  // namespace
+
+std::string Sha256Hex(const void* data, size_t n) {
+  unsigned char digest[SHA256_DIGEST_LENGTH];
+  SHA256(static_cast<const unsigned char*>(data), n, digest);
+  static const char* d = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : digest) {
+    hex += d[c >> 4];
+    hex += d[c & 15];
+  }
+  return hex;
+}
+
+std::string ModelManifest::ToJson() const {
+  json j = Body(*this);
+  j["id"] = id;
+  return j.dump();
+}
+
+const ManifestTensor* ModelManifest::Find(const std::string& name) const {
+  for (const auto& t : tensors) {
+    if (t.name == name) return &t;
+  }
+  return nullptr;
+}
+
+std::vector<const ManifestTensor*> ModelManifest::ForLayers(int64_t first, int64_t end, int64_t layers) const {
+  std::vector<const ManifestTensor*> out;
+  const ManifestTensor* lm_head = Find(kLmHeadName);
+  for (const auto& t : tensors) {
+    bool want = false;
+    if (t.name.rfind("model.layers.", 0) == 0) {
+      const int64_t layer = std::atoll(t.name.c_str() + 13);
+      want = layer >= first && layer < end;
+    } else if (t.name == kEmbedName) {
+      want = first == 0 || (end == layers && lm_head == nullptr);  // a tied head is the embedding
+    } else if (t.name == kFinalNormName || t.name == kLmHeadName) {
+      want = end == layers;
+    }
+    if (want) out.push_back(&t);
+  }
+  return out;
+}
+
+Result<ModelManifest> ModelManifest::FromJson(const std::string& text) {
+  json j = json::parse(text, nullptr, false);
+  auto bad = [](const std::string& why) { return Status::Error("a malformed model manifest: " + why); };
+  if (j.is_discarded() || !j.is_object()) return bad("not a JSON object");
+  if (!j.contains("format") || j["format"] != 1) return bad("unknown format");
+  if (!j.contains("config") || !j["config"].is_string() || j["config"].get<std::string>().size() > kMaxConfigBytes) {
+    return bad("no config");
+  }
+  if (!j.contains("files") || !j["files"].is_array() || !j.contains("tensors") || !j["tensors"].is_array() ||
+      j["tensors"].size() > kMaxTensors || !j.contains("id") || !j["id"].is_string()) {
+    return bad("no files, tensors or id");
+  }
+  ModelManifest m;
+  m.config_json = j["config"];
+  std::set<std::string> files;
+  for (const auto& f : j["files"]) {
+    if (!f.is_string() || !PlainName(f.get<std::string>())) return bad("a file that is not a plain name");
+    m.files.push_back(f);
+    files.insert(f.get<std::string>());
+  }
+  std::set<std::string> names;
+  for (const auto& t : j["tensors"]) {
+    if (!t.is_object()) return bad("a tensor that is not an object");
+    ManifestTensor mt;
+    try {
+      mt.name = t.at("name").get<std::string>();
+      mt.file = t.at("file").get<std::string>();
+      mt.shape = t.at("shape").get<std::vector<int64_t>>();
+      mt.begin = t.at("begin").get<uint64_t>();
+      mt.end = t.at("end").get<uint64_t>();
+      mt.sha256 = t.at("sha256").get<std::string>();
+      if (!ParseSafetensorsDType(t.at("dtype").get<std::string>(), &mt.dtype)) return bad("tensor " + EscapeText(mt.name, 80) + ": dtype");
+    } catch (const std::exception&) {
+      return bad("a tensor with missing or mistyped fields");
+    }
+    if (mt.name.empty() || mt.name.size() > 512 || !names.insert(mt.name).second) return bad("a duplicate or empty tensor name");
+    if (!files.count(mt.file)) return bad("tensor " + EscapeText(mt.name, 80) + " in a file not listed");
+    if (mt.sha256.size() != 64 || mt.sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      return bad("tensor " + EscapeText(mt.name, 80) + ": sha256");
+    }
+    uint64_t numel = 1;
+    for (int64_t d : mt.shape) {
+      if (d < 0 || d > (1ll << 40) || (d > 0 && numel > (1ull << 50) / static_cast<uint64_t>(d))) return bad("a shape out of range");
+      numel *= static_cast<uint64_t>(d);
+    }
+    if (mt.end < mt.begin || mt.end - mt.begin != numel * DTypeSize(mt.dtype)) {
+      return bad("tensor " + EscapeText(mt.name, 80) + ": its byte range does not match its shape and dtype");
+    }
+    m.tensors.push_back(std::move(mt));
+  }
+  m.id = Sha256Hex(Body(m).dump().data(), Body(m).dump().size());
+  if (j["id"].get<std::string>() != m.id) return bad("its id is not the hash of its contents");
+  return m;
+}
+
+Result<ModelManifest> BuildManifest(const std::string& dir) {
+  auto ckpt = Checkpoint::Open(dir);
+  if (!ckpt.ok()) return ckpt.status();
+  ModelManifest m;
+  std::ifstream in(dir + "/config.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  m.config_json = ss.str();
+  for (const auto& file : ckpt.value()->files()) {
+    const std::string name = file->path().substr(file->path().rfind('/') + 1);
+    m.files.push_back(name);
+    for (const auto& [tensor, view] : file->tensors()) {
+      ManifestTensor t;
+      t.name = tensor;
+      t.file = name;
+      t.dtype = view.dtype;
+      t.shape = view.shape;
+      t.begin = file->offset_of(view);
+      t.end = t.begin + view.nbytes;
+      Status populated = file->Populate(view);
+      if (!populated.ok()) return populated;
+      t.sha256 = Sha256Hex(view.data, view.nbytes);
+      file->Release(view);
+      m.tensors.push_back(std::move(t));
+    }
+  }
+  m.id = Sha256Hex(Body(m).dump().data(), Body(m).dump().size());
+  return m;
+}
+
+}  // namespace strata

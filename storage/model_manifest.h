@@ -1,0 +1,52 @@
+#pragma once
+// ModelManifest: what a coordinator tells nodes about a model it serves — its
+// config.json, its safetensors files, and every tensor's file, byte range,
+// dtype, shape and SHA-256. A node fetches only the byte ranges of its own
+// tensors and checks each against its hash before using a byte of it. The
+// manifest's id is the SHA-256 of its canonical JSON: a node's cache is keyed
+// by it, so a model that changes gets a new id, and a warm cache transfers
+// nothing.
+//
+// Thread-safe: values, and pure functions.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "storage/dtype.h"
+#include "storage/status.h"
+
+namespace strata {
+
+struct ManifestTensor {
+  std::string name;
+  std::string file;            // a file of the model directory (a plain name)
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  uint64_t begin = 0, end = 0; // byte range in the file
+  std::string sha256;          // hex
+};
+
+struct ModelManifest {
+  std::string config_json;               // config.json, verbatim
+  std::vector<std::string> files;        // safetensors files served
+  std::vector<ManifestTensor> tensors;   // by name
+  std::string id;                        // SHA-256 (hex) of ToJson() without the id
+
+  std::string ToJson() const;
+  // Validates everything a peer could get wrong: JSON shape, names (no
+  // paths), dtypes, shape x dtype = range, sizes; recomputes and checks the id.
+  static Result<ModelManifest> FromJson(const std::string& text);
+  const ManifestTensor* Find(const std::string& name) const;
+  // The tensors a stage of layers [first, end) of a model with `layers`
+  // layers needs: its layers, the embedding (first stage; and the last when
+  // the head is tied) and the final norm and head (last stage).
+  std::vector<const ManifestTensor*> ForLayers(int64_t first, int64_t end, int64_t layers) const;
+};
+
+// Reads a checkpoint directory and hashes every tensor. `progress` (may be
+// null) is called with bytes hashed so far and the total.
+Result<ModelManifest> BuildManifest(const std::string& dir);
+
+std::string Sha256Hex(const void* data, size_t n);
+
+}  // namespace strata

@@ -1,0 +1,445 @@
+#include "storage/shard_fetch.h"
+
+#include <curl/curl.h>
+#include <openssl/evp.h>
+#include <sys/stat.h>
+#include <utime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <deque>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <thread>
+#include <vector>
+
+#include "storage/escape.h"
+
+namespace strata {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+constexpr size_t kMaxManifestBytes = 64u << 20;
+
+// One HTTP GET into memory (the manifest): bounded, with retries.
+struct Body {
+  std::string bytes;
+  bool too_big = false;
+};
+
+size_t AppendBody(char* data, size_t size, size_t n, void* user) {
+  auto* body = static_cast<Body*>(user);
+  if (body->bytes.size() + size * n > kMaxManifestBytes) {
+    body->too_big = true;
+    return 0;
+  }
+  body->bytes.append(data, size * n);
+  return size * n;
+}
+
+struct CurlHeaders {
+  curl_slist* list = nullptr;
+  ~CurlHeaders() { curl_slist_free_all(list); }
+};
+
+Result<std::string> GetManifest(const FetchOptions& o) {
+  std::string error;
+  for (int attempt = 0; attempt < o.attempts; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.backoff_ms << (attempt - 1)));
+    std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+    Body body;
+    CurlHeaders headers;
+    if (!o.token.empty()) headers.list = curl_slist_append(nullptr, ("Authorization: Bearer " + o.token).c_str());
+    const std::string url = o.base_url + "/manifest";
+    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+    curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.list);
+    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, AppendBody);
+    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, 60000L);
+    const CURLcode rc = curl_easy_perform(curl.get());
+    long status = 0;
+    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+    if (rc == CURLE_OK && status == 200) return body.bytes;
+    error = body.too_big ? "the manifest is over 64 MiB"
+                         : rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP " + std::to_string(status);
+    if (status == 401 || status == 403) break;  // a wrong token does not get better
+  }
+  return Status::Error("cannot get the model manifest from " + EscapeText(o.base_url) + ": " + error);
+}
+
+// Where each tensor goes in the shard's safetensors file.
+struct Placed {
+  const ManifestTensor* tensor;
+  uint64_t offset = 0;  // absolute, in the shard file
+};
+
+// The shard's safetensors header, and where each tensor's bytes go.
+std::string Layout(std::vector<Placed>* placed) {
+  nlohmann::json header = nlohmann::json::object();
+  uint64_t at = 0;
+  for (auto& p : *placed) {
+    const uint64_t n = p.tensor->end - p.tensor->begin;
+    header[p.tensor->name] = {{"dtype", DTypeString(p.tensor->dtype)}, {"shape", p.tensor->shape},
+                              {"data_offsets", {at, at + n}}};
+    p.offset = at;
+    at += (n + 7) / 8 * 8;
+  }
+  std::string text = header.dump();
+  text.append((8 - (8 + text.size()) % 8) % 8, ' ');  // data starts 8-aligned
+  for (auto& p : *placed) p.offset += 8 + text.size();
+  std::string out(8, '\0');
+  const uint64_t len = text.size();
+  for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>(len >> (8 * i));
+  return out + text;
+}
+
+// A byte range of one tensor, and what became of its request.
+struct Job {
+  size_t tensor = 0;            // index into placed
+  uint64_t src = 0, length = 0; // in the server's file
+  uint64_t dst = 0;             // in the shard file
+  int attempts = 0;
+  Clock::time_point not_before{};
+  // In flight:
+  uint64_t received = 0;
+  bool write_failed = false;
+  std::string write_error;
+};
+
+struct Transfer {
+  Job job;
+  RandomRWFile* file = nullptr;
+  CURL* curl = nullptr;
+  CurlHeaders headers;
+};
+
+size_t WriteRange(char* data, size_t size, size_t n, void* user) {
+  auto* t = static_cast<Transfer*>(user);
+  const size_t bytes = size * n;
+  if (t->job.received + bytes > t->job.length) {
+    t->job.write_failed = true;
+    t->job.write_error = "the server sent more than the range asked for";
+    return 0;
+  }
+  Status st = t->file->Write(t->job.dst + t->job.received, data, bytes);
+  if (!st.ok()) {
+    t->job.write_failed = true;
+    t->job.write_error = st.message();
+    return 0;
+  }
+  t->job.received += bytes;
+  return bytes;
+}
+
+// SHA-256 of a tensor's bytes as written in the shard file.
+Result<std::string> HashWritten(RandomRWFile& file, uint64_t offset, uint64_t n) {
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  std::vector<uint8_t> buf(std::min<uint64_t>(n, 8u << 20) + 1);
+  for (uint64_t at = 0; at < n;) {
+    const size_t want = static_cast<size_t>(std::min<uint64_t>(n - at, buf.size()));
+    size_t got = 0;
+    Status st = file.Read(offset + at, buf.data(), want, &got);
+    if (!st.ok()) return st;
+    if (got != want) return Status::Error("a short read of the shard file");
+    EVP_DigestUpdate(ctx.get(), buf.data(), got);
+    at += got;
+  }
+  unsigned char digest[32];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx.get(), digest, &len);
+  static const char* d = "0123456789abcdef";
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) {
+    hex += d[digest[i] >> 4];
+    hex += d[digest[i] & 15];
+  }
+  return hex;
+}
+
+uint64_t DirBytes(const fs::path& dir) {
+  uint64_t total = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    if (it->is_regular_file(ec)) total += it->file_size(ec);
+  }
+  return total;
+}
+
+// Makes room for `need` more bytes under `limit`, evicting least recently
+// used models (whole) other than `keep`.
+Status MakeRoom(const fs::path& cache, uint64_t limit, uint64_t need, const std::string& keep) {
+  if (limit == 0) return Status::Ok();
+  std::error_code ec;
+  std::vector<std::pair<fs::file_time_type, fs::path>> models;
+  for (const auto& entry : fs::directory_iterator(cache, ec)) {
+    if (entry.is_directory(ec) && entry.path().filename() != keep) {
+      models.push_back({fs::last_write_time(entry.path() / "last-used", ec), entry.path()});
+    }
+  }
+  std::sort(models.begin(), models.end());
+  uint64_t used = DirBytes(cache);
+  for (const auto& [when, path] : models) {
+    if (used + need <= limit) break;
+    const uint64_t bytes = DirBytes(path);
+    fs::remove_all(path, ec);
+    used -= std::min(used, bytes);
+  }
+  if (used + need > limit) {
+    return Status::Error("the shard needs " + std::to_string(need >> 20) + " MiB but the cache at " +
+                         EscapeText(cache.string()) + " has " + std::to_string((limit - std::min(used, limit)) >> 20) +
+                         " MiB left of its limit " + std::to_string(limit >> 20) + " MiB");
+  }
+  return Status::Ok();
+}
+
+class Fetcher {
+ public:
+  Fetcher(Env& env, const FetchOptions& o, std::vector<Placed> placed, RandomRWFile& file, std::string url_files)
+      : env_(env), o_(o), placed_(std::move(placed)), file_(file), files_url_(std::move(url_files)) {}
+
+  // Fetches every tensor not in `done`; adds what it verifies to `done`.
+  Status Run(std::vector<bool>* done, FetchResult* result);
+
+ private:
+  void Queue(size_t tensor);
+  CURL* Start(Transfer& t);
+  Status Finish(Transfer& t, CURLcode rc, std::vector<bool>* done, FetchResult* result);
+
+  Env& env_;
+  const FetchOptions& o_;
+  std::vector<Placed> placed_;
+  RandomRWFile& file_;
+  std::string files_url_;
+  std::deque<Job> queue_;
+  std::vector<int> pending_;          // per tensor: ranges not yet in
+  std::vector<int> hash_failures_;    // per tensor
+};
+
+void Fetcher::Queue(size_t tensor) {
+  const ManifestTensor& t = *placed_[tensor].tensor;
+  const uint64_t n = t.end - t.begin;
+  int ranges = 0;
+  for (uint64_t at = 0; at < n || (n == 0 && ranges == 0); at += o_.chunk_bytes) {
+    if (n == 0) break;
+    Job job;
+    job.tensor = tensor;
+    job.src = t.begin + at;
+    job.length = std::min<uint64_t>(o_.chunk_bytes, n - at);
+    job.dst = placed_[tensor].offset + at;
+    queue_.push_back(job);
+    ++ranges;
+  }
+  pending_[tensor] = ranges;
+}
+
+CURL* Fetcher::Start(Transfer& t) {
+  CURL* curl = curl_easy_init();
+  const ManifestTensor& tensor = *placed_[t.job.tensor].tensor;
+  const std::string url = files_url_ + tensor.file;
+  const std::string range = std::to_string(t.job.src) + "-" + std::to_string(t.job.src + t.job.length - 1);
+  if (!o_.token.empty()) t.headers.list = curl_slist_append(nullptr, ("Authorization: Bearer " + o_.token).c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_RANGE, range.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, t.headers.list);
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteRange);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);  // a stalled transfer is a failed one
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);
+  curl_easy_setopt(curl, CURLOPT_PRIVATE, &t);
+  t.curl = curl;
+  return curl;
+}
+
+Status Fetcher::Finish(Transfer& t, CURLcode rc, std::vector<bool>* done, FetchResult* result) {
+  long status = 0;
+  curl_easy_getinfo(t.curl, CURLINFO_RESPONSE_CODE, &status);
+  Job& job = t.job;
+  const ManifestTensor& tensor = *placed_[job.tensor].tensor;
+  if (job.write_failed && job.write_error.find("more than the range") == std::string::npos) {
+    return Status::Error("writing the shard failed: " + job.write_error);  // a full disk: no retry helps
+  }
+  const bool ok = rc == CURLE_OK && status == 206 && job.received == job.length;
+  if (!ok) {
+    const std::string why = job.write_failed ? job.write_error
+                            : rc != CURLE_OK  ? curl_easy_strerror(rc)
+                            : status != 206   ? "HTTP " + std::to_string(status)
+                                              : "the connection closed after " + std::to_string(job.received) + " of " +
+                                                  std::to_string(job.length) + " bytes";
+    if (++job.attempts >= o_.attempts) {
+      return Status::Error("fetching bytes " + std::to_string(job.src) + "-" + std::to_string(job.src + job.length - 1) +
+                           " of " + EscapeText(tensor.file) + " from " + EscapeText(o_.base_url) + " failed " +
+                           std::to_string(job.attempts) + " times; last: " + why);
+    }
+    Job again = job;
+    again.received = 0;
+    again.write_failed = false;
+    again.not_before = Clock::now() + std::chrono::milliseconds(o_.backoff_ms << (job.attempts - 1));
+    queue_.push_back(again);
+    return Status::Ok();
+  }
+  result->fetched_bytes += job.length;
+  if (o_.progress != nullptr) o_.progress->done += job.length;
+  if (--pending_[job.tensor] > 0) return Status::Ok();
+  // Every range of the tensor is in: it counts only if its hash matches.
+  auto hash = HashWritten(file_, placed_[job.tensor].offset, tensor.end - tensor.begin);
+  if (!hash.ok()) return hash.status();
+  if (hash.value() == tensor.sha256) {
+    (*done)[job.tensor] = true;
+    return Status::Ok();
+  }
+  ++result->refetched_tensors;
+  if (o_.progress != nullptr) o_.progress->done -= std::min<uint64_t>(o_.progress->done, tensor.end - tensor.begin);
+  if (++hash_failures_[job.tensor] >= o_.attempts) {
+    return Status::Error("tensor '" + EscapeText(tensor.name, 120) + "' from " + EscapeText(o_.base_url) +
+                         " does not match its SHA-256 after " + std::to_string(o_.attempts) +
+                         " tries (corrupted in transit?); nothing was loaded");
+  }
+  Queue(job.tensor);
+  return Status::Ok();
+}
+
+Status Fetcher::Run(std::vector<bool>* done, FetchResult* result) {
+  pending_.assign(placed_.size(), 0);
+  hash_failures_.assign(placed_.size(), 0);
+  for (size_t i = 0; i < placed_.size(); ++i) {
+    if (!(*done)[i]) Queue(i);
+  }
+  std::unique_ptr<CURLM, CURLMcode (*)(CURLM*)> multi(curl_multi_init(), curl_multi_cleanup);
+  std::vector<std::unique_ptr<Transfer>> active;
+  Status failed = Status::Ok();
+  while (failed.ok() && (!queue_.empty() || !active.empty())) {
+    // Start what may start: up to `connections` at once, none before its backoff.
+    const auto now = Clock::now();
+    for (size_t scanned = queue_.size(); scanned > 0 && static_cast<int>(active.size()) < o_.connections; --scanned) {
+      Job job = queue_.front();
+      queue_.pop_front();
+      if (job.not_before > now) {
+        queue_.push_back(job);
+        continue;
+      }
+      auto t = std::make_unique<Transfer>();
+      t->job = job;
+      t->file = &file_;
+      curl_multi_add_handle(multi.get(), Start(*t));
+      active.push_back(std::move(t));
+    }
+    int running = 0;
+    curl_multi_perform(multi.get(), &running);
+    int messages = 0;
+    while (CURLMsg* msg = curl_multi_info_read(multi.get(), &messages)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      Transfer* t = nullptr;
+      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&t));
+      const CURLcode rc = msg->data.result;
+      Status st = Finish(*t, rc, done, result);
+      if (!st.ok() && failed.ok()) failed = st;
+      curl_multi_remove_handle(multi.get(), t->curl);
+      curl_easy_cleanup(t->curl);
+      active.erase(std::find_if(active.begin(), active.end(), [t](const auto& a) { return a.get() == t; }));
+    }
+    curl_multi_poll(multi.get(), nullptr, 0, 50, nullptr);
+  }
+  for (auto& t : active) {
+    curl_multi_remove_handle(multi.get(), t->curl);
+    curl_easy_cleanup(t->curl);
+  }
+  return failed;
+}
+
+Status WriteSmallFile(Env& env, const std::string& path, const std::string& text) {
+  auto file = env.NewWritableFile(path + ".tmp");
+  if (!file.ok()) return file.status();
+  Status st = file.value()->Append(text.data(), text.size());
+  if (st.ok()) st = file.value()->Sync();
+  if (st.ok()) st = file.value()->Close();
+  if (st.ok()) st = env.RenameFile(path + ".tmp", path);
+  return st;
+}
+
+std::string ShardDir(const std::string& cache, const std::string& model_id, int64_t first, int64_t end) {
+  return cache + "/" + model_id + "/" + std::to_string(first) + "-" + std::to_string(end);
+}
+
+}  // namespace
+
+std::string CachedShard(const std::string& cache_dir, const std::string& model_id, int64_t first, int64_t end) {
+  const std::string dir = ShardDir(cache_dir, model_id, first, end);
+  std::error_code ec;
+  return fs::exists(dir + "/complete", ec) ? dir : "";
+}
+
+Result<FetchResult> FetchShard(Env& env, const FetchOptions& o, const std::string& model_id, int64_t first,
+                               int64_t end) {
+  if (model_id.size() != 64 || model_id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    return Status::Error("a model id is 64 hex digits");
+  }
+  FetchResult result;
+  result.dir = ShardDir(o.cache_dir, model_id, first, end);
+  std::error_code ec;
+  fs::create_directories(result.dir, ec);
+  if (ec) return Status::Error("cannot create " + EscapeText(result.dir) + ": " + ec.message());
+  const std::string last_used = o.cache_dir + "/" + model_id + "/last-used";
+  Status touched = WriteSmallFile(env, last_used, "");  // the model's place in the LRU order
+  (void)touched;
+  if (!CachedShard(o.cache_dir, model_id, first, end).empty()) return result;  // warm: nothing to fetch
+
+  auto text = GetManifest(o);
+  if (!text.ok()) return text.status();
+  auto manifest = ModelManifest::FromJson(text.value());
+  if (!manifest.ok()) return manifest.status();
+  if (manifest->id != model_id) {
+    return Status::Error("the server at " + EscapeText(o.base_url) + " serves model " + manifest->id.substr(0, 12) +
+                         ", not " + model_id.substr(0, 12));
+  }
+  const auto config = nlohmann::json::parse(manifest->config_json, nullptr, false);
+  if (config.is_discarded() || !config.contains("num_hidden_layers") || !config["num_hidden_layers"].is_number_integer()) {
+    return Status::Error("the manifest's config.json has no num_hidden_layers");
+  }
+  const int64_t layers = config["num_hidden_layers"].get<int64_t>();
+  if (first < 0 || first >= end || end > layers) return Status::Error("bad layer range for the manifest's model");
+  std::vector<Placed> placed;
+  for (const ManifestTensor* t : manifest->ForLayers(first, end, layers)) placed.push_back({t, 0});
+  const std::string header = Layout(&placed);
+  uint64_t total = header.size();
+  for (const auto& p : placed) total = std::max<uint64_t>(total, p.offset + (p.tensor->end - p.tensor->begin));
+  if (o.progress != nullptr) o.progress->total = total;
+
+  Status room = MakeRoom(o.cache_dir, o.cache_limit, total, model_id);
+  if (!room.ok()) return room;
+  const std::string partial = result.dir + "/model.safetensors.partial";
+  auto file = env.NewRandomRWFile(partial);
+  if (!file.ok()) return file.status();
+  Status st = file.value()->Allocate(0, total);  // a full disk fails here, before any transfer
+  if (st.ok()) st = file.value()->Write(0, header.data(), header.size());
+  if (!st.ok()) {
+    file.value().reset();
+    (void)env.RemoveFile(partial);
+    return Status::Error("the node's cache cannot hold the shard: " + st.message());
+  }
+  // Resume: tensors already in the partial file that match their hashes stay.
+  std::vector<bool> done(placed.size(), false);
+  for (size_t i = 0; i < placed.size(); ++i) {
+    auto hash = HashWritten(*file.value(), placed[i].offset, placed[i].tensor->end - placed[i].tensor->begin);
+    done[i] = hash.ok() && hash.value() == placed[i].tensor->sha256;
+    if (done[i] && o.progress != nullptr) o.progress->done += placed[i].tensor->end - placed[i].tensor->begin;
+  }
+  Fetcher fetcher(env, o, placed, *file.value(), o.base_url + "/files/");
+  st = fetcher.Run(&done, &result);
+  if (st.ok()) st = file.value()->Sync();
+  file.value().reset();
+  if (!st.ok()) return st;  // the partial file stays for a resume; it is never loaded
+  st = env.RenameFile(partial, result.dir + "/model.safetensors");
+  if (st.ok()) st = WriteSmallFile(env, result.dir + "/config.json", manifest->config_json);
+  if (st.ok()) st = WriteSmallFile(env, result.dir + "/complete", model_id + "\n");
+  if (!st.ok()) return st;
+  return result;
+}
+
+}  // namespace strata
