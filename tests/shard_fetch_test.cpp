@@ -1,0 +1,248 @@
+// Shard fetches: a node's tensors come from the coordinator's model server
+// (real HTTP over loopback) into its cache, each checked against its SHA-256.
+// Bytes corrupted in transit are fetched again and never loaded; 500s and
+// connections closed early are retried with backoff, then fail clearly; a
+// wrong token gets nothing; a full disk fails with its cause and leaves no
+// usable half-file; an interrupted fetch resumes; a warm cache transfers
+// nothing; the cache keeps to its limit. And end to end: three real nodes
+// fetch their shards and generate the tokens they generate from the files.
+#include "storage/shard_fetch.h"
+
+#include <gtest/gtest.h>
+#include <kj/async-io.h>
+#include <kj/thread.h>
+
+#include <cstring>
+#include <filesystem>
+#include <future>
+#include <nlohmann/json.hpp>
+
+#include "coordinator/model_server.h"
+#include "storage/checkpoint.h"
+#include "storage/fault_env.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+using testing::TempDir;
+
+PosixEnv posix_;
+
+// A ModelServer on a thread of its own (its own event loop), on loopback.
+class ServerThread {
+ public:
+  ServerThread(const std::string& dir, const ModelManifest& manifest, const std::string& token, ServeFaults faults) {
+    std::promise<int> port;
+    auto ready = port.get_future();
+    thread_ = std::make_unique<kj::Thread>([this, &port, dir, manifest, token, faults]() {
+      auto io = kj::setupAsyncIo();
+      auto receiver = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
+      ModelServer server(io.provider->getTimer(), dir, manifest, token, faults);
+      auto listening = server.Listen(*receiver).eagerlyEvaluate(nullptr);
+      port.set_value(static_cast<int>(receiver->getPort()));
+      // Waiting on the timer runs the loop, and with it the server.
+      while (!stop_.load()) io.provider->getTimer().afterDelay(20 * kj::MILLISECONDS).wait(io.waitScope);
+    });
+    url_ = "http://127.0.0.1:" + std::to_string(ready.get());
+  }
+  ~ServerThread() {
+    stop_.store(true);
+    thread_.reset();  // joins
+  }
+  const std::string& url() const { return url_; }
+
+ private:
+  std::atomic<bool> stop_{false};
+  std::unique_ptr<kj::Thread> thread_;
+  std::string url_;
+};
+
+class ShardFetchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TestModelSpec spec;
+    spec.layers = 4;
+    testing::MakeModel(model_.path(), spec);
+    auto manifest = BuildManifest(model_.path());
+    ASSERT_TRUE(manifest.ok()) << manifest.status().message();
+    manifest_ = manifest.value();
+  }
+  FetchOptions Options(const std::string& url) {
+    FetchOptions o;
+    o.base_url = url;
+    o.cache_dir = cache_.path();
+    o.chunk_bytes = 64u << 10;  // many ranges per tensor
+    o.backoff_ms = 10;
+    return o;
+  }
+  // The shard loads, and holds exactly the source's bytes for its tensors.
+  void ExpectShardMatchesSource(const std::string& dir, int64_t first, int64_t end) {
+    auto shard = Checkpoint::Open(dir);
+    ASSERT_TRUE(shard.ok()) << shard.status().message();
+    auto source = Checkpoint::Open(model_.path());
+    for (const ManifestTensor* t : manifest_.ForLayers(first, end, 4)) {
+      auto a = shard.value()->Find(t->name);
+      auto b = source.value()->Find(t->name);
+      ASSERT_TRUE(a.ok() && b.ok()) << t->name;
+      ASSERT_EQ(a.value()->nbytes, b.value()->nbytes);
+      EXPECT_EQ(std::memcmp(a.value()->data, b.value()->data, a.value()->nbytes), 0) << t->name;
+    }
+  }
+  TempDir model_, cache_;
+  ModelManifest manifest_;
+};
+
+TEST_F(ShardFetchTest, FetchesOnlyItsTensorsVerifiedAndAWarmCacheTransfersNothing) {
+  ServerThread server(model_.path(), manifest_, "", {});
+  auto first = FetchShard(posix_, Options(server.url()), manifest_.id, 1, 3);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  ExpectShardMatchesSource(first->dir, 1, 3);
+  uint64_t want = 0;
+  for (const ManifestTensor* t : manifest_.ForLayers(1, 3, 4)) want += t->end - t->begin;
+  EXPECT_EQ(first->fetched_bytes, want) << "only the stage's own tensors";
+  auto again = FetchShard(posix_, Options(server.url()), manifest_.id, 1, 3);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->fetched_bytes, 0u);
+}
+
+TEST_F(ShardFetchTest, CorruptedBytesAreFetchedAgainAndNeverLoaded) {
+  ServerThread server(model_.path(), manifest_, "", ServeFaults{3, 0, 0});
+  auto fetched = FetchShard(posix_, Options(server.url()), manifest_.id, 0, 4);
+  ASSERT_TRUE(fetched.ok()) << fetched.status().message();
+  EXPECT_GE(fetched->refetched_tensors, 1u);
+  ExpectShardMatchesSource(fetched->dir, 0, 4);
+  // A source that always corrupts: a clear error, and no shard to load.
+  TempDir other;
+  ServerThread liar(model_.path(), manifest_, "", ServeFaults{1000000, 0, 0});
+  FetchOptions o = Options(liar.url());
+  o.cache_dir = other.path();
+  auto failed = FetchShard(posix_, o, manifest_.id, 0, 4);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("does not match its SHA-256"), std::string::npos) << failed.status().message();
+  EXPECT_EQ(CachedShard(other.path(), manifest_.id, 0, 4), "");
+}
+
+TEST_F(ShardFetchTest, ServerErrorsAndEarlyClosesAreRetriedThenReported) {
+  ServerThread flaky(model_.path(), manifest_, "", ServeFaults{0, 2, 2});
+  auto fetched = FetchShard(posix_, Options(flaky.url()), manifest_.id, 0, 2);
+  ASSERT_TRUE(fetched.ok()) << fetched.status().message();
+  ExpectShardMatchesSource(fetched->dir, 0, 2);
+  TempDir other;
+  ServerThread broken(model_.path(), manifest_, "", ServeFaults{0, 1000000, 0});
+  FetchOptions o = Options(broken.url());
+  o.cache_dir = other.path();
+  auto failed = FetchShard(posix_, o, manifest_.id, 0, 2);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("failed 4 times; last: HTTP 500"), std::string::npos) << failed.status().message();
+  // Nothing listens: the manifest cannot be had, and the error says where.
+  FetchOptions nowhere = Options("http://127.0.0.1:1");
+  nowhere.cache_dir = other.path();
+  auto unreachable = FetchShard(posix_, nowhere, manifest_.id, 0, 2);
+  ASSERT_FALSE(unreachable.ok());
+  EXPECT_NE(unreachable.status().message().find("cannot get the model manifest from http://127.0.0.1:1"),
+            std::string::npos)
+      << unreachable.status().message();
+}
+
+TEST_F(ShardFetchTest, AWrongTokenGetsNothing) {
+  ServerThread server(model_.path(), manifest_, "abcd", {});
+  FetchOptions o = Options(server.url());
+  o.token = "dcba";
+  auto failed = FetchShard(posix_, o, manifest_.id, 0, 2);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("HTTP 401"), std::string::npos) << failed.status().message();
+  o.token = "abcd";
+  EXPECT_TRUE(FetchShard(posix_, o, manifest_.id, 0, 2).ok());
+  // A server of another model is not taken for this one.
+  auto wrong = FetchShard(posix_, o, std::string(64, 'a'), 0, 2);
+  ASSERT_FALSE(wrong.ok());
+  EXPECT_NE(wrong.status().message().find("not aaaaaaaaaaaa"), std::string::npos) << wrong.status().message();
+}
+
+TEST_F(ShardFetchTest, AFullDiskFailsClearlyAndAnInterruptedFetchResumes) {
+  ServerThread server(model_.path(), manifest_, "", {});
+  FaultInjectionEnv faults(posix_);
+  uint64_t total = 0;
+  for (const ManifestTensor* t : manifest_.ForLayers(0, 4, 4)) total += t->end - t->begin;
+  // A disk that cannot hold the shard at all: refused before any transfer.
+  faults.FailWritesAfter(total / 2, ENOSPC);
+  auto small = FetchShard(faults, Options(server.url()), manifest_.id, 0, 4);
+  ASSERT_FALSE(small.ok());
+  EXPECT_NE(small.status().message().find("cache cannot hold the shard"), std::string::npos) << small.status().message();
+  // A disk that fills half-way through the transfer (the reservation and
+  // the header count against it too).
+  faults.FailWritesAfter(total + 16384 + total / 2, ENOSPC);
+  auto failed = FetchShard(faults, Options(server.url()), manifest_.id, 0, 4);
+  ASSERT_FALSE(failed.ok());
+  EXPECT_NE(failed.status().message().find("No space left on device"), std::string::npos) << failed.status().message();
+  EXPECT_EQ(CachedShard(cache_.path(), manifest_.id, 0, 4), "") << "a half-written shard is never used";
+  faults.Heal();
+  auto resumed = FetchShard(faults, Options(server.url()), manifest_.id, 0, 4);
+  ASSERT_TRUE(resumed.ok()) << resumed.status().message();
+  EXPECT_LT(resumed->fetched_bytes, total) << "tensors verified before the disk filled are kept";
+  ExpectShardMatchesSource(resumed->dir, 0, 4);
+}
+
+TEST_F(ShardFetchTest, TheCacheKeepsToItsLimitEvictingWholeModels) {
+  TempDir second;
+  TestModelSpec spec;
+  spec.layers = 4;
+  spec.seed = 2;
+  testing::MakeModel(second.path(), spec);
+  auto other = BuildManifest(second.path()).value();
+  ServerThread a(model_.path(), manifest_, "", {}), b(second.path(), other, "", {});
+  FetchOptions o = Options(a.url());
+  uint64_t model_bytes = 0;
+  for (const ManifestTensor* t : manifest_.ForLayers(0, 4, 4)) model_bytes += t->end - t->begin;
+  o.cache_limit = model_bytes * 3 / 2;  // room for one model, not two
+  ASSERT_TRUE(FetchShard(posix_, o, manifest_.id, 0, 4).ok());
+  o.base_url = b.url();
+  ASSERT_TRUE(FetchShard(posix_, o, other.id, 0, 4).ok());
+  EXPECT_EQ(CachedShard(cache_.path(), manifest_.id, 0, 4), "") << "the least recently used model went";
+  EXPECT_NE(CachedShard(cache_.path(), other.id, 0, 4), "");
+  o.cache_limit = model_bytes / 2;  // not even one
+  TempDir empty;
+  o.cache_dir = empty.path();
+  auto refused = FetchShard(posix_, o, other.id, 0, 4);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("of its limit"), std::string::npos) << refused.status().message();
+}
+
+// End to end: real nodes fetch from `strata generate --distribute`.
+TEST_F(ShardFetchTest, NodesFetchTheirShardsAndGenerateAsFromTheFiles) {
+  TempDir caches;
+  std::vector<std::unique_ptr<testing::Child>> nodes;
+  std::string addresses;
+  for (int i = 0; i < 3; ++i) {
+    const std::string port = std::to_string(20000 + (::getpid() * 3 + i) % 30000);
+    nodes.push_back(std::make_unique<testing::Child>(std::vector<std::string>{
+        testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:" + port, "--threads", "1", "--no-discovery",
+        "--cache-dir", caches / std::to_string(i)}));
+    addresses += (addresses.empty() ? "" : ",") + std::string("127.0.0.1:") + port;
+  }
+  for (int i = 0; i < 100; ++i) {  // until all three answer
+    if (testing::RunProcess({testing::BinDir() + "/strata", "status", "--nodes", addresses}, 30).exit_code == 0) break;
+    usleep(200000);
+  }
+  auto run = [&](bool distribute) {
+    std::vector<std::string> argv = {testing::BinDir() + "/strata", "generate", "--model", model_.path(), "--nodes",
+                                     addresses, "--prompt", "hello", "--max-tokens", "6", "--json",
+                                     "--connect-timeout-ms", "30000"};
+    if (distribute) argv.push_back("--distribute");
+    return testing::RunProcess(argv, 120);
+  };
+  auto fetched = run(true);
+  ASSERT_EQ(fetched.exit_code, 0) << fetched.err;
+  auto out = nlohmann::json::parse(fetched.out);
+  EXPECT_GT(out["model_bytes_served"].get<uint64_t>(), 0u);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_TRUE(std::filesystem::exists(caches / (std::to_string(i) + "/" + manifest_.id + "/last-used"))) << i;
+  }
+  auto from_files = run(false);
+  ASSERT_EQ(from_files.exit_code, 0) << from_files.err;
+  EXPECT_EQ(out["tokens"], nlohmann::json::parse(from_files.out)["tokens"]);
+}
+
+}  // namespace
+}  // namespace strata
