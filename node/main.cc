@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 #include <unistd.h>
 
+#include <climits>
 #include <csignal>
 #include <cstdlib>
 #include <iostream>
@@ -97,6 +98,10 @@ int main(int argc, char** argv) {
                  "NVMe tier: swap KV pages of idle sessions to a file here when RAM is short (default: none)");
   app.add_option("--swap-limit", swap_limit, "NVMe tier budget, e.g. 64GiB (default: half the free space of --swap-dir)");
   std::string cache_limit;
+  std::vector<std::string> model_roots;
+  app.add_option("--models-dir", model_roots,
+                 "a directory whose models a coordinator may name by path (repeatable; default: any path when "
+                 "listening on loopback, none otherwise: models come through --cache-dir)");
   app.add_option("--cache-dir", options.cache_dir,
                  "where shards fetched from a coordinator are kept (default: $HOME/.cache/strata)");
   app.add_option("--cache-limit", cache_limit, "disk budget of --cache-dir, e.g. 100GiB (default: half its free space)");
@@ -159,6 +164,12 @@ int main(int argc, char** argv) {
     const uint64_t free_bytes = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
     if (options.swap_budget == 0) options.swap_budget = free_bytes / 2;
   }
+  for (const auto& root : model_roots) {
+    char resolved[PATH_MAX];
+    if (::realpath(root.c_str(), resolved) == nullptr) Die("--models-dir " + root + ": " + std::strerror(errno));
+    options.model_roots.push_back(resolved);
+  }
+  if (model_roots.empty() && IsLoopback(listen)) options.model_roots.push_back("/");  // a local coordinator reads them anyway
   if (!cache_limit.empty() && !ParseSize(cache_limit, &options.cache_limit)) {
     Die("--cache-limit wants a size like 100GiB, got '" + cache_limit + "'");
   }

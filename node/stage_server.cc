@@ -1,6 +1,8 @@
 #include "node/stage_server.h"
 
 #include <kj/debug.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <spdlog/spdlog.h>
 
 #include "node/node_state.h"
@@ -18,6 +20,17 @@ kj::Exception Failed(const std::string& message) {
 }
 
 Bytes ToBytes(capnp::Data::Reader d) { return Bytes(d.begin(), d.end()); }
+
+// Whether `dir` (resolved: no symlink or ".." escapes) lies under one of `roots`.
+bool UnderModelRoots(const std::string& dir, const std::vector<std::string>& roots) {
+  char resolved[PATH_MAX];
+  if (::realpath(dir.c_str(), resolved) == nullptr) return !roots.empty();  // missing: the load says so
+  const std::string path = resolved;
+  for (const std::string& root : roots) {
+    if (root == "/" || path == root || path.rfind(root + "/", 0) == 0) return true;
+  }
+  return false;
+}
 
 // Where a shard comes from: a directory on this node, or a coordinator's
 // model server (fetched into the cache, verified, first).
@@ -166,6 +179,10 @@ class ControlImpl final : public wire::Control::Server {
       source.dir = spec.getModelDir();
       if (source.dir.empty() || source.dir.size() > 4096 || source.dir.find('\0') != std::string::npos) {
         throw Failed("loadShard: the model directory must be a path of 1..4096 bytes");
+      }
+      if (!UnderModelRoots(source.dir, state_->options().model_roots)) {
+        throw Failed("loadShard: node " + state_->options().name + " loads models only from its --models-dir or " +
+                     "its cache; fetch this one with `strata generate --distribute`");
       }
     }
     NodeState* state = state_.get();

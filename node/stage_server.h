@@ -11,6 +11,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "protocol/peer_auth.h"
 #include "storage/env.h"
@@ -46,6 +47,9 @@ struct NodeOptions {
   // how much of the disk they may take (0: no limit).
   std::string cache_dir;
   uint64_t cache_limit = 0;
+  // The directories a coordinator may name in loadShard (real paths). Any
+  // other model comes through the cache, fetched and verified.
+  std::vector<std::string> model_roots;
 };
 
 // What the listener knows of one connection. The bootstrap Node of that

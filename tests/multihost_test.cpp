@@ -91,12 +91,14 @@ TEST(MultiHostTest, NodesInSeparateNamespacesFindEachOtherAndGenerate) {
   for (int i = 0; i < 4; ++i) {
     std::vector<std::string> argv = {testing::BinDir() + "/strata-node", "--listen", net.Ip(i) + ":7700", "--name",
                                      "host-" + std::to_string(i), "--threads", "1", "--beacon-interval-ms", "300",
+                                     "--cache-dir", dir / ("cache-" + std::to_string(i)),
                                      "--cluster-secret-file", dir / (i == 3 ? "other" : "secret")};
     argv.insert(argv.end(), discovery.begin(), discovery.end());
     nodes.push_back(std::make_unique<Child>(net.In(i, argv)));
   }
   std::vector<std::string> generate = {testing::BinDir() + "/strata", "generate", "--model", dir / "m", "--prompt",
                                        "hello there", "--max-tokens", "8", "--json", "--discovery-wait-ms", "3000",
+                                       "--distribute",
                                        "--cluster-secret-file", dir / "secret"};
   generate.insert(generate.end(), discovery.begin(), discovery.end());
   ProcessResult r;
@@ -111,6 +113,8 @@ TEST(MultiHostTest, NodesInSeparateNamespacesFindEachOtherAndGenerate) {
   for (int i = 0; i < 3; ++i) {
     EXPECT_EQ(out["plan"][i]["address"], net.Ip(i) + ":7700") << r.out;  // reached across the bridge
   }
+  // Each node fetched its shard from the coordinator's model server, across the bridge.
+  EXPECT_GT(out["model_bytes_served"].get<uint64_t>(), 0u) << r.out;
   // The same prompt on one machine's local nodes: the same tokens.
   auto local = RunProcess({testing::BinDir() + "/strata", "generate", "--model", dir / "m", "--prompt", "hello there",
                            "--max-tokens", "8", "--json", "--local", "3", "--threads", "1"},

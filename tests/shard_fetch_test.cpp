@@ -5,7 +5,8 @@
 // wrong token gets nothing; a full disk fails with its cause and leaves no
 // usable half-file; an interrupted fetch resumes; a warm cache transfers
 // nothing; the cache keeps to its limit. And end to end: three real nodes
-// fetch their shards and generate the tokens they generate from the files.
+// refuse to open a model by a path outside their --models-dir, fetch their
+// shards instead, and generate the tokens nodes generate from the files.
 #include "storage/shard_fetch.h"
 
 #include <gtest/gtest.h>
@@ -211,35 +212,39 @@ TEST_F(ShardFetchTest, TheCacheKeepsToItsLimitEvictingWholeModels) {
 
 // End to end: real nodes fetch from `strata generate --distribute`.
 TEST_F(ShardFetchTest, NodesFetchTheirShardsAndGenerateAsFromTheFiles) {
-  TempDir caches;
+  TempDir caches, allowed;
   std::vector<std::unique_ptr<testing::Child>> nodes;
   std::string addresses;
   for (int i = 0; i < 3; ++i) {
     const std::string port = std::to_string(20000 + (::getpid() * 3 + i) % 30000);
     nodes.push_back(std::make_unique<testing::Child>(std::vector<std::string>{
         testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:" + port, "--threads", "1", "--no-discovery",
-        "--cache-dir", caches / std::to_string(i)}));
+        "--cache-dir", caches / std::to_string(i), "--models-dir", allowed.path()}));
     addresses += (addresses.empty() ? "" : ",") + std::string("127.0.0.1:") + port;
   }
   for (int i = 0; i < 100; ++i) {  // until all three answer
     if (testing::RunProcess({testing::BinDir() + "/strata", "status", "--nodes", addresses}, 30).exit_code == 0) break;
     usleep(200000);
   }
-  auto run = [&](bool distribute) {
-    std::vector<std::string> argv = {testing::BinDir() + "/strata", "generate", "--model", model_.path(), "--nodes",
-                                     addresses, "--prompt", "hello", "--max-tokens", "6", "--json",
-                                     "--connect-timeout-ms", "30000"};
-    if (distribute) argv.push_back("--distribute");
+  auto run = [&](const std::vector<std::string>& how) {
+    std::vector<std::string> argv = {testing::BinDir() + "/strata", "generate", "--model", model_.path(), "--prompt",
+                                     "hello", "--max-tokens", "6", "--json", "--connect-timeout-ms", "30000"};
+    argv.insert(argv.end(), how.begin(), how.end());
     return testing::RunProcess(argv, 120);
   };
-  auto fetched = run(true);
+  // The model is not under the nodes' --models-dir: they will not open it by path...
+  auto refused = run({"--nodes", addresses});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("loads models only from its --models-dir or its cache"), std::string::npos) << refused.err;
+  // ...but fetch it, verified, from the coordinator.
+  auto fetched = run({"--nodes", addresses, "--distribute"});
   ASSERT_EQ(fetched.exit_code, 0) << fetched.err;
   auto out = nlohmann::json::parse(fetched.out);
   EXPECT_GT(out["model_bytes_served"].get<uint64_t>(), 0u);
   for (int i = 0; i < 3; ++i) {
     EXPECT_TRUE(std::filesystem::exists(caches / (std::to_string(i) + "/" + manifest_.id + "/last-used"))) << i;
   }
-  auto from_files = run(false);
+  auto from_files = run({"--local", "3", "--threads", "1"});
   ASSERT_EQ(from_files.exit_code, 0) << from_files.err;
   EXPECT_EQ(out["tokens"], nlohmann::json::parse(from_files.out)["tokens"]);
 }
