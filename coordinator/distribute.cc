@@ -10,6 +10,7 @@
 #include <chrono>
 
 #include "storage/escape.h"
+#include "storage/shard_fetch.h"
 
 namespace strata {
 namespace {
@@ -65,13 +66,27 @@ Result<std::unique_ptr<ModelDistribution>> ModelDistribution::Start(kj::AsyncIoC
   })) {
     return Status::Error("cannot serve the model on " + EscapeText(bind) + ": " + e->getDescription().cStr());
   }
-  const std::string token = ModelToken(secret, manifest->id);
+  const std::string token = ModelToken(secret);
   d->source_ = Pipeline::Source{"http://" + host + ":" + std::to_string(d->receiver_->getPort()), manifest->id, token};
   d->server_ = std::make_unique<ModelServer>(io.provider->getTimer(), model_dir, std::move(manifest.value()), token);
   d->serving_ = d->server_->Listen(*d->receiver_).eagerlyEvaluate([](kj::Exception&& e) {
     spdlog::warn("model server stopped: {}", EscapeText(e.getDescription().cStr()));
   });
   spdlog::info("serving model {} at {}", d->source_.model_id.substr(0, 12), d->source_.url);
+  return d;
+}
+
+Result<std::unique_ptr<ModelDistribution>> ModelDistribution::UseServer(const std::string& url,
+                                                                        const ClusterSecret& secret) {
+  if (url.rfind("http://", 0) != 0 || url.size() > 512) return Status::Error("--model-server wants http://HOST:PORT");
+  FetchOptions o;
+  o.base_url = url;
+  o.token = ModelToken(secret);
+  auto manifest = GetRemoteManifest(o);
+  if (!manifest.ok()) return manifest.status();
+  std::unique_ptr<ModelDistribution> d(new ModelDistribution());
+  d->source_ = Pipeline::Source{url, manifest->id, o.token};
+  spdlog::info("nodes fetch model {} from {}", manifest->id.substr(0, 12), EscapeText(url));
   return d;
 }
 

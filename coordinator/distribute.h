@@ -25,8 +25,11 @@ class ModelDistribution {
                                                           const ClusterSecret& secret,
                                                           const std::vector<std::string>& node_addresses,
                                                           const std::string& listen);
+  // A model server that already runs (`strata serve-model`): the nodes
+  // fetch from it; this process serves nothing.
+  static Result<std::unique_ptr<ModelDistribution>> UseServer(const std::string& url, const ClusterSecret& secret);
   const Pipeline::Source& source() const { return source_; }
-  uint64_t bytes_served() const { return server_->bytes_served(); }
+  uint64_t bytes_served() const { return server_ ? server_->bytes_served() : 0; }  // by this process
 
  private:
   ModelDistribution() = default;

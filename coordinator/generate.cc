@@ -354,7 +354,9 @@ int RunGenerate(const GenerateFlags& flags) {
         return ::realpath(flags.model.c_str(), buf) ? std::string(buf) : flags.model;
       }();
       if (flags.distribute) {
-        distribution = ModelDistribution::Start(io, model_dir, credentials->secret, cluster->addresses, flags.serve);
+        distribution = flags.model_server.empty()
+                           ? ModelDistribution::Start(io, model_dir, credentials->secret, cluster->addresses, flags.serve)
+                           : ModelDistribution::UseServer(flags.model_server, credentials->secret);
         if (!distribution.ok()) return Fail(distribution.status().message());
         pipeline.Load(model_dir, plan, dtype, &distribution.value()->source());
       } else {

@@ -36,6 +36,7 @@ struct GenerateFlags {
   bool keep_session = false;  // the conversation outlives this run; its id is printed
   bool distribute = false;    // serve the model; nodes fetch their shards into their caches
   std::string serve;          // HOST:PORT of that server ("": chosen)
+  std::string model_server;   // or a running `strata serve-model` the nodes fetch from
   std::string session;        // continue the kept session with this id
   int64_t max_tokens = 64;
   double temperature = 0.0;

@@ -11,6 +11,7 @@
 
 #include "coordinator/flags.h"
 #include "coordinator/generate.h"
+#include "coordinator/serve_model.h"
 #include "coordinator/local_cluster.h"
 #include "coordinator/make_secret.h"
 #include "coordinator/test_model.h"
@@ -28,6 +29,7 @@ commands:
   status       show every node of a cluster: layers, sessions, memory
   make-model   write a deterministic random-weight test model
   make-secret  write a new cluster secret (and with --tls, a cluster CA and certificate)
+  serve-model  serve a model directory to the cluster's nodes (for generate --distribute --model-server)
 
 `strata COMMAND --help` describes a command's options.
 )";
@@ -101,6 +103,8 @@ int Generate(int argc, char** argv, bool plan_only) {
     f.Bool("distribute", &g.distribute,
            "serve --model over HTTP; each node fetches only its shard's tensors, verified, into its --cache-dir");
     f.String("serve", &g.serve, "HOST:PORT for --distribute's model server (default: one the nodes can reach)");
+    f.String("model-server", &g.model_server,
+             "with --distribute: nodes fetch from this running `strata serve-model` (http://HOST:PORT) instead");
     f.Int("max-tokens", &g.max_tokens, 1, 1 << 20, "most tokens to generate");
     f.Float("temperature", &g.temperature, 0.0, 100.0, "sampling temperature; 0 = greedy");
     f.Int("top-k", &g.top_k, 0, 1 << 30, "sample among the k most likely tokens; 0 = off");
@@ -230,6 +234,7 @@ int main(int argc, char** argv) {
   if (command == "status") return strata::StatusCommand(argc, argv);
   if (command == "make-model") return strata::MakeModel(argc, argv);
   if (command == "make-secret") return strata::MakeSecret(argc, argv);
+  if (command == "serve-model") return strata::ServeModel(argc, argv);
   if (command == "--help" || command == "-h" || command == "help") { std::cout << strata::kUsage; return 0; }
   std::cerr << (command.empty() ? std::string("strata: no command given") : "strata: unknown command '" + command + "'")
             << "\n\n" << strata::kUsage;

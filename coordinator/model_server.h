@@ -45,8 +45,9 @@ class ModelServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// The bearer token for a model under a cluster secret: HMAC-SHA256(secret,
-// "strata-model-v1" | model id), hex ("" without a secret).
-std::string ModelToken(const class ClusterSecret& secret, const std::string& model_id);
+// The bearer token of a cluster's model servers: HMAC-SHA256(secret,
+// "strata-model-v1"), hex ("" without a secret). Every member can compute it;
+// nobody without the secret can.
+std::string ModelToken(const class ClusterSecret& secret);
 
 }  // namespace strata

@@ -1,6 +1,8 @@
 #include "node/stage_server.h"
 
 #include <kj/debug.h>
+
+#include <chrono>
 #include <limits.h>
 #include <stdlib.h>
 #include <spdlog/spdlog.h>
@@ -50,11 +52,15 @@ Result<std::string> Fetched(NodeState* s, const ShardSource& source, const Shard
   fetch.progress = &s->fetch_progress;
   s->fetch_progress.done = 0;
   s->fetch_progress.total = 0;
+  const auto t0 = std::chrono::steady_clock::now();
   auto fetched = FetchShard(*s->options().env, fetch, source.model_id, options.first_layer, options.end_layer);
   if (!fetched.ok()) return fetched.status();
-  spdlog::info("shard [{}, {}) of model {}: {} MiB fetched from {}, {} tensors fetched again after a bad hash",
-               options.first_layer, options.end_layer, source.model_id.substr(0, 12), fetched->fetched_bytes >> 20,
-               EscapeText(source.url), fetched->refetched_tensors);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("shard [{}, {}) of model {}: {} bytes fetched from {} in {:.3f} s ({:.1f} MiB/s), {} tensors fetched "
+               "again after a bad hash",
+               options.first_layer, options.end_layer, source.model_id.substr(0, 12), fetched->fetched_bytes,
+               EscapeText(source.url), seconds, fetched->fetched_bytes / 1048576.0 / std::max(seconds, 1e-9),
+               fetched->refetched_tensors);
   return fetched->dir;
 }
 

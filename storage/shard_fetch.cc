@@ -249,6 +249,7 @@ CURL* Fetcher::Start(Transfer& t) {
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, t.headers.list);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteRange);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
+  curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L << 10);  // fewer, larger writes into the shard file
   curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);  // a stalled transfer is a failed one
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);
@@ -333,6 +334,7 @@ Status Fetcher::Run(std::vector<bool>* done, FetchResult* result) {
     int running = 0;
     curl_multi_perform(multi.get(), &running);
     int messages = 0;
+    bool freed = false;
     while (CURLMsg* msg = curl_multi_info_read(multi.get(), &messages)) {
       if (msg->msg != CURLMSG_DONE) continue;
       Transfer* t = nullptr;
@@ -343,8 +345,10 @@ Status Fetcher::Run(std::vector<bool>* done, FetchResult* result) {
       curl_multi_remove_handle(multi.get(), t->curl);
       curl_easy_cleanup(t->curl);
       active.erase(std::find_if(active.begin(), active.end(), [t](const auto& a) { return a.get() == t; }));
+      freed = true;
     }
-    curl_multi_poll(multi.get(), nullptr, 0, 50, nullptr);
+    // A connection just came free: start the next range at once, not after a poll.
+    if (!freed || queue_.empty()) curl_multi_poll(multi.get(), nullptr, 0, 20, nullptr);
   }
   for (auto& t : active) {
     curl_multi_remove_handle(multi.get(), t->curl);
@@ -368,6 +372,12 @@ std::string ShardDir(const std::string& cache, const std::string& model_id, int6
 }
 
 }  // namespace
+
+Result<ModelManifest> GetRemoteManifest(const FetchOptions& options) {
+  auto text = GetManifest(options);
+  if (!text.ok()) return text.status();
+  return ModelManifest::FromJson(text.value());
+}
 
 std::string CachedShard(const std::string& cache_dir, const std::string& model_id, int64_t first, int64_t end) {
   const std::string dir = ShardDir(cache_dir, model_id, first, end);
@@ -414,6 +424,7 @@ Result<FetchResult> FetchShard(Env& env, const FetchOptions& o, const std::strin
   Status room = MakeRoom(o.cache_dir, o.cache_limit, total, model_id);
   if (!room.ok()) return room;
   const std::string partial = result.dir + "/model.safetensors.partial";
+  const bool resuming = fs::exists(partial, ec);
   auto file = env.NewRandomRWFile(partial);
   if (!file.ok()) return file.status();
   Status st = file.value()->Allocate(0, total);  // a full disk fails here, before any transfer
@@ -425,7 +436,7 @@ Result<FetchResult> FetchShard(Env& env, const FetchOptions& o, const std::strin
   }
   // Resume: tensors already in the partial file that match their hashes stay.
   std::vector<bool> done(placed.size(), false);
-  for (size_t i = 0; i < placed.size(); ++i) {
+  for (size_t i = 0; resuming && i < placed.size(); ++i) {
     auto hash = HashWritten(*file.value(), placed[i].offset, placed[i].tensor->end - placed[i].tensor->begin);
     done[i] = hash.ok() && hash.value() == placed[i].tensor->sha256;
     if (done[i] && o.progress != nullptr) o.progress->done += placed[i].tensor->end - placed[i].tensor->begin;

@@ -38,7 +38,7 @@ struct FetchOptions {
   uint64_t cache_limit = 0;         // bytes; 0: no limit
   int connections = 4;
   int attempts = 4;                 // per byte range, and per tensor whose hash fails
-  uint64_t chunk_bytes = 8u << 20;  // the largest range one request asks for
+  uint64_t chunk_bytes = 32u << 20; // the largest range one request asks for
   uint32_t backoff_ms = 200;        // doubles with every attempt
   FetchProgress* progress = nullptr;
 };
@@ -51,6 +51,9 @@ struct FetchResult {
 
 Result<FetchResult> FetchShard(Env& env, const FetchOptions& options, const std::string& model_id, int64_t first,
                                int64_t end);
+
+// The manifest a model server serves, validated (with retries).
+Result<ModelManifest> GetRemoteManifest(const FetchOptions& options);
 
 // The cache's shard directory for a stage, if it is complete (else empty).
 std::string CachedShard(const std::string& cache_dir, const std::string& model_id, int64_t first, int64_t end);

@@ -1,0 +1,62 @@
+#include "coordinator/serve_model.h"
+
+#include <kj/async-unix.h>
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <iostream>
+
+#include "coordinator/flags.h"
+#include "coordinator/model_server.h"
+#include "protocol/peer_auth.h"
+#include "storage/model_manifest.h"
+
+namespace strata {
+
+int ServeModel(int argc, char** argv) {
+  std::string model, listen = "0.0.0.0:7780", secret_file;
+  bool insecure = false;
+  FlagSet f("strata serve-model --model DIR [--listen HOST:PORT] [--cluster-secret-file F]",
+            "Serves a model directory to the cluster's nodes: its manifest (every tensor's SHA-256) and byte\n"
+            "ranges of its safetensors files. Requests need the cluster's token (from the secret).");
+  f.String("model", &model, "checkpoint directory to serve");
+  f.String("listen", &listen, "HOST:PORT to serve on");
+  f.String("cluster-secret-file", &secret_file, "the cluster secret (else $STRATA_CLUSTER_SECRET)");
+  f.Bool("insecure", &insecure, "without a secret, serve beyond loopback anyway (anyone may read the model)");
+  std::string error;
+  bool help = false;
+  if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
+  if (help) { std::cout << f.Help(); return 0; }
+  if (model.empty()) { std::cerr << "strata: --model DIR is required\n"; return 2; }
+  auto secret = ClusterSecret::FromFlagOrEnv(secret_file);
+  if (!secret.ok()) { std::cerr << "strata: " << secret.status().message() << "\n"; return 1; }
+  const std::string host = listen.substr(0, listen.rfind(':'));
+  if (secret->empty() && !insecure && host.rfind("127.", 0) != 0) {
+    std::cerr << "strata: refusing to serve on " << listen << " without a cluster secret (give --cluster-secret-file, "
+              << "or --insecure)\n";
+    return 1;
+  }
+  auto manifest = BuildManifest(model);
+  if (!manifest.ok()) { std::cerr << "strata: " << manifest.status().message() << "\n"; return 1; }
+  kj::UnixEventPort::captureSignal(SIGINT);
+  kj::UnixEventPort::captureSignal(SIGTERM);
+  auto io = kj::setupAsyncIo();
+  kj::Own<kj::ConnectionReceiver> receiver;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    receiver = io.provider->getNetwork().parseAddress(listen).wait(io.waitScope)->listen();
+  })) {
+    std::cerr << "strata: cannot listen on " << listen << ": " << e->getDescription().cStr() << "\n";
+    return 1;
+  }
+  const std::string id = manifest->id;
+  ModelServer server(io.provider->getTimer(), model, std::move(manifest.value()), ModelToken(secret.value()));
+  // One line a reader can parse: where it serves and what.
+  std::cout << "serving model " << id << " on " << host << ":" << receiver->getPort() << std::endl;
+  auto serving = server.Listen(*receiver);
+  auto stop = io.unixEventPort.onSignal(SIGINT).exclusiveJoin(io.unixEventPort.onSignal(SIGTERM));
+  stop.exclusiveJoin(serving.then([]() -> siginfo_t { return {}; })).wait(io.waitScope);
+  std::cerr << "served " << server.bytes_served() / 1048576.0 << " MiB in " << server.range_requests() << " ranges\n";
+  return 0;
+}
+
+}  // namespace strata
