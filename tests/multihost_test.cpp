@@ -105,13 +105,17 @@ TEST(MultiHostTest, NodesInSeparateNamespacesFindEachOtherAndGenerate) {
   // The nodes need a moment to start (LibTorch, calibration) and beacon.
   for (int attempt = 0; attempt < 5; ++attempt) {
     r = RunProcess(net.In(4, generate), 120);
-    if (r.exit_code == 0 && nlohmann::json::parse(r.out)["plan"].size() == 3) break;
+    if (r.exit_code == 0) break;
   }
   ASSERT_EQ(r.exit_code, 0) << r.err << "\nnode 0: " << nodes[0]->Stderr();
   auto out = nlohmann::json::parse(r.out);
-  ASSERT_EQ(out["plan"].size(), 3u) << r.out;
-  for (int i = 0; i < 3; ++i) {
-    EXPECT_EQ(out["plan"][i]["address"], net.Ip(i) + ":7700") << r.out;  // reached across the bridge
+  // The speed-aware plan may leave out a node whose measured speed would not
+  // help; every stage is a genuine member across the bridge, never the impostor.
+  ASSERT_GE(out["plan"].size(), 2u) << r.out;
+  for (const auto& stage : out["plan"]) {
+    const std::string address = stage["address"];
+    EXPECT_TRUE(address == net.Ip(0) + ":7700" || address == net.Ip(1) + ":7700" || address == net.Ip(2) + ":7700")
+        << r.out;
   }
   // Each node fetched its shard from the coordinator's model server, across the bridge.
   EXPECT_GT(out["model_bytes_served"].get<uint64_t>(), 0u) << r.out;
