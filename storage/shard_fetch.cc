@@ -105,17 +105,40 @@ struct Job {
   uint64_t dst = 0;             // in the shard file
   int attempts = 0;
   Clock::time_point not_before{};
+  bool whole = false;           // the tensor in one request: hashed as it arrives
   // In flight:
   uint64_t received = 0;
   bool write_failed = false;
   std::string write_error;
 };
 
+using DigestCtx = std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)>;
+
+DigestCtx NewSha256() {
+  DigestCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  return ctx;
+}
+
+std::string FinishHex(EVP_MD_CTX* ctx) {
+  unsigned char digest[32];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, digest, &len);
+  static const char* d = "0123456789abcdef";
+  std::string hex;
+  for (unsigned i = 0; i < len; ++i) {
+    hex += d[digest[i] >> 4];
+    hex += d[digest[i] & 15];
+  }
+  return hex;
+}
+
 struct Transfer {
   Job job;
   RandomRWFile* file = nullptr;
   CURL* curl = nullptr;
   CurlHeaders headers;
+  DigestCtx sha = {nullptr, EVP_MD_CTX_free};  // for a whole-tensor job: the bytes so far, in order
 };
 
 size_t WriteRange(char* data, size_t size, size_t n, void* user) {
@@ -132,14 +155,14 @@ size_t WriteRange(char* data, size_t size, size_t n, void* user) {
     t->job.write_error = st.message();
     return 0;
   }
+  if (t->sha) EVP_DigestUpdate(t->sha.get(), data, bytes);
   t->job.received += bytes;
   return bytes;
 }
 
 // SHA-256 of a tensor's bytes as written in the shard file.
 Result<std::string> HashWritten(RandomRWFile& file, uint64_t offset, uint64_t n) {
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
+  DigestCtx ctx = NewSha256();
   std::vector<uint8_t> buf(std::min<uint64_t>(n, 8u << 20) + 1);
   for (uint64_t at = 0; at < n;) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(n - at, buf.size()));
@@ -150,16 +173,7 @@ Result<std::string> HashWritten(RandomRWFile& file, uint64_t offset, uint64_t n)
     EVP_DigestUpdate(ctx.get(), buf.data(), got);
     at += got;
   }
-  unsigned char digest[32];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &len);
-  static const char* d = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) {
-    hex += d[digest[i] >> 4];
-    hex += d[digest[i] & 15];
-  }
-  return hex;
+  return FinishHex(ctx.get());
 }
 
 uint64_t DirBytes(const fs::path& dir) {
@@ -232,6 +246,7 @@ void Fetcher::Queue(size_t tensor) {
     job.src = t.begin + at;
     job.length = std::min<uint64_t>(o_.chunk_bytes, n - at);
     job.dst = placed_[tensor].offset + at;
+    job.whole = n <= o_.chunk_bytes;
     queue_.push_back(job);
     ++ranges;
   }
@@ -254,6 +269,7 @@ CURL* Fetcher::Start(Transfer& t) {
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);  // a stalled transfer is a failed one
   curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);
   curl_easy_setopt(curl, CURLOPT_PRIVATE, &t);
+  if (t.job.whole) t.sha = NewSha256();
   t.curl = curl;
   return curl;
 }
@@ -288,8 +304,11 @@ Status Fetcher::Finish(Transfer& t, CURLcode rc, std::vector<bool>* done, FetchR
   result->fetched_bytes += job.length;
   if (o_.progress != nullptr) o_.progress->done += job.length;
   if (--pending_[job.tensor] > 0) return Status::Ok();
-  // Every range of the tensor is in: it counts only if its hash matches.
-  auto hash = HashWritten(file_, placed_[job.tensor].offset, tensor.end - tensor.begin);
+  // Every range of the tensor is in: it counts only if its hash matches. A
+  // tensor that came in one request was hashed as it arrived; one split into
+  // ranges (out of order) is read back and hashed.
+  Result<std::string> hash = job.whole ? Result<std::string>(FinishHex(t.sha.get()))
+                                       : HashWritten(file_, placed_[job.tensor].offset, tensor.end - tensor.begin);
   if (!hash.ok()) return hash.status();
   if (hash.value() == tensor.sha256) {
     (*done)[job.tensor] = true;
@@ -309,9 +328,16 @@ Status Fetcher::Finish(Transfer& t, CURLcode rc, std::vector<bool>* done, FetchR
 Status Fetcher::Run(std::vector<bool>* done, FetchResult* result) {
   pending_.assign(placed_.size(), 0);
   hash_failures_.assign(placed_.size(), 0);
+  // The largest tensors first, so that no large one starts last and
+  // leaves the other connections idle at the end.
+  std::vector<size_t> order;
   for (size_t i = 0; i < placed_.size(); ++i) {
-    if (!(*done)[i]) Queue(i);
+    if (!(*done)[i]) order.push_back(i);
   }
+  std::stable_sort(order.begin(), order.end(), [this](size_t a, size_t b) {
+    return placed_[a].tensor->end - placed_[a].tensor->begin > placed_[b].tensor->end - placed_[b].tensor->begin;
+  });
+  for (size_t i : order) Queue(i);
   std::unique_ptr<CURLM, CURLMcode (*)(CURLM*)> multi(curl_multi_init(), curl_multi_cleanup);
   std::vector<std::unique_ptr<Transfer>> active;
   Status failed = Status::Ok();

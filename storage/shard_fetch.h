@@ -38,7 +38,10 @@ struct FetchOptions {
   uint64_t cache_limit = 0;         // bytes; 0: no limit
   int connections = 4;
   int attempts = 4;                 // per byte range, and per tensor whose hash fails
-  uint64_t chunk_bytes = 32u << 20; // the largest range one request asks for
+  // The largest range one request asks for. A tensor up to this size comes
+  // in one request and is hashed as its bytes arrive; a larger one comes in
+  // ranges over several connections and is hashed once all are in.
+  uint64_t chunk_bytes = 256u << 20;
   uint32_t backoff_ms = 200;        // doubles with every attempt
   FetchProgress* progress = nullptr;
 };

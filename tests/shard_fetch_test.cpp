@@ -113,6 +113,18 @@ TEST_F(ShardFetchTest, CorruptedBytesAreFetchedAgainAndNeverLoaded) {
   ASSERT_TRUE(fetched.ok()) << fetched.status().message();
   EXPECT_GE(fetched->refetched_tensors, 1u);
   ExpectShardMatchesSource(fetched->dir, 0, 4);
+  // Whole tensors per request, hashed as they arrive: the same defence.
+  {
+    TempDir whole_cache;
+    ServerThread corrupting(model_.path(), manifest_, "", ServeFaults{3, 0, 0});
+    FetchOptions o = Options(corrupting.url());
+    o.cache_dir = whole_cache.path();
+    o.chunk_bytes = 256u << 20;
+    auto whole = FetchShard(posix_, o, manifest_.id, 0, 4);
+    ASSERT_TRUE(whole.ok()) << whole.status().message();
+    EXPECT_EQ(whole->refetched_tensors, 3u) << "each corrupted response costs its tensor one refetch";
+    ExpectShardMatchesSource(whole->dir, 0, 4);
+  }
   // A source that always corrupts: a clear error, and no shard to load.
   TempDir other;
   ServerThread liar(model_.path(), manifest_, "", ServeFaults{1000000, 0, 0});
