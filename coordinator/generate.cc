@@ -279,10 +279,13 @@ int RunGenerate(const GenerateFlags& flags) {
   }
   const bool resume = !keep_key.empty();
   if (flags.keep_session && !resume) keep_key = RandomBytes(kTicketBytes);
-  auto ckpt = Checkpoint::Open(flags.model);
+  auto model_dir_or = ResolveModel(flags.model, flags.model_source);
+  if (!model_dir_or.ok()) return Fail(model_dir_or.status().message());
+  const std::string& model = model_dir_or.value();
+  auto ckpt = Checkpoint::Open(model);
   if (!ckpt.ok()) return Fail(ckpt.status().message());
   const ModelConfig& config = ckpt.value()->config();
-  auto tokenizer = Tokenizer::Load(flags.model, config);
+  auto tokenizer = Tokenizer::Load(model, config);
   if (!tokenizer.ok()) return Fail(tokenizer.status().message());
   RunReport report;
   if (!flags.prompt_tokens.empty()) {
@@ -351,7 +354,7 @@ int RunGenerate(const GenerateFlags& flags) {
       spdlog::info("session={} plan:\n{}", session, plan.Describe(capacities));
       const std::string model_dir = [&] {
         char buf[PATH_MAX];
-        return ::realpath(flags.model.c_str(), buf) ? std::string(buf) : flags.model;
+        return ::realpath(model.c_str(), buf) ? std::string(buf) : model;
       }();
       if (flags.distribute) {
         distribution = flags.model_server.empty()
@@ -420,7 +423,9 @@ int RunPlan(const GenerateFlags& flags) {
   TensorDType dtype;
   if (!ParseTensorDType(flags.dtype, &dtype)) return Fail("--dtype must be f32 or bf16, got '" + flags.dtype + "'");
   if (flags.model.empty()) return Fail("--model DIR is required");
-  auto ckpt = Checkpoint::Open(flags.model);
+  auto model = ResolveModel(flags.model, flags.model_source);
+  if (!model.ok()) return Fail(model.status().message());
+  auto ckpt = Checkpoint::Open(model.value());
   if (!ckpt.ok()) return Fail(ckpt.status().message());
   std::vector<NodeCapacity> capacities;
   if (flags.cluster.local > 0) {

@@ -1,6 +1,7 @@
 #pragma once
 // The `strata generate` and `strata plan` commands: plan a split, load the
 // shards, run a prompt through the pipeline and stream the text.
+#include "coordinator/resolve_model.h"
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -30,7 +31,8 @@ struct ClusterFlags {
 
 struct GenerateFlags {
   ClusterFlags cluster;
-  std::string model;
+  std::string model;           // a directory, an http(s) URL, or ORG/NAME[@REV] (coordinator/resolve_model)
+  ModelSourceFlags model_source;
   std::string prompt;
   std::string prompt_tokens;  // "1,2,3": exact token ids instead of --prompt text
   bool keep_session = false;  // the conversation outlives this run; its id is printed

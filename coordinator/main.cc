@@ -76,7 +76,13 @@ std::string DefaultModel() {
 
 void AddModelFlags(FlagSet& f, GenerateFlags* g) {
   g->model = DefaultModel();
-  f.String("model", &g->model, "checkpoint directory (config.json, *.safetensors, tokenizer.model)");
+  f.String("model", &g->model,
+           "checkpoint directory (config.json, *.safetensors, tokenizer.model), an http(s) URL of one, or a\n"
+           "Hugging Face repo id ORG/NAME[@REVISION] (mirrored into --model-cache, checked against the source's hashes)");
+  f.String("hf-endpoint", &g->model_source.hf_endpoint,
+           "HF-compatible endpoint for repo ids (default: $HF_ENDPOINT, else https://huggingface.co; token: $HF_TOKEN)");
+  f.String("model-cache", &g->model_source.model_cache,
+           "where remote models are mirrored (default: $XDG_CACHE_HOME/strata, else ~/.cache/strata)");
   f.String("dtype", &g->dtype, "compute dtype: f32 | bf16");
   f.Bool("json", &g->json, "print one JSON object on stdout instead of streaming text");
 }

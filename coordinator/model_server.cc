@@ -6,31 +6,59 @@
 #include <kj/debug.h>
 
 #include <map>
+#include <nlohmann/json.hpp>
 
 #include "protocol/peer_auth.h"
 #include "storage/escape.h"
+#include "storage/model_source.h"
 
 namespace strata {
 namespace {
 
 constexpr size_t kChunk = 1u << 20;
 
-// "bytes=A-B" within a file of `size`; false for anything else.
+// "bytes=A-B" or "bytes=A-" within a file of `size`; false for anything else.
 bool ParseRange(kj::StringPtr text, uint64_t size, uint64_t* begin, uint64_t* end) {
   std::string s = text.cStr();
   if (s.rfind("bytes=", 0) != 0) return false;
   s = s.substr(6);
   const size_t dash = s.find('-');
-  if (dash == std::string::npos || dash == 0 || dash + 1 == s.size() ||
-      s.find_first_not_of("0123456789-") != std::string::npos || s.find('-', dash + 1) != std::string::npos ||
-      dash > 19 || s.size() - dash - 1 > 19) {
+  if (dash == std::string::npos || dash == 0 || s.find_first_not_of("0123456789-") != std::string::npos ||
+      s.find('-', dash + 1) != std::string::npos || dash > 19 || s.size() - dash - 1 > 19) {
     return false;
   }
   *begin = std::stoull(s.substr(0, dash));
-  const uint64_t last = std::stoull(s.substr(dash + 1));
+  // "bytes=A-" is the rest of the file from A (a resumed download asks so).
+  const uint64_t last = dash + 1 == s.size() ? (size > 0 ? size - 1 : 0) : std::stoull(s.substr(dash + 1));
   if (*begin > last || last >= size) return false;
   *end = last + 1;
   return true;
+}
+
+// A file of the directory served on the hub routes, with the hash a hub publishes.
+struct HubFile {
+  std::string name;
+  uint64_t size = 0;
+  std::string sha256, sha1_blob;
+};
+
+// The repo's files: the manifest's weights (by SHA-256, as LFS files are)
+// and the config and tokenizer files present (by git blob SHA-1).
+std::vector<HubFile> HubFiles(const std::string& dir, const ModelManifest& manifest) {
+  std::vector<HubFile> files;
+  for (const char* name : {"config.json", "model.safetensors.index.json", "tokenizer.model", "tokenizer.json",
+                           "tokenizer_config.json", "generation_config.json", "special_tokens_map.json"}) {
+    const std::string path = dir + "/" + name;
+    if (::access(path.c_str(), R_OK) != 0) continue;
+    HubFile f{name, 0, "", GitBlobSha1Hex(path)};
+    files.push_back(f);
+  }
+  for (const auto& name : manifest.files) files.push_back({name, 0, FileSha256Hex(dir + "/" + name), ""});
+  for (auto& f : files) {
+    const int fd = ::open((dir + "/" + f.name).c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) f.size = static_cast<uint64_t>(::lseek(fd, 0, SEEK_END)), ::close(fd);
+  }
+  return files;
 }
 
 }  // namespace
@@ -49,9 +77,64 @@ std::string ModelToken(const ClusterSecret& secret) {
 }
 
 struct ModelServer::Impl final : public kj::HttpService {
-  Impl(kj::Timer& timer, std::string dir, ModelManifest manifest, std::string token, ServeFaults faults)
+  Impl(kj::Timer& timer, std::string dir, ModelManifest manifest, std::string token, ServeFaults faults,
+       std::string repo_id)
       : dir(std::move(dir)), manifest(std::move(manifest)), manifest_json(this->manifest.ToJson()),
-        token(std::move(token)), faults(faults), table(MakeTable()), server(timer, *table, *this) {}
+        token(std::move(token)), faults(faults), repo_id(std::move(repo_id)), table(MakeTable()),
+        server(timer, *table, *this) {
+    if (this->repo_id.empty()) return;
+    hub_files = HubFiles(this->dir, this->manifest);
+    commit = this->manifest.id.substr(0, 40);  // a model that changes gets a new commit
+    nlohmann::json siblings = nlohmann::json::array();
+    for (const auto& f : hub_files) {
+      nlohmann::json s = {{"rfilename", f.name}, {"size", f.size}};
+      if (!f.sha256.empty()) s["lfs"] = {{"sha256", f.sha256}, {"size", f.size}};
+      else s["blobId"] = f.sha1_blob;
+      siblings.push_back(s);
+      if (!f.sha256.empty()) sha256sums += f.sha256 + "  " + f.name + "\n";
+    }
+    hub_listing = nlohmann::json{{"id", this->repo_id}, {"modelId", this->repo_id}, {"sha", commit},
+                                 {"siblings", siblings}}.dump();
+  }
+
+  kj::Promise<void> SendText(Response& response, const std::string& text, const char* type) {
+    kj::HttpHeaders out(*table);
+    out.set(kj::HttpHeaderId::CONTENT_TYPE, type);
+    auto body = response.send(200, "OK", out, text.size());
+    auto write = body->write(text.data(), text.size());
+    return write.attach(kj::mv(body));
+  }
+
+  // The hub routes; false when `path` is none of them.
+  bool HubRoute(const std::string& path, kj::HttpMethod method, const kj::HttpHeaders& headers, Response& response,
+                kj::Promise<void>* reply) {
+    if (repo_id.empty()) return false;
+    const std::string api = "/api/models/" + repo_id;
+    const std::string bare = path.substr(0, path.find('?'));
+    if (bare == api || bare == api + "/revision/main" || bare == api + "/revision/" + commit) {
+      *reply = method == kj::HttpMethod::GET ? SendText(response, hub_listing, "application/json")
+                                             : response.sendError(405, "Method Not Allowed", *table);
+      return true;
+    }
+    for (const std::string& rev : {std::string("main"), commit}) {
+      const std::string prefix = "/" + repo_id + "/resolve/" + rev + "/";
+      if (bare.rfind(prefix, 0) != 0) continue;
+      const std::string name = bare.substr(prefix.size());
+      if (name == "SHA256SUMS") {
+        *reply = SendText(response, sha256sums, "text/plain");
+        return true;
+      }
+      for (const auto& f : hub_files) {
+        if (f.name == name) {
+          *reply = SendRange(name, headers, response, /*whole_ok=*/true);
+          return true;
+        }
+      }
+      *reply = response.sendError(404, "Not Found", *table);
+      return true;
+    }
+    return false;
+  }
 
   kj::Own<kj::HttpHeaderTable> MakeTable() {
     kj::HttpHeaderTable::Builder builder;
@@ -63,7 +146,9 @@ struct ModelServer::Impl final : public kj::HttpService {
 
   kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
                             kj::AsyncInputStream&, Response& response) override {
-    if (method != kj::HttpMethod::GET) return response.sendError(405, "Method Not Allowed", *table);
+    if (method != kj::HttpMethod::GET && method != kj::HttpMethod::HEAD) {
+      return response.sendError(405, "Method Not Allowed", *table);
+    }
     if (!token.empty()) {
       KJ_IF_MAYBE(auth, headers.get(authorization)) {
         const std::string expected = "Bearer " + token;
@@ -75,6 +160,9 @@ struct ModelServer::Impl final : public kj::HttpService {
       }
     }
     const std::string path = url.cStr();
+    kj::Promise<void> reply = nullptr;
+    if (HubRoute(path, method, headers, response, &reply)) return reply;
+    if (method != kj::HttpMethod::GET) return response.sendError(405, "Method Not Allowed", *table);
     if (path == "/manifest") {
       kj::HttpHeaders out(*table);
       out.set(kj::HttpHeaderId::CONTENT_TYPE, "application/json");
@@ -88,19 +176,24 @@ struct ModelServer::Impl final : public kj::HttpService {
     bool listed = false;
     for (const auto& f : manifest.files) listed = listed || f == name;
     if (!listed) return response.sendError(404, "Not Found", *table);
-    return SendRange(name, headers, response);
+    return SendRange(name, headers, response, /*whole_ok=*/false);
   }
 
-  kj::Promise<void> SendRange(const std::string& name, const kj::HttpHeaders& headers, Response& response) {
+  // A byte range of a file (206), or with `whole_ok` and no Range the whole file (200).
+  kj::Promise<void> SendRange(const std::string& name, const kj::HttpHeaders& headers, Response& response,
+                              bool whole_ok) {
     const int fd = ::open((dir + "/" + name).c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) return response.sendError(404, "Not Found", *table);
     const off_t size = ::lseek(fd, 0, SEEK_END);
     uint64_t begin = 0, end = static_cast<uint64_t>(size);
+    bool partial = true;
     KJ_IF_MAYBE(range, headers.get(range_header)) {
       if (!ParseRange(*range, static_cast<uint64_t>(size), &begin, &end)) {
         ::close(fd);
         return response.sendError(416, "Range Not Satisfiable", *table);
       }
+    } else if (whole_ok) {
+      partial = false;
     } else {
       ::close(fd);
       return response.sendError(416, "Range Not Satisfiable", *table);  // whole files are not served: nodes ask for ranges
@@ -116,12 +209,12 @@ struct ModelServer::Impl final : public kj::HttpService {
     else if (faults.truncate > 0) truncate = (--faults.truncate, true);
     kj::HttpHeaders out(*table);
     out.set(kj::HttpHeaderId::CONTENT_TYPE, "application/octet-stream");
-    out.set(content_range, kj::str("bytes ", begin, "-", end - 1, "/", static_cast<uint64_t>(size)));
-    auto body = response.send(206, "Partial Content", out, end - begin);
+    if (partial) out.set(content_range, kj::str("bytes ", begin, "-", end - 1, "/", static_cast<uint64_t>(size)));
+    auto body = partial ? response.send(206, "Partial Content", out, end - begin) : response.send(200, "OK", out, end - begin);
     const uint64_t stop = truncate ? begin + (end - begin) / 2 : end;
     // One buffer per response, reused for every chunk: a fresh megabyte per
     // chunk costs a page fault per 4 KiB.
-    auto buf = kj::heapArray<kj::byte>(std::min<uint64_t>(kChunk, end - begin));
+    auto buf = kj::heapArray<kj::byte>(std::max<uint64_t>(1, std::min<uint64_t>(kChunk, end - begin)));
     kj::ArrayPtr<kj::byte> chunk = buf;
     return Pump(fd, begin, stop, corrupt, *body, chunk)
         .attach(kj::mv(body), kj::mv(buf), kj::defer([fd]() { ::close(fd); }));
@@ -146,6 +239,8 @@ struct ModelServer::Impl final : public kj::HttpService {
   std::string manifest_json;
   std::string token;
   ServeFaults faults;
+  std::string repo_id, commit, hub_listing, sha256sums;
+  std::vector<HubFile> hub_files;
   kj::HttpHeaderId range_header = kj::HttpHeaderId::HOST, content_range = kj::HttpHeaderId::HOST;
   kj::HttpHeaderId authorization = kj::HttpHeaderId::HOST;
   kj::Own<kj::HttpHeaderTable> table;
@@ -154,8 +249,9 @@ struct ModelServer::Impl final : public kj::HttpService {
 };
 
 ModelServer::ModelServer(kj::Timer& timer, std::string dir, ModelManifest manifest, std::string token,
-                         ServeFaults faults)
-    : impl_(std::make_unique<Impl>(timer, std::move(dir), std::move(manifest), std::move(token), faults)) {}
+                         ServeFaults faults, std::string repo_id)
+    : impl_(std::make_unique<Impl>(timer, std::move(dir), std::move(manifest), std::move(token), faults,
+                                   std::move(repo_id))) {}
 ModelServer::~ModelServer() = default;
 
 kj::Promise<void> ModelServer::Listen(kj::ConnectionReceiver& receiver) { return impl_->server.listenHttp(receiver); }

@@ -5,6 +5,14 @@
 //   GET /manifest       the ModelManifest (JSON)
 //   GET /files/NAME     a safetensors file the manifest lists, with Range
 // and nothing else: no other path of the directory, no directory listings.
+// With a repo id (`strata serve-model --repo-id ORG/NAME`) it also answers as
+// a Hugging Face-compatible endpoint for that one repo, so that other
+// coordinators can take `--model ORG/NAME --hf-endpoint URL` or
+// `--model URL/ORG/NAME/resolve/main` from it:
+//   GET /api/models/ORG/NAME[/revision/REV]   the files, with their SHA-256
+//                                             (safetensors) or git blob SHA-1
+//   GET|HEAD /ORG/NAME/resolve/REV/FILE       config, tokenizer and weights, whole or
+//                                             by Range, and SHA256SUMS
 // With a token, every request must carry "Authorization: Bearer TOKEN"
 // (the coordinator derives it from the cluster secret and hands it to its
 // nodes over their authenticated RPC link); without, 401.
@@ -32,7 +40,8 @@ struct ServeFaults {
 
 class ModelServer {
  public:
-  ModelServer(kj::Timer& timer, std::string dir, ModelManifest manifest, std::string token, ServeFaults faults = {});
+  ModelServer(kj::Timer& timer, std::string dir, ModelManifest manifest, std::string token, ServeFaults faults = {},
+              std::string repo_id = "");
   ~ModelServer();
   // Serves connections from `receiver` until the promise is dropped.
   kj::Promise<void> Listen(kj::ConnectionReceiver& receiver);

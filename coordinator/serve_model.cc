@@ -10,11 +10,12 @@
 #include "coordinator/model_server.h"
 #include "protocol/peer_auth.h"
 #include "storage/model_manifest.h"
+#include "storage/model_source.h"
 
 namespace strata {
 
 int ServeModel(int argc, char** argv) {
-  std::string model, listen = "0.0.0.0:7780", secret_file;
+  std::string model, listen = "0.0.0.0:7780", secret_file, repo_id;
   bool insecure = false;
   FlagSet f("strata serve-model --model DIR [--listen HOST:PORT] [--cluster-secret-file F]",
             "Serves a model directory to the cluster's nodes: its manifest (every tensor's SHA-256) and byte\n"
@@ -22,6 +23,8 @@ int ServeModel(int argc, char** argv) {
   f.String("model", &model, "checkpoint directory to serve");
   f.String("listen", &listen, "HOST:PORT to serve on");
   f.String("cluster-secret-file", &secret_file, "the cluster secret (else $STRATA_CLUSTER_SECRET)");
+  f.String("repo-id", &repo_id,
+           "also answer as a Hugging Face-compatible endpoint for repo ORG/NAME (for --model ORG/NAME --hf-endpoint)");
   f.Bool("insecure", &insecure, "without a secret, serve beyond loopback anyway (anyone may read the model)");
   std::string error;
   bool help = false;
@@ -36,6 +39,13 @@ int ServeModel(int argc, char** argv) {
               << "or --insecure)\n";
     return 1;
   }
+  if (!repo_id.empty()) {
+    auto ref = ParseModelRef(repo_id);
+    if (!ref.ok() || ref->kind != ModelRef::Kind::kHub || repo_id.find('@') != std::string::npos) {
+      std::cerr << "strata: --repo-id wants ORG/NAME\n";
+      return 2;
+    }
+  }
   auto manifest = BuildManifest(model);
   if (!manifest.ok()) { std::cerr << "strata: " << manifest.status().message() << "\n"; return 1; }
   kj::UnixEventPort::captureSignal(SIGINT);
@@ -49,7 +59,8 @@ int ServeModel(int argc, char** argv) {
     return 1;
   }
   const std::string id = manifest->id;
-  ModelServer server(io.provider->getTimer(), model, std::move(manifest.value()), ModelToken(secret.value()));
+  ModelServer server(io.provider->getTimer(), model, std::move(manifest.value()), ModelToken(secret.value()), ServeFaults{},
+                     repo_id);
   // One line a reader can parse: where it serves and what.
   std::cout << "serving model " << id << " on " << host << ":" << receiver->getPort() << std::endl;
   auto serving = server.Listen(*receiver);

@@ -1,6 +1,7 @@
 // The binaries' command lines: --help everywhere, and one clear line for
 // every bad invocation.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include "tests/test_util.h"
 
@@ -33,7 +34,10 @@ TEST(CliTest, BadInvocationsExplainThemselves) {
       {{Strata(), "status", "--cluster-name", "nobody-here", "--discovery-port", "47999", "--discovery-wait-ms", "300"},
        "no nodes: none beaconed in cluster 'nobody-here'"},
       {{Strata(), "generate", "--model", "m", "--local", "2"}, "give one of --prompt TEXT and --prompt-tokens IDS"},
-      {{Strata(), "generate", "--model", "/nonexistent", "--local", "2", "--prompt", "x"}, "/nonexistent/config.json"},
+      {{Strata(), "generate", "--model", "/nonexistent", "--local", "2", "--prompt", "x"},
+       "--model /nonexistent: no such directory, and not an http(s) URL or a repo id ORG/NAME[@REVISION]"},
+      {{Strata(), "generate", "--model", "acme/none", "--hf-endpoint", "http://127.0.0.1:1", "--local", "1", "--prompt", "x"},
+       "--model acme/none: cannot get http://127.0.0.1:1/api/models/acme/none/revision/main"},
       {{Strata(), "generate", "--local", "x"}, "--local wants an integer"},
       {{Strata(), "generate", "--model", "m", "--nodes", "nohost", "--prompt", "x"}, "bad node address 'nohost'"},
       {{testing::BinDir() + "/strata-node"}, "--listen is required"},
@@ -76,6 +80,48 @@ TEST(CliTest, PlanPrintsTheSplit) {
                          "--concurrency", "1000000"}, 30);
   EXPECT_EQ(big.exit_code, 1) << big.out;
   EXPECT_NE(big.err.find("but has only"), std::string::npos) << big.err;
+}
+
+// `strata serve-model --repo-id` answers as a Hugging Face-compatible
+// endpoint; `strata generate --model ORG/NAME --hf-endpoint` mirrors the
+// model from it (checked against the published hashes) and generates exactly
+// what the local directory generates; the second run fetches nothing; the
+// same model as a plain URL of a model directory works too.
+TEST(CliTest, GenerateFromAHubRepoIdAndFromAUrl) {
+  testing::TempDir dir;
+  TestModelSpec spec;
+  spec.layers = 4;
+  spec.tokenizer_vocab = 200;
+  testing::MakeModel(dir / "m", spec);
+  testing::Child hub({Strata(), "serve-model", "--model", dir / "m", "--listen", "127.0.0.1:0", "--repo-id", "acme/tiny"});
+  std::string port;
+  for (int i = 0; i < 200 && port.empty(); ++i) {
+    const std::string out = hub.Stdout();
+    const size_t at = out.find("on 127.0.0.1:");
+    if (at != std::string::npos && out.find('\n', at) != std::string::npos) {
+      port = out.substr(at + 13, out.find('\n', at) - at - 13);
+    }
+    usleep(50000);
+  }
+  ASSERT_FALSE(port.empty()) << hub.Stderr();
+  const std::string endpoint = "http://127.0.0.1:" + port;
+  auto run = [&](const std::string& model) {
+    return RunProcess({Strata(), "generate", "--model", model, "--hf-endpoint", endpoint, "--model-cache", dir / "cache",
+                       "--local", "2", "--prompt-tokens", "1,5,9", "--max-tokens", "6", "--json"}, 120);
+  };
+  auto local = run(dir / "m");
+  ASSERT_EQ(local.exit_code, 0) << local.err;
+  auto tokens = [](const std::string& json) { return json.substr(json.find("\"tokens\"")); };
+  auto cold = run("acme/tiny");
+  ASSERT_EQ(cold.exit_code, 0) << cold.err;
+  EXPECT_NE(cold.err.find("checked against the source's hashes"), std::string::npos) << cold.err;
+  EXPECT_EQ(tokens(cold.out), tokens(local.out));
+  auto warm = run("acme/tiny");
+  ASSERT_EQ(warm.exit_code, 0) << warm.err;
+  EXPECT_NE(warm.err.find("0.0 MiB fetched"), std::string::npos) << warm.err;
+  auto url = run(endpoint + "/acme/tiny/resolve/main");
+  ASSERT_EQ(url.exit_code, 0) << url.err;
+  EXPECT_EQ(tokens(url.out), tokens(local.out));
 }
 
 TEST(CliTest, MakeModelIsDeterministic) {
