@@ -63,7 +63,9 @@ struct Cluster {
   std::vector<std::string> addresses;
 };
 
-Result<Cluster> StartCluster(const ClusterFlags& flags, const Credentials& credentials) {
+// `models_dir` ("": none) is where this command's own local nodes may read
+// the model by path; elsewhere models reach nodes through their caches.
+Result<Cluster> StartCluster(const ClusterFlags& flags, const Credentials& credentials, const std::string& models_dir) {
   Cluster c;
   if (flags.local > 0) {
     LocalClusterOptions options;
@@ -77,6 +79,7 @@ Result<Cluster> StartCluster(const ClusterFlags& flags, const Credentials& crede
     options.node_binary = flags.node_binary.empty() ? SiblingBinary("strata-node") : flags.node_binary;
     options.threads = static_cast<int>(flags.threads);
     options.memory_per_node = AvailableMemoryBytes() / static_cast<uint64_t>(flags.local);
+    if (!models_dir.empty()) options.models_dirs.push_back(models_dir);
     auto started = LocalCluster::Start(options);
     if (!started.ok()) return started.status();
     c.local = std::move(started.value());
@@ -319,7 +322,9 @@ int RunGenerate(const GenerateFlags& flags) {
   auto io = kj::setupAsyncIo();
   auto credentials = LoadCredentials(flags.cluster, io.provider->getTimer(), flags.cluster.local > 0);
   if (!credentials.ok()) return Fail(credentials.status().message());
-  auto cluster = StartCluster(flags.cluster, credentials.value());
+  char real_model[PATH_MAX];
+  const std::string model_dir = ::realpath(model.c_str(), real_model) ? std::string(real_model) : model;
+  auto cluster = StartCluster(flags.cluster, credentials.value(), flags.distribute ? "" : model_dir);
   if (!cluster.ok()) return Fail(cluster.status().message());
   Timeouts timeouts;
   timeouts.connect_ms = static_cast<uint32_t>(flags.cluster.connect_timeout_ms);
@@ -352,10 +357,6 @@ int RunGenerate(const GenerateFlags& flags) {
       if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
       plan = planned.value();
       spdlog::info("session={} plan:\n{}", session, plan.Describe(capacities));
-      const std::string model_dir = [&] {
-        char buf[PATH_MAX];
-        return ::realpath(model.c_str(), buf) ? std::string(buf) : model;
-      }();
       if (flags.distribute) {
         distribution = flags.model_server.empty()
                            ? ModelDistribution::Start(io, model_dir, credentials->secret, cluster->addresses, flags.serve)

@@ -65,6 +65,10 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOpti
                                options.tls_ca});
     }
     if (!options.discovery) args.push_back("--no-discovery");
+    for (const auto& dir : options.models_dirs) {
+      args.push_back("--models-dir");
+      args.push_back(dir);
+    }
     args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
     // The secret travels in the environment, not argv: /proc/PID/cmdline is
     // world-readable, /proc/PID/environ is not.

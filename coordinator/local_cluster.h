@@ -26,6 +26,7 @@ struct LocalClusterOptions {
   std::vector<std::string> extra_args;    // more strata-node flags, for every node
   bool discovery = false;                 // let the nodes beacon (a command's own nodes stay unannounced)
   std::string log_path;                   // set: the nodes' stderr goes to this file (appended)
+  std::vector<std::string> models_dirs;   // the nodes may load models by path from under these (--models-dir)
 };
 
 class LocalCluster {

@@ -100,8 +100,8 @@ int main(int argc, char** argv) {
   std::string cache_limit;
   std::vector<std::string> model_roots;
   app.add_option("--models-dir", model_roots,
-                 "a directory whose models a coordinator may name by path (repeatable; default: any path when "
-                 "listening on loopback, none otherwise: models come through --cache-dir)");
+                 "a directory whose models a coordinator may name by path (repeatable; default: none, and "
+                 "models come only through --cache-dir from the coordinator's model server)");
   app.add_option("--cache-dir", options.cache_dir,
                  "where shards fetched from a coordinator are kept (default: $HOME/.cache/strata)");
   app.add_option("--cache-limit", cache_limit, "disk budget of --cache-dir, e.g. 100GiB (default: half its free space)");
@@ -169,7 +169,6 @@ int main(int argc, char** argv) {
     if (::realpath(root.c_str(), resolved) == nullptr) Die("--models-dir " + root + ": " + std::strerror(errno));
     options.model_roots.push_back(resolved);
   }
-  if (model_roots.empty() && IsLoopback(listen)) options.model_roots.push_back("/");  // a local coordinator reads them anyway
   if (!cache_limit.empty() && !ParseSize(cache_limit, &options.cache_limit)) {
     Die("--cache-limit wants a size like 100GiB, got '" + cache_limit + "'");
   }

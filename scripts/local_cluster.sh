@@ -15,7 +15,7 @@ nodes=""
 for i in $(seq 0 $((N - 1))); do
   port=$((BASE + i))
   build/bin/strata-node --listen "127.0.0.1:$port" --name "node-$i" --cluster-secret-file build/cluster.secret \
-    > "build/node-$i.log" 2>&1 &
+    --models-dir "${STRATA_MODELS_DIR:-$PWD}" > "build/node-$i.log" 2>&1 &
   echo $! >> build/local-cluster.pids
   nodes="$nodes${nodes:+, }\"127.0.0.1:$port\""
 done

@@ -121,7 +121,7 @@ class DiscoveryTest : public ::testing::Test {
     return std::make_unique<Child>(std::vector<std::string>{
         testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--name", name, "--threads", "1",
         "--cluster-name", cluster_, "--discovery-port", std::to_string(port_), "--beacon-interval-ms", "200",
-        "--cluster-secret-file", secret_file});
+        "--cluster-secret-file", secret_file, "--models-dir", testing::TempRoot()});
   }
   DiscoveryOptions Options() const {
     DiscoveryOptions o;
@@ -248,7 +248,7 @@ TEST_F(DiscoveryTest, PlanFollowsEachNodesMemoryAndMeasuredSpeed) {
     return std::make_unique<Child>(std::vector<std::string>{
         testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--name", name, "--threads", threads,
         "--memory-limit", memory, "--cluster-name", cluster_, "--discovery-port", std::to_string(port_),
-        "--beacon-interval-ms", "200", "--cluster-secret-file", dir_ / "secret"});
+        "--beacon-interval-ms", "200", "--cluster-secret-file", dir_ / "secret", "--models-dir", testing::TempRoot()});
   };
   auto small = start("a-small", "1", "7MiB");  // room for two layers
   auto wide = start("b-wide", "2", "1GiB");

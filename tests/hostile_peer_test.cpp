@@ -52,6 +52,7 @@ class HostilePeerTest : public ::testing::Test {
     LocalClusterOptions o;
     o.nodes = n;
     o.node_binary = testing::BinDir() + "/strata-node";
+    o.models_dirs = {testing::TempRoot()};
     o.threads = 1;
     o.secret = kSecret;
     o.log_level = "info";

@@ -46,6 +46,7 @@ void RunSixtyFourSessions(bool swap) {
   LocalClusterOptions o;
   o.nodes = 1;
   o.node_binary = testing::BinDir() + "/strata-node";
+    o.models_dirs = {testing::TempRoot()};
   o.threads = 1;
   o.memory_per_node = 24u << 20;  // weights ~3 MiB; KV 4 KiB a token: room for a few thousand tokens
   if (swap) o.extra_args = {"--swap-dir", swap_dir.path(), "--swap-limit", "16MiB", "--kv-policy", "lru"};
@@ -144,6 +145,7 @@ class KeptSessionTest : public ::testing::Test {
     LocalClusterOptions o;
     o.nodes = 3;
     o.node_binary = testing::BinDir() + "/strata-node";
+    o.models_dirs = {testing::TempRoot()};
     o.threads = 1;
     o.memory_per_node = 256u << 20;
     o.extra_args = {"--swap-dir", swap_.path(), "--session-ttl", ttl};
@@ -256,6 +258,7 @@ TEST(NodeMemoryTest, ShardsBiggerThanRamStreamAndMatchInRamLogits) {
   LocalClusterOptions o;
   o.nodes = 3;
   o.node_binary = testing::BinDir() + "/strata-node";
+    o.models_dirs = {testing::TempRoot()};
   o.threads = 1;
   o.memory_per_node = 8u << 20;  // a third of the model is ~9 MB: each node streams its layers
   o.extra_args = {"--swap-dir", swap.path()};

@@ -29,6 +29,7 @@ using testing::TempDir;
 std::unique_ptr<LocalCluster> StartNodes(int n, int threads = 1, LocalClusterOptions o = {}) {
   o.nodes = n;
   o.node_binary = testing::BinDir() + "/strata-node";
+    o.models_dirs = {testing::TempRoot()};
   o.threads = threads;
   auto c = LocalCluster::Start(o);
   EXPECT_TRUE(c.ok()) << c.status().message();

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <climits>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -40,6 +41,13 @@ int DecodeStatus(int status) {
 }
 
 }  // namespace
+
+std::string TempRoot() {
+  const char* base = std::getenv("TMPDIR");
+  char resolved[PATH_MAX];
+  const std::string root = base ? base : "/tmp";
+  return ::realpath(root.c_str(), resolved) ? std::string(resolved) : root;
+}
 
 TempDir::TempDir() {
   const char* base = std::getenv("TMPDIR");

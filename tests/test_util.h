@@ -25,6 +25,8 @@ class TempDir {
 
 // The directory of strata and strata-node in this build.
 std::string BinDir();
+// Where TempDirs are made: nodes that tests start may load models from under it.
+std::string TempRoot();
 
 // Writes a small deterministic test model (F32 unless spec says otherwise).
 void MakeModel(const std::string& dir, const TestModelSpec& spec);

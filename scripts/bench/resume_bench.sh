@@ -24,7 +24,7 @@ done
 command -v jq >/dev/null || { echo "resume_bench: needs jq" >&2; exit 1; }
 [ -f "$MODEL/config.json" ] || { echo "resume_bench: no $MODEL (scripts/bench/decode_bench.sh writes it)" >&2; exit 1; }
 mkdir -p "$DIR"
-"$BIN/strata-node" --listen "127.0.0.1:$PORT" --swap-dir "$DIR" --threads 2 2>"$DIR/node.log" &
+"$BIN/strata-node" --listen "127.0.0.1:$PORT" --models-dir "$(dirname "$(realpath "$MODEL")")" --swap-dir "$DIR" --threads 2 2>"$DIR/node.log" &
 NODE=$!
 trap 'kill $NODE 2>/dev/null; wait $NODE 2>/dev/null' EXIT
 for _ in $(seq 100); do "$BIN/strata" status --nodes "127.0.0.1:$PORT" >/dev/null 2>&1 && break; sleep 0.1; done

@@ -35,7 +35,7 @@ weight_bytes=0
 for f in "$MODEL"/*.safetensors; do weight_bytes=$((weight_bytes + $(stat -c %s "$f"))); done
 budget_mib=$((weight_bytes / 2 / 1048576))
 LOG="$DIR/node.log"
-"$BIN/strata-node" --listen "127.0.0.1:$PORT" --memory-limit "${budget_mib}MiB" --swap-dir "$DIR" --threads 2 2>"$LOG" &
+"$BIN/strata-node" --listen "127.0.0.1:$PORT" --models-dir "$(dirname "$(realpath "$MODEL")")" --memory-limit "${budget_mib}MiB" --swap-dir "$DIR" --threads 2 2>"$LOG" &
 NODE=$!
 trap 'kill $NODE 2>/dev/null; wait $NODE 2>/dev/null; rm -f "$DIR/fio.dat"' EXIT
 for _ in $(seq 100); do "$BIN/strata" status --nodes "127.0.0.1:$PORT" >/dev/null 2>&1 && break; sleep 0.1; done
