@@ -47,11 +47,12 @@ std::string LocalAddressToward(const std::string& address) {
 Result<std::unique_ptr<ModelDistribution>> ModelDistribution::Start(kj::AsyncIoContext& io, const std::string& model_dir,
                                                                     const ClusterSecret& secret,
                                                                     const std::vector<std::string>& nodes,
-                                                                    const std::string& listen) {
+                                                                    const std::string& listen,
+                                                                    const std::string& cache_dir) {
   const auto t0 = std::chrono::steady_clock::now();
-  auto manifest = BuildManifest(model_dir);
+  auto manifest = BuildManifestCached(model_dir, cache_dir);
   if (!manifest.ok()) return manifest.status();
-  spdlog::info("model {}: {} tensors hashed in {:.1f} s", manifest->id.substr(0, 12), manifest->tensors.size(),
+  spdlog::info("model {}: {} tensors in its manifest after {:.1f} s", manifest->id.substr(0, 12), manifest->tensors.size(),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   bool all_local = true;
   for (const auto& a : nodes) all_local = all_local && IsLoopbackHost(a.substr(0, a.rfind(':')));

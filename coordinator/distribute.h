@@ -21,10 +21,12 @@ namespace strata {
 class ModelDistribution {
  public:
   // `listen` is HOST:PORT for the server ("": chosen from the nodes' addresses).
+  // The manifest is kept in `cache_dir` (storage/model_manifest): an
+  // unchanged model is hashed once, not at every run.
   static Result<std::unique_ptr<ModelDistribution>> Start(kj::AsyncIoContext& io, const std::string& model_dir,
                                                           const ClusterSecret& secret,
                                                           const std::vector<std::string>& node_addresses,
-                                                          const std::string& listen);
+                                                          const std::string& listen, const std::string& cache_dir);
   // A model server that already runs (`strata serve-model`): the nodes
   // fetch from it; this process serves nothing.
   static Result<std::unique_ptr<ModelDistribution>> UseServer(const std::string& url, const ClusterSecret& secret);

@@ -359,7 +359,8 @@ int RunGenerate(const GenerateFlags& flags) {
       spdlog::info("session={} plan:\n{}", session, plan.Describe(capacities));
       if (flags.distribute) {
         distribution = flags.model_server.empty()
-                           ? ModelDistribution::Start(io, model_dir, credentials->secret, cluster->addresses, flags.serve)
+                           ? ModelDistribution::Start(io, model_dir, credentials->secret, cluster->addresses, flags.serve,
+                                                      ModelCacheDir(flags.model_source))
                            : ModelDistribution::UseServer(flags.model_server, credentials->secret);
         if (!distribution.ok()) return Fail(distribution.status().message());
         pipeline.Load(model_dir, plan, dtype, &distribution.value()->source());

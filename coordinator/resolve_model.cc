@@ -28,12 +28,16 @@ std::string DefaultCache() {
 
 }  // namespace
 
+std::string ModelCacheDir(const ModelSourceFlags& flags) {
+  return flags.model_cache.empty() ? DefaultCache() : flags.model_cache;
+}
+
 Result<std::string> ResolveModel(const std::string& model, const ModelSourceFlags& flags) {
   auto ref = ParseModelRef(model);
   if (!ref.ok()) return ref.status();
   if (ref->kind == ModelRef::Kind::kLocal) return ref->location;
   MirrorOptions o;
-  o.cache_dir = flags.model_cache.empty() ? DefaultCache() : flags.model_cache;
+  o.cache_dir = ModelCacheDir(flags);
   o.hf_endpoint = !flags.hf_endpoint.empty() ? flags.hf_endpoint
                   : !GetEnv("HF_ENDPOINT").empty() ? GetEnv("HF_ENDPOINT") : "https://huggingface.co";
   while (!o.hf_endpoint.empty() && o.hf_endpoint.back() == '/') o.hf_endpoint.pop_back();

@@ -18,4 +18,7 @@ struct ModelSourceFlags {
 
 Result<std::string> ResolveModel(const std::string& model, const ModelSourceFlags& flags);
 
+// The coordinator's model cache: mirrors of remote models and manifests.
+std::string ModelCacheDir(const ModelSourceFlags& flags);
+
 }  // namespace strata

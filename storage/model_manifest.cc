@@ -1,6 +1,12 @@
 #include "storage/model_manifest.h"
 
 #include <openssl/sha.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
 
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -158,8 +164,66 @@ Result<ModelManifest> BuildManifest(const std::string& dir) {
       m.tensors.push_back(std::move(t));
     }
   }
-  m.id = Sha256Hex(Body(m).dump().data(), Body(m).dump().size());
+  const std::string body = Body(m).dump();
+  m.id = Sha256Hex(body.data(), body.size());
   return m;
+}
+
+namespace {
+
+// "NAME SIZE MTIME_NS" for config.json and every safetensors file, sorted.
+std::string DirStamp(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> lines;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name != "config.json" && entry.path().extension() != ".safetensors" && name != "model.safetensors.index.json") {
+      continue;
+    }
+    struct stat st {};
+    if (::stat(entry.path().c_str(), &st) != 0) return "";
+    lines.push_back(name + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
+                    std::to_string(st.st_mtim.tv_nsec));
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string stamp;
+  for (const auto& l : lines) stamp += l + "\n";
+  return stamp;
+}
+
+}  // namespace
+
+Result<ModelManifest> BuildManifestCached(const std::string& dir, const std::string& cache_dir) {
+  char resolved[PATH_MAX];
+  if (::realpath(dir.c_str(), resolved) == nullptr || cache_dir.empty()) return BuildManifest(dir);
+  const std::string key = std::string(resolved);
+  const std::string path = cache_dir + "/manifests/" + Sha256Hex(key.data(), key.size()).substr(0, 32) + ".json";
+  const std::string stamp = DirStamp(resolved);
+  const std::string stamp_hash = Sha256Hex(stamp.data(), stamp.size());
+  {
+    std::ifstream in(path, std::ios::binary);
+    std::string first;
+    if (in && std::getline(in, first) && first == stamp_hash && !stamp.empty()) {
+      std::stringstream rest;
+      rest << in.rdbuf();
+      auto cached = ModelManifest::FromJson(rest.str());
+      if (cached.ok()) return cached;
+    }
+  }
+  auto built = BuildManifest(resolved);
+  if (!built.ok()) return built;
+  if (DirStamp(resolved) == stamp && !stamp.empty()) {  // unchanged while it was hashed
+    std::error_code ec;
+    std::filesystem::create_directories(cache_dir + "/manifests", ec);
+    const std::string tmp = path + ".tmp";
+    {
+      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+      out << stamp_hash << "\n" << built->ToJson();
+    }
+    std::filesystem::rename(tmp, path, ec);
+  }
+  return built;
 }
 
 }  // namespace strata

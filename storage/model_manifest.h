@@ -47,6 +47,13 @@ struct ModelManifest {
 // null) is called with bytes hashed so far and the total.
 Result<ModelManifest> BuildManifest(const std::string& dir);
 
+// BuildManifest, kept under CACHE/manifests/ and keyed by the directory's
+// real path, stamped with the size and modification time of its config and
+// weights: a model that has not changed is not hashed again (the cached
+// manifest is still validated, id included). A cache that cannot be written
+// costs only the next run's hashing.
+Result<ModelManifest> BuildManifestCached(const std::string& dir, const std::string& cache_dir);
+
 std::string Sha256Hex(const void* data, size_t n);
 
 }  // namespace strata

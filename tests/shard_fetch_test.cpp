@@ -13,7 +13,11 @@
 #include <kj/async-io.h>
 #include <kj/thread.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <cstring>
+#include <fstream>
 #include <filesystem>
 #include <future>
 #include <nlohmann/json.hpp>
@@ -79,6 +83,41 @@ TEST_F(ShardFetchTest, FetchesOnlyItsTensorsVerifiedAndAWarmCacheTransfersNothin
   auto again = FetchShard(posix_, Options(server.url()), manifest_.id, 1, 3);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->fetched_bytes, 0u);
+}
+
+// The coordinator hashes an unchanged model once: the cached manifest comes
+// back without reading the weights (a change that keeps size and mtime goes
+// unseen, as with make), and any change of size or mtime hashes again.
+TEST_F(ShardFetchTest, ManifestIsCachedUntilTheModelChanges) {
+  TempDir cache;
+  auto first = BuildManifestCached(model_.path(), cache.path());
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(first->id, manifest_.id);
+  const std::string weights = model_.path() + "/model.safetensors";
+  struct stat before {};
+  ASSERT_EQ(::stat(weights.c_str(), &before), 0);
+  const ManifestTensor& t = manifest_.tensors.front();
+  {
+    std::fstream f(weights, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(t.begin));
+    f.put('\x7f');
+  }
+  const timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, weights.c_str(), times, 0), 0);
+  auto cached = BuildManifestCached(model_.path(), cache.path());
+  ASSERT_TRUE(cached.ok());
+  EXPECT_EQ(cached->id, manifest_.id) << "not hashed again";
+  ::utimensat(AT_FDCWD, weights.c_str(), nullptr, 0);  // now it has changed
+  auto rebuilt = BuildManifestCached(model_.path(), cache.path());
+  ASSERT_TRUE(rebuilt.ok());
+  EXPECT_NE(rebuilt->id, manifest_.id);
+  // A cache file that is garbage is rebuilt, not believed.
+  for (const auto& entry : std::filesystem::directory_iterator(cache.path() + "/manifests")) {
+    std::ofstream(entry.path()) << "garbage\n{";
+  }
+  auto again = BuildManifestCached(model_.path(), cache.path());
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_EQ(again->id, rebuilt->id);
 }
 
 TEST_F(ShardFetchTest, CorruptedBytesAreFetchedAgainAndNeverLoaded) {
