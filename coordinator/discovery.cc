@@ -7,21 +7,14 @@
 #include <thread>
 
 #include "storage/escape.h"
+#include "storage/hex.h"
 
 namespace strata {
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-std::string Hex(const Bytes& b) {
-  static const char* d = "0123456789abcdef";
-  std::string s;
-  for (uint8_t c : b) {
-    s += d[c >> 4];
-    s += d[c & 15];
-  }
-  return s;
-}
+std::string Hex(const Bytes& b) { return HexEncode(b.data(), b.size()); }
 
 }  // namespace
 

@@ -25,6 +25,7 @@
 #include "coordinator/tokenizer.h"
 #include "protocol/peer_auth.h"
 #include "storage/checkpoint.h"
+#include "storage/hex.h"
 #include "storage/system_memory.h"
 
 namespace strata {
@@ -174,17 +175,11 @@ void RunSession(Pipeline& pipeline, const GenerateFlags& flags, const Tokenizer&
 }
 
 std::string HexOf(const Bytes& bytes) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string out;
-  for (uint8_t b : bytes) {
-    out += kDigits[b >> 4];
-    out += kDigits[b & 15];
-  }
-  return out;
+  return HexEncode(bytes.data(), bytes.size());
 }
 
 bool ParseSessionId(const std::string& hex, Bytes* out) {
-  if (hex.size() != 2 * kTicketBytes || hex.find_first_not_of("0123456789abcdef") != std::string::npos) return false;
+  if (hex.size() != 2 * kTicketBytes || !IsLowerHex(hex, hex.size())) return false;
   out->clear();
   for (size_t i = 0; i < hex.size(); i += 2) out->push_back(static_cast<uint8_t>(std::stoi(hex.substr(i, 2), nullptr, 16)));
   return true;

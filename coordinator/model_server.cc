@@ -10,6 +10,7 @@
 
 #include "protocol/peer_auth.h"
 #include "storage/escape.h"
+#include "storage/hex.h"
 #include "storage/model_source.h"
 
 namespace strata {
@@ -67,13 +68,7 @@ std::string ModelToken(const ClusterSecret& secret) {
   if (secret.empty()) return "";
   const std::string label = "strata-model-v1";
   const Bytes mac = Hmac(secret, Bytes(label.begin(), label.end()));
-  static const char* d = "0123456789abcdef";
-  std::string hex;
-  for (uint8_t b : mac) {
-    hex += d[b >> 4];
-    hex += d[b & 15];
-  }
-  return hex;
+  return HexEncode(mac.data(), mac.size());
 }
 
 struct ModelServer::Impl final : public kj::HttpService {

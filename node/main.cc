@@ -243,13 +243,24 @@ int main(int argc, char** argv) {
   strata::PosixEnv env;
   options.env = &env;
   curl_global_init(CURL_GLOBAL_DEFAULT);  // before any thread: shard fetches use libcurl
-  // Calibration (~0.2 s), before the first hello can ask for it.
+  // Calibration (~0.2 s idle, seconds on a loaded machine) runs beside the
+  // server, so that a node answers hello at once; until it is done the node
+  // reports no speed, and a plan splits by memory.
   strata::SetComputeThreads(options.threads);
-  options.compute_gflops = strata::MeasureMatmulGflops();
-  std::srand(static_cast<unsigned>(getpid()));
-  options.bandwidth_gbps = strata::MemoryReadBandwidth(64, options.threads, 6, 80);
-  spdlog::info("calibrated: {:.1f} GFLOP/s f32 matmul, {:.1f} GB/s memory read ({} threads)", options.compute_gflops,
-               options.bandwidth_gbps, options.threads);
+  strata::NodeCalibration calibration;
+  options.calibration = &calibration;
+  std::thread calibrating([&calibration, threads = options.threads]() {
+    const double gflops = strata::MeasureMatmulGflops();
+    std::srand(static_cast<unsigned>(getpid()));
+    const double gbps = strata::MemoryReadBandwidth(64, threads, 6, 80);
+    calibration.compute_gflops = gflops;
+    calibration.bandwidth_gbps = gbps;
+    spdlog::info("calibrated: {:.1f} GFLOP/s f32 matmul, {:.1f} GB/s memory read ({} threads)", gflops, gbps, threads);
+  });
+  struct JoinAtExit {
+    std::thread& t;
+    ~JoinAtExit() { t.join(); }
+  } join_calibration{calibrating};
   if (!options.swap_dir.empty()) {
     spdlog::info("NVMe tier: swap in {}, budget {} MiB, policy {}", options.swap_dir, options.swap_budget >> 20,
                  options.kv_policy);

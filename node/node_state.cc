@@ -94,8 +94,10 @@ void NodeState::FillInfo(wire::NodeInfo::Builder info) const {
   info.setKeptSessions(static_cast<uint32_t>(kept.size()));
   info.setFetchDoneBytes(fetch_progress.done.load());
   info.setFetchTotalBytes(fetch_progress.total.load());
-  info.setComputeGflops(static_cast<float>(options_.compute_gflops));
-  info.setMemBandwidthGbps(static_cast<float>(options_.bandwidth_gbps));
+  if (options_.calibration != nullptr) {
+    info.setComputeGflops(static_cast<float>(options_.calibration->compute_gflops.load()));
+    info.setMemBandwidthGbps(static_cast<float>(options_.calibration->bandwidth_gbps.load()));
+  }
 }
 
 void NodeState::ForgetSessions() {

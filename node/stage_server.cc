@@ -9,6 +9,7 @@
 
 #include "node/node_state.h"
 #include "node/stage_step.h"
+#include "storage/hex.h"
 #include "storage/system_memory.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
@@ -176,8 +177,7 @@ class ControlImpl final : public wire::Control::Server {
           source.url.find_first_of(" \r\n\t") != std::string::npos) {
         throw Failed("loadShard: a model source is an http:// URL of at most 512 bytes");
       }
-      if (source.model_id.size() != 64 || source.model_id.find_first_not_of("0123456789abcdef") != std::string::npos ||
-          source.token.size() > 128 || source.token.find_first_not_of("0123456789abcdef") != std::string::npos) {
+      if (!IsLowerHex(source.model_id, 64) || source.token.size() > 128 || !IsLowerHex(source.token, source.token.size())) {
         throw Failed("loadShard: a model id is 64 hex digits, a token at most 128");
       }
       source.dir = "model:" + source.model_id;

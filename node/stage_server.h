@@ -5,6 +5,7 @@
 // previous stage). Control opens Sessions. Everything here lives on the
 // node's one KJ event-loop thread; math is sent to the ComputeThread, so a
 // long forward never delays another call.
+#include <atomic>
 #include <kj/async-io.h>
 #include <kj/refcount.h>
 #include <kj/timer.h>
@@ -20,6 +21,11 @@
 namespace strata {
 
 class ClusterTls;
+
+// A node's measured speed, written once by the calibration thread.
+struct NodeCalibration {
+  std::atomic<double> compute_gflops{0}, bandwidth_gbps{0};
+};
 
 struct NodeOptions {
   std::string name;
@@ -40,9 +46,10 @@ struct NodeOptions {
   bool kv_int8 = false;                // KV pages in int8 (--kv-dtype int8)
   uint32_t session_ttl_s = 3600;       // a kept session nobody uses is closed after this
   Env* env = nullptr;                  // borrowed from main(): the filesystem
-  // Measured by main() before the node listens, with its compute threads:
-  // what the coordinator's planner splits layers by.
-  double compute_gflops = 0, bandwidth_gbps = 0;
+  // Measured by main() on a thread of its own once the node listens, with
+  // its compute threads: what the coordinator's planner splits layers by.
+  // 0 until measured (a plan then splits by memory). Borrowed from main().
+  const struct NodeCalibration* calibration = nullptr;
   // Where shards fetched from a coordinator's model server are kept, and
   // how much of the disk they may take (0: no limit).
   std::string cache_dir;

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "storage/escape.h"
+#include "storage/hex.h"
 
 namespace strata {
 namespace {
@@ -91,13 +92,8 @@ Result<ClusterSecret> ClusterSecret::FromFlagOrEnv(const std::string& file_flag)
 ClusterSecret ClusterSecret::Generate() {
   // The key is the hex text itself, so the file and the variable agree.
   const Bytes raw = RandomBytes(32);
-  static const char kHex[] = "0123456789abcdef";
-  Bytes key;
-  for (uint8_t b : raw) {
-    key.push_back(static_cast<uint8_t>(kHex[b >> 4]));
-    key.push_back(static_cast<uint8_t>(kHex[b & 15]));
-  }
-  return ClusterSecret(std::move(key));
+  const std::string hex = HexEncode(raw.data(), raw.size());
+  return ClusterSecret(Bytes(hex.begin(), hex.end()));
 }
 
 std::string ClusterSecret::Hex() const { return std::string(key_.begin(), key_.end()); }

@@ -15,6 +15,7 @@
 
 #include "storage/checkpoint.h"
 #include "storage/escape.h"
+#include "storage/hex.h"
 
 namespace strata {
 namespace {
@@ -43,13 +44,7 @@ json Body(const ModelManifest& m) {
 std::string Sha256Hex(const void* data, size_t n) {
   unsigned char digest[SHA256_DIGEST_LENGTH];
   SHA256(static_cast<const unsigned char*>(data), n, digest);
-  static const char* d = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : digest) {
-    hex += d[c >> 4];
-    hex += d[c & 15];
-  }
-  return hex;
+  return HexEncode(digest, sizeof digest);
 }
 
 std::string ModelManifest::ToJson() const {
@@ -120,7 +115,7 @@ Result<ModelManifest> ModelManifest::FromJson(const std::string& text) {
     }
     if (mt.name.empty() || mt.name.size() > 512 || !names.insert(mt.name).second) return bad("a duplicate or empty tensor name");
     if (!files.count(mt.file)) return bad("tensor " + EscapeText(mt.name, 80) + " in a file not listed");
-    if (mt.sha256.size() != 64 || mt.sha256.find_first_not_of("0123456789abcdef") != std::string::npos) {
+    if (!IsLowerHex(mt.sha256, 64)) {
       return bad("tensor " + EscapeText(mt.name, 80) + ": sha256");
     }
     uint64_t numel = 1;

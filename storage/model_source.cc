@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "storage/escape.h"
+#include "storage/hex.h"
 #include "storage/model_manifest.h"
 
 namespace strata {
@@ -110,16 +111,6 @@ Result<std::string> GetSmall(const MirrorOptions& o, const std::string& url, boo
   return Status::Error("cannot get " + EscapeText(url) + ": " + error);
 }
 
-std::string Hex(const unsigned char* d, unsigned n) {
-  static const char* digits = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < n; ++i) {
-    hex += digits[d[i] >> 4];
-    hex += digits[d[i] & 15];
-  }
-  return hex;
-}
-
 // Hash of a file, with `prefix` hashed first (the git blob header).
 std::string HashFile(const std::string& path, const EVP_MD* md, const std::string& prefix) {
   std::ifstream in(path, std::ios::binary);
@@ -135,11 +126,7 @@ std::string HashFile(const std::string& path, const EVP_MD* md, const std::strin
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx.get(), digest, &len);
-  return Hex(digest, len);
-}
-
-bool IsHex(const std::string& s, size_t n) {
-  return s.size() == n && s.find_first_not_of("0123456789abcdef") == std::string::npos;
+  return HexEncode(digest, len);
 }
 
 // The hub's listing: the files Strata wants, their hashes, and the commit.
@@ -152,7 +139,7 @@ Result<std::vector<SourceFile>> ListHub(const ModelRef& ref, const MirrorOptions
     return Status::Error("the endpoint's listing of " + EscapeText(ref.location) + " is not a model listing");
   }
   *commit = json.contains("sha") && json["sha"].is_string() ? json["sha"].get<std::string>() : "";
-  if (!commit->empty() && !IsHex(*commit, 40)) return Status::Error("the endpoint names a malformed commit");
+  if (!commit->empty() && !IsLowerHex(*commit, 40)) return Status::Error("the endpoint names a malformed commit");
   std::vector<SourceFile> files;
   for (const auto& s : json["siblings"]) {
     if (!s.is_object() || !s.contains("rfilename") || !s["rfilename"].is_string()) continue;
@@ -162,10 +149,10 @@ Result<std::vector<SourceFile>> ListHub(const ModelRef& ref, const MirrorOptions
     if (s.contains("size") && s["size"].is_number_unsigned()) f.size = s["size"].get<uint64_t>();
     if (s.contains("lfs") && s["lfs"].is_object() && s["lfs"].contains("sha256") && s["lfs"]["sha256"].is_string()) {
       f.sha256 = s["lfs"]["sha256"].get<std::string>();
-      if (!IsHex(f.sha256, 64)) return Status::Error("the endpoint publishes a malformed SHA-256 for " + EscapeText(f.name));
+      if (!IsLowerHex(f.sha256, 64)) return Status::Error("the endpoint publishes a malformed SHA-256 for " + EscapeText(f.name));
     } else if (s.contains("blobId") && s["blobId"].is_string()) {
       f.sha1_blob = s["blobId"].get<std::string>();
-      if (!IsHex(f.sha1_blob, 40)) return Status::Error("the endpoint publishes a malformed blob id for " + EscapeText(f.name));
+      if (!IsLowerHex(f.sha1_blob, 40)) return Status::Error("the endpoint publishes a malformed blob id for " + EscapeText(f.name));
     }
     if (f.size > kMaxFileBytes) return Status::Error(EscapeText(f.name) + " is larger than 1 TiB");
     files.push_back(f);
@@ -216,7 +203,7 @@ Result<std::vector<SourceFile>> ListUrl(const ModelRef& ref, const MirrorOptions
   std::istringstream lines(sums.value());
   for (std::string line; std::getline(lines, line);) {
     // sha256sum's format: HASH, two characters (" *" or "  "), NAME.
-    if (line.size() < 67 || !IsHex(line.substr(0, 64), 64)) continue;
+    if (line.size() < 67 || !IsLowerHex(line.substr(0, 64), 64)) continue;
     const std::string name = line.substr(66);
     for (auto& f : files) {
       if (f.name == name) f.sha256 = line.substr(0, 64);

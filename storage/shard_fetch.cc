@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "storage/escape.h"
+#include "storage/hex.h"
 
 namespace strata {
 namespace {
@@ -124,13 +125,7 @@ std::string FinishHex(EVP_MD_CTX* ctx) {
   unsigned char digest[32];
   unsigned int len = 0;
   EVP_DigestFinal_ex(ctx, digest, &len);
-  static const char* d = "0123456789abcdef";
-  std::string hex;
-  for (unsigned i = 0; i < len; ++i) {
-    hex += d[digest[i] >> 4];
-    hex += d[digest[i] & 15];
-  }
-  return hex;
+  return HexEncode(digest, len);
 }
 
 struct Transfer {
@@ -413,7 +408,7 @@ std::string CachedShard(const std::string& cache_dir, const std::string& model_i
 
 Result<FetchResult> FetchShard(Env& env, const FetchOptions& o, const std::string& model_id, int64_t first,
                                int64_t end) {
-  if (model_id.size() != 64 || model_id.find_first_not_of("0123456789abcdef") != std::string::npos) {
+  if (!IsLowerHex(model_id, 64)) {
     return Status::Error("a model id is 64 hex digits");
   }
   FetchResult result;
