@@ -6,7 +6,20 @@
 
 namespace strata {
 
-int32_t Sampler::Sample(const std::vector<float>& logits) {
+double Sampler::Uniform(uint64_t seed, uint64_t position) {
+  // SplitMix64 of the pair: every (seed, position) gets its own well-mixed
+  // word, the same on every platform.
+  uint64_t z = seed ^ (position * 0x9e3779b97f4a7c15ull) ^ 0xd1b54a32d192ed03ull;
+  for (int round = 0; round < 2; ++round) {
+    z += 0x9e3779b97f4a7c15ull;
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    z ^= z >> 31;
+  }
+  return static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+int32_t Sampler::Sample(const std::vector<float>& logits, uint64_t position) const {
   const int32_t n = static_cast<int32_t>(logits.size());
   if (n == 0) return 0;
   if (options_.temperature <= 0.0f || options_.top_k == 1) {
@@ -38,8 +51,7 @@ int32_t Sampler::Sample(const std::vector<float>& logits) {
   }
   double kept = 0.0;
   for (uint32_t i = 0; i < keep; ++i) kept += probs[i];
-  // A 53-bit uniform from the session's generator: identical across platforms.
-  const double u = static_cast<double>(rng_() >> 11) * (1.0 / 9007199254740992.0) * kept;
+  const double u = Uniform(options_.seed, position) * kept;
   double acc = 0.0;
   for (uint32_t i = 0; i < keep; ++i) {
     acc += probs[i];

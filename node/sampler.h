@@ -1,9 +1,11 @@
 #pragma once
-// Token sampling at the last stage: greedy, temperature, top-k, top-p, with a
-// per-session seeded generator so a seeded run is reproducible.
-// Not thread-safe: one Sampler per session, used by the compute thread.
+// Token sampling at the last stage: greedy, temperature, top-k, top-p. The
+// randomness of a draw is a function of (seed, position) alone, not a stream
+// shared across steps: a seeded request gives the same tokens whatever other
+// requests share its batch, however its prompt was chunked, and whether or
+// not it was resumed.
+// Thread-safe: no mutable state.
 #include <cstdint>
-#include <random>
 #include <vector>
 
 namespace strata {
@@ -17,14 +19,17 @@ struct SamplingOptions {
 
 class Sampler {
  public:
-  explicit Sampler(const SamplingOptions& options) : options_(options), rng_(options.seed) {}
+  explicit Sampler(const SamplingOptions& options) : options_(options) {}
 
-  // logits: [vocab]. Greedy picks the lowest index among equal maxima.
-  int32_t Sample(const std::vector<float>& logits);
+  // logits: [vocab], for the token at `position` of the sequence. Greedy
+  // picks the lowest index among equal maxima.
+  int32_t Sample(const std::vector<float>& logits, uint64_t position) const;
+
+  // The draw for (seed, position): 53 uniform bits in [0, 1).
+  static double Uniform(uint64_t seed, uint64_t position);
 
  private:
   SamplingOptions options_;
-  std::mt19937_64 rng_;
 };
 
 }  // namespace strata

@@ -142,7 +142,10 @@ Result<StepOutcome> StageRuntime::Step(uint64_t session, int64_t start_pos, cons
   StepOutcome outcome;
   outcome.output = std::move(output.value());
   if (shard_->is_last() && sample) {
-    outcome.token = open->second.sampler.Sample(outcome.output.logits);
+    // The sampled token's position: right after the step's last one.
+    const int64_t rows = input.is_tokens() ? static_cast<int64_t>(input.tokens.size())
+                                           : (input.hidden.shape.empty() ? 1 : input.hidden.shape[0]);
+    outcome.token = open->second.sampler.Sample(outcome.output.logits, static_cast<uint64_t>(start_pos + rows));
   }
   outcome.micros = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
