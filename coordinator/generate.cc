@@ -18,6 +18,7 @@
 
 #include "coordinator/credentials.h"
 #include "coordinator/distribute.h"
+#include "coordinator/generation_driver.h"
 #include "coordinator/local_cluster.h"
 #include "coordinator/membership.h"
 #include "coordinator/pipeline.h"
@@ -94,33 +95,6 @@ Result<Cluster> StartCluster(const ClusterFlags& flags, const Credentials& crede
   return c;
 }
 
-// Writes the newly decoded text as tokens arrive. Decoding the whole
-// sequence each time keeps multi-token characters and leading spaces right.
-class TextStream {
- public:
-  TextStream(const Tokenizer& tokenizer, bool enabled) : tokenizer_(tokenizer), enabled_(enabled) {}
-  void Add(int32_t token) {
-    ids_.push_back(token);
-    const std::string text = tokenizer_.Decode(ids_);
-    if (text.size() > printed_ && text.compare(0, printed_, text_, 0, printed_) == 0) {
-      if (enabled_) {
-        std::fwrite(text.data() + printed_, 1, text.size() - printed_, stdout);
-        std::fflush(stdout);
-      }
-      printed_ = text.size();
-    }
-    text_ = text;
-  }
-  const std::string& text() const { return text_; }
-
- private:
-  const Tokenizer& tokenizer_;
-  bool enabled_;
-  std::vector<int32_t> ids_;
-  std::string text_;
-  size_t printed_ = 0;
-};
-
 struct RunReport {
   std::vector<int32_t> prompt;
   std::vector<int32_t> tokens;
@@ -134,44 +108,42 @@ void WriteLogitsRow(std::ofstream* out, const std::vector<float>& logits) {
   out->write(reinterpret_cast<const char*>(logits.data()), static_cast<std::streamsize>(logits.size() * sizeof(float)));
 }
 
-// Prefill in chunks (each bounded well under the RPC message limit), then
-// decode one token at a time until max_tokens or an end-of-sequence token.
-// Positions start at `base`: the tokens a resumed session already holds.
-void RunSession(Pipeline& pipeline, const GenerateFlags& flags, const Tokenizer& tokenizer, uint64_t session,
-                uint32_t base, std::ofstream* logits_out, RunReport* report) {
-  TextStream stream(tokenizer, !flags.json);
-  const auto t0 = Clock::now();
-  const bool want_logits = logits_out != nullptr;
-  const size_t n = report->prompt.size();
-  StepReply reply;
-  for (size_t begin = 0; begin < n; begin += static_cast<size_t>(flags.prefill_chunk)) {
-    const size_t end = std::min(n, begin + static_cast<size_t>(flags.prefill_chunk));
-    std::vector<int32_t> chunk(report->prompt.begin() + begin, report->prompt.begin() + end);
-    const bool last = end == n;
-    reply = pipeline.Step(session, base + static_cast<uint32_t>(begin), chunk, want_logits && last, last);
+// The CLI's front end of the generation driver: text to stdout as it comes,
+// and each position's logits to --logits-out.
+class CliSink final : public TokenSink {
+ public:
+  CliSink(bool print, std::ofstream* logits_out) : print_(print), logits_out_(logits_out) {}
+  void OnToken(int32_t, const std::string& text, const std::vector<float>& logits) override {
+    WriteLogitsRow(logits_out_, logits);
+    if (print_ && !text.empty()) {
+      std::fwrite(text.data(), 1, text.size(), stdout);
+      std::fflush(stdout);
+    }
   }
-  const auto t1 = Clock::now();
-  report->prefill_s = Seconds(t0, t1);
-  for (int64_t i = 0; i < flags.max_tokens; ++i) {
-    const int32_t token = reply.token;
-    WriteLogitsRow(logits_out, reply.logits);
-    report->tokens.push_back(token);
-    if (tokenizer.IsEos(token)) break;
-    stream.Add(token);
-    if (i + 1 == flags.max_tokens) break;
-    const uint32_t pos = base + static_cast<uint32_t>(n + report->tokens.size() - 1);
-    reply = pipeline.Step(session, pos, {token}, want_logits, true);
-    report->stage_micros.resize(reply.stage_micros.size());
-    for (size_t s = 0; s < reply.stage_micros.size(); ++s) report->stage_micros[s] += reply.stage_micros[s];
-  }
-  report->decode_s = Seconds(t1, Clock::now());
-  report->text = stream.text();
-  if (flags.keep_session && !report->tokens.empty()) {
-    // The last token has been sampled but not run; running it now leaves the
-    // whole conversation in the KV cache, so a continuation starts after it.
-    const uint32_t pos = base + static_cast<uint32_t>(n + report->tokens.size() - 1);
-    pipeline.Step(session, pos, {report->tokens.back()}, false, false);
-  }
+
+ private:
+  const bool print_;
+  std::ofstream* logits_out_;
+};
+
+void RunSession(RpcEnv& env, Pipeline& pipeline, const GenerateFlags& flags, const Tokenizer& tokenizer,
+                uint64_t session, uint32_t base, std::ofstream* logits_out, RunReport* report) {
+  GenerationRequest request;
+  request.prompt = report->prompt;
+  request.max_tokens = flags.max_tokens;
+  request.base = base;
+  request.prefill_chunk = flags.prefill_chunk;
+  request.want_logits = logits_out != nullptr;
+  request.run_last_token = flags.keep_session;
+  CliSink sink(!flags.json, logits_out);
+  GenerationDriver driver(pipeline, tokenizer, session, std::move(request), &sink);
+  env.Await(driver.Run(), 0, "");
+  const GenerationResult& r = driver.result();
+  report->tokens = r.tokens;
+  report->text = r.text;
+  report->prefill_s = r.prefill_s;
+  report->decode_s = r.decode_s;
+  report->stage_micros = r.stage_micros;
 }
 
 std::string HexOf(const Bytes& bytes) {
@@ -382,7 +354,7 @@ int RunGenerate(const GenerateFlags& flags) {
                 << capacity << std::endl;
     }
     try {
-      RunSession(pipeline, run, *tokenizer.value(), session, base, logits_out.get(), &report);
+      RunSession(env, pipeline, run, *tokenizer.value(), session, base, logits_out.get(), &report);
     } catch (...) {
       if (keep_key.empty()) pipeline.CloseSession(session);
       throw;

@@ -50,14 +50,31 @@ T RpcEnv::Await(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string
   auto interrupt = interrupted_.addBranch().then([]() -> T {
     throw kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str("interrupted (Ctrl-C)"));
   });
-  auto bounded = io_.provider->getTimer().timeoutAfter(timeout_ms * kj::MILLISECONDS, kj::mv(promise));
+  // timeout_ms 0: the promise bounds its own steps (a whole generation).
+  auto bounded = timeout_ms == 0 ? kj::mv(promise)
+                                 : io_.provider->getTimer().timeoutAfter(timeout_ms * kj::MILLISECONDS, kj::mv(promise));
   try {
     return bounded.exclusiveJoin(kj::mv(interrupt)).wait(io_.waitScope);
   } catch (const kj::Exception& e) {
     const bool timed_out = e.getDescription().startsWith("operation timed out");
-    throw PipelineError(what + ": " + (timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : Clean(e)));
+    throw PipelineError((what.empty() ? "" : what + ": ") +
+                        (timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : Clean(e)));
   }
 }
+
+template <typename T>
+kj::Promise<T> RpcEnv::Bound(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string& what) {
+  return io_.provider->getTimer()
+      .timeoutAfter(timeout_ms * kj::MILLISECONDS, kj::mv(promise))
+      .catch_([what, timeout_ms](kj::Exception&& e) -> kj::Promise<T> {
+        const bool timed_out = e.getDescription().startsWith("operation timed out");
+        return kj::Exception(e.getType(), __FILE__, __LINE__,
+                             kj::str(what, ": ", timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : Clean(e)));
+      });
+}
+
+// For the generation driver's front ends, which wait for a whole generation.
+template void RpcEnv::Await<void>(kj::Promise<void>&& promise, uint32_t timeout_ms, const std::string& what);
 
 NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address) {
   NodeStatus s;
@@ -268,20 +285,22 @@ bool Pipeline::UseLoadedShards(int64_t num_layers, ShardPlan* plan) {
   return true;
 }
 
-StepReply Pipeline::Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
-                         bool sample) {
-  NodeConnection& first = stage_node(0);
-  auto found = sessions_.find(session);
-  if (found == sessions_.end()) throw PipelineError("no open session " + std::to_string(session));
-  auto request = found->second[0].forwardRequest();
+namespace {
+
+capnp::Request<wire::Session::ForwardParams, wire::Session::ForwardResults> ForwardRequest(
+    wire::Session::Client& first, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits, bool sample) {
+  auto request = first.forwardRequest();
   auto step = request.initStep();
   step.setStartPos(start_pos);
   step.setWantLogits(want_logits);
   step.setSample(sample);
   auto ids = step.initInput().initTokens(static_cast<unsigned>(tokens.size()));
   for (size_t i = 0; i < tokens.size(); ++i) ids.set(static_cast<unsigned>(i), static_cast<uint32_t>(tokens[i]));
-  auto response = env_.Await(request.send(), env_.timeouts().call_ms, first.Label());
-  auto result = response.getResult();
+  return request;
+}
+
+// The last stage's answer, validated (its text and tensors are a peer's).
+StepReply ParseStepReply(wire::StepResult::Reader result, bool want_logits) {
   StepReply reply;
   reply.token = static_cast<int32_t>(result.getToken());
   for (uint64_t us : result.getStageMicros()) reply.stage_micros.push_back(us);
@@ -296,6 +315,74 @@ StepReply Pipeline::Step(uint64_t session, uint32_t start_pos, const std::vector
     std::memcpy(reply.logits.data(), logits.data.data(), logits.data.size());
   }
   return reply;
+}
+
+}  // namespace
+
+StepReply Pipeline::Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
+                         bool sample) {
+  auto found = sessions_.find(session);
+  if (found == sessions_.end()) throw PipelineError("no open session " + std::to_string(session));
+  auto response = env_.Await(ForwardRequest(found->second[0], start_pos, tokens, want_logits, sample).send(),
+                             env_.timeouts().call_ms, stage_node(0).Label());
+  return ParseStepReply(response.getResult(), want_logits);
+}
+
+kj::Promise<StepReply> Pipeline::StepAsync(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens,
+                                           bool want_logits, bool sample) {
+  auto found = sessions_.find(session);
+  if (found == sessions_.end()) return KJ_EXCEPTION(FAILED, "no open session", session);
+  auto sent = ForwardRequest(found->second[0], start_pos, tokens, want_logits, sample).send();
+  return env_.Bound(kj::mv(sent), env_.timeouts().call_ms, stage_node(0).Label())
+      .then([want_logits](capnp::Response<wire::Session::ForwardResults>&& response) -> StepReply {
+        try {
+          return ParseStepReply(response.getResult(), want_logits);
+        } catch (const PipelineError& e) {
+          kj::throwFatalException(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(e.what())));
+        }
+      });
+}
+
+kj::Promise<void> Pipeline::OpenSessionAsync(uint64_t session, uint32_t capacity, const SamplingParams& sampling) {
+  return OpenFrom(session, capacity, sampling, stages_.size(), nullptr, {});
+}
+
+// Opens stage `stage - 1`, then the ones before it, last to first: each
+// learns the ticket of the next one's session.
+kj::Promise<void> Pipeline::OpenFrom(uint64_t session, uint32_t capacity, SamplingParams sampling, size_t stage,
+                                     kj::Array<capnp::byte> downstream, std::vector<wire::Session::Client> reversed) {
+  if (stage == 0) {
+    std::vector<wire::Session::Client> caps;
+    for (size_t i = reversed.size(); i-- > 0;) caps.push_back(kj::mv(reversed[i]));
+    sessions_.emplace(session, kj::mv(caps));
+    return kj::READY_NOW;
+  }
+  NodeConnection& node = stage_node(stage - 1);
+  auto request = node.control().openSessionRequest();
+  request.setCapacity(capacity);
+  auto s = request.initSampling();
+  s.setTemperature(sampling.temperature);
+  s.setTopK(sampling.top_k);
+  s.setTopP(sampling.top_p);
+  s.setSeed(sampling.seed);
+  request.setDownstreamTicket(downstream);
+  return env_.Bound(request.send(), env_.timeouts().call_ms, node.Label())
+      .then([this, session, capacity, sampling, stage, reversed = kj::mv(reversed)](
+                capnp::Response<wire::Control::OpenSessionResults>&& reply) mutable {
+        reversed.push_back(reply.getSession());
+        return OpenFrom(session, capacity, sampling, stage - 1, kj::heapArray<capnp::byte>(reply.getTicket()),
+                        kj::mv(reversed));
+      });
+}
+
+void Pipeline::CloseSessionAsync(uint64_t session) {
+  auto found = sessions_.find(session);
+  if (found == sessions_.end()) return;
+  for (auto& cap : found->second) {
+    // Fire and forget: the close travels now; its answer does not matter.
+    cap.closeRequest().send().detach([](kj::Exception&&) {});
+  }
+  sessions_.erase(found);
 }
 
 void Pipeline::CloseSession(uint64_t session) {

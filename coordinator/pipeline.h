@@ -45,6 +45,11 @@ class RpcEnv {
   // pipeline.cc: the pipeline is its only user.
   template <typename T>
   T Await(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string& what);
+  // The asynchronous form, for code that runs inside the event loop (the
+  // HTTP server): `promise` bounded by timeout_ms, failing with a
+  // kj::Exception whose description is "<what>: <cause>".
+  template <typename T>
+  kj::Promise<T> Bound(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string& what);
 
   kj::AsyncIoContext& io() { return io_; }
   const Timeouts& timeouts() const { return timeouts_; }
@@ -149,10 +154,23 @@ class Pipeline {
   // Best effort, short timeout: a dead node must not delay the error report.
   void CloseSession(uint64_t session);
 
+  // The same, as promises, for callers inside the event loop. Failures are
+  // kj::Exceptions whose description names the node ("<node>: <cause>").
+  // The session's capabilities are kept by the pipeline, so a promise may be
+  // dropped (a client went away) and the session closed afterwards.
+  kj::Promise<void> OpenSessionAsync(uint64_t session, uint32_t capacity, const SamplingParams& sampling);
+  kj::Promise<StepReply> StepAsync(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens,
+                                   bool want_logits, bool sample);
+  // Closes on every stage without waiting for answers; frees the KV everywhere.
+  void CloseSessionAsync(uint64_t session);
+  bool HasSession(uint64_t session) const { return sessions_.count(session) > 0; }
+
   size_t stage_count() const { return stages_.size(); }
   NodeConnection& stage_node(size_t i) { return *nodes_[stages_[i]]; }
 
  private:
+  kj::Promise<void> OpenFrom(uint64_t session, uint32_t capacity, SamplingParams sampling, size_t stage,
+                             kj::Array<capnp::byte> downstream, std::vector<wire::Session::Client> reversed);
   kj::Promise<void> DrawFetchProgress(kj::Own<bool> done, std::chrono::steady_clock::time_point start, int ticks);
 
   RpcEnv& env_;
