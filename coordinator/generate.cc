@@ -16,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "coordinator/cluster_start.h"
 #include "coordinator/credentials.h"
 #include "coordinator/distribute.h"
 #include "coordinator/generation_driver.h"
@@ -45,55 +46,6 @@ int Fail(const std::string& message) {
 
 // A layer costs its weights plus the KV cache of `kv_tokens` tokens (the
 // context times the concurrency the plan must hold), in the compute dtype.
-ModelCosts CostsOf(const Checkpoint& ckpt, TensorDType dtype, uint64_t kv_tokens) {
-  ModelCosts costs;
-  const ModelConfig& c = ckpt.config();
-  const uint64_t size = ElementSize(dtype);
-  const uint64_t kv_per_layer = kv_tokens * 2 * static_cast<uint64_t>(c.num_kv_heads * c.head_dim) * size;
-  for (int64_t l = 0; l < c.num_layers; ++l) {
-    costs.layer_bytes.push_back(ckpt.LayerParams(l) * size + kv_per_layer);
-    costs.layer_read_bytes.push_back(ckpt.LayerParams(l) * size);
-  }
-  costs.embed_bytes = ckpt.EmbedParams() * size;
-  costs.head_bytes = ckpt.HeadParams() * size;
-  return costs;
-}
-
-// The nodes of one command: started locally or reached over the network.
-struct Cluster {
-  std::unique_ptr<LocalCluster> local;
-  std::vector<std::string> addresses;
-};
-
-// `models_dir` ("": none) is where this command's own local nodes may read
-// the model by path; elsewhere models reach nodes through their caches.
-Result<Cluster> StartCluster(const ClusterFlags& flags, const Credentials& credentials, const std::string& models_dir) {
-  Cluster c;
-  if (flags.local > 0) {
-    LocalClusterOptions options;
-    options.secret = credentials.secret.Hex();
-    if (credentials.tls) {
-      options.tls_cert = credentials.tls_files.cert;
-      options.tls_key = credentials.tls_files.key;
-      options.tls_ca = credentials.tls_files.ca;
-    }
-    options.nodes = static_cast<int>(flags.local);
-    options.node_binary = flags.node_binary.empty() ? SiblingBinary("strata-node") : flags.node_binary;
-    options.threads = static_cast<int>(flags.threads);
-    options.memory_per_node = AvailableMemoryBytes() / static_cast<uint64_t>(flags.local);
-    if (!models_dir.empty()) options.models_dirs.push_back(models_dir);
-    auto started = LocalCluster::Start(options);
-    if (!started.ok()) return started.status();
-    c.local = std::move(started.value());
-    c.addresses = c.local->addresses();
-    return c;
-  }
-  auto members = ResolveMembers(flags, credentials.secret);
-  if (!members.ok()) return members.status();
-  spdlog::info("{} nodes from {}", members->addresses.size(), members->source);
-  c.addresses = members->addresses;
-  return c;
-}
 
 struct RunReport {
   std::vector<int32_t> prompt;

@@ -11,6 +11,7 @@
 
 #include "coordinator/flags.h"
 #include "coordinator/generate.h"
+#include "coordinator/serve.h"
 #include "coordinator/serve_model.h"
 #include "coordinator/local_cluster.h"
 #include "coordinator/make_secret.h"
@@ -29,6 +30,7 @@ commands:
   status       show every node of a cluster: layers, sessions, memory
   make-model   write a deterministic random-weight test model
   make-secret  write a new cluster secret (and with --tls, a cluster CA and certificate)
+  serve        a long-lived coordinator with an OpenAI-compatible HTTP API
   serve-model  serve a model directory to the cluster's nodes (for generate --distribute --model-server)
 
 `strata COMMAND --help` describes a command's options.
@@ -136,6 +138,29 @@ int Generate(int argc, char** argv, bool plan_only) {
   return plan_only ? RunPlan(g) : RunGenerate(g);
 }
 
+int Serve(int argc, char** argv) {
+  ServeFlags s;
+  FlagSet f("strata serve [--model M] (--nodes HOST:PORT,... | --cluster FILE | --local N | discovery) --http HOST:PORT",
+            "Loads the model on the nodes once and serves an OpenAI-compatible API: POST /v1/completions and\n"
+            "/v1/chat/completions (streamed or not), GET /v1/models, /health and /metrics (Prometheus).");
+  AddModelFlags(f, &s.model);
+  AddClusterFlags(f, &s.model.cluster);
+  f.String("http", &s.http, "HOST:PORT of the HTTP API");
+  f.String("api-key-file", &s.api_key_file, "clients must send this key (Authorization: Bearer KEY)");
+  f.String("served-model-name", &s.served_name, "the model's name in the API (default: from --model)");
+  f.Int("max-running", &s.max_running, 1, 4096, "requests generating at once");
+  f.Int("max-queue", &s.max_queue, 0, 1 << 20, "requests waiting for a slot; beyond, 429 with Retry-After");
+  f.Int("context", &s.context, 0, 1 << 24, "tokens a request may hold (0: the model's context)");
+  f.Int("prefill-chunk", &s.model.prefill_chunk, 1, 1 << 20, "most prompt tokens per pipeline step");
+  std::string error;
+  bool help = false;
+  if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
+  if (help) { std::cout << f.Help(); return 0; }
+  const int sources = (!s.model.cluster.nodes.empty()) + (!s.model.cluster.cluster_file.empty()) + (s.model.cluster.local > 0);
+  if (sources > 1) { std::cerr << "strata: give at most one of --nodes, --cluster, --local\n"; return 2; }
+  return RunServe(s);
+}
+
 int StatusCommand(int argc, char** argv) {
   ClusterFlags c;
   FlagSet f("strata status [--nodes HOST:PORT,... | --cluster FILE]",
@@ -241,6 +266,7 @@ int main(int argc, char** argv) {
   if (command == "make-model") return strata::MakeModel(argc, argv);
   if (command == "make-secret") return strata::MakeSecret(argc, argv);
   if (command == "serve-model") return strata::ServeModel(argc, argv);
+  if (command == "serve") return strata::Serve(argc, argv);
   if (command == "--help" || command == "-h" || command == "help") { std::cout << strata::kUsage; return 0; }
   std::cerr << (command.empty() ? std::string("strata: no command given") : "strata: unknown command '" + command + "'")
             << "\n\n" << strata::kUsage;

@@ -1,0 +1,51 @@
+#pragma once
+// ApiServer: `strata serve`'s HTTP API, compatible with OpenAI's, on the
+// coordinator's event loop (kj-http):
+//   POST /v1/completions, /v1/chat/completions   streamed (SSE) or not
+//   GET  /v1/models, /health, /metrics (Prometheus text)
+// Each request is a GenerationDriver on a pipeline session of its own; the
+// event loop interleaves their steps. Admission is bounded: at most
+// `max_running` generate at once, `max_queue` wait, and the rest get 429 with
+// Retry-After. A streaming client that goes away cancels its request between
+// steps, and its session is closed on every stage, freeing its KV. Bodies are
+// validated before anything is allocated (coordinator/openai_api).
+//
+// Not thread-safe: the event loop's thread only.
+#include <kj/async-io.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "coordinator/openai_api.h"
+#include "coordinator/pipeline.h"
+#include "coordinator/serve_metrics.h"
+#include "coordinator/tokenizer.h"
+
+namespace strata {
+
+struct ApiServerOptions {
+  std::string model_name;        // what /v1/models lists and responses name
+  std::string api_key;           // "": none wanted; else "Authorization: Bearer KEY"
+  int max_running = 8;
+  int max_queue = 64;
+  int64_t context = 0;           // tokens a session may hold (the model's context)
+  int64_t prefill_chunk = 512;
+  ChatTemplate chat_template = ChatTemplate::kChatMl;
+};
+
+class ApiServer {
+ public:
+  ApiServer(kj::Timer& timer, Pipeline& pipeline, const Tokenizer& tokenizer, ApiServerOptions options);
+  ~ApiServer();
+  // Serves connections from `receiver` until the promise is dropped.
+  kj::Promise<void> Listen(kj::ConnectionReceiver& receiver);
+  const ServeMetrics& metrics() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata

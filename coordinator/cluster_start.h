@@ -1,0 +1,33 @@
+#pragma once
+// Bringing up the nodes of one coordinator command (`generate`, `plan`,
+// `serve`): its own local nodes, or the members of its cluster; and what
+// each layer of a model costs a node, for the planner.
+//
+// Not thread-safe: main()'s thread.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "coordinator/credentials.h"
+#include "coordinator/generate.h"
+#include "coordinator/local_cluster.h"
+#include "coordinator/shard_plan.h"
+#include "protocol/host_tensor.h"
+#include "storage/checkpoint.h"
+
+namespace strata {
+
+// Weights (and KV for `kv_tokens` tokens) per layer, embedding and head, in `dtype`.
+ModelCosts CostsOf(const Checkpoint& ckpt, TensorDType dtype, uint64_t kv_tokens);
+
+// The nodes of one command: started locally or reached over the network.
+struct Cluster {
+  std::unique_ptr<LocalCluster> local;
+  std::vector<std::string> addresses;
+};
+
+// `models_dir` ("": none) is where this command's own local nodes may read
+// the model by path; elsewhere models reach nodes through their caches.
+Result<Cluster> StartCluster(const ClusterFlags& flags, const Credentials& credentials, const std::string& models_dir);
+
+}  // namespace strata

@@ -1,0 +1,136 @@
+#include "coordinator/serve.h"
+
+#include <kj/async-io.h>
+#include <kj/async-unix.h>
+#include <spdlog/spdlog.h>
+
+#include <climits>
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+
+#include "coordinator/api_server.h"
+#include "coordinator/cluster_start.h"
+#include "coordinator/credentials.h"
+#include "coordinator/pipeline.h"
+#include "coordinator/resolve_model.h"
+#include "coordinator/tokenizer.h"
+#include "storage/checkpoint.h"
+
+namespace strata {
+namespace {
+
+int Fail(const std::string& message) {
+  std::cerr << "strata: " << message << std::endl;
+  return 1;
+}
+
+std::string ReadText(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The API key from its file: one line, at least 16 characters.
+Result<std::string> LoadApiKey(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::Error("cannot read the API key file " + path);
+  std::string key;
+  std::getline(in, key);
+  while (!key.empty() && (key.back() == '\r' || key.back() == ' ')) key.pop_back();
+  if (key.size() < 16 || key.size() > 256) return Status::Error("the API key in " + path + " must have 16 to 256 characters");
+  return key;
+}
+
+}  // namespace
+
+int RunServe(const ServeFlags& flags) {
+  const GenerateFlags& g = flags.model;
+  TensorDType dtype;
+  if (!ParseTensorDType(g.dtype, &dtype) || dtype == TensorDType::kF16) {
+    return Fail("--dtype must be f32 or bf16, got '" + g.dtype + "'");
+  }
+  auto model = ResolveModel(g.model, g.model_source);
+  if (!model.ok()) return Fail(model.status().message());
+  auto ckpt = Checkpoint::Open(model.value());
+  if (!ckpt.ok()) return Fail(ckpt.status().message());
+  const ModelConfig& config = ckpt.value()->config();
+  auto tokenizer = Tokenizer::Load(model.value(), config);
+  if (!tokenizer.ok()) return Fail(tokenizer.status().message());
+  ApiServerOptions options;
+  options.context = flags.context > 0 ? std::min<int64_t>(flags.context, config.max_position) : config.max_position;
+  options.max_running = static_cast<int>(flags.max_running);
+  options.max_queue = static_cast<int>(flags.max_queue);
+  options.prefill_chunk = g.prefill_chunk;
+  char real[PATH_MAX];
+  const std::string model_dir = ::realpath(model.value().c_str(), real) ? std::string(real) : model.value();
+  options.model_name = !flags.served_name.empty() ? flags.served_name
+                       : g.model.find('/') != std::string::npos && model_dir != g.model && g.model[0] != '/'
+                           ? g.model
+                           : model_dir.substr(model_dir.rfind('/') + 1);
+  const bool knows_im_start = !tokenizer.value()->Encode("<|im_start|>", false).empty() &&
+                              tokenizer.value()->Encode("<|im_start|>", false).size() == 1;
+  options.chat_template = DetectChatTemplate(ReadText(model_dir + "/tokenizer_config.json"), knows_im_start);
+  if (config.num_layers < std::max<int64_t>(g.cluster.local, 1)) return Fail("more nodes than layers");
+
+  auto io = kj::setupAsyncIo();
+  auto credentials = LoadCredentials(g.cluster, io.provider->getTimer(), g.cluster.local > 0);
+  if (!credentials.ok()) return Fail(credentials.status().message());
+  if (!flags.api_key_file.empty()) {
+    auto key = LoadApiKey(flags.api_key_file);
+    if (!key.ok()) return Fail(key.status().message());
+    options.api_key = key.value();
+  } else if (!credentials->secret.empty() && g.cluster.local == 0) {
+    return Fail("a cluster with a secret wants an API key for its API: give --api-key-file FILE");
+  }
+  const std::string host = flags.http.substr(0, flags.http.rfind(':'));
+  if (options.api_key.empty() && host.rfind("127.", 0) != 0 && host != "localhost") {
+    return Fail("refusing to serve the API on " + flags.http + " without --api-key-file");
+  }
+  auto cluster = StartCluster(g.cluster, credentials.value(), model_dir);
+  if (!cluster.ok()) return Fail(cluster.status().message());
+  Timeouts timeouts;
+  timeouts.connect_ms = static_cast<uint32_t>(g.cluster.connect_timeout_ms);
+  timeouts.call_ms = static_cast<uint32_t>(g.cluster.step_timeout_ms);
+  RpcEnv env(io, timeouts, credentials->security());
+  try {
+    std::vector<std::unique_ptr<NodeConnection>> nodes;
+    for (const auto& address : cluster->addresses) nodes.push_back(NodeConnection::Connect(env, address));
+    Pipeline pipeline(env, std::move(nodes));
+    const auto capacities = pipeline.Capacities();
+    const uint64_t kv_tokens = static_cast<uint64_t>(options.context) * static_cast<uint64_t>(options.max_running);
+    std::string note;
+    auto plan = PlanShardsWithNvme(CostsOf(*ckpt.value(), dtype, kv_tokens), capacities, &note);
+    if (!plan.ok()) return Fail(plan.status().message());
+    if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
+    pipeline.Load(model_dir, plan.value(), dtype);
+    std::cerr << plan->Describe(capacities);
+    kj::Own<kj::ConnectionReceiver> receiver;
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+      receiver = io.provider->getNetwork().parseAddress(flags.http).wait(io.waitScope)->listen();
+    })) {
+      return Fail("cannot listen on " + flags.http + ": " + e->getDescription().cStr());
+    }
+    ApiServer api(io.provider->getTimer(), pipeline, *tokenizer.value(), options);
+    // One line a reader can parse: what is served, and where.
+    std::cout << "serving " << options.model_name << " on http://" << host << ":" << receiver->getPort()
+              << " (chat template " << ChatTemplateName(options.chat_template) << ", " << options.max_running
+              << " requests at once, " << options.max_queue << " queued)" << std::endl;
+    kj::UnixEventPort::captureSignal(SIGTERM);
+    auto serving = api.Listen(*receiver);
+    auto stop = io.unixEventPort.onSignal(SIGINT).exclusiveJoin(io.unixEventPort.onSignal(SIGTERM));
+    stop.exclusiveJoin(serving.then([]() -> siginfo_t { return {}; })).wait(io.waitScope);
+    const ServeMetrics& m = api.metrics();
+    std::cerr << "served " << m.requests_ok << " requests (" << m.requests_failed << " failed, " << m.requests_rejected
+              << " turned away, " << m.requests_cancelled << " cancelled): " << m.prompt_tokens << " prompt and "
+              << m.generation_tokens << " generated tokens" << std::endl;
+  } catch (const PipelineError& e) {
+    return Fail(e.what());
+  }
+  return 0;
+}
+
+}  // namespace strata
