@@ -15,6 +15,9 @@ PACKAGES=(
   clang libclang-rt-14-dev fio
   bible-kjv bible-kjv-text jq
 )
+# Node.js and npm run the official openai client in the API's tests; a
+# machine that has them already (from elsewhere) keeps its own.
+command -v npm >/dev/null || PACKAGES+=(nodejs npm)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -40,3 +43,6 @@ export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release \
   -DCMAKE_CXX_COMPILER_LAUNCHER=ccache -DCMAKE_C_COMPILER_LAUNCHER=ccache
 cmake --build build -j "$(nproc)"
+
+# The official openai client, for the API's tests (versions pinned by the lock file).
+npm ci --prefix tests/js --no-audit --no-fund --loglevel=error

@@ -1,0 +1,303 @@
+// `strata serve` as users call it: a real coordinator process with its own
+// real nodes (--local 2), over real HTTP on loopback (libcurl here; the
+// official `openai` npm client in OpenAiClient*). Completions equal what
+// `strata generate` produces; SSE frames are well formed; seeded requests
+// run at once return what they return alone; malformed requests get 4xx with
+// OpenAI-style bodies and the server stays up; overload gets 429 with
+// Retry-After and recovers; a client that goes away frees its KV on every
+// stage; an API key is enforced.
+#include <curl/curl.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <thread>
+
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+using json = nlohmann::json;
+using testing::Child;
+using testing::RunProcess;
+
+std::string Strata() { return testing::BinDir() + "/strata"; }
+
+struct Reply {
+  long status = 0;
+  std::string body, headers;
+  CURLcode rc = CURLE_OK;
+};
+
+size_t Append(char* data, size_t size, size_t n, void* out) {
+  static_cast<std::string*>(out)->append(data, size * n);
+  return size * n;
+}
+
+// One HTTP request. `abort_after` > 0: hang up once that many body bytes came.
+Reply Http(const std::string& url, const std::string& body = "", const std::string& method = "",
+           const std::vector<std::string>& headers = {}, size_t abort_after = 0) {
+  Reply r;
+  struct Ctx {
+    std::string* out;
+    size_t abort_after;
+  } ctx{&r.body, abort_after};
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  curl_slist* list = nullptr;
+  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
+  if (!body.empty()) list = curl_slist_append(list, "Content-Type: application/json");
+  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, list);
+  if (!body.empty()) curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, body.c_str());
+  if (!method.empty()) curl_easy_setopt(curl.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, +[](char* d, size_t s, size_t n, void* u) -> size_t {
+    auto* c = static_cast<Ctx*>(u);
+    c->out->append(d, s * n);
+    return c->abort_after > 0 && c->out->size() >= c->abort_after ? 0 : s * n;
+  });
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &ctx);
+  curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, Append);
+  curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &r.headers);
+  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 120L);
+  r.rc = curl_easy_perform(curl.get());
+  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &r.status);
+  curl_slist_free_all(list);
+  return r;
+}
+
+// A `strata serve --local 2` process on a free loopback port.
+class Server {
+ public:
+  explicit Server(std::vector<std::string> extra = {}) {
+    std::vector<std::string> argv = {Strata(), "serve", "--local", "2", "--http", "127.0.0.1:0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    child_ = std::make_unique<Child>(argv);
+    const std::regex serving("on (http://127\\.0\\.0\\.1:[0-9]+)");
+    for (int i = 0; i < 600 && url_.empty(); ++i) {
+      std::smatch m;
+      const std::string out = child_->Stdout();
+      if (std::regex_search(out, m, serving)) url_ = m[1].str();
+      usleep(50000);
+    }
+    if (url_.empty()) ADD_FAILURE() << "strata serve did not start: " << child_->Stderr();
+  }
+  const std::string& url() const { return url_; }
+  std::string Stderr() const { return child_->Stderr(); }
+  // The node gauges and counters of /metrics, by full series name.
+  std::map<std::string, double> Metrics(const std::vector<std::string>& headers = {}) const {
+    std::map<std::string, double> out;
+    const Reply r = Http(url_ + "/metrics", "", "", headers);
+    std::istringstream lines(r.body);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      const size_t sp = line.rfind(' ');
+      out[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<Child> child_;
+  std::string url_;
+};
+
+// The text of an SSE completion stream; checks its framing on the way.
+std::string StreamText(const std::string& body, bool chat, json* last_chunk = nullptr) {
+  std::string text;
+  size_t at = 0;
+  bool done = false;
+  while (at < body.size()) {
+    const size_t end = body.find("\n\n", at);
+    EXPECT_NE(end, std::string::npos) << "every event ends with a blank line";
+    if (end == std::string::npos) break;
+    const std::string event = body.substr(at, end - at);
+    EXPECT_EQ(event.rfind("data: ", 0), 0u) << event;
+    EXPECT_FALSE(done) << "nothing after [DONE]";
+    const std::string data = event.substr(6);
+    if (data == "[DONE]") {
+      done = true;
+    } else {
+      const json chunk = json::parse(data);
+      EXPECT_EQ(chunk["object"], chat ? "chat.completion.chunk" : "text_completion");
+      if (!chunk["choices"].empty()) {
+        const json& c = chunk["choices"][0];
+        text += chat ? c["delta"].value("content", "") : c["text"].get<std::string>();
+      }
+      if (last_chunk != nullptr) *last_chunk = chunk;
+    }
+    at = end + 2;
+  }
+  EXPECT_TRUE(done) << "a stream ends with data: [DONE]";
+  return text;
+}
+
+TEST(ServeTest, CompletionsEqualGenerateAndStreamsFrameSse) {
+  Server server;
+  ASSERT_FALSE(server.url().empty());
+  EXPECT_EQ(Http(server.url() + "/health").status, 200);
+  const json models = json::parse(Http(server.url() + "/v1/models").body);
+  EXPECT_EQ(models["data"][0]["id"], "kjv-5m");
+  const Reply plain = Http(server.url() + "/v1/completions",
+                           R"({"prompt":"And God said","max_tokens":16,"temperature":0})");
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  const json reply = json::parse(plain.body);
+  auto cli = RunProcess({Strata(), "generate", "--local", "2", "--prompt", "And God said", "--max-tokens", "16", "--json"});
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ(reply["choices"][0]["text"], json::parse(cli.out)["text"]) << "the API and the CLI drive one generator";
+  EXPECT_EQ(reply["usage"]["completion_tokens"], 16);
+  EXPECT_EQ(reply["choices"][0]["finish_reason"], "length");
+  const Reply streamed = Http(server.url() + "/v1/completions",
+                              R"({"prompt":"And God said","max_tokens":16,"temperature":0,"stream":true,
+                                  "stream_options":{"include_usage":true}})");
+  ASSERT_EQ(streamed.status, 200);
+  EXPECT_NE(streamed.headers.find("text/event-stream"), std::string::npos) << streamed.headers;
+  json last;
+  EXPECT_EQ(StreamText(streamed.body, false, &last), reply["choices"][0]["text"]);
+  EXPECT_EQ(last["usage"]["completion_tokens"], 16);
+  // Chat, and a stop sequence: the text ends before it, and nothing of it is sent.
+  const std::string full = reply["choices"][0]["text"];
+  const std::string stop = full.substr(full.size() / 2, 3);
+  const Reply chat = Http(server.url() + "/v1/chat/completions",
+                          R"({"messages":[{"role":"user","content":"And God said"}],"max_tokens":16,"temperature":0,
+                              "stream":true,"stop":[")" + stop + R"("]})");
+  ASSERT_EQ(chat.status, 200) << chat.body;
+  const std::string chat_text = StreamText(chat.body, true, &last);
+  EXPECT_EQ(chat_text.find(stop), std::string::npos) << chat_text;
+}
+
+TEST(ServeTest, MalformedRequestsGet4xxAndTheServerStaysUp) {
+  Server server;
+  const std::string c = server.url() + "/v1/completions";
+  struct Case { Reply r; long status; std::string type; };
+  std::vector<Case> cases = {
+      {Http(c, "{not json"), 400, "invalid_request_error"},
+      {Http(c, R"({"prompt":"x","max_tokens":-1})"), 400, "invalid_request_error"},
+      {Http(c, R"({"prompt":"x","temperature":[1]})"), 400, "invalid_request_error"},
+      {Http(c, R"({"prompt":")" + std::string(3000, 'a') + R"("})"), 400, "invalid_request_error"},  // over the context
+      {Http(c, std::string(2u << 20, '{')), 413, "invalid_request_error"},
+      {Http(c, "", "GET"), 405, "invalid_request_error"},
+      {Http(server.url() + "/v2/nothing"), 404, "invalid_request_error"},
+  };
+  for (const auto& k : cases) {
+    EXPECT_EQ(k.r.status, k.status) << k.r.body;
+    const json body = json::parse(k.r.body, nullptr, false);
+    ASSERT_FALSE(body.is_discarded()) << k.r.body;
+    EXPECT_EQ(body["error"]["type"], k.type) << k.r.body;
+  }
+  EXPECT_EQ(Http(c, R"({"prompt":"x","max_tokens":2})").status, 200) << "still serving";
+}
+
+TEST(ServeTest, ConcurrentSeededRequestsReturnWhatTheyReturnAlone) {
+  Server server({"--max-running", "32"});
+  const int n = 32;
+  auto body = [](int i) {
+    return R"({"prompt":"The LORD","max_tokens":10,"temperature":0.9,"top_p":0.95,"seed":)" + std::to_string(1000 + i) + "}";
+  };
+  std::vector<std::string> alone(n), together(n);
+  for (int i = 0; i < n; ++i) {
+    const Reply r = Http(server.url() + "/v1/completions", body(i));
+    ASSERT_EQ(r.status, 200) << r.body;
+    alone[static_cast<size_t>(i)] = json::parse(r.body)["choices"][0]["text"];
+  }
+  std::vector<std::thread> clients;
+  for (int i = 0; i < n; ++i) {
+    clients.emplace_back([&, i]() {
+      const Reply r = Http(server.url() + "/v1/completions", body(i));
+      together[static_cast<size_t>(i)] = r.status == 200 ? json::parse(r.body)["choices"][0]["text"].get<std::string>()
+                                                         : "HTTP " + std::to_string(r.status);
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(alone, together);
+  std::set<std::string> distinct(alone.begin(), alone.end());
+  EXPECT_GT(distinct.size(), 8u) << "different seeds sample differently";
+}
+
+TEST(ServeTest, OverloadGets429WithRetryAfterAndRecovers) {
+  Server server({"--max-running", "1", "--max-queue", "1"});
+  std::atomic<int> ok{0}, busy{0};
+  std::string retry_after;
+  std::mutex mu;
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 6; ++i) {
+    clients.emplace_back([&]() {
+      const Reply r = Http(server.url() + "/v1/completions", R"({"prompt":"And","max_tokens":120,"temperature":0})");
+      if (r.status == 200) ++ok;
+      if (r.status == 429) {
+        ++busy;
+        std::lock_guard<std::mutex> lock(mu);
+        retry_after = r.headers;
+        EXPECT_EQ(json::parse(r.body)["error"]["type"], "rate_limit_exceeded");
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_GE(busy.load(), 1);
+  EXPECT_GE(ok.load(), 2) << "one runs, one waits";
+  EXPECT_EQ(ok + busy, 6);
+  EXPECT_NE(retry_after.find("Retry-After: 1"), std::string::npos) << retry_after;
+  EXPECT_EQ(Http(server.url() + "/v1/completions", R"({"prompt":"And","max_tokens":2})").status, 200) << "recovered";
+}
+
+TEST(ServeTest, AClientThatGoesAwayFreesItsKvOnEveryStage) {
+  Server server;
+  // A long streamed request whose client hangs up after its first bytes.
+  const Reply cut = Http(server.url() + "/v1/completions",
+                         R"({"prompt":"And God said","max_tokens":240,"temperature":0,"stream":true})", "", {}, 200);
+  EXPECT_EQ(cut.rc, CURLE_WRITE_ERROR);
+  std::map<std::string, double> m;
+  for (int i = 0; i < 100; ++i) {
+    m = server.Metrics();
+    if (m["strata:request_success_total{finished_reason=\"cancelled\"}"] == 1) break;
+    usleep(100000);
+  }
+  EXPECT_EQ(m["strata:request_success_total{finished_reason=\"cancelled\"}"], 1);
+  EXPECT_EQ(m["strata:num_requests_running"], 0);
+  int stages = 0;
+  for (const auto& [series, value] : m) {
+    if (series.rfind("strata:node_active_sessions{", 0) != 0) continue;
+    ++stages;
+    EXPECT_EQ(value, 0) << series << ": the session is closed on every stage";
+  }
+  EXPECT_EQ(stages, 2);
+  for (const auto& [series, value] : m) {
+    if (series.rfind("strata:node_memory_used_bytes{", 0) == 0) EXPECT_GT(value, 0) << series;
+  }
+}
+
+TEST(ServeTest, AnApiKeyIsEnforced) {
+  testing::TempDir dir;
+  std::ofstream(dir / "key") << "0123456789abcdef-key\n";
+  Server server({"--api-key-file", dir / "key"});
+  const std::string c = server.url() + "/v1/completions";
+  const std::string body = R"({"prompt":"And","max_tokens":2})";
+  EXPECT_EQ(Http(c, body).status, 401);
+  EXPECT_EQ(Http(c, body, "", {"Authorization: Bearer wrong-key-0123456789"}).status, 401);
+  EXPECT_EQ(Http(c, body, "", {"Authorization: Bearer 0123456789abcdef-key"}).status, 200);
+  EXPECT_EQ(Http(server.url() + "/health").status, 200) << "health needs no key";
+}
+
+// The official `openai` npm package, run with the machine's Node.js, as a
+// user's program would call the API: streamed and not, chat and completions.
+TEST(ServeTest, TheOfficialOpenAiClientWorks) {
+  const std::string js = std::string(STRATA_SOURCE_DIR) + "/tests/js";
+  if (!std::filesystem::exists(js + "/node_modules/openai")) {
+    GTEST_SKIP() << "the openai npm package is not installed: run `npm ci --prefix tests/js` (scripts/setup.sh does)";
+  }
+  Server server;
+  auto r = RunProcess({"/usr/bin/env", "node", js + "/openai_client_check.mjs", server.url() + "/v1"}, 120);
+  EXPECT_EQ(r.exit_code, 0) << r.out << r.err;
+  EXPECT_NE(r.out.find("ok"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace strata
