@@ -40,6 +40,8 @@ struct GenerateFlags {
   std::string serve;          // HOST:PORT of that server ("": chosen)
   std::string model_server;   // or a running `strata serve-model` the nodes fetch from
   std::string session;        // continue the kept session with this id
+  std::string coordinator;    // HOST:PORT of a running `strata serve`: generate through its API instead
+  std::string api_key_file;   // its API key (else $STRATA_API_KEY)
   int64_t max_tokens = 64;
   double temperature = 0.0;
   int64_t top_k = 0;

@@ -11,6 +11,7 @@
 
 #include "coordinator/flags.h"
 #include "coordinator/generate.h"
+#include "coordinator/remote_generate.h"
 #include "coordinator/serve.h"
 #include "coordinator/serve_model.h"
 #include "coordinator/local_cluster.h"
@@ -120,6 +121,8 @@ int Generate(int argc, char** argv, bool plan_only) {
     f.UInt64("seed", &g.seed, "sampling seed: the same seed gives the same text");
     f.String("logits-out", &g.logits_out, "write the logits of every generated position here (rows of vocab f32 LE)");
     f.Int("prefill-chunk", &g.prefill_chunk, 1, 1 << 20, "most prompt tokens per pipeline step");
+    f.String("coordinator", &g.coordinator, "generate through a running `strata serve` at HOST:PORT (its API)");
+    f.String("api-key-file", &g.api_key_file, "with --coordinator: its API key (else $STRATA_API_KEY)");
   }
   std::string error;
   bool help = false;
@@ -130,6 +133,13 @@ int Generate(int argc, char** argv, bool plan_only) {
   if (!plan_only && f.WasSet("prompt") == f.WasSet("prompt-tokens")) {
     std::cerr << "strata: give one of --prompt TEXT and --prompt-tokens IDS\n";
     return 2;
+  }
+  if (!g.coordinator.empty()) {
+    if (sources > 0 || !g.session.empty() || g.keep_session || g.distribute || !g.prompt_tokens.empty()) {
+      std::cerr << "strata: --coordinator uses the server's nodes and model: give only --prompt and sampling options\n";
+      return 2;
+    }
+    return RunRemoteGenerate(g);
   }
   if (!g.session.empty() && g.cluster.local > 0) {
     std::cerr << "strata: --session continues a conversation kept on running nodes; --local nodes end with the run\n";

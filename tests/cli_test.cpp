@@ -15,7 +15,7 @@ std::string Strata() { return testing::BinDir() + "/strata"; }
 TEST(CliTest, EveryBinaryHasHelp) {
   for (auto argv : std::vector<std::vector<std::string>>{
            {Strata(), "--help"}, {Strata(), "generate", "--help"}, {Strata(), "plan", "--help"},
-           {Strata(), "status", "--help"}, {Strata(), "make-model", "--help"}, {Strata(), "make-secret", "--help"},
+           {Strata(), "status", "--help"}, {Strata(), "serve", "--help"}, {Strata(), "serve-model", "--help"}, {Strata(), "make-model", "--help"}, {Strata(), "make-secret", "--help"},
            {testing::BinDir() + "/strata-node", "--help"}, {testing::BinDir() + "/strata-kvquality", "--help"},
            {testing::BinDir() + "/strata-kvscaling", "--help"}}) {
     auto r = RunProcess(argv, 30);

@@ -153,6 +153,14 @@ TEST(ServeTest, CompletionsEqualGenerateAndStreamsFrameSse) {
   auto cli = RunProcess({Strata(), "generate", "--local", "2", "--prompt", "And God said", "--max-tokens", "16", "--json"});
   ASSERT_EQ(cli.exit_code, 0) << cli.err;
   EXPECT_EQ(reply["choices"][0]["text"], json::parse(cli.out)["text"]) << "the API and the CLI drive one generator";
+  // The CLI as a client of the running server.
+  auto remote = RunProcess({Strata(), "generate", "--coordinator", server.url(), "--prompt", "And God said",
+                            "--max-tokens", "16", "--json"});
+  ASSERT_EQ(remote.exit_code, 0) << remote.err;
+  EXPECT_EQ(json::parse(remote.out)["text"], reply["choices"][0]["text"]);
+  auto refused = RunProcess({Strata(), "generate", "--coordinator", server.url(), "--prompt", "x", "--temperature", "9"});
+  EXPECT_EQ(refused.exit_code, 1);
+  EXPECT_NE(refused.err.find("'temperature' must be between"), std::string::npos) << refused.err;
   EXPECT_EQ(reply["usage"]["completion_tokens"], 16);
   EXPECT_EQ(reply["choices"][0]["finish_reason"], "length");
   const Reply streamed = Http(server.url() + "/v1/completions",
