@@ -196,7 +196,9 @@ void Job::OnToken(int32_t token, const std::string& text, const std::vector<floa
   if (params.logprobs >= 0 && !logits.empty()) {
     logprobs.push_back(Logprobs(logits, token, params.logprobs, server.tokenizer, params.chat));
   }
-  if (!stream || text.empty()) return;
+  // Every token gets its event, its text possibly "" (a partial character,
+  // a possible stop sequence): clients see the pace of generation.
+  if (!stream) return;
   json chunk = Chunk(text, nullptr);
   if (params.logprobs >= 0 && !logprobs.empty()) {
     chunk["choices"][0]["logprobs"] = params.chat ? json{{"content", json::array({logprobs.back()})}} : logprobs.back();

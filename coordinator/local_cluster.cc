@@ -65,6 +65,7 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOpti
                                options.tls_ca});
     }
     if (!options.discovery) args.push_back("--no-discovery");
+    if (!options.calibrate) args.push_back("--no-calibration");
     for (const auto& dir : options.models_dirs) {
       args.push_back("--models-dir");
       args.push_back(dir);

@@ -25,6 +25,10 @@ struct LocalClusterOptions {
   std::string tls_cert, tls_key, tls_ca;  // set: the nodes speak TLS with these files
   std::vector<std::string> extra_args;    // more strata-node flags, for every node
   bool discovery = false;                 // let the nodes beacon (a command's own nodes stay unannounced)
+  // Measure each node's speed at its start. A command's own nodes share this
+  // machine, so a plan splits them by memory anyway, and a calibration would
+  // only compete with the command's first steps.
+  bool calibrate = false;
   std::string log_path;                   // set: the nodes' stderr goes to this file (appended)
   std::vector<std::string> models_dirs;   // the nodes may load models by path from under these (--models-dir)
 };

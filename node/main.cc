@@ -20,6 +20,7 @@
 #include <cstring>
 
 #include "node/bandwidth_probe.h"
+#include "node/metrics_server.h"
 #include "node/discovery_beacon.h"
 #include "node/llama_shard.h"
 #include "node/rpc_listener.h"
@@ -119,6 +120,12 @@ int main(int argc, char** argv) {
   app.add_option("--discovery-port", discovery.port, "discovery: the UDP port of the group");
   app.add_option("--beacon-interval-ms", discovery.interval_ms, "discovery: how often to beacon")
       ->check(CLI::Range(50u, 60000u));
+  bool no_calibration = false;
+  app.add_flag("--no-calibration", no_calibration,
+               "do not measure speed at start (plans then split by memory; nodes sharing one machine do anyway)");
+  std::string metrics_listen;
+  app.add_option("--metrics", metrics_listen,
+                 "serve Prometheus metrics at http://HOST:PORT/metrics (counts and sizes only; default: off)");
   app.add_flag("--no-discovery", no_discovery, "do not beacon (coordinators then need --nodes or --cluster)");
   app.add_option("--device", device, "cpu | cuda | cuda:N (default: cuda:0 if present, else cpu)");
   app.add_option("--rpc-timeout-ms", options.rpc_timeout_ms, "how long to wait for the next stage")
@@ -249,7 +256,8 @@ int main(int argc, char** argv) {
   strata::SetComputeThreads(options.threads);
   strata::NodeCalibration calibration;
   options.calibration = &calibration;
-  std::thread calibrating([&calibration, threads = options.threads]() {
+  std::thread calibrating([&calibration, threads = options.threads, no_calibration]() {
+    if (no_calibration) return;
     const double gflops = strata::MeasureMatmulGflops();
     std::srand(static_cast<unsigned>(getpid()));
     const double gbps = strata::MemoryReadBandwidth(64, threads, 6, 80);
@@ -266,6 +274,23 @@ int main(int argc, char** argv) {
                  options.kv_policy);
   }
   strata::NodeServer server(options, io.provider->getTimer(), io.provider->getNetwork());
+  kj::Own<kj::ConnectionReceiver> metrics_receiver;
+  std::unique_ptr<strata::NodeMetricsServer> metrics;
+  kj::Promise<void> metrics_serving = kj::READY_NOW;
+  if (!metrics_listen.empty()) {
+    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+      metrics_receiver = io.provider->getNetwork().parseAddress(metrics_listen).wait(io.waitScope)->listen();
+    })) {
+      Die("cannot listen on --metrics " + metrics_listen + ": " + e->getDescription().cStr());
+    }
+    metrics = std::make_unique<strata::NodeMetricsServer>(io.provider->getTimer(),
+                                                          [&server]() { return server.MetricsText(); });
+    metrics_serving = metrics->Listen(*metrics_receiver).eagerlyEvaluate([](kj::Exception&& e) {
+      spdlog::warn("the metrics server stopped: {}", e.getDescription().cStr());
+    });
+    const std::string host = metrics_listen.substr(0, metrics_listen.rfind(':'));
+    spdlog::info("metrics on http://{}:{}/metrics", host, metrics_receiver->getPort());
+  }
   strata::RpcListener front_door(*listener, io.provider->getTimer(), options.tls, limits, server);
   std::unique_ptr<strata::BeaconSender> beacon;
   if (!no_discovery) {

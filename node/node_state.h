@@ -10,6 +10,7 @@
 #include <kj/refcount.h>
 #include <kj/timer.h>
 
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -48,6 +49,8 @@ class NodeState final : public kj::Refcounted {
   const Bytes& node_id() const { return node_id_; }
   LinkSecurity security() const { return {&options_.secret, options_.tls}; }
   RateLimitedLog& refusals() { return refusals_; }
+  std::chrono::steady_clock::time_point started() const { return started_; }
+  uint64_t compute_micros() const { return runtime_.compute_micros(); }  // any thread: an atomic
 
   void FillInfo(wire::NodeInfo::Builder info) const;
   // Forgets every session (the runtime drops their caches with the shard).
@@ -70,6 +73,7 @@ class NodeState final : public kj::Refcounted {
   kj::ForkedPromise<void> load_chain = kj::Promise<void>(kj::READY_NOW).fork();
 
  private:
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   struct ErrorHandler final : kj::TaskSet::ErrorHandler {
     void taskFailed(kj::Exception&& e) override;
   };

@@ -149,6 +149,7 @@ Result<StepOutcome> StageRuntime::Step(uint64_t session, int64_t start_pos, cons
   }
   outcome.micros = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
+  compute_micros_.fetch_add(outcome.micros, std::memory_order_relaxed);
   return outcome;
 }
 

@@ -68,6 +68,7 @@ class StageRuntime {
   // Any thread: forwards run so far; starts bringing `session`'s KV back
   // from NVMe (its next step is on its way); the swap counters.
   uint64_t steps_computed() const { return steps_computed_.load(std::memory_order_relaxed); }
+  uint64_t compute_micros() const { return compute_micros_.load(std::memory_order_relaxed); }  // in forwards
   void Prefetch(uint64_t session);
   SwapStats swap_stats() const;
 
@@ -84,6 +85,7 @@ class StageRuntime {
   MemoryCharge weights_;                      // shard_'s weights and RoPE tables
   std::map<uint64_t, OpenSession> sessions_;  // by the node's session id
   std::atomic<uint64_t> steps_computed_{0};
+  std::atomic<uint64_t> compute_micros_{0};
   mutable std::mutex swap_mu_;
   std::shared_ptr<KvSwapSpace> swap_;         // guarded by swap_mu_: shard_'s NVMe tier, or null
 };

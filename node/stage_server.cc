@@ -427,6 +427,64 @@ NodeServer::~NodeServer() = default;
 
 const Bytes& NodeServer::node_id() const { return state_->node_id(); }
 
+namespace {
+
+// A Prometheus label value: \\, \" and \n escaped.
+std::string PromLabelValue(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string NodeServer::MetricsText() const {
+  capnp::MallocMessageBuilder message;
+  auto info = message.initRoot<wire::NodeInfo>();
+  state_->FillInfo(info);
+  const std::string node = PromLabelValue(info.getName().cStr());
+  const std::string l = "{node=\"" + node + "\"}";
+  std::string out;
+  auto metric = [&](const char* type, const std::string& name, const std::string& help, const std::string& labels,
+                    double value) {
+    char num[64];
+    std::snprintf(num, sizeof num, "%.9g", value);
+    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + labels + " " + num + "\n";
+  };
+  const double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - state_->started()).count();
+  const double compute = static_cast<double>(state_->compute_micros()) / 1e6;
+  metric("gauge", "strata:node_active_sessions", "Sessions open on the node.", l, info.getActiveSessions());
+  metric("gauge", "strata:node_kept_sessions", "Kept sessions waiting to be resumed.", l, info.getKeptSessions());
+  metric("counter", "strata:node_steps_total", "Forwards computed.", l, static_cast<double>(info.getStepsComputed()));
+  metric("counter", "strata:node_compute_seconds_total", "Time spent computing forwards.", l, compute);
+  metric("gauge", "strata:node_idle_fraction", "Share of the node's uptime not spent computing.", l,
+         uptime > 0 ? std::max(0.0, 1.0 - compute / uptime) : 1.0);
+  metric("gauge", "strata:node_resident_bytes", "Resident memory of the node process.", l,
+         static_cast<double>(info.getResidentBytes()));
+  out += "# HELP strata:node_memory_used_bytes Bytes charged to a memory tier.\n"
+         "# TYPE strata:node_memory_used_bytes gauge\n";
+  for (auto t : info.getTiers()) {
+    out += "strata:node_memory_used_bytes{node=\"" + node + "\",tier=\"" + t.getTier().cStr() + "\"} " +
+           std::to_string(t.getUsedBytes()) + "\n";
+  }
+  out += "# HELP strata:node_memory_budget_bytes A memory tier's budget.\n# TYPE strata:node_memory_budget_bytes gauge\n";
+  for (auto t : info.getTiers()) {
+    out += "strata:node_memory_budget_bytes{node=\"" + node + "\",tier=\"" + t.getTier().cStr() + "\"} " +
+           std::to_string(t.getBudgetBytes()) + "\n";
+  }
+  auto swap = info.getSwap();
+  metric("counter", "strata:node_swap_bytes_out_total", "KV bytes written to NVMe.", l, static_cast<double>(swap.getBytesOut()));
+  metric("counter", "strata:node_swap_bytes_in_total", "KV bytes read from NVMe.", l, static_cast<double>(swap.getBytesIn()));
+  metric("counter", "strata:node_swap_failures_total", "Swap operations that failed.", l,
+         static_cast<double>(swap.getFailures()));
+  return out;
+}
+
 wire::Node::Client NodeServer::Bootstrap(kj::Own<ConnectionState> connection) {
   return kj::heap<NodeImpl>(kj::addRef(*state_), kj::mv(connection));
 }

@@ -94,6 +94,9 @@ class NodeServer {
   ~NodeServer();
   wire::Node::Client Bootstrap(kj::Own<ConnectionState> connection);
   const Bytes& node_id() const;  // random per process: what the node's beacons carry
+  // The node's /metrics page (Prometheus text): its info, and the compute
+  // time and idle fraction of its stage since it started.
+  std::string MetricsText() const;
 
  private:
   kj::Own<NodeState> state_;

@@ -337,12 +337,6 @@ TEST_F(PipelineTest, NodeResidentMemoryFollowsItsShard) {
   auto cluster = StartNodes(1);
   auto io = kj::setupAsyncIo();
   auto link = testing::Connect(io, cluster->addresses()[0], "");
-  // The node calibrates beside serving, with buffers of its own: measure
-  // from after that.
-  for (int i = 0; i < 300; ++i) {
-    if (link->control.infoRequest().send().wait(io.waitScope).getInfo().getMemBandwidthGbps() > 0) break;
-    usleep(100000);
-  }
   const uint64_t before = link->control.infoRequest().send().wait(io.waitScope).getInfo().getResidentBytes();
   // The last two layers and the head: a shard that computes on its own.
   auto load = link->control.loadShardRequest();

@@ -294,6 +294,32 @@ TEST(ServeTest, AnApiKeyIsEnforced) {
   EXPECT_EQ(Http(server.url() + "/health").status, 200) << "health needs no key";
 }
 
+// A node's own Prometheus endpoint (strata-node --metrics): its sessions,
+// compute and idle share, memory per tier, swap traffic; nothing but GET /metrics.
+TEST(ServeTest, ANodeServesItsOwnMetrics) {
+  Child node({testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--no-discovery", "--threads", "1",
+              "--metrics", "127.0.0.1:0", "--log-level", "info"});
+  std::string url;
+  const std::regex at("metrics on (http://127\\.0\\.0\\.1:[0-9]+)/metrics");
+  for (int i = 0; i < 200 && url.empty(); ++i) {
+    std::smatch m;
+    const std::string err = node.Stderr();
+    if (std::regex_search(err, m, at)) url = m[1].str();
+    usleep(50000);
+  }
+  ASSERT_FALSE(url.empty()) << node.Stderr();
+  const Reply r = Http(url + "/metrics");
+  ASSERT_EQ(r.status, 200);
+  for (const char* series : {"strata:node_active_sessions{node=", "strata:node_idle_fraction{node=",
+                             "strata:node_memory_used_bytes{node=", "strata:node_memory_budget_bytes{node=",
+                             "strata:node_swap_bytes_out_total{node=", "strata:node_compute_seconds_total{node="}) {
+    EXPECT_NE(r.body.find(series), std::string::npos) << series << " in\n" << r.body;
+  }
+  EXPECT_NE(r.body.find("# TYPE strata:node_steps_total counter"), std::string::npos);
+  EXPECT_EQ(Http(url + "/metrics", "{}", "POST").status, 405);
+  EXPECT_EQ(Http(url + "/secrets").status, 404);
+}
+
 // The official `openai` npm package, run with the machine's Node.js, as a
 // user's program would call the API: streamed and not, chat and completions.
 TEST(ServeTest, TheOfficialOpenAiClientWorks) {

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# Benchmarks of `strata serve`, every ratio from figures of the same run:
+# - throughput: aggregate decode tokens/s of streamed requests at concurrency
+#   1, 4 and 16 (64 with --full) on 1 node and on 3 local nodes, against
+#   concurrency 1 on 1 node (target at 16: >= 8x; needs batching);
+# - latency: p50 and p99 time to first token and inter-token latency;
+# - hop cost: one decode step of a tiny model (hidden 64, 4 layers) on 1 vs
+#   3 nodes, in microseconds per hop (target < 150 us on loopback);
+# - long run: REQUESTS requests from 16 clients; the coordinator's and the
+#   nodes' RSS before and after (flat: no leak), and nothing fails.
+# usage: scripts/bench/serve_bench.sh [--model DIR] [--tokens N] [--requests N] [--full]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=build/bin
+MODEL=build/bench-models/tinyllama-shape-bf16
+TOKENS=16
+REQUESTS=1000
+LEVELS="1 4 16"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --model) MODEL=$2; shift 2 ;;
+    --tokens) TOKENS=$2; shift 2 ;;
+    --requests) REQUESTS=$2; shift 2 ;;
+    --full) LEVELS="1 4 16 64"; shift ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    *) echo "serve_bench: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+command -v jq >/dev/null && command -v node >/dev/null || { echo "serve_bench: needs jq and node (scripts/setup.sh)" >&2; exit 1; }
+[ -x "$BIN/strata" ] || { echo "serve_bench: build first (scripts/setup.sh)" >&2; exit 1; }
+WORK=$(mktemp -d)
+PID=""
+stop() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; PID=""; }
+trap 'stop; rm -rf "$WORK"' EXIT
+if [ ! -f "$MODEL/config.json" ]; then
+  echo "writing $MODEL (TinyLlama-1.1B shape, BF16, ~2.2 GB) ..." >&2
+  "$BIN/strata" make-model --out "$MODEL" --hidden 2048 --layers 22 --heads 32 --kv-heads 4 \
+    --intermediate 5632 --vocab 32000 --context 2048 --dtype bf16 --std 0.02 --tokenizer-vocab 1000 2>/dev/null
+fi
+TINY=build/bench-models/hop-h64-l4
+[ -f "$TINY/config.json" ] || "$BIN/strata" make-model --out "$TINY" --hidden 64 --layers 4 --heads 4 --kv-heads 4 \
+  --intermediate 128 --vocab 256 --context 1024 --tokenizer-vocab 200 2>/dev/null
+
+serve() {  # serve MODEL NODES DTYPE: starts strata serve, sets URL and PID
+  local model=$1 nodes=$2 dtype=$3; shift 3
+  "$BIN/strata" serve --model "$model" --local "$nodes" --dtype "$dtype" --http 127.0.0.1:0 --max-running 64 "$@" \
+    >"$WORK/serve.out" 2>"$WORK/serve.err" &
+  PID=$!
+  URL=""
+  for _ in $(seq 1200); do
+    URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$WORK/serve.out" 2>/dev/null || true)
+    [ -n "$URL" ] && return 0
+    kill -0 "$PID" 2>/dev/null || { cat "$WORK/serve.err" >&2; exit 1; }
+    sleep 0.1
+  done
+  echo "serve_bench: strata serve did not start" >&2; exit 1
+}
+rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
+node_pids() { pgrep -P "$PID" -f strata-node | tr '\n' ' '; }
+
+# Throughput and latency.
+results="[]"
+for nodes in 1 3; do
+  serve "$MODEL" "$nodes" bf16
+  node scripts/bench/serve_load.mjs "$URL" 1 1 4 >/dev/null  # warm up
+  for c in $LEVELS; do
+    r=$(node scripts/bench/serve_load.mjs "$URL" "$c" "$c" "$TOKENS")
+    echo "nodes $nodes concurrency $c: $r" >&2
+    results=$(jq -c --argjson n "$nodes" --argjson r "$r" '. + [$r + {nodes: $n}]' <<<"$results")
+  done
+  stop
+done
+base=$(jq '[.[] | select(.nodes == 1 and .concurrency == 1)][0].tokens_per_s' <<<"$results")
+at16=$(jq '[.[] | select(.nodes == 1 and .concurrency == 16)][0].tokens_per_s' <<<"$results")
+
+# Hop cost: decode on the tiny model, 1 vs 3 nodes (2 more hops), medians of 5.
+hop_us=()
+for _ in 1 2 3 4 5; do
+  one=$("$BIN/strata" generate --model "$TINY" --local 1 --prompt-tokens 1,2,3 --max-tokens 200 --json | jq .timings.decode_s)
+  three=$("$BIN/strata" generate --model "$TINY" --local 3 --prompt-tokens 1,2,3 --max-tokens 200 --json | jq .timings.decode_s)
+  hop_us+=("$(awk -v a="$one" -v b="$three" 'BEGIN {printf "%.1f", (b - a) / 199 / 2 * 1e6}')")
+done
+hop=$(printf '%s\n' "${hop_us[@]}" | sort -n | sed -n 3p)
+
+# Long run on the tiny model: RSS before and after.
+serve "$TINY" 3 f32
+node scripts/bench/serve_load.mjs "$URL" 16 64 16 >/dev/null
+pids="$PID $(node_pids)"
+before=0; for p in $pids; do before=$((before + $(rss_kib "$p"))); done
+long=$(node scripts/bench/serve_load.mjs "$URL" 16 "$REQUESTS" 16)
+after=0; for p in $pids; do after=$((after + $(rss_kib "$p"))); done
+stop
+
+jq -n --argjson results "$results" --argjson base "$base" --argjson at16 "$at16" --argjson hop "$hop" \
+  --argjson long "$long" --argjson before "$before" --argjson after "$after" \
+  '{throughput: $results, speedup_at_16_over_1: ($at16 / $base), hop_us: $hop,
+    long_run: ($long + {rss_before_kib: $before, rss_after_kib: $after, rss_growth: (($after - $before) / $before)}),
+    targets: {speedup_at_16_over_1: ">= 8", hop_us: "< 150", long_run: "failed == 0, rss flat"}}'
