@@ -244,6 +244,7 @@ void Pipeline::OpenSession(uint64_t session, uint32_t capacity, const SamplingPa
   std::vector<wire::Session::Client> caps;
   for (size_t i = reversed.size(); i-- > 0;) caps.push_back(kj::mv(reversed[i]));
   sessions_.emplace(session, kj::mv(caps));
+  env_.Await(AttachSink(session), env_.timeouts().call_ms, "setting the session's sink");
 }
 
 std::pair<uint32_t, uint32_t> Pipeline::ResumeSession(uint64_t session, const Bytes& keep_key) {
@@ -263,6 +264,7 @@ std::pair<uint32_t, uint32_t> Pipeline::ResumeSession(uint64_t session, const By
     caps.push_back(reply.getSession());
   }
   sessions_.emplace(session, kj::mv(caps));
+  env_.Await(AttachSink(session), env_.timeouts().call_ms, "setting the session's sink");
   return {length, capacity};
 }
 
@@ -319,6 +321,62 @@ StepReply ParseStepReply(wire::StepResult::Reader result, bool want_logits) {
 
 }  // namespace
 
+// One session's sink: the last stage reports each submitted step's result
+// here, any stage its failure, each over its own link to this process.
+class SessionSink final : public wire::StepSink::Server {
+ public:
+  explicit SessionSink(std::vector<std::string> labels) : labels_(std::move(labels)) {}
+  ~SessionSink() noexcept(false) { FailAll("the session was closed"); }
+
+  // The result of the step at `start_pos`, when it comes.
+  kj::Promise<StepReply> Expect(uint32_t start_pos, bool want_logits) {
+    auto paf = kj::newPromiseAndFulfiller<StepReply>();
+    pending_[start_pos] = {kj::mv(paf.fulfiller), want_logits};
+    return kj::mv(paf.promise);
+  }
+  void FailAll(const std::string& why) {
+    for (auto& [pos, p] : pending_) {
+      if (p.fulfiller->isWaiting()) p.fulfiller->reject(KJ_EXCEPTION(FAILED, why.c_str()));
+    }
+    pending_.clear();
+  }
+
+ protected:
+  kj::Promise<void> done(DoneContext context) override {
+    auto params = context.getParams();
+    auto found = pending_.find(params.getStartPos());
+    if (found == pending_.end()) return kj::READY_NOW;  // nobody waits (cancelled), or a stray report
+    Pending p = kj::mv(found->second);
+    pending_.erase(found);
+    try {
+      p.fulfiller->fulfill(ParseStepReply(params.getResult(), p.want_logits));
+    } catch (const PipelineError& e) {
+      p.fulfiller->reject(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                                        kj::str(labels_.back().c_str(), ": ", e.what())));
+    }
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> failed(FailedContext context) override {
+    auto params = context.getParams();
+    auto found = pending_.find(params.getStartPos());
+    if (found == pending_.end()) return kj::READY_NOW;
+    const uint32_t stage = params.getStage();
+    const std::string who = stage < labels_.size() ? labels_[stage] : "stage " + std::to_string(stage);
+    found->second.fulfiller->reject(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                                                  kj::str(who.c_str(), ": ", EscapeText(params.getMessage().cStr(), 600).c_str())));
+    pending_.erase(found);
+    return kj::READY_NOW;
+  }
+
+ private:
+  struct Pending {
+    kj::Own<kj::PromiseFulfiller<StepReply>> fulfiller;
+    bool want_logits = false;
+  };
+  std::vector<std::string> labels_;    // per stage, for errors
+  std::map<uint32_t, Pending> pending_;  // by start position
+};
+
 StepReply Pipeline::Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
                          bool sample) {
   auto found = sessions_.find(session);
@@ -331,16 +389,47 @@ StepReply Pipeline::Step(uint64_t session, uint32_t start_pos, const std::vector
 kj::Promise<StepReply> Pipeline::StepAsync(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens,
                                            bool want_logits, bool sample) {
   auto found = sessions_.find(session);
+  auto sink = sinks_.find(session);
+  if (found == sessions_.end() || sink == sinks_.end()) return KJ_EXCEPTION(FAILED, "no open session", session);
+  auto result = sink->second.impl->Expect(start_pos, want_logits);
+  auto request = found->second[0].submitRequest();
+  auto step = request.initStep();
+  step.setStartPos(start_pos);
+  step.setWantLogits(want_logits);
+  step.setSample(sample);
+  auto ids = step.initInput().initTokens(static_cast<unsigned>(tokens.size()));
+  for (size_t i = 0; i < tokens.size(); ++i) ids.set(static_cast<unsigned>(i), static_cast<uint32_t>(tokens[i]));
+  // The first stage takes the step (or refuses it, naming why); the result
+  // then comes from the last stage, or a failure from whichever stage failed.
+  auto taken = env_.Bound(request.send().ignoreResult(), env_.timeouts().call_ms, stage_node(0).Label());
+  return env_.Bound(taken.then([result = kj::mv(result)]() mutable { return kj::mv(result); }),
+                    env_.timeouts().call_ms, "the pipeline");
+}
+
+void Pipeline::DropSink(uint64_t session) {
+  auto sink = sinks_.find(session);
+  if (sink == sinks_.end()) return;
+  sink->second.impl->FailAll("the session was closed");
+  sinks_.erase(sink);
+}
+
+kj::Promise<void> Pipeline::AttachSink(uint64_t session) {
+  auto found = sessions_.find(session);
   if (found == sessions_.end()) return KJ_EXCEPTION(FAILED, "no open session", session);
-  auto sent = ForwardRequest(found->second[0], start_pos, tokens, want_logits, sample).send();
-  return env_.Bound(kj::mv(sent), env_.timeouts().call_ms, stage_node(0).Label())
-      .then([want_logits](capnp::Response<wire::Session::ForwardResults>&& response) -> StepReply {
-        try {
-          return ParseStepReply(response.getResult(), want_logits);
-        } catch (const PipelineError& e) {
-          kj::throwFatalException(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(e.what())));
-        }
-      });
+  std::vector<std::string> labels;
+  for (size_t i = 0; i < stages_.size(); ++i) labels.push_back(stage_node(i).Label());
+  auto impl = kj::heap<SessionSink>(kj::mv(labels));
+  Sink sink;
+  sink.impl = impl.get();
+  sink.client = kj::mv(impl);
+  auto sets = kj::heapArrayBuilder<kj::Promise<void>>(found->second.size());
+  for (size_t i = 0; i < found->second.size(); ++i) {
+    auto request = found->second[i].setSinkRequest();
+    request.setSink(sink.client);
+    sets.add(env_.Bound(request.send().ignoreResult(), env_.timeouts().call_ms, stage_node(i).Label()));
+  }
+  sinks_[session] = kj::mv(sink);
+  return kj::joinPromises(sets.finish());
 }
 
 kj::Promise<void> Pipeline::OpenSessionAsync(uint64_t session, uint32_t capacity, const SamplingParams& sampling) {
@@ -355,7 +444,7 @@ kj::Promise<void> Pipeline::OpenFrom(uint64_t session, uint32_t capacity, Sampli
     std::vector<wire::Session::Client> caps;
     for (size_t i = reversed.size(); i-- > 0;) caps.push_back(kj::mv(reversed[i]));
     sessions_.emplace(session, kj::mv(caps));
-    return kj::READY_NOW;
+    return AttachSink(session);
   }
   NodeConnection& node = stage_node(stage - 1);
   auto request = node.control().openSessionRequest();
@@ -383,6 +472,7 @@ void Pipeline::CloseSessionAsync(uint64_t session) {
     cap.closeRequest().send().detach([](kj::Exception&&) {});
   }
   sessions_.erase(found);
+  DropSink(session);
 }
 
 void Pipeline::CloseSession(uint64_t session) {
@@ -396,6 +486,7 @@ void Pipeline::CloseSession(uint64_t session) {
     }
   }
   sessions_.erase(found);
+  DropSink(session);
 }
 
 }  // namespace strata

@@ -144,7 +144,10 @@ class Pipeline {
   // (the same on every stage, or PipelineError) and its capacity.
   std::pair<uint32_t, uint32_t> ResumeSession(uint64_t session, const Bytes& keep_key);
   // Lets go of a kept session without closing it.
-  void DetachSession(uint64_t session) { sessions_.erase(session); }
+  void DetachSession(uint64_t session) {
+    sessions_.erase(session);
+    DropSink(session);
+  }
   // Uses the shards the nodes already hold, when they chain [0, num_layers)
   // (resuming a kept session must not reload and so forget it).
   bool UseLoadedShards(int64_t num_layers, ShardPlan* plan);
@@ -158,6 +161,9 @@ class Pipeline {
   // kj::Exceptions whose description names the node ("<node>: <cause>").
   // The session's capabilities are kept by the pipeline, so a promise may be
   // dropped (a client went away) and the session closed afterwards.
+  // StepAsync submits the step to the first stage (Session.submit) and waits
+  // for its result from the last stage's direct report to this session's
+  // sink: no call is held open through the middle stages.
   kj::Promise<void> OpenSessionAsync(uint64_t session, uint32_t capacity, const SamplingParams& sampling);
   kj::Promise<StepReply> StepAsync(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens,
                                    bool want_logits, bool sample);
@@ -169,6 +175,10 @@ class Pipeline {
   NodeConnection& stage_node(size_t i) { return *nodes_[stages_[i]]; }
 
  private:
+  // Fails what still waits on the session's sink, and forgets it.
+  void DropSink(uint64_t session);
+  // Registers this process's sink for `session` on every stage.
+  kj::Promise<void> AttachSink(uint64_t session);
   kj::Promise<void> OpenFrom(uint64_t session, uint32_t capacity, SamplingParams sampling, size_t stage,
                              kj::Array<capnp::byte> downstream, std::vector<wire::Session::Client> reversed);
   kj::Promise<void> DrawFetchProgress(kj::Own<bool> done, std::chrono::steady_clock::time_point start, int ticks);
@@ -178,6 +188,13 @@ class Pipeline {
   std::vector<size_t> stages_;  // pipeline order -> index into nodes_
   // session -> its Session capability on every stage, in pipeline order.
   std::map<uint64_t, std::vector<wire::Session::Client>> sessions_;
+  // session -> where its stages report submitted steps (the server object
+  // lives as long as some client of it: this map's, or a node's).
+  struct Sink {
+    class SessionSink* impl = nullptr;
+    wire::StepSink::Client client = nullptr;
+  };
+  std::map<uint64_t, Sink> sinks_;
 };
 
 }  // namespace strata

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
 
 #include "node/compute_thread.h"
@@ -34,6 +35,10 @@ struct SessionEntry {
   Bytes keep_key;             // non-empty: a kept session, resumable by this key
   bool attached = true;       // a client holds its Session capability
   uint64_t detachments = 0;   // counts detaches, so a stale TTL timer does nothing
+  // The coordinator's sink for submitted steps (Session.setSink), on its own
+  // link to this node; null until set.
+  // (Shared: an entry is copied, and a capability's copy wants a non-const source.)
+  std::shared_ptr<wire::StepSink::Client> sink;
 };
 
 class NodeState final : public kj::Refcounted {

@@ -127,6 +127,15 @@ class SessionImpl final : public wire::Session::Server {
     state_->CloseSession(ticket_, "closed by its client");
     return kj::READY_NOW;
   }
+  kj::Promise<void> setSink(SetSinkContext context) override {
+    auto found = state_->sessions.find(ticket_);
+    if (found == state_->sessions.end()) throw Failed("setSink: the session is closed");
+    found->second.sink = std::make_shared<wire::StepSink::Client>(context.getParams().getSink());
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> submit(SubmitContext context) override {
+    return SubmitStep(kj::addRef(*state_), ticket_, 0, context.getParams().getStep());
+  }
 
  private:
   kj::Own<NodeState> state_;
@@ -144,6 +153,10 @@ class UpstreamImpl final : public wire::Upstream::Server {
     context.allowCancellation();
     return RunStep(kj::addRef(*state_), ToBytes(params.getTicket()), params.getHop(), params.getStep(),
                    context.getResults().initResult());
+  }
+  kj::Promise<void> submit(SubmitContext context) override {
+    auto params = context.getParams();
+    return SubmitStep(kj::addRef(*state_), ToBytes(params.getTicket()), params.getHop(), params.getStep());
   }
 
  private:

@@ -132,15 +132,25 @@ kj::Promise<Result<StepOutcome>> ComputeStep(NodeState* state, uint64_t id, uint
 
 }  // namespace
 
-kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
-                          wire::StepResult::Builder out) {
-  NodeState* state = ref.get();
+namespace {
+
+// A step that passed every check, ready for the compute thread.
+struct Prepared {
+  SessionEntry session;
+  kj::Own<PeerLink> link;  // the next stage (null on the last)
+  StageInput input;
+  uint32_t start = 0;
+  bool want_logits = false, sample = false;
+};
+
+Prepared Prepare(NodeState* state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
   const LoadedShard* shard = nullptr;
   KJ_IF_MAYBE(s, state->shard) { shard = s; }
   if (shard == nullptr) throw Failed("forward: no shard is loaded on node " + state->options().name);
   auto found = state->sessions.find(ticket);
   if (found == state->sessions.end()) throw Failed("forward: no such session on this node (closed, or never opened)");
-  const SessionEntry session = found->second;
+  Prepared p;
+  p.session = found->second;
   // The hop count: a step reaches stage i only as hop i, so a pipeline wired
   // into a loop, or a peer replaying a step, is refused rather than run again.
   if (hop != state->stage_index) {
@@ -148,22 +158,41 @@ kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t 
                  std::to_string(state->stage_index) + " of " + std::to_string(state->stage_count));
   }
   const bool has_next = state->stage_index + 1 < state->stage_count;
-  kj::Own<PeerLink> link;
   if (has_next) {
-    KJ_IF_MAYBE(n, state->next) { link = kj::addRef(**n); }
+    KJ_IF_MAYBE(n, state->next) { p.link = kj::addRef(**n); }
     else throw Failed("forward: stage " + std::to_string(state->stage_index) + " has no next stage linked");
   } else if (!shard->is_last()) {
     throw Failed("forward: this stage is not the last and has no next stage");
   }
-  StageInput input = TakeInput(*shard, session, step);
-  const uint32_t start = step.getStartPos();
-  const bool want_logits = step.getWantLogits(), sample = step.getSample();
-  const uint64_t id = session.id;
+  p.input = TakeInput(*shard, p.session, step);
+  p.start = step.getStartPos();
+  p.want_logits = step.getWantLogits();
+  p.sample = step.getSample();
+  return p;
+}
+
+// Tells the coordinator's sink that a submitted step failed here.
+kj::Promise<void> ReportFailure(wire::StepSink::Client sink, uint32_t start, uint32_t stage, const std::string& why) {
+  auto request = sink.failedRequest();
+  request.setStartPos(start);
+  request.setStage(stage);
+  request.setMessage(EscapeText(why, 600));
+  return request.send().ignoreResult().catch_([](kj::Exception&&) {});  // the coordinator is gone: nothing to tell
+}
+
+}  // namespace
+
+kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
+                          wire::StepResult::Builder out) {
+  NodeState* state = ref.get();
+  Prepared p = Prepare(state, ticket, hop, step);
+  const uint64_t id = p.session.id;
   // Start reading the session's KV back from NVMe now, while the step waits
   // for the compute thread, not when its forward begins.
   state->runtime().Prefetch(id);
-  return ComputeStep(state, id, start, kj::mv(input), sample)
-      .then([ref = kj::mv(ref), link = kj::mv(link), session, hop, start, want_logits, sample,
+  return ComputeStep(state, id, p.start, kj::mv(p.input), p.sample)
+      .then([ref = kj::mv(ref), link = kj::mv(p.link), session = p.session, hop, start = p.start,
+             want_logits = p.want_logits, sample = p.sample,
              out](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {
         if (!step.ok()) throw Failed(step.status().message());
         if (link.get() != nullptr) {
@@ -174,6 +203,48 @@ kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t 
         FillLast(*step, want_logits, out);
         return kj::READY_NOW;
       });
+}
+
+kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
+  NodeState* state = ref.get();
+  Prepared p = Prepare(state, ticket, hop, step);
+  if (!p.session.sink) throw Failed("submit: the session has no sink (setSink first)");
+  wire::StepSink::Client sink = *p.session.sink;
+  const uint64_t id = p.session.id;
+  const uint32_t stage = state->stage_index;
+  state->runtime().Prefetch(id);
+  auto work = ComputeStep(state, id, p.start, kj::mv(p.input), p.sample)
+      .then([ref = kj::addRef(*ref), link = kj::mv(p.link), session = p.session, hop, start = p.start,
+             want_logits = p.want_logits, sample = p.sample, sink, stage](Result<StepOutcome>&& step) mutable
+            -> kj::Promise<void> {
+        if (!step.ok()) return ReportFailure(sink, start, stage, step.status().message());
+        if (link.get() == nullptr) {
+          // The last stage: the result goes straight to the coordinator.
+          auto done = sink.doneRequest();
+          done.setStartPos(start);
+          FillLast(*step, want_logits, done.initResult());
+          return done.send().ignoreResult().catch_([](kj::Exception&&) {});
+        }
+        auto request = link->upstream.submitRequest();
+        request.setTicket(kj::arrayPtr(session.downstream_ticket.data(), session.downstream_ticket.size()));
+        request.setHop(hop + 1);
+        auto next = request.initStep();
+        next.setStartPos(start);
+        next.setWantLogits(want_logits);
+        next.setSample(sample);
+        EncodeTensor(step->output.hidden, next.initInput().initHidden());
+        const std::string address = link->address;
+        return ref->timer()
+            .timeoutAfter(ref->options().rpc_timeout_ms * kj::MILLISECONDS, request.send())
+            .ignoreResult()
+            .attach(kj::mv(link))
+            .catch_([sink, start, stage, address](kj::Exception&& e) mutable {
+              return ReportFailure(sink, start, stage,
+                                   "next stage at " + EscapeText(address) + " failed: " + e.getDescription().cStr());
+            });
+      });
+  state->tasks().add(kj::mv(work));
+  return kj::READY_NOW;
 }
 
 }  // namespace strata

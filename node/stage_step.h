@@ -18,4 +18,10 @@ namespace strata {
 kj::Promise<void> RunStep(kj::Own<NodeState> state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
                           wire::StepResult::Builder out);
 
+// The same checks, then the step runs in the background: the promise is
+// ready once the step is taken. The next stage gets it by Upstream.submit;
+// the last stage sends the result to the session's sink, and any stage its
+// failure, so no call is held open through the pipeline.
+kj::Promise<void> SubmitStep(kj::Own<NodeState> state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step);
+
 }  // namespace strata

@@ -148,10 +148,28 @@ interface Session {
   forward @0 (step :Step) -> (result :StepResult);
   # Runs this stage (the first: hop 0), then the rest of the pipeline.
   close @1 ();
+  setSink @2 (sink :StepSink);
+  # Where this stage reports the session's submitted steps: the last stage
+  # their results, every stage their failures. The coordinator sets it on
+  # every stage over its own link to that node, so a result travels straight
+  # back, never through the middle stages.
+  submit @3 (step :Step);
+  # Like forward, without a call held open through the pipeline: returns once
+  # this stage has taken the step (validated, queued); it then runs and is
+  # handed on to the next stage the same way; the last stage sends the result
+  # to the sink. Steps of one session run in the order they are submitted.
+}
+
+interface StepSink {
+  # The coordinator's, one per session.
+  done @0 (startPos :UInt32, result :StepResult);
+  failed @1 (startPos :UInt32, stage :UInt32, message :Text);
 }
 
 interface Upstream {
   # What the previous stage may do: hand on a step of a session whose ticket
   # its coordinator gave it. `hop` is this stage's index in the pipeline.
   forward @0 (ticket :Data, hop :UInt32, step :Step) -> (result :StepResult);
+  submit @1 (ticket :Data, hop :UInt32, step :Step);
+  # Session.submit's hand-on: returns once this stage has taken the step.
 }

@@ -278,6 +278,73 @@ TEST_F(HostilePeerTest, AnotherClientsSessionIsOutOfReach) {
   EXPECT_EQ(owner->control.infoRequest().send().wait(io_.waitScope).getInfo().getActiveSessions(), 0u);
 }
 
+// A sink that records what the last stage reports.
+class RecordingSink final : public wire::StepSink::Server {
+ public:
+  std::vector<std::pair<uint32_t, uint32_t>> results;  // (start, token)
+  std::vector<std::string> failures;
+
+ protected:
+  kj::Promise<void> done(DoneContext context) override {
+    results.push_back({context.getParams().getStartPos(), context.getParams().getResult().getToken()});
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> failed(FailedContext context) override {
+    failures.push_back(context.getParams().getMessage().cStr());
+    return kj::READY_NOW;
+  }
+};
+
+// Submitted steps: refused without a sink, refused for guessed tickets; the
+// result reaches the sink and equals what forward returns; a step that fails
+// after it was taken is reported to the sink with its cause.
+TEST_F(HostilePeerTest, SubmittedStepsReportToTheSessionsSinkOnly) {
+  auto cluster = StartNodes(1);
+  const std::string address = cluster->addresses()[0];
+  auto owner = testing::Connect(io_, address, kSecret);
+  Load(io_, *owner, Model(), 0, 4);
+  SetNext(io_, *owner, "", 0, 1);
+  Opened reference = Open(io_, *owner, 64);
+  const uint32_t expected = ForwardTokens(io_, reference.session, 0, {1, 2, 3});
+  Opened s = Open(io_, *owner, 64);
+  auto submit = [&](uint32_t start, std::vector<uint32_t> tokens) {
+    auto req = s.session.submitRequest();
+    req.initStep().setStartPos(start);
+    req.getStep().setSample(true);
+    auto ids = req.getStep().initInput().initTokens(static_cast<unsigned>(tokens.size()));
+    for (size_t i = 0; i < tokens.size(); ++i) ids.set(static_cast<unsigned>(i), tokens[i]);
+    return ErrorOf([&]() { req.send().wait(io_.waitScope); });
+  };
+  EXPECT_NE(submit(0, {1, 2, 3}).find("no sink"), std::string::npos);
+  auto recording = kj::heap<RecordingSink>();
+  RecordingSink* sink = recording.get();
+  wire::StepSink::Client client = kj::mv(recording);
+  auto set = s.session.setSinkRequest();
+  set.setSink(client);
+  set.send().wait(io_.waitScope);
+  EXPECT_EQ(submit(0, {1, 2, 3}), "");
+  for (int i = 0; i < 200 && sink->results.empty(); ++i) io_.provider->getTimer().afterDelay(10 * kj::MILLISECONDS).wait(io_.waitScope);
+  ASSERT_EQ(sink->results.size(), 1u);
+  EXPECT_EQ(sink->results[0].first, 0u);
+  EXPECT_EQ(sink->results[0].second, expected) << "submit and forward compute the same step";
+  // Refused before it is taken: a token outside the vocabulary.
+  EXPECT_NE(submit(3, {1u << 30}).find("outside the vocabulary"), std::string::npos);
+  // Taken, then failed: its session is closed before the step runs.
+  EXPECT_EQ(submit(3, {4}), "");
+  s.session.closeRequest().send().wait(io_.waitScope);
+  for (int i = 0; i < 200 && sink->failures.empty() && sink->results.size() < 2; ++i) {
+    io_.provider->getTimer().afterDelay(10 * kj::MILLISECONDS).wait(io_.waitScope);
+  }
+  EXPECT_EQ(sink->results.size() + sink->failures.size(), 2u) << "every taken step is reported, one way or the other";
+  // Another member guessing tickets on Upstream.submit gets nothing.
+  auto intruder = testing::Connect(io_, address, kSecret, wire::PeerRole::STAGE);
+  auto req = intruder->upstream.submitRequest();
+  const Bytes guess = RandomBytes(kTicketBytes);
+  req.setTicket(kj::arrayPtr(guess.data(), guess.size()));
+  req.initStep().initInput().initTokens(1).set(0, 1);
+  EXPECT_NE(ErrorOf([&]() { req.send().wait(io_.waitScope); }).find("no such session"), std::string::npos);
+}
+
 TEST_F(HostilePeerTest, NoSelfLoopsAndNoForwardingPastTheLastStage) {
   auto cluster = StartNodes(2, {"--connect-timeout-ms", "2000"});
   const std::string a = cluster->addresses()[0], b = cluster->addresses()[1];
