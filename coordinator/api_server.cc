@@ -9,9 +9,11 @@
 #include <cmath>
 #include <ctime>
 #include <deque>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "coordinator/dashboard.h"
 #include "coordinator/generation_driver.h"
 #include "protocol/peer_auth.h"
 #include "storage/escape.h"
@@ -67,6 +69,7 @@ struct Job final : public TokenSink {
   std::string id;
   int64_t created = 0;
   double t0 = 0;
+  double last_token_s = 0;  // when the last token came (0: none yet)
   std::unique_ptr<GenerationDriver> driver;
   json logprobs = json::array();
   // Streaming:
@@ -138,6 +141,21 @@ struct ApiServer::Impl final : public kj::HttpService {
   kj::Promise<void> Completion(bool chat, const kj::HttpHeaders& headers, kj::AsyncInputStream& body, Response& response);
   kj::Promise<void> Generate(kj::Own<Job> job, Response& response);
   kj::Promise<void> Metrics(Response& response);
+  kj::Promise<void> Status(Response& response);
+  struct NodeView {
+    size_t stage = 0;
+    bool up = false;
+    NodeStatus status;
+  };
+  kj::Promise<std::vector<NodeView>> GatherNodes();
+  kj::Promise<void> SendText(Response& response, int status, const char* type, const std::string& text) {
+    kj::HttpHeaders out(*table);
+    out.set(kj::HttpHeaderId::CONTENT_TYPE, type);
+    auto stream = response.send(static_cast<uint>(status), StatusText(status), out, text.size());
+    auto bytes = kj::heapString(text.data(), text.size());  // outlives the write; `text` may not
+    auto write = stream->write(bytes.begin(), bytes.size());
+    return write.attach(kj::mv(stream), kj::mv(bytes));
+  }
   // A slot to generate in: now, after a wait in the queue, or (queue full) an error.
   kj::Maybe<kj::Promise<void>> Admit();
   void Release();
@@ -147,6 +165,7 @@ struct ApiServer::Impl final : public kj::HttpService {
   ApiServerOptions options;
   ServeMetrics metrics;
   std::deque<kj::Own<kj::PromiseFulfiller<void>>> waiting;  // FIFO of queued requests
+  std::map<std::string, const Job*> active;                 // requests in flight, by id (each Job registers itself)
   std::mt19937_64 rng{std::random_device{}()};
   kj::HttpHeaderId authorization = kj::HttpHeaderId::HOST, retry_after = kj::HttpHeaderId::HOST;
   kj::HttpHeaderId cache_control = kj::HttpHeaderId::HOST;
@@ -164,9 +183,11 @@ Job::Job(ApiServer::Impl& s, CompletionParams p, std::vector<int32_t> ids)
   id = (params.chat ? "chatcmpl-" : "cmpl-") + HexEncode(raw, sizeof raw);
   created = static_cast<int64_t>(std::time(nullptr));
   t0 = Now();
+  s.active[id] = this;
 }
 
 Job::~Job() noexcept {
+  server.active.erase(id);
   if (opened) server.pipeline.CloseSessionAsync(session);  // frees its KV on every stage
   if (admitted) server.Release();
   if (admitted && !finished) {
@@ -192,7 +213,17 @@ json Job::Chunk(const std::string& text, const json& finish) const {
 }
 
 void Job::OnToken(int32_t token, const std::string& text, const std::vector<float>& logits) {
-  server.metrics.batch_size.Observe(static_cast<double>(server.metrics.running));
+  // Live figures: each token counts as it comes, not when its request ends.
+  const double now = Now();
+  ServeMetrics& m = server.metrics;
+  m.batch_size.Observe(static_cast<double>(m.running));
+  if (last_token_s == 0) {
+    m.time_to_first_token.Observe(now - t0);
+  } else {
+    m.time_per_output_token.Observe(now - last_token_s);
+  }
+  last_token_s = now;
+  ++m.generation_tokens;
   if (params.logprobs >= 0 && !logits.empty()) {
     logprobs.push_back(Logprobs(logits, token, params.logprobs, server.tokenizer, params.chat));
   }
@@ -251,6 +282,7 @@ kj::Promise<void> ApiServer::Impl::request(kj::HttpMethod method, kj::StringPtr 
   std::string path = url.cStr();
   path = path.substr(0, path.find('?'));
   if (path == "/health") return SendJson(response, 200, R"({"status":"ok"})");
+  if (path == "/" && method == kj::HttpMethod::GET) return SendText(response, 200, "text/html; charset=utf-8", kDashboardHtml);
   if (!options.api_key.empty()) {
     const std::string expected = "Bearer " + options.api_key;
     bool ok = false;
@@ -270,6 +302,10 @@ kj::Promise<void> ApiServer::Impl::request(kj::HttpMethod method, kj::StringPtr 
                    {"data", json::array({{{"id", options.model_name}, {"object", "model"}, {"created", 0},
                                           {"owned_by", "strata"}, {"max_model_len", options.context}}})}};
     return SendJson(response, 200, models.dump());
+  }
+  if (path == "/v1/strata/status") {
+    if (!get) return SendError(response, {405, "use GET", "invalid_request_error", ""});
+    return Status(response);
   }
   if (path == "/metrics") {
     if (!get) return SendError(response, {405, "use GET", "invalid_request_error", ""});
@@ -359,9 +395,6 @@ kj::Promise<void> ApiServer::Impl::Generate(kj::Own<Job> job, Response& response
             j.finished = true;
             ++metrics.requests_ok;
             metrics.prompt_tokens += j.prompt.size();
-            metrics.generation_tokens += r.tokens.size();
-            metrics.time_to_first_token.Observe(r.first_token_s);
-            for (double s : r.inter_token_s) metrics.time_per_output_token.Observe(s);
             metrics.e2e_latency.Observe(Now() - j.t0);
             metrics.stage_compute_s.resize(std::max(metrics.stage_compute_s.size(), r.stage_micros.size()));
             for (size_t s = 0; s < r.stage_micros.size(); ++s) metrics.stage_compute_s[s] += r.stage_micros[s] / 1e6;
@@ -419,33 +452,33 @@ kj::Promise<void> ApiServer::Impl::Generate(kj::Own<Job> job, Response& response
       .attach(kj::mv(job));
 }
 
-kj::Promise<void> ApiServer::Impl::Metrics(Response& response) {
+kj::Promise<std::vector<ApiServer::Impl::NodeView>> ApiServer::Impl::GatherNodes() {
   // Each stage's node, asked now: its sessions, memory per tier, swap.
-  auto asks = kj::heapArrayBuilder<kj::Promise<std::string>>(pipeline.stage_count());
+  auto asks = kj::heapArrayBuilder<kj::Promise<NodeView>>(pipeline.stage_count());
   for (size_t i = 0; i < pipeline.stage_count(); ++i) {
     NodeConnection& node = pipeline.stage_node(i);
-    const std::string label = "stage=\"" + std::to_string(i) + "\",node=\"" + PromLabel(node.hello_status().name) + "\"";
-    const std::string address = node.address();
+    NodeView view;
+    view.stage = i;
+    view.status = node.hello_status();
+    view.status.address = node.address();
     asks.add(node.control()
                  .infoRequest()
                  .send()
-                 .then([label, address](capnp::Response<wire::Control::InfoResults>&& reply) {
-                   const NodeStatus s = ToNodeStatus(reply.getInfo(), address);
-                   std::string out = "strata:node_up{" + label + "} 1\n";
-                   out += "strata:node_active_sessions{" + label + "} " + std::to_string(s.active_sessions) + "\n";
-                   for (const auto& t : s.tiers) {
-                     out += "strata:node_memory_used_bytes{" + label + ",tier=\"" + PromLabel(t.name) + "\"} " +
-                            std::to_string(t.used) + "\n";
-                     out += "strata:node_memory_budget_bytes{" + label + ",tier=\"" + PromLabel(t.name) + "\"} " +
-                            std::to_string(t.budget) + "\n";
-                   }
-                   out += "strata:node_swap_bytes_out_total{" + label + "} " + std::to_string(s.swap.bytes_out) + "\n";
-                   out += "strata:node_swap_bytes_in_total{" + label + "} " + std::to_string(s.swap.bytes_in) + "\n";
-                   return out;
-                 },
-                       [label](kj::Exception&&) { return "strata:node_up{" + label + "} 0\n"; }));
+                 .then(
+                     [view](capnp::Response<wire::Control::InfoResults>&& reply) mutable {
+                       view.status = ToNodeStatus(reply.getInfo(), view.status.address);
+                       view.up = true;
+                       return view;
+                     },
+                     [view](kj::Exception&&) { return view; }));
   }
-  return kj::joinPromises(asks.finish()).then([this, &response](kj::Array<std::string> lines) {
+  return kj::joinPromises(asks.finish()).then([](kj::Array<NodeView> views) {
+    return std::vector<NodeView>(views.begin(), views.end());
+  });
+}
+
+kj::Promise<void> ApiServer::Impl::Metrics(Response& response) {
+  return GatherNodes().then([this, &response](std::vector<NodeView> views) {
     std::string nodes =
         "# HELP strata:node_up Whether the stage's node answered.\n# TYPE strata:node_up gauge\n"
         "# HELP strata:node_active_sessions Sessions open on the node.\n# TYPE strata:node_active_sessions gauge\n"
@@ -453,14 +486,49 @@ kj::Promise<void> ApiServer::Impl::Metrics(Response& response) {
         "# HELP strata:node_memory_budget_bytes A memory tier's budget.\n# TYPE strata:node_memory_budget_bytes gauge\n"
         "# HELP strata:node_swap_bytes_out_total KV bytes swapped to NVMe.\n# TYPE strata:node_swap_bytes_out_total counter\n"
         "# HELP strata:node_swap_bytes_in_total KV bytes swapped from NVMe.\n# TYPE strata:node_swap_bytes_in_total counter\n";
-    for (const auto& l : lines) nodes += l;
-    const std::string text = metrics.Render(nodes);
-    kj::HttpHeaders out(*table);
-    out.set(kj::HttpHeaderId::CONTENT_TYPE, "text/plain; version=0.0.4");
-    auto stream = response.send(200, "OK", out, text.size());
-    auto bytes = kj::heapString(text.data(), text.size());  // outlives the write; `text` may not
-    auto write = stream->write(bytes.begin(), bytes.size());
-    return write.attach(kj::mv(stream), kj::mv(bytes));
+    for (const auto& v : views) {
+      const std::string label = "stage=\"" + std::to_string(v.stage) + "\",node=\"" + PromLabel(v.status.name) + "\"";
+      nodes += "strata:node_up{" + label + "} " + (v.up ? "1" : "0") + "\n";
+      if (!v.up) continue;
+      nodes += "strata:node_active_sessions{" + label + "} " + std::to_string(v.status.active_sessions) + "\n";
+      for (const auto& t : v.status.tiers) {
+        const std::string tier = label + ",tier=\"" + PromLabel(t.name) + "\"";
+        nodes += "strata:node_memory_used_bytes{" + tier + "} " + std::to_string(t.used) + "\n";
+        nodes += "strata:node_memory_budget_bytes{" + tier + "} " + std::to_string(t.budget) + "\n";
+      }
+      nodes += "strata:node_swap_bytes_out_total{" + label + "} " + std::to_string(v.status.swap.bytes_out) + "\n";
+      nodes += "strata:node_swap_bytes_in_total{" + label + "} " + std::to_string(v.status.swap.bytes_in) + "\n";
+    }
+    return SendText(response, 200, "text/plain; version=0.0.4", metrics.Render(nodes));
+  });
+}
+
+kj::Promise<void> ApiServer::Impl::Status(Response& response) {
+  return GatherNodes().then([this, &response](std::vector<NodeView> views) {
+    json nodes = json::array();
+    for (const auto& v : views) {
+      json tiers = json::array();
+      for (const auto& t : v.status.tiers) tiers.push_back({{"tier", t.name}, {"used", t.used}, {"budget", t.budget}});
+      nodes.push_back({{"stage", v.stage}, {"name", v.status.name}, {"address", v.status.address}, {"up", v.up},
+                       {"first_layer", v.status.first_layer}, {"end_layer", v.status.end_layer},
+                       {"sessions", v.status.active_sessions}, {"tiers", tiers}});
+    }
+    const double now = Now();
+    json requests = json::array();
+    for (const auto& [id, job] : active) {
+      const size_t generated = job->driver ? job->driver->result().tokens.size() : 0;
+      requests.push_back({{"id", id}, {"prompt_tokens", job->prompt.size()}, {"generated", generated},
+                          {"age_s", now - job->t0}});
+    }
+    const auto& ttft = metrics.time_to_first_token;
+    const auto& itl = metrics.time_per_output_token;
+    json out = {{"model", options.model_name}, {"now_s", now}, {"nodes", nodes}, {"requests", requests},
+                {"running", metrics.running}, {"waiting", metrics.waiting},
+                {"requests_ok", metrics.requests_ok}, {"generation_tokens", metrics.generation_tokens},
+                {"ttft_mean_s", ttft.count() ? json(ttft.sum() / ttft.count()) : json(nullptr)},
+                {"itl_mean_s", itl.count() ? json(itl.sum() / itl.count()) : json(nullptr)},
+                {"itl_sum_s", itl.sum()}, {"itl_count", itl.count()}};
+    return SendJson(response, 200, out.dump());
   });
 }
 

@@ -2,7 +2,8 @@
 // ApiServer: `strata serve`'s HTTP API, compatible with OpenAI's, on the
 // coordinator's event loop (kj-http):
 //   POST /v1/completions, /v1/chat/completions   streamed (SSE) or not
-//   GET  /v1/models, /health, /metrics (Prometheus text)
+//   GET  /v1/models, /health, /metrics (Prometheus text),
+//        / (the dashboard: coordinator/dashboard), /v1/strata/status (its data)
 // Each request is a GenerationDriver on a pipeline session of its own; the
 // event loop interleaves their steps. Admission is bounded: at most
 // `max_running` generate at once, `max_queue` wait, and the rest get 429 with

@@ -19,6 +19,7 @@ class Histogram {
   // "# HELP", "# TYPE" and the _bucket/_sum/_count lines.
   std::string Render(const std::string& name, const std::string& help) const;
   uint64_t count() const { return count_; }
+  double sum() const { return sum_; }
 
  private:
   std::vector<double> bounds_;

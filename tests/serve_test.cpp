@@ -294,6 +294,49 @@ TEST(ServeTest, AnApiKeyIsEnforced) {
   EXPECT_EQ(Http(server.url() + "/health").status, 200) << "health needs no key";
 }
 
+// The dashboard in headless Chromium (Debian's): it renders the pipeline's
+// nodes, and its live figures move under load. A screenshot is kept at
+// build/dashboard.png.
+TEST(ServeTest, TheDashboardShowsTheClusterAndLiveFigures) {
+  if (::access("/usr/bin/chromium", X_OK) != 0) {
+    GTEST_SKIP() << "no /usr/bin/chromium: scripts/setup.sh installs Debian's chromium";
+  }
+  Server server;
+  std::atomic<bool> stop{false};
+  std::thread load([&]() {
+    while (!stop) Http(server.url() + "/v1/completions", R"({"prompt":"And","max_tokens":60})");
+  });
+  auto dom = [&]() {
+    return RunProcess({"/usr/bin/chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--user-data-dir=" +
+                       testing::TempRoot() + "/strata-chromium-" + std::to_string(::getpid()),
+                       "--virtual-time-budget=3000", "--dump-dom", server.url() + "/"}, 90).out;
+  };
+  auto total = [](const std::string& html) -> long {
+    std::smatch m;
+    return std::regex_search(html, m, std::regex("id=\"tokens-total\">([0-9]+)<")) ? std::stol(m[1].str()) : -1;
+  };
+  const std::string first = dom();
+  usleep(500000);
+  const std::string second = dom();
+  const std::string shot = testing::BinDir() + "/../dashboard.png";
+  auto r = RunProcess({"/usr/bin/chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1100,800",
+                       "--user-data-dir=" + testing::TempRoot() + "/strata-chromium-" + std::to_string(::getpid()),
+                       "--virtual-time-budget=3000", "--screenshot=" + shot, server.url() + "/"}, 90);
+  stop = true;
+  load.join();
+  std::filesystem::remove_all(testing::TempRoot() + "/strata-chromium-" + std::to_string(::getpid()));
+  for (const std::string& html : {first, second}) {
+    EXPECT_NE(html.find("stage 0: local-0"), std::string::npos) << html.substr(0, 3000);
+    EXPECT_NE(html.find("stage 1: local-1"), std::string::npos);
+    EXPECT_NE(html.find("layers [0, 3)"), std::string::npos);
+    EXPECT_NE(html.find("<span id=\"error\"></span>"), std::string::npos) << "the page reached its data";
+  }
+  EXPECT_GT(total(first), 0) << "tokens were generated under load";
+  EXPECT_GT(total(second), total(first)) << "the live figures move";
+  ASSERT_TRUE(std::filesystem::exists(shot)) << r.err;
+  EXPECT_GT(std::filesystem::file_size(shot), 10000u) << "a real screenshot";
+}
+
 // A node's own Prometheus endpoint (strata-node --metrics): its sessions,
 // compute and idle share, memory per tier, swap traffic; nothing but GET /metrics.
 TEST(ServeTest, ANodeServesItsOwnMetrics) {

@@ -1,0 +1,12 @@
+#pragma once
+// The dashboard `strata serve` shows at `/`: one self-contained HTML page
+// (no external scripts, fonts or styles) that polls /v1/strata/status every
+// second and draws the cluster's topology and health, each node's memory per
+// tier, live tokens/s and latency as small charts, and the requests in
+// flight. With an API key, open it as /?key=KEY: the page sends the key as
+// its bearer token; the page itself holds no data.
+namespace strata {
+
+extern const char* const kDashboardHtml;
+
+}  // namespace strata
