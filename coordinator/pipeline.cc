@@ -40,6 +40,13 @@ std::string Clean(const kj::Exception& e) {
   return text;
 }
 
+void SetSampling(wire::SamplingParams::Builder s, const SamplingParams& sampling) {
+  s.setTemperature(sampling.temperature);
+  s.setTopK(sampling.top_k);
+  s.setTopP(sampling.top_p);
+  s.setSeed(sampling.seed);
+}
+
 }  // namespace
 
 RpcEnv::RpcEnv(kj::AsyncIoContext& io, Timeouts timeouts, LinkSecurity security)
@@ -230,11 +237,7 @@ void Pipeline::OpenSession(uint64_t session, uint32_t capacity, const SamplingPa
     NodeConnection& node = stage_node(i);
     auto request = node.control().openSessionRequest();
     request.setCapacity(capacity);
-    auto s = request.initSampling();
-    s.setTemperature(sampling.temperature);
-    s.setTopK(sampling.top_k);
-    s.setTopP(sampling.top_p);
-    s.setSeed(sampling.seed);
+    SetSampling(request.initSampling(), sampling);
     request.setDownstreamTicket(downstream);
     request.setKeepKey(kj::arrayPtr(keep_key.data(), keep_key.size()));
     auto reply = env_.Await(request.send(), env_.timeouts().call_ms, node.Label());
@@ -449,11 +452,7 @@ kj::Promise<void> Pipeline::OpenFrom(uint64_t session, uint32_t capacity, Sampli
   NodeConnection& node = stage_node(stage - 1);
   auto request = node.control().openSessionRequest();
   request.setCapacity(capacity);
-  auto s = request.initSampling();
-  s.setTemperature(sampling.temperature);
-  s.setTopK(sampling.top_k);
-  s.setTopP(sampling.top_p);
-  s.setSeed(sampling.seed);
+  SetSampling(request.initSampling(), sampling);
   request.setDownstreamTicket(downstream);
   return env_.Bound(request.send(), env_.timeouts().call_ms, node.Label())
       .then([this, session, capacity, sampling, stage, reversed = kj::mv(reversed)](

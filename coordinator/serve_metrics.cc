@@ -2,6 +2,8 @@
 
 #include <cstdio>
 
+#include "storage/escape.h"
+
 namespace strata {
 namespace {
 
@@ -38,16 +40,7 @@ std::string Histogram::Render(const std::string& name, const std::string& help) 
   return out;
 }
 
-std::string PromLabel(const std::string& value) {
-  std::string out;
-  for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
-  }
-  return out;
-}
+std::string PromLabel(const std::string& value) { return EscapePromLabel(value); }
 
 std::string ServeMetrics::Render(const std::string& node_lines) const {
   std::string out;

@@ -440,27 +440,11 @@ NodeServer::~NodeServer() = default;
 
 const Bytes& NodeServer::node_id() const { return state_->node_id(); }
 
-namespace {
-
-// A Prometheus label value: \\, \" and \n escaped.
-std::string PromLabelValue(const std::string& value) {
-  std::string out;
-  for (char c : value) {
-    if (c == '\\') out += "\\\\";
-    else if (c == '"') out += "\\\"";
-    else if (c == '\n') out += "\\n";
-    else out += c;
-  }
-  return out;
-}
-
-}  // namespace
-
 std::string NodeServer::MetricsText() const {
   capnp::MallocMessageBuilder message;
   auto info = message.initRoot<wire::NodeInfo>();
   state_->FillInfo(info);
-  const std::string node = PromLabelValue(info.getName().cStr());
+  const std::string node = EscapePromLabel(info.getName().cStr());
   const std::string l = "{node=\"" + node + "\"}";
   std::string out;
   auto metric = [&](const char* type, const std::string& name, const std::string& help, const std::string& labels,

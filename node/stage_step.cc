@@ -74,11 +74,10 @@ void FillLast(const StepOutcome& step, bool want_logits, wire::StepResult::Build
   out.initStageMicros(1).set(0, step.micros);
 }
 
-// Hands the step on to the next stage and copies its answer into `out`.
-kj::Promise<void> HandOn(NodeState* state, kj::Own<PeerLink> link, const SessionEntry& session, uint32_t hop,
-                         uint32_t start, bool want_logits, bool sample, const StepOutcome& step,
-                         wire::StepResult::Builder out) {
-  auto request = link->upstream.forwardRequest();
+// The step as the next stage gets it: this stage's hidden states, one hop on.
+template <typename Request>
+void FillHandOn(Request& request, const SessionEntry& session, uint32_t hop, uint32_t start, bool want_logits,
+                bool sample, const StepOutcome& step) {
   request.setTicket(kj::arrayPtr(session.downstream_ticket.data(), session.downstream_ticket.size()));
   request.setHop(hop + 1);
   auto next = request.initStep();
@@ -86,6 +85,14 @@ kj::Promise<void> HandOn(NodeState* state, kj::Own<PeerLink> link, const Session
   next.setWantLogits(want_logits);
   next.setSample(sample);
   EncodeTensor(step.output.hidden, next.initInput().initHidden());
+}
+
+// Hands the step on to the next stage and copies its answer into `out`.
+kj::Promise<void> HandOn(NodeState* state, kj::Own<PeerLink> link, const SessionEntry& session, uint32_t hop,
+                         uint32_t start, bool want_logits, bool sample, const StepOutcome& step,
+                         wire::StepResult::Builder out) {
+  auto request = link->upstream.forwardRequest();
+  FillHandOn(request, session, hop, start, want_logits, sample, step);
   const uint64_t micros = step.micros;
   const std::string address = link->address;
   // The link rides along: a setNext that replaces it mid-step must not cut
@@ -226,13 +233,7 @@ kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32
           return done.send().ignoreResult().catch_([](kj::Exception&&) {});
         }
         auto request = link->upstream.submitRequest();
-        request.setTicket(kj::arrayPtr(session.downstream_ticket.data(), session.downstream_ticket.size()));
-        request.setHop(hop + 1);
-        auto next = request.initStep();
-        next.setStartPos(start);
-        next.setWantLogits(want_logits);
-        next.setSample(sample);
-        EncodeTensor(step->output.hidden, next.initInput().initHidden());
+        FillHandOn(request, session, hop, start, want_logits, sample, *step);
         const std::string address = link->address;
         return ref->timer()
             .timeoutAfter(ref->options().rpc_timeout_ms * kj::MILLISECONDS, request.send())

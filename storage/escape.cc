@@ -23,4 +23,15 @@ std::string EscapeText(std::string_view text, size_t max_bytes) {
   return out;
 }
 
+std::string EscapePromLabel(std::string_view value) {
+  std::string out;
+  for (char c : value) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
 }  // namespace strata

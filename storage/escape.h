@@ -12,4 +12,8 @@ namespace strata {
 // Longer texts are cut at max_bytes of input and end in "...".
 std::string EscapeText(std::string_view text, size_t max_bytes = 256);
 
+// A Prometheus label value: backslash, double quote and newline escaped, as
+// the text exposition format wants.
+std::string EscapePromLabel(std::string_view value);
+
 }  // namespace strata
