@@ -268,6 +268,13 @@ Result<const LayerWeights*> LlamaShard::Impl::StreamIn(int64_t j) {
   const int s = static_cast<int>(j % stream->slots());
   if (stream->layer_in(s) != j) stream->Fetch(j, s);
   Status st = stream->Wait(s);
+  if (!st.ok()) {
+    // The read may have been issued long before (a prefetch at the end of
+    // the last forward, perhaps while the disk was failing): read once more
+    // now, and report only a failure of this fresh read.
+    stream->Fetch(j, s);
+    st = stream->Wait(s);
+  }
   if (!st.ok()) return st;
   // Layer j+1 streams in while j computes (its slot's layer, j-1, is done).
   if (j + 1 < n) {
