@@ -292,15 +292,20 @@ bool Pipeline::UseLoadedShards(int64_t num_layers, ShardPlan* plan) {
 
 namespace {
 
-capnp::Request<wire::Session::ForwardParams, wire::Session::ForwardResults> ForwardRequest(
-    wire::Session::Client& first, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits, bool sample) {
-  auto request = first.forwardRequest();
-  auto step = request.initStep();
+// A first-stage step of `tokens` at [start_pos, start_pos + n).
+void FillStep(wire::Step::Builder step, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
+              bool sample) {
   step.setStartPos(start_pos);
   step.setWantLogits(want_logits);
   step.setSample(sample);
   auto ids = step.initInput().initTokens(static_cast<unsigned>(tokens.size()));
   for (size_t i = 0; i < tokens.size(); ++i) ids.set(static_cast<unsigned>(i), static_cast<uint32_t>(tokens[i]));
+}
+
+capnp::Request<wire::Session::ForwardParams, wire::Session::ForwardResults> ForwardRequest(
+    wire::Session::Client& first, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits, bool sample) {
+  auto request = first.forwardRequest();
+  FillStep(request.initStep(), start_pos, tokens, want_logits, sample);
   return request;
 }
 
@@ -396,12 +401,7 @@ kj::Promise<StepReply> Pipeline::StepAsync(uint64_t session, uint32_t start_pos,
   if (found == sessions_.end() || sink == sinks_.end()) return KJ_EXCEPTION(FAILED, "no open session", session);
   auto result = sink->second.impl->Expect(start_pos, want_logits);
   auto request = found->second[0].submitRequest();
-  auto step = request.initStep();
-  step.setStartPos(start_pos);
-  step.setWantLogits(want_logits);
-  step.setSample(sample);
-  auto ids = step.initInput().initTokens(static_cast<unsigned>(tokens.size()));
-  for (size_t i = 0; i < tokens.size(); ++i) ids.set(static_cast<unsigned>(i), static_cast<uint32_t>(tokens[i]));
+  FillStep(request.initStep(), start_pos, tokens, want_logits, sample);
   // The first stage takes the step (or refuses it, naming why); the result
   // then comes from the last stage, or a failure from whichever stage failed.
   auto taken = env_.Bound(request.send().ignoreResult(), env_.timeouts().call_ms, stage_node(0).Label());
