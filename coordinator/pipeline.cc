@@ -180,6 +180,7 @@ kj::Promise<void> Pipeline::DrawFetchProgress(kj::Own<bool> done, std::chrono::s
 
 void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype, const Source* source) {
   stages_.clear();
+  lost_ = nullptr;  // watches the new stages from the next step on
   for (const auto& s : plan.stages) stages_.push_back(s.node);
   // Every node loads at once; the error of the first that fails is reported.
   kj::Vector<kj::Promise<void>> loads;
@@ -274,6 +275,7 @@ std::pair<uint32_t, uint32_t> Pipeline::ResumeSession(uint64_t session, const By
 bool Pipeline::UseLoadedShards(int64_t num_layers, ShardPlan* plan) {
   plan->stages.clear();
   stages_.clear();
+  lost_ = nullptr;  // watches the new stages from the next step on
   int64_t at = 0;
   while (at < num_layers) {
     bool found = false;
@@ -405,8 +407,25 @@ kj::Promise<StepReply> Pipeline::StepAsync(uint64_t session, uint32_t start_pos,
   // The first stage takes the step (or refuses it, naming why); the result
   // then comes from the last stage, or a failure from whichever stage failed.
   auto taken = env_.Bound(request.send().ignoreResult(), env_.timeouts().call_ms, stage_node(0).Label());
-  return env_.Bound(taken.then([result = kj::mv(result)]() mutable { return kj::mv(result); }),
-                    env_.timeouts().call_ms, "the pipeline");
+  auto reported = taken.then([result = kj::mv(result)]() mutable { return kj::mv(result); })
+                      .exclusiveJoin(AnyStageLost().then([]() -> StepReply { KJ_UNREACHABLE; }));
+  return env_.Bound(kj::mv(reported), env_.timeouts().call_ms, "the pipeline");
+}
+
+kj::Promise<void> Pipeline::AnyStageLost() {
+  if (lost_ == nullptr) {
+    kj::Promise<void> any = kj::NEVER_DONE;
+    for (size_t i = 0; i < stages_.size(); ++i) {
+      const std::string label = stage_node(i).Label();
+      any = any.exclusiveJoin(stage_node(i).OnDisconnect().then([label]() -> void {
+        kj::throwFatalException(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                                              kj::str(label.c_str(), ": the connection to it dropped")));
+      }));
+    }
+    lost_ = any.fork();
+  }
+  KJ_IF_MAYBE(lost, lost_) { return lost->addBranch(); }
+  KJ_UNREACHABLE;
 }
 
 void Pipeline::DropSink(uint64_t session) {

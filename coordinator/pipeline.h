@@ -98,6 +98,8 @@ class NodeConnection {
   const NodeStatus& hello_status() const { return hello_status_; }
   wire::Control::Client& control() { return link_->control; }
   std::string Label() const;  // "node NAME (ADDRESS)"
+  // Resolves when this process's link to the node drops (a killed node).
+  kj::Promise<void> OnDisconnect() { return link_->client->onDisconnect(); }
 
  private:
   NodeConnection() = default;
@@ -175,6 +177,10 @@ class Pipeline {
   NodeConnection& stage_node(size_t i) { return *nodes_[stages_[i]]; }
 
  private:
+  // Fails when the link to any stage drops, naming it: a submitted step a
+  // dead node had taken would otherwise never be reported.
+  kj::Promise<void> AnyStageLost();
+  kj::Maybe<kj::ForkedPromise<void>> lost_;
   // Fails what still waits on the session's sink, and forgets it.
   void DropSink(uint64_t session);
   // Registers this process's sink for `session` on every stage.
