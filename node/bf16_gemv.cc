@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "storage/dtype.h"
@@ -28,6 +29,37 @@ __attribute__((target("avx512f,avx512bf16,avx512bw"))) float Row(const uint16_t*
   return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
+// Row() for up to four activation rows at once: each weight chunk is loaded
+// once and used for every row. Each row keeps Row()'s own four accumulators,
+// its own order of additions and its own final reduction, so its result is
+// bit-identical to Row() on that row alone: a request's logits do not depend
+// on the batch it shares. (16 accumulators + 4 weight registers fit in the
+// 32 zmm registers.)
+template <int N>
+__attribute__((target("avx512f,avx512bf16,avx512bw"))) void RowsN(const uint16_t* w, const uint16_t* const* x,
+                                                                  int64_t cols, float* out) {
+  __m512 a0[N], a1[N], a2[N], a3[N];
+  for (int b = 0; b < N; ++b) a0[b] = a1[b] = a2[b] = a3[b] = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 128 <= cols; i += 128) {
+    const __m512bh w0 = (__m512bh)_mm512_loadu_si512(w + i), w1 = (__m512bh)_mm512_loadu_si512(w + i + 32),
+                   w2 = (__m512bh)_mm512_loadu_si512(w + i + 64), w3 = (__m512bh)_mm512_loadu_si512(w + i + 96);
+    for (int b = 0; b < N; ++b) {
+      a0[b] = _mm512_dpbf16_ps(a0[b], (__m512bh)_mm512_loadu_si512(x[b] + i), w0);
+      a1[b] = _mm512_dpbf16_ps(a1[b], (__m512bh)_mm512_loadu_si512(x[b] + i + 32), w1);
+      a2[b] = _mm512_dpbf16_ps(a2[b], (__m512bh)_mm512_loadu_si512(x[b] + i + 64), w2);
+      a3[b] = _mm512_dpbf16_ps(a3[b], (__m512bh)_mm512_loadu_si512(x[b] + i + 96), w3);
+    }
+  }
+  for (; i < cols; i += 32) {
+    const __m512bh w0 = (__m512bh)_mm512_loadu_si512(w + i);
+    for (int b = 0; b < N; ++b) a0[b] = _mm512_dpbf16_ps(a0[b], (__m512bh)_mm512_loadu_si512(x[b] + i), w0);
+  }
+  for (int b = 0; b < N; ++b) {
+    out[b] = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0[b], a1[b]), _mm512_add_ps(a2[b], a3[b])));
+  }
+}
+
 }  // namespace
 
 bool Bf16GemvAvailable() {
@@ -38,14 +70,35 @@ bool Bf16GemvAvailable() {
 
 void Bf16GemvRows(const uint16_t* w, const uint16_t* x, const uint16_t* bias, uint16_t* y, int64_t cols,
                   int64_t row_begin, int64_t row_end) {
-  auto store = [&](int64_t row, float value) {
-    if (bias != nullptr) value += Bf16ToFloat(bias[row]);
-    y[row] = FloatToBf16(value);
-  };
   for (int64_t r = row_begin; r < row_end; ++r) {
     float value = Row(w + r * cols, x, cols);
     if (bias != nullptr) value += Bf16ToFloat(bias[r]);
     y[r] = FloatToBf16(value);
+  }
+}
+
+void Bf16GemvBatchRows(const uint16_t* w, const uint16_t* x, int64_t batch, const uint16_t* bias, uint16_t* y,
+                       int64_t rows, int64_t cols, int64_t row_begin, int64_t row_end) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint16_t* wr = w + r * cols;
+    const float b = bias != nullptr ? Bf16ToFloat(bias[r]) : 0.0f;
+    for (int64_t b0 = 0; b0 < batch; b0 += 4) {
+      const uint16_t* xs[4];
+      float out[4];
+      const int n = static_cast<int>(std::min<int64_t>(4, batch - b0));
+      for (int k = 0; k < n; ++k) xs[k] = x + (b0 + k) * cols;
+      switch (n) {
+        case 4: RowsN<4>(wr, xs, cols, out); break;
+        case 3: RowsN<3>(wr, xs, cols, out); break;
+        case 2: RowsN<2>(wr, xs, cols, out); break;
+        default: RowsN<1>(wr, xs, cols, out); break;
+      }
+      for (int k = 0; k < n; ++k) {
+        float value = out[k];
+        if (bias != nullptr) value += b;
+        y[(b0 + k) * rows + r] = FloatToBf16(value);
+      }
+    }
   }
 }
 

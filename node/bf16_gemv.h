@@ -18,4 +18,11 @@ bool Bf16GemvAvailable();
 void Bf16GemvRows(const uint16_t* w, const uint16_t* x, const uint16_t* bias, uint16_t* y, int64_t cols,
                   int64_t row_begin, int64_t row_end);
 
+// The same for `batch` activation rows x[batch, cols] at once, into
+// y[batch, rows]: each weight row is read once for the whole batch, and each
+// activation row's result is bit-identical to Bf16GemvRows on that row alone
+// (same accumulators, same order). This is what makes batched decode exact.
+void Bf16GemvBatchRows(const uint16_t* w, const uint16_t* x, int64_t batch, const uint16_t* bias, uint16_t* y,
+                       int64_t rows, int64_t cols, int64_t row_begin, int64_t row_end);
+
 }  // namespace strata

@@ -3,12 +3,10 @@
 // stays in the compute dtype, so a stage boundary (which carries that stream)
 // changes nothing: splitting the model is bit-identical to running it whole.
 #include "node/llama_shard.h"
-#include "node/kv_store.h"
-#include "node/layer_stream.h"
 
 #include <torch/torch.h>
 
-#include "node/llama_layers.h"
+#include "node/llama_shard_impl.h"
 
 #include <sys/mman.h>
 
@@ -57,51 +55,6 @@ constexpr uint64_t kFieldAlign = 4096;  // each tensor of a streamed layer start
 
 }  // namespace
 
-struct LlamaShard::Impl {
-  std::unique_ptr<Checkpoint> checkpoint;  // the mapped files, read once at load
-  ModelConfig config;
-  ShardOptions options;
-  torch::Device device{torch::kCPU};
-  torch::ScalarType dtype = torch::kFloat32;
-  uint64_t weight_bytes = 0;
-
-  torch::Tensor embed;        // [vocab, hidden] (first stage)
-  std::vector<LayerWeights> layers;
-  torch::Tensor final_norm;   // [hidden] (last stage)
-  torch::Tensor lm_head;      // [vocab, hidden] (last stage)
-  torch::Tensor rope_cos, rope_sin;  // [max_position, head_dim] f32
-  std::unique_ptr<MemoryAccountant> own_memory;  // when options.memory is null
-  std::unique_ptr<KvStore> kv;                   // every session's KV, in its tiers
-
-  // Streamed layers [first_layer + resident, end_layer), when the RAM budget
-  // holds only the first `resident`: `layers` has the resident ones, and
-  // slot_weights[s] views the tensors of whichever layer ring slot s holds.
-  int64_t resident = 0;
-  std::unique_ptr<LayerStream> stream;
-  struct Field {
-    bool defined = false;
-    uint64_t offset = 0;
-    std::vector<int64_t> shape;
-  };
-  std::vector<Field> layout;                  // of a streamed layer in its slot
-  std::vector<LayerWeights> slot_weights;     // [slots]
-  uint8_t* place_base = nullptr;              // set: Allocate places tensors here (a slot)
-  uint64_t place_cursor = 0;
-  Status OpenStream(uint64_t layer_bytes);
-  Result<const LayerWeights*> StreamIn(int64_t j);  // streamed layer j, read; the next one's read started
-  void PrefetchNextForward();
-
-  Status CopyInto(const std::string& name, const std::vector<int64_t>& expect, torch::Tensor dst);
-  torch::Tensor Allocate(const std::vector<int64_t>& shape) const;
-  torch::Tensor Place(torch::Tensor owned) const;  // onto the shard's device
-  Result<torch::Tensor> LoadTensor(const std::string& name, const std::vector<int64_t>& expect);
-  Result<torch::Tensor> LoadStacked(const std::vector<std::pair<std::string, int64_t>>& parts, int64_t cols,
-                                    bool present);
-  Result<torch::Tensor> LoadOptional(const std::string& name, bool present, const std::vector<int64_t>& expect);
-  Status LoadWeights();
-  void BuildRope();
-  LlamaDims dims;
-};
 
 Status LlamaShard::Impl::CopyInto(const std::string& name, const std::vector<int64_t>& expect, torch::Tensor dst) {
   auto found = checkpoint->Find(name);
@@ -404,20 +357,14 @@ bool LlamaShard::SessionOnDisk(uint64_t id) const { return impl_->kv->OnDisk(id)
 Result<int64_t> LlamaShard::SessionLength(uint64_t id) const { return impl_->kv->Length(id); }
 std::shared_ptr<KvSwapSpace> LlamaShard::swap() const { return impl_->kv->swap(); }
 
-Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, const StageInput& input) {
-  Impl& m = *impl_;
-  const ModelConfig& c = m.config;
-  // Positions are checked before any work: a hostile token count must not
-  // be embedded first. Acquire also brings the session's pages back from
-  // NVMe if they were swapped out.
-  const int64_t n = input.is_tokens() ? static_cast<int64_t>(input.tokens.size())
-                                      : (input.hidden.shape.empty() ? 0 : input.hidden.shape[0]);
-  auto acquired = m.kv->Acquire(session, start_pos, n);
-  if (!acquired.ok()) return acquired.status();
-  KvCache& kv = *acquired.value();
-  torch::NoGradGuard no_grad;
-  torch::Tensor x;  // [T, hidden] compute dtype
-  if (is_first()) {
+int64_t InputRows(const StageInput& input) {
+  if (input.is_tokens()) return static_cast<int64_t>(input.tokens.size());
+  return input.hidden.shape.empty() ? 0 : input.hidden.shape[0];
+}
+
+Result<torch::Tensor> LlamaShard::Impl::Embed(const StageInput& input) const {
+  const ModelConfig& c = config;
+  if (options.first_layer == 0) {
     if (!input.is_tokens()) return Status::Error("the first stage takes token ids, got hidden states");
     for (int32_t t : input.tokens) {
       if (t < 0 || t >= c.vocab_size) {
@@ -425,54 +372,69 @@ Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, con
                              std::to_string(c.vocab_size));
       }
     }
-    auto ids = torch::tensor(input.tokens, torch::kInt64).to(m.device);
-    x = m.embed.index_select(0, ids).to(m.dtype);
-  } else {
-    const HostTensor& h = input.hidden;
-    if (input.is_tokens()) return Status::Error("stage of layers from " + std::to_string(m.options.first_layer) +
-                                                " takes hidden states, got token ids");
-    if (h.dtype != m.options.dtype || h.shape.size() != 2 || h.shape[1] != c.hidden_size || h.shape[0] <= 0) {
-      return Status::Error(std::string("hidden states must be [tokens, ") + std::to_string(c.hidden_size) + "] " +
-                           DTypeName(m.options.dtype));
-    }
-    x = torch::from_blob(const_cast<uint8_t*>(h.data.data()), h.shape, torch::TensorOptions().dtype(m.dtype))
-            .to(m.device, m.dtype, false, /*copy=*/true);
+    auto ids = torch::tensor(input.tokens, torch::kInt64).to(device);
+    return embed.index_select(0, ids).to(dtype);  // [T, hidden]
   }
+  const HostTensor& h = input.hidden;
+  if (input.is_tokens()) return Status::Error("stage of layers from " + std::to_string(options.first_layer) +
+                                              " takes hidden states, got token ids");
+  if (h.dtype != options.dtype || h.shape.size() != 2 || h.shape[1] != c.hidden_size || h.shape[0] <= 0) {
+    return Status::Error(std::string("hidden states must be [tokens, ") + std::to_string(c.hidden_size) + "] " +
+                         DTypeName(options.dtype));
+  }
+  return torch::from_blob(const_cast<uint8_t*>(h.data.data()), h.shape, torch::TensorOptions().dtype(dtype))
+      .to(device, dtype, false, /*copy=*/true);  // [T, hidden]
+}
+
+Result<const LayerWeights*> LlamaShard::Impl::LayerAt(int64_t l) {
+  if (l < resident) return &layers[static_cast<size_t>(l)];
+  return StreamIn(l - resident);
+}
+
+StageOutput LlamaShard::Impl::Output(const torch::Tensor& x) const {
   const int64_t T = x.size(0);
+  StageOutput out;
+  if (options.end_layer == config.num_layers) {
+    auto h = RmsNorm(x.narrow(0, T - 1, 1), final_norm, config.rms_norm_eps);
+    auto logits = Linear(h, lm_head, torch::Tensor()).to(torch::kCPU, torch::kFloat32).contiguous();  // [1, vocab]
+    out.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
+    return out;
+  }
+  auto host = x.to(torch::kCPU).contiguous();
+  out.hidden.dtype = options.dtype;
+  out.hidden.shape = {T, config.hidden_size};
+  const auto* bytes = static_cast<const uint8_t*>(host.data_ptr());
+  out.hidden.data.assign(bytes, bytes + host.nbytes());
+  return out;
+}
+
+Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, const StageInput& input) {
+  Impl& m = *impl_;
+  // Positions are checked before any work: a hostile token count must not
+  // be embedded first. Acquire also brings the session's pages back from
+  // NVMe if they were swapped out.
+  auto acquired = m.kv->Acquire(session, start_pos, InputRows(input));
+  if (!acquired.ok()) return acquired.status();
+  KvCache& kv = *acquired.value();
+  torch::NoGradGuard no_grad;
+  auto embedded = m.Embed(input);
+  if (!embedded.ok()) return embedded.status();
+  const int64_t T = embedded->size(0);
   auto cos = m.rope_cos.narrow(0, start_pos, T);  // [T, hd]
   auto sin = m.rope_sin.narrow(0, start_pos, T);
-  x = x.unsqueeze(0);  // [1, T, hidden]
+  torch::Tensor x = embedded->unsqueeze(0);  // [1, T, hidden]
   const int64_t count = m.options.end_layer - m.options.first_layer;
   for (int64_t l = 0; l < count; ++l) {
-    const LayerWeights* w = nullptr;
-    if (l < m.resident) {
-      w = &m.layers[static_cast<size_t>(l)];
-    } else {
-      auto streamed = m.StreamIn(l - m.resident);
-      if (!streamed.ok()) return streamed.status();
-      w = streamed.value();
-    }
+    auto w = m.LayerAt(l);
+    if (!w.ok()) return w.status();
     auto cache = kv.Gather(l, start_pos);
     if (!cache.ok()) return cache.status();
-    x = LayerForward(m.dims, *w, x, start_pos, cos, sin, &cache.value());
+    x = LayerForward(m.dims, *w.value(), x, start_pos, cos, sin, &cache.value());
     kv.Scatter(l, cache.value(), start_pos, start_pos + T);
   }
   if (m.stream) m.PrefetchNextForward();  // the next forward's first streamed layers, while this one finishes
-  x = x.squeeze(0);  // [T, hidden]
   kv.Commit(start_pos + T);
-  StageOutput out;
-  if (is_last()) {
-    auto h = RmsNorm(x.narrow(0, T - 1, 1), m.final_norm, c.rms_norm_eps);
-    auto logits = Linear(h, m.lm_head, torch::Tensor()).to(torch::kCPU, torch::kFloat32).contiguous();  // [1, vocab]
-    out.logits.assign(logits.data_ptr<float>(), logits.data_ptr<float>() + logits.numel());
-  } else {
-    auto host = x.to(torch::kCPU).contiguous();
-    out.hidden.dtype = m.options.dtype;
-    out.hidden.shape = {T, c.hidden_size};
-    const auto* bytes = static_cast<const uint8_t*>(host.data_ptr());
-    out.hidden.data.assign(bytes, bytes + host.nbytes());
-  }
-  return out;
+  return m.Output(x.squeeze(0));
 }
 
 void SetComputeThreads(int threads) { at::set_num_threads(threads); }
