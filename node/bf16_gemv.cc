@@ -77,25 +77,32 @@ void Bf16GemvRows(const uint16_t* w, const uint16_t* x, const uint16_t* bias, ui
   }
 }
 
+float Bf16Dot(const uint16_t* w, const uint16_t* x, int64_t cols) { return Row(w, x, cols); }
+
+void Bf16DotBatch(const uint16_t* w, const uint16_t* x, int64_t batch, int64_t cols, float* out) {
+  for (int64_t b0 = 0; b0 < batch; b0 += 4) {
+    const uint16_t* xs[4];
+    const int n = static_cast<int>(std::min<int64_t>(4, batch - b0));
+    for (int k = 0; k < n; ++k) xs[k] = x + (b0 + k) * cols;
+    switch (n) {
+      case 4: RowsN<4>(w, xs, cols, out + b0); break;
+      case 3: RowsN<3>(w, xs, cols, out + b0); break;
+      case 2: RowsN<2>(w, xs, cols, out + b0); break;
+      default: RowsN<1>(w, xs, cols, out + b0); break;
+    }
+  }
+}
+
 void Bf16GemvBatchRows(const uint16_t* w, const uint16_t* x, int64_t batch, const uint16_t* bias, uint16_t* y,
                        int64_t rows, int64_t cols, int64_t row_begin, int64_t row_end) {
+  float dots[kMaxDotBatch];
   for (int64_t r = row_begin; r < row_end; ++r) {
-    const uint16_t* wr = w + r * cols;
-    const float b = bias != nullptr ? Bf16ToFloat(bias[r]) : 0.0f;
-    for (int64_t b0 = 0; b0 < batch; b0 += 4) {
-      const uint16_t* xs[4];
-      float out[4];
-      const int n = static_cast<int>(std::min<int64_t>(4, batch - b0));
-      for (int k = 0; k < n; ++k) xs[k] = x + (b0 + k) * cols;
-      switch (n) {
-        case 4: RowsN<4>(wr, xs, cols, out); break;
-        case 3: RowsN<3>(wr, xs, cols, out); break;
-        case 2: RowsN<2>(wr, xs, cols, out); break;
-        default: RowsN<1>(wr, xs, cols, out); break;
-      }
-      for (int k = 0; k < n; ++k) {
-        float value = out[k];
-        if (bias != nullptr) value += b;
+    for (int64_t b0 = 0; b0 < batch; b0 += kMaxDotBatch) {
+      const int64_t n = std::min<int64_t>(kMaxDotBatch, batch - b0);
+      Bf16DotBatch(w + r * cols, x + b0 * cols, n, cols, dots);
+      for (int64_t k = 0; k < n; ++k) {
+        float value = dots[k];
+        if (bias != nullptr) value += Bf16ToFloat(bias[r]);
         y[(b0 + k) * rows + r] = FloatToBf16(value);
       }
     }

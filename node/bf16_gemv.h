@@ -18,6 +18,15 @@ bool Bf16GemvAvailable();
 void Bf16GemvRows(const uint16_t* w, const uint16_t* x, const uint16_t* bias, uint16_t* y, int64_t cols,
                   int64_t row_begin, int64_t row_end);
 
+// The f32 dot product of one weight row w[cols] with x[cols], before bias
+// and rounding: what Bf16GemvRows computes for each row.
+float Bf16Dot(const uint16_t* w, const uint16_t* x, int64_t cols);
+// The same dot for `batch` activation rows x[batch, cols] into out[batch],
+// the weight row loaded once for them all; out[i] == Bf16Dot(w, x[i]) bit
+// for bit.
+void Bf16DotBatch(const uint16_t* w, const uint16_t* x, int64_t batch, int64_t cols, float* out);
+inline constexpr int64_t kMaxDotBatch = 64;  // Bf16GemvBatchRows' rows per pass over a weight row
+
 // The same for `batch` activation rows x[batch, cols] at once, into
 // y[batch, rows]: each weight row is read once for the whole batch, and each
 // activation row's result is bit-identical to Bf16GemvRows on that row alone

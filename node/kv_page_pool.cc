@@ -66,10 +66,20 @@ void KvPagePool::Give(Page page) {
   // Otherwise the page and its charge are released here.
 }
 
-Result<KvPagePool::Scratch*> KvPagePool::ScratchFor(int64_t capacity) {
-  // The scratch has the session's capacity as its length, so attention reads
-  // keys and values laid out exactly as a contiguous per-session cache held
-  // them: paging changes no stride and no bit of the result.
+int64_t KvPagePool::ScratchLength(int64_t session_capacity) {
+  int64_t length = 64;
+  while (length < session_capacity) length *= 2;
+  return length;
+}
+
+Result<KvPagePool::Scratch*> KvPagePool::ScratchFor(int64_t session_capacity) {
+  // Sessions share a scratch by their capacity rounded up to a power of two
+  // (at least 64): a server's sessions each have their own capacity (prompt
+  // plus max_tokens), and one scratch per capacity would be rebuilt at every
+  // step of interleaved sessions. Attention reads the first S positions of
+  // the scratch, so its length changes no bit of the result; a session's
+  // length is the same on every node, so splits stay identical too.
+  const int64_t capacity = ScratchLength(session_capacity);
   auto it = scratch_.find(capacity);
   if (it == scratch_.end()) {
     if (scratch_.size() >= kMaxScratches) scratch_.erase(scratch_.begin());

@@ -9,8 +9,9 @@
 // rest to the tier.
 //
 // The pool also owns the attention scratch that a step gathers a layer's
-// pages into: [layers, kv_heads, capacity, head_dim] for K and for V, one per
-// capacity in use (not per session). It remembers which session's positions
+// pages into: [layers, kv_heads, length, head_dim] for K and for V, one per
+// length in use (not per session): a session's capacity rounded up to a
+// power of two. It remembers which session's positions
 // each layer of it holds, so a session decoding alone gathers nothing: only
 // its new positions are written back to its pages.
 //
@@ -66,7 +67,8 @@ class KvPagePool {
   // A page whose memory came back from disk (CPU pools only).
   Page Adopt(PageMemory memory) const;
 
-  // The attention scratch of sessions of `capacity` positions. Charged to
+  // The attention scratch of sessions of `capacity` positions (shared by
+  // every capacity with the same power-of-two bucket). Charged to
   // the tier too. `valid[l]` says whose positions [0, n) layer l holds.
   struct Holder {
     const void* owner = nullptr;  // the KvCache whose positions these are
@@ -77,7 +79,9 @@ class KvPagePool {
     std::vector<Holder> valid;    // [layers]
     MemoryCharge charge;
   };
-  Result<Scratch*> ScratchFor(int64_t capacity);
+  Result<Scratch*> ScratchFor(int64_t session_capacity);
+  // The scratch length of a session of `session_capacity` positions.
+  static int64_t ScratchLength(int64_t session_capacity);
   // Forgets `owner` in every scratch (it closed, or rewound to `keep` positions).
   void Forget(const void* owner, int64_t keep = 0);
 
@@ -94,8 +98,8 @@ class KvPagePool {
   uint64_t page_bytes_ = 0;
   uint64_t page_alloc_bytes_ = 0;
   std::vector<Page> free_;
-  static constexpr size_t kMaxScratches = 2;
-  std::map<int64_t, Scratch> scratch_;  // by capacity
+  static constexpr size_t kMaxScratches = 4;
+  std::map<int64_t, Scratch> scratch_;  // by length (a power of two)
 };
 
 }  // namespace strata

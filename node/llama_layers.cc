@@ -26,12 +26,12 @@ torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos, const 
   return x * cos + torch::cat({-x2, x1}, -1) * sin;
 }
 
-// h: [B, T, hidden] -> [B, T, hidden].
-torch::Tensor Attention(const LlamaDims& d, const LayerWeights& w, const torch::Tensor& h, int64_t start,
-                        const torch::Tensor& cos, const torch::Tensor& sin, LayerCache* cache) {
-  const int64_t B = h.size(0), T = h.size(1), nh = d.heads, nkv = d.kv_heads, hd = d.head_dim;
+}  // namespace
+
+torch::Tensor Attend(const LlamaDims& d, const torch::Tensor& qkv, int64_t start, const torch::Tensor& cos,
+                     const torch::Tensor& sin, LayerCache* cache) {
+  const int64_t B = qkv.size(0), T = qkv.size(1), nh = d.heads, nkv = d.kv_heads, hd = d.head_dim;
   const int64_t group = nh / nkv, S = start + T;
-  auto qkv = Linear(h, w.wqkv, w.bqkv);  // [B, T, (nh+2nkv)*hd]
   auto q = qkv.narrow(-1, 0, nh * hd).reshape({B, T, nh, hd}).transpose(1, 2).to(torch::kFloat32);         // [B, nh, T, hd]
   auto k = qkv.narrow(-1, nh * hd, nkv * hd).reshape({B, T, nkv, hd}).transpose(1, 2).to(torch::kFloat32);  // [B, nkv, T, hd]
   auto v = qkv.narrow(-1, (nh + nkv) * hd, nkv * hd).reshape({B, T, nkv, hd}).transpose(1, 2);             // [B, nkv, T, hd]
@@ -52,7 +52,7 @@ torch::Tensor Attention(const LlamaDims& d, const LayerWeights& w, const torch::
   auto scores = torch::matmul(qg, keys.transpose(-1, -2)) * (1.0 / std::sqrt(static_cast<double>(hd)));  // [B, nkv, group*T, S]
   if (T > 1) {
     // Query t sits at position start+t and sees keys [0, start+t].
-    auto options = torch::TensorOptions().device(h.device());
+    auto options = torch::TensorOptions().device(qkv.device());
     auto qpos = torch::arange(start, S, options).view({T, 1});
     auto kpos = torch::arange(0, S, options).view({1, S});
     auto masked = (kpos > qpos).repeat({group, 1});  // [group*T, S]
@@ -60,10 +60,36 @@ torch::Tensor Attention(const LlamaDims& d, const LayerWeights& w, const torch::
   }
   auto probs = torch::softmax(scores, -1);
   auto out = torch::matmul(probs, values).view({B, nh, T, hd}).transpose(1, 2).reshape({B, T, nh * hd});  // [B, T, nh*hd]
-  return Linear(out.to(h.scalar_type()), w.wo, w.bo);
+  return out.to(qkv.scalar_type());
 }
 
-}  // namespace
+torch::Tensor LinearRows(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  const int64_t B = x.size(0);
+  if (B == 1) return Linear(x, w, b);
+  auto first = x.narrow(0, 0, 1);
+  if (UseBf16Gemv(first.reshape({-1, first.size(-1)}), w, b) && x.is_contiguous() && x.numel() == B * w.size(1)) {
+    const int64_t rows = w.size(0), cols = w.size(1);
+    auto shape = x.sizes().vec();
+    shape.back() = rows;
+    auto y = torch::empty(shape, x.options());  // [B, ..., rows]
+    const auto* wp = static_cast<const uint16_t*>(w.data_ptr());
+    const auto* xp = static_cast<const uint16_t*>(x.data_ptr());
+    const auto* bp = b.defined() ? static_cast<const uint16_t*>(b.data_ptr()) : nullptr;
+    auto* yp = static_cast<uint16_t*>(y.data_ptr());
+    // Threads split the weight rows, as in Linear: each reads its rows once for the whole batch.
+    at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+      Bf16GemvBatchRows(wp, xp, B, bp, yp, rows, cols, begin, end);
+    });
+    return y;
+  }
+  // Any other dtype or device: each row as it would run alone (a GEMM over
+  // the batch would sum in another order, and a request's logits would
+  // depend on who shares its batch).
+  std::vector<torch::Tensor> rows;
+  rows.reserve(static_cast<size_t>(B));
+  for (int64_t i = 0; i < B; ++i) rows.push_back(Linear(x.narrow(0, i, 1), w, b));
+  return torch::cat(rows, 0);
+}
 
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   auto x2 = x.reshape({-1, x.size(-1)});  // [rows of x, in]
@@ -101,12 +127,28 @@ void RopeTables(int64_t head_dim, double theta, int64_t max_position, torch::Ten
 
 torch::Tensor LayerForward(const LlamaDims& dims, const LayerWeights& w, torch::Tensor x, int64_t start,
                            const torch::Tensor& cos, const torch::Tensor& sin, LayerCache* cache) {
-  x = x + Attention(dims, w, RmsNorm(x, w.attn_norm, dims.rms_norm_eps), start, cos, sin, cache);
+  auto qkv = Linear(RmsNorm(x, w.attn_norm, dims.rms_norm_eps), w.wqkv, w.bqkv);  // [B, T, (nh+2nkv)*hd]
+  x = x + Linear(Attend(dims, qkv, start, cos, sin, cache), w.wo, w.bo);
   auto h = RmsNorm(x, w.ffn_norm, dims.rms_norm_eps);
   const int64_t I = dims.intermediate;
   auto gate_up = Linear(h, w.w_gate_up, w.b_gate_up);  // [B, T, 2*intermediate]
   auto act = torch::silu(gate_up.narrow(-1, 0, I)) * gate_up.narrow(-1, I, I);
   return x + Linear(act, w.w_down, w.b_down);
+}
+
+torch::Tensor LayerForwardRows(const LlamaDims& dims, const LayerWeights& w, torch::Tensor x,
+                               const std::function<torch::Tensor(int64_t, const torch::Tensor&)>& attend) {
+  const int64_t B = x.size(0);
+  auto qkv = LinearRows(RmsNorm(x, w.attn_norm, dims.rms_norm_eps), w.wqkv, w.bqkv);  // [B, 1, (nh+2nkv)*hd]
+  std::vector<torch::Tensor> heads;  // B x [1, 1, nh*hd]
+  heads.reserve(static_cast<size_t>(B));
+  for (int64_t i = 0; i < B; ++i) heads.push_back(attend(i, qkv.narrow(0, i, 1)));
+  x = x + LinearRows(torch::cat(heads, 0), w.wo, w.bo);
+  auto h = RmsNorm(x, w.ffn_norm, dims.rms_norm_eps);
+  const int64_t I = dims.intermediate;
+  auto gate_up = LinearRows(h, w.w_gate_up, w.b_gate_up);  // [B, 1, 2*intermediate]
+  auto act = torch::silu(gate_up.narrow(-1, 0, I)) * gate_up.narrow(-1, I, I);
+  return x + LinearRows(act.contiguous(), w.w_down, w.b_down);
 }
 
 }  // namespace strata

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include <cstdint>
+#include <functional>
 
 namespace strata {
 
@@ -40,6 +41,18 @@ struct LayerCache {
 // hand-written decode kernel.
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
 
+// Linear for B decode rows at once, x: [B, ..., in] with one token per row:
+// row i of the result is bit-identical to Linear(x[i]) alone, whatever B is
+// (BF16 on CPU: the multi-row kernel reads each weight row once for the
+// batch; otherwise row by row).
+torch::Tensor LinearRows(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
+
+// Attention of new positions [start, start+T) given their projected q, k, v
+// qkv: [B, T, (heads + 2*kv_heads)*head_dim]; returns [B, T, heads*head_dim]
+// in qkv's dtype, before the output projection. Cache as in LayerForward.
+torch::Tensor Attend(const LlamaDims& dims, const torch::Tensor& qkv, int64_t start, const torch::Tensor& cos,
+                     const torch::Tensor& sin, LayerCache* cache);
+
 // f32 normalisation, result in x's dtype, then scaled by weight.
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 
@@ -51,5 +64,13 @@ void RopeTables(int64_t head_dim, double theta, int64_t max_position, torch::Ten
 // and attention sees positions [0, start+T); without one, start must be 0.
 torch::Tensor LayerForward(const LlamaDims& dims, const LayerWeights& w, torch::Tensor x, int64_t start,
                            const torch::Tensor& cos, const torch::Tensor& sin, LayerCache* cache);
+
+// One decode token of each of B sessions through a layer: x [B, 1, hidden].
+// The projections and the MLP run for the batch at once (LinearRows);
+// attention is each session's own: attend(i, qkv_i [1, 1, ...]) returns
+// [1, 1, heads*head_dim], from Attend over that session's cache. Row i equals
+// LayerForward on session i alone, bit for bit.
+torch::Tensor LayerForwardRows(const LlamaDims& dims, const LayerWeights& w, torch::Tensor x,
+                               const std::function<torch::Tensor(int64_t, const torch::Tensor&)>& attend);
 
 }  // namespace strata

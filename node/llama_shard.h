@@ -56,6 +56,13 @@ struct StageOutput {
   std::vector<float> logits;    // [vocab]
 };
 
+// One decode position of one session, for ForwardBatch.
+struct BatchStep {
+  uint64_t session = 0;
+  int64_t start_pos = 0;
+  const StageInput* input = nullptr;  // borrowed: one token id or one row of hidden states
+};
+
 class LlamaShard {
  public:
   static Result<std::unique_ptr<LlamaShard>> Load(std::unique_ptr<Checkpoint> checkpoint,
@@ -85,6 +92,12 @@ class LlamaShard {
   // Positions before start_pos must have been run before (they are in the KV
   // cache); running from an earlier start_pos overwrites the later ones.
   Result<StageOutput> Forward(uint64_t session, int64_t start_pos, const StageInput& input);
+
+  // One position of each of several different sessions in one pass over
+  // the weights: continuous batching of decode steps. results[i] is what
+  // Forward(steps[i]) alone would return, bit for bit; a step that fails
+  // its checks fails alone and the others run.
+  std::vector<Result<StageOutput>> ForwardBatch(const std::vector<BatchStep>& steps);
 
   struct Impl;
 

@@ -69,6 +69,10 @@ struct LlamaShard::Impl {
   // The stage's output of `x` [T, hidden]: the last position's f32 logits
   // (last stage) or the hidden states for the next stage.
   StageOutput Output(const torch::Tensor& x) const;
+  // ForwardBatch's layers and output for the steps that passed their
+  // checks: live[k] is row k of x [B, 1, hidden], caches[k] its KV.
+  Status RunRows(const std::vector<BatchStep>& steps, const std::vector<size_t>& live,
+                 const std::vector<KvCache*>& caches, torch::Tensor x, std::vector<Result<StageOutput>>* results);
 };
 
 int64_t InputRows(const StageInput& input);  // tokens, or rows of hidden states

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <map>
 
+#include "node/kv_page_pool.h"
 #include "storage/fault_env.h"
 #include "tests/test_util.h"
 
@@ -120,7 +121,7 @@ class KvStoreTest : public ::testing::Test {
     const uint64_t page_per_token = 2 * 4 * 2 * (int8 ? 16 + 4 : 16 * ElementSize(dtype));
     const uint64_t per_token = 2 * 4 * 2 * 16 * ElementSize(dtype);  // the scratch: compute dtype
     TierBudgets b;
-    b.bytes[static_cast<int>(MemoryTier::kRam)] = per_token * kCapacity + 3 * ((page_per_token * kPageTokens + 4099) / 4096 * 4096);
+    b.bytes[static_cast<int>(MemoryTier::kRam)] = per_token * KvPagePool::ScratchLength(kCapacity) + 3 * ((page_per_token * kPageTokens + 4099) / 4096 * 4096);
     b.bytes[static_cast<int>(MemoryTier::kNvme)] = 64u << 20;
     return b;
   }

@@ -39,8 +39,8 @@ int32_t Argmax(const std::vector<float>& v) {
 // Runs a prompt and greedy decode steps through a chain of shards; returns
 // the logits of every step.
 std::vector<std::vector<float>> RunChain(std::vector<std::unique_ptr<LlamaShard>>& chain,
-                                         const std::vector<int32_t>& prompt, int steps) {
-  for (auto& s : chain) EXPECT_TRUE(s->OpenSession(1, 64).ok());
+                                         const std::vector<int32_t>& prompt, int steps, uint64_t id = 1) {
+  for (auto& s : chain) EXPECT_TRUE(s->OpenSession(id, 64).ok());
   std::vector<std::vector<float>> all;
   std::vector<int32_t> tokens = prompt;
   int64_t pos = 0;
@@ -48,7 +48,7 @@ std::vector<std::vector<float>> RunChain(std::vector<std::unique_ptr<LlamaShard>
     StageInput in;
     in.tokens = tokens;
     for (auto& s : chain) {
-      auto out = s->Forward(1, pos, in);
+      auto out = s->Forward(id, pos, in);
       EXPECT_TRUE(out.ok()) << out.status().message();
       if (!out.ok()) return all;
       in = StageInput();
@@ -59,6 +59,26 @@ std::vector<std::vector<float>> RunChain(std::vector<std::unique_ptr<LlamaShard>
     tokens = {Argmax(all.back())};
   }
   return all;
+}
+
+// Runs a prompt through a chain alone; returns its logits (one entry) and
+// moves *pos past it.
+std::vector<std::vector<float>> RunPrefill(std::vector<std::unique_ptr<LlamaShard>>& chain, uint64_t id,
+                                           const std::vector<int32_t>& prompt, int64_t* pos) {
+  StageInput in;
+  in.tokens = prompt;
+  for (auto& s : chain) {
+    auto out = s->Forward(id, *pos, in);
+    EXPECT_TRUE(out.ok()) << out.status().message();
+    if (!out.ok()) return {};
+    in = StageInput();
+    in.hidden = std::move(out->hidden);
+    if (s->is_last()) {
+      *pos += static_cast<int64_t>(prompt.size());
+      return {out->logits};
+    }
+  }
+  return {};
 }
 
 void ExpectWholeEqualsPiecewise(const TestModelSpec& spec, TensorDType dtype) {
@@ -102,6 +122,107 @@ TEST(LlamaShardTest, WholeEqualsPiecewiseQwen2TiedF16Weights) {
   s.dtype = DType::kF16;
   s.files = 2;
   ExpectWholeEqualsPiecewise(s, TensorDType::kF32);
+}
+
+// Continuous batching: sessions prefill alone, then decode together, one
+// ForwardBatch per stage per tick, joining the batch when their prefill is
+// done and leaving it when their tokens are. Returns each session's logits.
+std::vector<std::vector<std::vector<float>>> RunBatched(std::vector<std::unique_ptr<LlamaShard>>& chain,
+                                                        const std::vector<std::vector<int32_t>>& prompts,
+                                                        const std::vector<int>& join, int steps) {
+  const size_t n = prompts.size();
+  std::vector<std::vector<std::vector<float>>> logits(n);
+  std::vector<int64_t> pos(n, 0);
+  for (size_t i = 0; i < n; ++i) {
+    for (auto& s : chain) EXPECT_TRUE(s->OpenSession(100 + i, 64).ok());
+  }
+  for (int tick = 0; tick <= join.back() + steps; ++tick) {
+    std::vector<size_t> batch;
+    for (size_t i = 0; i < n; ++i) {
+      if (tick == join[i]) logits[i] = RunPrefill(chain, 100 + i, prompts[i], &pos[i]);
+      else if (tick > join[i] && static_cast<int>(logits[i].size()) <= steps) batch.push_back(i);
+    }
+    if (batch.empty()) continue;
+    std::vector<StageInput> inputs(batch.size());
+    for (size_t k = 0; k < batch.size(); ++k) inputs[k].tokens = {Argmax(logits[batch[k]].back())};
+    for (auto& s : chain) {
+      std::vector<BatchStep> steps_in;
+      for (size_t k = 0; k < batch.size(); ++k) steps_in.push_back({100 + batch[k], pos[batch[k]], &inputs[k]});
+      auto out = s->ForwardBatch(steps_in);
+      EXPECT_EQ(out.size(), batch.size());
+      for (size_t k = 0; k < batch.size(); ++k) {
+        EXPECT_TRUE(out[k].ok()) << out[k].status().message();
+        if (!out[k].ok()) return logits;
+        inputs[k] = StageInput();
+        inputs[k].hidden = std::move(out[k]->hidden);
+        if (s->is_last()) logits[batch[k]].push_back(out[k]->logits);
+      }
+    }
+    for (size_t i : batch) ++pos[i];
+  }
+  return logits;
+}
+
+void ExpectBatchedEqualsAlone(TensorDType dtype, bool streamed) {
+  TempDir dir, swap;
+  TestModelSpec spec = Spec();
+  spec.layers = 6;
+  testing::MakeModel(dir.path(), spec);
+  const std::vector<std::pair<int64_t, int64_t>> stages = {{0, 2}, {2, 5}, {5, 6}};
+  std::vector<std::unique_ptr<LlamaShard>> alone, batched;
+  for (const auto& [first, end] : stages) {
+    alone.push_back(LoadShard(dir.path(), first, end, dtype));
+    ShardOptions o;
+    if (streamed) {
+      o.resident_layers = 1;
+      o.swap_dir = swap.path();
+      o.env = &env_;
+    }
+    batched.push_back(LoadShard(dir.path(), first, end, dtype, o));
+  }
+  // Six sessions of different lengths, so that they sit at different
+  // positions; the batch grows from one to six (the kernel's group of four
+  // and a remainder) and shrinks again.
+  const std::vector<std::vector<int32_t>> prompts = {
+      {1, 17, 250, 3}, {9, 8}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {300}, {42, 43, 44}, {5, 6, 7}};
+  const std::vector<int> join = {0, 0, 1, 2, 3, 5};
+  const int kSteps = 6;
+  auto together = RunBatched(batched, prompts, join, kSteps);
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto reference = RunChain(alone, prompts[i], kSteps, 1 + i);
+    ASSERT_EQ(together[i].size(), reference.size()) << "session " << i;
+    for (size_t t = 0; t < reference.size(); ++t) {
+      EXPECT_EQ(std::memcmp(reference[t].data(), together[i][t].data(), reference[t].size() * sizeof(float)), 0)
+          << "session " << i << " step " << t;
+    }
+  }
+}
+
+TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneF32) { ExpectBatchedEqualsAlone(TensorDType::kF32, false); }
+TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneBf16) { ExpectBatchedEqualsAlone(TensorDType::kBF16, false); }
+TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneWithStreamedLayers) {
+  ExpectBatchedEqualsAlone(TensorDType::kBF16, true);
+}
+
+// A bad step in a batch fails alone, naming why; the others run.
+TEST(LlamaShardTest, BatchedBadStepFailsAlone) {
+  TempDir dir;
+  testing::MakeModel(dir.path(), Spec());
+  auto shard = LoadShard(dir.path(), 0, Spec().layers, TensorDType::kBF16);
+  for (uint64_t id : {1, 2}) ASSERT_TRUE(shard->OpenSession(id, 8).ok());
+  StageInput one, two, bad;
+  one.tokens = {5};
+  two.tokens = {5, 6};
+  bad.tokens = {1 << 20};
+  auto out = shard->ForwardBatch({{1, 0, &one}, {2, 0, &two}, {1, 0, &one}, {2, 0, &bad}, {3, 0, &one}});
+  ASSERT_EQ(out.size(), 5u);
+  EXPECT_TRUE(out[0].ok());
+  EXPECT_NE(out[1].status().message().find("exactly one position"), std::string::npos);
+  EXPECT_NE(out[2].status().message().find("twice"), std::string::npos);
+  EXPECT_NE(out[3].status().message().find("outside the vocabulary"), std::string::npos);
+  EXPECT_NE(out[4].status().message().find("unknown session"), std::string::npos);
+  auto alone = shard->Forward(2, 0, one);
+  ASSERT_TRUE(alone.ok());
 }
 
 // Decoding token by token with the KV cache gives the logits of recomputing
