@@ -485,7 +485,14 @@ kj::Promise<void> ApiServer::Impl::Metrics(Response& response) {
         "# HELP strata:node_memory_used_bytes Bytes charged to a memory tier.\n# TYPE strata:node_memory_used_bytes gauge\n"
         "# HELP strata:node_memory_budget_bytes A memory tier's budget.\n# TYPE strata:node_memory_budget_bytes gauge\n"
         "# HELP strata:node_swap_bytes_out_total KV bytes swapped to NVMe.\n# TYPE strata:node_swap_bytes_out_total counter\n"
-        "# HELP strata:node_swap_bytes_in_total KV bytes swapped from NVMe.\n# TYPE strata:node_swap_bytes_in_total counter\n";
+        "# HELP strata:node_swap_bytes_in_total KV bytes swapped from NVMe.\n# TYPE strata:node_swap_bytes_in_total counter\n"
+        "# HELP strata:node_batches_total Forwards the node ran (a batch of decode steps counts once).\n"
+        "# TYPE strata:node_batches_total counter\n"
+        "# HELP strata:node_batch_rows_total Steps in those forwards.\n# TYPE strata:node_batch_rows_total counter\n"
+        "# HELP strata:node_compute_seconds_total Time the node spent computing forwards.\n"
+        "# TYPE strata:node_compute_seconds_total counter\n"
+        "# HELP strata:node_idle_fraction Share of the node's uptime not spent computing.\n"
+        "# TYPE strata:node_idle_fraction gauge\n";
     for (const auto& v : views) {
       const std::string label = "stage=\"" + std::to_string(v.stage) + "\",node=\"" + PromLabel(v.status.name) + "\"";
       nodes += "strata:node_up{" + label + "} " + (v.up ? "1" : "0") + "\n";
@@ -498,6 +505,12 @@ kj::Promise<void> ApiServer::Impl::Metrics(Response& response) {
       }
       nodes += "strata:node_swap_bytes_out_total{" + label + "} " + std::to_string(v.status.swap.bytes_out) + "\n";
       nodes += "strata:node_swap_bytes_in_total{" + label + "} " + std::to_string(v.status.swap.bytes_in) + "\n";
+      const NodeStatus& s = v.status;
+      nodes += "strata:node_batches_total{" + label + "} " + std::to_string(s.batches) + "\n";
+      nodes += "strata:node_batch_rows_total{" + label + "} " + std::to_string(s.batch_rows) + "\n";
+      nodes += "strata:node_compute_seconds_total{" + label + "} " + PromNumber(s.compute_micros / 1e6) + "\n";
+      const double idle = s.uptime_micros == 0 ? 1.0 : 1.0 - static_cast<double>(s.compute_micros) / s.uptime_micros;
+      nodes += "strata:node_idle_fraction{" + label + "} " + PromNumber(std::max(0.0, idle)) + "\n";
     }
     return SendText(response, 200, "text/plain; version=0.0.4", metrics.Render(nodes));
   });

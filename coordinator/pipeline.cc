@@ -107,6 +107,11 @@ NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address)
             w.getPrefetchHits(), w.getPrefetchMisses(), w.getFailures(), w.getSessionsOnDisk(), w.getRamHits(),
             w.getRamMisses()};
   s.kept_sessions = info.getKeptSessions();
+  s.steps = info.getStepsComputed();
+  s.batches = info.getBatches();
+  s.batch_rows = info.getBatchRows();
+  s.compute_micros = info.getComputeMicros();
+  s.uptime_micros = info.getUptimeMicros();
   s.compute_gflops = info.getComputeGflops();
   s.bandwidth_gbps = info.getMemBandwidthGbps();
   return s;

@@ -5,13 +5,15 @@
 #include "storage/escape.h"
 
 namespace strata {
-namespace {
-
-std::string Num(double v) {
+std::string PromNumber(double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.9g", v);
   return buf;
 }
+
+namespace {
+
+std::string Num(double v) { return PromNumber(v); }
 
 void Metric(std::string* out, const char* type, const std::string& name, const std::string& help, double value) {
   *out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + " " + Num(value) + "\n";

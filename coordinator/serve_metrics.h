@@ -45,5 +45,7 @@ struct ServeMetrics {
 
 // A label value, escaped as the text format wants (\\, \", \n).
 std::string PromLabel(const std::string& value);
+// A sample value in the text format (%.9g).
+std::string PromNumber(double v);
 
 }  // namespace strata

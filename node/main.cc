@@ -151,6 +151,9 @@ int main(int argc, char** argv) {
   app.add_option("--hello-timeout-ms", limits.hello_timeout_ms, "close connections with no authenticated hello by then")
       ->check(CLI::Range(1u, 3600000u));
   app.add_option("--max-sessions", options.max_sessions, "open sessions at most")->check(CLI::Range(1u, 1000000u));
+  app.add_option("--max-batch", options.max_batch,
+                 "decode steps of different sessions computed in one forward at most (continuous batching; 1: off)")
+      ->check(CLI::Range(1u, 1024u));
   CLI11_PARSE(app, argc, argv);
 
   if (!memory.empty() && !ParseSize(memory, &options.memory_budget)) {

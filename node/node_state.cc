@@ -42,7 +42,7 @@ NodeState::NodeState(const NodeOptions& options, kj::Timer& timer, kj::Network& 
     : options_(options), timer_(timer), network_(network), node_id_(RandomBytes(16)),
       compute_tier_(ComputeTier(options.device)), memory_(Budgets(options)),
       compute_([threads = options.threads]() { SetComputeThreads(threads); }), runtime_(memory_, compute_tier_, KvTiers{options.swap_dir, options.env, options.kv_policy, options.kv_int8}),
-      tasks_(error_handler_) {}
+      tasks_(error_handler_), batcher_(compute_.executor(), runtime_, tasks_, options.max_batch) {}
 
 void NodeState::ErrorHandler::taskFailed(kj::Exception&& e) {
   spdlog::warn("background task failed: {}", EscapeText(e.getDescription().cStr()));
@@ -77,6 +77,11 @@ void NodeState::FillInfo(wire::NodeInfo::Builder info) const {
   info.setActiveSessions(static_cast<uint32_t>(sessions.size()));
   info.setResidentBytes(ResidentBytesOf());
   info.setStepsComputed(runtime_.steps_computed());
+  info.setBatches(runtime_.batches());
+  info.setBatchRows(runtime_.batch_rows());
+  info.setComputeMicros(runtime_.compute_micros());
+  info.setUptimeMicros(static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started_).count()));
   const SwapStats swap = runtime_.swap_stats();
   auto w = info.initSwap();
   w.setPagesOut(swap.pages_out);

@@ -21,6 +21,7 @@
 #include "node/rate_limited_log.h"
 #include "node/stage_runtime.h"
 #include "node/stage_server.h"
+#include "node/step_batcher.h"
 #include "protocol/peer_link.h"
 #include "storage/shard_fetch.h"
 
@@ -51,6 +52,7 @@ class NodeState final : public kj::Refcounted {
   const kj::Executor& compute() { return compute_.executor(); }
   StageRuntime& runtime() { return runtime_; }  // compute thread only
   kj::TaskSet& tasks() { return tasks_; }
+  StepBatcher& batcher() { return batcher_; }  // every step goes to the compute thread through it
   const Bytes& node_id() const { return node_id_; }
   LinkSecurity security() const { return {&options_.secret, options_.tls}; }
   RateLimitedLog& refusals() { return refusals_; }
@@ -93,6 +95,7 @@ class NodeState final : public kj::Refcounted {
   RateLimitedLog refusals_;
   ErrorHandler error_handler_;
   kj::TaskSet tasks_;
+  StepBatcher batcher_;  // after tasks_: its tasks live there
 };
 
 // "0123abcd..." for logs.

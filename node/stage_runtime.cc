@@ -131,6 +131,8 @@ Result<StepOutcome> StageRuntime::Step(uint64_t session, int64_t start_pos, cons
   if (open == sessions_.end()) return Status::Error("unknown session " + std::to_string(session));
   const auto t0 = std::chrono::steady_clock::now();
   steps_computed_.fetch_add(1, std::memory_order_relaxed);
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  batch_rows_.fetch_add(1, std::memory_order_relaxed);
   Result<StageOutput> output = Status::Error("forward did not run");
   try {
     output = shard_->Forward(session, start_pos, input);
@@ -151,6 +153,57 @@ Result<StepOutcome> StageRuntime::Step(uint64_t session, int64_t start_pos, cons
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
   compute_micros_.fetch_add(outcome.micros, std::memory_order_relaxed);
   return outcome;
+}
+
+std::vector<Result<StepOutcome>> StageRuntime::StepBatch(const std::vector<BatchedStep>& steps) {
+  if (steps.size() == 1) return {Step(steps[0].session, steps[0].start_pos, *steps[0].input, steps[0].sample)};
+  std::vector<Result<StepOutcome>> outcomes(steps.size(), Result<StepOutcome>(Status::Error("not run")));
+  if (!shard_) {
+    for (auto& o : outcomes) o = Status::Error("no shard is loaded on this node");
+    return outcomes;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  std::vector<BatchStep> forward;
+  std::vector<size_t> index;  // forward[k] is steps[index[k]]
+  for (size_t i = 0; i < steps.size(); ++i) {
+    if (!sessions_.count(steps[i].session)) {
+      outcomes[i] = Status::Error("unknown session " + std::to_string(steps[i].session));
+      continue;
+    }
+    forward.push_back({steps[i].session, steps[i].start_pos, steps[i].input});
+    index.push_back(i);
+  }
+  std::vector<Result<StageOutput>> outputs;
+  try {
+    outputs = shard_->ForwardBatch(forward);
+  } catch (const std::exception& e) {  // LibTorch reports with exceptions; keep their first line
+    std::string what = e.what();
+    for (size_t i : index) outcomes[i] = Status::Error("forward failed: " + what.substr(0, what.find('\n')));
+    return outcomes;
+  }
+  const uint64_t micros = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
+  steps_computed_.fetch_add(forward.size(), std::memory_order_relaxed);
+  compute_micros_.fetch_add(micros, std::memory_order_relaxed);
+  batches_.fetch_add(1, std::memory_order_relaxed);
+  batch_rows_.fetch_add(forward.size(), std::memory_order_relaxed);
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    const BatchedStep& step = steps[index[k]];
+    if (!outputs[k].ok()) {
+      outcomes[index[k]] = outputs[k].status();
+      continue;
+    }
+    StepOutcome outcome;
+    outcome.output = std::move(outputs[k].value());
+    if (shard_->is_last() && step.sample) {
+      // The sampled token's position: right after the step's one.
+      outcome.token = sessions_.at(step.session).sampler.Sample(outcome.output.logits,
+                                                                 static_cast<uint64_t>(step.start_pos + 1));
+    }
+    outcome.micros = micros;
+    outcomes[index[k]] = std::move(outcome);
+  }
+  return outcomes;
 }
 
 }  // namespace strata

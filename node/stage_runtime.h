@@ -37,6 +37,14 @@ struct StepOutcome {
   uint64_t micros = 0;       // compute time of this stage
 };
 
+// One decode step of a batch: one position of one session.
+struct BatchedStep {
+  uint64_t session = 0;
+  int64_t start_pos = 0;
+  const StageInput* input = nullptr;  // borrowed: one token id or one row of hidden states
+  bool sample = false;
+};
+
 // Where KV pages may go beyond RAM, for every shard a runtime loads.
 struct KvTiers {
   std::string swap_dir;              // empty: no NVMe tier
@@ -60,6 +68,10 @@ class StageRuntime {
   Status Open(uint64_t session, int64_t capacity, const SamplingOptions& sampling);
   void Close(uint64_t session);
   Result<StepOutcome> Step(uint64_t session, int64_t start_pos, const StageInput& input, bool sample);
+  // Decode steps of different sessions in one forward (continuous
+  // batching): outcome i is what Step(steps[i]) alone returns, logits and
+  // token bit for bit; each outcome's micros is the batch's time.
+  std::vector<Result<StepOutcome>> StepBatch(const std::vector<BatchedStep>& steps);
   // Writes an idle session's KV to NVMe now; a no-op without an NVMe tier.
   Status Park(uint64_t session);
   bool OnDisk(uint64_t session) const;
@@ -69,6 +81,8 @@ class StageRuntime {
   // from NVMe (its next step is on its way); the swap counters.
   uint64_t steps_computed() const { return steps_computed_.load(std::memory_order_relaxed); }
   uint64_t compute_micros() const { return compute_micros_.load(std::memory_order_relaxed); }  // in forwards
+  uint64_t batches() const { return batches_.load(std::memory_order_relaxed); }        // forwards run
+  uint64_t batch_rows() const { return batch_rows_.load(std::memory_order_relaxed); }  // steps in them
   void Prefetch(uint64_t session);
   SwapStats swap_stats() const;
 
@@ -86,6 +100,7 @@ class StageRuntime {
   std::map<uint64_t, OpenSession> sessions_;  // by the node's session id
   std::atomic<uint64_t> steps_computed_{0};
   std::atomic<uint64_t> compute_micros_{0};
+  std::atomic<uint64_t> batches_{0}, batch_rows_{0};
   mutable std::mutex swap_mu_;
   std::shared_ptr<KvSwapSpace> swap_;         // guarded by swap_mu_: shard_'s NVMe tier, or null
 };

@@ -36,6 +36,7 @@ struct NodeOptions {
   uint32_t rpc_timeout_ms = 120000;   // a forward to the next stage
   uint32_t connect_timeout_ms = 10000;
   uint32_t max_sessions = 256;        // open sessions on this node
+  uint32_t max_batch = 32;            // decode steps of different sessions in one forward
   ClusterSecret secret;               // empty: no secret (loopback or --insecure)
   ClusterTls* tls = nullptr;          // borrowed from main(); null: plain TCP
   // The NVMe tier: KV pages of the least valuable sessions go to a swap file

@@ -117,24 +117,12 @@ kj::Promise<void> HandOn(NodeState* state, kj::Own<PeerLink> link, const Session
           });
 }
 
-// Runs one step on the compute thread without tying the caller to it: a
-// caller that goes away sets `cancelled`, and a step that has not started by
-// then never starts. (Dropping the executeAsync promise itself would block
-// the event loop until the compute thread got round to it.)
+// Runs one step on the compute thread, batched with other sessions' decode
+// steps (node/step_batcher). A caller that goes away drops the promise, and
+// a step that has not started by then never starts.
 kj::Promise<Result<StepOutcome>> ComputeStep(NodeState* state, uint64_t id, uint32_t start, StageInput input,
                                              bool sample) {
-  auto cancelled = std::make_shared<std::atomic<bool>>(false);
-  auto paf = kj::newPromiseAndFulfiller<Result<StepOutcome>>();
-  auto run = [state, id, start, input = kj::mv(input), sample, cancelled]() -> Result<StepOutcome> {
-    if (cancelled->load()) {
-      spdlog::info("session={} step at {} skipped: its caller went away", HexId(id), start);
-      return Status::Error("cancelled: the caller went away");
-    }
-    return state->runtime().Step(id, start, input, sample);
-  };
-  state->tasks().add(state->compute().executeAsync(kj::mv(run)).then(
-      [fulfiller = kj::mv(paf.fulfiller)](Result<StepOutcome>&& r) mutable { fulfiller->fulfill(kj::mv(r)); }));
-  return paf.promise.attach(kj::defer([cancelled]() { cancelled->store(true); }));
+  return state->batcher().Submit(id, start, kj::mv(input), sample);
 }
 
 }  // namespace

@@ -71,6 +71,10 @@ struct NodeInfo {
   memBandwidthGbps @18 :Float32; # measured at start: memory read bandwidth (what decode is bound by)
   fetchDoneBytes @19 :UInt64;   # the shard being fetched into the cache: bytes in and verified
   fetchTotalBytes @20 :UInt64;  # and what it needs
+  batches @21 :UInt64;          # forwards run (a batch of decode steps counts once)
+  batchRows @22 :UInt64;        # steps in them: batchRows / batches is the mean batch
+  computeMicros @23 :UInt64;    # time spent in forwards since the node started
+  uptimeMicros @24 :UInt64;     # since the node started
 }
 
 struct ModelSource {

@@ -204,6 +204,18 @@ TEST(ServeTest, MalformedRequestsGet4xxAndTheServerStaysUp) {
   EXPECT_EQ(Http(c, R"({"prompt":"x","max_tokens":2})").status, 200) << "still serving";
 }
 
+// The sum over every node of a per-node series on the coordinator's /metrics.
+double SumOfSeries(const std::string& metrics, const std::string& name) {
+  double sum = 0;
+  std::istringstream lines(metrics);
+  for (std::string line; std::getline(lines, line);) {
+    if (line.rfind(name + "{", 0) == 0) sum += std::stod(line.substr(line.rfind(' ') + 1));
+  }
+  return sum;
+}
+
+// Run together, the requests share forwards (continuous batching), and each
+// still returns exactly its text alone.
 TEST(ServeTest, ConcurrentSeededRequestsReturnWhatTheyReturnAlone) {
   Server server({"--max-running", "32"});
   const int n = 32;
@@ -216,6 +228,7 @@ TEST(ServeTest, ConcurrentSeededRequestsReturnWhatTheyReturnAlone) {
     ASSERT_EQ(r.status, 200) << r.body;
     alone[static_cast<size_t>(i)] = json::parse(r.body)["choices"][0]["text"];
   }
+  const std::string before = Http(server.url() + "/metrics").body;
   std::vector<std::thread> clients;
   for (int i = 0; i < n; ++i) {
     clients.emplace_back([&, i]() {
@@ -226,6 +239,11 @@ TEST(ServeTest, ConcurrentSeededRequestsReturnWhatTheyReturnAlone) {
   }
   for (auto& t : clients) t.join();
   EXPECT_EQ(alone, together);
+  const std::string after = Http(server.url() + "/metrics").body;
+  const double rows = SumOfSeries(after, "strata:node_batch_rows_total") - SumOfSeries(before, "strata:node_batch_rows_total");
+  const double batches = SumOfSeries(after, "strata:node_batches_total") - SumOfSeries(before, "strata:node_batches_total");
+  EXPECT_GE(rows, 2 * n) << "at least a step of every request on both stages";
+  EXPECT_GT(rows, 2 * batches) << "concurrent decodes share forwards: " << rows << " steps in " << batches << " forwards";
   std::set<std::string> distinct(alone.begin(), alone.end());
   EXPECT_GT(distinct.size(), 8u) << "different seeds sample differently";
 }

@@ -1,0 +1,112 @@
+#include "node/step_batcher.h"
+
+#include <spdlog/spdlog.h>
+
+#include "node/node_state.h"
+
+namespace strata {
+namespace {
+
+int64_t Positions(const StageInput& input) {
+  if (input.is_tokens()) return static_cast<int64_t>(input.tokens.size());
+  return input.hidden.shape.empty() ? 0 : input.hidden.shape[0];
+}
+
+}  // namespace
+
+StepBatcher::StepBatcher(const kj::Executor& compute, StageRuntime& runtime, kj::TaskSet& tasks, size_t max_batch)
+    : compute_(compute), runtime_(runtime), tasks_(tasks), max_batch_(max_batch == 0 ? 1 : max_batch) {}
+
+kj::Promise<Result<StepOutcome>> StepBatcher::Submit(uint64_t session, uint32_t start, StageInput input,
+                                                    bool sample) {
+  auto paf = kj::newPromiseAndFulfiller<Result<StepOutcome>>();
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
+  queue_.push_back(Waiting{session, start, kj::mv(input), sample, kj::mv(paf.fulfiller), cancelled});
+  Schedule();
+  return paf.promise.attach(kj::defer([cancelled]() { cancelled->store(true); }));
+}
+
+void StepBatcher::Schedule() {
+  if (running_ || scheduled_) return;
+  scheduled_ = true;
+  tasks_.add(kj::evalLast([this]() {
+    scheduled_ = false;
+    Launch();
+  }));
+}
+
+std::vector<StepBatcher::Waiting> StepBatcher::TakeBatch() {
+  // Steps whose caller left go first, unrun.
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    if (!it->cancelled->load()) {
+      ++it;
+      continue;
+    }
+    spdlog::info("session={} step at {} skipped: its caller went away", HexId(it->session), it->start);
+    it->fulfiller->fulfill(Status::Error("cancelled: the caller went away"));
+    it = queue_.erase(it);
+  }
+  std::vector<Waiting> batch;
+  if (queue_.empty()) return batch;
+  // A prompt chunk at the head goes alone after a decode batch (or when no
+  // decode can go), so prefill and decode take turns.
+  const bool head_is_chunk = Positions(queue_.front().input) != 1;
+  std::set<uint64_t> seen = running_sessions_;  // a session's later steps wait for its earlier ones
+  if (!(head_is_chunk && last_was_decode_)) {
+    for (auto it = queue_.begin(); it != queue_.end() && batch.size() < max_batch_;) {
+      const bool first_of_session = seen.insert(it->session).second;
+      if (first_of_session && Positions(it->input) == 1) {
+        batch.push_back(kj::mv(*it));
+        it = queue_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  if (batch.empty() && head_is_chunk) {
+    batch.push_back(kj::mv(queue_.front()));
+    queue_.pop_front();
+  }
+  last_was_decode_ = !batch.empty() && Positions(batch.front().input) == 1;
+  return batch;
+}
+
+void StepBatcher::Launch() {
+  if (running_) return;
+  auto batch = kj::heap<std::vector<Waiting>>(TakeBatch());
+  if (batch->empty()) return;
+  running_ = true;
+  for (const Waiting& w : *batch) running_sessions_.insert(w.session);
+  std::vector<BatchedStep> steps;
+  for (const Waiting& w : *batch) steps.push_back({w.session, static_cast<int64_t>(w.start), &w.input, w.sample});
+  auto run = [this, steps = kj::mv(steps), batch = batch.get()]() {
+    // A caller that left while the batch crossed threads: drop its step here.
+    std::vector<BatchedStep> live;
+    std::vector<size_t> index;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      if ((*batch)[i].cancelled->load()) continue;
+      live.push_back(steps[i]);
+      index.push_back(i);
+    }
+    std::vector<Result<StepOutcome>> outcomes(steps.size(), Result<StepOutcome>(Status::Error("cancelled: the caller went away")));
+    if (live.empty()) return outcomes;
+    auto ran = runtime_.StepBatch(live);
+    for (size_t k = 0; k < ran.size(); ++k) outcomes[index[k]] = kj::mv(ran[k]);
+    return outcomes;
+  };
+  tasks_.add(compute_.executeAsync(kj::mv(run)).then(
+      [this, batch = kj::mv(batch)](std::vector<Result<StepOutcome>>&& outcomes) mutable {
+        for (size_t i = 0; i < batch->size(); ++i) (*batch)[i].fulfiller->fulfill(kj::mv(outcomes[i]));
+        running_ = false;
+        running_sessions_.clear();
+        Launch();  // what arrived while this batch ran is all here: no need to wait
+      },
+      [this](kj::Exception&& e) {
+        running_ = false;
+        running_sessions_.clear();
+        Launch();
+        kj::throwFatalException(kj::mv(e));
+      }));
+}
+
+}  // namespace strata

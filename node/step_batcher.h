@@ -1,0 +1,68 @@
+#pragma once
+// StepBatcher: the node's queue of validated steps waiting for the compute
+// thread, and continuous batching over it. While the compute thread runs a
+// forward, new steps wait here; when it is free, every waiting decode step
+// (one position each, of different sessions) goes in one forward, up to
+// max_batch. So sessions join and leave the batch at token boundaries, and
+// the weights are read once per forward, not once per session.
+//
+// Rules that keep it fair and exact:
+// - A session's steps run in the order they arrived: a step waits while an
+//   earlier step of its session is queued or running.
+// - A multi-position step (a prompt chunk) runs alone, with the single
+//   forward; after a decode batch, a waiting chunk goes next, so prefill
+//   is never starved, and decodes run between the chunks of a long prompt.
+// - A launch waits until the event loop has nothing else to do
+//   (kj::evalLast), so steps that arrived together go in together.
+// - A step whose caller went away before it started never runs.
+//
+// Not thread-safe: lives on the node's event-loop thread; the runtime is
+// touched only inside compute.executeAsync.
+#include <kj/async.h>
+
+#include <atomic>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <set>
+
+#include "node/stage_runtime.h"
+
+namespace strata {
+
+class StepBatcher {
+ public:
+  // `compute`, `runtime` and `tasks` are borrowed and outlive the batcher.
+  StepBatcher(const kj::Executor& compute, StageRuntime& runtime, kj::TaskSet& tasks, size_t max_batch);
+
+  // Queues a validated step; the promise gives its outcome. Dropping the
+  // promise cancels the step if it has not started.
+  kj::Promise<Result<StepOutcome>> Submit(uint64_t session, uint32_t start, StageInput input, bool sample);
+
+  size_t waiting() const { return queue_.size(); }
+
+ private:
+  struct Waiting {
+    uint64_t session = 0;
+    uint32_t start = 0;
+    StageInput input;
+    bool sample = false;
+    kj::Own<kj::PromiseFulfiller<Result<StepOutcome>>> fulfiller;
+    std::shared_ptr<std::atomic<bool>> cancelled;
+  };
+  void Schedule();  // a launch once the event loop is idle
+  void Launch();    // the next batch to the compute thread, if it is free
+  std::vector<Waiting> TakeBatch();
+
+  const kj::Executor& compute_;
+  StageRuntime& runtime_;
+  kj::TaskSet& tasks_;
+  const size_t max_batch_;
+  std::deque<Waiting> queue_;
+  std::set<uint64_t> running_sessions_;  // sessions with a step in the running batch
+  bool running_ = false;                 // a batch is on the compute thread
+  bool scheduled_ = false;               // a Launch is queued (evalLast)
+  bool last_was_decode_ = false;         // the running/last batch was decodes: a chunk goes next
+};
+
+}  // namespace strata
