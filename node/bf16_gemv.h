@@ -21,10 +21,10 @@ void Bf16GemvRows(const uint16_t* w, const uint16_t* x, const uint16_t* bias, ui
 // The f32 dot product of one weight row w[cols] with x[cols], before bias
 // and rounding: what Bf16GemvRows computes for each row.
 float Bf16Dot(const uint16_t* w, const uint16_t* x, int64_t cols);
-// The same dot for `batch` activation rows x[batch, cols] into out[batch],
-// the weight row loaded once for them all; out[i] == Bf16Dot(w, x[i]) bit
-// for bit.
-void Bf16DotBatch(const uint16_t* w, const uint16_t* x, int64_t batch, int64_t cols, float* out);
+// Every dot of weight rows w[rows, cols] with activation rows x[batch, cols]
+// into out[rows, batch], in register tiles of 4 x 4;
+// out[r, b] == Bf16Dot(w[r], x[b]) bit for bit.
+void Bf16Dots(const uint16_t* w, int64_t rows, const uint16_t* x, int64_t batch, int64_t cols, float* out);
 inline constexpr int64_t kMaxDotBatch = 64;  // Bf16GemvBatchRows' rows per pass over a weight row
 
 // The same for `batch` activation rows x[batch, cols] at once, into

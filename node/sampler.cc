@@ -30,7 +30,14 @@ int32_t Sampler::Sample(const std::vector<float>& logits, uint64_t position) con
   std::iota(order.begin(), order.end(), 0);
   const uint32_t k = options_.top_k == 0 ? static_cast<uint32_t>(n) : std::min<uint32_t>(options_.top_k, n);
   auto by_logit = [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); };
-  std::partial_sort(order.begin(), order.begin() + k, order.end(), by_logit);
+  // The comparator is a total order, so both sorts give the same candidates
+  // in the same order; a full sort is ~3x faster than a heap's partial sort
+  // when most of the vocabulary is kept (top_k off).
+  if (static_cast<uint64_t>(k) * 2 >= static_cast<uint64_t>(n)) {
+    std::sort(order.begin(), order.end(), by_logit);
+  } else {
+    std::partial_sort(order.begin(), order.begin() + k, order.end(), by_logit);
+  }
   order.resize(k);
   // Softmax over the candidates at the given temperature, in double.
   std::vector<double> probs(k);

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "node/node_state.h"
 
 namespace strata {
@@ -14,8 +16,17 @@ int64_t Positions(const StageInput& input) {
 
 }  // namespace
 
-StepBatcher::StepBatcher(const kj::Executor& compute, StageRuntime& runtime, kj::TaskSet& tasks, size_t max_batch)
-    : compute_(compute), runtime_(runtime), tasks_(tasks), max_batch_(max_batch == 0 ? 1 : max_batch) {}
+StepBatcher::StepBatcher(const kj::Executor& compute, StageRuntime& runtime, kj::Timer& timer, kj::TaskSet& tasks,
+                         size_t max_batch)
+    : compute_(compute), runtime_(runtime), timer_(timer), tasks_(tasks), max_batch_(max_batch == 0 ? 1 : max_batch) {}
+
+size_t StepBatcher::QueuedDecodes() const {
+  std::set<uint64_t> sessions;
+  for (const Waiting& w : queue_) {
+    if (Positions(w.input) == 1) sessions.insert(w.session);
+  }
+  return sessions.size();
+}
 
 kj::Promise<Result<StepOutcome>> StepBatcher::Submit(uint64_t session, uint32_t start, StageInput input,
                                                     bool sample) {
@@ -28,6 +39,10 @@ kj::Promise<Result<StepOutcome>> StepBatcher::Submit(uint64_t session, uint32_t 
 
 void StepBatcher::Schedule() {
   if (running_ || scheduled_) return;
+  if (gather_ > 0) {
+    if (QueuedDecodes() < gather_) return;  // the window's timer launches otherwise
+    gather_ = 0;
+  }
   scheduled_ = true;
   tasks_.add(kj::evalLast([this]() {
     scheduled_ = false;
@@ -94,19 +109,39 @@ void StepBatcher::Launch() {
     for (size_t k = 0; k < ran.size(); ++k) outcomes[index[k]] = kj::mv(ran[k]);
     return outcomes;
   };
+  const size_t decode_rows = Positions(batch->front().input) == 1 ? batch->size() : 0;
   tasks_.add(compute_.executeAsync(kj::mv(run)).then(
-      [this, batch = kj::mv(batch)](std::vector<Result<StepOutcome>>&& outcomes) mutable {
-        for (size_t i = 0; i < batch->size(); ++i) (*batch)[i].fulfiller->fulfill(kj::mv(outcomes[i]));
-        running_ = false;
-        running_sessions_.clear();
-        Launch();  // what arrived while this batch ran is all here: no need to wait
+      [this, batch = kj::mv(batch), decode_rows](std::vector<Result<StepOutcome>>&& outcomes) mutable {
+        uint64_t micros = 0;
+        for (size_t i = 0; i < batch->size(); ++i) {
+          if (outcomes[i].ok()) micros = std::max(micros, outcomes[i]->micros);
+          (*batch)[i].fulfiller->fulfill(kj::mv(outcomes[i]));
+        }
+        Done(decode_rows, micros);
       },
       [this](kj::Exception&& e) {
-        running_ = false;
-        running_sessions_.clear();
-        Launch();
+        Done(0, 0);
         kj::throwFatalException(kj::mv(e));
       }));
+}
+
+void StepBatcher::Done(size_t decode_rows, uint64_t micros) {
+  running_ = false;
+  running_sessions_.clear();
+  if (decode_rows > 1 && QueuedDecodes() < decode_rows) {
+    // Gather: the batch's sessions come back through the coordinator.
+    gather_ = decode_rows;
+    const uint64_t generation = ++gather_generation_;
+    const uint64_t window_us = std::min<uint64_t>(std::max<uint64_t>(micros / 4, 200), 50000);
+    tasks_.add(timer_.afterDelay(window_us * kj::MICROSECONDS).then([this, generation]() {
+      if (generation != gather_generation_ || gather_ == 0) return;
+      gather_ = 0;
+      Schedule();
+    }));
+    return;
+  }
+  gather_ = 0;
+  Schedule();
 }
 
 }  // namespace strata

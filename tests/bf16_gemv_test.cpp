@@ -52,21 +52,24 @@ TEST(Bf16GemvTest, BatchRowsEqualEachRowAlone) {
 // sees a reorder that BF16 rounding would mostly hide.
 TEST(Bf16GemvTest, BatchDotsEqualSingleDotsBeforeRounding) {
   if (!Bf16GemvAvailable()) GTEST_SKIP() << "this CPU has no AVX512-BF16";
-  const int64_t cols = 2048 + 32, batch = 11;
+  const int64_t cols = 2048 + 96, rows = 7, batch = 11;  // tails of every tile shape, and of the column loop
   std::mt19937 rng(11);
-  auto w = Random(static_cast<size_t>(cols), rng);
+  auto w = Random(static_cast<size_t>(rows * cols), rng);
   auto x = Random(static_cast<size_t>(batch * cols), rng);
-  std::vector<float> together(static_cast<size_t>(batch));
-  Bf16DotBatch(w.data(), x.data(), batch, cols, together.data());
+  std::vector<float> together(static_cast<size_t>(rows * batch));
+  Bf16Dots(w.data(), rows, x.data(), batch, cols, together.data());
   int reordered_differs = 0;
-  for (int64_t i = 0; i < batch; ++i) {
-    const float alone = Bf16Dot(w.data(), x.data() + i * cols, cols);
-    EXPECT_EQ(std::memcmp(&alone, &together[static_cast<size_t>(i)], sizeof(float)), 0) << "row " << i;
-    float sequential = 0;
-    for (int64_t c = 0; c < cols; ++c) sequential += Bf16ToFloat(w[c]) * Bf16ToFloat(x[i * cols + c]);
-    reordered_differs += std::memcmp(&alone, &sequential, sizeof(float)) != 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t i = 0; i < batch; ++i) {
+      const float alone = Bf16Dot(w.data() + r * cols, x.data() + i * cols, cols);
+      EXPECT_EQ(std::memcmp(&alone, &together[static_cast<size_t>(r * batch + i)], sizeof(float)), 0)
+          << "weight row " << r << " activation row " << i;
+      float sequential = 0;
+      for (int64_t c = 0; c < cols; ++c) sequential += Bf16ToFloat(w[r * cols + c]) * Bf16ToFloat(x[i * cols + c]);
+      reordered_differs += std::memcmp(&alone, &sequential, sizeof(float)) != 0;
+    }
   }
-  EXPECT_GT(reordered_differs, batch / 2) << "a sequential sum matched the kernel's bits: the test cannot see a reorder";
+  EXPECT_GT(reordered_differs, rows * batch / 2) << "a sequential sum matched the kernel's bits: the test cannot see a reorder";
 }
 
 }  // namespace
