@@ -79,6 +79,7 @@ struct Job final : public TokenSink {
   bool first_chunk = true;
 
   Job(ApiServer::Impl& s, CompletionParams p, std::vector<int32_t> ids);
+  int64_t kv_need() const { return static_cast<int64_t>(prompt.size()) + params.max_tokens; }
   ~Job() noexcept override;
   void OnToken(int32_t token, const std::string& text, const std::vector<float>& logits) override;
   void Write(std::string text);
@@ -90,7 +91,9 @@ struct Job final : public TokenSink {
 struct ApiServer::Impl final : public kj::HttpService {
   Impl(kj::Timer& timer, Pipeline& pipeline, const Tokenizer& tokenizer, ApiServerOptions options)
       : pipeline(pipeline), tokenizer(tokenizer), options(std::move(options)), table(MakeTable()),
-        server(timer, *table, *this) {}
+        server(timer, *table, *this) {
+    metrics.kv_capacity = this->options.kv_tokens;
+  }
 
   kj::Own<kj::HttpHeaderTable> MakeTable() {
     kj::HttpHeaderTable::Builder builder;
@@ -157,14 +160,22 @@ struct ApiServer::Impl final : public kj::HttpService {
     return write.attach(kj::mv(stream), kj::mv(bytes));
   }
   // A slot to generate in: now, after a wait in the queue, or (queue full) an error.
-  kj::Maybe<kj::Promise<void>> Admit();
-  void Release();
+  // `need`: KV positions the request reserves.
+  kj::Maybe<kj::Promise<void>> Admit(int64_t need);
+  void Release(int64_t need);
+  bool Fits(int64_t need) const {
+    return metrics.running < options.max_running && (options.kv_tokens == 0 || metrics.kv_reserved + need <= options.kv_tokens);
+  }
 
   Pipeline& pipeline;
   const Tokenizer& tokenizer;
   ApiServerOptions options;
   ServeMetrics metrics;
-  std::deque<kj::Own<kj::PromiseFulfiller<void>>> waiting;  // FIFO of queued requests
+  struct Waiting {
+    kj::Own<kj::PromiseFulfiller<void>> admit;
+    int64_t need = 0;  // KV positions
+  };
+  std::deque<Waiting> waiting;  // FIFO of queued requests
   std::map<std::string, const Job*> active;                 // requests in flight, by id (each Job registers itself)
   std::mt19937_64 rng{std::random_device{}()};
   kj::HttpHeaderId authorization = kj::HttpHeaderId::HOST, retry_after = kj::HttpHeaderId::HOST;
@@ -189,7 +200,7 @@ Job::Job(ApiServer::Impl& s, CompletionParams p, std::vector<int32_t> ids)
 Job::~Job() noexcept {
   server.active.erase(id);
   if (opened) server.pipeline.CloseSessionAsync(session);  // frees its KV on every stage
-  if (admitted) server.Release();
+  if (admitted) server.Release(kv_need());
   if (admitted && !finished) {
     ++server.metrics.requests_cancelled;
     spdlog::info("request {} cancelled: the client went away", id);
@@ -252,26 +263,33 @@ void Job::Write(std::string text) {
 
 }  // namespace
 
-kj::Maybe<kj::Promise<void>> ApiServer::Impl::Admit() {
-  if (metrics.running < options.max_running && waiting.empty()) {
+kj::Maybe<kj::Promise<void>> ApiServer::Impl::Admit(int64_t need) {
+  if (waiting.empty() && Fits(need)) {
     ++metrics.running;
+    metrics.kv_reserved += need;
     return kj::Promise<void>(kj::READY_NOW);
   }
   if (static_cast<int>(waiting.size()) >= options.max_queue) return nullptr;
   auto paf = kj::newPromiseAndFulfiller<void>();
-  waiting.push_back(kj::mv(paf.fulfiller));
+  waiting.push_back({kj::mv(paf.fulfiller), need});
   metrics.waiting = static_cast<int64_t>(waiting.size());
   return kj::mv(paf.promise);
 }
 
-void ApiServer::Impl::Release() {
+void ApiServer::Impl::Release(int64_t need) {
   --metrics.running;
-  // The next in line whose client is still there takes the slot.
-  while (!waiting.empty() && metrics.running < options.max_running) {
-    auto next = kj::mv(waiting.front());
-    waiting.pop_front();
-    if (!next->isWaiting()) continue;
+  metrics.kv_reserved -= need;
+  // The next in line whose client is still there, in order, while they fit.
+  while (!waiting.empty()) {
+    if (!waiting.front().admit->isWaiting()) {
+      waiting.pop_front();
+      continue;
+    }
+    if (!Fits(waiting.front().need)) break;
     ++metrics.running;
+    metrics.kv_reserved += waiting.front().need;
+    auto next = kj::mv(waiting.front().admit);
+    waiting.pop_front();
     next->fulfill();
   }
   metrics.waiting = static_cast<int64_t>(waiting.size());
@@ -340,6 +358,18 @@ kj::Promise<void> ApiServer::Impl::Completion(bool chat, const kj::HttpHeaders& 
                                           "invalid_request_error", chat ? "messages" : "prompt"});
             }
             params.max_tokens = std::min<int64_t>(params.max_tokens, context - static_cast<int64_t>(ids.size()));
+            if (options.kv_tokens > 0) {
+              // No request may need more KV than the whole cluster holds.
+              if (static_cast<int64_t>(ids.size()) >= options.kv_tokens) {
+                return SendError(response, {400,
+                                            "the prompt is " + std::to_string(ids.size()) +
+                                                " tokens; the cluster's KV cache holds " +
+                                                std::to_string(options.kv_tokens),
+                                            "invalid_request_error", chat ? "messages" : "prompt"});
+              }
+              params.max_tokens =
+                  std::min<int64_t>(params.max_tokens, options.kv_tokens - static_cast<int64_t>(ids.size()));
+            }
             auto job = kj::heap<Job>(*this, kj::mv(params), kj::mv(ids));
             return Generate(kj::mv(job), response);
           },
@@ -350,7 +380,7 @@ kj::Promise<void> ApiServer::Impl::Completion(bool chat, const kj::HttpHeaders& 
 
 kj::Promise<void> ApiServer::Impl::Generate(kj::Own<Job> job, Response& response) {
   kj::Promise<void> admitted = nullptr;
-  KJ_IF_MAYBE(slot, Admit()) {
+  KJ_IF_MAYBE(slot, Admit(job->kv_need())) {
     admitted = kj::mv(*slot);
   } else {
     ++metrics.requests_rejected;

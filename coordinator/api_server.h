@@ -5,9 +5,11 @@
 //   GET  /v1/models, /health, /metrics (Prometheus text),
 //        / (the dashboard: coordinator/dashboard), /v1/strata/status (its data)
 // Each request is a GenerationDriver on a pipeline session of its own; the
-// event loop interleaves their steps. Admission is bounded: at most
-// `max_running` generate at once, `max_queue` wait, and the rest get 429 with
-// Retry-After. A streaming client that goes away cancels its request between
+// event loop interleaves their steps. Admission is bounded by slots and by
+// KV capacity: at most `max_running` generate at once, and together they
+// reserve at most `kv_tokens` positions of KV cache (prompt + max_tokens
+// each: what the cluster's paged KV, RAM and NVMe tiers, holds). Others wait
+// in FIFO order, at most `max_queue`; the rest get 429 with Retry-After. A streaming client that goes away cancels its request between
 // steps, and its session is closed on every stage, freeing its KV. Bodies are
 // validated before anything is allocated (coordinator/openai_api).
 //
@@ -32,6 +34,7 @@ struct ApiServerOptions {
   int max_queue = 64;
   int64_t context = 0;           // tokens a session may hold (the model's context)
   int64_t prefill_chunk = 512;
+  int64_t kv_tokens = 0;         // KV positions the cluster holds (the least of its stages); 0: unbounded
   ChatTemplate chat_template = ChatTemplate::kChatMl;
 };
 

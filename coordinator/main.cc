@@ -160,6 +160,8 @@ int Serve(int argc, char** argv) {
   f.String("served-model-name", &s.served_name, "the model's name in the API (default: from --model)");
   f.Int("max-running", &s.max_running, 1, 4096, "requests generating at once");
   f.Int("max-queue", &s.max_queue, 0, 1 << 20, "requests waiting for a slot; beyond, 429 with Retry-After");
+  f.Int("kv-tokens", &s.kv_tokens, 0, int64_t{1} << 40,
+        "KV positions running requests may reserve, prompt + max_tokens each (0: what the nodes' RAM and NVMe hold)");
   f.Int("context", &s.context, 0, 1 << 24, "tokens a request may hold (0: the model's context)");
   f.Int("prefill-chunk", &s.model.prefill_chunk, 1, 1 << 20, "most prompt tokens per pipeline step");
   std::string error;

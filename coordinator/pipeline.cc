@@ -184,7 +184,9 @@ kj::Promise<void> Pipeline::DrawFetchProgress(kj::Own<bool> done, std::chrono::s
 }
 
 void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype, const Source* source) {
+  submits_.reset();  // the first stage may change
   stages_.clear();
+  submits_.reset();
   lost_ = nullptr;  // watches the new stages from the next step on
   for (const auto& s : plan.stages) stages_.push_back(s.node);
   // Every node loads at once; the error of the first that fails is reported.
@@ -280,6 +282,7 @@ std::pair<uint32_t, uint32_t> Pipeline::ResumeSession(uint64_t session, const By
 bool Pipeline::UseLoadedShards(int64_t num_layers, ShardPlan* plan) {
   plan->stages.clear();
   stages_.clear();
+  submits_.reset();
   lost_ = nullptr;  // watches the new stages from the next step on
   int64_t at = 0;
   while (at < num_layers) {
@@ -299,20 +302,10 @@ bool Pipeline::UseLoadedShards(int64_t num_layers, ShardPlan* plan) {
 
 namespace {
 
-// A first-stage step of `tokens` at [start_pos, start_pos + n).
-void FillStep(wire::Step::Builder step, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
-              bool sample) {
-  step.setStartPos(start_pos);
-  step.setWantLogits(want_logits);
-  step.setSample(sample);
-  auto ids = step.initInput().initTokens(static_cast<unsigned>(tokens.size()));
-  for (size_t i = 0; i < tokens.size(); ++i) ids.set(static_cast<unsigned>(i), static_cast<uint32_t>(tokens[i]));
-}
-
 capnp::Request<wire::Session::ForwardParams, wire::Session::ForwardResults> ForwardRequest(
     wire::Session::Client& first, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits, bool sample) {
   auto request = first.forwardRequest();
-  FillStep(request.initStep(), start_pos, tokens, want_logits, sample);
+  FillFirstStep(request.initStep(), start_pos, tokens, want_logits, sample);
   return request;
 }
 
@@ -407,11 +400,12 @@ kj::Promise<StepReply> Pipeline::StepAsync(uint64_t session, uint32_t start_pos,
   auto sink = sinks_.find(session);
   if (found == sessions_.end() || sink == sinks_.end()) return KJ_EXCEPTION(FAILED, "no open session", session);
   auto result = sink->second.impl->Expect(start_pos, want_logits);
-  auto request = found->second[0].submitRequest();
-  FillStep(request.initStep(), start_pos, tokens, want_logits, sample);
-  // The first stage takes the step (or refuses it, naming why); the result
-  // then comes from the last stage, or a failure from whichever stage failed.
-  auto taken = env_.Bound(request.send().ignoreResult(), env_.timeouts().call_ms, stage_node(0).Label());
+  if (!submits_) submits_ = std::make_unique<SubmitQueue>(stage_node(0).control());
+  // The first stage takes the step (with the other sessions' steps of this
+  // turn, in one message) or refuses it, naming why; the result then comes
+  // from the last stage, or a failure from whichever stage failed.
+  auto taken = env_.Bound(submits_->Submit(found->second[0], start_pos, tokens, want_logits, sample),
+                          env_.timeouts().call_ms, stage_node(0).Label());
   auto reported = taken.then([result = kj::mv(result)]() mutable { return kj::mv(result); })
                       .exclusiveJoin(AnyStageLost().then([]() -> StepReply { KJ_UNREACHABLE; }));
   return env_.Bound(kj::mv(reported), env_.timeouts().call_ms, "the pipeline");

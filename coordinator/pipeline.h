@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/submit_queue.h"
 #include "coordinator/shard_plan.h"
 #include "protocol/host_tensor.h"
 #include "protocol/peer_link.h"
@@ -203,6 +204,9 @@ class Pipeline {
     wire::StepSink::Client client = nullptr;
   };
   std::map<uint64_t, Sink> sinks_;
+  // Steps to the first stage, batched per event-loop turn (made at the first
+  // step, once the stages are wired; destroyed before nodes_).
+  std::unique_ptr<SubmitQueue> submits_;
 };
 
 }  // namespace strata

@@ -45,6 +45,28 @@ Result<std::string> LoadApiKey(const std::string& path) {
   return key;
 }
 
+// The KV positions the cluster holds once loaded: on each stage, what its
+// memory tiers (RAM, NVMe, device) have left after the weights, over the KV
+// bytes a position costs on that stage's layers, less room for the node's
+// attention scratches (up to four, each a context long); the least of the
+// stages. Admission reserves from it.
+int64_t KvTokensHeld(Pipeline& pipeline, RpcEnv& env, const ModelConfig& config, TensorDType dtype, int64_t context) {
+  int64_t least = -1;
+  for (size_t i = 0; i < pipeline.stage_count(); ++i) {
+    const NodeStatus s = pipeline.stage_node(i).Status(env);
+    uint64_t free = 0;
+    for (const auto& t : s.tiers) free += t.budget > t.used ? t.budget - t.used : 0;
+    const uint64_t per_token = static_cast<uint64_t>(s.end_layer - s.first_layer) * 2 * config.num_kv_heads *
+                               config.head_dim * ElementSize(dtype);
+    if (per_token == 0) continue;
+    int64_t scratch = 64;
+    while (scratch < context) scratch *= 2;
+    const int64_t tokens = std::max<int64_t>(0, static_cast<int64_t>(free / per_token) - 4 * scratch);
+    least = least < 0 ? tokens : std::min(least, tokens);
+  }
+  return std::max<int64_t>(least, 1);
+}
+
 }  // namespace
 
 int RunServe(const ServeFlags& flags) {
@@ -108,6 +130,7 @@ int RunServe(const ServeFlags& flags) {
     if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
     pipeline.Load(model_dir, plan.value(), dtype);
     std::cerr << plan->Describe(capacities);
+    options.kv_tokens = flags.kv_tokens > 0 ? flags.kv_tokens : KvTokensHeld(pipeline, env, config, dtype, options.context);
     kj::Own<kj::ConnectionReceiver> receiver;
     KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
       receiver = io.provider->getNetwork().parseAddress(flags.http).wait(io.waitScope)->listen();
@@ -118,7 +141,8 @@ int RunServe(const ServeFlags& flags) {
     // One line a reader can parse: what is served, and where.
     std::cout << "serving " << options.model_name << " on http://" << host << ":" << receiver->getPort()
               << " (chat template " << ChatTemplateName(options.chat_template) << ", " << options.max_running
-              << " requests at once, " << options.max_queue << " queued)" << std::endl;
+              << " requests at once, " << options.max_queue << " queued, KV for " << options.kv_tokens << " tokens)"
+              << std::endl;
     kj::UnixEventPort::captureSignal(SIGTERM);
     auto serving = api.Listen(*receiver);
     auto stop = io.unixEventPort.onSignal(SIGINT).exclusiveJoin(io.unixEventPort.onSignal(SIGTERM));

@@ -16,6 +16,7 @@ struct ServeFlags {
   int64_t max_running = 8;
   int64_t max_queue = 64;
   int64_t context = 0;          // tokens per session (0: the model's)
+  int64_t kv_tokens = 0;        // KV positions admission may reserve (0: what the nodes hold after loading)
 };
 
 // The process exit code; errors print one line to stderr.

@@ -48,6 +48,10 @@ std::string ServeMetrics::Render(const std::string& node_lines) const {
   std::string out;
   Metric(&out, "gauge", "strata:num_requests_running", "Requests generating now.", static_cast<double>(running));
   Metric(&out, "gauge", "strata:num_requests_waiting", "Requests queued for a slot.", static_cast<double>(waiting));
+  Metric(&out, "gauge", "strata:kv_cache_usage_perc", "Share of the cluster's KV positions reserved by running requests.",
+         kv_capacity > 0 ? static_cast<double>(kv_reserved) / static_cast<double>(kv_capacity) : 0.0);
+  Metric(&out, "gauge", "strata:kv_cache_capacity_tokens", "KV positions the cluster holds (0: unbounded).",
+         static_cast<double>(kv_capacity));
   out += "# HELP strata:request_success_total Requests by how they ended.\n# TYPE strata:request_success_total counter\n";
   out += "strata:request_success_total{finished_reason=\"ok\"} " + std::to_string(requests_ok) + "\n";
   out += "strata:request_success_total{finished_reason=\"error\"} " + std::to_string(requests_failed) + "\n";

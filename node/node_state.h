@@ -6,6 +6,7 @@
 //
 // Not thread-safe: every field is touched on the event-loop thread only,
 // except runtime(), which is touched only inside compute().executeAsync(...).
+#include <capnp/capability.h>
 #include <kj/async-io.h>
 #include <kj/refcount.h>
 #include <kj/timer.h>
@@ -22,6 +23,7 @@
 #include "node/stage_runtime.h"
 #include "node/stage_server.h"
 #include "node/step_batcher.h"
+#include "node/hand_on_queue.h"
 #include "protocol/peer_link.h"
 #include "storage/shard_fetch.h"
 
@@ -53,6 +55,7 @@ class NodeState final : public kj::Refcounted {
   StageRuntime& runtime() { return runtime_; }  // compute thread only
   kj::TaskSet& tasks() { return tasks_; }
   StepBatcher& batcher() { return batcher_; }  // every step goes to the compute thread through it
+  HandOnQueue& hand_on() { return hand_on_; }  // and every submitted step on to the next stage
   const Bytes& node_id() const { return node_id_; }
   LinkSecurity security() const { return {&options_.secret, options_.tls}; }
   RateLimitedLog& refusals() { return refusals_; }
@@ -74,6 +77,9 @@ class NodeState final : public kj::Refcounted {
   std::map<Bytes, Bytes> kept;             // keep key -> ticket, for every kept session
   uint64_t next_session_id = 1;
   kj::Maybe<kj::Own<PeerLink>> next;       // the next stage, after an authenticated hello
+  // Every Session capability this node issued, so that a batch naming
+  // sessions by capability (Control.submitBatch) can be resolved to them.
+  capnp::CapabilityServerSet<wire::Session> session_caps;
   uint32_t stage_index = 0, stage_count = 1;
   FetchProgress fetch_progress;            // the shard being fetched, if any (written on the compute thread)
   // Completes when the last requested load has finished; never rejects.
@@ -96,6 +102,7 @@ class NodeState final : public kj::Refcounted {
   ErrorHandler error_handler_;
   kj::TaskSet tasks_;
   StepBatcher batcher_;  // after tasks_: its tasks live there
+  HandOnQueue hand_on_;
 };
 
 // "0123abcd..." for logs.

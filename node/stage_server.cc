@@ -136,11 +136,15 @@ class SessionImpl final : public wire::Session::Server {
   kj::Promise<void> submit(SubmitContext context) override {
     return SubmitStep(kj::addRef(*state_), ticket_, 0, context.getParams().getStep());
   }
+  const Bytes& ticket() const { return ticket_; }
 
  private:
   kj::Own<NodeState> state_;
   const Bytes ticket_;
 };
+
+// The most members one batch message may carry.
+constexpr unsigned kMaxBatchMembers = 1024;
 
 // What the previous stage holds: it may hand on steps of sessions whose
 // tickets its coordinator gave it, and nothing else.
@@ -157,6 +161,14 @@ class UpstreamImpl final : public wire::Upstream::Server {
   kj::Promise<void> submit(SubmitContext context) override {
     auto params = context.getParams();
     return SubmitStep(kj::addRef(*state_), ToBytes(params.getTicket()), params.getHop(), params.getStep());
+  }
+  kj::Promise<void> submitBatch(SubmitBatchContext context) override {
+    auto params = context.getParams();
+    auto steps = params.getSteps();
+    if (steps.size() > kMaxBatchMembers) throw Failed("submitBatch: over 1024 steps in one batch");
+    // All members are queued in this one turn, so they are batched together.
+    for (auto member : steps) SubmitBatchMember(*state_, ToBytes(member.getTicket()), params.getHop(), member.getStep());
+    return kj::READY_NOW;
   }
 
  private:
@@ -223,6 +235,7 @@ class ControlImpl final : public wire::Control::Server {
   kj::Promise<void> setNext(SetNextContext context) override;
   kj::Promise<void> openSession(OpenSessionContext context) override;
   kj::Promise<void> resumeSession(ResumeSessionContext context) override;
+  kj::Promise<void> submitBatch(SubmitBatchContext context) override;
 
  private:
   kj::Own<NodeState> state_;
@@ -321,7 +334,7 @@ kj::Promise<void> ControlImpl::openSession(OpenSessionContext context) {
         spdlog::info("session={} opened, capacity {} tokens{}", HexId(id), capacity, keep_key.empty() ? "" : ", kept");
         auto results = context.getResults();
         results.setTicket(kj::arrayPtr(ticket.data(), ticket.size()));
-        results.setSession(kj::heap<SessionImpl>(kj::addRef(*state), kj::mv(ticket)));
+        results.setSession(state->session_caps.add(kj::heap<SessionImpl>(kj::addRef(*state), kj::mv(ticket))));
       });
 }
 
@@ -347,7 +360,32 @@ kj::Promise<void> ControlImpl::resumeSession(ResumeSessionContext context) {
         auto results = context.getResults();
         results.setLength(static_cast<uint32_t>(length.value()));
         results.setCapacity(capacity);
-        results.setSession(kj::heap<SessionImpl>(kj::addRef(*state), ticket));
+        results.setSession(state->session_caps.add(kj::heap<SessionImpl>(kj::addRef(*state), ticket)));
+      });
+}
+
+kj::Promise<void> ControlImpl::submitBatch(SubmitBatchContext context) {
+  auto steps = context.getParams().getSteps();
+  if (steps.size() > kMaxBatchMembers) throw Failed("submitBatch: over 1024 steps in one batch");
+  // Each member names its session by capability: resolve them all first, so
+  // that a foreign capability refuses the whole call before any member runs.
+  kj::Vector<kj::Promise<kj::Maybe<wire::Session::Server&>>> lookups;
+  for (auto member : steps) {
+    auto session = member.getSession();
+    lookups.add(state_->session_caps.getLocalServer(session));
+  }
+  return kj::joinPromises(lookups.releaseAsArray())
+      .then([state = kj::addRef(*state_), context](kj::Array<kj::Maybe<wire::Session::Server&>> servers) mutable {
+        std::vector<Bytes> tickets;
+        for (size_t i = 0; i < servers.size(); ++i) {
+          KJ_IF_MAYBE(server, servers[i]) {
+            tickets.push_back(static_cast<SessionImpl&>(*server).ticket());
+          } else {
+            throw Failed("submitBatch: member " + std::to_string(i) + " is not a session this node opened");
+          }
+        }
+        auto steps = context.getParams().getSteps();
+        for (size_t i = 0; i < tickets.size(); ++i) SubmitBatchMember(*state, tickets[i], 0, steps[i].getStep());
       });
 }
 

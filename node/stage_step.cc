@@ -6,6 +6,7 @@
 #include <atomic>
 #include <memory>
 
+#include "node/hand_on_queue.h"
 #include "protocol/tensor_codec.h"
 #include "storage/escape.h"
 
@@ -88,7 +89,7 @@ void FillHandOn(Request& request, const SessionEntry& session, uint32_t hop, uin
 }
 
 // Hands the step on to the next stage and copies its answer into `out`.
-kj::Promise<void> HandOn(NodeState* state, kj::Own<PeerLink> link, const SessionEntry& session, uint32_t hop,
+kj::Promise<void> ForwardOn(NodeState* state, kj::Own<PeerLink> link, const SessionEntry& session, uint32_t hop,
                          uint32_t start, bool want_logits, bool sample, const StepOutcome& step,
                          wire::StepResult::Builder out) {
   auto request = link->upstream.forwardRequest();
@@ -166,15 +167,6 @@ Prepared Prepare(NodeState* state, const Bytes& ticket, uint32_t hop, wire::Step
   return p;
 }
 
-// Tells the coordinator's sink that a submitted step failed here.
-kj::Promise<void> ReportFailure(wire::StepSink::Client sink, uint32_t start, uint32_t stage, const std::string& why) {
-  auto request = sink.failedRequest();
-  request.setStartPos(start);
-  request.setStage(stage);
-  request.setMessage(EscapeText(why, 600));
-  return request.send().ignoreResult().catch_([](kj::Exception&&) {});  // the coordinator is gone: nothing to tell
-}
-
 }  // namespace
 
 kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
@@ -192,7 +184,7 @@ kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t 
         if (!step.ok()) throw Failed(step.status().message());
         if (link.get() != nullptr) {
           if (step->output.hidden.data.empty()) throw Failed("forward: the last stage has a next stage set");
-          return HandOn(ref.get(), kj::mv(link), session, hop, start, want_logits, sample, *step, out);
+          return ForwardOn(ref.get(), kj::mv(link), session, hop, start, want_logits, sample, *step, out);
         }
         if (step->output.logits.empty()) throw Failed("forward: this stage is not the last and has no next stage");
         FillLast(*step, want_logits, out);
@@ -212,7 +204,7 @@ kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32
       .then([ref = kj::addRef(*ref), link = kj::mv(p.link), session = p.session, hop, start = p.start,
              want_logits = p.want_logits, sample = p.sample, sink, stage](Result<StepOutcome>&& step) mutable
             -> kj::Promise<void> {
-        if (!step.ok()) return ReportFailure(sink, start, stage, step.status().message());
+        if (!step.ok()) return ReportStepFailure(sink, start, stage, step.status().message());
         if (link.get() == nullptr) {
           // The last stage: the result goes straight to the coordinator.
           auto done = sink.doneRequest();
@@ -220,20 +212,37 @@ kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32
           FillLast(*step, want_logits, done.initResult());
           return done.send().ignoreResult().catch_([](kj::Exception&&) {});
         }
-        auto request = link->upstream.submitRequest();
-        FillHandOn(request, session, hop, start, want_logits, sample, *step);
-        const std::string address = link->address;
-        return ref->timer()
-            .timeoutAfter(ref->options().rpc_timeout_ms * kj::MILLISECONDS, request.send())
-            .ignoreResult()
-            .attach(kj::mv(link))
-            .catch_([sink, start, stage, address](kj::Exception&& e) mutable {
-              return ReportFailure(sink, start, stage,
-                                   "next stage at " + EscapeText(address) + " failed: " + e.getDescription().cStr());
-            });
+        // With the other members of its batch, in one message (node/hand_on_queue).
+        HandOn h;
+        h.link = kj::mv(link);
+        h.ticket = session.downstream_ticket;
+        h.hop = hop + 1;
+        h.start = start;
+        h.want_logits = want_logits;
+        h.sample = sample;
+        h.hidden = kj::mv(step->output.hidden);
+        h.sink = sink;
+        h.stage = stage;
+        ref->hand_on().Add(kj::mv(h));
+        return kj::READY_NOW;
       });
   state->tasks().add(kj::mv(work));
   return kj::READY_NOW;
+}
+
+void SubmitBatchMember(NodeState& state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { state.tasks().add(SubmitStep(kj::addRef(state), ticket, hop, step)); })) {
+    auto found = state.sessions.find(ticket);
+    if (found == state.sessions.end() || !found->second.sink) {
+      // Nobody to tell: a stale or guessed ticket.
+      if (state.refusals().ShouldLog("batch member")) {
+        spdlog::warn("a batch member was refused: {}", EscapeText(e->getDescription().cStr(), 200));
+      }
+      return;
+    }
+    state.tasks().add(ReportStepFailure(*found->second.sink, step.getStartPos(), state.stage_index,
+                                        e->getDescription().cStr()));
+  }
 }
 
 }  // namespace strata

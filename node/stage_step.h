@@ -24,4 +24,9 @@ kj::Promise<void> RunStep(kj::Own<NodeState> state, const Bytes& ticket, uint32_
 // failure, so no call is held open through the pipeline.
 kj::Promise<void> SubmitStep(kj::Own<NodeState> state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step);
 
+// One member of a submitted batch: SubmitStep, except that a member failing
+// its checks is reported to its own session's sink (or, with no session to
+// tell, counted as a refusal) instead of failing the whole call.
+void SubmitBatchMember(NodeState& state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step);
+
 }  // namespace strata

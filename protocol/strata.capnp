@@ -118,6 +118,18 @@ struct Step {
   sample @3 :Bool;
 }
 
+struct SessionStep {
+  # One member of a batch to the first stage: named by its Session capability.
+  session @0 :Session;
+  step @1 :Step;
+}
+
+struct TicketStep {
+  # One member of a batch handed on to the next stage: named by its ticket.
+  ticket @0 :Data;
+  step @1 :Step;
+}
+
 interface Node {
   # The bootstrap capability: all a stranger can reach.
   challenge @0 (protocolVersion :UInt32, clientNonce :Data) -> (serverNonce :Data, serverProof :Data, nodeId :Data);
@@ -145,6 +157,12 @@ interface Control {
   resumeSession @4 (keepKey :Data) -> (session :Session, length :UInt32, capacity :UInt32);
   # `downstreamTicket` is the next stage's ticket for this conversation;
   # `ticket` is what the previous stage presents to reach it (128 random bits).
+  submitBatch @5 (steps :List(SessionStep));
+  # Session.submit for several sessions at once (one step each, of
+  # different sessions): the decode steps of a continuous batch in one
+  # message. Each member is named by a Session capability this node issued;
+  # any other capability fails the call. A member that fails its checks is
+  # reported to its own session's sink, and the others are taken.
 }
 
 interface Session {
@@ -176,4 +194,8 @@ interface Upstream {
   forward @0 (ticket :Data, hop :UInt32, step :Step) -> (result :StepResult);
   submit @1 (ticket :Data, hop :UInt32, step :Step);
   # Session.submit's hand-on: returns once this stage has taken the step.
+  submitBatch @2 (hop :UInt32, steps :List(TicketStep));
+  # The hand-on of a batch: every member this stage computed together goes
+  # on in one message. A member that fails its checks is reported to its
+  # session's sink; the others are taken.
 }

@@ -274,6 +274,36 @@ TEST(ServeTest, OverloadGets429WithRetryAfterAndRecovers) {
   EXPECT_EQ(Http(server.url() + "/v1/completions", R"({"prompt":"And","max_tokens":2})").status, 200) << "recovered";
 }
 
+// Admission by KV capacity: running requests together reserve at most the
+// KV positions the cluster holds (prompt + max_tokens each). With room for
+// one request of 63 positions in 100, one runs, one waits, the rest get 429,
+// though slots (--max-running 8) are free; a prompt over the KV is a 400.
+TEST(ServeTest, AdmissionIsByKvCapacity) {
+  Server server({"--kv-tokens", "100", "--max-running", "8", "--max-queue", "1"});
+  EXPECT_EQ(server.Metrics()["strata:kv_cache_capacity_tokens"], 100);
+  std::atomic<int> ok{0}, busy{0};
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 6; ++i) {
+    clients.emplace_back([&]() {
+      const Reply r = Http(server.url() + "/v1/completions", R"({"prompt":"And","max_tokens":60,"temperature":0})");
+      if (r.status == 200) ++ok;
+      if (r.status == 429) ++busy;
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_GE(busy.load(), 1) << "the KV was full though slots were free";
+  EXPECT_GE(ok.load(), 2) << "one runs, one waits";
+  EXPECT_EQ(ok + busy, 6);
+  const Reply big = Http(server.url() + "/v1/completions", R"({"prompt":")" + std::string(150, 'a') + R"(","max_tokens":1})");
+  EXPECT_EQ(big.status, 400) << big.body;
+  EXPECT_NE(big.body.find("KV cache holds 100"), std::string::npos) << big.body;
+  // max_tokens is cut to what the KV holds, as it is to the context.
+  const Reply clamped = Http(server.url() + "/v1/completions", R"({"prompt":"And","max_tokens":200,"temperature":0})");
+  ASSERT_EQ(clamped.status, 200) << clamped.body;
+  EXPECT_LE(json::parse(clamped.body)["usage"]["total_tokens"].get<int>(), 100);
+  EXPECT_EQ(server.Metrics()["strata:kv_cache_usage_perc"], 0) << "every reservation is given back";
+}
+
 TEST(ServeTest, AClientThatGoesAwayFreesItsKvOnEveryStage) {
   Server server;
   // A long streamed request whose client hangs up after its first bytes.

@@ -1,0 +1,48 @@
+#pragma once
+// SubmitQueue: steps on their way to a pipeline's first stage. Every step
+// submitted in one event-loop turn — the next tokens of every session whose
+// result just came back — goes in one Control.submitBatch message, each
+// member named by its Session capability; a lone step goes as
+// Session.submit. The first stage so receives a batch whole and computes it
+// in one forward (continuous batching).
+//
+// Not thread-safe: the coordinator's event loop only.
+#include <kj/async.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "strata.capnp.h"
+
+namespace strata {
+
+// A first-stage step of `tokens` at [start_pos, start_pos + n).
+void FillFirstStep(wire::Step::Builder step, uint32_t start_pos, const std::vector<int32_t>& tokens,
+                   bool want_logits, bool sample);
+
+class SubmitQueue {
+ public:
+  // `control` reaches the first stage's node, which issued every session
+  // submitted here.
+  explicit SubmitQueue(wire::Control::Client control) : control_(kj::mv(control)) {}
+
+  // Resolves once the first stage has taken the step, or fails naming why.
+  kj::Promise<void> Submit(wire::Session::Client session, uint32_t start_pos, std::vector<int32_t> tokens,
+                           bool want_logits, bool sample);
+
+ private:
+  struct Queued {
+    wire::Session::Client session;
+    uint32_t start_pos = 0;
+    std::vector<int32_t> tokens;
+    bool want_logits = false, sample = false;
+    kj::Own<kj::PromiseFulfiller<void>> taken;
+  };
+  void Flush();
+
+  wire::Control::Client control_;
+  std::vector<Queued> queued_;
+  bool scheduled_ = false;  // a Flush is queued (evalLast)
+};
+
+}  // namespace strata
