@@ -27,6 +27,12 @@ namespace strata {
 namespace {
 
 using testing::ErrorOf;
+using testing::ForwardTokens;
+using testing::Load;
+using testing::Open;
+using testing::Opened;
+using testing::RecordingSink;
+using testing::SetNext;
 using testing::TempDir;
 
 constexpr const char* kSecret = "hostile-test-secret-0123456789abcdef";
@@ -75,48 +81,6 @@ class HostilePeerTest : public ::testing::Test {
   static TempDir* dir_;
 };
 TempDir* HostilePeerTest::dir_ = nullptr;
-
-// Loads [first, end) and makes the node stage `index` of `count` (the last
-// stage when next is empty).
-void Load(kj::AsyncIoContext& io, PeerLink& link, const std::string& model, uint32_t first, uint32_t end) {
-  auto load = link.control.loadShardRequest();
-  load.initSpec().setModelDir(model);
-  load.getSpec().setFirstLayer(first);
-  load.getSpec().setEndLayer(end);
-  load.send().wait(io.waitScope);
-}
-
-void SetNext(kj::AsyncIoContext& io, PeerLink& link, const std::string& next, uint32_t index, uint32_t count) {
-  auto req = link.control.setNextRequest();
-  req.setAddress(next);
-  req.setStageIndex(index);
-  req.setStageCount(count);
-  req.send().wait(io.waitScope);
-}
-
-struct Opened {
-  wire::Session::Client session;
-  Bytes ticket;
-};
-
-Opened Open(kj::AsyncIoContext& io, PeerLink& link, uint32_t capacity, const Bytes& downstream = {}) {
-  auto req = link.control.openSessionRequest();
-  req.setCapacity(capacity);
-  req.initSampling().setTopP(1.0f);
-  req.setDownstreamTicket(kj::arrayPtr(downstream.data(), downstream.size()));
-  auto reply = req.send().wait(io.waitScope);
-  return {reply.getSession(), Bytes(reply.getTicket().begin(), reply.getTicket().end())};
-}
-
-uint32_t ForwardTokens(kj::AsyncIoContext& io, wire::Session::Client& session, uint32_t start,
-                       const std::vector<uint32_t>& tokens) {
-  auto req = session.forwardRequest();
-  req.initStep().setStartPos(start);
-  req.getStep().setSample(true);
-  auto ids = req.getStep().initInput().initTokens(static_cast<unsigned>(tokens.size()));
-  for (size_t i = 0; i < tokens.size(); ++i) ids.set(static_cast<unsigned>(i), tokens[i]);
-  return req.send().wait(io.waitScope).getResult().getToken();
-}
 
 // The real client's proof that the node still serves.
 void ExpectServes(kj::AsyncIoContext& io, const std::string& address) {
@@ -277,23 +241,6 @@ TEST_F(HostilePeerTest, AnotherClientsSessionIsOutOfReach) {
   }
   EXPECT_EQ(owner->control.infoRequest().send().wait(io_.waitScope).getInfo().getActiveSessions(), 0u);
 }
-
-// A sink that records what the last stage reports.
-class RecordingSink final : public wire::StepSink::Server {
- public:
-  std::vector<std::pair<uint32_t, uint32_t>> results;  // (start, token)
-  std::vector<std::string> failures;
-
- protected:
-  kj::Promise<void> done(DoneContext context) override {
-    results.push_back({context.getParams().getStartPos(), context.getParams().getResult().getToken()});
-    return kj::READY_NOW;
-  }
-  kj::Promise<void> failed(FailedContext context) override {
-    failures.push_back(context.getParams().getMessage().cStr());
-    return kj::READY_NOW;
-  }
-};
 
 // Submitted steps: refused without a sink, refused for guessed tickets; the
 // result reaches the sink and equals what forward returns; a step that fails

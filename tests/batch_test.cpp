@@ -1,0 +1,230 @@
+// Continuous batching at the node, through real strata-node processes:
+// decode steps of several sessions sent in one Control.submitBatch (members
+// named by their Session capabilities) are computed together on every stage
+// (the hand-on goes as one Upstream.submitBatch) and each session's tokens
+// are exactly those it gets alone; a member that fails its checks is
+// reported to its own sink while the others run; a capability this node
+// did not issue refuses the whole batch; guessed tickets run nothing.
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <fstream>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include "coordinator/local_cluster.h"
+#include "coordinator/test_model.h"
+#include "protocol/peer_auth.h"
+#include "tests/raw_peer.h"
+#include "tests/test_util.h"
+
+namespace strata {
+namespace {
+
+using testing::ErrorOf;
+using testing::ForwardTokens;
+using testing::Load;
+using testing::Open;
+using testing::Opened;
+using testing::RecordingSink;
+using testing::SetNext;
+using testing::TempDir;
+
+constexpr const char* kSecret = "batch-test-secret-0123456789abcdef";
+
+class BatchTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    TestModelSpec spec;
+    spec.layers = 4;
+    spec.tokenizer_vocab = 200;
+    testing::MakeModel(dir_ / "m", spec);
+  }
+  std::unique_ptr<LocalCluster> StartNodes(int n) {
+    LocalClusterOptions o;
+    o.nodes = n;
+    o.node_binary = testing::BinDir() + "/strata-node";
+    o.models_dirs = {testing::TempRoot()};
+    o.threads = 1;
+    o.secret = kSecret;
+    o.log_path = dir_ / "nodes.log";
+    auto c = LocalCluster::Start(o);
+    EXPECT_TRUE(c.ok()) << c.status().message();
+    return std::move(c.value());
+  }
+  std::string Model() const { return dir_ / "m"; }
+  void Wait(const std::function<bool()>& done) {
+    for (int i = 0; i < 500 && !done(); ++i) io_.provider->getTimer().afterDelay(10 * kj::MILLISECONDS).wait(io_.waitScope);
+  }
+  // Steps computed, and forwards they were computed in.
+  uint64_t Rows(PeerLink& link) { return link.control.infoRequest().send().wait(io_.waitScope).getInfo().getBatchRows(); }
+  uint64_t Batches(PeerLink& link) { return link.control.infoRequest().send().wait(io_.waitScope).getInfo().getBatches(); }
+
+  TempDir dir_;
+  std::unique_ptr<kj::AsyncIoContext> io_holder_ = std::make_unique<kj::AsyncIoContext>(kj::setupAsyncIo());
+  kj::AsyncIoContext& io_ = *io_holder_;
+};
+
+// One session of a pipeline of one or two stages (a == b: one), with a
+// recording sink on every stage.
+struct Conversation {
+  Opened first, last;
+  RecordingSink* sink = nullptr;  // owned by the capability the stages hold
+  uint32_t pos = 0;
+};
+
+Conversation OpenConversation(kj::AsyncIoContext& io, PeerLink& a, PeerLink& b) {
+  Conversation c;
+  if (&a != &b) c.last = Open(io, b, 64);
+  c.first = Open(io, a, 64, c.last.ticket);
+  auto owned = kj::heap<RecordingSink>();
+  c.sink = owned.get();
+  wire::StepSink::Client sink = kj::mv(owned);
+  for (auto* s : {&c.first.session, &c.last.session}) {
+    if (s == &c.last.session && &a == &b) continue;
+    auto set = s->setSinkRequest();
+    set.setSink(sink);
+    set.send().wait(io.waitScope);
+  }
+  return c;
+}
+
+void FillTokens(wire::Step::Builder step, uint32_t start, const std::vector<uint32_t>& tokens) {
+  step.setStartPos(start);
+  step.setSample(true);
+  auto ids = step.initInput().initTokens(static_cast<unsigned>(tokens.size()));
+  for (size_t i = 0; i < tokens.size(); ++i) ids.set(static_cast<unsigned>(i), tokens[i]);
+}
+
+TEST_F(BatchTest, BatchedStepsEqualStepsAloneOnEveryStage) {
+  auto cluster = StartNodes(2);
+  auto a = testing::Connect(io_, cluster->addresses()[0], kSecret);
+  auto b = testing::Connect(io_, cluster->addresses()[1], kSecret);
+  Load(io_, *a, Model(), 0, 2);
+  Load(io_, *b, Model(), 2, 4);
+  SetNext(io_, *b, "", 1, 2);
+  SetNext(io_, *a, cluster->addresses()[1], 0, 2);
+  const std::vector<std::vector<uint32_t>> prompts = {{1, 2, 3}, {7}, {9, 10, 11, 12, 13}, {42, 5}, {100, 3, 8}};
+  const int kSteps = 6;
+  // Alone: each prompt, then greedy tokens, one forward at a time.
+  std::vector<std::vector<uint32_t>> alone(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Opened last = Open(io_, *b, 64);
+    Opened first = Open(io_, *a, 64, last.ticket);
+    uint32_t pos = 0;
+    uint32_t token = ForwardTokens(io_, first.session, pos, prompts[i]);
+    pos += static_cast<uint32_t>(prompts[i].size());
+    alone[i].push_back(token);
+    for (int s = 0; s < kSteps; ++s) alone[i].push_back(token = ForwardTokens(io_, first.session, pos++, {token}));
+  }
+  // Together: prompts submitted alone, then every decode step in one batch.
+  std::vector<Conversation> c;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    c.push_back(OpenConversation(io_, *a, *b));
+    auto req = c[i].first.session.submitRequest();
+    FillTokens(req.initStep(), 0, prompts[i]);
+    req.send().wait(io_.waitScope);
+    c[i].pos = static_cast<uint32_t>(prompts[i].size());
+  }
+  uint64_t rows_a = 0, batches_a = 0, rows_b = 0, batches_b = 0;
+  for (int s = 0; s <= kSteps; ++s) {
+    Wait([&]() {
+      for (auto& k : c) if (k.sink->results.size() < static_cast<size_t>(s + 1)) return false;
+      return true;
+    });
+    if (s == 0) {  // the prompts are in: count from here
+      rows_a = Rows(*a), batches_a = Batches(*a), rows_b = Rows(*b), batches_b = Batches(*b);
+    }
+    if (s == kSteps) break;
+    auto req = a->control.submitBatchRequest();
+    auto list = req.initSteps(static_cast<unsigned>(c.size()));
+    for (size_t i = 0; i < c.size(); ++i) {
+      ASSERT_EQ(c[i].sink->results.size(), static_cast<size_t>(s + 1)) << "session " << i << " step " << s;
+      list[static_cast<unsigned>(i)].setSession(c[i].first.session);
+      FillTokens(list[static_cast<unsigned>(i)].initStep(), c[i].pos++, {c[i].sink->results.back().second});
+    }
+    req.send().wait(io_.waitScope);
+  }
+  for (size_t i = 0; i < c.size(); ++i) {
+    EXPECT_TRUE(c[i].sink->failures.empty()) << c[i].sink->failures.front();
+    std::vector<uint32_t> tokens;
+    for (const auto& r : c[i].sink->results) tokens.push_back(r.second);
+    EXPECT_EQ(tokens, alone[i]) << "session " << i;
+  }
+  // Both stages computed the decode steps in batches, not one by one.
+  const uint64_t steps = prompts.size() * kSteps;
+  EXPECT_EQ(Rows(*a) - rows_a, steps);
+  EXPECT_EQ(Rows(*b) - rows_b, steps);
+  EXPECT_LE(Batches(*a) - batches_a, steps / 2) << "the first stage batched them";
+  EXPECT_LE(Batches(*b) - batches_b, steps / 2) << "the hand-on kept them together";
+}
+
+// A member that fails its checks is reported to its own sink; the others
+// run. A Session capability another node issued refuses the whole batch,
+// before any member runs.
+TEST_F(BatchTest, BadMembersFailAloneAndForeignCapabilitiesAreRefused) {
+  auto cluster = StartNodes(2);
+  auto a = testing::Connect(io_, cluster->addresses()[0], kSecret);
+  auto other = testing::Connect(io_, cluster->addresses()[1], kSecret);
+  Load(io_, *a, Model(), 0, 4);
+  SetNext(io_, *a, "", 0, 1);
+  Load(io_, *other, Model(), 0, 4);
+  SetNext(io_, *other, "", 0, 1);
+  Conversation good = OpenConversation(io_, *a, *a), bad = OpenConversation(io_, *a, *a);
+  auto req = a->control.submitBatchRequest();
+  auto list = req.initSteps(2);
+  list[0].setSession(good.first.session);
+  FillTokens(list[0].initStep(), 0, {5});
+  list[1].setSession(bad.first.session);
+  FillTokens(list[1].initStep(), 0, {1u << 30});
+  EXPECT_EQ(ErrorOf([&]() { req.send().wait(io_.waitScope); }), "");
+  Wait([&]() { return !good.sink->results.empty() && !bad.sink->failures.empty(); });
+  ASSERT_EQ(good.sink->results.size(), 1u);
+  ASSERT_EQ(bad.sink->failures.size(), 1u);
+  EXPECT_NE(bad.sink->failures[0].find("outside the vocabulary"), std::string::npos) << bad.sink->failures[0];
+  EXPECT_TRUE(bad.sink->results.empty());
+  // A session of another node, smuggled into this node's batch.
+  Opened foreign = Open(io_, *other, 64);
+  const uint64_t before = Rows(*a);
+  auto smuggled = a->control.submitBatchRequest();
+  auto members = smuggled.initSteps(2);
+  members[0].setSession(good.first.session);
+  FillTokens(members[0].initStep(), 1, {6});
+  members[1].setSession(foreign.session);
+  FillTokens(members[1].initStep(), 0, {6});
+  EXPECT_NE(ErrorOf([&]() { smuggled.send().wait(io_.waitScope); }).find("not a session this node opened"),
+            std::string::npos);
+  io_.provider->getTimer().afterDelay(100 * kj::MILLISECONDS).wait(io_.waitScope);
+  EXPECT_EQ(Rows(*a), before) << "nothing of the refused batch ran";
+}
+
+// A stage-role peer guessing tickets in Upstream.submitBatch runs nothing,
+// and an oversized batch is refused outright.
+TEST_F(BatchTest, GuessedTicketsInABatchRunNothing) {
+  auto cluster = StartNodes(1);
+  auto owner = testing::Connect(io_, cluster->addresses()[0], kSecret);
+  Load(io_, *owner, Model(), 0, 4);
+  SetNext(io_, *owner, "", 0, 1);
+  Conversation mine = OpenConversation(io_, *owner, *owner);
+  const uint64_t before = Rows(*owner);
+  auto intruder = testing::Connect(io_, cluster->addresses()[0], kSecret, wire::PeerRole::STAGE);
+  auto req = intruder->upstream.submitBatchRequest();
+  req.setHop(0);
+  auto list = req.initSteps(8);
+  for (unsigned i = 0; i < 8; ++i) {
+    const Bytes guess = RandomBytes(kTicketBytes);
+    list[i].setTicket(kj::arrayPtr(guess.data(), guess.size()));
+    FillTokens(list[i].initStep(), 0, {1});
+  }
+  EXPECT_EQ(ErrorOf([&]() { req.send().wait(io_.waitScope); }), "") << "members are refused one by one";
+  auto huge = intruder->upstream.submitBatchRequest();
+  huge.initSteps(1025);
+  EXPECT_NE(ErrorOf([&]() { huge.send().wait(io_.waitScope); }).find("over 1024"), std::string::npos);
+  io_.provider->getTimer().afterDelay(100 * kj::MILLISECONDS).wait(io_.waitScope);
+  EXPECT_EQ(Rows(*owner), before);
+  EXPECT_TRUE(mine.sink->results.empty() && mine.sink->failures.empty()) << "the owner's session saw nothing";
+}
+
+}  // namespace
+}  // namespace strata
