@@ -29,6 +29,8 @@ class Sampler {
   static double Uniform(uint64_t seed, uint64_t position);
 
  private:
+  // Sample without top-k or top-p: no sort needed.
+  int32_t SampleFull(const std::vector<float>& logits, uint64_t position) const;
   SamplingOptions options_;
 };
 

@@ -73,5 +73,23 @@ TEST(SamplerTest, TemperatureFollowsTheDistribution) {
   EXPECT_NEAR(static_cast<double>(ones) / n, 0.75, 0.02);
 }
 
+// Without top-k or top-p nothing is sorted (the fast path); with a top-k
+// that cuts nothing the sorted path runs. Both follow the distribution.
+TEST(SamplerTest, UnsortedAndSortedPathsAgreeOnTheDistribution) {
+  const std::vector<float> logits = {std::log(6.0f), 0.0f, std::log(3.0f)};  // p = 0.6, 0.1, 0.3
+  Sampler fast(SamplingOptions{1.0f, 0, 1.0f, 5}), sorted(SamplingOptions{1.0f, 3, 1.0f, 5});
+  const int n = 30000;
+  std::vector<int> a(3), b(3);
+  for (int i = 0; i < n; ++i) {
+    ++a[static_cast<size_t>(fast.Sample(logits, static_cast<uint64_t>(i)))];
+    ++b[static_cast<size_t>(sorted.Sample(logits, static_cast<uint64_t>(i)))];
+  }
+  const double p[3] = {0.6, 0.1, 0.3};
+  for (size_t k = 0; k < 3; ++k) {
+    EXPECT_NEAR(static_cast<double>(a[k]) / n, p[k], 0.015) << "unsorted, token " << k;
+    EXPECT_NEAR(static_cast<double>(b[k]) / n, p[k], 0.015) << "sorted, token " << k;
+  }
+}
+
 }  // namespace
 }  // namespace strata

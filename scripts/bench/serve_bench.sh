@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Benchmarks of `strata serve`, every ratio from figures of the same run:
 # - throughput: aggregate decode tokens/s of streamed requests at concurrency
-#   1, 4 and 16 (64 with --full) on 1 node and on 3 local nodes, against
+#   1, 4 and 16 (64 with --full), 4c requests each, on 1 node and on 3 local nodes, against
 #   concurrency 1 on 1 node (target at 16: >= 8x), with each stage's busy
 #   share and the mean batch per level (from the coordinator's /metrics);
 # - the compute roof: strata-gemv-roof's ideal speedup of a batch of 16 over
@@ -81,7 +81,7 @@ for nodes in 1 3; do
   node scripts/bench/serve_load.mjs "$URL" 1 1 4 >/dev/null  # warm up
   for c in $LEVELS; do
     m0=$(stages_json); t0=$(date +%s.%N)
-    r=$(node scripts/bench/serve_load.mjs "$URL" "$c" "$c" "$TOKENS")
+    r=$(node scripts/bench/serve_load.mjs "$URL" "$c" $((4 * c)) "$TOKENS")  # 4 waves: mostly steady state
     m1=$(stages_json); t1=$(date +%s.%N)
     stages=$(jq -c -n --argjson a "$m0" --argjson b "$m1" --argjson wall "$(awk -v a="$t0" -v b="$t1" 'BEGIN {print b - a}')" '
       [$b[] as $e | ($a[] | select(.stage == $e.stage)) as $s |
