@@ -4,7 +4,7 @@
 // prints per-row time and the ideal speedup of a batch of B over B single
 // rows: the limit that a server's throughput at concurrency B is measured
 // against. Rows are split across --threads threads (default: every core),
-// as the node splits them. Single rows are bound by memory bandwidth; batches by the dot
+// as the node splits them (OpenMP). Single rows are bound by memory bandwidth; batches by the dot
 // throughput of the cores (AVX512-BF16).
 // usage: strata-gemv-roof [--rows R] [--cols C] [--threads T]
 #include <chrono>
@@ -15,6 +15,8 @@
 #include <functional>
 #include <random>
 #include <thread>
+
+#include <omp.h>
 #include <vector>
 
 #include "node/bf16_gemv.h"
@@ -31,15 +33,17 @@ double Best(int reps, const std::function<void()>& f) {
   return best;
 }
 
-// f(begin, end) over [0, rows) split across `threads` threads.
+// f(begin, end) over [0, rows) split across `threads` OpenMP threads, as
+// the node's at::parallel_for splits them (a pool that persists between
+// calls: spawning threads per call would cost more than a single row).
 void Split(int threads, int64_t rows, const std::function<void(int64_t, int64_t)>& f) {
-  std::vector<std::thread> pool;
-  const int64_t per = (rows + threads - 1) / threads;
-  for (int t = 0; t < threads; ++t) {
+#pragma omp parallel num_threads(threads)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t per = (rows + n - 1) / n;
     const int64_t begin = std::min(rows, t * per), end = std::min(rows, begin + per);
-    pool.emplace_back([&f, begin, end]() { f(begin, end); });
+    if (begin < end) f(begin, end);
   }
-  for (auto& t : pool) t.join();
 }
 
 }  // namespace
