@@ -10,6 +10,10 @@
 
 namespace strata {
 
+// Rows that Linear hands to these kernels in one call (more go to
+// LibTorch's GEMM, faster for long prompt chunks).
+inline constexpr int64_t kMaxKernelRows = 64;
+
 // True when the CPU has AVX512-BF16 (vdpbf16ps); otherwise callers fall back.
 bool Bf16GemvAvailable();
 

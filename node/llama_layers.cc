@@ -10,11 +10,14 @@
 namespace strata {
 namespace {
 
-// One BF16 token on CPU: the bandwidth-bound matrix-vector product goes to
-// the hand-written kernel, rows split across the intra-op threads.
+// Up to kMaxKernelRows BF16 rows on CPU: the hand-written kernels, weight
+// rows split across the intra-op threads. Every row's result is the same
+// whether it comes alone, with its prompt chunk, or in a batch of other
+// sessions' rows — what lets ForwardBatch mix decode steps and short prompt
+// chunks exactly. (Longer chunks go to LibTorch's GEMM, faster there.)
 bool UseBf16Gemv(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b) {
   return x2.scalar_type() == torch::kBFloat16 && w.scalar_type() == torch::kBFloat16 && x2.is_cpu() &&
-         x2.size(0) == 1 && x2.is_contiguous() && w.is_contiguous() && w.size(1) % 32 == 0 &&
+         x2.size(0) >= 1 && x2.size(0) <= kMaxKernelRows && x2.is_contiguous() && w.is_contiguous() && w.size(1) % 32 == 0 &&
          !w.requires_grad() && (!b.defined() || (b.scalar_type() == torch::kBFloat16 && b.is_contiguous())) &&
          Bf16GemvAvailable();
 }
@@ -66,42 +69,44 @@ torch::Tensor Attend(const LlamaDims& d, const torch::Tensor& qkv, int64_t start
 torch::Tensor LinearRows(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   const int64_t B = x.size(0);
   if (B == 1) return Linear(x, w, b);
-  auto first = x.narrow(0, 0, 1);
-  if (UseBf16Gemv(first.reshape({-1, first.size(-1)}), w, b) && x.is_contiguous() && x.numel() == B * w.size(1)) {
-    const int64_t rows = w.size(0), cols = w.size(1);
-    auto shape = x.sizes().vec();
-    shape.back() = rows;
-    auto y = torch::empty(shape, x.options());  // [B, ..., rows]
-    const auto* wp = static_cast<const uint16_t*>(w.data_ptr());
-    const auto* xp = static_cast<const uint16_t*>(x.data_ptr());
-    const auto* bp = b.defined() ? static_cast<const uint16_t*>(b.data_ptr()) : nullptr;
-    auto* yp = static_cast<uint16_t*>(y.data_ptr());
-    // Threads split the weight rows, as in Linear: each reads its rows once for the whole batch.
-    at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-      Bf16GemvBatchRows(wp, xp, B, bp, yp, rows, cols, begin, end);
-    });
-    return y;
+  std::vector<torch::Tensor> parts;
+  if (x.numel() == B * x.size(-1) && UseBf16Gemv(x.narrow(0, 0, 1).reshape({1, x.size(-1)}), w, b)) {
+    // The kernels, kMaxKernelRows rows at a time: each row's bits are its own.
+    for (int64_t i = 0; i < B; i += kMaxKernelRows) {
+      parts.push_back(Linear(x.narrow(0, i, std::min(kMaxKernelRows, B - i)), w, b));
+    }
+    return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
   }
   // Any other dtype or device: each row as it would run alone (a GEMM over
   // the batch would sum in another order, and a request's logits would
   // depend on who shares its batch).
-  std::vector<torch::Tensor> rows;
-  rows.reserve(static_cast<size_t>(B));
-  for (int64_t i = 0; i < B; ++i) rows.push_back(Linear(x.narrow(0, i, 1), w, b));
-  return torch::cat(rows, 0);
+  parts.reserve(static_cast<size_t>(B));
+  for (int64_t i = 0; i < B; ++i) parts.push_back(Linear(x.narrow(0, i, 1), w, b));
+  return torch::cat(parts, 0);
+}
+
+bool KernelRowsExact(const torch::Tensor& w) {
+  return w.scalar_type() == torch::kBFloat16 && w.is_cpu() && w.is_contiguous() && w.size(1) % 32 == 0 &&
+         Bf16GemvAvailable();
 }
 
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   auto x2 = x.reshape({-1, x.size(-1)});  // [rows of x, in]
   if (UseBf16Gemv(x2, w, b)) {
-    const int64_t rows = w.size(0), cols = w.size(1);
-    auto y = torch::empty({1, rows}, x.options());
+    const int64_t n = x2.size(0), rows = w.size(0), cols = w.size(1);
+    auto y = torch::empty({n, rows}, x.options());
     const auto* wp = static_cast<const uint16_t*>(w.data_ptr());
     const auto* xp = static_cast<const uint16_t*>(x2.data_ptr());
     const auto* bp = b.defined() ? static_cast<const uint16_t*>(b.data_ptr()) : nullptr;
     auto* yp = static_cast<uint16_t*>(y.data_ptr());
-    // Grain of 64 rows (~256 KiB of weights at hidden 2048) keeps threads busy.
-    at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) { Bf16GemvRows(wp, xp, bp, yp, cols, begin, end); });
+    if (n == 1) {
+      // Grain of 64 rows (~256 KiB of weights at hidden 2048) keeps threads busy.
+      at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) { Bf16GemvRows(wp, xp, bp, yp, cols, begin, end); });
+    } else {
+      at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
+        Bf16GemvBatchRows(wp, xp, n, bp, yp, rows, cols, begin, end);
+      });
+    }
     auto shape = x.sizes().vec();
     shape.back() = rows;
     return y.view(shape);
@@ -137,16 +142,21 @@ torch::Tensor LayerForward(const LlamaDims& dims, const LayerWeights& w, torch::
 }
 
 torch::Tensor LayerForwardRows(const LlamaDims& dims, const LayerWeights& w, torch::Tensor x,
+                               const std::vector<int64_t>& offsets,
                                const std::function<torch::Tensor(int64_t, const torch::Tensor&)>& attend) {
-  const int64_t B = x.size(0);
-  auto qkv = LinearRows(RmsNorm(x, w.attn_norm, dims.rms_norm_eps), w.wqkv, w.bqkv);  // [B, 1, (nh+2nkv)*hd]
-  std::vector<torch::Tensor> heads;  // B x [1, 1, nh*hd]
-  heads.reserve(static_cast<size_t>(B));
-  for (int64_t i = 0; i < B; ++i) heads.push_back(attend(i, qkv.narrow(0, i, 1)));
+  const int64_t sessions = static_cast<int64_t>(offsets.size()) - 1;
+  auto qkv = LinearRows(RmsNorm(x, w.attn_norm, dims.rms_norm_eps), w.wqkv, w.bqkv);  // [R, 1, (nh+2nkv)*hd]
+  std::vector<torch::Tensor> heads;  // per session [T_k, 1, nh*hd]
+  heads.reserve(static_cast<size_t>(sessions));
+  for (int64_t k = 0; k < sessions; ++k) {
+    const int64_t begin = offsets[static_cast<size_t>(k)], T = offsets[static_cast<size_t>(k) + 1] - begin;
+    auto mine = qkv.narrow(0, begin, T).view({1, T, qkv.size(-1)});  // [1, T, ...]: as the session alone has it
+    heads.push_back(attend(k, mine).view({T, 1, -1}));
+  }
   x = x + LinearRows(torch::cat(heads, 0), w.wo, w.bo);
   auto h = RmsNorm(x, w.ffn_norm, dims.rms_norm_eps);
   const int64_t I = dims.intermediate;
-  auto gate_up = LinearRows(h, w.w_gate_up, w.b_gate_up);  // [B, 1, 2*intermediate]
+  auto gate_up = LinearRows(h, w.w_gate_up, w.b_gate_up);  // [R, 1, 2*intermediate]
   auto act = torch::silu(gate_up.narrow(-1, 0, I)) * gate_up.narrow(-1, I, I);
   return x + LinearRows(act.contiguous(), w.w_down, w.b_down);
 }

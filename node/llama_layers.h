@@ -9,8 +9,11 @@
 // Thread-compatible: pure functions of their tensors.
 #include <torch/torch.h>
 
+#include "node/bf16_gemv.h"
+
 #include <cstdint>
 #include <functional>
+#include <vector>
 
 namespace strata {
 
@@ -37,15 +40,20 @@ struct LayerCache {
   torch::Tensor k, v;  // [kv_heads, capacity, head_dim], compute dtype
 };
 
-// y = x W^T + b over the last dimension; a single BF16 CPU row takes the
-// hand-written decode kernel.
+// y = x W^T + b over the last dimension; up to kMaxKernelRows BF16 CPU rows
+// take the hand-written kernels, each row's bits independent of the others.
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
 
-// Linear for B decode rows at once, x: [B, ..., in] with one token per row:
-// row i of the result is bit-identical to Linear(x[i]) alone, whatever B is
-// (BF16 on CPU: the multi-row kernel reads each weight row once for the
-// batch; otherwise row by row).
+// Linear for B rows of different sessions at once, x: [B, 1, in]: row i of
+// the result is bit-identical to Linear on that row alone, or within its own
+// prompt chunk, whatever B is (BF16 on CPU up to kMaxKernelRows: the
+// multi-row kernel reads each weight row once for the batch; otherwise row
+// by row).
 torch::Tensor LinearRows(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
+// Whether Linear with weights like `w` takes up to kMaxKernelRows rows
+// through the kernels, each row's result independent of the others: then a
+// prompt chunk's rows may share a forward with other sessions' rows exactly.
+bool KernelRowsExact(const torch::Tensor& w);
 
 // Attention of new positions [start, start+T) given their projected q, k, v
 // qkv: [B, T, (heads + 2*kv_heads)*head_dim]; returns [B, T, heads*head_dim]
@@ -65,12 +73,15 @@ void RopeTables(int64_t head_dim, double theta, int64_t max_position, torch::Ten
 torch::Tensor LayerForward(const LlamaDims& dims, const LayerWeights& w, torch::Tensor x, int64_t start,
                            const torch::Tensor& cos, const torch::Tensor& sin, LayerCache* cache);
 
-// One decode token of each of B sessions through a layer: x [B, 1, hidden].
-// The projections and the MLP run for the batch at once (LinearRows);
-// attention is each session's own: attend(i, qkv_i [1, 1, ...]) returns
-// [1, 1, heads*head_dim], from Attend over that session's cache. Row i equals
-// LayerForward on session i alone, bit for bit.
+// The rows of several sessions through a layer: x [R, 1, hidden], session
+// k's rows at [offsets[k], offsets[k+1]) (one for a decode step, a prompt
+// chunk's for a chunk). The projections and the MLP run for all rows at
+// once (LinearRows); attention is each session's own: attend(k, qkv_k
+// [1, T_k, ...]) returns [1, T_k, heads*head_dim], from Attend over that
+// session's cache. Each session's rows equal LayerForward on it alone, bit
+// for bit.
 torch::Tensor LayerForwardRows(const LlamaDims& dims, const LayerWeights& w, torch::Tensor x,
+                               const std::vector<int64_t>& offsets,
                                const std::function<torch::Tensor(int64_t, const torch::Tensor&)>& attend);
 
 }  // namespace strata

@@ -1,8 +1,8 @@
-// LlamaShard::ForwardBatch: one decode position of several sessions in one
-// pass over the weights (continuous batching). Every piece is the single
-// forward's own (Embed, LayerAt, Attend, Output), and the projections go
-// through LinearRows, whose rows equal Linear's: a session's logits are the
-// same bit for bit whether it runs alone or in any batch.
+// LlamaShard::ForwardBatch: decode steps and short prompt chunks of several
+// sessions in one pass over the weights (continuous batching). Every piece
+// is the single forward's own (Embed, LayerAt, Attend, Output), and the
+// projections go through LinearRows, whose rows equal Linear's: a session's
+// logits are the same bit for bit whether it runs alone or in any batch.
 #include <torch/torch.h>
 
 #include <set>
@@ -29,19 +29,29 @@ std::vector<Result<StageOutput>> LlamaShard::ForwardBatch(const std::vector<Batc
   // fails alone. live[k] is the step whose row k is.
   std::vector<size_t> live;
   std::vector<KvCache*> caches;     // [live]
-  std::vector<torch::Tensor> rows;  // [live] x [1, hidden]
+  std::vector<torch::Tensor> rows;  // [live] x [T, hidden]
+  std::vector<size_t> alone;        // run by Forward afterwards
   std::set<uint64_t> seen;
+  // A chunk of several positions may join only where every row's result is
+  // its own (the BF16 kernels); elsewhere it runs alone, exactly as ever.
+  const int64_t most = m.layers.empty() || !KernelRowsExact(m.layers[0].wqkv) ? 1 : kMaxKernelRows;
   for (size_t i = 0; i < steps.size(); ++i) {
     const BatchStep& s = steps[i];
-    if (s.input == nullptr || InputRows(*s.input) != 1) {
-      results[i] = Status::Error("a batched step carries exactly one position");
+    const int64_t n = s.input == nullptr ? 0 : InputRows(*s.input);
+    if (n < 1 || n > kMaxKernelRows) {
+      results[i] = Status::Error("a batched step carries 1 to " + std::to_string(kMaxKernelRows) + " positions");
+      continue;
+    }
+    if (n > most) {
+      if (seen.insert(s.session).second) alone.push_back(i);
+      else results[i] = Status::Error("session " + std::to_string(s.session) + " appears twice in one batch");
       continue;
     }
     if (!seen.insert(s.session).second) {
       results[i] = Status::Error("session " + std::to_string(s.session) + " appears twice in one batch");
       continue;
     }
-    auto acquired = m.kv->Acquire(s.session, s.start_pos, 1);
+    auto acquired = m.kv->Acquire(s.session, s.start_pos, n);
     if (!acquired.ok()) {
       results[i] = acquired.status();
       continue;
@@ -57,7 +67,6 @@ std::vector<Result<StageOutput>> LlamaShard::ForwardBatch(const std::vector<Batc
   }
   // Making room for a later row may have swapped an earlier one out to NVMe:
   // those run alone afterwards (correct, only slower; it needs RAM pressure).
-  std::vector<size_t> alone;
   for (size_t k = 0; k < live.size();) {
     if (!caches[k]->on_disk()) {
       ++k;
@@ -69,7 +78,7 @@ std::vector<Result<StageOutput>> LlamaShard::ForwardBatch(const std::vector<Batc
     rows.erase(rows.begin() + static_cast<std::ptrdiff_t>(k));
   }
   if (!live.empty()) {
-    Status st = m.RunRows(steps, live, caches, torch::cat(rows, 0).unsqueeze(1), &results);
+    Status st = m.RunRows(steps, live, caches, torch::cat(rows, 0).unsqueeze(1), &results);  // [R, 1, hidden]
     if (!st.ok()) {
       for (size_t i : live) results[i] = st;
     }
@@ -79,30 +88,34 @@ std::vector<Result<StageOutput>> LlamaShard::ForwardBatch(const std::vector<Batc
 }
 
 Status LlamaShard::Impl::RunRows(const std::vector<BatchStep>& steps, const std::vector<size_t>& live,
-                           const std::vector<KvCache*>& caches, torch::Tensor x,
+                                 const std::vector<KvCache*>& caches, torch::Tensor x,
                                  std::vector<Result<StageOutput>>* results) {
   Impl& m = *this;
-  const int64_t B = static_cast<int64_t>(live.size());
-  std::vector<torch::Tensor> cos(live.size()), sin(live.size());  // [live] x [1, hd]
-  for (size_t k = 0; k < live.size(); ++k) {
-    cos[k] = m.rope_cos.narrow(0, steps[live[k]].start_pos, 1);
-    sin[k] = m.rope_sin.narrow(0, steps[live[k]].start_pos, 1);
+  const size_t K = live.size();
+  std::vector<int64_t> offsets(K + 1, 0);                   // session k's rows: [offsets[k], offsets[k+1])
+  std::vector<torch::Tensor> cos(K), sin(K);                // [K] x [T_k, hd]
+  for (size_t k = 0; k < K; ++k) {
+    const BatchStep& s = steps[live[k]];
+    const int64_t T = InputRows(*s.input);
+    offsets[k + 1] = offsets[k] + T;
+    cos[k] = m.rope_cos.narrow(0, s.start_pos, T);
+    sin[k] = m.rope_sin.narrow(0, s.start_pos, T);
   }
   const int64_t count = m.options.end_layer - m.options.first_layer;
   try {
     for (int64_t l = 0; l < count; ++l) {
       auto w = m.LayerAt(l);
       if (!w.ok()) return w.status();
-      // x: [B, 1, hidden]. Each session attends over its own cache, gathered
+      // x: [R, 1, hidden]. Each session attends over its own cache, gathered
       // into the pool's scratch and written back, one after another.
-      x = LayerForwardRows(m.dims, *w.value(), x, [&](int64_t k, const torch::Tensor& qkv) {
-        const int64_t start = steps[live[static_cast<size_t>(k)]].start_pos;
-        KvCache& kv = *caches[static_cast<size_t>(k)];
+      x = LayerForwardRows(m.dims, *w.value(), x, offsets, [&](int64_t k, const torch::Tensor& qkv) {
+        const size_t i = static_cast<size_t>(k);
+        const int64_t start = steps[live[i]].start_pos, T = qkv.size(1);
+        KvCache& kv = *caches[i];
         auto cache = kv.Gather(l, start);
         if (!cache.ok()) throw GatherFailed(cache.status().message());
-        auto out = Attend(m.dims, qkv, start, cos[static_cast<size_t>(k)], sin[static_cast<size_t>(k)],
-                          &cache.value());
-        kv.Scatter(l, cache.value(), start, start + 1);
+        auto out = Attend(m.dims, qkv, start, cos[i], sin[i], &cache.value());
+        kv.Scatter(l, cache.value(), start, start + T);
         return out;
       });
     }
@@ -110,21 +123,24 @@ Status LlamaShard::Impl::RunRows(const std::vector<BatchStep>& steps, const std:
     return Status::Error(e.what());
   }
   if (m.stream) m.PrefetchNextForward();
-  for (size_t k = 0; k < live.size(); ++k) caches[k]->Commit(steps[live[k]].start_pos + 1);
-  x = x.squeeze(1);  // [B, hidden]
+  for (size_t k = 0; k < K; ++k) caches[k]->Commit(steps[live[k]].start_pos + (offsets[k + 1] - offsets[k]));
+  x = x.squeeze(1);  // [R, hidden]
   if (options.end_layer != config.num_layers) {
-    for (int64_t k = 0; k < B; ++k) (*results)[live[static_cast<size_t>(k)]] = m.Output(x.narrow(0, k, 1));
+    for (size_t k = 0; k < K; ++k) (*results)[live[k]] = m.Output(x.narrow(0, offsets[k], offsets[k + 1] - offsets[k]));
     return Status::Ok();
   }
-  // The last stage: the final norm and the LM head for the batch at once.
-  auto h = RmsNorm(x, m.final_norm, m.config.rms_norm_eps);                                         // [B, hidden]
-  auto logits = LinearRows(h, m.lm_head, torch::Tensor()).to(torch::kCPU, torch::kFloat32).contiguous();  // [B, vocab]
+  // The last stage: the final norm and the LM head at each session's last
+  // position, for the batch at once.
+  std::vector<torch::Tensor> last;  // [K] x [1, hidden]
+  for (size_t k = 0; k < K; ++k) last.push_back(x.narrow(0, offsets[k + 1] - 1, 1));
+  auto h = RmsNorm(torch::cat(last, 0), m.final_norm, m.config.rms_norm_eps);                        // [K, hidden]
+  auto logits = LinearRows(h, m.lm_head, torch::Tensor()).to(torch::kCPU, torch::kFloat32).contiguous();  // [K, vocab]
   const int64_t vocab = logits.size(1);
-  for (int64_t k = 0; k < B; ++k) {
+  for (size_t k = 0; k < K; ++k) {
     StageOutput out;
-    const float* row = logits.data_ptr<float>() + k * vocab;
+    const float* row = logits.data_ptr<float>() + static_cast<int64_t>(k) * vocab;
     out.logits.assign(row, row + vocab);
-    (*results)[live[static_cast<size_t>(k)]] = std::move(out);
+    (*results)[live[k]] = std::move(out);
   }
   return Status::Ok();
 }

@@ -196,9 +196,11 @@ std::vector<Result<StepOutcome>> StageRuntime::StepBatch(const std::vector<Batch
     StepOutcome outcome;
     outcome.output = std::move(outputs[k].value());
     if (shard_->is_last() && step.sample) {
-      // The sampled token's position: right after the step's one.
+      // The sampled token's position: right after the step's last one.
+      const int64_t rows = step.input->is_tokens() ? static_cast<int64_t>(step.input->tokens.size())
+                                                   : (step.input->hidden.shape.empty() ? 1 : step.input->hidden.shape[0]);
       outcome.token = sessions_.at(step.session).sampler.Sample(outcome.output.logits,
-                                                                 static_cast<uint64_t>(step.start_pos + 1));
+                                                                 static_cast<uint64_t>(step.start_pos + rows));
     }
     outcome.micros = micros;
     outcomes[index[k]] = std::move(outcome);

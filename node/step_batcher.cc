@@ -4,6 +4,7 @@
 
 #include <algorithm>
 
+#include "node/bf16_gemv.h"
 #include "node/node_state.h"
 
 namespace strata {
@@ -14,6 +15,11 @@ int64_t Positions(const StageInput& input) {
   return input.hidden.shape.empty() ? 0 : input.hidden.shape[0];
 }
 
+// Whether a step may share a forward: a decode step, or a prompt chunk short
+// enough for the kernels whose rows are independent (LlamaShard::ForwardBatch
+// runs it alone where they are not).
+bool Joins(const StageInput& input) { return Positions(input) <= kMaxKernelRows; }
+
 }  // namespace
 
 StepBatcher::StepBatcher(const kj::Executor& compute, StageRuntime& runtime, kj::Timer& timer, kj::TaskSet& tasks,
@@ -23,7 +29,7 @@ StepBatcher::StepBatcher(const kj::Executor& compute, StageRuntime& runtime, kj:
 size_t StepBatcher::QueuedDecodes() const {
   std::set<uint64_t> sessions;
   for (const Waiting& w : queue_) {
-    if (Positions(w.input) == 1) sessions.insert(w.session);
+    if (Joins(w.input)) sessions.insert(w.session);
   }
   return sessions.size();
 }
@@ -63,14 +69,15 @@ std::vector<StepBatcher::Waiting> StepBatcher::TakeBatch() {
   }
   std::vector<Waiting> batch;
   if (queue_.empty()) return batch;
-  // A prompt chunk at the head goes alone after a decode batch (or when no
-  // decode can go), so prefill and decode take turns.
-  const bool head_is_chunk = Positions(queue_.front().input) != 1;
+  // Decode steps and short prompt chunks share forwards. A long chunk at the
+  // head goes alone after a batch (or when nothing else can go), so long
+  // prefills and decodes take turns.
+  const bool head_is_chunk = !Joins(queue_.front().input);
   std::set<uint64_t> seen = running_sessions_;  // a session's later steps wait for its earlier ones
   if (!(head_is_chunk && last_was_decode_)) {
     for (auto it = queue_.begin(); it != queue_.end() && batch.size() < max_batch_;) {
       const bool first_of_session = seen.insert(it->session).second;
-      if (first_of_session && Positions(it->input) == 1) {
+      if (first_of_session && Joins(it->input)) {
         batch.push_back(kj::mv(*it));
         it = queue_.erase(it);
       } else {
@@ -82,7 +89,7 @@ std::vector<StepBatcher::Waiting> StepBatcher::TakeBatch() {
     batch.push_back(kj::mv(queue_.front()));
     queue_.pop_front();
   }
-  last_was_decode_ = !batch.empty() && Positions(batch.front().input) == 1;
+  last_was_decode_ = !batch.empty() && Joins(batch.front().input);
   return batch;
 }
 
@@ -109,7 +116,7 @@ void StepBatcher::Launch() {
     for (size_t k = 0; k < ran.size(); ++k) outcomes[index[k]] = kj::mv(ran[k]);
     return outcomes;
   };
-  const size_t decode_rows = Positions(batch->front().input) == 1 ? batch->size() : 0;
+  const size_t decode_rows = Joins(batch->front().input) ? batch->size() : 0;
   tasks_.add(compute_.executeAsync(kj::mv(run)).then(
       [this, batch = kj::mv(batch), decode_rows](std::vector<Result<StepOutcome>>&& outcomes) mutable {
         uint64_t micros = 0;

@@ -9,9 +9,9 @@
 // Rules that keep it fair and exact:
 // - A session's steps run in the order they arrived: a step waits while an
 //   earlier step of its session is queued or running.
-// - A multi-position step (a prompt chunk) runs alone, with the single
-//   forward; after a decode batch, a waiting chunk goes next, so prefill
-//   is never starved, and decodes run between the chunks of a long prompt.
+// - A long prompt chunk runs alone, with the single forward; after a batch,
+//   a waiting long chunk goes next, so prefill is never starved, and
+//   decodes run between the chunks of a long prompt.
 // - A launch waits until the event loop has nothing else to do
 //   (kj::evalLast), so steps that arrived together go in together.
 // - After a decode batch, the next one waits until as many decode steps are
