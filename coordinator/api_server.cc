@@ -1,5 +1,8 @@
 #include "coordinator/api_server.h"
 
+#include "coordinator/admission.h"
+#include "coordinator/watched_connection.h"
+
 #include <kj/compat/http.h>
 #include <kj/debug.h>
 #include <spdlog/spdlog.h>
@@ -76,6 +79,7 @@ struct Job final : public TokenSink {
   kj::Own<kj::AsyncOutputStream> stream;
   kj::Promise<void> writes = kj::READY_NOW;
   kj::Own<kj::PromiseFulfiller<void>> client_gone;  // rejected when a write fails
+  WatchedConnection* connection = nullptr;           // the client's (borrowed from the HttpServer)
   bool first_chunk = true;
 
   Job(ApiServer::Impl& s, CompletionParams p, std::vector<int32_t> ids);
@@ -88,12 +92,31 @@ struct Job final : public TokenSink {
 
 }  // namespace
 
-struct ApiServer::Impl final : public kj::HttpService {
+// One client connection's view of the API: requests know their connection,
+// so a non-streaming request whose client hangs up is cancelled too.
+class ConnectionService final : public kj::HttpService {
+ public:
+  // `connection` is a WatchedConnection: ApiServer::Listen makes every one.
+  ConnectionService(ApiServer::Impl& api, kj::AsyncIoStream& connection)
+      : api_(api), connection_(static_cast<WatchedConnection&>(connection)) {}
+  kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
+                            kj::AsyncInputStream& body, Response& response) override;
+
+ private:
+  ApiServer::Impl& api_;
+  WatchedConnection& connection_;  // owned by the HttpServer, alive as long as this service
+};
+
+struct ApiServer::Impl final {
   Impl(kj::Timer& timer, Pipeline& pipeline, const Tokenizer& tokenizer, ApiServerOptions options)
-      : pipeline(pipeline), tokenizer(tokenizer), options(std::move(options)), table(MakeTable()),
-        server(timer, *table, *this) {
+      : pipeline(pipeline), tokenizer(tokenizer), options(std::move(options)),
+        admission(this->options.max_running, this->options.max_queue, this->options.kv_tokens), table(MakeTable()),
+        server(timer, *table, [this](kj::AsyncIoStream& connection) -> kj::Own<kj::HttpService> {
+          return kj::heap<ConnectionService>(*this, connection);
+        }) {
     metrics.kv_capacity = this->options.kv_tokens;
   }
+  using Response = kj::HttpService::Response;
 
   kj::Own<kj::HttpHeaderTable> MakeTable() {
     kj::HttpHeaderTable::Builder builder;
@@ -104,7 +127,7 @@ struct ApiServer::Impl final : public kj::HttpService {
   }
 
   kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
-                            kj::AsyncInputStream& body, Response& response) override;
+                            kj::AsyncInputStream& body, Response& response, WatchedConnection& connection);
 
   kj::Promise<void> SendJson(Response& response, int status, const std::string& text) {
     kj::HttpHeaders out(*table);
@@ -141,7 +164,8 @@ struct ApiServer::Impl final : public kj::HttpService {
     }
   }
 
-  kj::Promise<void> Completion(bool chat, const kj::HttpHeaders& headers, kj::AsyncInputStream& body, Response& response);
+  kj::Promise<void> Completion(bool chat, const kj::HttpHeaders& headers, kj::AsyncInputStream& body, Response& response,
+                               WatchedConnection& connection);
   kj::Promise<void> Generate(kj::Own<Job> job, Response& response);
   kj::Promise<void> Metrics(Response& response);
   kj::Promise<void> Status(Response& response);
@@ -160,28 +184,39 @@ struct ApiServer::Impl final : public kj::HttpService {
     return write.attach(kj::mv(stream), kj::mv(bytes));
   }
   // A slot to generate in: now, after a wait in the queue, or (queue full) an error.
-  // `need`: KV positions the request reserves.
-  kj::Maybe<kj::Promise<void>> Admit(int64_t need);
-  void Release(int64_t need);
-  bool Fits(int64_t need) const {
-    return metrics.running < options.max_running && (options.kv_tokens == 0 || metrics.kv_reserved + need <= options.kv_tokens);
+  // Admission, with the gauges kept in step. `need`: KV positions.
+  kj::Maybe<kj::Promise<void>> Admit(int64_t need) {
+    auto admitted = admission.Admit(need);
+    Gauges();
+    return admitted;
+  }
+  void Release(int64_t need) {
+    admission.Release(need);
+    Gauges();
+  }
+  void Gauges() {
+    metrics.running = admission.running();
+    metrics.waiting = admission.waiting();
+    metrics.kv_reserved = admission.kv_reserved();
   }
 
   Pipeline& pipeline;
   const Tokenizer& tokenizer;
   ApiServerOptions options;
   ServeMetrics metrics;
-  struct Waiting {
-    kj::Own<kj::PromiseFulfiller<void>> admit;
-    int64_t need = 0;  // KV positions
-  };
-  std::deque<Waiting> waiting;  // FIFO of queued requests
+  Admission admission;
   std::map<std::string, const Job*> active;                 // requests in flight, by id (each Job registers itself)
   std::mt19937_64 rng{std::random_device{}()};
   kj::HttpHeaderId authorization = kj::HttpHeaderId::HOST, retry_after = kj::HttpHeaderId::HOST;
   kj::HttpHeaderId cache_control = kj::HttpHeaderId::HOST;
   kj::Own<kj::HttpHeaderTable> table;
   kj::HttpServer server;
+  struct ConnectionErrors final : kj::TaskSet::ErrorHandler {
+    void taskFailed(kj::Exception&& e) override {
+      spdlog::debug("an HTTP connection ended: {}", EscapeText(e.getDescription().cStr(), 200));
+    }
+  } connection_errors;
+  kj::TaskSet connections{connection_errors};  // every client connection (destroyed before server)
 };
 
 namespace {
@@ -263,40 +298,14 @@ void Job::Write(std::string text) {
 
 }  // namespace
 
-kj::Maybe<kj::Promise<void>> ApiServer::Impl::Admit(int64_t need) {
-  if (waiting.empty() && Fits(need)) {
-    ++metrics.running;
-    metrics.kv_reserved += need;
-    return kj::Promise<void>(kj::READY_NOW);
-  }
-  if (static_cast<int>(waiting.size()) >= options.max_queue) return nullptr;
-  auto paf = kj::newPromiseAndFulfiller<void>();
-  waiting.push_back({kj::mv(paf.fulfiller), need});
-  metrics.waiting = static_cast<int64_t>(waiting.size());
-  return kj::mv(paf.promise);
-}
-
-void ApiServer::Impl::Release(int64_t need) {
-  --metrics.running;
-  metrics.kv_reserved -= need;
-  // The next in line whose client is still there, in order, while they fit.
-  while (!waiting.empty()) {
-    if (!waiting.front().admit->isWaiting()) {
-      waiting.pop_front();
-      continue;
-    }
-    if (!Fits(waiting.front().need)) break;
-    ++metrics.running;
-    metrics.kv_reserved += waiting.front().need;
-    auto next = kj::mv(waiting.front().admit);
-    waiting.pop_front();
-    next->fulfill();
-  }
-  metrics.waiting = static_cast<int64_t>(waiting.size());
+kj::Promise<void> ConnectionService::request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
+                                             kj::AsyncInputStream& body, Response& response) {
+  return api_.request(method, url, headers, body, response, connection_);
 }
 
 kj::Promise<void> ApiServer::Impl::request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
-                                           kj::AsyncInputStream& body, Response& response) {
+                                           kj::AsyncInputStream& body, Response& response,
+                                           WatchedConnection& connection) {
   std::string path = url.cStr();
   path = path.substr(0, path.find('?'));
   if (path == "/health") return SendJson(response, 200, R"({"status":"ok"})");
@@ -312,7 +321,7 @@ kj::Promise<void> ApiServer::Impl::request(kj::HttpMethod method, kj::StringPtr 
   const bool post = method == kj::HttpMethod::POST, get = method == kj::HttpMethod::GET;
   if (path == "/v1/completions" || path == "/v1/chat/completions") {
     if (!post) return SendError(response, {405, "use POST", "invalid_request_error", ""});
-    return Completion(path == "/v1/chat/completions", headers, body, response);
+    return Completion(path == "/v1/chat/completions", headers, body, response, connection);
   }
   if (path == "/v1/models") {
     if (!get) return SendError(response, {405, "use GET", "invalid_request_error", ""});
@@ -333,7 +342,7 @@ kj::Promise<void> ApiServer::Impl::request(kj::HttpMethod method, kj::StringPtr 
 }
 
 kj::Promise<void> ApiServer::Impl::Completion(bool chat, const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
-                                              Response& response) {
+                                              Response& response, WatchedConnection& connection) {
   KJ_IF_MAYBE(length, headers.get(kj::HttpHeaderId::CONTENT_LENGTH)) {
     if (length->size() > 12 || std::strtoull(length->cStr(), nullptr, 10) > kMaxRequestBodyBytes) {
       return SendError(response, {413, "the request body is over 1 MiB", "invalid_request_error", ""});
@@ -341,7 +350,7 @@ kj::Promise<void> ApiServer::Impl::Completion(bool chat, const kj::HttpHeaders& 
   }
   return body.readAllText(kMaxRequestBodyBytes + 1)
       .then(
-          [this, chat, &response](kj::String text) -> kj::Promise<void> {
+          [this, chat, &response, &connection](kj::String text) -> kj::Promise<void> {
             CompletionParams params;
             ApiError error;
             const int64_t context = options.context;
@@ -371,6 +380,7 @@ kj::Promise<void> ApiServer::Impl::Completion(bool chat, const kj::HttpHeaders& 
                   std::min<int64_t>(params.max_tokens, options.kv_tokens - static_cast<int64_t>(ids.size()));
             }
             auto job = kj::heap<Job>(*this, kj::mv(params), kj::mv(ids));
+            job->connection = &connection;
             return Generate(kj::mv(job), response);
           },
           [this, &response](kj::Exception&&) -> kj::Promise<void> {
@@ -392,7 +402,7 @@ kj::Promise<void> ApiServer::Impl::Generate(kj::Own<Job> job, Response& response
   return admitted
       .then([this, &j]() {
         j.admitted = true;
-        metrics.waiting = static_cast<int64_t>(waiting.size());
+        Gauges();
         SamplingParams sampling;
         sampling.temperature = static_cast<float>(j.params.temperature);
         sampling.top_p = static_cast<float>(j.params.top_p);
@@ -410,7 +420,16 @@ kj::Promise<void> ApiServer::Impl::Generate(kj::Own<Job> job, Response& response
         request.prefill_chunk = options.prefill_chunk;
         request.want_logits = j.params.logprobs >= 0;
         j.driver = std::make_unique<GenerationDriver>(pipeline, tokenizer, j.session, GenerationRequest(request), &j);
-        if (!j.params.stream) return j.driver->Run();
+        if (!j.params.stream) {
+          // Nothing is written until the end, so watch the connection: a
+          // client that hangs up cancels the generation between steps.
+          kj::Promise<void> run = j.driver->Run();
+          if (j.connection == nullptr) return run;
+          return run.exclusiveJoin(j.connection->WhenClientGone().then([&j]() -> void {
+            j.gone = true;
+            kj::throwFatalException(KJ_EXCEPTION(DISCONNECTED, "the client went away"));
+          }));
+        }
         kj::HttpHeaders out(*table);
         out.set(kj::HttpHeaderId::CONTENT_TYPE, "text/event-stream");
         out.set(cache_control, "no-cache");
@@ -578,7 +597,14 @@ kj::Promise<void> ApiServer::Impl::Status(Response& response) {
 ApiServer::ApiServer(kj::Timer& timer, Pipeline& pipeline, const Tokenizer& tokenizer, ApiServerOptions options)
     : impl_(std::make_unique<Impl>(timer, pipeline, tokenizer, std::move(options))) {}
 ApiServer::~ApiServer() = default;
-kj::Promise<void> ApiServer::Listen(kj::ConnectionReceiver& receiver) { return impl_->server.listenHttp(receiver); }
+kj::Promise<void> ApiServer::Listen(kj::ConnectionReceiver& receiver) {
+  // (Like HttpServer::listenHttp(receiver), with the wrapper.)
+  // Each connection wrapped, so that a request can see its client leave.
+  return receiver.accept().then([this, &receiver](kj::Own<kj::AsyncIoStream> connection) {
+    impl_->connections.add(impl_->server.listenHttp(kj::heap<WatchedConnection>(kj::mv(connection))));
+    return Listen(receiver);
+  });
+}
 const ServeMetrics& ApiServer::metrics() const { return impl_->metrics; }
 
 }  // namespace strata

@@ -1,5 +1,7 @@
 #include "node/rpc_listener.h"
 
+#include "protocol/forwarding_stream.h"
+
 #include <arpa/inet.h>
 #include <capnp/rpc-twoparty.h>
 #include <kj/debug.h>
@@ -17,10 +19,10 @@ namespace {
 
 // Reads through this stream count against a budget until the connection is
 // authenticated: a stranger cannot make the node buffer a 64 MiB frame.
-class GuardedStream final : public kj::AsyncIoStream {
+class GuardedStream final : public ForwardingStream {
  public:
   GuardedStream(kj::Own<kj::AsyncIoStream> inner, kj::Own<ConnectionState> state, uint64_t budget)
-      : inner_(kj::mv(inner)), state_(kj::mv(state)), budget_(budget) {}
+      : ForwardingStream(kj::mv(inner)), state_(kj::mv(state)), budget_(budget) {}
 
   kj::Promise<size_t> tryRead(void* buffer, size_t min_bytes, size_t max_bytes) override {
     if (!state_->authenticated) {
@@ -40,24 +42,8 @@ class GuardedStream final : public kj::AsyncIoStream {
       return n;
     });
   }
-  kj::Promise<void> write(const void* buffer, size_t size) override { return inner_->write(buffer, size); }
-  kj::Promise<void> write(kj::ArrayPtr<const kj::ArrayPtr<const kj::byte>> pieces) override {
-    return inner_->write(pieces);
-  }
-  kj::Promise<void> whenWriteDisconnected() override { return inner_->whenWriteDisconnected(); }
-  void shutdownWrite() override { inner_->shutdownWrite(); }
-  void abortRead() override { inner_->abortRead(); }
-  void getsockopt(int level, int option, void* value, kj::uint* length) override {
-    inner_->getsockopt(level, option, value, length);
-  }
-  void setsockopt(int level, int option, const void* value, kj::uint length) override {
-    inner_->setsockopt(level, option, value, length);
-  }
-  void getsockname(struct sockaddr* addr, kj::uint* length) override { inner_->getsockname(addr, length); }
-  void getpeername(struct sockaddr* addr, kj::uint* length) override { inner_->getpeername(addr, length); }
 
  private:
-  kj::Own<kj::AsyncIoStream> inner_;
   kj::Own<ConnectionState> state_;
   const uint64_t budget_;
   uint64_t used_ = 0;

@@ -43,9 +43,10 @@ size_t Append(char* data, size_t size, size_t n, void* out) {
   return size * n;
 }
 
-// One HTTP request. `abort_after` > 0: hang up once that many body bytes came.
+// One HTTP request. `abort_after` > 0: hang up once that many body bytes
+// came; `hang_up_ms` > 0: hang up after that long, whatever came.
 Reply Http(const std::string& url, const std::string& body = "", const std::string& method = "",
-           const std::vector<std::string>& headers = {}, size_t abort_after = 0) {
+           const std::vector<std::string>& headers = {}, size_t abort_after = 0, long hang_up_ms = 0) {
   Reply r;
   struct Ctx {
     std::string* out;
@@ -68,6 +69,7 @@ Reply Http(const std::string& url, const std::string& body = "", const std::stri
   curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, Append);
   curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &r.headers);
   curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 120L);
+  if (hang_up_ms > 0) curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, hang_up_ms);
   r.rc = curl_easy_perform(curl.get());
   curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &r.status);
   curl_slist_free_all(list);
@@ -92,6 +94,16 @@ class Server {
   }
   const std::string& url() const { return url_; }
   std::string Stderr() const { return child_->Stderr(); }
+  // /metrics once `series` reads `value`, or after ten seconds.
+  std::map<std::string, double> MetricsOnce(const std::string& series, double value) const {
+    std::map<std::string, double> m;
+    for (int i = 0; i < 100; ++i) {
+      m = Metrics();
+      if (m[series] == value) break;
+      usleep(100000);
+    }
+    return m;
+  }
   // The node gauges and counters of /metrics, by full series name.
   std::map<std::string, double> Metrics(const std::vector<std::string>& headers = {}) const {
     std::map<std::string, double> out;
@@ -310,12 +322,7 @@ TEST(ServeTest, AClientThatGoesAwayFreesItsKvOnEveryStage) {
   const Reply cut = Http(server.url() + "/v1/completions",
                          R"({"prompt":"And God said","max_tokens":240,"temperature":0,"stream":true})", "", {}, 200);
   EXPECT_EQ(cut.rc, CURLE_WRITE_ERROR);
-  std::map<std::string, double> m;
-  for (int i = 0; i < 100; ++i) {
-    m = server.Metrics();
-    if (m["strata:request_success_total{finished_reason=\"cancelled\"}"] == 1) break;
-    usleep(100000);
-  }
+  std::map<std::string, double> m = server.MetricsOnce("strata:request_success_total{finished_reason=\"cancelled\"}", 1);
   EXPECT_EQ(m["strata:request_success_total{finished_reason=\"cancelled\"}"], 1);
   EXPECT_EQ(m["strata:num_requests_running"], 0);
   int stages = 0;
@@ -327,6 +334,22 @@ TEST(ServeTest, AClientThatGoesAwayFreesItsKvOnEveryStage) {
   EXPECT_EQ(stages, 2);
   for (const auto& [series, value] : m) {
     if (series.rfind("strata:node_memory_used_bytes{", 0) == 0) EXPECT_GT(value, 0) << series;
+  }
+}
+
+// A client waiting for a whole (non-streamed) completion that hangs up
+// cancels it too: the server watches the connection, not only its writes.
+TEST(ServeTest, ANonStreamingClientThatGoesAwayIsCancelled) {
+  Server server;
+  const Reply cut = Http(server.url() + "/v1/completions", R"({"prompt":"And God said","max_tokens":240,"temperature":0})",
+                         "", {}, 0, 300);
+  EXPECT_EQ(cut.rc, CURLE_OPERATION_TIMEDOUT);
+  std::map<std::string, double> m = server.MetricsOnce("strata:request_success_total{finished_reason=\"cancelled\"}", 1);
+  EXPECT_EQ(m["strata:request_success_total{finished_reason=\"cancelled\"}"], 1);
+  EXPECT_EQ(m["strata:request_success_total{finished_reason=\"ok\"}"], 0) << "it did not run to the end";
+  EXPECT_EQ(m["strata:num_requests_running"], 0);
+  for (const auto& [series, value] : m) {
+    if (series.rfind("strata:node_active_sessions{", 0) == 0) EXPECT_EQ(value, 0) << series;
   }
 }
 
