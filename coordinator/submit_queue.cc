@@ -18,7 +18,7 @@ kj::Promise<void> SubmitQueue::Submit(wire::Session::Client session, uint32_t st
   if (!scheduled_) {
     scheduled_ = true;
     // Once the loop is idle: every session whose token arrived has submitted by then.
-    kj::evalLast([this]() { Flush(); }).detach([](kj::Exception&&) {});
+    tasks_.add(kj::evalLast([this]() { Flush(); }));
   }
   return kj::mv(paf.promise);
 }
@@ -45,15 +45,14 @@ void SubmitQueue::Flush() {
     sent = request.send().ignoreResult();
   }
   auto& members = *batch;
-  sent.then(
-          [&members]() {
-            for (auto& q : members) q.taken->fulfill();
-          },
-          [&members](kj::Exception&& e) {
-            for (auto& q : members) q.taken->reject(kj::cp(e));
-          })
-      .attach(kj::mv(batch))
-      .detach([](kj::Exception&&) {});
+  tasks_.add(sent.then(
+                     [&members]() {
+                       for (auto& q : members) q.taken->fulfill();
+                     },
+                     [&members](kj::Exception&& e) {
+                       for (auto& q : members) q.taken->reject(kj::cp(e));
+                     })
+                 .attach(kj::mv(batch)));
 }
 
 }  // namespace strata

@@ -24,7 +24,7 @@ class SubmitQueue {
  public:
   // `control` reaches the first stage's node, which issued every session
   // submitted here.
-  explicit SubmitQueue(wire::Control::Client control) : control_(kj::mv(control)) {}
+  explicit SubmitQueue(wire::Control::Client control) : control_(kj::mv(control)), tasks_(errors_) {}
 
   // Resolves once the first stage has taken the step, or fails naming why.
   kj::Promise<void> Submit(wire::Session::Client session, uint32_t start_pos, std::vector<int32_t> tokens,
@@ -40,9 +40,14 @@ class SubmitQueue {
   };
   void Flush();
 
+  struct Errors final : kj::TaskSet::ErrorHandler {
+    void taskFailed(kj::Exception&&) override {}  // each member's promise carries its own failure
+  };
   wire::Control::Client control_;
   std::vector<Queued> queued_;
   bool scheduled_ = false;  // a Flush is queued (evalLast)
+  Errors errors_;
+  kj::TaskSet tasks_;       // the queued Flush and the sends: cancelled with the queue
 };
 
 }  // namespace strata
