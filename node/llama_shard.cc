@@ -357,11 +357,6 @@ bool LlamaShard::SessionOnDisk(uint64_t id) const { return impl_->kv->OnDisk(id)
 Result<int64_t> LlamaShard::SessionLength(uint64_t id) const { return impl_->kv->Length(id); }
 std::shared_ptr<KvSwapSpace> LlamaShard::swap() const { return impl_->kv->swap(); }
 
-int64_t InputRows(const StageInput& input) {
-  if (input.is_tokens()) return static_cast<int64_t>(input.tokens.size());
-  return input.hidden.shape.empty() ? 0 : input.hidden.shape[0];
-}
-
 Result<torch::Tensor> LlamaShard::Impl::Embed(const StageInput& input) const {
   const ModelConfig& c = config;
   if (options.first_layer == 0) {
@@ -413,7 +408,7 @@ Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, con
   // Positions are checked before any work: a hostile token count must not
   // be embedded first. Acquire also brings the session's pages back from
   // NVMe if they were swapped out.
-  auto acquired = m.kv->Acquire(session, start_pos, InputRows(input));
+  auto acquired = m.kv->Acquire(session, start_pos, input.positions());
   if (!acquired.ok()) return acquired.status();
   KvCache& kv = *acquired.value();
   torch::NoGradGuard no_grad;

@@ -47,6 +47,11 @@ struct StageInput {
   std::vector<int32_t> tokens;
   HostTensor hidden;
   bool is_tokens() const { return !tokens.empty(); }
+  // Positions the step covers: its tokens, or its rows of hidden states.
+  int64_t positions() const {
+    if (is_tokens()) return static_cast<int64_t>(tokens.size());
+    return hidden.shape.empty() ? 0 : hidden.shape[0];
+  }
 };
 
 // What a stage produces: hidden states for the next stage, or (last stage)

@@ -37,7 +37,7 @@ std::vector<Result<StageOutput>> LlamaShard::ForwardBatch(const std::vector<Batc
   const int64_t most = m.layers.empty() || !KernelRowsExact(m.layers[0].wqkv) ? 1 : kMaxKernelRows;
   for (size_t i = 0; i < steps.size(); ++i) {
     const BatchStep& s = steps[i];
-    const int64_t n = s.input == nullptr ? 0 : InputRows(*s.input);
+    const int64_t n = s.input == nullptr ? 0 : s.input->positions();
     if (n < 1 || n > kMaxKernelRows) {
       results[i] = Status::Error("a batched step carries 1 to " + std::to_string(kMaxKernelRows) + " positions");
       continue;
@@ -96,7 +96,7 @@ Status LlamaShard::Impl::RunRows(const std::vector<BatchStep>& steps, const std:
   std::vector<torch::Tensor> cos(K), sin(K);                // [K] x [T_k, hd]
   for (size_t k = 0; k < K; ++k) {
     const BatchStep& s = steps[live[k]];
-    const int64_t T = InputRows(*s.input);
+    const int64_t T = s.input->positions();
     offsets[k + 1] = offsets[k] + T;
     cos[k] = m.rope_cos.narrow(0, s.start_pos, T);
     sin[k] = m.rope_sin.narrow(0, s.start_pos, T);

@@ -75,6 +75,5 @@ struct LlamaShard::Impl {
                  const std::vector<KvCache*>& caches, torch::Tensor x, std::vector<Result<StageOutput>>* results);
 };
 
-int64_t InputRows(const StageInput& input);  // tokens, or rows of hidden states
 
 }  // namespace strata

@@ -145,8 +145,7 @@ Result<StepOutcome> StageRuntime::Step(uint64_t session, int64_t start_pos, cons
   outcome.output = std::move(output.value());
   if (shard_->is_last() && sample) {
     // The sampled token's position: right after the step's last one.
-    const int64_t rows = input.is_tokens() ? static_cast<int64_t>(input.tokens.size())
-                                           : (input.hidden.shape.empty() ? 1 : input.hidden.shape[0]);
+    const int64_t rows = input.positions();
     outcome.token = open->second.sampler.Sample(outcome.output.logits, static_cast<uint64_t>(start_pos + rows));
   }
   outcome.micros = static_cast<uint64_t>(
@@ -197,8 +196,7 @@ std::vector<Result<StepOutcome>> StageRuntime::StepBatch(const std::vector<Batch
     outcome.output = std::move(outputs[k].value());
     if (shard_->is_last() && step.sample) {
       // The sampled token's position: right after the step's last one.
-      const int64_t rows = step.input->is_tokens() ? static_cast<int64_t>(step.input->tokens.size())
-                                                   : (step.input->hidden.shape.empty() ? 1 : step.input->hidden.shape[0]);
+      const int64_t rows = step.input->positions();
       outcome.token = sessions_.at(step.session).sampler.Sample(outcome.output.logits,
                                                                  static_cast<uint64_t>(step.start_pos + rows));
     }

@@ -3,7 +3,6 @@
 #include <kj/debug.h>
 #include <spdlog/spdlog.h>
 
-#include <atomic>
 #include <memory>
 
 #include "node/hand_on_queue.h"

@@ -10,15 +10,10 @@
 namespace strata {
 namespace {
 
-int64_t Positions(const StageInput& input) {
-  if (input.is_tokens()) return static_cast<int64_t>(input.tokens.size());
-  return input.hidden.shape.empty() ? 0 : input.hidden.shape[0];
-}
-
 // Whether a step may share a forward: a decode step, or a prompt chunk short
 // enough for the kernels whose rows are independent (LlamaShard::ForwardBatch
 // runs it alone where they are not).
-bool Joins(const StageInput& input) { return Positions(input) <= kMaxKernelRows; }
+bool Joins(const StageInput& input) { return input.positions() <= kMaxKernelRows; }
 
 }  // namespace
 

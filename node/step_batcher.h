@@ -46,8 +46,6 @@ class StepBatcher {
   // promise cancels the step if it has not started.
   kj::Promise<Result<StepOutcome>> Submit(uint64_t session, uint32_t start, StageInput input, bool sample);
 
-  size_t waiting() const { return queue_.size(); }
-
  private:
   struct Waiting {
     uint64_t session = 0;
