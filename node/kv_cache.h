@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "node/kv_page_pool.h"
-#include "node/llama_layers.h"
+#include "node/engine/llama_layers.h"
 #include "storage/status.h"
 
 namespace strata {

@@ -22,7 +22,7 @@
 #include "node/bandwidth_probe.h"
 #include "node/metrics_server.h"
 #include "node/discovery_beacon.h"
-#include "node/llama_shard.h"
+#include "node/engine/llama_shard.h"
 #include "node/rpc_listener.h"
 #include "node/stage_server.h"
 #include "protocol/cluster_tls.h"

@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <fstream>
 
-#include "node/llama_shard.h"
+#include "node/engine/llama_shard.h"
 #include "protocol/cluster_tls.h"
 #include "protocol/version.h"
 #include "storage/escape.h"

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "node/llama_shard.h"
+#include "node/engine/llama_shard.h"
 #include "node/memory_accountant.h"
-#include "node/sampler.h"
+#include "node/engine/sampler.h"
 #include "storage/status.h"
 
 namespace strata {

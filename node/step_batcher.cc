@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "node/bf16_gemv.h"
+#include "node/engine/bf16_gemv.h"
 #include "node/node_state.h"
 
 namespace strata {

@@ -66,7 +66,7 @@ text without any download.
   $((tokens / 989280)) passes over the training text), AdamW (lr 3e-3, betas
   0.9/0.95, weight decay 0.01, warm-up 100 steps then cosine to 10%), gradient
   clipping at 1.0, seed $SEED, $THREADS CPU threads, $minutes minutes. The
-  forward pass is Strata's inference code (node/llama_layers) under LibTorch
+  forward pass is Strata's inference code (node/engine/llama_layers) under LibTorch
   autograd.
 - **Loss** (cross-entropy per token, nats): train $train_loss, held-out $heldout_loss.
 

@@ -4,7 +4,7 @@
 // property that keeps a request's logits independent of its batch. A second
 // order of summation over the same data does differ, so the comparison can
 // tell orders apart.
-#include "node/bf16_gemv.h"
+#include "node/engine/bf16_gemv.h"
 
 #include <gtest/gtest.h>
 

@@ -3,7 +3,7 @@
 // hold while they do; and every disk fault — a full filesystem, ENOSPC, EIO,
 // short reads, a page corrupted on disk — fails only the session it touches,
 // with an error that says what happened, while the others go on.
-#include "node/llama_shard.h"
+#include "node/engine/llama_shard.h"
 
 #include <dirent.h>
 #include <fcntl.h>

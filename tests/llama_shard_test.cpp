@@ -1,7 +1,7 @@
 // The engine: a model run whole equals the same layers run piecewise (bit for
 // bit), decoding with the KV cache matches recomputing the whole sequence,
 // and bad inputs are refused with a reason.
-#include "node/llama_shard.h"
+#include "node/engine/llama_shard.h"
 
 #include <gtest/gtest.h>
 

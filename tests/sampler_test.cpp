@@ -1,6 +1,6 @@
 // Sampling: greedy, temperature, top-k, top-p; seeded runs repeat exactly,
 // and a draw depends on (seed, position) only.
-#include "node/sampler.h"
+#include "node/engine/sampler.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // strata-train: trains a small Llama-architecture model with LibTorch
-// autograd, running the engine's own layer code (node/llama_layers), and
+// autograd, running the engine's own layer code (node/engine/llama_layers), and
 // writes it in the Hugging Face layout the engine serves (BF16 safetensors).
 // Deterministic for a given seed and thread count: batches come from a
 // seeded splitmix64 stream and every op runs on the CPU.
@@ -16,7 +16,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "node/llama_layers.h"
+#include "node/engine/llama_layers.h"
 #include "storage/dtype.h"
 #include "storage/safetensors.h"
 

@@ -19,7 +19,7 @@
 #include <omp.h>
 #include <vector>
 
-#include "node/bf16_gemv.h"
+#include "node/engine/bf16_gemv.h"
 
 namespace {
 

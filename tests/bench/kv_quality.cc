@@ -16,7 +16,7 @@
 
 #include <sstream>
 
-#include "node/llama_shard.h"
+#include "node/engine/llama_shard.h"
 
 namespace {
 

@@ -13,7 +13,7 @@
 #include <iostream>
 #include <random>
 
-#include "node/llama_shard.h"
+#include "node/engine/llama_shard.h"
 #include "storage/env.h"
 
 int main(int argc, char** argv) {

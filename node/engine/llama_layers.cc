@@ -1,11 +1,11 @@
-#include "node/llama_layers.h"
+#include "node/engine/llama_layers.h"
 
 #include <ATen/Parallel.h>
 
 #include <cmath>
 #include <limits>
 
-#include "node/bf16_gemv.h"
+#include "node/engine/bf16_gemv.h"
 
 namespace strata {
 namespace {

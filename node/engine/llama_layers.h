@@ -9,7 +9,7 @@
 // Thread-compatible: pure functions of their tensors.
 #include <torch/torch.h>
 
-#include "node/bf16_gemv.h"
+#include "node/engine/bf16_gemv.h"
 
 #include <cstdint>
 #include <functional>

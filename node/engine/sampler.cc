@@ -1,4 +1,4 @@
-#include "node/sampler.h"
+#include "node/engine/sampler.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "node/bf16_gemv.h"
+#include "node/engine/bf16_gemv.h"
 
 #include <immintrin.h>
 

@@ -2,11 +2,11 @@
 // over its layers (the layer math is node/llama_layers). The residual stream
 // stays in the compute dtype, so a stage boundary (which carries that stream)
 // changes nothing: splitting the model is bit-identical to running it whole.
-#include "node/llama_shard.h"
+#include "node/engine/llama_shard.h"
 
 #include <torch/torch.h>
 
-#include "node/llama_shard_impl.h"
+#include "node/engine/llama_shard_impl.h"
 
 #include <sys/mman.h>
 

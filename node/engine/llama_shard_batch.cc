@@ -8,7 +8,7 @@
 #include <set>
 #include <stdexcept>
 
-#include "node/llama_shard_impl.h"
+#include "node/engine/llama_shard_impl.h"
 
 namespace strata {
 namespace {

@@ -10,8 +10,8 @@
 
 #include "node/kv_store.h"
 #include "node/layer_stream.h"
-#include "node/llama_layers.h"
-#include "node/llama_shard.h"
+#include "node/engine/llama_layers.h"
+#include "node/engine/llama_shard.h"
 
 namespace strata {
 

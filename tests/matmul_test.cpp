@@ -1,0 +1,284 @@
+// The kernels (node/engine/matmul): every path this CPU runs, for every
+// weight type and shape tail, against a double-precision reference of the
+// same stored values; every batched row bit-identical to the row alone and
+// to any split of the weight rows; a reordered sum told apart; the block
+// layouts decoded as GGUF defines them; and a quantize/dequantize round trip
+// within each format's step.
+#include "node/engine/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <iostream>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "node/engine/quants.h"
+#include "storage/dtype.h"
+
+namespace strata {
+namespace {
+
+const WeightType kAllTypes[] = {WeightType::kF32,  WeightType::kBF16, WeightType::kQ8_0, WeightType::kQ4_0,
+                                WeightType::kQ4_K, WeightType::kQ5_K, WeightType::kQ6_K};
+
+std::vector<float> Normal(size_t n, std::mt19937& rng, float std = 1.0f) {
+  std::normal_distribution<float> dist(0.0f, std);
+  std::vector<float> v(n);
+  for (auto& x : v) x = dist(rng);
+  return v;
+}
+
+// A random weight matrix of `type`, stored.
+std::vector<uint8_t> Weights(WeightType type, int64_t rows, int64_t cols, std::mt19937& rng) {
+  std::vector<uint8_t> w(RowBytes(type, cols) * static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    auto x = Normal(static_cast<size_t>(cols), rng, 0.05f);
+    QuantizeRow(type, x.data(), cols, w.data() + RowBytes(type, cols) * static_cast<size_t>(r));
+  }
+  return w;
+}
+
+// Activation rows as the compute dtype holds them: bf16 for BF16 weights, else f32.
+struct Input {
+  std::vector<float> f32;
+  std::vector<uint16_t> bf16;
+  InputRows rows;
+};
+Input Activations(WeightType type, int64_t n, int64_t cols, std::mt19937& rng) {
+  Input in;
+  in.f32 = Normal(static_cast<size_t>(n * cols), rng);
+  in.rows.n = n;
+  in.rows.cols = cols;
+  if (type == WeightType::kBF16) {
+    for (float v : in.f32) in.bf16.push_back(FloatToBf16(v));
+    in.rows.bf16 = true;
+    in.rows.data = in.bf16.data();
+  } else {
+    in.rows.data = in.f32.data();
+  }
+  return in;
+}
+
+// The exact dot of the stored weight row with the activation row as the
+// kernel sees it (quantized per block for quantized weights), in double;
+// *magnitude = sum |w x|, the scale of the rounding error.
+double Reference(WeightType type, const uint8_t* wrow, const InputRows& x, int64_t b, int64_t cols, double* magnitude) {
+  std::vector<float> w(static_cast<size_t>(cols)), a(static_cast<size_t>(cols));
+  DequantizeRow(type, wrow, cols, w.data());
+  std::vector<uint8_t> storage;
+  InputRows one = x;
+  one.n = 1;
+  one.data = x.bf16 ? static_cast<const void*>(static_cast<const uint16_t*>(x.data) + b * cols)
+                    : static_cast<const void*>(static_cast<const float*>(x.data) + b * cols);
+  const ActForm form = type == WeightType::kQ8_0 || type == WeightType::kQ4_0 ? ActForm::kQ8_0
+                       : IsQuantized(type)                                    ? ActForm::kQ8_K
+                                                                              : ActForm::kF32;
+  const ActRows act = PrepareActivations(form, one, &storage);
+  if (form == ActForm::kQ8_0) {
+    const auto* q = reinterpret_cast<const ActQ8_0*>(act.data);
+    for (int64_t i = 0; i < cols; ++i) a[static_cast<size_t>(i)] = q[i / 32].d * q[i / 32].qs[i % 32];
+  } else if (form == ActForm::kQ8_K) {
+    const auto* q = reinterpret_cast<const ActQ8_K*>(act.data);
+    for (int64_t i = 0; i < cols; ++i) a[static_cast<size_t>(i)] = q[i / 256].d * q[i / 256].qs[i % 256];
+  } else {
+    std::memcpy(a.data(), act.data, static_cast<size_t>(cols) * 4);
+  }
+  double sum = 0, mag = 0;
+  for (size_t i = 0; i < w.size(); ++i) {
+    sum += static_cast<double>(w[i]) * a[i];
+    mag += std::fabs(static_cast<double>(w[i]) * a[i]);
+  }
+  *magnitude = mag;
+  return sum;
+}
+
+std::vector<int64_t> TailShapes(WeightType type) {
+  if (!IsQuantized(type)) return {1, 7, 8, 15, 16, 31, 32, 33, 63, 64, 65, 100, 127, 128, 129, 160, 2048 + 96 + 7};
+  if (BlockElements(type) == 32) return {32, 64, 96, 128, 160, 2048 + 96};
+  return {256, 512, 768, 2048 + 256};
+}
+
+TEST(MatmulTest, EveryPathMatchesTheReferenceForEveryTail) {
+  const CpuFeatures cpu = CpuFeatures::Probe();
+  std::cout << "cpu: " << cpu.ToString() << "\n";
+  std::mt19937 rng(3);
+  for (WeightType type : kAllTypes) {
+    const auto paths = KernelPaths(type, cpu);
+    std::string names;
+    for (const auto& p : paths) names += std::string(" ") + p.name;
+    std::cout << "paths checked for " << WeightTypeName(type) << ":" << names << "\n";
+    for (int64_t cols : TailShapes(type)) {
+      const int64_t rows = 9, n = 6;
+      auto w = Weights(type, rows, cols, rng);
+      const WeightMatrix m{type, w.data(), rows, cols};
+      Input in = Activations(type, n, cols, rng);
+      for (const KernelPath& path : paths) {
+        std::vector<float> out(static_cast<size_t>(n * rows));
+        MatRows(path, m, in.rows, 0, rows, out.data(), rows);
+        for (int64_t b = 0; b < n; ++b) {
+          for (int64_t r = 0; r < rows; ++r) {
+            double mag;
+            const double ref = Reference(type, m.row(r), in.rows, b, cols, &mag);
+            EXPECT_NEAR(out[static_cast<size_t>(b * rows + r)], ref, 2e-5 * mag + 1e-30)
+                << WeightTypeName(type) << " path " << path.name << " cols " << cols << " row " << r << " act " << b;
+          }
+        }
+      }
+    }
+  }
+}
+
+// The paths a CPU with these features must have built: nothing skips quietly.
+TEST(MatmulTest, ThePathsTheCpuCanRunAreAllThere) {
+  const CpuFeatures cpu = CpuFeatures::Probe();
+  for (WeightType type : kAllTypes) {
+    std::vector<std::string> names;
+    for (const auto& p : KernelPaths(type, cpu)) names.push_back(p.name);
+    auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+    EXPECT_TRUE(has("scalar"));
+    if (cpu.avx2 && cpu.fma && cpu.f16c) EXPECT_TRUE(has("avx2")) << WeightTypeName(type);
+    if (cpu.avx512f && cpu.avx512bw && cpu.avx512vl && !IsQuantized(type)) EXPECT_TRUE(has("avx512")) << WeightTypeName(type);
+    if (cpu.avx512bf16 && type == WeightType::kBF16) EXPECT_TRUE(has("avx512-bf16"));
+    if (cpu.avx512vnni && cpu.avx512vl && IsQuantized(type)) EXPECT_TRUE(has("avx2-vnni")) << WeightTypeName(type);
+  }
+}
+
+TEST(MatmulTest, BatchedRowsAndRowSplitsEqualEachRowAloneBitForBit) {
+  const CpuFeatures cpu = CpuFeatures::Probe();
+  std::mt19937 rng(5);
+  for (WeightType type : kAllTypes) {
+    const int64_t cols = IsQuantized(type) ? 2048 + BlockElements(type) : 2048 + 96 + 5, rows = 11;
+    auto w = Weights(type, rows, cols, rng);
+    const WeightMatrix m{type, w.data(), rows, cols};
+    for (const KernelPath& path : KernelPaths(type, cpu)) {
+      for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 9, 13}) {
+        Input in = Activations(type, n, cols, rng);
+        std::vector<float> together(static_cast<size_t>(n * rows));
+        // The rows split unevenly, as threads take them.
+        MatRows(path, m, in.rows, 0, 5, together.data(), rows);
+        MatRows(path, m, in.rows, 5, rows, together.data(), rows);
+        for (int64_t b = 0; b < n; ++b) {
+          InputRows one = in.rows;
+          one.n = 1;
+          one.data = in.rows.bf16 ? static_cast<const void*>(in.bf16.data() + b * cols)
+                                  : static_cast<const void*>(in.f32.data() + b * cols);
+          std::vector<float> alone(static_cast<size_t>(rows));
+          MatRows(path, m, one, 0, rows, alone.data(), rows);
+          EXPECT_EQ(std::memcmp(alone.data(), together.data() + b * rows, alone.size() * 4), 0)
+              << WeightTypeName(type) << " path " << path.name << " batch " << n << " row " << b;
+        }
+      }
+    }
+  }
+}
+
+// The comparisons above use memcmp on f32 dots: a kernel that summed in
+// another order would be seen. A sequential sum of the same products (one
+// other order) differs from each vector path's bits on most dots.
+TEST(MatmulTest, AReorderedSumIsToldApart) {
+  const CpuFeatures cpu = CpuFeatures::Probe();
+  std::mt19937 rng(9);
+  for (WeightType type : {WeightType::kF32, WeightType::kBF16}) {
+    const int64_t cols = 4096 + 32, rows = 16;
+    auto w = Weights(type, rows, cols, rng);
+    const WeightMatrix m{type, w.data(), rows, cols};
+    Input in = Activations(type, 1, cols, rng);
+    for (const KernelPath& path : KernelPaths(type, cpu)) {
+      if (std::string(path.name) == "scalar") continue;  // the scalar path is the sequential sum
+      std::vector<float> out(static_cast<size_t>(rows));
+      MatRows(path, m, in.rows, 0, rows, out.data(), rows);
+      int differs = 0;
+      for (int64_t r = 0; r < rows; ++r) {
+        std::vector<float> wf(static_cast<size_t>(cols));
+        DequantizeRow(type, m.row(r), cols, wf.data());
+        float sequential = 0;
+        for (int64_t i = 0; i < cols; ++i) {
+          const float a = in.rows.bf16 ? Bf16ToFloat(in.bf16[static_cast<size_t>(i)]) : in.f32[static_cast<size_t>(i)];
+          sequential += wf[static_cast<size_t>(i)] * a;
+        }
+        differs += std::memcmp(&sequential, &out[static_cast<size_t>(r)], 4) != 0;
+      }
+      EXPECT_GT(differs, rows / 2) << path.name << ": a sequential sum matched the kernel's bits";
+    }
+  }
+}
+
+// Block layouts as GGUF defines them, from hand-made bytes.
+TEST(MatmulTest, BlockLayoutsDecodeAsGgufDefinesThem) {
+  BlockQ4_0 q4{};
+  q4.d = FloatToF16(0.5f);
+  q4.qs[0] = 0x21;  // element 0: 1 - 8; element 16: 2 - 8
+  q4.qs[15] = 0xF0;
+  float out[256];
+  DequantizeRow(WeightType::kQ4_0, reinterpret_cast<uint8_t*>(&q4), 32, out);
+  EXPECT_EQ(out[0], -3.5f);
+  EXPECT_EQ(out[16], -3.0f);
+  EXPECT_EQ(out[15], -4.0f);
+  EXPECT_EQ(out[31], 3.5f);
+
+  BlockQ4_K k{};
+  k.d = FloatToF16(1.0f);
+  k.dmin = FloatToF16(0.25f);
+  // Sub-block 5: scale 0x2A = 42 (low 4 bits in scales[9], high 2 in scales[1] bits 6-7), min 0x13 = 19.
+  k.scales[9] = 0x3A;          // low nibble: scale's 0xA, high nibble: min's 0x3
+  k.scales[1] = 0x80;          // scale's high bits 0b10
+  k.scales[5] = 0x40;          // min's high bits 0b01
+  k.qs[32 * 2 + 3] = 0x70;     // chunk 2, byte 3: high nibble 7 is sub-block 5, element 3
+  DequantizeRow(WeightType::kQ4_K, reinterpret_cast<uint8_t*>(&k), 256, out);
+  EXPECT_EQ(out[32 * 5 + 3], 42.0f * 7 - 0.25f * 19);
+  EXPECT_EQ(out[32 * 5 + 4], -0.25f * 19);
+
+  BlockQ6_K s{};
+  s.d = FloatToF16(2.0f);
+  for (int j = 0; j < 16; ++j) s.scales[j] = static_cast<int8_t>(j - 8);
+  s.ql[64 + 32 + 5] = 0x9F;    // second half, byte 32+5: low nibble element 128+32+5, high nibble 128+96+5
+  s.qh[32 + 5] = 0xC4;         // bits 2-3: 1 (element 128+32+5), bits 6-7: 3 (element 128+96+5)
+  DequantizeRow(WeightType::kQ6_K, reinterpret_cast<uint8_t*>(&s), 256, out);
+  EXPECT_EQ(out[128 + 32 + 5], 2.0f * ((128 + 32 + 5) / 16 - 8) * ((0xF | (1 << 4)) - 32));
+  EXPECT_EQ(out[128 + 96 + 5], 2.0f * ((128 + 96 + 5) / 16 - 8) * ((0x9 | (3 << 4)) - 32));
+  EXPECT_EQ(out[0], 2.0f * (0 - 8) * (0 - 32));
+}
+
+TEST(MatmulTest, QuantizeDequantizeStaysWithinEachFormatsStep) {
+  std::mt19937 rng(13);
+  const int64_t cols = 1024;
+  auto x = Normal(static_cast<size_t>(cols), rng);
+  const std::pair<WeightType, double> bounds[] = {{WeightType::kBF16, 0.01}, {WeightType::kQ8_0, 0.02},
+                                                  {WeightType::kQ4_0, 0.35}, {WeightType::kQ4_K, 0.35},
+                                                  {WeightType::kQ5_K, 0.18}, {WeightType::kQ6_K, 0.1}};
+  for (const auto& [type, bound] : bounds) {
+    std::vector<uint8_t> q(RowBytes(type, cols));
+    QuantizeRow(type, x.data(), cols, q.data());
+    std::vector<float> back(static_cast<size_t>(cols));
+    DequantizeRow(type, q.data(), cols, back.data());
+    double worst = 0, sq = 0;
+    for (int64_t i = 0; i < cols; ++i) {
+      worst = std::max(worst, std::fabs(static_cast<double>(back[i]) - x[i]));
+      sq += (back[i] - x[i]) * (back[i] - x[i]);
+    }
+    EXPECT_LT(worst, bound) << WeightTypeName(type);
+    EXPECT_LT(std::sqrt(sq / cols), bound / 3) << WeightTypeName(type);
+  }
+}
+
+TEST(MatmulTest, KernelsChooseTheBestPathUnderACap) {
+  const CpuFeatures cpu = CpuFeatures::Probe();
+  Kernels scalar, avx2, best;
+  ASSERT_TRUE(Kernels::Choose(cpu, "scalar", &scalar));
+  ASSERT_TRUE(Kernels::Choose(cpu, "avx2", &avx2));
+  ASSERT_TRUE(Kernels::Choose(cpu, "auto", &best));
+  Kernels unknown;
+  EXPECT_FALSE(Kernels::Choose(cpu, "sse9", &unknown));
+  for (WeightType type : kAllTypes) {
+    EXPECT_STREQ(scalar.For(type).name, "scalar");
+    EXPECT_LE(avx2.For(type).level, 1);
+    EXPECT_STREQ(best.For(type).name, KernelPaths(type, cpu).back().name);
+  }
+  EXPECT_NE(best.Describe().find("q4_k:"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace strata
