@@ -429,6 +429,8 @@ int RunStatus(const ClusterFlags& flags) {
                   static_cast<unsigned long long>(s.free_bytes >> 20),
                   static_cast<unsigned long long>(s.resident_bytes >> 20), security, health,
                   (tiers + SwapText(s)).c_str());
+      std::printf("%-16s cpu: %s; kernels: %s\n", "", s.cpu_features.empty() ? "?" : s.cpu_features.c_str(),
+                  s.kernels.empty() ? "?" : s.kernels.c_str());
     } catch (const PipelineError& e) {
       ++down;
       std::printf("%-16s %-22s DOWN: %s\n", "?", a.c_str(), e.what());

@@ -114,6 +114,8 @@ NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address)
   s.uptime_micros = info.getUptimeMicros();
   s.compute_gflops = info.getComputeGflops();
   s.bandwidth_gbps = info.getMemBandwidthGbps();
+  s.cpu_features = EscapeText(info.getCpuFeatures().cStr(), 256);
+  s.kernels = EscapeText(info.getKernels().cStr(), 256);
   return s;
 }
 

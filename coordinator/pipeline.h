@@ -89,6 +89,7 @@ struct NodeStatus {
   double compute_gflops = 0, bandwidth_gbps = 0;  // measured at the node's start (0: not yet)
   uint64_t steps = 0, batches = 0, batch_rows = 0;  // forwards; batch_rows / batches: the mean batch
   uint64_t compute_micros = 0, uptime_micros = 0;   // busy time, and time since the node started
+  std::string cpu_features, kernels;                // the node's CPU probe and its kernel paths
 };
 
 class NodeConnection {

@@ -22,7 +22,9 @@
 #include "node/bandwidth_probe.h"
 #include "node/metrics_server.h"
 #include "node/discovery_beacon.h"
+#include "node/engine/cpu_features.h"
 #include "node/engine/llama_shard.h"
+#include "node/engine/matmul.h"
 #include "node/rpc_listener.h"
 #include "node/stage_server.h"
 #include "protocol/cluster_tls.h"
@@ -128,6 +130,10 @@ int main(int argc, char** argv) {
                  "serve Prometheus metrics at http://HOST:PORT/metrics (counts and sizes only; default: off)");
   app.add_flag("--no-discovery", no_discovery, "do not beacon (coordinators then need --nodes or --cluster)");
   app.add_option("--device", device, "cpu | cuda | cuda:N (default: cuda:0 if present, else cpu)");
+  std::string kernels = "auto";
+  app.add_option("--kernels", kernels,
+                 "the widest CPU kernels to use: auto (the best this CPU has) | avx512 | avx2 | scalar")
+      ->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
   app.add_option("--rpc-timeout-ms", options.rpc_timeout_ms, "how long to wait for the next stage")
       ->check(CLI::Range(1u, 86400000u));
   app.add_option("--connect-timeout-ms", options.connect_timeout_ms, "how long the next stage has to answer hello")
@@ -244,6 +250,8 @@ int main(int argc, char** argv) {
   spdlog::info("listening on {} ({} threads, device {}, budget {} MiB, {}{})", bound, options.threads, options.device,
                options.memory_budget >> 20, options.secret.empty() ? "no cluster secret" : "cluster secret",
                tls ? ", TLS" : "");
+  strata::SelectKernels(kernels);  // before the compute thread starts
+  spdlog::info("cpu: {}; kernels: {}", strata::CpuFeatures::Probe().ToString(), strata::ActiveKernels().Describe());
   if (options.secret.empty()) {
     spdlog::warn(insecure ? "--insecure: no cluster secret, and anyone who reaches {} may use this node"
                           : "no cluster secret: any local process may use this node (listening on loopback {} only)",

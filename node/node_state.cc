@@ -5,7 +5,9 @@
 #include <cstdio>
 #include <fstream>
 
+#include "node/engine/cpu_features.h"
 #include "node/engine/llama_shard.h"
+#include "node/engine/matmul.h"
 #include "protocol/cluster_tls.h"
 #include "protocol/version.h"
 #include "storage/escape.h"
@@ -51,6 +53,8 @@ void NodeState::ErrorHandler::taskFailed(kj::Exception&& e) {
 
 void NodeState::FillInfo(wire::NodeInfo::Builder info) const {
   info.setName(options_.name);
+  info.setCpuFeatures(CpuFeatures::Probe().ToString());
+  info.setKernels(ActiveKernels().Describe());
   info.setProtocolVersion(kProtocolVersion);
   info.setThreads(static_cast<uint32_t>(options_.threads));
   info.setDevice(options_.device);

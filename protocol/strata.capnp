@@ -75,6 +75,8 @@ struct NodeInfo {
   batchRows @22 :UInt64;        # steps in them: batchRows / batches is the mean batch
   computeMicros @23 :UInt64;    # time spent in forwards since the node started
   uptimeMicros @24 :UInt64;     # since the node started
+  cpuFeatures @25 :Text;        # what the CPU can do: "avx2 fma f16c avx512f ..."
+  kernels @26 :Text;            # the kernel path per weight type: "f32:avx512 bf16:avx512-bf16 ..."
 }
 
 struct ModelSource {

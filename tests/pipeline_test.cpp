@@ -134,6 +134,10 @@ TEST_F(PipelineTest, ThreeNodesMatchOneNodeWithSecretAndTls) {
                             "--cluster-secret-file", keys / "secret", "--tls-dir", keys / "tls"});
   EXPECT_EQ(member.exit_code, 0) << member.out;
   EXPECT_NE(member.out.find("secret+tls"), std::string::npos) << member.out;
+  // Each node's CPU probe and the kernel path it runs per weight type.
+  EXPECT_NE(member.out.find("cpu: "), std::string::npos) << member.out;
+  EXPECT_NE(member.out.find("kernels: f32:"), std::string::npos) << member.out;
+  EXPECT_NE(member.out.find("q4_k:"), std::string::npos) << member.out;
   auto again = RunProcess({testing::BinDir() + "/strata", "make-secret", "--out", keys / "secret"});
   EXPECT_NE(again.err.find("never overwrites"), std::string::npos) << again.err;
 }

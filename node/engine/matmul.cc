@@ -1,0 +1,120 @@
+#include "node/engine/matmul.h"
+
+#include <cstring>
+
+#include "node/engine/quants.h"
+#include "storage/dtype.h"
+
+namespace strata {
+namespace {
+
+// An f32 copy of row b of x (bf16 widened exactly).
+void InputRowF32(const InputRows& x, int64_t b, float* out) {
+  if (!x.bf16) {
+    std::memcpy(out, static_cast<const float*>(x.data) + b * x.cols, static_cast<size_t>(x.cols) * 4);
+    return;
+  }
+  const auto* in = static_cast<const uint16_t*>(x.data) + b * x.cols;
+  for (int64_t i = 0; i < x.cols; ++i) out[i] = Bf16ToFloat(in[i]);
+}
+
+size_t FormRowBytes(ActForm form, int64_t cols) {
+  switch (form) {
+    case ActForm::kF32: return static_cast<size_t>(cols) * 4;
+    case ActForm::kBF16: return static_cast<size_t>(cols) * 2;
+    case ActForm::kQ8_0: return static_cast<size_t>(cols / kQK8_0) * sizeof(ActQ8_0);
+    case ActForm::kQ8_K: return static_cast<size_t>(cols / kQKK) * sizeof(ActQ8_K);
+  }
+  return 0;
+}
+
+Kernels& Active() {
+  static Kernels active = [] {
+    Kernels k;
+    Kernels::Choose(CpuFeatures::Probe(), "auto", &k);
+    return k;
+  }();
+  return active;
+}
+
+}  // namespace
+
+ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t>* storage) {
+  ActRows a;
+  a.form = form;
+  a.n = x.n;
+  a.cols = x.cols;
+  a.row_bytes = FormRowBytes(form, x.cols);
+  if ((form == ActForm::kF32 && !x.bf16) || (form == ActForm::kBF16 && x.bf16)) {
+    a.data = static_cast<const uint8_t*>(x.data);
+    return a;
+  }
+  storage->resize(a.row_bytes * static_cast<size_t>(x.n));
+  std::vector<float> row(static_cast<size_t>(x.cols));
+  for (int64_t b = 0; b < x.n; ++b) {
+    uint8_t* dst = storage->data() + a.row_bytes * static_cast<size_t>(b);
+    InputRowF32(x, b, row.data());
+    switch (form) {
+      case ActForm::kF32: std::memcpy(dst, row.data(), a.row_bytes); break;
+      case ActForm::kBF16:
+        for (int64_t i = 0; i < x.cols; ++i) {
+          const uint16_t v = FloatToBf16(row[static_cast<size_t>(i)]);
+          std::memcpy(dst + 2 * i, &v, 2);
+        }
+        break;
+      case ActForm::kQ8_0: QuantizeActQ8_0(row.data(), x.cols, reinterpret_cast<ActQ8_0*>(dst)); break;
+      case ActForm::kQ8_K: QuantizeActQ8_K(row.data(), x.cols, reinterpret_cast<ActQ8_K*>(dst)); break;
+    }
+  }
+  a.data = storage->data();
+  return a;
+}
+
+std::vector<KernelPath> KernelPaths(WeightType type, const CpuFeatures& cpu) {
+  std::vector<KernelPath> out;
+  kernels::AddScalarPaths(type, &out);
+  kernels::AddAvx2Paths(type, cpu, &out);
+  kernels::AddAvx512Paths(type, cpu, &out);
+  return out;
+}
+
+bool Kernels::Choose(const CpuFeatures& cpu, const std::string& cap, Kernels* out) {
+  int max_level;
+  if (cap == "auto" || cap == "avx512") {
+    max_level = 2;
+  } else if (cap == "avx2") {
+    max_level = 1;
+  } else if (cap == "scalar") {
+    max_level = 0;
+  } else {
+    return false;
+  }
+  for (int t = 0; t < kWeightTypes; ++t) {
+    for (const KernelPath& p : KernelPaths(static_cast<WeightType>(t), cpu)) {
+      if (p.level <= max_level) out->paths_[t] = p;  // later paths are better
+    }
+  }
+  return true;
+}
+
+std::string Kernels::Describe() const {
+  std::string out;
+  for (int t = 0; t < kWeightTypes; ++t) {
+    if (!out.empty()) out += ' ';
+    out += std::string(WeightTypeName(static_cast<WeightType>(t))) + ":" + paths_[t].name;
+  }
+  return out;
+}
+
+const Kernels& ActiveKernels() { return Active(); }
+
+bool SelectKernels(const std::string& cap) { return Kernels::Choose(CpuFeatures::Probe(), cap, &Active()); }
+
+void MatRows(const KernelPath& path, const WeightMatrix& w, const InputRows& x, int64_t r0, int64_t r1, float* out,
+             int64_t out_stride) {
+  std::vector<uint8_t> storage;
+  const ActRows a = PrepareActivations(path.form, x, &storage);
+  path.fn(w, a, r0, r1, out, out_stride);
+}
+
+}  // namespace strata

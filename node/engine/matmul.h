@@ -1,0 +1,104 @@
+#pragma once
+// The one kernel interface: a weight matrix times a few activation rows,
+// whatever the weight's type. out[b, r] = dot(weight row r, activation row b).
+//
+// Every type has a scalar reference path and vector paths (AVX2, AVX-512,
+// VNNI, AVX512-BF16), each built with its own target attributes and chosen
+// at run time from the CPU probe (node/engine/cpu_features). Each path has
+// one fixed order of summation per dot: a dot's bits depend on its weight
+// row and its activation row only, never on the other rows of the batch or
+// on the row range a thread takes. That is what keeps batched decode and
+// 1-node vs N-node logits bit-identical.
+//
+// Quantized weights are computed in their blocks: the activation rows are
+// quantized per block (Q8_0 for Q8_0/Q4_0, Q8_K for the K formats) and each
+// block's dot is an integer dot product, scaled once.
+//
+// Thread-safe: pure functions; callers split weight rows across threads.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "node/engine/cpu_features.h"
+#include "node/engine/weight_format.h"
+
+namespace strata {
+
+// A weight matrix [rows, cols] as stored (borrowed bytes).
+struct WeightMatrix {
+  WeightType type = WeightType::kF32;
+  const uint8_t* data = nullptr;
+  int64_t rows = 0;
+  int64_t cols = 0;
+  size_t row_bytes() const { return RowBytes(type, cols); }
+  const uint8_t* row(int64_t r) const { return data + static_cast<size_t>(r) * row_bytes(); }
+};
+
+// The compute dtype's activation rows [n, cols], f32 or bf16 (borrowed).
+struct InputRows {
+  const void* data = nullptr;
+  bool bf16 = false;
+  int64_t n = 0;
+  int64_t cols = 0;
+};
+
+// Activation rows in the form one kernel path reads them.
+enum class ActForm : uint8_t { kF32, kBF16, kQ8_0, kQ8_K };
+struct ActRows {
+  ActForm form = ActForm::kF32;
+  const uint8_t* data = nullptr;
+  size_t row_bytes = 0;
+  int64_t n = 0;
+  int64_t cols = 0;
+  const uint8_t* row(int64_t b) const { return data + static_cast<size_t>(b) * row_bytes; }
+};
+
+// x in `form`: in place where it already is, else converted (quantized) into *storage.
+ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t>* storage);
+
+// out[b * out_stride + r] for weight rows r in [r0, r1) and every activation row b.
+using MatFn = void (*)(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out,
+                       int64_t out_stride);
+
+struct KernelPath {
+  const char* name = "";      // "scalar", "avx2", "avx2-vnni", "avx512", "avx512-bf16"
+  WeightType type = WeightType::kF32;
+  ActForm form = ActForm::kF32;
+  MatFn fn = nullptr;
+  int level = 0;              // 0 scalar, 1 AVX2, 2 AVX-512 (what --kernels caps)
+};
+
+// Every path built for `type` that `cpu` can run, scalar first, best last.
+std::vector<KernelPath> KernelPaths(WeightType type, const CpuFeatures& cpu);
+
+// The path each weight type runs on in this process.
+class Kernels {
+ public:
+  // The best path per type on `cpu` at or below `cap`: "auto" (no cap),
+  // "avx512", "avx2" or "scalar". False for an unknown cap.
+  static bool Choose(const CpuFeatures& cpu, const std::string& cap, Kernels* out);
+  const KernelPath& For(WeightType type) const { return paths_[static_cast<int>(type)]; }
+  std::string Describe() const;  // "f32:avx512 bf16:avx512-bf16 q8_0:avx2-vnni ..."
+
+ private:
+  KernelPath paths_[kWeightTypes];
+};
+
+// The process's kernels: chosen once at start (main), before any compute
+// thread runs; "auto" on this CPU until then.
+const Kernels& ActiveKernels();
+bool SelectKernels(const std::string& cap);  // false: unknown cap; the selection stays
+
+// out[b * out_stride + r] = dot(w row r, x row b) for r in [r0, r1) through `path`.
+void MatRows(const KernelPath& path, const WeightMatrix& w, const InputRows& x, int64_t r0, int64_t r1,
+             float* out, int64_t out_stride);
+
+// The per-ISA tables (matmul_scalar.cc, matmul_avx2.cc, matmul_avx512.cc).
+namespace kernels {
+void AddScalarPaths(WeightType type, std::vector<KernelPath>* out);
+void AddAvx2Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out);
+void AddAvx512Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out);
+}  // namespace kernels
+
+}  // namespace strata
