@@ -4,7 +4,7 @@
 
 #include <algorithm>
 
-#include "node/engine/bf16_gemv.h"
+#include "node/engine/matmul.h"
 #include "node/node_state.h"
 
 namespace strata {

@@ -5,21 +5,65 @@
 #include <cmath>
 #include <limits>
 
-#include "node/engine/bf16_gemv.h"
+#include "node/engine/matmul.h"
+#include "storage/dtype.h"
 
 namespace strata {
 namespace {
 
-// Up to kMaxKernelRows BF16 rows on CPU: the hand-written kernels, weight
-// rows split across the intra-op threads. Every row's result is the same
-// whether it comes alone, with its prompt chunk, or in a batch of other
-// sessions' rows — what lets ForwardBatch mix decode steps and short prompt
-// chunks exactly. (Longer chunks go to LibTorch's GEMM, faster there.)
-bool UseBf16Gemv(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b) {
-  return x2.scalar_type() == torch::kBFloat16 && w.scalar_type() == torch::kBFloat16 && x2.is_cpu() &&
-         x2.size(0) >= 1 && x2.size(0) <= kMaxKernelRows && x2.is_contiguous() && w.is_contiguous() && w.size(1) % 32 == 0 &&
-         !w.requires_grad() && (!b.defined() || (b.scalar_type() == torch::kBFloat16 && b.is_contiguous())) &&
-         Bf16GemvAvailable();
+// The kernels' name for a torch weight's dtype; false for any other dtype.
+bool KernelType(const torch::Tensor& w, WeightType* type) {
+  if (w.scalar_type() == torch::kBFloat16) {
+    *type = WeightType::kBF16;
+  } else if (w.scalar_type() == torch::kFloat32) {
+    *type = WeightType::kF32;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// Up to kMaxKernelRows rows on CPU, activations in the weights' dtype:
+// Strata's kernels (node/engine/matmul), weight rows split across the
+// intra-op threads. Every row's result is the same whether it comes alone,
+// with its prompt chunk, or in a batch of other sessions' rows — what lets
+// ForwardBatch mix decode steps and short prompt chunks exactly. (Longer
+// chunks go to LibTorch's GEMM, faster there.)
+bool UseKernels(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b) {
+  WeightType type;
+  return KernelType(w, &type) && x2.scalar_type() == w.scalar_type() && x2.is_cpu() && w.is_cpu() &&
+         x2.size(0) >= 1 && x2.size(0) <= kMaxKernelRows && x2.is_contiguous() && w.dim() == 2 &&
+         w.is_contiguous() && !w.requires_grad() && !x2.requires_grad() &&
+         (!b.defined() || (b.scalar_type() == w.scalar_type() && b.is_contiguous() && !b.requires_grad()));
+}
+
+// y[n, rows] = x2[n, cols] W^T + b through the process's kernel for W's type.
+void KernelLinear(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b, torch::Tensor& y) {
+  WeightType type;
+  KernelType(w, &type);
+  const bool bf16 = type == WeightType::kBF16;
+  const int64_t n = x2.size(0), rows = w.size(0), cols = w.size(1);
+  const KernelPath& path = ActiveKernels().For(type);
+  const WeightMatrix m{type, static_cast<const uint8_t*>(w.data_ptr()), rows, cols};
+  const InputRows in{x2.data_ptr(), bf16, n, cols};
+  std::vector<uint8_t> storage;
+  const ActRows act = PrepareActivations(path.form, in, &storage);
+  // f32 dots land in y itself (f32) or in a scratch rounded to BF16 after.
+  torch::Tensor dots = bf16 ? torch::empty({n, rows}, torch::kFloat32) : y;
+  auto* dp = dots.data_ptr<float>();
+  const void* bias = b.defined() ? b.data_ptr() : nullptr;
+  auto* yp = static_cast<uint16_t*>(y.data_ptr());
+  // Grain of 64 rows (~256 KiB of BF16 weights at hidden 2048) keeps threads busy.
+  at::parallel_for(0, rows, n == 1 ? 64 : 16, [&](int64_t begin, int64_t end) {
+    path.fn(m, act, begin, end, dp, rows);
+    for (int64_t i = 0; i < n; ++i) {
+      for (int64_t r = begin; r < end; ++r) {
+        float& v = dp[i * rows + r];
+        if (bias != nullptr) v += bf16 ? Bf16ToFloat(static_cast<const uint16_t*>(bias)[r]) : static_cast<const float*>(bias)[r];
+        if (bf16) yp[i * rows + r] = FloatToBf16(v);
+      }
+    }
+  });
 }
 
 // x: [B, heads, T, hd] f32; cos/sin: [T, hd] f32.
@@ -70,7 +114,7 @@ torch::Tensor LinearRows(const torch::Tensor& x, const torch::Tensor& w, const t
   const int64_t B = x.size(0);
   if (B == 1) return Linear(x, w, b);
   std::vector<torch::Tensor> parts;
-  if (x.numel() == B * x.size(-1) && UseBf16Gemv(x.narrow(0, 0, 1).reshape({1, x.size(-1)}), w, b)) {
+  if (x.numel() == B * x.size(-1) && UseKernels(x.narrow(0, 0, 1).reshape({1, x.size(-1)}), w, b)) {
     // The kernels, kMaxKernelRows rows at a time: each row's bits are its own.
     for (int64_t i = 0; i < B; i += kMaxKernelRows) {
       parts.push_back(Linear(x.narrow(0, i, std::min(kMaxKernelRows, B - i)), w, b));
@@ -86,29 +130,17 @@ torch::Tensor LinearRows(const torch::Tensor& x, const torch::Tensor& w, const t
 }
 
 bool KernelRowsExact(const torch::Tensor& w) {
-  return w.scalar_type() == torch::kBFloat16 && w.is_cpu() && w.is_contiguous() && w.size(1) % 32 == 0 &&
-         Bf16GemvAvailable();
+  WeightType type;
+  return KernelType(w, &type) && w.is_cpu() && w.dim() == 2 && w.is_contiguous();
 }
 
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   auto x2 = x.reshape({-1, x.size(-1)});  // [rows of x, in]
-  if (UseBf16Gemv(x2, w, b)) {
-    const int64_t n = x2.size(0), rows = w.size(0), cols = w.size(1);
-    auto y = torch::empty({n, rows}, x.options());
-    const auto* wp = static_cast<const uint16_t*>(w.data_ptr());
-    const auto* xp = static_cast<const uint16_t*>(x2.data_ptr());
-    const auto* bp = b.defined() ? static_cast<const uint16_t*>(b.data_ptr()) : nullptr;
-    auto* yp = static_cast<uint16_t*>(y.data_ptr());
-    if (n == 1) {
-      // Grain of 64 rows (~256 KiB of weights at hidden 2048) keeps threads busy.
-      at::parallel_for(0, rows, 64, [&](int64_t begin, int64_t end) { Bf16GemvRows(wp, xp, bp, yp, cols, begin, end); });
-    } else {
-      at::parallel_for(0, rows, 16, [&](int64_t begin, int64_t end) {
-        Bf16GemvBatchRows(wp, xp, n, bp, yp, rows, cols, begin, end);
-      });
-    }
+  if (UseKernels(x2, w, b)) {
+    auto y = torch::empty({x2.size(0), w.size(0)}, x.options());  // [rows of x, out]
+    KernelLinear(x2, w, b, y);
     auto shape = x.sizes().vec();
-    shape.back() = rows;
+    shape.back() = w.size(0);
     return y.view(shape);
   }
   return b.defined() ? torch::nn::functional::linear(x, w, b) : torch::nn::functional::linear(x, w);

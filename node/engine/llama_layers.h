@@ -9,7 +9,7 @@
 // Thread-compatible: pure functions of their tensors.
 #include <torch/torch.h>
 
-#include "node/engine/bf16_gemv.h"
+#include "node/engine/matmul.h"
 
 #include <cstdint>
 #include <functional>
@@ -40,13 +40,14 @@ struct LayerCache {
   torch::Tensor k, v;  // [kv_heads, capacity, head_dim], compute dtype
 };
 
-// y = x W^T + b over the last dimension; up to kMaxKernelRows BF16 CPU rows
-// take the hand-written kernels, each row's bits independent of the others.
+// y = x W^T + b over the last dimension; up to kMaxKernelRows CPU rows of
+// F32 or BF16 take Strata's kernels (node/engine/matmul) on any x86-64,
+// each row's bits independent of the others.
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
 
 // Linear for B rows of different sessions at once, x: [B, 1, in]: row i of
 // the result is bit-identical to Linear on that row alone, or within its own
-// prompt chunk, whatever B is (BF16 on CPU up to kMaxKernelRows: the
+// prompt chunk, whatever B is (F32/BF16 on CPU up to kMaxKernelRows: the
 // multi-row kernel reads each weight row once for the batch; otherwise row
 // by row).
 torch::Tensor LinearRows(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);

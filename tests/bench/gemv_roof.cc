@@ -1,12 +1,12 @@
-// strata-gemv-roof: what batching can gain on this CPU. Times the decode
-// kernel over one weight matrix of the 1.1B shape ([5632, 2048] BF16) for
-// 1 activation row and for batches of B rows, on the calling thread, and
-// prints per-row time and the ideal speedup of a batch of B over B single
-// rows: the limit that a server's throughput at concurrency B is measured
-// against. Rows are split across --threads threads (default: every core),
-// as the node splits them (OpenMP). Single rows are bound by memory bandwidth; batches by the dot
-// throughput of the cores (AVX512-BF16).
-// usage: strata-gemv-roof [--rows R] [--cols C] [--threads T]
+// strata-gemv-roof: what the kernels reach on this CPU, and what batching
+// can gain. Times the kernel of one weight type (node/engine/matmul) over
+// one matrix of the 1.1B shape ([5632, 2048] by default) for 1 activation
+// row and for batches of B rows, and prints the single row's weight read
+// rate (GB/s: decode is bound by memory bandwidth) and each batch's ideal
+// speedup over B single rows: the limit that a server's throughput at
+// concurrency B is measured against. Rows are split across --threads
+// threads (default: every core) as the node splits them (OpenMP).
+// usage: strata-gemv-roof [--type T] [--kernels CAP] [--rows R] [--cols C] [--threads T]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -14,12 +14,15 @@
 #include <cstring>
 #include <functional>
 #include <random>
+#include <string>
 #include <thread>
 
 #include <omp.h>
 #include <vector>
 
-#include "node/engine/bf16_gemv.h"
+#include "node/engine/matmul.h"
+#include "node/engine/quants.h"
+#include "storage/dtype.h"
 
 namespace {
 
@@ -51,51 +54,78 @@ void Split(int threads, int64_t rows, const std::function<void(int64_t, int64_t)
 int main(int argc, char** argv) {
   int64_t rows = 5632, cols = 2048;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string type_name = "bf16", cap = "auto";
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::printf("usage: strata-gemv-roof [--rows R] [--cols C] [--threads T]\n"
-                  "Times the BF16 decode kernel for batches of 1..64 rows; prints JSON.\n");
+      std::printf("usage: strata-gemv-roof [--type f32|bf16|q8_0|q4_0|q4_k|q5_k|q6_k] [--kernels auto|avx512|avx2|scalar]\n"
+                  "                        [--rows R] [--cols C] [--threads T]\n"
+                  "Times one weight type's kernel for batches of 1..64 rows; prints JSON.\n");
       return 0;
     }
     if (!std::strcmp(argv[i], "--rows") && i + 1 < argc) rows = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--cols") && i + 1 < argc) cols = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::max(1, std::atoi(argv[++i]));
+    else if (!std::strcmp(argv[i], "--type") && i + 1 < argc) type_name = argv[++i];
+    else if (!std::strcmp(argv[i], "--kernels") && i + 1 < argc) cap = argv[++i];
     else {
       std::fprintf(stderr, "strata-gemv-roof: unknown argument %s\n", argv[i]);
       return 2;
     }
   }
-  if (!strata::Bf16GemvAvailable()) {
-    std::fprintf(stderr, "strata-gemv-roof: this CPU has no AVX512-BF16\n");
-    return 1;
-  }
-  if (rows <= 0 || cols <= 0 || cols % 32 != 0) {
-    std::fprintf(stderr, "strata-gemv-roof: --cols must be a positive multiple of 32\n");
+  strata::WeightType type;
+  if (!strata::ParseWeightType(type_name, &type)) {
+    std::fprintf(stderr, "strata-gemv-roof: unknown --type %s\n", type_name.c_str());
     return 2;
   }
+  strata::Kernels kernels;
+  if (!strata::Kernels::Choose(strata::CpuFeatures::Probe(), cap, &kernels)) {
+    std::fprintf(stderr, "strata-gemv-roof: unknown --kernels %s\n", cap.c_str());
+    return 2;
+  }
+  if (rows <= 0 || cols <= 0 || cols % strata::BlockElements(type) != 0) {
+    std::fprintf(stderr, "strata-gemv-roof: --cols must be a positive multiple of %lld for %s\n",
+                 static_cast<long long>(strata::BlockElements(type)), type_name.c_str());
+    return 2;
+  }
+  const strata::KernelPath& path = kernels.For(type);
   // Several matrices, so the single-row case reads from memory, not cache.
   const int kCopies = 8;
   std::mt19937 rng(1);
-  std::vector<std::vector<uint16_t>> w(kCopies, std::vector<uint16_t>(static_cast<size_t>(rows * cols)));
-  for (auto& m : w)
-    for (auto& v : m) v = static_cast<uint16_t>(0x3c00 + (rng() & 0x3ff));
-  std::vector<uint16_t> x(static_cast<size_t>(64 * cols), 0x3f80), y(static_cast<size_t>(64 * rows));
+  std::normal_distribution<float> dist(0.0f, 0.05f);
+  const size_t row_bytes = strata::RowBytes(type, cols);
+  std::vector<std::vector<uint8_t>> w(kCopies, std::vector<uint8_t>(row_bytes * static_cast<size_t>(rows)));
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (auto& m : w) {
+    for (int64_t r = 0; r < rows; ++r) {
+      for (auto& v : row) v = dist(rng);
+      strata::QuantizeRow(type, row.data(), cols, m.data() + row_bytes * static_cast<size_t>(r));
+    }
+  }
+  std::vector<float> xf(static_cast<size_t>(64 * cols));
+  for (auto& v : xf) v = dist(rng);
+  std::vector<uint16_t> xb(xf.size());
+  for (size_t i = 0; i < xf.size(); ++i) xb[i] = strata::FloatToBf16(xf[i]);
+  const bool bf16 = type == strata::WeightType::kBF16;
+  std::vector<float> y(static_cast<size_t>(64 * rows));
+  // What a Linear call does: prepare the activation rows once, split the weight rows.
+  auto run = [&](const uint8_t* m, int64_t n) {
+    const strata::InputRows in{bf16 ? static_cast<const void*>(xb.data()) : xf.data(), bf16, n, cols};
+    std::vector<uint8_t> storage;
+    const strata::ActRows act = strata::PrepareActivations(path.form, in, &storage);
+    const strata::WeightMatrix wm{type, m, rows, cols};
+    Split(threads, rows, [&](int64_t r0, int64_t r1) { path.fn(wm, act, r0, r1, y.data(), rows); });
+  };
   int copy = 0;
-  const double one = Best(20, [&]() {
-    const uint16_t* m = w[copy++ % kCopies].data();
-    Split(threads, rows, [&](int64_t b, int64_t e) { strata::Bf16GemvRows(m, x.data(), nullptr, y.data(), cols, b, e); });
-  });
-  std::printf("{\"threads\": %d, \"rows\": %lld, \"cols\": %lld, \"single_row_ms\": %.3f, \"single_row_gbps\": %.1f, \"batches\": [",
-              threads, static_cast<long long>(rows), static_cast<long long>(cols), one * 1e3, rows * cols * 2 / one / 1e9);
+  const double one = Best(20, [&]() { run(w[copy++ % kCopies].data(), 1); });
+  const double bytes = static_cast<double>(row_bytes) * rows;
+  std::printf("{\"type\": \"%s\", \"path\": \"%s\", \"threads\": %d, \"rows\": %lld, \"cols\": %lld, "
+              "\"single_row_ms\": %.3f, \"single_row_gbps\": %.2f, \"batches\": [",
+              type_name.c_str(), path.name, threads, static_cast<long long>(rows), static_cast<long long>(cols), one * 1e3,
+              bytes / one / 1e9);
   const int sizes[] = {4, 8, 16, 32, 64};
   for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; ++k) {
     const int b = sizes[k];
-    const double t = Best(10, [&]() {
-      const uint16_t* m = w[copy++ % kCopies].data();
-      Split(threads, rows, [&](int64_t r0, int64_t r1) {
-        strata::Bf16GemvBatchRows(m, x.data(), b, nullptr, y.data(), rows, cols, r0, r1);
-      });
-    });
+    const double t = Best(10, [&]() { run(w[copy++ % kCopies].data(), b); });
     std::printf("%s{\"batch\": %d, \"ms\": %.3f, \"gmac_per_s\": %.1f, \"ideal_speedup\": %.2f}", k ? ", " : "", b,
                 t * 1e3, rows * cols * b / t / 1e9, one * b / t);
   }
