@@ -10,8 +10,49 @@ size_t DTypeSize(DType dtype) {
     case DType::kF32: case DType::kI32: return 4;
     case DType::kF16: case DType::kBF16: case DType::kI16: return 2;
     case DType::kI8: case DType::kU8: case DType::kBool: return 1;
+    default: return 0;
   }
-  return 0;
+}
+
+bool IsBlockDType(DType dtype) { return DTypeBlockElements(dtype) > 1; }
+
+int64_t DTypeBlockElements(DType dtype) {
+  switch (dtype) {
+    case DType::kQ4_0: case DType::kQ4_1: case DType::kQ5_0: case DType::kQ5_1: case DType::kQ8_0: return 32;
+    case DType::kQ4_K: case DType::kQ5_K: case DType::kQ6_K: return 256;
+    default: return 1;
+  }
+}
+
+size_t DTypeBlockBytes(DType dtype) {
+  switch (dtype) {  // ggml-common.h's block structs, packed
+    case DType::kQ4_0: return 18;
+    case DType::kQ4_1: return 20;
+    case DType::kQ5_0: return 22;
+    case DType::kQ5_1: return 24;
+    case DType::kQ8_0: return 34;
+    case DType::kQ4_K: return 144;
+    case DType::kQ5_K: return 176;
+    case DType::kQ6_K: return 210;
+    default: return DTypeSize(dtype);
+  }
+}
+
+bool DTypeBytes(DType dtype, const std::vector<int64_t>& shape, uint64_t* out) {
+  const int64_t block = DTypeBlockElements(dtype);
+  if (!shape.empty() && shape.back() % block != 0) return false;
+  unsigned __int128 total = DTypeBlockBytes(dtype);
+  int64_t blocks_in_row = shape.empty() ? 1 : shape.back() / block;
+  for (size_t i = 0; i + 1 < shape.size(); ++i) {
+    if (shape[i] < 0) return false;
+    total *= static_cast<uint64_t>(shape[i]);
+    if (total > (static_cast<unsigned __int128>(1) << 62)) return false;
+  }
+  if (blocks_in_row < 0) return false;
+  total *= static_cast<uint64_t>(blocks_in_row);
+  if (total > (static_cast<unsigned __int128>(1) << 62)) return false;
+  *out = static_cast<uint64_t>(total);
+  return true;
 }
 
 const char* DTypeString(DType dtype) {
@@ -26,6 +67,14 @@ const char* DTypeString(DType dtype) {
     case DType::kI8: return "I8";
     case DType::kU8: return "U8";
     case DType::kBool: return "BOOL";
+    case DType::kQ4_0: return "Q4_0";
+    case DType::kQ4_1: return "Q4_1";
+    case DType::kQ5_0: return "Q5_0";
+    case DType::kQ5_1: return "Q5_1";
+    case DType::kQ8_0: return "Q8_0";
+    case DType::kQ4_K: return "Q4_K";
+    case DType::kQ5_K: return "Q5_K";
+    case DType::kQ6_K: return "Q6_K";
   }
   return "?";
 }

@@ -1,15 +1,28 @@
 #pragma once
 // Element types of tensors at rest, and the scalar conversions between them.
+// Besides plain element types, the block formats of llama.cpp's GGUF files:
+// a row of a block type is whole blocks of BlockElements values each.
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace strata {
 
-enum class DType : uint8_t { kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool };
+enum class DType : uint8_t {
+  kF32, kF16, kBF16, kF64, kI64, kI32, kI16, kI8, kU8, kBool,
+  kQ4_0, kQ4_1, kQ5_0, kQ5_1, kQ8_0, kQ4_K, kQ5_K, kQ6_K,
+};
 
-size_t DTypeSize(DType dtype);
-const char* DTypeString(DType dtype);              // safetensors spelling: "F32", "BF16", ...
+size_t DTypeSize(DType dtype);                     // bytes per element; 0 for a block type
+const char* DTypeString(DType dtype);              // safetensors spelling: "F32", "BF16", ...; GGUF's "Q4_K", ...
+bool IsBlockDType(DType dtype);
+int64_t DTypeBlockElements(DType dtype);           // 1 for plain types; 32 or 256
+size_t DTypeBlockBytes(DType dtype);               // bytes of one block (DTypeSize for plain types)
+// Bytes of a tensor of `shape` (row-major, the last dimension innermost):
+// false when the last dimension is not whole blocks, a dimension is
+// negative, or the size overflows 2^62.
+bool DTypeBytes(DType dtype, const std::vector<int64_t>& shape, uint64_t* out);
 bool ParseSafetensorsDType(const std::string& text, DType* out);
 
 inline float Bf16ToFloat(uint16_t bits) {

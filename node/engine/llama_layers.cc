@@ -39,7 +39,7 @@ bool UseKernels(const torch::Tensor& x2, const torch::Tensor& w, const torch::Te
 
 // y[n, rows] = x2[n, cols] W^T + b through the process's kernel for W's type.
 void KernelLinear(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b, torch::Tensor& y) {
-  WeightType type;
+  WeightType type = WeightType::kF32;
   KernelType(w, &type);
   const bool bf16 = type == WeightType::kBF16;
   const int64_t n = x2.size(0), rows = w.size(0), cols = w.size(1);

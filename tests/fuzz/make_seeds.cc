@@ -1,7 +1,7 @@
 // Writes the seed corpora of the fuzzers under tests/fuzz/corpus/: framed
 // RPC conversations with a node (bootstrap, challenge, hello, Control and
 // Session calls, pipelined on promised answers), encoded tensors, and small
-// safetensors files. Run by scripts/fuzz.sh --make-seeds; the output is
+// safetensors and GGUF files. Run by scripts/fuzz.sh --make-seeds; the output is
 // committed so CI fuzzes from the same start.
 #include <capnp/rpc.capnp.h>
 #include <capnp/serialize.h>
@@ -16,6 +16,7 @@
 #include "protocol/peer_auth.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
+#include "storage/gguf.h"
 #include "storage/safetensors.h"
 #include "strata.capnp.h"
 
@@ -165,14 +166,41 @@ void SafetensorsSeeds(const std::string& dir) {
 
 }  // namespace
 
+// A small GGUF model file: llama metadata, a vocabulary, and tensors of
+// plain and block types.
+void GgufSeeds(const std::string& dir) {
+  strata::PosixEnv env;
+  std::vector<std::pair<std::string, strata::GgufValue>> meta = {
+      {"general.architecture", strata::GgufStr("llama")},
+      {"general.alignment", strata::GgufU32(32)},
+      {"llama.block_count", strata::GgufU32(1)},
+      {"llama.embedding_length", strata::GgufU32(256)},
+      {"llama.rope.freq_base", strata::GgufF32(10000.0f)},
+      {"tokenizer.ggml.model", strata::GgufStr("llama")},
+      {"tokenizer.ggml.tokens", strata::GgufStrArray({"<unk>", "<s>", "</s>", "a"})},
+      {"tokenizer.ggml.scores", strata::GgufF32Array({0, 0, 0, -1})},
+      {"tokenizer.ggml.token_type", strata::GgufI32Array({2, 3, 3, 1})},
+      {"tokenizer.ggml.add_bos_token", strata::GgufBool(true)},
+  };
+  auto zeros = [](uint8_t*) {};
+  std::vector<strata::GgufTensorToWrite> tensors = {
+      {"token_embd.weight", strata::DType::kF16, {4, 256}, zeros},
+      {"blk.0.attn_q.weight", strata::DType::kQ4_K, {2, 256}, zeros},
+      {"blk.0.ffn_down.weight", strata::DType::kQ8_0, {2, 64}, zeros},
+      {"output_norm.weight", strata::DType::kF32, {256}, zeros}};
+  strata::WriteGguf(env, dir + "/small.gguf", meta, tensors);
+  strata::WriteGguf(env, dir + "/empty.gguf", {}, {});
+}
+
 int main(int argc, char** argv) {
   const std::string root = argc > 1 ? argv[1] : "tests/fuzz/corpus";
-  for (const char* sub : {"", "/stage_rpc_fuzz", "/tensor_codec_fuzz", "/safetensors_fuzz"}) {
+  for (const char* sub : {"", "/stage_rpc_fuzz", "/tensor_codec_fuzz", "/safetensors_fuzz", "/gguf_fuzz"}) {
     ::mkdir((root + sub).c_str(), 0755);
   }
   RpcSeeds(root + "/stage_rpc_fuzz");
   TensorSeeds(root + "/tensor_codec_fuzz");
   SafetensorsSeeds(root + "/safetensors_fuzz");
+  GgufSeeds(root + "/gguf_fuzz");
   std::printf("seeds written under %s\n", root.c_str());
   return 0;
 }
