@@ -22,7 +22,8 @@ namespace strata {
 namespace {
 
 const WeightType kAllTypes[] = {WeightType::kF32,  WeightType::kBF16, WeightType::kQ8_0, WeightType::kQ4_0,
-                                WeightType::kQ4_K, WeightType::kQ5_K, WeightType::kQ6_K};
+                                WeightType::kQ4_1, WeightType::kQ5_0, WeightType::kQ5_1, WeightType::kQ4_K,
+                                WeightType::kQ5_K, WeightType::kQ6_K};
 
 std::vector<float> Normal(size_t n, std::mt19937& rng, float std = 1.0f) {
   std::normal_distribution<float> dist(0.0f, std);
@@ -73,9 +74,7 @@ double Reference(WeightType type, const uint8_t* wrow, const InputRows& x, int64
   one.n = 1;
   one.data = x.bf16 ? static_cast<const void*>(static_cast<const uint16_t*>(x.data) + b * cols)
                     : static_cast<const void*>(static_cast<const float*>(x.data) + b * cols);
-  const ActForm form = type == WeightType::kQ8_0 || type == WeightType::kQ4_0 ? ActForm::kQ8_0
-                       : IsQuantized(type)                                    ? ActForm::kQ8_K
-                                                                              : ActForm::kF32;
+  const ActForm form = !IsQuantized(type) ? ActForm::kF32 : BlockElements(type) == 32 ? ActForm::kQ8_0 : ActForm::kQ8_K;
   const ActRows act = PrepareActivations(form, one, &storage);
   if (form == ActForm::kQ8_0) {
     const auto* q = reinterpret_cast<const ActQ8_0*>(act.data);
@@ -240,6 +239,21 @@ TEST(MatmulTest, BlockLayoutsDecodeAsGgufDefinesThem) {
   EXPECT_EQ(out[128 + 32 + 5], 2.0f * ((128 + 32 + 5) / 16 - 8) * ((0xF | (1 << 4)) - 32));
   EXPECT_EQ(out[128 + 96 + 5], 2.0f * ((128 + 96 + 5) / 16 - 8) * ((0x9 | (3 << 4)) - 32));
   EXPECT_EQ(out[0], 2.0f * (0 - 8) * (0 - 32));
+
+  BlockQ5_1 f{};
+  f.d = FloatToF16(0.5f);
+  f.m = FloatToF16(-1.0f);
+  f.qs[2] = 0x3C;              // element 2: 0xC, element 18: 0x3
+  f.qh[2] = 0x04;              // bit 18: element 18's fifth bit
+  DequantizeRow(WeightType::kQ5_1, reinterpret_cast<uint8_t*>(&f), 32, out);
+  EXPECT_EQ(out[2], 0.5f * 12 - 1.0f);
+  EXPECT_EQ(out[18], 0.5f * (3 + 16) - 1.0f);
+  BlockQ5_0 z{};
+  z.d = FloatToF16(1.0f);
+  z.qh[0] = 0x01;              // element 0: level 16 + 0
+  DequantizeRow(WeightType::kQ5_0, reinterpret_cast<uint8_t*>(&z), 32, out);
+  EXPECT_EQ(out[0], 0.0f);
+  EXPECT_EQ(out[1], -16.0f);
 }
 
 TEST(MatmulTest, QuantizeDequantizeStaysWithinEachFormatsStep) {
@@ -247,7 +261,9 @@ TEST(MatmulTest, QuantizeDequantizeStaysWithinEachFormatsStep) {
   const int64_t cols = 1024;
   auto x = Normal(static_cast<size_t>(cols), rng);
   const std::pair<WeightType, double> bounds[] = {{WeightType::kBF16, 0.01}, {WeightType::kQ8_0, 0.02},
-                                                  {WeightType::kQ4_0, 0.35}, {WeightType::kQ4_K, 0.35},
+                                                  {WeightType::kQ4_0, 0.35}, {WeightType::kQ4_1, 0.35},
+                                                  {WeightType::kQ5_0, 0.18}, {WeightType::kQ5_1, 0.18},
+                                                  {WeightType::kQ4_K, 0.35},
                                                   {WeightType::kQ5_K, 0.18}, {WeightType::kQ6_K, 0.1}};
   for (const auto& [type, bound] : bounds) {
     std::vector<uint8_t> q(RowBytes(type, cols));

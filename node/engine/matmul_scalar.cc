@@ -52,6 +52,30 @@ float DotQ4_0(const uint8_t* w, const uint8_t* x, int64_t cols) {
   return acc;
 }
 
+// Q4_1, Q5_0, Q5_1: levels q in [0, 16) or [0, 32); x = d * (q - offset) or d * q + m.
+template <typename Block, bool kFifth, bool kMin>
+float DotLevels32(const uint8_t* w, const uint8_t* x, int64_t cols) {
+  const auto* wb = reinterpret_cast<const Block*>(w);
+  const auto* xb = reinterpret_cast<const ActQ8_0*>(x);
+  float acc = 0;
+  for (int64_t i = 0; i < cols / kQK8_0; ++i) {
+    uint32_t qh = 0;
+    if constexpr (kFifth) std::memcpy(&qh, wb[i].qh, 4);
+    int sum = 0;
+    for (int k = 0; k < kQK8_0; ++k) {
+      const int q = (k < 16 ? wb[i].qs[k] & 0xF : wb[i].qs[k - 16] >> 4) | static_cast<int>(((qh >> k) & 1) << 4);
+      sum += q * xb[i].qs[k];
+    }
+    if constexpr (kMin) {
+      acc += F16ToFloat(wb[i].d) * xb[i].d * static_cast<float>(sum) +
+             F16ToFloat(reinterpret_cast<const BlockQ4_1&>(wb[i]).m) * xb[i].d * static_cast<float>(xb[i].sum);
+    } else {
+      acc += F16ToFloat(wb[i].d) * xb[i].d * static_cast<float>(sum - 16 * xb[i].sum);
+    }
+  }
+  return acc;
+}
+
 // Q4_K and Q5_K: sum_j sc_j * (q . x)_j exact, then the mins through bsums.
 template <bool kFifthBit, typename Block>
 float DotQ45_K(const uint8_t* w, const uint8_t* x, int64_t cols) {
@@ -123,6 +147,9 @@ void AddScalarPaths(WeightType type, std::vector<KernelPath>* out) {
     case WeightType::kQ4_K: p.form = ActForm::kQ8_K; p.fn = Mat<DotQ45_K<false, BlockQ4_K>>; break;
     case WeightType::kQ5_K: p.form = ActForm::kQ8_K; p.fn = Mat<DotQ45_K<true, BlockQ5_K>>; break;
     case WeightType::kQ6_K: p.form = ActForm::kQ8_K; p.fn = Mat<DotQ6_K>; break;
+    case WeightType::kQ4_1: p.form = ActForm::kQ8_0; p.fn = Mat<DotLevels32<BlockQ4_1, false, true>>; break;
+    case WeightType::kQ5_0: p.form = ActForm::kQ8_0; p.fn = Mat<DotLevels32<BlockQ5_0, true, false>>; break;
+    case WeightType::kQ5_1: p.form = ActForm::kQ8_0; p.fn = Mat<DotLevels32<BlockQ5_1, true, true>>; break;
   }
   out->push_back(p);
 }

@@ -46,6 +46,52 @@ void QuantizeQ4_0(const float* x, BlockQ4_0* b) {
   }
 }
 
+// The fifth bits of a Q5_0/Q5_1 block, element j at bit j.
+uint32_t HighBits(const uint8_t* qh) {
+  uint32_t v;
+  std::memcpy(&v, qh, 4);
+  return v;
+}
+
+// Level j (0..15 or 0..31) of a 32-element block with nibbles qs and fifth bits qh (0 for none).
+int Level32(const uint8_t* qs, uint32_t qh, int j) {
+  const int nibble = j < 16 ? qs[j] & 0xF : qs[j - 16] >> 4;
+  return nibble | static_cast<int>(((qh >> j) & 1) << 4);
+}
+
+// Levels q[32] into nibbles qs[16] and fifth bits (when `levels` is 31).
+void Pack32(const int* q, uint8_t* qs, uint8_t* qh) {
+  uint32_t high = 0;
+  for (int j = 0; j < 16; ++j) {
+    qs[j] = static_cast<uint8_t>((q[j] & 0xF) | ((q[j + 16] & 0xF) << 4));
+    high |= static_cast<uint32_t>(q[j] >> 4) << j;
+    high |= static_cast<uint32_t>(q[j + 16] >> 4) << (j + 16);
+  }
+  if (qh != nullptr) std::memcpy(qh, &high, 4);
+}
+
+// Q4_1 / Q5_1: x ~ d * q + m with q in [0, levels].
+void QuantizeWithMin32(const float* x, int levels, uint16_t* d_out, uint16_t* m_out, uint8_t* qs, uint8_t* qh) {
+  const float lo = *std::min_element(x, x + kQK8_0), hi = *std::max_element(x, x + kQK8_0);
+  *d_out = FloatToF16((hi - lo) / levels);
+  *m_out = FloatToF16(lo);
+  const float d = F16ToFloat(*d_out), m = F16ToFloat(*m_out);
+  const float id = d != 0 ? 1.0f / d : 0.0f;
+  int q[kQK8_0];
+  for (int j = 0; j < kQK8_0; ++j) q[j] = Clamp(Round((x[j] - m) * id), 0, levels);
+  Pack32(q, qs, qh);
+}
+
+void QuantizeQ5_0(const float* x, BlockQ5_0* b) {
+  const float d = SignedMax(x, kQK8_0) / -16.0f;  // the extreme maps to -16 exactly
+  b->d = FloatToF16(d);
+  const float dq = F16ToFloat(b->d);
+  const float id = dq != 0 ? 1.0f / dq : 0.0f;
+  int q[kQK8_0];
+  for (int j = 0; j < kQK8_0; ++j) q[j] = Clamp(Round(x[j] * id) + 16, 0, 31);
+  Pack32(q, b->qs, b->qh);
+}
+
 // Scales and mins of 8 sub-blocks of 32 with `levels` quantization steps
 // (15 for Q4_K, 31 for Q5_K), packed to 6 bits each; q[256] the levels.
 void QuantizeKWithMins(const float* x, int levels, uint16_t* d_out, uint16_t* dmin_out, uint8_t* scales, uint8_t* q) {
@@ -189,6 +235,23 @@ void DequantizeRow(WeightType type, const uint8_t* row, int64_t cols, float* out
         }
         break;
       }
+      case WeightType::kQ4_1: {
+        const auto* b = reinterpret_cast<const BlockQ4_1*>(row) + i;
+        for (int k = 0; k < kQK8_0; ++k) out[kQK8_0 * i + k] = F16ToFloat(b->d) * Level32(b->qs, 0, k) + F16ToFloat(b->m);
+        break;
+      }
+      case WeightType::kQ5_0: {
+        const auto* b = reinterpret_cast<const BlockQ5_0*>(row) + i;
+        for (int k = 0; k < kQK8_0; ++k) out[kQK8_0 * i + k] = F16ToFloat(b->d) * (Level32(b->qs, HighBits(b->qh), k) - 16);
+        break;
+      }
+      case WeightType::kQ5_1: {
+        const auto* b = reinterpret_cast<const BlockQ5_1*>(row) + i;
+        for (int k = 0; k < kQK8_0; ++k) {
+          out[kQK8_0 * i + k] = F16ToFloat(b->d) * Level32(b->qs, HighBits(b->qh), k) + F16ToFloat(b->m);
+        }
+        break;
+      }
       case WeightType::kQ4_K: DequantizeQ4_K(reinterpret_cast<const BlockQ4_K*>(row)[i], out + kQKK * i); break;
       case WeightType::kQ5_K: DequantizeQ5_K(reinterpret_cast<const BlockQ5_K*>(row)[i], out + kQKK * i); break;
       case WeightType::kQ6_K: DequantizeQ6_K(reinterpret_cast<const BlockQ6_K*>(row)[i], out + kQKK * i); break;
@@ -208,6 +271,17 @@ void QuantizeRow(WeightType type, const float* x, int64_t cols, uint8_t* out) {
       }
       case WeightType::kQ8_0: QuantizeQ8_0(x + be * i, reinterpret_cast<BlockQ8_0*>(out) + i); break;
       case WeightType::kQ4_0: QuantizeQ4_0(x + be * i, reinterpret_cast<BlockQ4_0*>(out) + i); break;
+      case WeightType::kQ4_1: {
+        auto* b = reinterpret_cast<BlockQ4_1*>(out) + i;
+        QuantizeWithMin32(x + be * i, 15, &b->d, &b->m, b->qs, nullptr);
+        break;
+      }
+      case WeightType::kQ5_0: QuantizeQ5_0(x + be * i, reinterpret_cast<BlockQ5_0*>(out) + i); break;
+      case WeightType::kQ5_1: {
+        auto* b = reinterpret_cast<BlockQ5_1*>(out) + i;
+        QuantizeWithMin32(x + be * i, 31, &b->d, &b->m, b->qs, b->qh);
+        break;
+      }
       case WeightType::kQ4_K: QuantizeQ4_K(x + be * i, reinterpret_cast<BlockQ4_K*>(out) + i); break;
       case WeightType::kQ5_K: QuantizeQ5_K(x + be * i, reinterpret_cast<BlockQ5_K*>(out) + i); break;
       case WeightType::kQ6_K: QuantizeQ6_K(x + be * i, reinterpret_cast<BlockQ6_K*>(out) + i); break;
@@ -221,7 +295,11 @@ void QuantizeActQ8_0(const float* x, int64_t cols, ActQ8_0* out) {
     const float amax = AbsMax(s, kQK8_0);
     out[i].d = amax / 127.0f;
     const float id = amax != 0 ? 127.0f / amax : 0.0f;
-    for (int k = 0; k < kQK8_0; ++k) out[i].qs[k] = static_cast<int8_t>(Clamp(Round(s[k] * id), -127, 127));
+    out[i].sum = 0;
+    for (int k = 0; k < kQK8_0; ++k) {
+      out[i].qs[k] = static_cast<int8_t>(Clamp(Round(s[k] * id), -127, 127));
+      out[i].sum += out[i].qs[k];
+    }
   }
 }
 

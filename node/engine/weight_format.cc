@@ -1,52 +1,46 @@
 #include "node/engine/weight_format.h"
 
 namespace strata {
+namespace {
 
-const char* WeightTypeName(WeightType type) {
-  switch (type) {
-    case WeightType::kF32: return "f32";
-    case WeightType::kBF16: return "bf16";
-    case WeightType::kQ8_0: return "q8_0";
-    case WeightType::kQ4_0: return "q4_0";
-    case WeightType::kQ4_K: return "q4_k";
-    case WeightType::kQ5_K: return "q5_k";
-    case WeightType::kQ6_K: return "q6_k";
-  }
-  return "?";
-}
+struct Row { WeightType type; DType dtype; const char* name; };
+constexpr Row kTypes[] = {
+    {WeightType::kF32, DType::kF32, "f32"},    {WeightType::kBF16, DType::kBF16, "bf16"},
+    {WeightType::kQ8_0, DType::kQ8_0, "q8_0"}, {WeightType::kQ4_0, DType::kQ4_0, "q4_0"},
+    {WeightType::kQ4_K, DType::kQ4_K, "q4_k"}, {WeightType::kQ5_K, DType::kQ5_K, "q5_k"},
+    {WeightType::kQ6_K, DType::kQ6_K, "q6_k"}, {WeightType::kQ4_1, DType::kQ4_1, "q4_1"},
+    {WeightType::kQ5_0, DType::kQ5_0, "q5_0"}, {WeightType::kQ5_1, DType::kQ5_1, "q5_1"},
+};
+static_assert(sizeof kTypes / sizeof kTypes[0] == kWeightTypes, "one row per weight type");
+
+}  // namespace
+
+const char* WeightTypeName(WeightType type) { return kTypes[static_cast<int>(type)].name; }
 
 bool ParseWeightType(const std::string& text, WeightType* out) {
-  for (int t = 0; t < kWeightTypes; ++t) {
-    if (text == WeightTypeName(static_cast<WeightType>(t))) {
-      *out = static_cast<WeightType>(t);
+  for (const Row& r : kTypes) {
+    if (text == r.name) {
+      *out = r.type;
       return true;
     }
   }
   return false;
 }
 
-int64_t BlockElements(WeightType type) {
-  switch (type) {
-    case WeightType::kF32: case WeightType::kBF16: return 1;
-    case WeightType::kQ8_0: case WeightType::kQ4_0: return kQK8_0;
-    case WeightType::kQ4_K: case WeightType::kQ5_K: case WeightType::kQ6_K: return kQKK;
+DType StorageDType(WeightType type) { return kTypes[static_cast<int>(type)].dtype; }
+
+bool WeightTypeOf(DType dtype, WeightType* out) {
+  for (const Row& r : kTypes) {
+    if (r.dtype == dtype) {
+      *out = r.type;
+      return true;
+    }
   }
-  return 1;
+  return false;
 }
 
-size_t BlockBytes(WeightType type) {
-  switch (type) {
-    case WeightType::kF32: return 4;
-    case WeightType::kBF16: return 2;
-    case WeightType::kQ8_0: return sizeof(BlockQ8_0);
-    case WeightType::kQ4_0: return sizeof(BlockQ4_0);
-    case WeightType::kQ4_K: return sizeof(BlockQ4_K);
-    case WeightType::kQ5_K: return sizeof(BlockQ5_K);
-    case WeightType::kQ6_K: return sizeof(BlockQ6_K);
-  }
-  return 0;
-}
-
+int64_t BlockElements(WeightType type) { return DTypeBlockElements(StorageDType(type)); }
+size_t BlockBytes(WeightType type) { return DTypeBlockBytes(StorageDType(type)); }
 bool IsQuantized(WeightType type) { return BlockElements(type) > 1; }
 
 size_t RowBytes(WeightType type, int64_t cols) {
