@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "coordinator/membership.h"
+#include "storage/gguf_model.h"
 #include "storage/system_memory.h"
 
 namespace strata {
@@ -13,11 +14,11 @@ ModelCosts CostsOf(const Checkpoint& ckpt, TensorDType dtype, uint64_t kv_tokens
   const uint64_t size = ElementSize(dtype);
   const uint64_t kv_per_layer = kv_tokens * 2 * static_cast<uint64_t>(c.num_kv_heads * c.head_dim) * size;
   for (int64_t l = 0; l < c.num_layers; ++l) {
-    costs.layer_bytes.push_back(ckpt.LayerParams(l) * size + kv_per_layer);
-    costs.layer_read_bytes.push_back(ckpt.LayerParams(l) * size);
+    costs.layer_bytes.push_back(ckpt.LayerBytes(l, size) + kv_per_layer);
+    costs.layer_read_bytes.push_back(ckpt.LayerBytes(l, size));
   }
-  costs.embed_bytes = ckpt.EmbedParams() * size;
-  costs.head_bytes = ckpt.HeadParams() * size;
+  costs.embed_bytes = ckpt.EmbedBytes(size);
+  costs.head_bytes = ckpt.HeadBytes(size);
   return costs;
 }
 
@@ -37,7 +38,11 @@ Result<Cluster> StartCluster(const ClusterFlags& flags, const Credentials& crede
     options.node_binary = flags.node_binary.empty() ? SiblingBinary("strata-node") : flags.node_binary;
     options.threads = static_cast<int>(flags.threads);
     options.memory_per_node = AvailableMemoryBytes() / static_cast<uint64_t>(flags.local);
-    if (!models_dir.empty()) options.models_dirs.push_back(models_dir);
+    // A GGUF file's nodes may read the directory it is in.
+    if (!models_dir.empty()) {
+      options.models_dirs.push_back(IsGgufFile(models_dir) ? models_dir.substr(0, models_dir.find_last_of('/') + 1)
+                                                           : models_dir);
+    }
     auto started = LocalCluster::Start(options);
     if (!started.ok()) return started.status();
     c.local = std::move(started.value());

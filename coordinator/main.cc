@@ -5,7 +5,11 @@
 
 #include <unistd.h>
 
+#include <sys/stat.h>
+
+#include <chrono>
 #include <csignal>
+#include <cstdio>
 #include <iostream>
 #include <string>
 
@@ -16,6 +20,8 @@
 #include "coordinator/serve_model.h"
 #include "coordinator/local_cluster.h"
 #include "coordinator/make_secret.h"
+#include "coordinator/progress_line.h"
+#include "coordinator/quantize.h"
 #include "coordinator/test_model.h"
 
 namespace strata {
@@ -30,6 +36,7 @@ commands:
   plan         print the layer split `generate` would use
   status       show every node of a cluster: layers, sessions, memory
   make-model   write a deterministic random-weight test model
+  quantize     write a checkpoint as a GGUF file in a quantized format (llama.cpp reads it too)
   make-secret  write a new cluster secret (and with --tls, a cluster CA and certificate)
   serve        a long-lived coordinator with an OpenAI-compatible HTTP API
   serve-model  serve a model directory to the cluster's nodes (for generate --distribute --model-server)
@@ -235,6 +242,43 @@ int MakeModel(int argc, char** argv) {
   return 0;
 }
 
+int Quantize(int argc, char** argv) {
+  QuantizeOptions o;
+  FlagSet f("strata quantize --model DIR --type TYPE --out FILE.gguf",
+            "Writes a Hugging Face checkpoint (safetensors + tokenizer.model) as one GGUF file: config,\n"
+            "vocabulary, chat template and weights, each matrix in TYPE's block format (q4_k_m: llama.cpp's\n"
+            "mix of Q4_K and Q6_K). Strata runs it with --model FILE.gguf; llama.cpp reads it as well.");
+  f.String("model", &o.model_dir, "the checkpoint directory");
+  f.String("type", &o.type, QuantizeTypes());
+  f.String("out", &o.out, "the GGUF file to write");
+  std::string error;
+  bool help = false;
+  if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
+  if (help) { std::cout << f.Help(); return 0; }
+  if (o.model_dir.empty() || o.type.empty() || o.out.empty()) {
+    std::cerr << "strata: quantize needs --model DIR, --type TYPE and --out FILE.gguf\n";
+    return 2;
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  auto seconds = [&]() { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  uint64_t read = 0;
+  o.progress = [&](uint64_t done, uint64_t total) {
+    read = done;
+    if (isatty(2)) std::cerr << "\r" << ProgressLine("quantize " + o.type, done, total, seconds()) << std::flush;
+  };
+  PosixEnv env;
+  Status st = QuantizeModel(env, o);
+  if (isatty(2)) std::cerr << "\n";
+  if (!st.ok()) { std::cerr << "strata: " << st.message() << "\n"; return 1; }
+  struct stat out_stat {};
+  ::stat(o.out.c_str(), &out_stat);
+  const double s = seconds();
+  std::fprintf(stderr, "wrote %s: %.1f MiB of weights in, %.1f MiB out (%.2fx), %.1f s, %.1f MiB/s\n", o.out.c_str(),
+               read / 1048576.0, out_stat.st_size / 1048576.0, out_stat.st_size ? double(read) / out_stat.st_size : 0.0, s,
+               read / 1048576.0 / std::max(s, 1e-9));
+  return 0;
+}
+
 int MakeSecret(int argc, char** argv) {
   std::string out, tls_dir;
   int64_t days = 825;
@@ -276,6 +320,7 @@ int main(int argc, char** argv) {
   if (command == "plan") return strata::Generate(argc, argv, true);
   if (command == "status") return strata::StatusCommand(argc, argv);
   if (command == "make-model") return strata::MakeModel(argc, argv);
+  if (command == "quantize") return strata::Quantize(argc, argv);
   if (command == "make-secret") return strata::MakeSecret(argc, argv);
   if (command == "serve-model") return strata::ServeModel(argc, argv);
   if (command == "serve") return strata::Serve(argc, argv);

@@ -3,16 +3,119 @@
 #include <sentencepiece_processor.h>
 
 #include <algorithm>
+#include <cstring>
+
+#include "storage/gguf.h"
+#include "storage/gguf_model.h"
 
 namespace strata {
+namespace {
+
+// SentencePiece's ModelProto, written by hand (protobuf wire format): the
+// few fields a GGUF vocabulary fills.
+class Proto {
+ public:
+  void Varint(uint32_t field, uint64_t v) {
+    Key(field, 0);
+    Raw(v);
+  }
+  void Int32(uint32_t field, int64_t v) { Varint(field, static_cast<uint64_t>(v)); }  // negative: ten bytes
+  void Float(uint32_t field, float v) {
+    Key(field, 5);
+    char b[4];
+    std::memcpy(b, &v, 4);
+    out_.append(b, 4);
+  }
+  void Bytes(uint32_t field, const std::string& s) {
+    Key(field, 2);
+    Raw(s.size());
+    out_ += s;
+  }
+  const std::string& str() const { return out_; }
+
+ private:
+  void Key(uint32_t field, uint32_t wire) { Raw((static_cast<uint64_t>(field) << 3) | wire); }
+  void Raw(uint64_t v) {
+    do {
+      out_.push_back(static_cast<char>((v & 0x7f) | (v > 0x7f ? 0x80 : 0)));
+      v >>= 7;
+    } while (v != 0);
+  }
+  std::string out_;
+};
+
+Result<std::string> GgufSentencePiece(const std::string& path) {
+  auto file = GgufFile::Open(path);
+  if (!file.ok()) return file.status();
+  const GgufFile& f = *file.value();
+  auto model = f.String("tokenizer.ggml.model");
+  if (!model.ok()) return model.status();
+  if (model.value() != "llama") {
+    return Status::Error(path + ": tokenizer.ggml.model '" + model.value() +
+                         "' is not read yet (only SentencePiece-style 'llama' vocabularies)");
+  }
+  auto tokens = f.Array("tokenizer.ggml.tokens", GgufValue::Kind::kString);
+  auto scores = f.Array("tokenizer.ggml.scores", GgufValue::Kind::kFloat);
+  auto types = f.Array("tokenizer.ggml.token_type", GgufValue::Kind::kInt);
+  if (!tokens.ok()) return tokens.status();
+  if (!scores.ok()) return scores.status();
+  if (!types.ok()) return types.status();
+  const size_t n = tokens.value()->strings.size();
+  if (n == 0 || scores.value()->floats.size() != n || types.value()->ints.size() != n) {
+    return Status::Error(path + ": tokenizer.ggml.tokens, scores and token_type must be non-empty and of one length");
+  }
+  Proto m;
+  bool bytes = false;
+  for (size_t i = 0; i < n; ++i) {
+    const int64_t type = types.value()->ints[i];
+    if (type < 1 || type > 6) return Status::Error(path + ": token " + std::to_string(i) + " has type " + std::to_string(type));
+    bytes = bytes || type == 6;
+    Proto piece;
+    piece.Bytes(1, tokens.value()->strings[i]);
+    piece.Float(2, static_cast<float>(scores.value()->floats[i]));
+    piece.Varint(3, static_cast<uint64_t>(type));
+    m.Bytes(1, piece.str());
+  }
+  Proto trainer;
+  trainer.Varint(3, 2);  // BPE: pieces merge by score
+  trainer.Int32(4, static_cast<int64_t>(n));
+  trainer.Varint(35, bytes);
+  auto id = [&](const char* key, int64_t fallback) {
+    auto v = f.Int(key);
+    return v.ok() && v.value() >= 0 && v.value() < static_cast<int64_t>(n) ? v.value() : fallback;
+  };
+  trainer.Int32(40, id("tokenizer.ggml.unknown_token_id", 0));
+  trainer.Int32(41, id("tokenizer.ggml.bos_token_id", -1));
+  trainer.Int32(42, id("tokenizer.ggml.eos_token_id", -1));
+  trainer.Int32(43, id("tokenizer.ggml.padding_token_id", -1));
+  m.Bytes(2, trainer.str());
+  Proto normalizer;
+  normalizer.Bytes(1, "identity");
+  auto space = f.Bool("tokenizer.ggml.add_space_prefix");
+  normalizer.Varint(3, space.ok() ? space.value() : true);
+  normalizer.Varint(4, false);  // llama.cpp keeps runs of spaces
+  normalizer.Varint(5, true);
+  m.Bytes(3, normalizer.str());
+  return m.str();
+}
+
+}  // namespace
 
 Tokenizer::~Tokenizer() = default;
 
 Result<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& dir, const ModelConfig& config) {
   std::unique_ptr<Tokenizer> t(new Tokenizer());
   t->sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
-  const std::string path = dir + "/tokenizer.model";
-  auto status = t->sp_->Load(path);
+  const bool gguf = IsGgufFile(dir);
+  const std::string path = gguf ? dir : dir + "/tokenizer.model";
+  sentencepiece::util::Status status;
+  if (gguf) {
+    auto proto = GgufSentencePiece(dir);
+    if (!proto.ok()) return proto.status();
+    status = t->sp_->LoadFromSerializedProto(proto.value());
+  } else {
+    status = t->sp_->Load(path);
+  }
   if (!status.ok()) return Status::Error("cannot load tokenizer " + path + ": " + status.ToString());
   t->add_bos_ = config.add_bos;
   t->bos_id_ = static_cast<int32_t>(config.bos_token_id >= 0 ? config.bos_token_id : t->sp_->bos_id());

@@ -1,5 +1,8 @@
 #pragma once
-// Tokenizer: a checkpoint's SentencePiece model plus its BOS rule.
+// Tokenizer: a checkpoint's SentencePiece model plus its BOS rule: its
+// tokenizer.model, or a GGUF file's tokenizer.ggml.* vocabulary
+// (tokenizer.ggml.model "llama": pieces, scores and types, merged by score
+// as llama.cpp's SPM tokenizer does).
 // Thread-compatible (const methods may run concurrently).
 #include <cstdint>
 #include <memory>
@@ -15,7 +18,8 @@ namespace strata {
 
 class Tokenizer {
  public:
-  // Loads DIR/tokenizer.model; BOS handling comes from the model's config.
+  // Loads DIR/tokenizer.model, or the vocabulary of the GGUF file at that
+  // path; BOS handling comes from the model's config.
   static Result<std::unique_ptr<Tokenizer>> Load(const std::string& dir, const ModelConfig& config);
   ~Tokenizer();
 

@@ -49,12 +49,12 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
   // RoPE tables: cos and sin, [max_position, head_dim] f32 each.
   const uint64_t rope = 2ull * static_cast<uint64_t>(c.max_position) * static_cast<uint64_t>(c.head_dim) * 4;
   uint64_t fixed = rope;  // what stays in RAM whatever is streamed
-  if (options.first_layer == 0) fixed += static_cast<uint64_t>(ckpt.EmbedParams()) * size;
-  if (options.end_layer == c.num_layers) fixed += static_cast<uint64_t>(ckpt.HeadParams()) * size;
+  if (options.first_layer == 0) fixed += ckpt.EmbedBytes(size);
+  if (options.end_layer == c.num_layers) fixed += ckpt.HeadBytes(size);
   std::vector<uint64_t> layer_bytes;
   uint64_t need = fixed;
   for (int64_t l = options.first_layer; l < options.end_layer; ++l) {
-    layer_bytes.push_back(static_cast<uint64_t>(ckpt.LayerParams(l)) * size);
+    layer_bytes.push_back(ckpt.LayerBytes(l, size));
     need += layer_bytes.back();
   }
   ShardOptions charged = options;  // its KV pages go to this node's accountant

@@ -1,5 +1,6 @@
 #include "storage/checkpoint.h"
 #include "storage/escape.h"
+#include "storage/gguf_model.h"
 
 #include <sys/stat.h>
 
@@ -35,6 +36,18 @@ std::string LayerTensorName(int64_t layer, const std::string& suffix) {
 Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& dir) {
   std::unique_ptr<Checkpoint> ckpt(new Checkpoint());
   ckpt->dir_ = dir;
+  if (IsGgufFile(dir)) {
+    auto file = GgufFile::Open(dir);
+    if (!file.ok()) return file.status();
+    auto config = GgufModelConfig(*file.value());
+    if (!config.ok()) return config.status();
+    auto views = GgufModelTensors(*file.value(), config.value());
+    if (!views.ok()) return views.status();
+    ckpt->config_ = config.value();
+    ckpt->gguf_ = std::move(file.value());
+    ckpt->gguf_views_ = std::move(views.value());
+    return ckpt;
+  }
   auto config = ModelConfig::Load(dir);
   if (!config.ok()) return config.status();
   ckpt->config_ = config.value();
@@ -75,41 +88,60 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& dir) {
 }
 
 Result<const TensorView*> Checkpoint::Find(const std::string& name) const {
+  if (gguf_) {
+    auto v = gguf_views_.find(name);
+    if (v == gguf_views_.end()) return Status::Error("missing tensor '" + name + "' (GGUF " + GgufTensorName(name) + ") in " + dir_);
+    return &v->second;
+  }
   auto it = owner_.find(name);
   if (it == owner_.end()) return Status::Error("missing tensor '" + name + "' in " + dir_);
   return it->second->Find(name);
 }
 
 Status Checkpoint::Populate(const TensorView& view) const {
+  if (gguf_) return gguf_->Populate(view);
   auto it = owner_.find(view.name);
   return it == owner_.end() ? Status::Ok() : it->second->Populate(view);
 }
 
 void Checkpoint::Release(const TensorView& view) const {
+  if (gguf_) return gguf_->Release(view);
   auto it = owner_.find(view.name);
   if (it != owner_.end()) it->second->Release(view);
 }
 
-int64_t Checkpoint::LayerParams(int64_t layer) const {
+namespace {
+uint64_t HeldBytes(const TensorView& v, size_t plain_size) {
+  return IsBlockDType(v.dtype) ? v.nbytes : static_cast<uint64_t>(v.numel()) * plain_size;
+}
+}  // namespace
+
+uint64_t Checkpoint::LayerBytes(int64_t layer, size_t plain_size) const {
   const std::string prefix = "model.layers." + std::to_string(layer) + ".";
-  int64_t total = 0;
+  uint64_t total = 0;
+  if (gguf_) {
+    for (auto it = gguf_views_.lower_bound(prefix); it != gguf_views_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
+      total += HeldBytes(it->second, plain_size);
+    }
+    return total;
+  }
   for (auto it = owner_.lower_bound(prefix); it != owner_.end() && it->first.compare(0, prefix.size(), prefix) == 0; ++it) {
-    total += it->second->Find(it->first)->numel();
+    total += HeldBytes(*it->second->Find(it->first), plain_size);
   }
   return total;
 }
 
-int64_t Checkpoint::EmbedParams() const {
+uint64_t Checkpoint::EmbedBytes(size_t plain_size) const {
   auto t = Find(kEmbedName);
-  return t.ok() ? t.value()->numel() : 0;
+  return t.ok() ? HeldBytes(*t.value(), plain_size) : 0;
 }
 
-int64_t Checkpoint::HeadParams() const {
-  int64_t total = 0;
+uint64_t Checkpoint::HeadBytes(size_t plain_size) const {
+  uint64_t total = 0;
   auto norm = Find(kFinalNormName);
-  if (norm.ok()) total += norm.value()->numel();
+  if (norm.ok()) total += HeldBytes(*norm.value(), plain_size);
   auto head = Find(config_.tie_word_embeddings ? kEmbedName : kLmHeadName);
-  if (head.ok()) total += head.value()->numel();
+  if (head.ok()) total += HeldBytes(*head.value(), plain_size);
   return total;
 }
 

@@ -1,6 +1,8 @@
 #pragma once
-// A Hugging Face checkpoint directory: config.json plus model.safetensors,
-// or model-XXXXX-of-YYYYY.safetensors with model.safetensors.index.json.
+// A model's weights and config: a Hugging Face checkpoint directory
+// (config.json plus model.safetensors, or model-XXXXX-of-YYYYY.safetensors
+// with model.safetensors.index.json), or one GGUF file (config and tensors
+// in one; its tensors found under their Hugging Face names).
 // Files are memory-mapped; opening reads only headers, so a node that uses a
 // few layers pages in only those layers' bytes.
 // Thread-safe after Open(): everything is immutable.
@@ -9,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/gguf.h"
 #include "storage/model_config.h"
 #include "storage/safetensors.h"
 #include "storage/status.h"
@@ -23,10 +26,12 @@ inline const char* kLmHeadName = "lm_head.weight";
 
 class Checkpoint {
  public:
-  static Result<std::unique_ptr<Checkpoint>> Open(const std::string& dir);
+  // A directory, or a GGUF file.
+  static Result<std::unique_ptr<Checkpoint>> Open(const std::string& path);
 
   const ModelConfig& config() const { return config_; }
-  const std::string& dir() const { return dir_; }
+  const std::string& dir() const { return dir_; }  // the directory, or the GGUF file's path
+  const GgufFile* gguf() const { return gguf_.get(); }  // null for a directory
 
   // The tensor, or an error naming the missing tensor and the directory.
   Result<const TensorView*> Find(const std::string& name) const;
@@ -35,13 +40,15 @@ class Checkpoint {
   // Drops the process's pages of a tensor after its bytes were copied.
   void Release(const TensorView& view) const;
 
-  // Every file and the tensors it holds (for a model's manifest).
+  // Every safetensors file and the tensors it holds (for a model's manifest; none for GGUF).
   const std::vector<std::unique_ptr<SafetensorsFile>>& files() const { return files_; }
 
-  // Element counts, for planning shards before any weight is touched.
-  int64_t LayerParams(int64_t layer) const;    // all tensors of model.layers.{layer}.
-  int64_t EmbedParams() const;
-  int64_t HeadParams() const;                  // final norm + LM head (tied: the embedding)
+  // Bytes a stage holds, for planning shards before any weight is touched:
+  // plain tensors at `plain_size` bytes an element (the compute dtype),
+  // block-format tensors (GGUF) as stored.
+  uint64_t LayerBytes(int64_t layer, size_t plain_size) const;  // all tensors of model.layers.{layer}.
+  uint64_t EmbedBytes(size_t plain_size) const;
+  uint64_t HeadBytes(size_t plain_size) const;                   // final norm + LM head (tied: the embedding)
 
  private:
   Checkpoint() = default;
@@ -49,6 +56,8 @@ class Checkpoint {
   ModelConfig config_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;
   std::map<std::string, const SafetensorsFile*> owner_;  // tensor name -> file
+  std::unique_ptr<GgufFile> gguf_;                       // or one GGUF file,
+  std::map<std::string, TensorView> gguf_views_;         // its tensors by Hugging Face name
 };
 
 }  // namespace strata

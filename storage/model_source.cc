@@ -1,3 +1,4 @@
+#include "storage/gguf_model.h"
 #include "storage/model_source.h"
 
 #include <curl/curl.h>
@@ -425,7 +426,7 @@ std::string GitBlobSha1Hex(const std::string& path) {
 Result<ModelRef> ParseModelRef(const std::string& text) {
   ModelRef ref;
   std::error_code ec;
-  if (fs::is_directory(text, ec)) {
+  if (fs::is_directory(text, ec) || IsGgufFile(text)) {  // a checkpoint directory, or one GGUF file
     ref.location = text;
     return ref;
   }
@@ -447,7 +448,7 @@ Result<ModelRef> ParseModelRef(const std::string& text) {
     return ref;
   }
   return Status::Error("--model " + EscapeText(text, 200) +
-                       ": no such directory, and not an http(s) URL or a repo id ORG/NAME[@REVISION]");
+                       ": no such directory or GGUF file, and not an http(s) URL or a repo id ORG/NAME[@REVISION]");
 }
 
 Result<MirrorResult> MirrorModel(Env& env, const ModelRef& ref, const MirrorOptions& o) {

@@ -25,6 +25,10 @@ struct TensorView {
   std::vector<int64_t> shape;
   const uint8_t* data;  // inside the file's mapping; valid while the file lives
   uint64_t nbytes;
+  // GGUF's llama q_proj/k_proj: rows of each of this many heads are in the
+  // order of interleaved rotary pairs (row 2i + p holds Hugging Face's row
+  // p * head_dim / 2 + i); 0: Hugging Face's own order.
+  int64_t interleaved_rope_heads = 0;
 
   int64_t numel() const;
 };

@@ -30,9 +30,9 @@ TEST(CheckpointTest, OpensSingleFile) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t.value()->shape, (std::vector<int64_t>{64, 172}));
   // q, k, v, o + gate, up, down + two norms.
-  EXPECT_EQ(c.value()->LayerParams(0), 64 * 64 * 2 + 2 * 32 * 64 + 3 * 64 * 172 + 2 * 64);
-  EXPECT_EQ(c.value()->EmbedParams(), 512 * 64);
-  EXPECT_EQ(c.value()->HeadParams(), 512 * 64 + 64);
+  EXPECT_EQ(c.value()->LayerBytes(0, 2), 2u * (64 * 64 * 2 + 2 * 32 * 64 + 3 * 64 * 172 + 2 * 64));
+  EXPECT_EQ(c.value()->EmbedBytes(4), 4u * 512 * 64);
+  EXPECT_EQ(c.value()->HeadBytes(4), 4u * (512 * 64 + 64));
 }
 
 TEST(CheckpointTest, OpensShardedFilesWithIndex) {

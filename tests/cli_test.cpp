@@ -35,7 +35,7 @@ TEST(CliTest, BadInvocationsExplainThemselves) {
        "no nodes: none beaconed in cluster 'nobody-here'"},
       {{Strata(), "generate", "--model", "m", "--local", "2"}, "give one of --prompt TEXT and --prompt-tokens IDS"},
       {{Strata(), "generate", "--model", "/nonexistent", "--local", "2", "--prompt", "x"},
-       "--model /nonexistent: no such directory, and not an http(s) URL or a repo id ORG/NAME[@REVISION]"},
+       "--model /nonexistent: no such directory or GGUF file, and not an http(s) URL or a repo id ORG/NAME[@REVISION]"},
       {{Strata(), "generate", "--model", "acme/none", "--hf-endpoint", "http://127.0.0.1:1", "--local", "1", "--prompt", "x"},
        "--model acme/none: cannot get http://127.0.0.1:1/api/models/acme/none/revision/main"},
       {{Strata(), "generate", "--local", "x"}, "--local wants an integer"},

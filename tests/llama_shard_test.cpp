@@ -9,6 +9,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "storage/gguf_quantize.h"
 #include "storage/fault_env.h"
 #include "storage/safetensors.h"
 #include "tests/test_util.h"
@@ -61,14 +62,34 @@ std::vector<std::vector<float>> RunChain(std::vector<std::unique_ptr<LlamaShard>
   return all;
 }
 
-void ExpectWholeEqualsPiecewise(const TestModelSpec& spec, TensorDType dtype) {
-  TempDir dir;
+// `model` written as GGUF in `type` at `out` (weights only: the engine needs no vocabulary).
+std::string Quantized(const std::string& model, const std::string& type, const std::string& out) {
+  auto ckpt = Checkpoint::Open(model);
+  EXPECT_TRUE(ckpt.ok()) << ckpt.status().message();
+  GgufQuantizeOptions q;
+  q.type = type;
+  q.out = out;
+  Status st = WriteQuantizedGguf(env_, *ckpt.value(), q);
+  EXPECT_TRUE(st.ok()) << st.message();
+  return out;
+}
+
+// The test model at `dir`, or (quant set) that model written by strata
+// quantize as DIR/model.gguf in that type.
+std::string ModelPath(const TempDir& dir, const TestModelSpec& spec, const std::string& quant) {
   testing::MakeModel(dir.path(), spec);
+  if (quant.empty()) return dir.path();
+  return Quantized(dir.path(), quant, dir / "model.gguf");
+}
+
+void ExpectWholeEqualsPiecewise(const TestModelSpec& spec, TensorDType dtype, const std::string& quant = "") {
+  TempDir dir;
+  const std::string model = ModelPath(dir, spec, quant);
   std::vector<std::unique_ptr<LlamaShard>> whole, pieces;
-  whole.push_back(LoadShard(dir.path(), 0, spec.layers, dtype));
-  pieces.push_back(LoadShard(dir.path(), 0, 1, dtype));
-  pieces.push_back(LoadShard(dir.path(), 1, 3, dtype));
-  pieces.push_back(LoadShard(dir.path(), 3, spec.layers, dtype));
+  whole.push_back(LoadShard(model, 0, spec.layers, dtype));
+  pieces.push_back(LoadShard(model, 0, 1, dtype));
+  pieces.push_back(LoadShard(model, 1, 3, dtype));
+  pieces.push_back(LoadShard(model, 3, spec.layers, dtype));
   const std::vector<int32_t> prompt = {1, 17, 250, 3, 99, 401, 7};
   auto a = RunChain(whole, prompt, 6);
   auto b = RunChain(pieces, prompt, 6);
@@ -93,6 +114,73 @@ TEST(LlamaShardTest, WholeEqualsPiecewiseBf16) {
   TestModelSpec s = Spec();
   s.dtype = DType::kBF16;
   ExpectWholeEqualsPiecewise(s, TensorDType::kBF16);
+}
+
+// A shape whose matrices take the K formats (rows of 256) and, in
+// ffn_down (rows of 704), llama.cpp's fallbacks.
+TestModelSpec QuantSpec() {
+  TestModelSpec s = Spec();
+  s.hidden = 256;
+  s.heads = 4;
+  s.kv_heads = 2;
+  s.intermediate = 704;
+  return s;
+}
+
+TEST(LlamaShardTest, QuantizedWholeEqualsPiecewise) {
+  for (const char* type : {"q8_0", "q4_0", "q4_k_m", "q5_k_m", "q6_k"}) {
+    SCOPED_TRACE(type);
+    ExpectWholeEqualsPiecewise(QuantSpec(), TensorDType::kF32, type);
+  }
+  ExpectWholeEqualsPiecewise(QuantSpec(), TensorDType::kBF16, "q4_k_m");
+  TestModelSpec qwen = QuantSpec();
+  qwen.qkv_bias = true;
+  qwen.tie_embeddings = true;
+  ExpectWholeEqualsPiecewise(qwen, TensorDType::kF32, "q4_k_m");
+}
+
+// An f32 GGUF holds the checkpoint's values exactly (q/k rows put back
+// from GGUF's interleaved order): its logits are the checkpoint's, bit for bit.
+TEST(LlamaShardTest, F32GgufEqualsItsCheckpoint) {
+  TempDir dir;
+  const TestModelSpec spec = QuantSpec();
+  const std::string gguf = ModelPath(dir, spec, "f32");
+  std::vector<std::unique_ptr<LlamaShard>> a, b;
+  a.push_back(LoadShard(dir.path(), 0, spec.layers, TensorDType::kF32));
+  b.push_back(LoadShard(gguf, 0, spec.layers, TensorDType::kF32));
+  const std::vector<int32_t> prompt = {1, 17, 250, 3, 99, 401, 7};
+  auto x = RunChain(a, prompt, 6), y = RunChain(b, prompt, 6);
+  ASSERT_EQ(x.size(), y.size());
+  for (size_t i = 0; i < x.size(); ++i) {
+    EXPECT_EQ(std::memcmp(x[i].data(), y[i].data(), x[i].size() * sizeof(float)), 0) << "step " << i;
+  }
+}
+
+// Quantized weights stay close to their f32 originals: the logits of the
+// same steps differ by a fraction of their spread. (A random-weight model
+// amplifies quantization error far more than a trained one: the default
+// model's figures are in quantize_test and its model card.)
+TEST(LlamaShardTest, QuantizedLogitsStayCloseToF32) {
+  const TestModelSpec spec = QuantSpec();
+  TempDir dir;
+  const std::string f32 = ModelPath(dir, spec, "");
+  std::vector<std::unique_ptr<LlamaShard>> ref;
+  ref.push_back(LoadShard(f32, 0, spec.layers, TensorDType::kF32));
+  const std::vector<int32_t> prompt = {1, 17, 250, 3, 99, 401, 7};
+  auto want = RunChain(ref, prompt, 0);
+  for (const auto& [type, bound] : {std::pair<const char*, double>{"q8_0", 0.05}, {"q6_k", 0.15}, {"q4_k_m", 0.4}}) {
+    std::vector<std::unique_ptr<LlamaShard>> chain;
+    chain.push_back(LoadShard(Quantized(f32, type, dir / (std::string(type) + ".gguf")), 0, spec.layers, TensorDType::kF32));
+    auto got = RunChain(chain, prompt, 0);
+    double worst = 0, lo = 1e30, hi = -1e30;
+    for (size_t i = 0; i < want[0].size(); ++i) {
+      worst = std::max(worst, std::fabs(static_cast<double>(got[0][i]) - want[0][i]));
+      lo = std::min<double>(lo, want[0][i]);
+      hi = std::max<double>(hi, want[0][i]);
+    }
+    EXPECT_LT(worst, bound * (hi - lo)) << type;
+    EXPECT_GT(worst, 0) << type << ": quantized logits equal f32's exactly: were the weights quantized at all?";
+  }
 }
 
 TEST(LlamaShardTest, WholeEqualsPiecewiseQwen2TiedF16Weights) {
@@ -153,22 +241,22 @@ std::vector<std::vector<std::vector<float>>> RunBatched(std::vector<std::unique_
   return logits;
 }
 
-void ExpectBatchedEqualsAlone(TensorDType dtype, bool streamed) {
+void ExpectBatchedEqualsAlone(TensorDType dtype, bool streamed, const std::string& quant = "") {
   TempDir dir, swap;
-  TestModelSpec spec = Spec();
+  TestModelSpec spec = quant.empty() ? Spec() : QuantSpec();
   spec.layers = 6;
-  testing::MakeModel(dir.path(), spec);
+  const std::string model = ModelPath(dir, spec, quant);
   const std::vector<std::pair<int64_t, int64_t>> stages = {{0, 2}, {2, 5}, {5, 6}};
   std::vector<std::unique_ptr<LlamaShard>> alone, batched;
   for (const auto& [first, end] : stages) {
-    alone.push_back(LoadShard(dir.path(), first, end, dtype));
+    alone.push_back(LoadShard(model, first, end, dtype));
     ShardOptions o;
     if (streamed) {
       o.resident_layers = 1;
       o.swap_dir = swap.path();
       o.env = &env_;
     }
-    batched.push_back(LoadShard(dir.path(), first, end, dtype, o));
+    batched.push_back(LoadShard(model, first, end, dtype, o));
   }
   // Six sessions of different lengths, so that they sit at different
   // positions; each joins with its whole prompt in the batch (in BF16 a
@@ -192,6 +280,10 @@ void ExpectBatchedEqualsAlone(TensorDType dtype, bool streamed) {
 
 TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneF32) { ExpectBatchedEqualsAlone(TensorDType::kF32, false); }
 TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneBf16) { ExpectBatchedEqualsAlone(TensorDType::kBF16, false); }
+TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneQuantized) {
+  ExpectBatchedEqualsAlone(TensorDType::kF32, false, "q4_k_m");
+  ExpectBatchedEqualsAlone(TensorDType::kBF16, false, "q8_0");
+}
 TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneWithStreamedLayers) {
   ExpectBatchedEqualsAlone(TensorDType::kBF16, true);
 }

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "node/engine/quants.h"
+#include "storage/quants.h"
 #include "storage/dtype.h"
 
 namespace strata {

@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "node/engine/matmul.h"
+#include "storage/quants.h"
 #include "storage/dtype.h"
 
 namespace strata {
@@ -144,6 +145,68 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch
     return y.view(shape);
   }
   return b.defined() ? torch::nn::functional::linear(x, w, b) : torch::nn::functional::linear(x, w);
+}
+
+torch::Tensor Linear(const torch::Tensor& x, const Weight& w, const torch::Tensor& b) {
+  if (!w.quantized()) return Linear(x, w.t, b);
+  auto x2 = x.reshape({-1, x.size(-1)});  // [n, cols]
+  if (x2.scalar_type() != torch::kBFloat16 && x2.scalar_type() != torch::kFloat32) x2 = x2.to(torch::kFloat32);
+  x2 = x2.contiguous();
+  const int64_t n = x2.size(0), rows = w.rows;
+  auto dots = torch::empty({n, rows}, torch::kFloat32);  // [n, rows]
+  float* dp = dots.data_ptr<float>();
+  const Kernels& kernels = ActiveKernels();
+  // Activation rows in each form the parts read, kMaxKernelRows at a time
+  // (they stay in cache while every weight row passes them).
+  for (int64_t b0 = 0; b0 < n; b0 += kMaxKernelRows) {
+    const int64_t m = std::min(kMaxKernelRows, n - b0);
+    const bool bf16 = x2.scalar_type() == torch::kBFloat16;
+    const InputRows in{static_cast<const uint8_t*>(x2.data_ptr()) + b0 * x2.size(1) * x2.element_size(), bf16, m, w.cols};
+    std::vector<uint8_t> storage[4];
+    ActRows act[4];
+    bool have[4] = {false, false, false, false};
+    for (const WeightRows& p : w.parts) {
+      const int f = static_cast<int>(kernels.For(p.type).form);
+      if (!have[f]) act[f] = PrepareActivations(kernels.For(p.type).form, in, &storage[f]), have[f] = true;
+    }
+    at::parallel_for(0, rows, m == 1 ? 64 : 16, [&](int64_t begin, int64_t end) {
+      for (const WeightRows& p : w.parts) {
+        const int64_t lo = std::max(begin, p.row0), hi = std::min(end, p.row0 + p.rows);
+        if (lo >= hi) continue;
+        const KernelPath& path = kernels.For(p.type);
+        const WeightMatrix mat{p.type, p.bytes.data_ptr<uint8_t>(), p.rows, w.cols};
+        path.fn(mat, act[static_cast<int>(path.form)], lo - p.row0, hi - p.row0, dp + b0 * rows + p.row0, rows);
+      }
+    });
+  }
+  if (b.defined()) dots += b.to(torch::kFloat32);
+  auto shape = x.sizes().vec();
+  shape.back() = rows;
+  return dots.to(x.scalar_type()).view(shape);
+}
+
+torch::Tensor LinearRows(const torch::Tensor& x, const Weight& w, const torch::Tensor& b) {
+  if (!w.quantized()) return LinearRows(x, w.t, b);
+  return Linear(x, w, b);  // every row in its own dots, in any batch
+}
+
+bool KernelRowsExact(const Weight& w) { return w.quantized() || KernelRowsExact(w.t); }
+
+torch::Tensor EmbeddingRows(const Weight& table, const torch::Tensor& ids) {
+  if (!table.quantized()) return table.t.index_select(0, ids.to(table.t.device()));
+  auto cpu_ids = ids.to(torch::kCPU, torch::kInt64).contiguous();
+  const int64_t T = cpu_ids.numel();
+  auto out = torch::empty({T, table.cols}, torch::kFloat32);  // [T, hidden]
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t id = cpu_ids.data_ptr<int64_t>()[t];
+    for (const WeightRows& p : table.parts) {
+      if (id < p.row0 || id >= p.row0 + p.rows) continue;
+      const size_t row_bytes = RowBytes(p.type, table.cols);
+      DequantizeRow(p.type, p.bytes.data_ptr<uint8_t>() + static_cast<size_t>(id - p.row0) * row_bytes, table.cols,
+                    out.data_ptr<float>() + t * table.cols);
+    }
+  }
+  return out;
 }
 
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {

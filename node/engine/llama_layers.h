@@ -26,13 +26,39 @@ struct LlamaDims {
   double rms_norm_eps = 1e-5;
 };
 
+// Rows [row0, row0 + rows) of a weight matrix as the kernels read them:
+// a GGUF block format, or F32 rows beside blocks in the same matrix.
+struct WeightRows {
+  WeightType type = WeightType::kF32;
+  int64_t row0 = 0, rows = 0;
+  torch::Tensor bytes;  // [rows, RowBytes(type, cols)] uint8
+};
+
+// A weight matrix [rows, cols]: a tensor in the compute dtype (F32/BF16
+// checkpoints, training, CUDA), or, for a quantized model, its rows as
+// stored, by row range: stacked q, k and v may each have their own format
+// (llama.cpp's Q4_K_M keeps some v projections in Q6_K).
+struct Weight {
+  torch::Tensor t;
+  std::vector<WeightRows> parts;
+  int64_t rows = 0, cols = 0;  // of a quantized matrix
+  Weight() = default;
+  Weight(torch::Tensor tensor) : t(std::move(tensor)) {}  // NOLINT: a plain tensor is a weight
+  bool quantized() const { return !parts.empty(); }
+  bool defined() const { return t.defined() || quantized(); }
+};
+
 struct LayerWeights {
   torch::Tensor attn_norm, ffn_norm;   // [hidden]
   // q, k and v stacked: one pass over the activations, one kernel call.
-  torch::Tensor wqkv, bqkv;            // [(heads + 2*kv_heads)*head_dim, hidden], [same] or undefined
-  torch::Tensor wo, bo;                // [hidden, heads*head_dim], [hidden] or undefined
-  torch::Tensor w_gate_up, b_gate_up;  // [2*intermediate, hidden]: gate rows, then up rows
-  torch::Tensor w_down, b_down;        // [hidden, intermediate]
+  Weight wqkv;                         // [(heads + 2*kv_heads)*head_dim, hidden]
+  torch::Tensor bqkv;                  // [same] or undefined
+  Weight wo;                           // [hidden, heads*head_dim]
+  torch::Tensor bo;                    // [hidden] or undefined
+  Weight w_gate_up;                    // [2*intermediate, hidden]: gate rows, then up rows
+  torch::Tensor b_gate_up;
+  Weight w_down;                       // [hidden, intermediate]
+  torch::Tensor b_down;
 };
 
 // One layer's KV cache for one sequence (inference, batch 1).
@@ -44,6 +70,10 @@ struct LayerCache {
 // F32 or BF16 take Strata's kernels (node/engine/matmul) on any x86-64,
 // each row's bits independent of the others.
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
+// The same for any Weight: a quantized one runs in its blocks' kernels for
+// any number of rows (activations quantized per block), each row's bits its
+// own; the result is in x's dtype.
+torch::Tensor Linear(const torch::Tensor& x, const Weight& w, const torch::Tensor& b);
 
 // Linear for B rows of different sessions at once, x: [B, 1, in]: row i of
 // the result is bit-identical to Linear on that row alone, or within its own
@@ -51,10 +81,15 @@ torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch
 // multi-row kernel reads each weight row once for the batch; otherwise row
 // by row).
 torch::Tensor LinearRows(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
+torch::Tensor LinearRows(const torch::Tensor& x, const Weight& w, const torch::Tensor& b);
 // Whether Linear with weights like `w` takes up to kMaxKernelRows rows
 // through the kernels, each row's result independent of the others: then a
 // prompt chunk's rows may share a forward with other sessions' rows exactly.
 bool KernelRowsExact(const torch::Tensor& w);
+bool KernelRowsExact(const Weight& w);
+// Rows `ids` of an embedding table [vocab, hidden], f32 [ids, hidden]
+// (a quantized table's rows dequantized).
+torch::Tensor EmbeddingRows(const Weight& table, const torch::Tensor& ids);
 
 // Attention of new positions [start, start+T) given their projected q, k, v
 // qkv: [B, T, (heads + 2*kv_heads)*head_dim]; returns [B, T, heads*head_dim]

@@ -38,6 +38,16 @@ Result<torch::ScalarType> FileDType(const TensorView& view) {
 }
 
 
+// GGUF's llama q_proj/k_proj rows in Hugging Face's rotate-half order:
+// within each of `heads` heads, row 2i + p goes to p * head_dim / 2 + i.
+// Whole rows move, so a block-format row ([rows, row bytes] uint8) moves
+// the same way. heads == 0: as they are.
+torch::Tensor RotateHalfRows(const torch::Tensor& t, int64_t heads) {
+  if (heads <= 0) return t;
+  const int64_t rows = t.size(0), half = rows / heads / 2;
+  return t.reshape({heads, half, 2, t.size(1)}).transpose(1, 2).reshape({rows, t.size(1)});
+}
+
 // Large tensors get transparent huge pages (THP is often "madvise" only).
 void AdviseHugePages(void* data, size_t nbytes) {
   constexpr uintptr_t kHuge = 2u << 20;
@@ -49,7 +59,7 @@ void AdviseHugePages(void* data, size_t nbytes) {
 // Every tensor of a layer, in one order, so that a streamed layer's layout
 // can be recorded once and laid over any slot.
 std::vector<torch::Tensor*> Fields(LayerWeights& w) {
-  return {&w.attn_norm, &w.ffn_norm, &w.wqkv, &w.bqkv, &w.wo, &w.bo, &w.w_gate_up, &w.b_gate_up, &w.w_down, &w.b_down};
+  return {&w.attn_norm, &w.ffn_norm, &w.wqkv.t, &w.bqkv, &w.wo.t, &w.bo, &w.w_gate_up.t, &w.b_gate_up, &w.w_down.t, &w.b_down};
 }
 constexpr uint64_t kFieldAlign = 4096;  // each tensor of a streamed layer starts on a block
 
@@ -73,7 +83,7 @@ Status LlamaShard::Impl::CopyInto(const std::string& name, const std::vector<int
   if (!populated.ok()) return populated;
   auto src = torch::from_blob(const_cast<uint8_t*>(view.data), view.shape,
                               torch::TensorOptions().dtype(file_dtype.value()));
-  dst.copy_(src);
+  dst.copy_(RotateHalfRows(src, view.interleaved_rope_heads));
   checkpoint->Release(view);
   weight_bytes += static_cast<uint64_t>(view.numel()) * torch::elementSize(dtype);
   return Status::Ok();
@@ -124,6 +134,70 @@ Result<torch::Tensor> LlamaShard::Impl::LoadStacked(const std::vector<std::pair<
   return Place(owned);
 }
 
+Result<WeightRows> LlamaShard::Impl::LoadRows(const TensorView& view, int64_t row0, int64_t rows, int64_t cols) {
+  if (view.shape != std::vector<int64_t>{rows, cols}) {
+    return Status::Error("tensor '" + view.name + "' in " + checkpoint->dir() + " has the wrong shape for the config (want [" +
+                         std::to_string(rows) + ", " + std::to_string(cols) + "])");
+  }
+  if (place_base != nullptr) {
+    return Status::Error("tensor '" + view.name + "' is " + DTypeString(view.dtype) +
+                         ": layers streamed from NVMe must be F32 or BF16 (give the node more memory for this model)");
+  }
+  WeightRows out;
+  out.row0 = row0;
+  out.rows = rows;
+  if (!WeightTypeOf(view.dtype, &out.type) || !IsQuantized(out.type)) {
+    // A plain tensor beside block-format ones in one matrix: its rows in f32.
+    out.type = WeightType::kF32;
+    auto f32 = torch::empty({rows, cols}, torch::kFloat32);
+    Status st = CopyInto(view.name, {rows, cols}, f32);
+    if (!st.ok()) return st;
+    out.bytes = f32.view(torch::kUInt8).view({rows, cols * 4});
+    return out;
+  }
+  Status populated = checkpoint->Populate(view);
+  if (!populated.ok()) return populated;
+  const int64_t row_bytes = static_cast<int64_t>(RowBytes(out.type, cols));
+  auto src = torch::from_blob(const_cast<uint8_t*>(view.data), {rows, row_bytes}, torch::kUInt8);
+  out.bytes = torch::empty({rows, row_bytes}, torch::kUInt8);
+  AdviseHugePages(out.bytes.data_ptr(), out.bytes.nbytes());
+  out.bytes.copy_(RotateHalfRows(src, view.interleaved_rope_heads));
+  checkpoint->Release(view);
+  weight_bytes += view.nbytes;
+  return out;
+}
+
+Result<Weight> LlamaShard::Impl::LoadMatrix(const std::vector<std::pair<std::string, int64_t>>& parts, int64_t cols) {
+  std::vector<const TensorView*> views;
+  bool blocks = false;
+  for (const auto& [name, n] : parts) {
+    auto found = checkpoint->Find(name);
+    if (!found.ok()) return found.status();
+    views.push_back(found.value());
+    blocks = blocks || IsBlockDType(found.value()->dtype);
+  }
+  if (!blocks) {
+    if (parts.size() == 1) {
+      auto t = LoadTensor(parts[0].first, {parts[0].second, cols});
+      if (!t.ok()) return t.status();
+      return Weight(t.value());
+    }
+    auto stacked = LoadStacked(parts, cols, true);
+    if (!stacked.ok()) return stacked.status();
+    return Weight(stacked.value());
+  }
+  if (!device.is_cpu()) return Status::Error("quantized weights (" + parts[0].first + ") run on CPU only");
+  Weight w;
+  w.cols = cols;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    auto rows = LoadRows(*views[i], w.rows, parts[i].second, cols);
+    if (!rows.ok()) return rows.status();
+    w.rows += parts[i].second;
+    w.parts.push_back(std::move(rows.value()));
+  }
+  return w;
+}
+
 Result<torch::Tensor> LlamaShard::Impl::LoadOptional(const std::string& name, bool present,
                                                      const std::vector<int64_t>& expect) {
   if (!present) return torch::Tensor();
@@ -141,7 +215,7 @@ Status LlamaShard::Impl::LoadWeights() {
   const ModelConfig& c = config;
   const int64_t q_dim = c.num_heads * c.head_dim, kv_dim = c.num_kv_heads * c.head_dim;
   const int64_t H = c.hidden_size, I = c.intermediate_size;
-  if (options.first_layer == 0) STRATA_ASSIGN(embed, LoadTensor(kEmbedName, {c.vocab_size, H}));
+  if (options.first_layer == 0) STRATA_ASSIGN(embed, LoadMatrix({{kEmbedName, c.vocab_size}}, H));
   for (int64_t i = options.first_layer; i < options.end_layer; ++i) {
     const int64_t j = i - options.first_layer - resident;  // >= 0: streamed layer j
     if (j >= 0) {
@@ -152,16 +226,16 @@ Status LlamaShard::Impl::LoadWeights() {
     auto name = [i](const char* suffix) { return LayerTensorName(i, suffix); };
     STRATA_ASSIGN(w.attn_norm, LoadTensor(name("input_layernorm.weight"), {H}));
     STRATA_ASSIGN(w.ffn_norm, LoadTensor(name("post_attention_layernorm.weight"), {H}));
-    STRATA_ASSIGN(w.wqkv, LoadStacked({{name("self_attn.q_proj.weight"), q_dim},
-                                       {name("self_attn.k_proj.weight"), kv_dim},
-                                       {name("self_attn.v_proj.weight"), kv_dim}}, H, true));
-    STRATA_ASSIGN(w.wo, LoadTensor(name("self_attn.o_proj.weight"), {H, q_dim}));
+    STRATA_ASSIGN(w.wqkv, LoadMatrix({{name("self_attn.q_proj.weight"), q_dim},
+                                      {name("self_attn.k_proj.weight"), kv_dim},
+                                      {name("self_attn.v_proj.weight"), kv_dim}}, H));
+    STRATA_ASSIGN(w.wo, LoadMatrix({{name("self_attn.o_proj.weight"), H}}, q_dim));
     STRATA_ASSIGN(w.bqkv, LoadStacked({{name("self_attn.q_proj.bias"), q_dim},
                                        {name("self_attn.k_proj.bias"), kv_dim},
                                        {name("self_attn.v_proj.bias"), kv_dim}}, 0, c.qkv_bias));
     STRATA_ASSIGN(w.bo, LoadOptional(name("self_attn.o_proj.bias"), c.o_bias, {H}));
-    STRATA_ASSIGN(w.w_gate_up, LoadStacked({{name("mlp.gate_proj.weight"), I}, {name("mlp.up_proj.weight"), I}}, H, true));
-    STRATA_ASSIGN(w.w_down, LoadTensor(name("mlp.down_proj.weight"), {H, I}));
+    STRATA_ASSIGN(w.w_gate_up, LoadMatrix({{name("mlp.gate_proj.weight"), I}, {name("mlp.up_proj.weight"), I}}, H));
+    STRATA_ASSIGN(w.w_down, LoadMatrix({{name("mlp.down_proj.weight"), H}}, I));
     STRATA_ASSIGN(w.b_gate_up, LoadStacked({{name("mlp.gate_proj.bias"), I}, {name("mlp.up_proj.bias"), I}}, 0, c.mlp_bias));
     STRATA_ASSIGN(w.b_down, LoadOptional(name("mlp.down_proj.bias"), c.mlp_bias, {H}));
     if (j < 0) {
@@ -188,7 +262,7 @@ Status LlamaShard::Impl::LoadWeights() {
     if (c.tie_word_embeddings && embed.defined()) {
       lm_head = embed;  // one copy serves both ends of a single-stage model
     } else {
-      STRATA_ASSIGN(lm_head, LoadTensor(c.tie_word_embeddings ? kEmbedName : kLmHeadName, {c.vocab_size, H}));
+      STRATA_ASSIGN(lm_head, LoadMatrix({{c.tie_word_embeddings ? kEmbedName : kLmHeadName, c.vocab_size}}, H));
     }
   }
   return Status::Ok();
@@ -286,8 +360,8 @@ Result<std::unique_ptr<LlamaShard>> LlamaShard::Load(std::unique_ptr<Checkpoint>
     }
     uint64_t layer_bytes = 0;  // the largest streamed layer, each tensor on its own block
     for (int64_t i = options.first_layer + impl->resident; i < options.end_layer; ++i) {
-      layer_bytes = std::max<uint64_t>(layer_bytes, static_cast<uint64_t>(checkpoint->LayerParams(i)) *
-                                                        torch::elementSize(impl->dtype) + 10 * kFieldAlign);
+      layer_bytes = std::max<uint64_t>(layer_bytes, checkpoint->LayerBytes(i, torch::elementSize(impl->dtype)) +
+                                                        10 * kFieldAlign);
     }
     Status opened = impl->OpenStream(layer_bytes);
     if (!opened.ok()) return opened;
@@ -368,7 +442,7 @@ Result<torch::Tensor> LlamaShard::Impl::Embed(const StageInput& input) const {
       }
     }
     auto ids = torch::tensor(input.tokens, torch::kInt64).to(device);
-    return embed.index_select(0, ids).to(dtype);  // [T, hidden]
+    return EmbeddingRows(embed, ids).to(dtype);  // [T, hidden]
   }
   const HostTensor& h = input.hidden;
   if (input.is_tokens()) return Status::Error("stage of layers from " + std::to_string(options.first_layer) +

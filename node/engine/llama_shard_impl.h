@@ -23,10 +23,10 @@ struct LlamaShard::Impl {
   torch::ScalarType dtype = torch::kFloat32;
   uint64_t weight_bytes = 0;
 
-  torch::Tensor embed;        // [vocab, hidden] (first stage)
+  Weight embed;               // [vocab, hidden] (first stage)
   std::vector<LayerWeights> layers;
   torch::Tensor final_norm;   // [hidden] (last stage)
-  torch::Tensor lm_head;      // [vocab, hidden] (last stage)
+  Weight lm_head;             // [vocab, hidden] (last stage)
   torch::Tensor rope_cos, rope_sin;  // [max_position, head_dim] f32
   std::unique_ptr<MemoryAccountant> own_memory;  // when options.memory is null
   std::unique_ptr<KvStore> kv;                   // every session's KV, in its tiers
@@ -55,6 +55,10 @@ struct LlamaShard::Impl {
   Result<torch::Tensor> LoadTensor(const std::string& name, const std::vector<int64_t>& expect);
   Result<torch::Tensor> LoadStacked(const std::vector<std::pair<std::string, int64_t>>& parts, int64_t cols,
                                     bool present);
+  // A weight matrix: a tensor in the compute dtype, or (GGUF blocks) its
+  // rows as stored. parts: [name, rows] stacked along the rows, [rows, cols] each.
+  Result<Weight> LoadMatrix(const std::vector<std::pair<std::string, int64_t>>& parts, int64_t cols);
+  Result<WeightRows> LoadRows(const TensorView& view, int64_t row0, int64_t rows, int64_t cols);
   Result<torch::Tensor> LoadOptional(const std::string& name, bool present, const std::vector<int64_t>& expect);
   Status LoadWeights();
   void BuildRope();

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#include "node/engine/quants.h"
+#include "storage/quants.h"
 #include "storage/dtype.h"
 
 namespace strata {

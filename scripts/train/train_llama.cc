@@ -85,7 +85,7 @@ struct Model {
   std::vector<torch::Tensor> Parameters() const {
     std::vector<torch::Tensor> p = {embed, final_norm};
     for (const auto& l : layers) {
-      for (const auto& t : {l.attn_norm, l.ffn_norm, l.wqkv, l.wo, l.w_gate_up, l.w_down}) p.push_back(t);
+      for (const auto& t : {l.attn_norm, l.ffn_norm, l.wqkv.t, l.wo.t, l.w_gate_up.t, l.w_down.t}) p.push_back(t);
     }
     return p;
   }
@@ -177,13 +177,13 @@ void Save(const Model& m, const Options& o) {
     auto name = [l](const char* s) { return "model.layers." + std::to_string(l) + "." + s; };
     tensors.push_back(Bf16(name("input_layernorm.weight"), w.attn_norm));
     tensors.push_back(Bf16(name("post_attention_layernorm.weight"), w.ffn_norm));
-    tensors.push_back(Bf16(name("self_attn.q_proj.weight"), w.wqkv.narrow(0, 0, q)));
-    tensors.push_back(Bf16(name("self_attn.k_proj.weight"), w.wqkv.narrow(0, q, kv)));
-    tensors.push_back(Bf16(name("self_attn.v_proj.weight"), w.wqkv.narrow(0, q + kv, kv)));
-    tensors.push_back(Bf16(name("self_attn.o_proj.weight"), w.wo));
-    tensors.push_back(Bf16(name("mlp.gate_proj.weight"), w.w_gate_up.narrow(0, 0, I)));
-    tensors.push_back(Bf16(name("mlp.up_proj.weight"), w.w_gate_up.narrow(0, I, I)));
-    tensors.push_back(Bf16(name("mlp.down_proj.weight"), w.w_down));
+    tensors.push_back(Bf16(name("self_attn.q_proj.weight"), w.wqkv.t.narrow(0, 0, q)));
+    tensors.push_back(Bf16(name("self_attn.k_proj.weight"), w.wqkv.t.narrow(0, q, kv)));
+    tensors.push_back(Bf16(name("self_attn.v_proj.weight"), w.wqkv.t.narrow(0, q + kv, kv)));
+    tensors.push_back(Bf16(name("self_attn.o_proj.weight"), w.wo.t));
+    tensors.push_back(Bf16(name("mlp.gate_proj.weight"), w.w_gate_up.t.narrow(0, 0, I)));
+    tensors.push_back(Bf16(name("mlp.up_proj.weight"), w.w_gate_up.t.narrow(0, I, I)));
+    tensors.push_back(Bf16(name("mlp.down_proj.weight"), w.w_down.t));
   }
   tensors.push_back(Bf16("model.norm.weight", m.final_norm));
   PosixEnv env;

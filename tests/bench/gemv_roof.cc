@@ -21,7 +21,7 @@
 #include <vector>
 
 #include "node/engine/matmul.h"
-#include "node/engine/quants.h"
+#include "storage/quants.h"
 #include "storage/dtype.h"
 
 namespace {

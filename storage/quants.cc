@@ -1,4 +1,4 @@
-#include "node/engine/quants.h"
+#include "storage/quants.h"
 
 #include <algorithm>
 #include <cmath>
@@ -211,23 +211,29 @@ void DequantizeQ6_K(const BlockQ6_K& b, float* out) {
 
 }  // namespace
 
-void DequantizeRow(WeightType type, const uint8_t* row, int64_t cols, float* out) {
-  const int64_t nb = cols / BlockElements(type);
+void DequantizeRow(DType type, const uint8_t* row, int64_t cols, float* out) {
+  const int64_t nb = cols / DTypeBlockElements(type);
   for (int64_t i = 0; i < nb; ++i) {
     switch (type) {
-      case WeightType::kF32: std::memcpy(out + i, row + 4 * i, 4); break;
-      case WeightType::kBF16: {
+      case DType::kF32: std::memcpy(out + i, row + 4 * i, 4); break;
+      case DType::kF16: {
+        uint16_t v;
+        std::memcpy(&v, row + 2 * i, 2);
+        out[i] = F16ToFloat(v);
+        break;
+      }
+      case DType::kBF16: {
         uint16_t v;
         std::memcpy(&v, row + 2 * i, 2);
         out[i] = Bf16ToFloat(v);
         break;
       }
-      case WeightType::kQ8_0: {
+      case DType::kQ8_0: {
         const auto* b = reinterpret_cast<const BlockQ8_0*>(row) + i;
         for (int k = 0; k < kQK8_0; ++k) out[kQK8_0 * i + k] = F16ToFloat(b->d) * b->qs[k];
         break;
       }
-      case WeightType::kQ4_0: {
+      case DType::kQ4_0: {
         const auto* b = reinterpret_cast<const BlockQ4_0*>(row) + i;
         for (int k = 0; k < 16; ++k) {
           out[kQK8_0 * i + k] = F16ToFloat(b->d) * ((b->qs[k] & 0xF) - 8);
@@ -235,56 +241,63 @@ void DequantizeRow(WeightType type, const uint8_t* row, int64_t cols, float* out
         }
         break;
       }
-      case WeightType::kQ4_1: {
+      case DType::kQ4_1: {
         const auto* b = reinterpret_cast<const BlockQ4_1*>(row) + i;
         for (int k = 0; k < kQK8_0; ++k) out[kQK8_0 * i + k] = F16ToFloat(b->d) * Level32(b->qs, 0, k) + F16ToFloat(b->m);
         break;
       }
-      case WeightType::kQ5_0: {
+      case DType::kQ5_0: {
         const auto* b = reinterpret_cast<const BlockQ5_0*>(row) + i;
         for (int k = 0; k < kQK8_0; ++k) out[kQK8_0 * i + k] = F16ToFloat(b->d) * (Level32(b->qs, HighBits(b->qh), k) - 16);
         break;
       }
-      case WeightType::kQ5_1: {
+      case DType::kQ5_1: {
         const auto* b = reinterpret_cast<const BlockQ5_1*>(row) + i;
         for (int k = 0; k < kQK8_0; ++k) {
           out[kQK8_0 * i + k] = F16ToFloat(b->d) * Level32(b->qs, HighBits(b->qh), k) + F16ToFloat(b->m);
         }
         break;
       }
-      case WeightType::kQ4_K: DequantizeQ4_K(reinterpret_cast<const BlockQ4_K*>(row)[i], out + kQKK * i); break;
-      case WeightType::kQ5_K: DequantizeQ5_K(reinterpret_cast<const BlockQ5_K*>(row)[i], out + kQKK * i); break;
-      case WeightType::kQ6_K: DequantizeQ6_K(reinterpret_cast<const BlockQ6_K*>(row)[i], out + kQKK * i); break;
+      case DType::kQ4_K: DequantizeQ4_K(reinterpret_cast<const BlockQ4_K*>(row)[i], out + kQKK * i); break;
+      case DType::kQ5_K: DequantizeQ5_K(reinterpret_cast<const BlockQ5_K*>(row)[i], out + kQKK * i); break;
+      case DType::kQ6_K: DequantizeQ6_K(reinterpret_cast<const BlockQ6_K*>(row)[i], out + kQKK * i); break;
+      default: break;  // not a weight format
     }
   }
 }
 
-void QuantizeRow(WeightType type, const float* x, int64_t cols, uint8_t* out) {
-  const int64_t nb = cols / BlockElements(type), be = BlockElements(type);
+void QuantizeRow(DType type, const float* x, int64_t cols, uint8_t* out) {
+  const int64_t nb = cols / DTypeBlockElements(type), be = DTypeBlockElements(type);
   for (int64_t i = 0; i < nb; ++i) {
     switch (type) {
-      case WeightType::kF32: std::memcpy(out + 4 * i, x + i, 4); break;
-      case WeightType::kBF16: {
+      case DType::kF32: std::memcpy(out + 4 * i, x + i, 4); break;
+      case DType::kF16: {
+        const uint16_t v = FloatToF16(x[i]);
+        std::memcpy(out + 2 * i, &v, 2);
+        break;
+      }
+      case DType::kBF16: {
         const uint16_t v = FloatToBf16(x[i]);
         std::memcpy(out + 2 * i, &v, 2);
         break;
       }
-      case WeightType::kQ8_0: QuantizeQ8_0(x + be * i, reinterpret_cast<BlockQ8_0*>(out) + i); break;
-      case WeightType::kQ4_0: QuantizeQ4_0(x + be * i, reinterpret_cast<BlockQ4_0*>(out) + i); break;
-      case WeightType::kQ4_1: {
+      case DType::kQ8_0: QuantizeQ8_0(x + be * i, reinterpret_cast<BlockQ8_0*>(out) + i); break;
+      case DType::kQ4_0: QuantizeQ4_0(x + be * i, reinterpret_cast<BlockQ4_0*>(out) + i); break;
+      case DType::kQ4_1: {
         auto* b = reinterpret_cast<BlockQ4_1*>(out) + i;
         QuantizeWithMin32(x + be * i, 15, &b->d, &b->m, b->qs, nullptr);
         break;
       }
-      case WeightType::kQ5_0: QuantizeQ5_0(x + be * i, reinterpret_cast<BlockQ5_0*>(out) + i); break;
-      case WeightType::kQ5_1: {
+      case DType::kQ5_0: QuantizeQ5_0(x + be * i, reinterpret_cast<BlockQ5_0*>(out) + i); break;
+      case DType::kQ5_1: {
         auto* b = reinterpret_cast<BlockQ5_1*>(out) + i;
         QuantizeWithMin32(x + be * i, 31, &b->d, &b->m, b->qs, b->qh);
         break;
       }
-      case WeightType::kQ4_K: QuantizeQ4_K(x + be * i, reinterpret_cast<BlockQ4_K*>(out) + i); break;
-      case WeightType::kQ5_K: QuantizeQ5_K(x + be * i, reinterpret_cast<BlockQ5_K*>(out) + i); break;
-      case WeightType::kQ6_K: QuantizeQ6_K(x + be * i, reinterpret_cast<BlockQ6_K*>(out) + i); break;
+      case DType::kQ4_K: QuantizeQ4_K(x + be * i, reinterpret_cast<BlockQ4_K*>(out) + i); break;
+      case DType::kQ5_K: QuantizeQ5_K(x + be * i, reinterpret_cast<BlockQ5_K*>(out) + i); break;
+      case DType::kQ6_K: QuantizeQ6_K(x + be * i, reinterpret_cast<BlockQ6_K*>(out) + i); break;
+      default: break;  // not a weight format
     }
   }
 }
