@@ -121,12 +121,18 @@ bool ParseTokenIds(const std::string& text, int64_t vocab, std::vector<int32_t>*
   return !out->empty();
 }
 
-json PlanJson(const ShardPlan& plan, const std::vector<NodeCapacity>& nodes) {
+// costs (may be null) adds each stage's read_bytes: the weights one decode step reads there.
+json PlanJson(const ShardPlan& plan, const std::vector<NodeCapacity>& nodes, const ModelCosts* costs = nullptr) {
   json out = json::array();
   for (const auto& s : plan.stages) {
     out.push_back({{"node", nodes[s.node].name}, {"address", nodes[s.node].address}, {"first_layer", s.first_layer},
                    {"end_layer", s.end_layer}, {"bytes", s.bytes}, {"ms_per_token", s.ms_per_token},
                    {"bandwidth_gbps", nodes[s.node].bandwidth_gbps}, {"free_bytes", nodes[s.node].free_bytes}});
+    if (costs != nullptr) {
+      uint64_t read = s.end_layer == static_cast<int64_t>(costs->layer_read_bytes.size()) ? costs->head_bytes : 0;
+      for (int64_t l = s.first_layer; l < s.end_layer; ++l) read += costs->layer_read_bytes[static_cast<size_t>(l)];
+      out.back()["read_bytes"] = read;
+    }
   }
   return out;
 }
@@ -372,11 +378,12 @@ int RunPlan(const GenerateFlags& flags) {
   const int64_t context = flags.context > 0 ? flags.context : ckpt.value()->config().max_position;
   const uint64_t kv_tokens = static_cast<uint64_t>(context) * static_cast<uint64_t>(flags.concurrency);
   std::string note;
-  auto plan = PlanShardsWithNvme(CostsOf(*ckpt.value(), dtype, kv_tokens), capacities, &note);
+  const ModelCosts costs = CostsOf(*ckpt.value(), dtype, kv_tokens);
+  auto plan = PlanShardsWithNvme(costs, capacities, &note);
   if (!plan.ok()) return Fail(plan.status().message());
   if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
   if (flags.json) {
-    std::cout << PlanJson(plan.value(), capacities).dump(2) << std::endl;
+    std::cout << PlanJson(plan.value(), capacities, &costs).dump(2) << std::endl;
   } else {
     std::cout << "plan for " << flags.model << " (" << ckpt.value()->config().num_layers << " layers, " << flags.dtype
               << ") on " << capacities.size() << " nodes, each stage's weights and KV for " << context

@@ -130,9 +130,10 @@ int main(int argc, char** argv) {
                  "serve Prometheus metrics at http://HOST:PORT/metrics (counts and sizes only; default: off)");
   app.add_flag("--no-discovery", no_discovery, "do not beacon (coordinators then need --nodes or --cluster)");
   app.add_option("--device", device, "cpu | cuda | cuda:N (default: cuda:0 if present, else cpu)");
-  std::string kernels = "auto";
+  // $STRATA_KERNELS sets the default, so that the nodes a coordinator starts (--local) take it too.
+  std::string kernels = std::getenv("STRATA_KERNELS") != nullptr ? std::getenv("STRATA_KERNELS") : "auto";
   app.add_option("--kernels", kernels,
-                 "the widest CPU kernels to use: auto (the best this CPU has) | avx512 | avx2 | scalar")
+                 "the widest CPU kernels to use: auto (the best this CPU has) | avx512 | avx2 | scalar (default: $STRATA_KERNELS, else auto)")
       ->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
   app.add_option("--rpc-timeout-ms", options.rpc_timeout_ms, "how long to wait for the next stage")
       ->check(CLI::Range(1u, 86400000u));

@@ -17,7 +17,8 @@ struct FileType {
   uint32_t ftype;
   DType base;  // the type of most matrices
 };
-constexpr FileType kTypes[] = {{"f32", 0, DType::kF32},    {"f16", 1, DType::kF16},    {"q4_0", 2, DType::kQ4_0},
+constexpr FileType kTypes[] = {{"f32", 0, DType::kF32},    {"f16", 1, DType::kF16},    {"bf16", 32, DType::kBF16},
+                               {"q4_0", 2, DType::kQ4_0},
                                {"q8_0", 7, DType::kQ8_0},  {"q4_k_m", 15, DType::kQ4_K}, {"q5_k_m", 17, DType::kQ5_K},
                                {"q6_k", 18, DType::kQ6_K}};
 
@@ -76,7 +77,7 @@ std::vector<float> SourceRows(const Checkpoint& ckpt, const TensorView& view, bo
 
 }  // namespace
 
-const char* QuantizeTypes() { return "f32 | f16 | q4_0 | q8_0 | q4_k_m | q5_k_m | q6_k"; }
+const char* QuantizeTypes() { return "f32 | f16 | bf16 | q4_0 | q8_0 | q4_k_m | q5_k_m | q6_k"; }
 
 bool KnownQuantizeType(const std::string& type) {
   for (const FileType& t : kTypes) {

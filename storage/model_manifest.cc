@@ -136,6 +136,10 @@ Result<ModelManifest> ModelManifest::FromJson(const std::string& text) {
 Result<ModelManifest> BuildManifest(const std::string& dir) {
   auto ckpt = Checkpoint::Open(dir);
   if (!ckpt.ok()) return ckpt.status();
+  if (ckpt.value()->gguf() != nullptr) {
+    return Status::Error(dir + ": a GGUF model cannot be distributed to nodes yet (--distribute, serve-model); "
+                         "put the file in each node's --models-dir and name it with --nodes or --cluster");
+  }
   ModelManifest m;
   std::ifstream in(dir + "/config.json");
   std::stringstream ss;

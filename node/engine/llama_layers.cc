@@ -24,22 +24,24 @@ bool KernelType(const torch::Tensor& w, WeightType* type) {
   return true;
 }
 
-// Up to kMaxKernelRows rows on CPU, activations in the weights' dtype:
-// Strata's kernels (node/engine/matmul), weight rows split across the
-// intra-op threads. Every row's result is the same whether it comes alone,
-// with its prompt chunk, or in a batch of other sessions' rows — what lets
-// ForwardBatch mix decode steps and short prompt chunks exactly. (Longer
-// chunks go to LibTorch's GEMM, faster there.)
+// Rows on CPU with activations in the weights' dtype: Strata's kernels
+// (node/engine/matmul), weight rows split across the intra-op threads.
+// Every row's result is the same whether it comes alone, with its prompt
+// chunk, or in a batch of other sessions' rows — what lets ForwardBatch mix
+// decode steps and short prompt chunks exactly. F32 chunks longer than
+// kMaxKernelRows go to LibTorch's GEMM (OpenBLAS, faster there); BF16 ones
+// stay in the kernels, kMaxKernelRows rows at a time (LibTorch's BF16 GEMM
+// on CPU is an order of magnitude slower).
 bool UseKernels(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b) {
   WeightType type;
   return KernelType(w, &type) && x2.scalar_type() == w.scalar_type() && x2.is_cpu() && w.is_cpu() &&
-         x2.size(0) >= 1 && x2.size(0) <= kMaxKernelRows && x2.is_contiguous() && w.dim() == 2 &&
+         x2.size(0) >= 1 && (x2.size(0) <= kMaxKernelRows || type == WeightType::kBF16) && x2.is_contiguous() && w.dim() == 2 &&
          w.is_contiguous() && !w.requires_grad() && !x2.requires_grad() &&
          (!b.defined() || (b.scalar_type() == w.scalar_type() && b.is_contiguous() && !b.requires_grad()));
 }
 
-// y[n, rows] = x2[n, cols] W^T + b through the process's kernel for W's type.
-void KernelLinear(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b, torch::Tensor& y) {
+// KernelLinear for up to kMaxKernelRows rows (y: a view of its rows).
+void KernelLinearRows(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b, torch::Tensor& y) {
   WeightType type = WeightType::kF32;
   KernelType(w, &type);
   const bool bf16 = type == WeightType::kBF16;
@@ -65,6 +67,17 @@ void KernelLinear(const torch::Tensor& x2, const torch::Tensor& w, const torch::
       }
     }
   });
+}
+
+// y[n, rows] = x2[n, cols] W^T + b through the process's kernel for W's
+// type, kMaxKernelRows activation rows at a time (they stay in cache while
+// every weight row passes them).
+void KernelLinear(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b, torch::Tensor& y) {
+  for (int64_t b0 = 0; b0 < x2.size(0); b0 += kMaxKernelRows) {
+    const int64_t n = std::min(kMaxKernelRows, x2.size(0) - b0);
+    auto part = y.narrow(0, b0, n);
+    KernelLinearRows(x2.narrow(0, b0, n), w, b, part);
+  }
 }
 
 // x: [B, heads, T, hd] f32; cos/sin: [T, hd] f32.

@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# The engine at the limit: decode and 128-token prefill of a
+# TinyLlama-1.1B-shaped model (hidden 2048, 22 layers, GQA 32/4,
+# intermediate 5632) in BF16, F32, Q8_0 and Q4_K_M, on one node, from the
+# same GGUF files for Strata and (with --llama-cpp DIR) llama.cpp's
+# llama-bench, interleaved in one run with the memory bandwidth:
+#   decode efficiency = weight bytes read per token x tokens/s / bandwidth (target >= 0.8)
+#   vs llama.cpp      = Strata tokens/s / llama.cpp tokens/s             (target >= 1.0)
+# Each type runs once per kernel cap in --kernels (default "auto avx2": on an
+# AVX-512 machine the second row is what an AVX2-only CPU runs).
+# usage: scripts/bench/engine_bench.sh [--llama-cpp DIR] [--tokens N] [--repeats N] [--types "bf16 q4_k_m"]
+#                                      [--kernels "auto avx2"] [--threads N]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+BIN=build/bin
+LLAMA=""
+TOKENS=64
+REPEATS=1
+TYPES="bf16 f32 q8_0 q4_k_m"
+KERNELS="auto avx2"
+THREADS=$(nproc)
+MODELS=build/bench-models
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --llama-cpp) LLAMA=$2; shift 2 ;;
+    --tokens) TOKENS=$2; shift 2 ;;
+    --repeats) REPEATS=$2; shift 2 ;;
+    --types) TYPES=$2; shift 2 ;;
+    --kernels) KERNELS=$2; shift 2 ;;
+    --threads) THREADS=$2; shift 2 ;;
+    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    *) echo "engine_bench: unknown option $1" >&2; exit 2 ;;
+  esac
+done
+command -v jq >/dev/null || { echo "engine_bench: needs jq (scripts/setup.sh installs it)" >&2; exit 1; }
+[ -x "$BIN/strata" ] || { echo "engine_bench: build first (scripts/setup.sh)" >&2; exit 1; }
+BENCH=""
+if [ -n "$LLAMA" ]; then
+  for b in "$LLAMA/bin/llama-bench" "$LLAMA/build/bin/llama-bench" "$LLAMA/llama-bench"; do [ -x "$b" ] && BENCH=$b; done
+  [ -n "$BENCH" ] || { echo "engine_bench: no llama-bench under $LLAMA" >&2; exit 1; }
+fi
+CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
+FLAGS=$(grep -m1 flags /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512f|avx512_bf16|avx512_vnni|avx_vnni)$' | tr '\n' ' ')
+
+BASE=$MODELS/tinyllama-shape-bf16
+if [ ! -f "$BASE/config.json" ]; then
+  echo "writing $BASE (TinyLlama-1.1B shape, BF16, ~2.2 GB) ..." >&2
+  "$BIN/strata" make-model --out "$BASE" --hidden 2048 --layers 22 --heads 32 --kv-heads 4 \
+    --intermediate 5632 --vocab 32000 --context 2048 --dtype bf16 --std 0.02 --tokenizer-vocab 1000 2>/dev/null
+fi
+for t in $TYPES; do
+  [ -f "$MODELS/tinyllama-shape-$t.gguf" ] || "$BIN/strata" quantize --model "$BASE" --type "$t" --out "$MODELS/tinyllama-shape-$t.gguf"
+done
+
+# Bytes of weights one decode step reads: every tensor but the embedding
+# table (one row of it is read), from the file's own tensor table.
+weight_bytes() { "$BIN/strata" plan --model "$1" --local 1 --dtype "$2" --json 2>/dev/null | jq 'map(.read_bytes) | add'; }
+bandwidth() { "$BIN/strata-membw" --mib 1024 --passes 3 | jq .read_gb_per_s; }
+prompt=$(printf ' the%.0s' $(seq 127))  # BOS + 127 copies of a one-piece word: 128 positions
+strata_run() {  # TYPE CAP: {decode, prefill} tokens/s
+  local dtype=f32
+  [ "$1" = bf16 ] && dtype=bf16
+  local d p
+  d=$(STRATA_KERNELS=$2 "$BIN/strata" generate --model "$MODELS/tinyllama-shape-$1.gguf" --local 1 --threads "$THREADS" \
+      --dtype "$dtype" --prompt "The licence" --max-tokens "$TOKENS" --temperature 0 --json | jq .timings.decode_tokens_per_s)
+  p=$(STRATA_KERNELS=$2 "$BIN/strata" generate --model "$MODELS/tinyllama-shape-$1.gguf" --local 1 --threads "$THREADS" \
+      --dtype "$dtype" --prompt "$prompt" --max-tokens 1 --json | jq .timings.prompt_tokens_per_s)
+  echo "{\"decode\": $d, \"prefill\": $p}"
+}
+llama_run() {  # TYPE: {decode, prefill} tokens/s of llama-bench on the same file
+  [ -n "$BENCH" ] || { echo null; return; }
+  "$BENCH" -m "$MODELS/tinyllama-shape-$1.gguf" -p 128 -n "$TOKENS" -t "$THREADS" -mmp 0 -r 2 -o json 2>/dev/null |
+    jq '{decode: (map(select(.n_gen > 0)) | .[0].avg_ts), prefill: (map(select(.n_prompt > 0)) | .[0].avg_ts)}'
+}
+
+rows="[]"
+for r in $(seq "$REPEATS"); do
+  for t in $TYPES; do
+    dtype=f32
+    [ "$t" = bf16 ] && dtype=bf16
+    bytes=$(weight_bytes "$MODELS/tinyllama-shape-$t.gguf" "$dtype")
+    for k in $KERNELS; do
+      bw_a=$(bandwidth); s=$(strata_run "$t" "$k"); bw_b=$(bandwidth)
+      l=null
+      [ "$k" = "${KERNELS%% *}" ] && l=$(llama_run "$t")
+      echo "repeat $r $t kernels=$k: strata $s llama.cpp $l bandwidth $bw_a/$bw_b GB/s" >&2
+      rows=$(jq -c --arg t "$t" --arg k "$k" --argjson s "$s" --argjson l "$l" --argjson b "$bytes" \
+        --argjson bw "$(jq -n "($bw_a + $bw_b) / 2")" '. + [{type: $t, kernels: $k, strata: $s, llama_cpp: $l,
+          read_bytes_per_token: $b, bandwidth_gb_per_s: $bw}]' <<<"$rows")
+    done
+  done
+done
+
+jq -n --argjson rows "$rows" --arg cpu "$CPU" --arg flags "$FLAGS" --argjson threads "$THREADS" '
+  def median: sort | .[(length / 2 | floor)];
+  {cpu: $cpu, flags: $flags, threads: $threads,
+   results: ($rows | group_by(.type + " " + .kernels) | map({
+     type: .[0].type, kernels: .[0].kernels,
+     read_bytes_per_token: .[0].read_bytes_per_token,
+     bandwidth_gb_per_s: (map(.bandwidth_gb_per_s) | median),
+     decode_tokens_per_s: (map(.strata.decode) | median),
+     prefill_tokens_per_s: (map(.strata.prefill) | median),
+     decode_efficiency: (map(.strata.decode * .read_bytes_per_token / (.bandwidth_gb_per_s * 1e9)) | median),
+     llama_cpp_decode_tokens_per_s: (map(.llama_cpp.decode // empty) | if length > 0 then median else null end),
+     llama_cpp_prefill_tokens_per_s: (map(.llama_cpp.prefill // empty) | if length > 0 then median else null end)}
+     | . + {decode_vs_llama_cpp: (if .llama_cpp_decode_tokens_per_s then .decode_tokens_per_s / .llama_cpp_decode_tokens_per_s else null end),
+            prefill_vs_llama_cpp: (if .llama_cpp_prefill_tokens_per_s then .prefill_tokens_per_s / .llama_cpp_prefill_tokens_per_s else null end)})),
+   targets: {decode_efficiency: ">= 0.8", decode_vs_llama_cpp: ">= 1.0", prefill_vs_llama_cpp: ">= 1.0"}}'
