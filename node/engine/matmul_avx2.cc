@@ -90,12 +90,12 @@ template <int N> struct Bf16Tile { static void Run(const uint8_t* w, const ActRo
 
 // The quantized kernels, twice: with vpmaddubsw + vpmaddwd, and with VNNI.
 namespace strata::kernels::avx2 {
-// int32 lanes i = sum of a[4i..4i+3] * b[4i..4i+3], a unsigned, b signed
-// (no saturation: |a| <= 128 and |b| <= 127 in every format here), times a
-// scale per 128-bit half.
-inline __m256i ScaledDot(__m256i a, __m256i b, int lo, int hi) {
-  const __m256i s = _mm256_set_m128i(_mm_set1_epi16(static_cast<int16_t>(hi)), _mm_set1_epi16(static_cast<int16_t>(lo)));
-  return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), s);
+// Dot: int32 lanes i = sum of a[4i..4i+3] * b[4i..4i+3], a unsigned, b
+// signed (no saturation: |a| <= 128 and |b| <= 127 in every format here).
+// ScaledDotAcc: acc + the int16 pair sums of a * b, each times its scale16
+// lane (a <= 63 here, so a pair sum fits int16).
+inline __m256i ScaledDotAcc(__m256i acc, __m256i a, __m256i b, __m256i scale16) {
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), scale16));
 }
 inline __m256i Dot(__m256i a, __m256i b) { return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)); }
 #include "node/engine/matmul_quant_avx2.inc"
@@ -105,9 +105,8 @@ inline __m256i Dot(__m256i a, __m256i b) { return _mm256_madd_epi16(_mm256_maddu
 #pragma GCC push_options
 #pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")
 namespace strata::kernels::vnni {
-inline __m256i ScaledDot(__m256i a, __m256i b, int lo, int hi) {
-  return _mm256_mullo_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b),
-                            _mm256_set_m128i(_mm_set1_epi32(hi), _mm_set1_epi32(lo)));
+inline __m256i ScaledDotAcc(__m256i acc, __m256i a, __m256i b, __m256i scale16) {
+  return _mm256_dpwssd_epi32(acc, _mm256_maddubs_epi16(a, b), scale16);
 }
 inline __m256i Dot(__m256i a, __m256i b) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b); }
 #include "node/engine/matmul_quant_avx2.inc"
