@@ -2,6 +2,7 @@
 
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include <climits>
@@ -95,7 +96,13 @@ int RunServe(const ServeFlags& flags) {
                            : model_dir.substr(model_dir.rfind('/') + 1);
   const bool knows_im_start = !tokenizer.value()->Encode("<|im_start|>", false).empty() &&
                               tokenizer.value()->Encode("<|im_start|>", false).size() == 1;
-  options.chat_template = DetectChatTemplate(ReadText(model_dir + "/tokenizer_config.json"), knows_im_start);
+  // A GGUF file carries its chat template as tokenizer.chat_template.
+  std::string tokenizer_config = ReadText(model_dir + "/tokenizer_config.json");
+  if (const GgufFile* gguf = ckpt.value()->gguf()) {
+    auto t = gguf->String("tokenizer.chat_template");
+    tokenizer_config = t.ok() ? nlohmann::json{{"chat_template", t.value()}}.dump() : "";
+  }
+  options.chat_template = DetectChatTemplate(tokenizer_config, knows_im_start);
   if (config.num_layers < std::max<int64_t>(g.cluster.local, 1)) return Fail("more nodes than layers");
 
   auto io = kj::setupAsyncIo();

@@ -194,6 +194,30 @@ TEST(ServeTest, CompletionsEqualGenerateAndStreamsFrameSse) {
   EXPECT_EQ(chat_text.find(stop), std::string::npos) << chat_text;
 }
 
+// A GGUF model served as a checkpoint directory is: strata quantize's Q8_0
+// of the default model answers what generate answers on the same file, and
+// its chat template comes from the file.
+TEST(ServeTest, AGgufModelServesAsItGenerates) {
+  testing::TempDir dir;
+  const std::string gguf = dir / "kjv-q8_0.gguf";
+  auto q = RunProcess({Strata(), "quantize", "--model", testing::BinDir() + "/../../models/kjv-5m", "--type", "q8_0",
+                       "--out", gguf});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  Server server({"--model", gguf});
+  ASSERT_FALSE(server.url().empty());
+  const json models = json::parse(Http(server.url() + "/v1/models").body);
+  EXPECT_EQ(models["data"][0]["id"], "kjv-q8_0.gguf");
+  const Reply plain = Http(server.url() + "/v1/completions", R"({"prompt":"And God said","max_tokens":16,"temperature":0})");
+  ASSERT_EQ(plain.status, 200) << plain.body;
+  auto cli = RunProcess({Strata(), "generate", "--model", gguf, "--local", "2", "--prompt", "And God said", "--max-tokens",
+                         "16", "--json"});
+  ASSERT_EQ(cli.exit_code, 0) << cli.err;
+  EXPECT_EQ(json::parse(plain.body)["choices"][0]["text"], json::parse(cli.out)["text"]);
+  const Reply chat = Http(server.url() + "/v1/chat/completions",
+                          R"({"messages":[{"role":"user","content":"In the beginning"}],"max_tokens":8})");
+  EXPECT_EQ(chat.status, 200) << chat.body;
+}
+
 TEST(ServeTest, MalformedRequestsGet4xxAndTheServerStaysUp) {
   Server server;
   const std::string c = server.url() + "/v1/completions";
