@@ -23,6 +23,7 @@ done
 command -v jq >/dev/null || { echo "decode_bench: needs jq (scripts/setup.sh installs it)" >&2; exit 1; }
 [ -x "$BIN/strata" ] || { echo "decode_bench: build first (scripts/setup.sh)" >&2; exit 1; }
 
+mkdir -p "$(dirname "$MODEL")"
 if [ ! -f "$MODEL/config.json" ]; then
   echo "writing $MODEL (TinyLlama-1.1B shape, BF16, ~2.2 GB) ..." >&2
   "$BIN/strata" make-model --out "$MODEL" --hidden 2048 --layers 22 --heads 32 --kv-heads 4 \
