@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 
+#include "node/engine/cpu_ops.h"
 #include "node/engine/matmul.h"
 #include "storage/quants.h"
 #include "storage/dtype.h"
@@ -87,10 +88,65 @@ torch::Tensor ApplyRope(const torch::Tensor& x, const torch::Tensor& cos, const 
   return x * cos + torch::cat({-x2, x1}, -1) * sin;
 }
 
+// Inference on the CPU in F32 or BF16: the plain loops of node/engine/cpu_ops
+// instead of a chain of LibTorch ops (training keeps autograd's ops).
+bool CpuInference(const torch::Tensor& x) {
+  return !torch::GradMode::is_enabled() && x.is_cpu() && !x.requires_grad() &&
+         (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16);
+}
+
+// Attend for one session on the CPU: qkv [1, T, ...], the cache's keys and
+// values [kv_heads, capacity, head_dim] with rows head_dim apart.
+bool AttendOnCpu(const LlamaDims& d, const torch::Tensor& qkv, const LayerCache* cache) {
+  return cache != nullptr && CpuInference(qkv) && qkv.size(0) == 1 && cache->k.scalar_type() == qkv.scalar_type() &&
+         cache->v.scalar_type() == qkv.scalar_type() && cache->k.stride(2) == 1 && cache->k.stride(1) == d.head_dim &&
+         cache->v.strides() == cache->k.strides();
+}
+
+torch::Tensor AttendCpu(const LlamaDims& d, const torch::Tensor& qkv, int64_t start, const torch::Tensor& cos,
+                        const torch::Tensor& sin, LayerCache* cache) {
+  const int64_t T = qkv.size(1);
+  auto q = qkv.contiguous();
+  auto c = cos.contiguous(), s = sin.contiguous();
+  auto out = torch::empty({1, T, d.heads * d.head_dim}, qkv.options());  // [1, T, nh*hd]
+  AttendArgs a;
+  a.heads = d.heads;
+  a.kv_heads = d.kv_heads;
+  a.head_dim = d.head_dim;
+  a.start = start;
+  a.T = T;
+  a.bf16 = qkv.scalar_type() == torch::kBFloat16;
+  a.qkv = q.data_ptr();
+  a.cos = c.data_ptr<float>();
+  a.sin = s.data_ptr<float>();
+  a.k = cache->k.data_ptr();
+  a.v = cache->v.data_ptr();
+  a.head_stride = cache->k.stride(0);
+  a.pos_stride = cache->k.stride(1);
+  a.out = out.data_ptr();
+  WriteNewKv(a);
+  at::parallel_for(0, d.heads, 1, [&](int64_t h0, int64_t h1) { AttendHeads(a, h0, h1); });
+  return out;
+}
+
+// silu(gate) * up of gate_up [..., 2 * inter].
+torch::Tensor SwiGlu(const torch::Tensor& gate_up, int64_t inter) {
+  if (CpuInference(gate_up)) {
+    auto g = gate_up.contiguous();
+    auto shape = g.sizes().vec();
+    shape.back() = inter;
+    auto out = torch::empty(shape, g.options());
+    SwiGluRows(g.data_ptr(), out.data_ptr(), g.numel() / (2 * inter), inter, g.scalar_type() == torch::kBFloat16);
+    return out;
+  }
+  return torch::silu(gate_up.narrow(-1, 0, inter)) * gate_up.narrow(-1, inter, inter);
+}
+
 }  // namespace
 
 torch::Tensor Attend(const LlamaDims& d, const torch::Tensor& qkv, int64_t start, const torch::Tensor& cos,
                      const torch::Tensor& sin, LayerCache* cache) {
+  if (AttendOnCpu(d, qkv, cache)) return AttendCpu(d, qkv, start, cos, sin, cache);
   const int64_t B = qkv.size(0), T = qkv.size(1), nh = d.heads, nkv = d.kv_heads, hd = d.head_dim;
   const int64_t group = nh / nkv, S = start + T;
   auto q = qkv.narrow(-1, 0, nh * hd).reshape({B, T, nh, hd}).transpose(1, 2).to(torch::kFloat32);         // [B, nh, T, hd]
@@ -223,6 +279,13 @@ torch::Tensor EmbeddingRows(const Weight& table, const torch::Tensor& ids) {
 }
 
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  if (CpuInference(x) && weight.scalar_type() == x.scalar_type() && weight.is_contiguous() && !weight.requires_grad()) {
+    auto xc = x.contiguous();
+    auto out = torch::empty_like(xc);
+    RmsNormRows(xc.data_ptr(), weight.data_ptr(), out.data_ptr(), xc.numel() / x.size(-1), x.size(-1), eps,
+                x.scalar_type() == torch::kBFloat16);
+    return out;
+  }
   auto xf = x.to(torch::kFloat32);
   auto var = xf.pow(2).mean(-1, /*keepdim=*/true);
   return weight * (xf * torch::rsqrt(var + eps)).to(x.scalar_type());
@@ -245,7 +308,7 @@ torch::Tensor LayerForward(const LlamaDims& dims, const LayerWeights& w, torch::
   auto h = RmsNorm(x, w.ffn_norm, dims.rms_norm_eps);
   const int64_t I = dims.intermediate;
   auto gate_up = Linear(h, w.w_gate_up, w.b_gate_up);  // [B, T, 2*intermediate]
-  auto act = torch::silu(gate_up.narrow(-1, 0, I)) * gate_up.narrow(-1, I, I);
+  auto act = SwiGlu(gate_up, I);
   return x + Linear(act, w.w_down, w.b_down);
 }
 
@@ -265,7 +328,7 @@ torch::Tensor LayerForwardRows(const LlamaDims& dims, const LayerWeights& w, tor
   auto h = RmsNorm(x, w.ffn_norm, dims.rms_norm_eps);
   const int64_t I = dims.intermediate;
   auto gate_up = LinearRows(h, w.w_gate_up, w.b_gate_up);  // [R, 1, 2*intermediate]
-  auto act = torch::silu(gate_up.narrow(-1, 0, I)) * gate_up.narrow(-1, I, I);
+  auto act = SwiGlu(gate_up, I);
   return x + LinearRows(act.contiguous(), w.w_down, w.b_down);
 }
 

@@ -91,7 +91,9 @@ bool Kernels::Choose(const CpuFeatures& cpu, const std::string& cap, Kernels* ou
   }
   for (int t = 0; t < kWeightTypes; ++t) {
     for (const KernelPath& p : KernelPaths(static_cast<WeightType>(t), cpu)) {
-      if (p.level <= max_level) out->paths_[t] = p;  // later paths are better
+      if (p.level > max_level) continue;
+      out->paths_[t] = p;  // later paths are better
+      if (p.form == ActForm::kF32) out->f32_rows_[t] = p;
     }
   }
   return true;

@@ -84,10 +84,14 @@ class Kernels {
   // "avx512", "avx2" or "scalar". False for an unknown cap.
   static bool Choose(const CpuFeatures& cpu, const std::string& cap, Kernels* out);
   const KernelPath& For(WeightType type) const { return paths_[static_cast<int>(type)]; }
+  // The best path for `type` that reads f32 activation rows (F32 and BF16
+  // weights: attention's dots with f32 queries).
+  const KernelPath& ForF32Rows(WeightType type) const { return f32_rows_[static_cast<int>(type)]; }
   std::string Describe() const;  // "f32:avx512 bf16:avx512-bf16 q8_0:avx2-vnni ..."
 
  private:
   KernelPath paths_[kWeightTypes];
+  KernelPath f32_rows_[kWeightTypes];
 };
 
 // The process's kernels: chosen once at start (main), before any compute
