@@ -138,10 +138,11 @@ TEST(MatmulTest, ThePathsTheCpuCanRunAreAllThere) {
     for (const auto& p : KernelPaths(type, cpu)) names.push_back(p.name);
     auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
     EXPECT_TRUE(has("scalar"));
-    if (cpu.avx2 && cpu.fma && cpu.f16c) EXPECT_TRUE(has("avx2")) << WeightTypeName(type);
-    if (cpu.avx512f && cpu.avx512bw && cpu.avx512vl && !IsQuantized(type)) EXPECT_TRUE(has("avx512")) << WeightTypeName(type);
-    if (cpu.avx512bf16 && type == WeightType::kBF16) EXPECT_TRUE(has("avx512-bf16"));
-    if (cpu.avx512vnni && cpu.avx512vl && IsQuantized(type)) EXPECT_TRUE(has("avx2-vnni")) << WeightTypeName(type);
+    const bool avx2 = cpu.avx2 && cpu.fma && cpu.f16c, avx512 = cpu.avx512f && cpu.avx512bw && cpu.avx512vl;
+    EXPECT_EQ(has("avx2"), avx2) << WeightTypeName(type);
+    EXPECT_EQ(has("avx512"), avx512 && cpu.fma && !IsQuantized(type)) << WeightTypeName(type);
+    EXPECT_EQ(has("avx512-bf16"), avx512 && cpu.fma && cpu.avx512bf16 && type == WeightType::kBF16);
+    EXPECT_EQ(has("avx2-vnni"), avx2 && cpu.avx512vnni && cpu.avx512vl && IsQuantized(type)) << WeightTypeName(type);
   }
 }
 

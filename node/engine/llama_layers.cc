@@ -29,14 +29,14 @@ bool KernelType(const torch::Tensor& w, WeightType* type) {
 // (node/engine/matmul), weight rows split across the intra-op threads.
 // Every row's result is the same whether it comes alone, with its prompt
 // chunk, or in a batch of other sessions' rows — what lets ForwardBatch mix
-// decode steps and short prompt chunks exactly. F32 chunks longer than
-// kMaxKernelRows go to LibTorch's GEMM (OpenBLAS, faster there); BF16 ones
-// stay in the kernels, kMaxKernelRows rows at a time (LibTorch's BF16 GEMM
-// on CPU is an order of magnitude slower).
+// decode steps and short prompt chunks exactly. Longer chunks run in the
+// kernels too, kMaxKernelRows rows at a time: measured faster here than
+// LibTorch's GEMM for F32 (its BF16 GEMM on CPU is an order of magnitude
+// slower), and a prompt's rows then have the bits they would have in a batch.
 bool UseKernels(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b) {
   WeightType type;
   return KernelType(w, &type) && x2.scalar_type() == w.scalar_type() && x2.is_cpu() && w.is_cpu() &&
-         x2.size(0) >= 1 && (x2.size(0) <= kMaxKernelRows || type == WeightType::kBF16) && x2.is_contiguous() && w.dim() == 2 &&
+         x2.size(0) >= 1 && x2.is_contiguous() && w.dim() == 2 &&
          w.is_contiguous() && !w.requires_grad() && !x2.requires_grad() &&
          (!b.defined() || (b.scalar_type() == w.scalar_type() && b.is_contiguous() && !b.requires_grad()));
 }

@@ -66,9 +66,9 @@ struct LayerCache {
   torch::Tensor k, v;  // [kv_heads, capacity, head_dim], compute dtype
 };
 
-// y = x W^T + b over the last dimension; up to kMaxKernelRows CPU rows of
-// F32 or BF16 take Strata's kernels (node/engine/matmul) on any x86-64,
-// each row's bits independent of the others.
+// y = x W^T + b over the last dimension; CPU rows of F32 or BF16 take
+// Strata's kernels (node/engine/matmul) on any x86-64, kMaxKernelRows at a
+// time, each row's bits independent of the others.
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b);
 // The same for any Weight: a quantized one runs in its blocks' kernels for
 // any number of rows (activations quantized per block), each row's bits its

@@ -10,11 +10,11 @@
 #include <algorithm>
 #include <cstring>
 
+#include "node/engine/cpu_target.h"
 #include "node/engine/matmul.h"
 #include "storage/dtype.h"
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
+STRATA_TARGET_BEGIN("avx2,fma,f16c")
 
 namespace strata::kernels {
 namespace {
@@ -100,10 +100,9 @@ inline __m256i ScaledDotAcc(__m256i acc, __m256i a, __m256i b, __m256i scale16) 
 inline __m256i Dot(__m256i a, __m256i b) { return _mm256_madd_epi16(_mm256_maddubs_epi16(a, b), _mm256_set1_epi16(1)); }
 #include "node/engine/matmul_quant_avx2.inc"
 }  // namespace strata::kernels::avx2
-#pragma GCC pop_options
+STRATA_TARGET_END
 
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")
+STRATA_TARGET_BEGIN("avx2,fma,f16c,avx512f,avx512vl,avx512vnni")
 namespace strata::kernels::vnni {
 inline __m256i ScaledDotAcc(__m256i acc, __m256i a, __m256i b, __m256i scale16) {
   return _mm256_dpwssd_epi32(acc, _mm256_maddubs_epi16(a, b), scale16);
@@ -111,7 +110,7 @@ inline __m256i ScaledDotAcc(__m256i acc, __m256i a, __m256i b, __m256i scale16) 
 inline __m256i Dot(__m256i a, __m256i b) { return _mm256_dpbusd_epi32(_mm256_setzero_si256(), a, b); }
 #include "node/engine/matmul_quant_avx2.inc"
 }  // namespace strata::kernels::vnni
-#pragma GCC pop_options
+STRATA_TARGET_END
 
 namespace strata::kernels {
 
