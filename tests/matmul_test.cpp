@@ -295,6 +295,13 @@ TEST(MatmulTest, KernelsChooseTheBestPathUnderACap) {
     EXPECT_STREQ(best.For(type).name, KernelPaths(type, cpu).back().name);
   }
   EXPECT_NE(best.Describe().find("q4_k:"), std::string::npos);
+  // Under any cap, F32 and BF16 weights have a path for f32 activation rows (attention's queries).
+  for (const Kernels* k : {&scalar, &avx2, &best}) {
+    for (WeightType type : {WeightType::kF32, WeightType::kBF16}) {
+      ASSERT_NE(k->ForF32Rows(type).fn, nullptr) << WeightTypeName(type);
+      EXPECT_EQ(k->ForF32Rows(type).form, ActForm::kF32);
+    }
+  }
 }
 
 }  // namespace

@@ -26,6 +26,15 @@ float DotBf16(const uint8_t* w, const uint8_t* x, int64_t cols) {
   return acc;
 }
 
+// BF16 weights with f32 activation rows (attention's f32 queries).
+float DotBf16F32(const uint8_t* w, const uint8_t* x, int64_t cols) {
+  const auto* a = reinterpret_cast<const uint16_t*>(w);
+  const auto* b = reinterpret_cast<const float*>(x);
+  float acc = 0;
+  for (int64_t i = 0; i < cols; ++i) acc += Bf16ToFloat(a[i]) * b[i];
+  return acc;
+}
+
 float DotQ8_0(const uint8_t* w, const uint8_t* x, int64_t cols) {
   const auto* wb = reinterpret_cast<const BlockQ8_0*>(w);
   const auto* xb = reinterpret_cast<const ActQ8_0*>(x);
@@ -141,7 +150,15 @@ void AddScalarPaths(WeightType type, std::vector<KernelPath>* out) {
   p.level = 0;
   switch (type) {
     case WeightType::kF32: p.form = ActForm::kF32; p.fn = Mat<DotF32>; break;
-    case WeightType::kBF16: p.form = ActForm::kBF16; p.fn = Mat<DotBf16>; break;
+    case WeightType::kBF16: {
+      KernelPath f32_rows = p;  // first: of two at one level, the later is the default
+      f32_rows.form = ActForm::kF32;
+      f32_rows.fn = Mat<DotBf16F32>;
+      out->push_back(f32_rows);
+      p.form = ActForm::kBF16;
+      p.fn = Mat<DotBf16>;
+      break;
+    }
     case WeightType::kQ8_0: p.form = ActForm::kQ8_0; p.fn = Mat<DotQ8_0>; break;
     case WeightType::kQ4_0: p.form = ActForm::kQ8_0; p.fn = Mat<DotQ4_0>; break;
     case WeightType::kQ4_K: p.form = ActForm::kQ8_K; p.fn = Mat<DotQ45_K<false, BlockQ4_K>>; break;
