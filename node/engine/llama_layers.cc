@@ -182,15 +182,11 @@ torch::Tensor Attend(const LlamaDims& d, const torch::Tensor& qkv, int64_t start
 
 torch::Tensor LinearRows(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   const int64_t B = x.size(0);
-  if (B == 1) return Linear(x, w, b);
-  std::vector<torch::Tensor> parts;
-  if (x.numel() == B * x.size(-1) && UseKernels(x.narrow(0, 0, 1).reshape({1, x.size(-1)}), w, b)) {
-    // The kernels, kMaxKernelRows rows at a time: each row's bits are its own.
-    for (int64_t i = 0; i < B; i += kMaxKernelRows) {
-      parts.push_back(Linear(x.narrow(0, i, std::min(kMaxKernelRows, B - i)), w, b));
-    }
-    return parts.size() == 1 ? parts[0] : torch::cat(parts, 0);
+  // The kernels take every row at once, each row's bits its own.
+  if (B == 1 || (x.numel() == B * x.size(-1) && UseKernels(x.narrow(0, 0, 1).reshape({1, x.size(-1)}), w, b))) {
+    return Linear(x, w, b);
   }
+  std::vector<torch::Tensor> parts;
   // Any other dtype or device: each row as it would run alone (a GEMM over
   // the batch would sum in another order, and a request's logits would
   // depend on who shares its batch).
