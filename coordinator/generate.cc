@@ -213,7 +213,7 @@ int RunGenerate(const GenerateFlags& flags) {
   auto ckpt = Checkpoint::Open(model);
   if (!ckpt.ok()) return Fail(ckpt.status().message());
   const ModelConfig& config = ckpt.value()->config();
-  auto tokenizer = Tokenizer::Load(model, config);
+  auto tokenizer = Tokenizer::Load(model, config, ckpt.value()->gguf());
   if (!tokenizer.ok()) return Fail(tokenizer.status().message());
   RunReport report;
   if (!flags.prompt_tokens.empty()) {

@@ -81,7 +81,7 @@ int RunServe(const ServeFlags& flags) {
   auto ckpt = Checkpoint::Open(model.value());
   if (!ckpt.ok()) return Fail(ckpt.status().message());
   const ModelConfig& config = ckpt.value()->config();
-  auto tokenizer = Tokenizer::Load(model.value(), config);
+  auto tokenizer = Tokenizer::Load(model.value(), config, ckpt.value()->gguf());
   if (!tokenizer.ok()) return Fail(tokenizer.status().message());
   ApiServerOptions options;
   options.context = flags.context > 0 ? std::min<int64_t>(flags.context, config.max_position) : config.max_position;

@@ -44,10 +44,8 @@ class Proto {
   std::string out_;
 };
 
-Result<std::string> GgufSentencePiece(const std::string& path) {
-  auto file = GgufFile::Open(path);
-  if (!file.ok()) return file.status();
-  const GgufFile& f = *file.value();
+Result<std::string> GgufSentencePiece(const GgufFile& f) {
+  const std::string& path = f.path();
   auto model = f.String("tokenizer.ggml.model");
   if (!model.ok()) return model.status();
   if (model.value() != "llama") {
@@ -103,14 +101,21 @@ Result<std::string> GgufSentencePiece(const std::string& path) {
 
 Tokenizer::~Tokenizer() = default;
 
-Result<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& dir, const ModelConfig& config) {
+Result<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& dir, const ModelConfig& config,
+                                                   const GgufFile* gguf) {
   std::unique_ptr<Tokenizer> t(new Tokenizer());
   t->sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
-  const bool gguf = IsGgufFile(dir);
-  const std::string path = gguf ? dir : dir + "/tokenizer.model";
+  std::unique_ptr<GgufFile> opened;
+  if (gguf == nullptr && IsGgufFile(dir)) {
+    auto file = GgufFile::Open(dir);
+    if (!file.ok()) return file.status();
+    opened = std::move(file.value());
+    gguf = opened.get();
+  }
+  const std::string path = gguf != nullptr ? dir : dir + "/tokenizer.model";
   sentencepiece::util::Status status;
-  if (gguf) {
-    auto proto = GgufSentencePiece(dir);
+  if (gguf != nullptr) {
+    auto proto = GgufSentencePiece(*gguf);
     if (!proto.ok()) return proto.status();
     status = t->sp_->LoadFromSerializedProto(proto.value());
   } else {

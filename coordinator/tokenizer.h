@@ -16,11 +16,15 @@ namespace sentencepiece { class SentencePieceProcessor; }
 
 namespace strata {
 
+class GgufFile;
+
 class Tokenizer {
  public:
   // Loads DIR/tokenizer.model, or the vocabulary of the GGUF file at that
   // path; BOS handling comes from the model's config.
-  static Result<std::unique_ptr<Tokenizer>> Load(const std::string& dir, const ModelConfig& config);
+  // A GGUF model's tokenizer comes from its opened file when given (no second parse).
+  static Result<std::unique_ptr<Tokenizer>> Load(const std::string& dir, const ModelConfig& config,
+                                                 const GgufFile* gguf = nullptr);
   ~Tokenizer();
 
   std::vector<int32_t> Encode(const std::string& text, bool bos = true) const;  // BOS prepended when the model wants it and `bos`

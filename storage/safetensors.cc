@@ -17,17 +17,6 @@ Status Bad(const std::string& path, const std::string& why) {
   return Status::Error("malformed safetensors file " + path + ": " + why);
 }
 
-// numel * size with overflow detection; returns false on overflow.
-bool CheckedBytes(const std::vector<int64_t>& shape, size_t elem, uint64_t* out) {
-  unsigned __int128 total = elem;
-  for (int64_t d : shape) {
-    total *= static_cast<uint64_t>(d);
-    if (total > (static_cast<unsigned __int128>(1) << 62)) return false;
-  }
-  *out = static_cast<uint64_t>(total);
-  return true;
-}
-
 }  // namespace
 
 int64_t TensorView::numel() const {
@@ -100,7 +89,7 @@ Status SafetensorsFile::ParseHeader() {
     const uint64_t b = (*off)[0].get<uint64_t>(), e = (*off)[1].get<uint64_t>();
     if (b > e) return Bad(p, "tensor '" + EscapeText(name, 80) + "' has data_offsets begin > end");
     uint64_t want = 0;
-    if (!CheckedBytes(view.shape, DTypeSize(view.dtype), &want)) {
+    if (!DTypeBytes(view.dtype, view.shape, &want)) {
       return Bad(p, "tensor '" + EscapeText(name, 80) + "' shape is too large");
     }
     if (e - b != want) {
@@ -136,7 +125,7 @@ Status WriteSafetensors(Env& env, const std::string& path, const std::vector<Ten
   std::vector<uint64_t> sizes;
   for (const auto& t : tensors) {
     uint64_t n = 0;
-    if (!CheckedBytes(t.shape, DTypeSize(t.dtype), &n)) return Status::Error("tensor " + t.name + " too large");
+    if (!DTypeBytes(t.dtype, t.shape, &n)) return Status::Error("tensor " + t.name + " too large");
     offset = (offset + 7) & ~uint64_t{7};
     header[t.name] = {{"dtype", DTypeString(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + n}}};
     sizes.push_back(n);

@@ -41,44 +41,60 @@ bool UseKernels(const torch::Tensor& x2, const torch::Tensor& w, const torch::Te
          (!b.defined() || (b.scalar_type() == w.scalar_type() && b.is_contiguous() && !b.requires_grad()));
 }
 
-// KernelLinear for up to kMaxKernelRows rows (y: a view of its rows).
-void KernelLinearRows(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b, torch::Tensor& y) {
-  WeightType type = WeightType::kF32;
-  KernelType(w, &type);
-  const bool bf16 = type == WeightType::kBF16;
-  const int64_t n = x2.size(0), rows = w.size(0), cols = w.size(1);
-  const KernelPath& path = ActiveKernels().For(type);
-  const WeightMatrix m{type, static_cast<const uint8_t*>(w.data_ptr()), rows, cols};
-  const InputRows in{x2.data_ptr(), bf16, n, cols};
-  std::vector<uint8_t> storage;
-  const ActRows act = PrepareActivations(path.form, in, &storage);
-  // f32 dots land in y itself (f32) or in a scratch rounded to BF16 after.
-  torch::Tensor dots = bf16 ? torch::empty({n, rows}, torch::kFloat32) : y;
-  auto* dp = dots.data_ptr<float>();
-  const void* bias = b.defined() ? b.data_ptr() : nullptr;
-  auto* yp = static_cast<uint16_t*>(y.data_ptr());
-  // Grain of 64 rows (~256 KiB of BF16 weights at hidden 2048) keeps threads busy.
-  at::parallel_for(0, rows, n == 1 ? 64 : 16, [&](int64_t begin, int64_t end) {
-    path.fn(m, act, begin, end, dp, rows);
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t r = begin; r < end; ++r) {
-        float& v = dp[i * rows + r];
-        if (bias != nullptr) v += bf16 ? Bf16ToFloat(static_cast<const uint16_t*>(bias)[r]) : static_cast<const float*>(bias)[r];
-        if (bf16) yp[i * rows + r] = FloatToBf16(v);
-      }
-    }
-  });
-}
+// Rows [row0, row0 + rows) of a weight matrix, as one kernel reads them.
+struct KernelRows {
+  WeightType type;
+  int64_t row0, rows;
+  const uint8_t* data;
+};
 
-// y[n, rows] = x2[n, cols] W^T + b through the process's kernel for W's
-// type, kMaxKernelRows activation rows at a time (they stay in cache while
-// every weight row passes them).
-void KernelLinear(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b, torch::Tensor& y) {
-  for (int64_t b0 = 0; b0 < x2.size(0); b0 += kMaxKernelRows) {
-    const int64_t n = std::min(kMaxKernelRows, x2.size(0) - b0);
-    auto part = y.narrow(0, b0, n);
-    KernelLinearRows(x2.narrow(0, b0, n), w, b, part);
+// y[n, rows] = x2[n, cols] W^T + b for W given by row ranges, each through
+// the process's kernel for its type; x2 contiguous f32 or bf16, y in its
+// dtype. kMaxKernelRows activation rows at a time (they stay in cache while
+// every weight row passes them); weight rows split across the intra-op
+// threads; bias added and the result rounded per element, after the dot.
+torch::Tensor KernelMatmul(const torch::Tensor& x2, const std::vector<KernelRows>& parts, int64_t rows, int64_t cols,
+                           const torch::Tensor& b) {
+  const bool bf16 = x2.scalar_type() == torch::kBFloat16;
+  const int64_t n = x2.size(0);
+  auto y = torch::empty({n, rows}, x2.options());                      // [n, rows]
+  torch::Tensor dots = bf16 ? torch::empty({n, rows}, torch::kFloat32) : y;  // f32 dots, rounded to BF16 after
+  float* dp = dots.data_ptr<float>();
+  auto* yp = static_cast<uint16_t*>(y.data_ptr());
+  torch::Tensor bias = b.defined() ? b.to(torch::kFloat32).contiguous() : b;
+  const float* bp = b.defined() ? bias.data_ptr<float>() : nullptr;
+  const Kernels& kernels = ActiveKernels();
+  for (int64_t b0 = 0; b0 < n; b0 += kMaxKernelRows) {
+    const int64_t m = std::min(kMaxKernelRows, n - b0);
+    const InputRows in{static_cast<const uint8_t*>(x2.data_ptr()) + b0 * cols * x2.element_size(), bf16, m, cols};
+    // The activation rows in each form the parts read.
+    std::vector<uint8_t> storage[4];
+    ActRows act[4];
+    bool have[4] = {false, false, false, false};
+    for (const KernelRows& p : parts) {
+      const int f = static_cast<int>(kernels.For(p.type).form);
+      if (!have[f]) act[f] = PrepareActivations(kernels.For(p.type).form, in, &storage[f]), have[f] = true;
+    }
+    float* out = dp + b0 * rows;
+    // Grain of 64 rows (~256 KiB of BF16 weights at hidden 2048) keeps threads busy.
+    at::parallel_for(0, rows, m == 1 ? 64 : 16, [&](int64_t begin, int64_t end) {
+      for (const KernelRows& p : parts) {
+        const int64_t lo = std::max(begin, p.row0), hi = std::min(end, p.row0 + p.rows);
+        if (lo >= hi) continue;
+        const KernelPath& path = kernels.For(p.type);
+        const WeightMatrix mat{p.type, p.data, p.rows, cols};
+        path.fn(mat, act[static_cast<int>(path.form)], lo - p.row0, hi - p.row0, out + p.row0, rows);
+      }
+      for (int64_t i = 0; i < m; ++i) {
+        for (int64_t r = begin; r < end; ++r) {
+          float& v = out[i * rows + r];
+          if (bp != nullptr) v += bp[r];
+          if (bf16) yp[(b0 + i) * rows + r] = FloatToBf16(v);
+        }
+      }
+    });
   }
+  return y;
 }
 
 // x: [B, heads, T, hd] f32; cos/sin: [T, hd] f32.
@@ -203,8 +219,9 @@ bool KernelRowsExact(const torch::Tensor& w) {
 torch::Tensor Linear(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
   auto x2 = x.reshape({-1, x.size(-1)});  // [rows of x, in]
   if (UseKernels(x2, w, b)) {
-    auto y = torch::empty({x2.size(0), w.size(0)}, x.options());  // [rows of x, out]
-    KernelLinear(x2, w, b, y);
+    WeightType type = WeightType::kF32;
+    KernelType(w, &type);
+    auto y = KernelMatmul(x2, {{type, 0, w.size(0), static_cast<const uint8_t*>(w.data_ptr())}}, w.size(0), w.size(1), b);
     auto shape = x.sizes().vec();
     shape.back() = w.size(0);
     return y.view(shape);
@@ -217,37 +234,13 @@ torch::Tensor Linear(const torch::Tensor& x, const Weight& w, const torch::Tenso
   auto x2 = x.reshape({-1, x.size(-1)});  // [n, cols]
   if (x2.scalar_type() != torch::kBFloat16 && x2.scalar_type() != torch::kFloat32) x2 = x2.to(torch::kFloat32);
   x2 = x2.contiguous();
-  const int64_t n = x2.size(0), rows = w.rows;
-  auto dots = torch::empty({n, rows}, torch::kFloat32);  // [n, rows]
-  float* dp = dots.data_ptr<float>();
-  const Kernels& kernels = ActiveKernels();
-  // Activation rows in each form the parts read, kMaxKernelRows at a time
-  // (they stay in cache while every weight row passes them).
-  for (int64_t b0 = 0; b0 < n; b0 += kMaxKernelRows) {
-    const int64_t m = std::min(kMaxKernelRows, n - b0);
-    const bool bf16 = x2.scalar_type() == torch::kBFloat16;
-    const InputRows in{static_cast<const uint8_t*>(x2.data_ptr()) + b0 * x2.size(1) * x2.element_size(), bf16, m, w.cols};
-    std::vector<uint8_t> storage[4];
-    ActRows act[4];
-    bool have[4] = {false, false, false, false};
-    for (const WeightRows& p : w.parts) {
-      const int f = static_cast<int>(kernels.For(p.type).form);
-      if (!have[f]) act[f] = PrepareActivations(kernels.For(p.type).form, in, &storage[f]), have[f] = true;
-    }
-    at::parallel_for(0, rows, m == 1 ? 64 : 16, [&](int64_t begin, int64_t end) {
-      for (const WeightRows& p : w.parts) {
-        const int64_t lo = std::max(begin, p.row0), hi = std::min(end, p.row0 + p.rows);
-        if (lo >= hi) continue;
-        const KernelPath& path = kernels.For(p.type);
-        const WeightMatrix mat{p.type, p.bytes.data_ptr<uint8_t>(), p.rows, w.cols};
-        path.fn(mat, act[static_cast<int>(path.form)], lo - p.row0, hi - p.row0, dp + b0 * rows + p.row0, rows);
-      }
-    });
-  }
-  if (b.defined()) dots += b.to(torch::kFloat32);
+  const int64_t rows = w.rows;
+  std::vector<KernelRows> parts;
+  for (const WeightRows& p : w.parts) parts.push_back({p.type, p.row0, p.rows, p.bytes.data_ptr<uint8_t>()});
+  auto y = KernelMatmul(x2, parts, rows, w.cols, b);  // [n, rows]
   auto shape = x.sizes().vec();
   shape.back() = rows;
-  return dots.to(x.scalar_type()).view(shape);
+  return y.to(x.scalar_type()).view(shape);
 }
 
 torch::Tensor LinearRows(const torch::Tensor& x, const Weight& w, const torch::Tensor& b) {
