@@ -69,7 +69,8 @@ Result<std::unique_ptr<ModelDistribution>> ModelDistribution::Start(kj::AsyncIoC
   }
   const std::string token = ModelToken(secret);
   d->source_ = Pipeline::Source{"http://" + host + ":" + std::to_string(d->receiver_->getPort()), manifest->id, token};
-  d->server_ = std::make_unique<ModelServer>(io.provider->getTimer(), model_dir, std::move(manifest.value()), token);
+  d->server_ = std::make_unique<ModelServer>(io.provider->getTimer(), ManifestFilesDir(model_dir),
+                                            std::move(manifest.value()), token);
   d->serving_ = d->server_->Listen(*d->receiver_).eagerlyEvaluate([](kj::Exception&& e) {
     spdlog::warn("model server stopped: {}", EscapeText(e.getDescription().cStr()));
   });

@@ -47,10 +47,12 @@ struct HubFile {
 // and the config and tokenizer files present (by git blob SHA-1).
 std::vector<HubFile> HubFiles(const std::string& dir, const ModelManifest& manifest) {
   std::vector<HubFile> files;
+  // A GGUF model is its one file; a safetensors one has its config and tokenizer beside it.
+  const bool gguf = manifest.container == ModelManifest::Container::kGguf;
   for (const char* name : {"config.json", "model.safetensors.index.json", "tokenizer.model", "tokenizer.json",
                            "tokenizer_config.json", "generation_config.json", "special_tokens_map.json"}) {
     const std::string path = dir + "/" + name;
-    if (::access(path.c_str(), R_OK) != 0) continue;
+    if (gguf || ::access(path.c_str(), R_OK) != 0) continue;
     HubFile f{name, 0, "", GitBlobSha1Hex(path)};
     files.push_back(f);
   }

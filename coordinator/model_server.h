@@ -3,7 +3,7 @@
 // so that nodes on other machines fetch their shards from it
 // (storage/shard_fetch). kj-http on the coordinator's event loop:
 //   GET /manifest       the ModelManifest (JSON)
-//   GET /files/NAME     a safetensors file the manifest lists, with Range
+//   GET /files/NAME     a weight file the manifest lists (safetensors or GGUF), with Range
 // and nothing else: no other path of the directory, no directory listings.
 // With a repo id (`strata serve-model --repo-id ORG/NAME`) it also answers as
 // a Hugging Face-compatible endpoint for that one repo, so that other

@@ -17,10 +17,10 @@ namespace strata {
 int ServeModel(int argc, char** argv) {
   std::string model, listen = "0.0.0.0:7780", secret_file, repo_id;
   bool insecure = false;
-  FlagSet f("strata serve-model --model DIR [--listen HOST:PORT] [--cluster-secret-file F]",
-            "Serves a model directory to the cluster's nodes: its manifest (every tensor's SHA-256) and byte\n"
-            "ranges of its safetensors files. Requests need the cluster's token (from the secret).");
-  f.String("model", &model, "checkpoint directory to serve");
+  FlagSet f("strata serve-model --model DIR|FILE.gguf [--listen HOST:PORT] [--cluster-secret-file F]",
+            "Serves a model directory or GGUF file to the cluster's nodes: its manifest (every tensor's SHA-256)\n"
+            "and byte ranges of its weight files. Requests need the cluster's token (from the secret).");
+  f.String("model", &model, "checkpoint directory or GGUF file to serve");
   f.String("listen", &listen, "HOST:PORT to serve on");
   f.String("cluster-secret-file", &secret_file, "the cluster secret (else $STRATA_CLUSTER_SECRET)");
   f.String("repo-id", &repo_id,
@@ -30,7 +30,7 @@ int ServeModel(int argc, char** argv) {
   bool help = false;
   if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
   if (help) { std::cout << f.Help(); return 0; }
-  if (model.empty()) { std::cerr << "strata: --model DIR is required\n"; return 2; }
+  if (model.empty()) { std::cerr << "strata: --model DIR or FILE.gguf is required\n"; return 2; }
   auto secret = ClusterSecret::FromFlagOrEnv(secret_file);
   if (!secret.ok()) { std::cerr << "strata: " << secret.status().message() << "\n"; return 1; }
   const std::string host = listen.substr(0, listen.rfind(':'));
@@ -59,7 +59,7 @@ int ServeModel(int argc, char** argv) {
     return 1;
   }
   const std::string id = manifest->id;
-  ModelServer server(io.provider->getTimer(), model, std::move(manifest.value()), ModelToken(secret.value()), ServeFaults{},
+  ModelServer server(io.provider->getTimer(), ManifestFilesDir(model), std::move(manifest.value()), ModelToken(secret.value()), ServeFaults{},
                      repo_id);
   // One line a reader can parse: where it serves and what.
   std::cout << "serving model " << id << " on " << host << ":" << receiver->getPort() << std::endl;

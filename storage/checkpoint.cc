@@ -41,16 +41,22 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& dir) {
     if (!file.ok()) return file.status();
     auto config = GgufModelConfig(*file.value());
     if (!config.ok()) return config.status();
-    auto views = GgufModelTensors(*file.value(), config.value());
-    if (!views.ok()) return views.status();
     ckpt->config_ = config.value();
-    ckpt->gguf_ = std::move(file.value());
-    ckpt->gguf_views_ = std::move(views.value());
+    Status st = ckpt->AdoptGguf(std::move(file.value()));
+    if (!st.ok()) return st;
     return ckpt;
   }
   auto config = ModelConfig::Load(dir);
   if (!config.ok()) return config.status();
   ckpt->config_ = config.value();
+  if (!Exists(dir + "/model.safetensors") && IsGgufFile(dir + "/" + kShardGgufName)) {
+    // A fetched shard of a GGUF model: its config.json, and its tensors in a GGUF file.
+    auto file = GgufFile::Open(dir + "/" + kShardGgufName);
+    if (!file.ok()) return file.status();
+    Status st = ckpt->AdoptGguf(std::move(file.value()));
+    if (!st.ok()) return st;
+    return ckpt;
+  }
 
   std::vector<std::string> names;
   const std::string index_path = dir + "/model.safetensors.index.json";
@@ -85,6 +91,14 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& dir) {
     ckpt->files_.push_back(std::move(file.value()));
   }
   return ckpt;
+}
+
+Status Checkpoint::AdoptGguf(std::unique_ptr<GgufFile> file) {
+  auto views = GgufModelTensors(*file, config_);
+  if (!views.ok()) return views.status();
+  gguf_ = std::move(file);
+  gguf_views_ = std::move(views.value());
+  return Status::Ok();
 }
 
 Result<const TensorView*> Checkpoint::Find(const std::string& name) const {

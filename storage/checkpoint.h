@@ -2,7 +2,8 @@
 // A model's weights and config: a Hugging Face checkpoint directory
 // (config.json plus model.safetensors, or model-XXXXX-of-YYYYY.safetensors
 // with model.safetensors.index.json), or one GGUF file (config and tensors
-// in one; its tensors found under their Hugging Face names).
+// in one; its tensors found under their Hugging Face names), or a node's
+// fetched shard of a GGUF model (config.json plus model.gguf).
 // Files are memory-mapped; opening reads only headers, so a node that uses a
 // few layers pages in only those layers' bytes.
 // Thread-safe after Open(): everything is immutable.
@@ -23,6 +24,9 @@ std::string LayerTensorName(int64_t layer, const std::string& suffix);  // model
 inline const char* kEmbedName = "model.embed_tokens.weight";
 inline const char* kFinalNormName = "model.norm.weight";
 inline const char* kLmHeadName = "lm_head.weight";
+
+// The weights file of a fetched shard of a GGUF model, beside its config.json.
+inline const char* kShardGgufName = "model.gguf";
 
 class Checkpoint {
  public:
@@ -52,6 +56,7 @@ class Checkpoint {
 
  private:
   Checkpoint() = default;
+  Status AdoptGguf(std::unique_ptr<GgufFile> file);  // its tensors under Hugging Face names, by config_
   std::string dir_;
   ModelConfig config_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;

@@ -91,6 +91,15 @@ bool ParseSafetensorsDType(const std::string& text, DType* out) {
   return false;
 }
 
+bool ParseDTypeName(const std::string& text, DType* out) {
+  if (ParseSafetensorsDType(text, out)) return true;
+  for (DType d : {DType::kQ4_0, DType::kQ4_1, DType::kQ5_0, DType::kQ5_1, DType::kQ8_0, DType::kQ4_K, DType::kQ5_K,
+                  DType::kQ6_K}) {
+    if (text == DTypeString(d)) { *out = d; return true; }
+  }
+  return false;
+}
+
 float F16ToFloat(uint16_t h) {
   const uint32_t sign = (h >> 15) & 1u, exp = (h >> 10) & 0x1fu, mant = h & 0x3ffu;
   float value;

@@ -24,6 +24,7 @@ size_t DTypeBlockBytes(DType dtype);               // bytes of one block (DTypeS
 // negative, or the size overflows 2^62.
 bool DTypeBytes(DType dtype, const std::vector<int64_t>& shape, uint64_t* out);
 bool ParseSafetensorsDType(const std::string& text, DType* out);
+bool ParseDTypeName(const std::string& text, DType* out);  // any DTypeString spelling, block types too
 
 inline float Bf16ToFloat(uint16_t bits) {
   uint32_t u = static_cast<uint32_t>(bits) << 16;

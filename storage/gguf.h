@@ -113,8 +113,15 @@ struct GgufTensorToWrite {
   std::function<void(uint8_t* dst)> fill;
 };
 
-// Writes a GGUF v3 file through `env` (tests fill the disk under it):
-// metadata in the order given, tensors aligned to 32 bytes in the order given.
+// The head of a GGUF v3 file: header, metadata in the order given and the
+// tensor table, padded to the data's alignment (32); `offsets` gets each
+// tensor's absolute offset in the file, tensors in the order given, each
+// aligned. `fill` is not called. An error names a tensor no GGUF type holds.
+Result<std::string> GgufHead(const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                             const std::vector<GgufTensorToWrite>& tensors, std::vector<uint64_t>* offsets);
+
+// Writes a GGUF v3 file through `env` (tests fill the disk under it): the
+// head (GgufHead), then every tensor's bytes.
 Status WriteGguf(Env& env, const std::string& path, const std::vector<std::pair<std::string, GgufValue>>& metadata,
                  const std::vector<GgufTensorToWrite>& tensors);
 

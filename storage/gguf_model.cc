@@ -90,7 +90,7 @@ std::string GgufTensorName(const std::string& hf_name) {
   return "";
 }
 
-Result<ModelConfig> GgufModelConfig(const GgufFile& f) {
+Result<std::string> GgufConfigJson(const GgufFile& f) {
   auto arch = f.String("general.architecture");
   if (!arch.ok()) return arch.status();
   const std::string a = arch.value();
@@ -144,9 +144,15 @@ Result<ModelConfig> GgufModelConfig(const GgufFile& f) {
                                    {"tokenizer.ggml.eos_token_id", "eos_token_id"}}) {
     if (auto v = f.Int(key); v.ok()) c[field] = v.value();
   }
+  return c.dump();
+}
+
+Result<ModelConfig> GgufModelConfig(const GgufFile& f) {
+  auto config_json = GgufConfigJson(f);
+  if (!config_json.ok()) return config_json.status();
   json tokenizer_config = json::object();
   if (auto add_bos = f.Bool("tokenizer.ggml.add_bos_token"); add_bos.ok()) tokenizer_config["add_bos_token"] = add_bos.value();
-  return ModelConfig::Parse(c.dump(), tokenizer_config.dump(), f.path() + " (GGUF metadata read as config.json)");
+  return ModelConfig::Parse(config_json.value(), tokenizer_config.dump(), f.path() + " (GGUF metadata read as config.json)");
 }
 
 Result<std::map<std::string, TensorView>> GgufModelTensors(const GgufFile& f, const ModelConfig& config) {

@@ -20,6 +20,9 @@ namespace strata {
 bool IsGgufFile(const std::string& path);
 
 Result<ModelConfig> GgufModelConfig(const GgufFile& file);
+// The metadata as the config.json it stands for (not yet validated: a
+// model manifest carries it, and ModelConfig::Parse checks it where used).
+Result<std::string> GgufConfigJson(const GgufFile& file);
 
 // Every tensor the model uses, by Hugging Face name; an error names a GGUF
 // tensor whose name Strata does not know.

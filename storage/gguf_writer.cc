@@ -6,6 +6,7 @@
 namespace strata {
 namespace {
 
+constexpr uint64_t kGgufAlignment = 32;
 enum : uint32_t { kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7, kString = 8, kArray = 9 };
 
 class Bytes {
@@ -90,9 +91,8 @@ GgufValue GgufI32Array(std::vector<int32_t> v) {
   return g;
 }
 
-Status WriteGguf(Env& env, const std::string& path, const std::vector<std::pair<std::string, GgufValue>>& metadata,
-                 const std::vector<GgufTensorToWrite>& tensors) {
-  constexpr uint64_t kAlignment = 32;
+Result<std::string> GgufHead(const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                             const std::vector<GgufTensorToWrite>& tensors, std::vector<uint64_t>* offsets) {
   Bytes head;
   head.Put<uint32_t>(0x46554747);  // "GGUF"
   head.Put<uint32_t>(3);
@@ -102,29 +102,41 @@ Status WriteGguf(Env& env, const std::string& path, const std::vector<std::pair<
     head.Str(key);
     PutValue(head, value);
   }
-  std::vector<uint64_t> sizes;
+  std::vector<uint64_t> relative;
   uint64_t offset = 0;
   for (const auto& t : tensors) {
     uint64_t n = 0;
     const uint32_t type = GgufTypeOf(t.dtype);
     if (type == UINT32_MAX || !DTypeBytes(t.dtype, t.shape, &n)) {
-      return Status::Error("cannot write tensor '" + t.name + "' as " + DTypeString(t.dtype) + " to " + path);
+      return Status::Error("cannot write tensor '" + t.name + "' as " + DTypeString(t.dtype) + " to a GGUF file");
     }
     head.Str(t.name);
     head.Put<uint32_t>(static_cast<uint32_t>(t.shape.size()));
     for (auto d = t.shape.rbegin(); d != t.shape.rend(); ++d) head.Put<uint64_t>(static_cast<uint64_t>(*d));
     head.Put<uint32_t>(type);
     head.Put<uint64_t>(offset);
-    sizes.push_back(n);
-    offset += (n + kAlignment - 1) / kAlignment * kAlignment;
+    relative.push_back(offset);
+    offset += (n + kGgufAlignment - 1) / kGgufAlignment * kGgufAlignment;
   }
-  head.Pad(kAlignment);
+  head.Pad(kGgufAlignment);
+  offsets->clear();
+  for (uint64_t r : relative) offsets->push_back(head.data().size() + r);
+  return std::string(head.data().begin(), head.data().end());
+}
+
+Status WriteGguf(Env& env, const std::string& path, const std::vector<std::pair<std::string, GgufValue>>& metadata,
+                 const std::vector<GgufTensorToWrite>& tensors) {
+  std::vector<uint64_t> offsets;
+  auto head = GgufHead(metadata, tensors, &offsets);
+  if (!head.ok()) return Status::Error(head.status().message() + " (" + path + ")");
   auto file = env.NewWritableFile(path);
   if (!file.ok()) return file.status();
-  Status st = file.value()->Append(head.data().data(), head.data().size());
+  Status st = file.value()->Append(head->data(), head->size());
   std::vector<uint8_t> buf;
   for (size_t i = 0; i < tensors.size() && st.ok(); ++i) {
-    buf.assign((sizes[i] + kAlignment - 1) / kAlignment * kAlignment, 0);
+    uint64_t n = 0;
+    DTypeBytes(tensors[i].dtype, tensors[i].shape, &n);  // checked by GgufHead
+    buf.assign((n + kGgufAlignment - 1) / kGgufAlignment * kGgufAlignment, 0);
     tensors[i].fill(buf.data());
     st = file.value()->Append(buf.data(), buf.size());
   }

@@ -15,6 +15,7 @@
 
 #include "storage/checkpoint.h"
 #include "storage/escape.h"
+#include "storage/gguf_model.h"
 #include "storage/hex.h"
 
 namespace strata {
@@ -36,7 +37,10 @@ json Body(const ModelManifest& m) {
     tensors.push_back({{"name", t.name}, {"file", t.file}, {"dtype", DTypeString(t.dtype)}, {"shape", t.shape},
                        {"begin", t.begin}, {"end", t.end}, {"sha256", t.sha256}});
   }
-  return {{"format", 1}, {"config", m.config_json}, {"files", m.files}, {"tensors", tensors}};
+  json body = {{"format", 1}, {"config", m.config_json}, {"files", m.files}, {"tensors", tensors}};
+  // Only GGUF says so: the ids of safetensors models (and the nodes' caches keyed by them) stay as they were.
+  if (m.container == ModelManifest::Container::kGguf) body["container"] = "gguf";
+  return body;
 }
 
 }  // namespace
@@ -92,6 +96,12 @@ Result<ModelManifest> ModelManifest::FromJson(const std::string& text) {
   }
   ModelManifest m;
   m.config_json = j["config"];
+  if (j.contains("container")) {
+    if (j["container"] != "gguf") return bad("unknown container");
+    m.container = ModelManifest::Container::kGguf;
+    if (j["files"].size() != 1) return bad("a GGUF model is one file");
+  }
+  const bool gguf = m.container == ModelManifest::Container::kGguf;
   std::set<std::string> files;
   for (const auto& f : j["files"]) {
     if (!f.is_string() || !PlainName(f.get<std::string>())) return bad("a file that is not a plain name");
@@ -109,7 +119,10 @@ Result<ModelManifest> ModelManifest::FromJson(const std::string& text) {
       mt.begin = t.at("begin").get<uint64_t>();
       mt.end = t.at("end").get<uint64_t>();
       mt.sha256 = t.at("sha256").get<std::string>();
-      if (!ParseSafetensorsDType(t.at("dtype").get<std::string>(), &mt.dtype)) return bad("tensor " + EscapeText(mt.name, 80) + ": dtype");
+      const std::string dtype = t.at("dtype").get<std::string>();
+      if (!(gguf ? ParseDTypeName(dtype, &mt.dtype) : ParseSafetensorsDType(dtype, &mt.dtype))) {
+        return bad("tensor " + EscapeText(mt.name, 80) + ": dtype");
+      }
     } catch (const std::exception&) {
       return bad("a tensor with missing or mistyped fields");
     }
@@ -118,12 +131,13 @@ Result<ModelManifest> ModelManifest::FromJson(const std::string& text) {
     if (!IsLowerHex(mt.sha256, 64)) {
       return bad("tensor " + EscapeText(mt.name, 80) + ": sha256");
     }
-    uint64_t numel = 1;
+    if (gguf && GgufTensorName(mt.name).empty()) return bad("tensor " + EscapeText(mt.name, 80) + " has no GGUF name");
+    uint64_t numel = 1, bytes = 0;
     for (int64_t d : mt.shape) {
       if (d < 0 || d > (1ll << 40) || (d > 0 && numel > (1ull << 50) / static_cast<uint64_t>(d))) return bad("a shape out of range");
       numel *= static_cast<uint64_t>(d);
     }
-    if (mt.end < mt.begin || mt.end - mt.begin != numel * DTypeSize(mt.dtype)) {
+    if (mt.shape.size() > 4 || !DTypeBytes(mt.dtype, mt.shape, &bytes) || mt.end < mt.begin || mt.end - mt.begin != bytes) {
       return bad("tensor " + EscapeText(mt.name, 80) + ": its byte range does not match its shape and dtype");
     }
     m.tensors.push_back(std::move(mt));
@@ -133,13 +147,49 @@ Result<ModelManifest> ModelManifest::FromJson(const std::string& text) {
   return m;
 }
 
+namespace {
+
+Result<ModelManifest> BuildGgufManifest(const Checkpoint& ckpt) {
+  const GgufFile& file = *ckpt.gguf();
+  ModelManifest m;
+  m.container = ModelManifest::Container::kGguf;
+  auto config_json = GgufConfigJson(file);
+  if (!config_json.ok()) return config_json.status();
+  m.config_json = config_json.value();
+  m.files.push_back(file.path().substr(file.path().rfind('/') + 1));
+  auto views = GgufModelTensors(file, ckpt.config());
+  if (!views.ok()) return views.status();
+  for (const auto& [name, view] : views.value()) {
+    ManifestTensor t;
+    t.name = name;
+    t.file = m.files[0];
+    t.dtype = view.dtype;
+    t.shape = view.shape;
+    t.begin = file.offset_of(view);
+    t.end = t.begin + view.nbytes;
+    Status populated = file.Populate(view);
+    if (!populated.ok()) return populated;
+    t.sha256 = Sha256Hex(view.data, view.nbytes);
+    file.Release(view);
+    m.tensors.push_back(std::move(t));
+  }
+  const std::string body = Body(m).dump();
+  m.id = Sha256Hex(body.data(), body.size());
+  return m;
+}
+
+}  // namespace
+
+std::string ManifestFilesDir(const std::string& model) {
+  if (!IsGgufFile(model)) return model;
+  const size_t slash = model.rfind('/');
+  return slash == std::string::npos ? "." : slash == 0 ? "/" : model.substr(0, slash);
+}
+
 Result<ModelManifest> BuildManifest(const std::string& dir) {
   auto ckpt = Checkpoint::Open(dir);
   if (!ckpt.ok()) return ckpt.status();
-  if (ckpt.value()->gguf() != nullptr) {
-    return Status::Error(dir + ": a GGUF model cannot be distributed to nodes yet (--distribute, serve-model); "
-                         "put the file in each node's --models-dir and name it with --nodes or --cluster");
-  }
+  if (ckpt.value()->gguf() != nullptr) return BuildGgufManifest(*ckpt.value());
   ModelManifest m;
   std::ifstream in(dir + "/config.json");
   std::stringstream ss;
@@ -170,20 +220,26 @@ Result<ModelManifest> BuildManifest(const std::string& dir) {
 
 namespace {
 
-// "NAME SIZE MTIME_NS" for config.json and every safetensors file, sorted.
+// "NAME SIZE MTIME_NS" for config.json and every safetensors file, sorted;
+// for a GGUF model, of its file.
 std::string DirStamp(const std::string& dir) {
   namespace fs = std::filesystem;
   std::vector<std::string> lines;
+  auto add = [&lines](const fs::path& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return false;
+    lines.push_back(path.filename().string() + " " + std::to_string(st.st_size) + " " +
+                    std::to_string(st.st_mtim.tv_sec) + "." + std::to_string(st.st_mtim.tv_nsec));
+    return true;
+  };
+  if (IsGgufFile(dir)) return add(dir) ? lines[0] + "\n" : "";
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
     const std::string name = entry.path().filename().string();
     if (name != "config.json" && entry.path().extension() != ".safetensors" && name != "model.safetensors.index.json") {
       continue;
     }
-    struct stat st {};
-    if (::stat(entry.path().c_str(), &st) != 0) return "";
-    lines.push_back(name + " " + std::to_string(st.st_size) + " " + std::to_string(st.st_mtim.tv_sec) + "." +
-                    std::to_string(st.st_mtim.tv_nsec));
+    if (!add(entry.path())) return "";
   }
   std::sort(lines.begin(), lines.end());
   std::string stamp;

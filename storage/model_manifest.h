@@ -1,6 +1,6 @@
 #pragma once
 // ModelManifest: what a coordinator tells nodes about a model it serves — its
-// config.json, its safetensors files, and every tensor's file, byte range,
+// config.json, its safetensors files (or GGUF file), and every tensor's file, byte range,
 // dtype, shape and SHA-256. A node fetches only the byte ranges of its own
 // tensors and checks each against its hash before using a byte of it. The
 // manifest's id is the SHA-256 of its canonical JSON: a node's cache is keyed
@@ -27,8 +27,13 @@ struct ManifestTensor {
 };
 
 struct ModelManifest {
-  std::string config_json;               // config.json, verbatim
-  std::vector<std::string> files;        // safetensors files served
+  // What the files are: a safetensors checkpoint, or one GGUF file whose
+  // tensors are listed under their Hugging Face names (a node writes its
+  // shard as config.json plus model.gguf, the tensors' bytes unchanged).
+  enum class Container : uint8_t { kSafetensors, kGguf };
+  Container container = Container::kSafetensors;
+  std::string config_json;               // config.json, verbatim (for GGUF: its metadata as config.json)
+  std::vector<std::string> files;        // the weight files served (one for GGUF)
   std::vector<ManifestTensor> tensors;   // by name
   std::string id;                        // SHA-256 (hex) of ToJson() without the id
 
@@ -43,9 +48,12 @@ struct ModelManifest {
   std::vector<const ManifestTensor*> ForLayers(int64_t first, int64_t end, int64_t layers) const;
 };
 
-// Reads a checkpoint directory and hashes every tensor. `progress` (may be
-// null) is called with bytes hashed so far and the total.
-Result<ModelManifest> BuildManifest(const std::string& dir);
+// Reads a checkpoint directory or a GGUF file and hashes every tensor.
+Result<ModelManifest> BuildManifest(const std::string& model);
+
+// The directory the manifest's files are in: the model directory, or the
+// directory of a GGUF file (what a model server serves /files/NAME from).
+std::string ManifestFilesDir(const std::string& model);
 
 // BuildManifest, kept under CACHE/manifests/ and keyed by the directory's
 // real path, stamped with the size and modification time of its config and

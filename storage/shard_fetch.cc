@@ -15,7 +15,10 @@
 #include <thread>
 #include <vector>
 
+#include "storage/checkpoint.h"
 #include "storage/escape.h"
+#include "storage/gguf.h"
+#include "storage/gguf_model.h"
 #include "storage/hex.h"
 
 namespace strata {
@@ -73,14 +76,14 @@ Result<std::string> GetManifest(const FetchOptions& o) {
   return Status::Error("cannot get the model manifest from " + EscapeText(o.base_url) + ": " + error);
 }
 
-// Where each tensor goes in the shard's safetensors file.
+// Where each tensor goes in the shard's file.
 struct Placed {
   const ManifestTensor* tensor;
   uint64_t offset = 0;  // absolute, in the shard file
 };
 
 // The shard's safetensors header, and where each tensor's bytes go.
-std::string Layout(std::vector<Placed>* placed) {
+std::string SafetensorsLayout(std::vector<Placed>* placed) {
   nlohmann::json header = nlohmann::json::object();
   uint64_t at = 0;
   for (auto& p : *placed) {
@@ -97,6 +100,33 @@ std::string Layout(std::vector<Placed>* placed) {
   const uint64_t len = text.size();
   for (int i = 0; i < 8; ++i) out[static_cast<size_t>(i)] = static_cast<char>(len >> (8 * i));
   return out + text;
+}
+
+// A GGUF model's shard: a GGUF file of the stage's tensors under their GGUF
+// names, bytes unchanged (q/k rows stay in GGUF's rotary order, which the
+// loader undoes as for the whole file); the config is the shard's config.json.
+Result<std::string> GgufLayout(const std::string& model_type, std::vector<Placed>* placed) {
+  std::vector<GgufTensorToWrite> tensors;
+  for (const auto& p : *placed) tensors.push_back({GgufTensorName(p.tensor->name), p.tensor->dtype, p.tensor->shape, {}});
+  std::vector<uint64_t> offsets;
+  auto head = GgufHead({{"general.architecture", GgufStr(model_type)}, {"general.name", GgufStr("strata shard")}},
+                       tensors, &offsets);
+  if (!head.ok()) return head.status();
+  for (size_t i = 0; i < placed->size(); ++i) (*placed)[i].offset = offsets[i];
+  return head;
+}
+
+// The shard file's name, and the bytes it starts with (placing every tensor).
+Result<std::string> Layout(const ModelManifest& manifest, const nlohmann::json& config, std::vector<Placed>* placed,
+                           std::string* file_name) {
+  if (manifest.container == ModelManifest::Container::kSafetensors) {
+    *file_name = "model.safetensors";
+    return SafetensorsLayout(placed);
+  }
+  *file_name = kShardGgufName;
+  const auto type = config.find("model_type");
+  if (type == config.end() || !type->is_string()) return Status::Error("the manifest's config.json has no model_type");
+  return GgufLayout(type->get<std::string>(), placed);
 }
 
 // A byte range of one tensor, and what became of its request.
@@ -437,14 +467,17 @@ Result<FetchResult> FetchShard(Env& env, const FetchOptions& o, const std::strin
   if (first < 0 || first >= end || end > layers) return Status::Error("bad layer range for the manifest's model");
   std::vector<Placed> placed;
   for (const ManifestTensor* t : manifest->ForLayers(first, end, layers)) placed.push_back({t, 0});
-  const std::string header = Layout(&placed);
+  std::string shard_file;
+  auto layout = Layout(manifest.value(), config, &placed, &shard_file);
+  if (!layout.ok()) return layout.status();
+  const std::string& header = layout.value();
   uint64_t total = header.size();
   for (const auto& p : placed) total = std::max<uint64_t>(total, p.offset + (p.tensor->end - p.tensor->begin));
   if (o.progress != nullptr) o.progress->total = total;
 
   Status room = MakeRoom(o.cache_dir, o.cache_limit, total, model_id);
   if (!room.ok()) return room;
-  const std::string partial = result.dir + "/model.safetensors.partial";
+  const std::string partial = result.dir + "/" + shard_file + ".partial";
   const bool resuming = fs::exists(partial, ec);
   auto file = env.NewRandomRWFile(partial);
   if (!file.ok()) return file.status();
@@ -467,7 +500,7 @@ Result<FetchResult> FetchShard(Env& env, const FetchOptions& o, const std::strin
   if (st.ok()) st = file.value()->Sync();
   file.value().reset();
   if (!st.ok()) return st;  // the partial file stays for a resume; it is never loaded
-  st = env.RenameFile(partial, result.dir + "/model.safetensors");
+  st = env.RenameFile(partial, result.dir + "/" + shard_file);
   if (st.ok()) st = WriteSmallFile(env, result.dir + "/config.json", manifest->config_json);
   if (st.ok()) st = WriteSmallFile(env, result.dir + "/complete", model_id + "\n");
   if (!st.ok()) return st;

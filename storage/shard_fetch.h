@@ -2,6 +2,8 @@
 // FetchShard: a node's copy of the tensors one stage needs, from the model
 // server of its coordinator (coordinator/model_server) into its cache:
 //   CACHE/MODEL_ID/FIRST-END/{config.json, model.safetensors, complete}
+// (model.gguf instead of model.safetensors for a GGUF model: the tensors as
+// the GGUF file holds them).
 // Only the byte ranges of the stage's own tensors cross the network, over
 // several connections at once (libcurl multi, HTTP Range requests). Every
 // tensor is checked against the manifest's SHA-256 before it counts: bytes

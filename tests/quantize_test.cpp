@@ -9,6 +9,9 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -110,6 +113,48 @@ TEST(QuantizeTest, Q4KMKeepsLlamaCppsMixAndFallbacks) {
   // plan reads the file too, and counts its bytes as stored.
   auto plan = RunProcess({BinDir() + "/strata", "plan", "--model", dir / "m.gguf", "--local", "2"});
   EXPECT_EQ(plan.exit_code, 0) << plan.err;
+}
+
+// --distribute with a GGUF file: three real nodes that may not open it by
+// path fetch only their stages' byte ranges from the coordinator, verified,
+// and generate exactly what nodes that read the file generate.
+TEST(QuantizeTest, NodesFetchTheirStagesOfAGgufFile) {
+  testing::TempDir dir, caches, allowed;
+  const std::string gguf = dir / "m.gguf";
+  ASSERT_EQ(Quantize(DefaultModel(), "q4_k_m", gguf).exit_code, 0);
+  std::vector<std::unique_ptr<testing::Child>> nodes;
+  std::string addresses;
+  for (int i = 0; i < 3; ++i) {
+    const std::string port = std::to_string(21000 + (::getpid() * 3 + i) % 30000);
+    nodes.push_back(std::make_unique<testing::Child>(std::vector<std::string>{
+        BinDir() + "/strata-node", "--listen", "127.0.0.1:" + port, "--threads", "1", "--no-discovery", "--cache-dir",
+        caches / std::to_string(i), "--models-dir", allowed.path()}));
+    addresses += (addresses.empty() ? "" : ",") + std::string("127.0.0.1:") + port;
+  }
+  for (int i = 0; i < 100; ++i) {  // until all three answer
+    if (RunProcess({BinDir() + "/strata", "status", "--nodes", addresses}, 30).exit_code == 0) break;
+    usleep(200000);
+  }
+  auto run = [&](const std::vector<std::string>& how) {
+    std::vector<std::string> argv = {BinDir() + "/strata", "generate", "--model", gguf, "--prompt", "And God said",
+                                     "--max-tokens", "8", "--temperature", "0", "--json", "--connect-timeout-ms", "30000"};
+    argv.insert(argv.end(), how.begin(), how.end());
+    return RunProcess(argv, 120);
+  };
+  auto fetched = run({"--nodes", addresses, "--distribute"});
+  ASSERT_EQ(fetched.exit_code, 0) << fetched.err;
+  auto out = json::parse(fetched.out);
+  const uint64_t file_bytes = std::filesystem::file_size(gguf);
+  EXPECT_GT(out["model_bytes_served"].get<uint64_t>(), file_bytes / 2);
+  EXPECT_LT(out["model_bytes_served"].get<uint64_t>(), file_bytes + file_bytes / 2) << "each stage its own ranges";
+  int shards = 0;
+  for (const auto& entry : std::filesystem::recursive_directory_iterator(caches.path())) {
+    shards += entry.path().filename() == "model.gguf";
+  }
+  EXPECT_EQ(shards, 3);
+  auto from_file = run({"--local", "3", "--threads", "1"});
+  ASSERT_EQ(from_file.exit_code, 0) << from_file.err;
+  EXPECT_EQ(out["tokens"], json::parse(from_file.out)["tokens"]);
 }
 
 std::vector<int32_t> TokenTypes() {  // unknown, two controls, the rest normal

@@ -25,6 +25,7 @@
 #include "coordinator/model_server.h"
 #include "storage/checkpoint.h"
 #include "storage/fault_env.h"
+#include "storage/gguf_quantize.h"
 #include "tests/model_server_thread.h"
 #include "tests/test_util.h"
 
@@ -81,6 +82,73 @@ TEST_F(ShardFetchTest, FetchesOnlyItsTensorsVerifiedAndAWarmCacheTransfersNothin
   for (const ManifestTensor* t : manifest_.ForLayers(1, 3, 4)) want += t->end - t->begin;
   EXPECT_EQ(first->fetched_bytes, want) << "only the stage's own tensors";
   auto again = FetchShard(posix_, Options(server.url()), manifest_.id, 1, 3);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->fetched_bytes, 0u);
+}
+
+// A GGUF model is distributed as a safetensors one is: the manifest lists
+// its tensors under Hugging Face names with their block types and byte
+// ranges in the one file; a stage fetches only its own ranges, verified,
+// into a shard (config.json + model.gguf) that loads to exactly the source
+// file's bytes, and a warm cache transfers nothing.
+TEST_F(ShardFetchTest, AGgufModelFetchesOnlyItsStagesBlocks) {
+  TempDir dir;
+  const std::string gguf = dir / "m.gguf";
+  {
+    auto ckpt = Checkpoint::Open(model_.path());
+    ASSERT_TRUE(ckpt.ok());
+    GgufQuantizeOptions q;
+    q.type = "q4_k_m";
+    q.out = gguf;
+    ASSERT_TRUE(WriteQuantizedGguf(posix_, *ckpt.value(), q).ok());
+  }
+  auto manifest = BuildManifest(gguf);
+  ASSERT_TRUE(manifest.ok()) << manifest.status().message();
+  EXPECT_EQ(manifest->container, ModelManifest::Container::kGguf);
+  EXPECT_EQ(manifest->files, std::vector<std::string>{"m.gguf"});
+  bool blocks = false;
+  for (const auto& t : manifest->tensors) blocks = blocks || IsBlockDType(t.dtype);
+  EXPECT_TRUE(blocks) << "a q4_k_m model lists its block types";
+  auto reparsed = ModelManifest::FromJson(manifest->ToJson());
+  ASSERT_TRUE(reparsed.ok()) << reparsed.status().message();
+  EXPECT_EQ(reparsed->id, manifest->id);
+  EXPECT_EQ(reparsed->container, ModelManifest::Container::kGguf);
+  EXPECT_NE(manifest->id, manifest_.id);
+  // A manifest that changes the container is not the same model: refused.
+  auto json = nlohmann::json::parse(manifest->ToJson());
+  json["container"] = "tarball";
+  EXPECT_FALSE(ModelManifest::FromJson(json.dump()).ok());
+  json.erase("container");  // read as safetensors: Q4_K is no safetensors dtype
+  EXPECT_FALSE(ModelManifest::FromJson(json.dump()).ok());
+
+  EXPECT_EQ(ManifestFilesDir(gguf), dir.path());
+  ServerThread server(ManifestFilesDir(gguf), manifest.value(), "", {});
+  auto fetched = FetchShard(posix_, Options(server.url()), manifest->id, 1, 3);
+  ASSERT_TRUE(fetched.ok()) << fetched.status().message();
+  EXPECT_TRUE(std::filesystem::exists(fetched->dir + "/model.gguf"));
+  EXPECT_FALSE(std::filesystem::exists(fetched->dir + "/model.safetensors"));
+  uint64_t want = 0;
+  const auto stage = manifest->ForLayers(1, 3, 4);
+  for (const ManifestTensor* t : stage) want += t->end - t->begin;
+  EXPECT_EQ(fetched->fetched_bytes, want) << "only the stage's own tensors";
+  auto shard = Checkpoint::Open(fetched->dir);
+  ASSERT_TRUE(shard.ok()) << shard.status().message();
+  auto source = Checkpoint::Open(gguf);
+  ASSERT_TRUE(source.ok());
+  EXPECT_EQ(shard.value()->config().num_layers, source.value()->config().num_layers);
+  EXPECT_EQ(shard.value()->config().model_type, "llama");
+  for (const ManifestTensor* t : stage) {
+    auto a = shard.value()->Find(t->name);
+    auto b = source.value()->Find(t->name);
+    ASSERT_TRUE(a.ok() && b.ok()) << t->name;
+    EXPECT_EQ(a.value()->dtype, b.value()->dtype) << t->name;
+    EXPECT_EQ(a.value()->shape, b.value()->shape) << t->name;
+    EXPECT_EQ(a.value()->interleaved_rope_heads, b.value()->interleaved_rope_heads) << t->name;
+    ASSERT_EQ(a.value()->nbytes, b.value()->nbytes);
+    EXPECT_EQ(std::memcmp(a.value()->data, b.value()->data, a.value()->nbytes), 0) << t->name;
+  }
+  EXPECT_FALSE(shard.value()->Find(LayerTensorName(0, "self_attn.q_proj.weight")).ok()) << "not this stage's";
+  auto again = FetchShard(posix_, Options(server.url()), manifest->id, 1, 3);
   ASSERT_TRUE(again.ok());
   EXPECT_EQ(again->fetched_bytes, 0u);
 }
