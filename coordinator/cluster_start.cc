@@ -3,7 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "coordinator/membership.h"
-#include "storage/gguf_model.h"
+#include "storage/model_manifest.h"
 #include "storage/system_memory.h"
 
 namespace strata {
@@ -26,6 +26,12 @@ ModelCosts CostsOf(const Checkpoint& ckpt, TensorDType dtype, uint64_t kv_tokens
 // the model by path; elsewhere models reach nodes through their caches.
 Result<Cluster> StartCluster(const ClusterFlags& flags, const Credentials& credentials, const std::string& models_dir) {
   Cluster c;
+  if (!flags.kv_dtype.empty() && flags.local == 0) {
+    return Status::Error("--kv-dtype sets the KV of --local nodes; other nodes take it as their own flag");
+  }
+  if (!flags.kv_dtype.empty() && flags.kv_dtype != "compute" && flags.kv_dtype != "int8") {
+    return Status::Error("--kv-dtype must be compute or int8, got '" + flags.kv_dtype + "'");
+  }
   if (flags.local > 0) {
     LocalClusterOptions options;
     options.secret = credentials.secret.Hex();
@@ -39,10 +45,8 @@ Result<Cluster> StartCluster(const ClusterFlags& flags, const Credentials& crede
     options.threads = static_cast<int>(flags.threads);
     options.memory_per_node = AvailableMemoryBytes() / static_cast<uint64_t>(flags.local);
     // A GGUF file's nodes may read the directory it is in.
-    if (!models_dir.empty()) {
-      options.models_dirs.push_back(IsGgufFile(models_dir) ? models_dir.substr(0, models_dir.find_last_of('/') + 1)
-                                                           : models_dir);
-    }
+    if (!models_dir.empty()) options.models_dirs.push_back(ManifestFilesDir(models_dir));
+    if (!flags.kv_dtype.empty()) options.extra_args.insert(options.extra_args.end(), {"--kv-dtype", flags.kv_dtype});
     auto started = LocalCluster::Start(options);
     if (!started.ok()) return started.status();
     c.local = std::move(started.value());

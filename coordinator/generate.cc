@@ -9,10 +9,13 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <random>
 #include <sstream>
+
+#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 
@@ -22,6 +25,7 @@
 #include "coordinator/generation_driver.h"
 #include "coordinator/local_cluster.h"
 #include "coordinator/membership.h"
+#include "coordinator/perplexity.h"
 #include "coordinator/pipeline.h"
 #include "coordinator/shard_plan.h"
 #include "coordinator/tokenizer.h"
@@ -185,6 +189,65 @@ std::string SwapText(const NodeStatus& s) {
   return buf;
 }
 
+// The text of --perplexity-file as a scoring request.
+Status ScoreRequest(const GenerateFlags& flags, const ModelConfig& config, const Tokenizer& tokenizer,
+                    PerplexityRequest* out) {
+  constexpr uintmax_t kMaxTextBytes = 256u << 20;
+  std::error_code ec;
+  const uintmax_t size = std::filesystem::file_size(flags.perplexity_file, ec);
+  if (ec) return Status::Error("cannot read " + flags.perplexity_file + ": " + ec.message());
+  if (size > kMaxTextBytes) return Status::Error(flags.perplexity_file + " is over 256 MiB");
+  std::ifstream in(flags.perplexity_file, std::ios::binary);
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) return Status::Error("cannot read " + flags.perplexity_file);
+  out->tokens = tokenizer.Encode(text, /*bos=*/true);  // as llama-perplexity: the text's stream starts with BOS too
+  const std::vector<int32_t> bos = tokenizer.Encode("", /*bos=*/true);
+  out->bos = bos.empty() ? -1 : bos[0];
+  out->ctx = flags.ctx > 0 ? flags.ctx : config.max_position;
+  out->max_chunks = flags.chunks;
+  out->vocab = config.vocab_size;
+  out->prefill_chunk = flags.prefill_chunk;
+  if (out->ctx < 4 || out->ctx > config.max_position) {
+    return Status::Error("--ctx must be 4 to the model's context of " + std::to_string(config.max_position) + ", got " +
+                         std::to_string(out->ctx));
+  }
+  if (static_cast<int64_t>(out->tokens.size()) < out->ctx) {
+    return Status::Error(flags.perplexity_file + " is " + std::to_string(out->tokens.size()) +
+                         " tokens, shorter than one chunk of --ctx " + std::to_string(out->ctx));
+  }
+  return Status::Ok();
+}
+
+// strata perplexity: every chunk in a session of its own, a line per chunk
+// on stderr, the result on stdout.
+int RunScore(RpcEnv& env, Pipeline& pipeline, const GenerateFlags& flags, PerplexityRequest request, uint64_t session,
+             const ShardPlan& plan, const std::vector<NodeCapacity>& capacities) {
+  const bool tty = ::isatty(STDERR_FILENO);
+  const int64_t ctx = request.ctx;
+  PerplexityRun run(pipeline, session, std::move(request), [tty](const PerplexityResult& r, int64_t chunks) {
+    std::fprintf(stderr, "%schunk %lld/%lld: ppl %.4f (this chunk %.4f)%s", tty ? "\r" : "",
+                 static_cast<long long>(r.chunks), static_cast<long long>(chunks), r.ppl(), r.chunk_ppl.back(),
+                 tty ? "" : "\n");
+  });
+  env.Await(run.Run(), 0, "");
+  if (tty) std::fprintf(stderr, "\n");
+  const PerplexityResult& r = run.result();
+  if (flags.json) {
+    std::cout << json{{"perplexity", r.ppl()}, {"mean_nll", r.scored ? r.nll / r.scored : 0.0},
+                      {"tokens_scored", r.scored}, {"chunks", r.chunks}, {"ctx", ctx},
+                      {"chunk_perplexity", r.chunk_ppl}, {"seconds", r.seconds}, {"dtype", flags.dtype},
+                      {"plan", PlanJson(plan, capacities)}}
+                     .dump()
+              << std::endl;
+  } else {
+    std::printf("perplexity %.4f over %lld tokens (%lld chunks of %lld)\n", r.ppl(), static_cast<long long>(r.scored),
+                static_cast<long long>(r.chunks), static_cast<long long>(ctx));
+  }
+  std::fprintf(stderr, "scored %lld tokens in %.2f s (%.1f tokens/s) on %zu stages\n", static_cast<long long>(r.scored),
+               r.seconds, r.seconds > 0 ? r.scored / r.seconds : 0.0, plan.stages.size());
+  return 0;
+}
+
 }  // namespace
 
 int RunGenerate(const GenerateFlags& flags) {
@@ -216,7 +279,12 @@ int RunGenerate(const GenerateFlags& flags) {
   auto tokenizer = Tokenizer::Load(model, config, ckpt.value()->gguf());
   if (!tokenizer.ok()) return Fail(tokenizer.status().message());
   RunReport report;
-  if (!flags.prompt_tokens.empty()) {
+  const bool scoring = !flags.perplexity_file.empty();
+  PerplexityRequest score;
+  if (scoring) {
+    Status read = ScoreRequest(flags, config, *tokenizer.value(), &score);
+    if (!read.ok()) return Fail(read.message());
+  } else if (!flags.prompt_tokens.empty()) {
     if (!ParseTokenIds(flags.prompt_tokens, config.vocab_size, &report.prompt)) {
       return Fail("--prompt-tokens wants comma-separated token ids below the vocabulary size " +
                   std::to_string(config.vocab_size));
@@ -224,14 +292,15 @@ int RunGenerate(const GenerateFlags& flags) {
   } else {
     report.prompt = tokenizer.value()->Encode(flags.prompt, /*bos=*/!resume);  // a continuation is mid-sequence
   }
-  if (report.prompt.empty()) return Fail("the prompt is empty");
+  if (report.prompt.empty() && !scoring) return Fail("the prompt is empty");
   if (static_cast<int64_t>(report.prompt.size()) >= config.max_position) {
     return Fail("the prompt is " + std::to_string(report.prompt.size()) + " tokens, longer than the model's context of " +
                 std::to_string(config.max_position) + " (it needs room for at least one new token)");
   }
   // A kept conversation may grow to the whole context; its pages are taken
   // only as its tokens arrive.
-  int64_t capacity = keep_key.empty()
+  int64_t capacity = scoring ? score.ctx
+                     : keep_key.empty()
                          ? std::min<int64_t>(config.max_position, static_cast<int64_t>(report.prompt.size()) + flags.max_tokens)
                          : config.max_position;
   std::unique_ptr<std::ofstream> logits_out;
@@ -292,6 +361,7 @@ int RunGenerate(const GenerateFlags& flags) {
       } else {
         pipeline.Load(model_dir, plan, dtype);
       }
+      if (scoring) return RunScore(env, pipeline, flags, std::move(score), session, plan, capacities);
       SamplingParams sampling{static_cast<float>(flags.temperature), static_cast<uint32_t>(flags.top_k),
                               static_cast<float>(flags.top_p), flags.seed};
       pipeline.OpenSession(session, static_cast<uint32_t>(capacity), sampling, keep_key);

@@ -25,6 +25,7 @@ struct ClusterFlags {
   bool tls = false;
   std::string tls_dir, tls_cert, tls_key, tls_ca;
   DiscoveryOptions discovery;       // group and cluster name (the port is discovery_port)
+  std::string kv_dtype;       // --local nodes' --kv-dtype ("": theirs)
   int64_t discovery_port = 7788;
   uint64_t discovery_wait_ms = 2500;
 };
@@ -53,9 +54,15 @@ struct GenerateFlags {
   int64_t prefill_chunk = 512;
   int64_t context = 0;        // plan: tokens of KV per session (0: the model's context)
   int64_t concurrency = 1;    // plan: sessions at once
+  // strata perplexity: score this text file instead of generating
+  // (coordinator/perplexity), in chunks of ctx tokens (0: the model's context).
+  std::string perplexity_file;
+  int64_t ctx = 0;
+  int64_t chunks = 0;         // most chunks (0: all)
 };
 
 // Each returns the process exit code; errors print one line to stderr.
+// RunGenerate scores a text instead when flags.perplexity_file is set.
 int RunGenerate(const GenerateFlags& flags);
 int RunPlan(const GenerateFlags& flags);
 int RunStatus(const ClusterFlags& flags);

@@ -34,6 +34,7 @@ Runs one Llama-family model as a pipeline across several strata-node processes.
 commands:
   generate     run a prompt through the pipeline and stream the text
   plan         print the layer split `generate` would use
+  perplexity   score a text file: the model's perplexity on it, as llama-perplexity measures it
   status       show every node of a cluster: layers, sessions, memory
   make-model   write a deterministic random-weight test model
   quantize     write a checkpoint as a GGUF file in a quantized format (llama.cpp reads it too)
@@ -70,6 +71,7 @@ void AddClusterFlags(FlagSet& f, ClusterFlags* c) {
   f.String("node-binary", &c->node_binary, "strata-node binary for --local (default: next to strata)");
   f.UInt64("connect-timeout-ms", &c->connect_timeout_ms, "how long to wait for a node to answer hello");
   f.UInt64("step-timeout-ms", &c->step_timeout_ms, "how long to wait for one pipeline step");
+  f.String("kv-dtype", &c->kv_dtype, "--local nodes' KV cache values: compute | int8 (default: the node's, compute)");
   AddDiscoveryFlags(f, c);
   AddSecurityFlags(f, c);
 }
@@ -97,20 +99,37 @@ void AddModelFlags(FlagSet& f, GenerateFlags* g) {
   f.Bool("json", &g->json, "print one JSON object on stdout instead of streaming text");
 }
 
-int Generate(int argc, char** argv, bool plan_only) {
+enum class GenerateMode { kGenerate, kPlan, kPerplexity };
+
+int Generate(int argc, char** argv, GenerateMode mode) {
   GenerateFlags g;
-  FlagSet f(plan_only ? "strata plan [--model DIR] (--nodes HOST:PORT,... | --local N) [options]"
-                      : "strata generate [--model DIR] (--nodes HOST:PORT,... | --local N) --prompt TEXT [options]",
+  const bool plan_only = mode == GenerateMode::kPlan;
+  const bool perplexity = mode == GenerateMode::kPerplexity;
+  FlagSet f(plan_only    ? "strata plan [--model DIR] (--nodes HOST:PORT,... | --local N) [options]"
+            : perplexity ? "strata perplexity [--model DIR] (--nodes HOST:PORT,... | --local N) --file TEXT [options]"
+                         : "strata generate [--model DIR] (--nodes HOST:PORT,... | --local N) --prompt TEXT [options]",
             plan_only ? "Prints the layer split: contiguous ranges, in proportion to each node's free memory, each\nholding its weights and the KV cache of --context tokens for --concurrency sessions."
-                      : "Plans a layer split, loads the shards, and streams the generated text to stdout;\n"
-                        "a timing summary goes to stderr.");
+            : perplexity
+                ? "Scores a text file as llama.cpp's llama-perplexity does: chunks of --ctx tokens, each\n"
+                  "starting with BOS, the second half of each scored by the pipeline's logits; prints the\n"
+                  "perplexity (exp of the mean negative log-likelihood), a line per chunk on stderr."
+                : "Plans a layer split, loads the shards, and streams the generated text to stdout;\n"
+                  "a timing summary goes to stderr.");
   AddModelFlags(f, &g);
   AddClusterFlags(f, &g.cluster);
+  if (perplexity) {
+    f.String("file", &g.perplexity_file, "the text to score");
+    f.Int("ctx", &g.ctx, 0, 1 << 24, "tokens per chunk (0: the model's context)");
+    f.Int("chunks", &g.chunks, 0, 1 << 30, "score at most this many chunks (0: all)");
+    f.Int("prefill-chunk", &g.prefill_chunk, 1, 1 << 20, "most context tokens per pipeline step");
+    f.Bool("distribute", &g.distribute,
+           "serve --model over HTTP; each node fetches only its shard's tensors, verified, into its --cache-dir");
+  }
   if (plan_only) {
     f.Int("context", &g.context, 0, 1 << 24, "tokens of KV cache to hold per session (0: the model's context)");
     f.Int("concurrency", &g.concurrency, 1, 1 << 20, "sessions the plan must hold KV for at once");
   }
-  if (!plan_only) {
+  if (mode == GenerateMode::kGenerate) {
     f.String("prompt", &g.prompt, "the prompt text");
     f.String("prompt-tokens", &g.prompt_tokens, "the prompt as token ids, \"1,2,3\" (instead of --prompt)");
     f.Bool("keep-session", &g.keep_session,
@@ -137,6 +156,10 @@ int Generate(int argc, char** argv, bool plan_only) {
   if (help) { std::cout << f.Help(); return 0; }
   const int sources = (!g.cluster.nodes.empty()) + (!g.cluster.cluster_file.empty()) + (g.cluster.local > 0);
   if (sources > 1) { std::cerr << "strata: give at most one of --nodes, --cluster, --local (none: discovery)\n"; return 2; }
+  if (perplexity) {
+    if (g.perplexity_file.empty()) { std::cerr << "strata: perplexity needs --file TEXT\n"; return 2; }
+    return RunGenerate(g);
+  }
   if (!plan_only && f.WasSet("prompt") == f.WasSet("prompt-tokens")) {
     std::cerr << "strata: give one of --prompt TEXT and --prompt-tokens IDS\n";
     return 2;
@@ -316,8 +339,9 @@ int main(int argc, char** argv) {
   kj::UnixEventPort::captureSignal(SIGINT);
   signal(SIGPIPE, SIG_IGN);
   const std::string command = argc > 1 ? argv[1] : "";
-  if (command == "generate") return strata::Generate(argc, argv, false);
-  if (command == "plan") return strata::Generate(argc, argv, true);
+  if (command == "generate") return strata::Generate(argc, argv, strata::GenerateMode::kGenerate);
+  if (command == "plan") return strata::Generate(argc, argv, strata::GenerateMode::kPlan);
+  if (command == "perplexity") return strata::Generate(argc, argv, strata::GenerateMode::kPerplexity);
   if (command == "status") return strata::StatusCommand(argc, argv);
   if (command == "make-model") return strata::MakeModel(argc, argv);
   if (command == "quantize") return strata::Quantize(argc, argv);

@@ -12,7 +12,7 @@ STEPS=${STEPS:-1800}
 SEED=${SEED:-1}
 THREADS=${THREADS:-2}
 VOCAB=3000
-for tool in bible spm_train spm_encode; do
+for tool in spm_train spm_encode; do
   command -v "$tool" >/dev/null || { echo "train: $tool not found; run scripts/setup.sh" >&2; exit 1; }
 done
 [ -x build/bin/strata-train ] || { echo "train: build first (scripts/setup.sh)" >&2; exit 1; }
@@ -20,15 +20,7 @@ mkdir -p "$WORK" "$OUT"
 
 # 1. The text: one verse per line (tokenizer training), one chapter per line
 #    (language-model training). Every 20th chapter is held out.
-bible -l100000 "Gen1:1-Rev22:21" | awk -v work="$WORK" '
-  /^  *[0-9]+ / { sub(/^ *[0-9]+ /, ""); print > (work "/verses.txt"); chapter = chapter (chapter == "" ? "" : " ") $0; next }
-  /^[0-9A-Z][A-Za-z ]* [0-9]+$/ { flush(); next }
-  function flush() {
-    if (chapter == "") return
-    n++; print chapter > (work "/" (n % 20 == 10 ? "heldout" : "train") ".txt"); chapter = ""
-  }
-  END { flush() }'
-echo "corpus: $(wc -l < "$WORK/verses.txt") verses, $(wc -w < "$WORK/train.txt") train words, $(wc -w < "$WORK/heldout.txt") held-out words" >&2
+bash scripts/kjv_corpus.sh "$WORK"
 
 # 2. The tokenizer: SentencePiece BPE over the training verses.
 spm_train --input="$WORK/verses.txt" --model_prefix="$WORK/tokenizer" --model_type=bpe --vocab_size=$VOCAB \
