@@ -69,4 +69,4 @@ Reproduce (deterministic for the same seed and thread count):
 It is a toy: it imitates the style and vocabulary of its corpus and knows
 nothing else.
 CARD
-echo "wrote $OUT" >&2
+echo "wrote $OUT; its perplexity table: scripts/bench/perplexity.sh --model $OUT --card $OUT/README.md" >&2

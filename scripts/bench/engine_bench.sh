@@ -8,8 +8,12 @@
 #   vs llama.cpp      = Strata tokens/s / llama.cpp tokens/s             (target >= 1.0)
 # Each type runs once per kernel cap in --kernels (default "auto avx2": on an
 # AVX-512 machine the second row is what an AVX2-only CPU runs).
+# With --batch, also the continuous batch: aggregate decode tokens/s of
+# `strata serve` on one node with Q4_K_M at concurrency 16 over concurrency
+# 1, against the batch roof strata-gemv-roof measures for Q4_K in the same
+# run (the ideal speedup of 16 rows over 16 single rows on this CPU).
 # usage: scripts/bench/engine_bench.sh [--llama-cpp DIR] [--tokens N] [--repeats N] [--types "bf16 q4_k_m"]
-#                                      [--kernels "auto avx2"] [--threads N]
+#                                      [--kernels "auto avx2"] [--threads N] [--batch]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 BIN=build/bin
@@ -20,6 +24,7 @@ TYPES="bf16 f32 q8_0 q4_k_m"
 KERNELS="auto avx2"
 THREADS=$(nproc)
 MODELS=build/bench-models
+BATCH=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --llama-cpp) LLAMA=$2; shift 2 ;;
@@ -28,7 +33,8 @@ while [ $# -gt 0 ]; do
     --types) TYPES=$2; shift 2 ;;
     --kernels) KERNELS=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+    --batch) BATCH=1; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "engine_bench: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -92,7 +98,31 @@ for r in $(seq "$REPEATS"); do
   done
 done
 
-jq -n --argjson rows "$rows" --arg cpu "$CPU" --arg flags "$FLAGS" --argjson threads "$THREADS" '
+# The continuous batch with Q4_K_M: concurrency 16 over 1, against the roof.
+batch=null
+if [ "$BATCH" = 1 ]; then
+  command -v node >/dev/null || { echo "engine_bench: --batch needs node (scripts/setup.sh)" >&2; exit 1; }
+  [ -f "$MODELS/tinyllama-shape-q4_k_m.gguf" ] ||
+    "$BIN/strata" quantize --model "$BASE" --type q4_k_m --out "$MODELS/tinyllama-shape-q4_k_m.gguf"
+  WORK=$(mktemp -d)
+  . scripts/bench/lib_serve.sh
+  trap 'stop; rm -rf "$WORK"' EXIT
+  serve "$MODELS/tinyllama-shape-q4_k_m.gguf" 1 f32
+  node scripts/bench/serve_load.mjs "$URL" 1 1 4 >/dev/null  # warm up
+  c1=$(node scripts/bench/serve_load.mjs "$URL" 1 2 "$TOKENS")
+  c16=$(node scripts/bench/serve_load.mjs "$URL" 16 32 "$TOKENS")
+  stop
+  roof=$("$BIN/strata-gemv-roof" --type q4_k --rows 2048 --cols 2048 --threads "$THREADS")
+  batch=$(jq -n --argjson c1 "$c1" --argjson c16 "$c16" --argjson roof "$roof" '
+    ($roof.batches[] | select(.batch == 16) | .ideal_speedup) as $ideal |
+    {type: "q4_k_m", concurrency_1_tokens_per_s: $c1.tokens_per_s, concurrency_16_tokens_per_s: $c16.tokens_per_s,
+     speedup_16_over_1: ($c16.tokens_per_s / $c1.tokens_per_s), roof_ideal_speedup_16: $ideal,
+     speedup_of_roof: (($c16.tokens_per_s / $c1.tokens_per_s) / $ideal), failed: ($c1.failed + $c16.failed),
+     kernel_path: $roof.path}')
+  echo "batch: $batch" >&2
+fi
+
+jq -n --argjson rows "$rows" --arg cpu "$CPU" --arg flags "$FLAGS" --argjson threads "$THREADS" --argjson batch "$batch" '
   def median: sort | .[(length / 2 | floor)];
   {cpu: $cpu, flags: $flags, threads: $threads,
    results: ($rows | group_by(.type + " " + .kernels) | map({
@@ -106,4 +136,5 @@ jq -n --argjson rows "$rows" --arg cpu "$CPU" --arg flags "$FLAGS" --argjson thr
      llama_cpp_prefill_tokens_per_s: (map(.llama_cpp.prefill // empty) | if length > 0 then median else null end)}
      | . + {decode_vs_llama_cpp: (if .llama_cpp_decode_tokens_per_s then .decode_tokens_per_s / .llama_cpp_decode_tokens_per_s else null end),
             prefill_vs_llama_cpp: (if .llama_cpp_prefill_tokens_per_s then .prefill_tokens_per_s / .llama_cpp_prefill_tokens_per_s else null end)})),
+   batch: $batch,
    targets: {decode_efficiency: ">= 0.8", decode_vs_llama_cpp: ">= 1.0", prefill_vs_llama_cpp: ">= 1.0"}}'

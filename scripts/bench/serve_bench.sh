@@ -32,8 +32,7 @@ done
 command -v jq >/dev/null && command -v node >/dev/null || { echo "serve_bench: needs jq and node (scripts/setup.sh)" >&2; exit 1; }
 [ -x "$BIN/strata" ] || { echo "serve_bench: build first (scripts/setup.sh)" >&2; exit 1; }
 WORK=$(mktemp -d)
-PID=""
-stop() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; PID=""; }
+. scripts/bench/lib_serve.sh
 trap 'stop; rm -rf "$WORK"' EXIT
 if [ ! -f "$MODEL/config.json" ]; then
   echo "writing $MODEL (TinyLlama-1.1B shape, BF16, ~2.2 GB) ..." >&2
@@ -44,20 +43,6 @@ TINY=build/bench-models/hop-h64-l4
 [ -f "$TINY/config.json" ] || "$BIN/strata" make-model --out "$TINY" --hidden 64 --layers 4 --heads 4 --kv-heads 4 \
   --intermediate 128 --vocab 256 --context 1024 --tokenizer-vocab 200 2>/dev/null
 
-serve() {  # serve MODEL NODES DTYPE: starts strata serve, sets URL and PID
-  local model=$1 nodes=$2 dtype=$3; shift 3
-  "$BIN/strata" serve --model "$model" --local "$nodes" --dtype "$dtype" --http 127.0.0.1:0 --max-running 64 "$@" \
-    >"$WORK/serve.out" 2>"$WORK/serve.err" &
-  PID=$!
-  URL=""
-  for _ in $(seq 1200); do
-    URL=$(grep -o 'http://127.0.0.1:[0-9]*' "$WORK/serve.out" 2>/dev/null || true)
-    [ -n "$URL" ] && return 0
-    kill -0 "$PID" 2>/dev/null || { cat "$WORK/serve.err" >&2; exit 1; }
-    sleep 0.1
-  done
-  echo "serve_bench: strata serve did not start" >&2; exit 1
-}
 rss_kib() { ps -o rss= -p "$1" | tr -d ' '; }
 node_pids() { pgrep -P "$PID" -f strata-node | tr '\n' ' '; }
 
