@@ -20,65 +20,73 @@ inline __m512 LoadBf16x16(const uint16_t* p, __mmask16 m) {
 
 // R weight rows against N activation rows (f32). A dot keeps four
 // accumulators of 16 lanes: a_j sums the 16-wide chunks at 64i + 16j in
-// order of i, and a_0 then takes the tail (16 at a time, the last masked).
-// The tile runs one j at a time with R*N accumulators in registers and
-// reduces ((a0 + a1) + (a2 + a3)): each dot's operations, and so its bits,
-// are the same for any R and N, while every weight load serves N dots and
-// every activation load R (4 x 4: 8 loads per 16 FMAs, the prefill case).
+// order of i, and a_0 then takes the tail (16 at a time, the last masked),
+// reduced as ((a0 + a1) + (a2 + a3)). Small tiles (decode: one activation
+// row) keep all four a_j in registers and read each row once, front to
+// back; a large one (4 x 4, the prefill case: every weight load serves N
+// dots, every activation load R) runs one j at a time over the row, with
+// R*N accumulators. Either way each a_j sees the same FMAs in the same
+// order, so a dot's bits are the same for any R and N.
 template <bool kBf16, int R, int N>
-void FloatTile(const WeightMatrix& w, int64_t r0, const ActRows& x, int64_t b0, float* out, int64_t stride) {
-  const int64_t cols = w.cols;
+struct FloatTile {
   const float* wf[R];
   const uint16_t* wh[R];
-  for (int r = 0; r < R; ++r) {
-    wf[r] = reinterpret_cast<const float*>(w.row(r0 + r));
-    wh[r] = reinterpret_cast<const uint16_t*>(w.row(r0 + r));
-  }
   const float* xs[N];
-  for (int k = 0; k < N; ++k) xs[k] = reinterpret_cast<const float*>(x.row(b0 + k));
-  __m512 part[4][R][N];  // [j][weight row][activation row]
-  const int64_t main_end = cols / 64 * 64;
-  for (int j = 0; j < 4; ++j) {
-    __m512 acc[R][N];
-    for (int r = 0; r < R; ++r)
-      for (int k = 0; k < N; ++k) acc[r][k] = _mm512_setzero_ps();
-    for (int64_t i = 16 * j; i < main_end; i += 64) {
-      __m512 wv[R];
-      for (int r = 0; r < R; ++r) wv[r] = kBf16 ? LoadBf16x16(wh[r] + i, 0xFFFF) : _mm512_loadu_ps(wf[r] + i);
-      for (int k = 0; k < N; ++k) {
-        const __m512 xv = _mm512_loadu_ps(xs[k] + i);
-        for (int r = 0; r < R; ++r) acc[r][k] = _mm512_fmadd_ps(wv[r], xv, acc[r][k]);
-      }
-    }
-    if (j == 0) {
-      for (int64_t i = main_end; i < cols; i += 16) {
-        const __mmask16 m = cols - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (cols - i)) - 1);
-        __m512 wv[R];
-        for (int r = 0; r < R; ++r) wv[r] = kBf16 ? LoadBf16x16(wh[r] + i, m) : _mm512_maskz_loadu_ps(m, wf[r] + i);
-        for (int k = 0; k < N; ++k) {
-          const __m512 xv = _mm512_maskz_loadu_ps(m, xs[k] + i);
-          for (int r = 0; r < R; ++r) acc[r][k] = _mm512_fmadd_ps(wv[r], xv, acc[r][k]);
-        }
-      }
-    }
-    for (int r = 0; r < R; ++r)
-      for (int k = 0; k < N; ++k) part[j][r][k] = acc[r][k];
-  }
-  for (int r = 0; r < R; ++r) {
+
+  // acc[r][k] += w_r[i, i+16) * x_k[i, i+16), lanes outside m zero.
+  inline void Chunk(int64_t i, __mmask16 m, __m512 (&acc)[R][N]) const {
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = kBf16 ? LoadBf16x16(wh[r] + i, m) : _mm512_maskz_loadu_ps(m, wf[r] + i);
     for (int k = 0; k < N; ++k) {
-      out[(b0 + k) * stride + r0 + r] = _mm512_reduce_add_ps(
-          _mm512_add_ps(_mm512_add_ps(part[0][r][k], part[1][r][k]), _mm512_add_ps(part[2][r][k], part[3][r][k])));
+      const __m512 xv = _mm512_maskz_loadu_ps(m, xs[k] + i);
+      for (int r = 0; r < R; ++r) acc[r][k] = _mm512_fmadd_ps(wv[r], xv, acc[r][k]);
     }
   }
-}
+
+  void Run(const WeightMatrix& w, int64_t r0, const ActRows& x, int64_t b0, float* out, int64_t stride) {
+    const int64_t cols = w.cols;
+    for (int r = 0; r < R; ++r) {
+      wf[r] = reinterpret_cast<const float*>(w.row(r0 + r));
+      wh[r] = reinterpret_cast<const uint16_t*>(w.row(r0 + r));
+    }
+    for (int k = 0; k < N; ++k) xs[k] = reinterpret_cast<const float*>(x.row(b0 + k));
+    __m512 part[4][R][N];  // [j][weight row][activation row]
+    for (int j = 0; j < 4; ++j)
+      for (int r = 0; r < R; ++r)
+        for (int k = 0; k < N; ++k) part[j][r][k] = _mm512_setzero_ps();
+    const int64_t main_end = cols / 64 * 64;
+    if constexpr (R * N <= 4) {
+      for (int64_t i = 0; i < main_end; i += 64)
+        for (int j = 0; j < 4; ++j) Chunk(i + 16 * j, 0xFFFF, part[j]);
+    } else {
+      for (int j = 0; j < 4; ++j) {
+        __m512 acc[R][N];
+        for (int r = 0; r < R; ++r)
+          for (int k = 0; k < N; ++k) acc[r][k] = _mm512_setzero_ps();
+        for (int64_t i = 16 * j; i < main_end; i += 64) Chunk(i, 0xFFFF, acc);
+        for (int r = 0; r < R; ++r)
+          for (int k = 0; k < N; ++k) part[j][r][k] = acc[r][k];
+      }
+    }
+    for (int64_t i = main_end; i < cols; i += 16) {
+      Chunk(i, cols - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (cols - i)) - 1), part[0]);
+    }
+    for (int r = 0; r < R; ++r) {
+      for (int k = 0; k < N; ++k) {
+        out[(b0 + k) * stride + r0 + r] = _mm512_reduce_add_ps(
+            _mm512_add_ps(_mm512_add_ps(part[0][r][k], part[1][r][k]), _mm512_add_ps(part[2][r][k], part[3][r][k])));
+      }
+    }
+  }
+};
 
 template <bool kBf16, int R>
 void FloatRows(int n, const WeightMatrix& w, int64_t r0, const ActRows& x, int64_t b0, float* out, int64_t stride) {
   switch (n) {
-    case 4: FloatTile<kBf16, R, 4>(w, r0, x, b0, out, stride); break;
-    case 3: FloatTile<kBf16, R, 3>(w, r0, x, b0, out, stride); break;
-    case 2: FloatTile<kBf16, R, 2>(w, r0, x, b0, out, stride); break;
-    default: FloatTile<kBf16, R, 1>(w, r0, x, b0, out, stride); break;
+    case 4: FloatTile<kBf16, R, 4>().Run(w, r0, x, b0, out, stride); break;
+    case 3: FloatTile<kBf16, R, 3>().Run(w, r0, x, b0, out, stride); break;
+    case 2: FloatTile<kBf16, R, 2>().Run(w, r0, x, b0, out, stride); break;
+    default: FloatTile<kBf16, R, 1>().Run(w, r0, x, b0, out, stride); break;
   }
 }
 
@@ -111,37 +119,43 @@ namespace {
 
 // vdpbf16ps over a tile of R weight rows x N activation rows (both bf16).
 // A dot keeps four accumulators: a_j sums the 32-wide chunks at 128i + 32j
-// in order of i, and a_0 then takes the tail (masked). The tile runs one j
-// at a time with R*N accumulators in registers, then reduces the four as
-// ((a0 + a1) + (a2 + a3)): each dot's sequence of operations, and so its
-// bits, are the same for any R and N, while each weight and activation load
-// serves N or R dot steps (R = N = 4: 8 loads per 16 dot steps).
+// in order of i, and a_0 then takes the tail (masked), reduced as
+// ((a0 + a1) + (a2 + a3)). As FloatTile: a small tile keeps all four in
+// registers and reads its rows once, front to back; a large one runs one j
+// at a time (R = N = 4: 8 loads per 16 dot steps). Each dot's sequence of
+// operations, and so its bits, are the same for any R and N.
 template <int R, int N>
 void DpTile(const uint16_t* w, const ActRows& x, int64_t b0, int64_t cols, float* out, int64_t stride) {
   const auto* xp = reinterpret_cast<const uint16_t*>(x.row(b0));
   const int64_t xs = static_cast<int64_t>(x.row_bytes / 2);
   __m512 part[4][R][N];  // [j][weight row][activation row]
-  const int64_t main_end = cols / 128 * 128;
-  for (int j = 0; j < 4; ++j) {
-    __m512 acc[R][N];
+  for (int j = 0; j < 4; ++j)
     for (int r = 0; r < R; ++r)
-      for (int b = 0; b < N; ++b) acc[r][b] = _mm512_setzero_ps();
-    auto step = [&](int64_t i, __mmask32 m) __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) {
-      __m512bh wv[R];
-      for (int r = 0; r < R; ++r) wv[r] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + r * cols + i);
-      for (int b = 0; b < N; ++b) {
-        const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, xp + b * xs + i);
-        for (int r = 0; r < R; ++r) acc[r][b] = _mm512_dpbf16_ps(acc[r][b], xv, wv[r]);
-      }
-    };
-    for (int64_t i = 32 * j; i < main_end; i += 128) step(i, 0xFFFFFFFFu);
-    if (j == 0) {
-      for (int64_t i = main_end; i < cols; i += 32) {
-        step(i, cols - i >= 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1u << (cols - i)) - 1));
-      }
+      for (int b = 0; b < N; ++b) part[j][r][b] = _mm512_setzero_ps();
+  auto step = [&](int64_t i, __mmask32 m, __m512 (&acc)[R][N]) __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16"))) {
+    __m512bh wv[R];
+    for (int r = 0; r < R; ++r) wv[r] = (__m512bh)_mm512_maskz_loadu_epi16(m, w + r * cols + i);
+    for (int b = 0; b < N; ++b) {
+      const __m512bh xv = (__m512bh)_mm512_maskz_loadu_epi16(m, xp + b * xs + i);
+      for (int r = 0; r < R; ++r) acc[r][b] = _mm512_dpbf16_ps(acc[r][b], xv, wv[r]);
     }
-    for (int r = 0; r < R; ++r)
-      for (int b = 0; b < N; ++b) part[j][r][b] = acc[r][b];
+  };
+  const int64_t main_end = cols / 128 * 128;
+  if constexpr (R * N <= 4) {
+    for (int64_t i = 0; i < main_end; i += 128)
+      for (int j = 0; j < 4; ++j) step(i + 32 * j, 0xFFFFFFFFu, part[j]);
+  } else {
+    for (int j = 0; j < 4; ++j) {
+      __m512 acc[R][N];
+      for (int r = 0; r < R; ++r)
+        for (int b = 0; b < N; ++b) acc[r][b] = _mm512_setzero_ps();
+      for (int64_t i = 32 * j; i < main_end; i += 128) step(i, 0xFFFFFFFFu, acc);
+      for (int r = 0; r < R; ++r)
+        for (int b = 0; b < N; ++b) part[j][r][b] = acc[r][b];
+    }
+  }
+  for (int64_t i = main_end; i < cols; i += 32) {
+    step(i, cols - i >= 32 ? 0xFFFFFFFFu : static_cast<__mmask32>((1u << (cols - i)) - 1), part[0]);
   }
   for (int r = 0; r < R; ++r) {
     for (int b = 0; b < N; ++b) {
@@ -163,8 +177,9 @@ void DpRows(int n, const uint16_t* w, const ActRows& x, int64_t b0, int64_t cols
 
 void DpBf16Mat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
   const auto* wp = reinterpret_cast<const uint16_t*>(w.data);
-  for (int64_t r = r0; r < r1; r += 4) {
-    const int m = static_cast<int>(std::min<int64_t>(4, r1 - r));
+  const int64_t rows_per_tile = x.n == 1 ? 1 : 4;  // decode: one stream per core, as FloatMat
+  for (int64_t r = r0; r < r1; r += rows_per_tile) {
+    const int m = static_cast<int>(std::min<int64_t>(rows_per_tile, r1 - r));
     for (int64_t b0 = 0; b0 < x.n; b0 += 4) {
       const int n = static_cast<int>(std::min<int64_t>(4, x.n - b0));
       const uint16_t* wt = wp + r * w.cols;
