@@ -24,8 +24,6 @@ using json = nlohmann::json;
 using testing::BinDir;
 using testing::RunProcess;
 
-std::string DefaultModel() { return BinDir() + "/../../models/kjv-5m"; }
-
 TEST(PerplexityTest, NegativeLogLikelihoodOfARow) {
   const std::vector<float> logits = {1.0f, 2.0f, -3.0f, 1000.0f};
   // log-sum-exp shifted by the maximum: no overflow at 1000.

@@ -24,9 +24,8 @@ namespace {
 
 using json = nlohmann::json;
 using testing::BinDir;
+using testing::DefaultModel;
 using testing::RunProcess;
-
-std::string DefaultModel() { return BinDir() + "/../../models/kjv-5m"; }
 
 testing::ProcessResult Quantize(const std::string& model, const std::string& type, const std::string& out) {
   return RunProcess({BinDir() + "/strata", "quantize", "--model", model, "--type", type, "--out", out});

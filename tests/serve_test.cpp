@@ -200,7 +200,7 @@ TEST(ServeTest, CompletionsEqualGenerateAndStreamsFrameSse) {
 TEST(ServeTest, AGgufModelServesAsItGenerates) {
   testing::TempDir dir;
   const std::string gguf = dir / "kjv-q8_0.gguf";
-  auto q = RunProcess({Strata(), "quantize", "--model", testing::BinDir() + "/../../models/kjv-5m", "--type", "q8_0",
+  auto q = RunProcess({Strata(), "quantize", "--model", testing::DefaultModel(), "--type", "q8_0",
                        "--out", gguf});
   ASSERT_EQ(q.exit_code, 0) << q.err;
   Server server({"--model", gguf});

@@ -63,6 +63,8 @@ TempDir::~TempDir() {
 
 std::string BinDir() { return STRATA_BIN_DIR; }
 
+std::string DefaultModel() { return BinDir() + "/../../models/kjv-5m"; }
+
 // Runs `strata make-model` rather than linking it: SentencePiece and
 // LibTorch each bring their own protobuf and cannot share a process.
 void MakeModel(const std::string& dir, const TestModelSpec& spec) {

@@ -25,6 +25,8 @@ class TempDir {
 
 // The directory of strata and strata-node in this build.
 std::string BinDir();
+// The default model in the source tree (models/kjv-5m).
+std::string DefaultModel();
 // Where TempDirs are made: nodes that tests start may load models from under it.
 std::string TempRoot();
 

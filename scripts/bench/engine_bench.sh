@@ -41,10 +41,8 @@ done
 command -v jq >/dev/null || { echo "engine_bench: needs jq (scripts/setup.sh installs it)" >&2; exit 1; }
 [ -x "$BIN/strata" ] || { echo "engine_bench: build first (scripts/setup.sh)" >&2; exit 1; }
 BENCH=""
-if [ -n "$LLAMA" ]; then
-  for b in "$LLAMA/bin/llama-bench" "$LLAMA/build/bin/llama-bench" "$LLAMA/llama-bench"; do [ -x "$b" ] && BENCH=$b; done
-  [ -n "$BENCH" ] || { echo "engine_bench: no llama-bench under $LLAMA" >&2; exit 1; }
-fi
+. scripts/bench/lib_llama.sh
+[ -z "$LLAMA" ] || BENCH=$(llama_tool "$LLAMA" llama-bench) || exit 1
 CPU=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 FLAGS=$(grep -m1 flags /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512f|avx512_bf16|avx512_vnni|avx_vnni)$' | tr '\n' ' ')
 

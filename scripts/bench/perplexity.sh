@@ -34,12 +34,8 @@ done
 command -v jq >/dev/null || { echo "perplexity: needs jq (scripts/setup.sh installs it)" >&2; exit 1; }
 [ -x "$BIN/strata" ] || { echo "perplexity: build first (scripts/setup.sh)" >&2; exit 1; }
 PPL=""
-if [ -n "$LLAMA" ]; then
-  for b in "$LLAMA/bin/llama-perplexity" "$LLAMA/build/bin/llama-perplexity" "$LLAMA/llama-perplexity"; do
-    [ -x "$b" ] && PPL=$b
-  done
-  [ -n "$PPL" ] || { echo "perplexity: no llama-perplexity under $LLAMA" >&2; exit 1; }
-fi
+. scripts/bench/lib_llama.sh
+[ -z "$LLAMA" ] || PPL=$(llama_tool "$LLAMA" llama-perplexity) || exit 1
 WORK=build/kjv-data
 [ -s "$WORK/heldout.txt" ] || bash scripts/kjv_corpus.sh "$WORK"
 # One chapter a line there; here one text, chapters joined by a space: a
