@@ -43,7 +43,7 @@ int64_t BlockElements(WeightType type) { return DTypeBlockElements(StorageDType(
 size_t BlockBytes(WeightType type) { return DTypeBlockBytes(StorageDType(type)); }
 bool IsQuantized(WeightType type) { return BlockElements(type) > 1; }
 
-size_t RowBytes(WeightType type, int64_t cols) {
+size_t BlockRowBytes(WeightType type, int64_t cols) {
   return static_cast<size_t>(cols / BlockElements(type)) * BlockBytes(type);
 }
 

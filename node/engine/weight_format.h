@@ -29,7 +29,13 @@ bool IsQuantized(WeightType type);
 DType StorageDType(WeightType type);
 bool WeightTypeOf(DType dtype, WeightType* out);
 // Bytes of one row of `cols` elements; cols must be a multiple of BlockElements.
-size_t RowBytes(WeightType type, int64_t cols);
+size_t BlockRowBytes(WeightType type, int64_t cols);  // any type, through the block tables
+// Inline for the plain types: attention asks it once a cached position.
+inline size_t RowBytes(WeightType type, int64_t cols) {
+  if (type == WeightType::kF32) return static_cast<size_t>(cols) * 4;
+  if (type == WeightType::kBF16) return static_cast<size_t>(cols) * 2;
+  return BlockRowBytes(type, cols);
+}
 
 // storage/quants' conversions, by weight type.
 inline void DequantizeRow(WeightType type, const uint8_t* row, int64_t cols, float* out) {
