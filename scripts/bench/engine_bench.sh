@@ -6,6 +6,8 @@
 # llama-bench, interleaved in one run with the memory bandwidth:
 #   decode efficiency = weight bytes read per token x tokens/s / bandwidth (target >= 0.8)
 #   vs llama.cpp      = Strata tokens/s / llama.cpp tokens/s             (target >= 1.0)
+#   prefill GFLOP/s   = 2 x the layers' matrix weights x prompt tokens/s, against the
+#                       CPU's f32 FMA peak (strata-gemv-roof --peak) measured in the same run
 # Each type runs once per kernel cap in --kernels (default "auto avx2": on an
 # AVX-512 machine the second row is what an AVX2-only CPU runs).
 # With --batch, also the continuous batch: aggregate decode tokens/s of
@@ -78,6 +80,13 @@ llama_run() {  # TYPE: {decode, prefill} tokens/s of llama-bench on the same fil
     jq '{decode: (map(select(.n_gen > 0)) | .[0].avg_ts), prefill: (map(select(.n_prompt > 0)) | .[0].avg_ts)}'
 }
 
+# Multiply-adds of one token through the layers' matrices (prefill computes
+# the head for the last position only), from the model's config.
+layer_macs=$(jq '(.hidden_size / .num_attention_heads) as $hd |
+  .num_hidden_layers * (.hidden_size * (.num_attention_heads + 2 * .num_key_value_heads) * $hd
+                        + .num_attention_heads * $hd * .hidden_size + 3 * .hidden_size * .intermediate_size)' "$BASE/config.json")
+peak=$("$BIN/strata-gemv-roof" --peak --threads "$THREADS" | jq .gflops)
+
 rows="[]"
 for r in $(seq "$REPEATS"); do
   for t in $TYPES; do
@@ -120,9 +129,10 @@ if [ "$BATCH" = 1 ]; then
   echo "batch: $batch" >&2
 fi
 
-jq -n --argjson rows "$rows" --arg cpu "$CPU" --arg flags "$FLAGS" --argjson threads "$THREADS" --argjson batch "$batch" '
+jq -n --argjson rows "$rows" --arg cpu "$CPU" --arg flags "$FLAGS" --argjson threads "$THREADS" --argjson batch "$batch" \
+  --argjson macs "$layer_macs" --argjson peak "$peak" '
   def median: sort | .[(length / 2 | floor)];
-  {cpu: $cpu, flags: $flags, threads: $threads,
+  {cpu: $cpu, flags: $flags, threads: $threads, peak_gflops_f32: $peak,
    results: ($rows | group_by(.type + " " + .kernels) | map({
      type: .[0].type, kernels: .[0].kernels,
      read_bytes_per_token: .[0].read_bytes_per_token,
@@ -132,6 +142,9 @@ jq -n --argjson rows "$rows" --arg cpu "$CPU" --arg flags "$FLAGS" --argjson thr
      decode_efficiency: (map(.strata.decode * .read_bytes_per_token / (.bandwidth_gb_per_s * 1e9)) | median),
      llama_cpp_decode_tokens_per_s: (map(.llama_cpp.decode // empty) | if length > 0 then median else null end),
      llama_cpp_prefill_tokens_per_s: (map(.llama_cpp.prefill // empty) | if length > 0 then median else null end)}
+     | . + {prefill_gflops: (.prefill_tokens_per_s * 2 * $macs / 1e9),
+            prefill_of_peak: (if $peak then .prefill_tokens_per_s * 2 * $macs / 1e9 / $peak else null end),
+            llama_cpp_prefill_gflops: (if .llama_cpp_prefill_tokens_per_s then .llama_cpp_prefill_tokens_per_s * 2 * $macs / 1e9 else null end)}
      | . + {decode_vs_llama_cpp: (if .llama_cpp_decode_tokens_per_s then .decode_tokens_per_s / .llama_cpp_decode_tokens_per_s else null end),
             prefill_vs_llama_cpp: (if .llama_cpp_prefill_tokens_per_s then .prefill_tokens_per_s / .llama_cpp_prefill_tokens_per_s else null end)})),
    batch: $batch,

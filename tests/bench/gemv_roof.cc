@@ -6,7 +6,12 @@
 // speedup over B single rows: the limit that a server's throughput at
 // concurrency B is measured against. Rows are split across --threads
 // threads (default: every core) as the node splits them (OpenMP).
-// usage: strata-gemv-roof [--type T] [--kernels CAP] [--rows R] [--cols C] [--threads T]
+// With --peak it prints instead the CPU's f32 FMA peak (GFLOP/s on
+// --threads threads, registers only, the widest vectors the CPU has): what
+// prefill, a matrix-matrix product, is measured against.
+// usage: strata-gemv-roof [--type T] [--kernels CAP] [--rows R] [--cols C] [--threads T] [--peak]
+#include <immintrin.h>
+
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +25,7 @@
 #include <omp.h>
 #include <vector>
 
+#include "node/engine/cpu_target.h"
 #include "node/engine/matmul.h"
 #include "storage/quants.h"
 #include "storage/dtype.h"
@@ -49,17 +55,66 @@ void Split(int threads, int64_t rows, const std::function<void(int64_t, int64_t)
   }
 }
 
+// FMAs on 12 independent accumulators (enough to cover the FMA latency on
+// two ports), `iters` times; returns a value so the loop is not dropped.
+STRATA_TARGET_BEGIN("avx512f,fma")
+float FmaLoop512(int64_t iters) {
+  __m512 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm512_set1_ps(1.0f + i * 1e-3f);
+  const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+  for (int64_t n = 0; n < iters; ++n)
+    for (int i = 0; i < 12; ++i) acc[i] = _mm512_fmadd_ps(acc[i], a, b);
+  for (int i = 1; i < 12; ++i) acc[0] = _mm512_add_ps(acc[0], acc[i]);
+  return _mm512_reduce_add_ps(acc[0]);
+}
+STRATA_TARGET_END
+STRATA_TARGET_BEGIN("avx2,fma")
+float FmaLoop256(int64_t iters) {
+  __m256 acc[12];
+  for (int i = 0; i < 12; ++i) acc[i] = _mm256_set1_ps(1.0f + i * 1e-3f);
+  const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
+  for (int64_t n = 0; n < iters; ++n)
+    for (int i = 0; i < 12; ++i) acc[i] = _mm256_fmadd_ps(acc[i], a, b);
+  for (int i = 1; i < 12; ++i) acc[0] = _mm256_add_ps(acc[0], acc[i]);
+  float lanes[8];
+  _mm256_storeu_ps(lanes, acc[0]);
+  return lanes[0];
+}
+STRATA_TARGET_END
+
+int PrintPeak(int threads) {
+  const strata::CpuFeatures cpu = strata::CpuFeatures::Probe();
+  const bool wide = cpu.avx512f && cpu.fma;
+  if (!wide && !(cpu.avx2 && cpu.fma)) {
+    std::printf("{\"isa\": \"none\", \"threads\": %d, \"gflops\": null}\n", threads);
+    return 0;
+  }
+  const int lanes = wide ? 16 : 8;
+  const int64_t iters = 20000000;
+  volatile float sink = 0;
+  const double t = Best(3, [&]() {
+#pragma omp parallel num_threads(threads)
+    { sink = sink + (wide ? FmaLoop512(iters) : FmaLoop256(iters)); }
+  });
+  const double flops = 2.0 * 12 * lanes * static_cast<double>(iters) * threads;
+  std::printf("{\"isa\": \"%s\", \"threads\": %d, \"gflops\": %.1f}\n", wide ? "avx512" : "avx2", threads,
+              flops / t / 1e9);
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   int64_t rows = 5632, cols = 2048;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string type_name = "bf16", cap = "auto";
+  bool peak = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
       std::printf("usage: strata-gemv-roof [--type f32|bf16|q8_0|q4_0|q4_k|q5_k|q6_k] [--kernels auto|avx512|avx2|scalar]\n"
-                  "                        [--rows R] [--cols C] [--threads T]\n"
-                  "Times one weight type's kernel for batches of 1..64 rows; prints JSON.\n");
+                  "                        [--rows R] [--cols C] [--threads T] [--peak]\n"
+                  "Times one weight type's kernel for batches of 1..64 rows; prints JSON.\n"
+                  "--peak: the CPU's f32 FMA peak on --threads threads instead.\n");
       return 0;
     }
     if (!std::strcmp(argv[i], "--rows") && i + 1 < argc) rows = std::atoll(argv[++i]);
@@ -67,11 +122,13 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::max(1, std::atoi(argv[++i]));
     else if (!std::strcmp(argv[i], "--type") && i + 1 < argc) type_name = argv[++i];
     else if (!std::strcmp(argv[i], "--kernels") && i + 1 < argc) cap = argv[++i];
+    else if (!std::strcmp(argv[i], "--peak")) peak = true;
     else {
       std::fprintf(stderr, "strata-gemv-roof: unknown argument %s\n", argv[i]);
       return 2;
     }
   }
+  if (peak) return PrintPeak(threads);
   strata::WeightType type;
   if (!strata::ParseWeightType(type_name, &type)) {
     std::fprintf(stderr, "strata-gemv-roof: unknown --type %s\n", type_name.c_str());
