@@ -201,9 +201,8 @@ Status ScoreRequest(const GenerateFlags& flags, const ModelConfig& config, const
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   if (!in.good() && !in.eof()) return Status::Error("cannot read " + flags.perplexity_file);
   out->tokens = tokenizer.Encode(text, /*bos=*/true);  // as llama-perplexity: the text's stream starts with BOS too
-  const std::vector<int32_t> bos = tokenizer.Encode("", /*bos=*/true);
-  out->bos = bos.empty() ? -1 : bos[0];
-  out->ctx = flags.ctx > 0 ? flags.ctx : config.max_position;
+  out->bos = tokenizer.bos();
+  out->ctx = flags.context > 0 ? flags.context : config.max_position;
   out->max_chunks = flags.chunks;
   out->vocab = config.vocab_size;
   out->prefill_chunk = flags.prefill_chunk;

@@ -52,12 +52,11 @@ struct GenerateFlags {
   bool json = false;
   std::string logits_out;
   int64_t prefill_chunk = 512;
-  int64_t context = 0;        // plan: tokens of KV per session (0: the model's context)
+  int64_t context = 0;        // plan, perplexity: tokens of KV per session (0: the model's context)
   int64_t concurrency = 1;    // plan: sessions at once
   // strata perplexity: score this text file instead of generating
-  // (coordinator/perplexity), in chunks of ctx tokens (0: the model's context).
+  // (coordinator/perplexity), in chunks of `context` tokens.
   std::string perplexity_file;
-  int64_t ctx = 0;
   int64_t chunks = 0;         // most chunks (0: all)
 };
 

@@ -119,7 +119,7 @@ int Generate(int argc, char** argv, GenerateMode mode) {
   AddClusterFlags(f, &g.cluster);
   if (perplexity) {
     f.String("file", &g.perplexity_file, "the text to score");
-    f.Int("ctx", &g.ctx, 0, 1 << 24, "tokens per chunk (0: the model's context)");
+    f.Int("ctx", &g.context, 0, 1 << 24, "tokens per chunk (0: the model's context)");
     f.Int("chunks", &g.chunks, 0, 1 << 30, "score at most this many chunks (0: all)");
     f.Int("prefill-chunk", &g.prefill_chunk, 1, 1 << 20, "most context tokens per pipeline step");
     f.Bool("distribute", &g.distribute,

@@ -43,6 +43,30 @@ json Body(const ModelManifest& m) {
   return body;
 }
 
+std::string IdOf(const ModelManifest& m) {
+  const std::string body = Body(m).dump();
+  return Sha256Hex(body.data(), body.size());
+}
+
+// Lists `view` (at byte `begin` of `file`) with its bytes' hash: paged in,
+// hashed, dropped again, so a model larger than RAM is hashed too.
+Status AddHashed(const Checkpoint& ckpt, const std::string& name, const std::string& file, const TensorView& view,
+                 uint64_t begin, ModelManifest* m) {
+  ManifestTensor t;
+  t.name = name;
+  t.file = file;
+  t.dtype = view.dtype;
+  t.shape = view.shape;
+  t.begin = begin;
+  t.end = begin + view.nbytes;
+  Status populated = ckpt.Populate(view);
+  if (!populated.ok()) return populated;
+  t.sha256 = Sha256Hex(view.data, view.nbytes);
+  ckpt.Release(view);
+  m->tensors.push_back(std::move(t));
+  return Status::Ok();
+}
+
 }  // namespace
 
 std::string Sha256Hex(const void* data, size_t n) {
@@ -142,7 +166,7 @@ Result<ModelManifest> ModelManifest::FromJson(const std::string& text) {
     }
     m.tensors.push_back(std::move(mt));
   }
-  m.id = Sha256Hex(Body(m).dump().data(), Body(m).dump().size());
+  m.id = IdOf(m);
   if (j["id"].get<std::string>() != m.id) return bad("its id is not the hash of its contents");
   return m;
 }
@@ -160,21 +184,10 @@ Result<ModelManifest> BuildGgufManifest(const Checkpoint& ckpt) {
   auto views = GgufModelTensors(file, ckpt.config());
   if (!views.ok()) return views.status();
   for (const auto& [name, view] : views.value()) {
-    ManifestTensor t;
-    t.name = name;
-    t.file = m.files[0];
-    t.dtype = view.dtype;
-    t.shape = view.shape;
-    t.begin = file.offset_of(view);
-    t.end = t.begin + view.nbytes;
-    Status populated = file.Populate(view);
-    if (!populated.ok()) return populated;
-    t.sha256 = Sha256Hex(view.data, view.nbytes);
-    file.Release(view);
-    m.tensors.push_back(std::move(t));
+    Status st = AddHashed(ckpt, name, m.files[0], view, file.offset_of(view), &m);
+    if (!st.ok()) return st;
   }
-  const std::string body = Body(m).dump();
-  m.id = Sha256Hex(body.data(), body.size());
+  m.id = IdOf(m);
   return m;
 }
 
@@ -199,22 +212,11 @@ Result<ModelManifest> BuildManifest(const std::string& dir) {
     const std::string name = file->path().substr(file->path().rfind('/') + 1);
     m.files.push_back(name);
     for (const auto& [tensor, view] : file->tensors()) {
-      ManifestTensor t;
-      t.name = tensor;
-      t.file = name;
-      t.dtype = view.dtype;
-      t.shape = view.shape;
-      t.begin = file->offset_of(view);
-      t.end = t.begin + view.nbytes;
-      Status populated = file->Populate(view);
-      if (!populated.ok()) return populated;
-      t.sha256 = Sha256Hex(view.data, view.nbytes);
-      file->Release(view);
-      m.tensors.push_back(std::move(t));
+      Status st = AddHashed(*ckpt.value(), tensor, name, view, file->offset_of(view), &m);
+      if (!st.ok()) return st;
     }
   }
-  const std::string body = Body(m).dump();
-  m.id = Sha256Hex(body.data(), body.size());
+  m.id = IdOf(m);
   return m;
 }
 

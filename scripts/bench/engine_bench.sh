@@ -82,7 +82,7 @@ llama_run() {  # TYPE: {decode, prefill} tokens/s of llama-bench on the same fil
 
 # Multiply-adds of one token through the layers' matrices (prefill computes
 # the head for the last position only), from the model's config.
-layer_macs=$(jq '(.hidden_size / .num_attention_heads) as $hd |
+layer_macs=$(jq '(.head_dim // (.hidden_size / .num_attention_heads)) as $hd |
   .num_hidden_layers * (.hidden_size * (.num_attention_heads + 2 * .num_key_value_heads) * $hd
                         + .num_attention_heads * $hd * .hidden_size + 3 * .hidden_size * .intermediate_size)' "$BASE/config.json")
 peak=$("$BIN/strata-gemv-roof" --peak --threads "$THREADS" | jq .gflops)
