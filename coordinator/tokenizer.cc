@@ -2,10 +2,15 @@
 
 #include <sentencepiece_processor.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstring>
 
+#include "coordinator/text/hf_tokenizer.h"
+#include "coordinator/text/utf8.h"
 #include "storage/gguf.h"
+#include "storage/escape.h"
 #include "storage/gguf_model.h"
 
 namespace strata {
@@ -44,14 +49,25 @@ class Proto {
   std::string out_;
 };
 
+// A "gpt2" vocabulary: byte-level BPE, as the tokenizer.json it came from.
+Result<std::unique_ptr<text::HfTokenizer>> GgufBpe(const GgufFile& f) {
+  auto tokens = f.Array("tokenizer.ggml.tokens", GgufValue::Kind::kString);
+  auto types = f.Array("tokenizer.ggml.token_type", GgufValue::Kind::kInt);
+  auto merges = f.Array("tokenizer.ggml.merges", GgufValue::Kind::kString);
+  auto pre = f.String("tokenizer.ggml.pre");
+  if (!tokens.ok()) return tokens.status();
+  if (!types.ok()) return types.status();
+  if (!merges.ok()) return merges.status();
+  text::HfTokenizer::GgufVocab v;
+  v.tokens = tokens.value()->strings;
+  v.types = types.value()->ints;
+  v.merges = merges.value()->strings;
+  v.pre = pre.ok() ? pre.value() : "default";
+  return text::HfTokenizer::FromGguf(v, f.path());
+}
+
 Result<std::string> GgufSentencePiece(const GgufFile& f) {
   const std::string& path = f.path();
-  auto model = f.String("tokenizer.ggml.model");
-  if (!model.ok()) return model.status();
-  if (model.value() != "llama") {
-    return Status::Error(path + ": tokenizer.ggml.model '" + model.value() +
-                         "' is not read yet (only SentencePiece-style 'llama' vocabularies)");
-  }
   auto tokens = f.Array("tokenizer.ggml.tokens", GgufValue::Kind::kString);
   auto scores = f.Array("tokenizer.ggml.scores", GgufValue::Kind::kFloat);
   auto types = f.Array("tokenizer.ggml.token_type", GgufValue::Kind::kInt);
@@ -104,7 +120,6 @@ Tokenizer::~Tokenizer() = default;
 Result<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& dir, const ModelConfig& config,
                                                    const GgufFile* gguf) {
   std::unique_ptr<Tokenizer> t(new Tokenizer());
-  t->sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
   std::unique_ptr<GgufFile> opened;
   if (gguf == nullptr && IsGgufFile(dir)) {
     auto file = GgufFile::Open(dir);
@@ -112,28 +127,75 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& dir, const
     opened = std::move(file.value());
     gguf = opened.get();
   }
-  const std::string path = gguf != nullptr ? dir : dir + "/tokenizer.model";
-  sentencepiece::util::Status status;
-  if (gguf != nullptr) {
-    auto proto = GgufSentencePiece(*gguf);
-    if (!proto.ok()) return proto.status();
-    status = t->sp_->LoadFromSerializedProto(proto.value());
-  } else {
-    status = t->sp_->Load(path);
+  Status loaded = t->LoadVocabulary(dir, gguf);
+  if (!loaded.ok()) return loaded;
+  const std::string origin = gguf != nullptr ? dir : dir + (t->hf_ ? "/tokenizer.json" : "/tokenizer.model");
+  if (config.vocab_size > 0 && t->piece_count() > config.vocab_size) {
+    return Status::Error(origin + ": the tokenizer has " + std::to_string(t->piece_count()) +
+                         " tokens but the model's vocab_size is " + std::to_string(config.vocab_size));
   }
-  if (!status.ok()) return Status::Error("cannot load tokenizer " + path + ": " + status.ToString());
   t->add_bos_ = config.add_bos;
-  t->bos_id_ = static_cast<int32_t>(config.bos_token_id >= 0 ? config.bos_token_id : t->sp_->bos_id());
+  t->bos_id_ = static_cast<int32_t>(config.bos_token_id >= 0 ? config.bos_token_id : t->sp_ ? t->sp_->bos_id() : -1);
   t->eos_ids_ = config.eos_token_ids;
-  if (t->eos_ids_.empty() && t->sp_->eos_id() >= 0) t->eos_ids_.push_back(t->sp_->eos_id());
+  if (t->eos_ids_.empty() && t->sp_ && t->sp_->eos_id() >= 0) t->eos_ids_.push_back(t->sp_->eos_id());
   return t;
 }
 
+Status Tokenizer::LoadVocabulary(const std::string& dir, const GgufFile* gguf) {
+  std::string path = dir + "/tokenizer.model";
+  sentencepiece::util::Status status;
+  if (gguf != nullptr) {
+    path = dir;
+    auto model = gguf->String("tokenizer.ggml.model");
+    if (!model.ok()) return model.status();
+    if (model.value() == "gpt2") {
+      auto bpe = GgufBpe(*gguf);
+      if (!bpe.ok()) return bpe.status();
+      hf_ = std::move(bpe.value());
+      return Status::Ok();
+    }
+    if (model.value() != "llama") {
+      return Status::Error(dir + ": tokenizer.ggml.model '" + EscapeText(model.value(), 64) +
+                           "' is not a vocabulary Strata reads (llama: SentencePiece, gpt2: byte-level BPE)");
+    }
+    auto proto = GgufSentencePiece(*gguf);
+    if (!proto.ok()) return proto.status();
+    sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
+    status = sp_->LoadFromSerializedProto(proto.value());
+  } else if (::access((dir + "/tokenizer.json").c_str(), F_OK) == 0) {
+    auto hf = text::HfTokenizer::Load(dir + "/tokenizer.json");
+    if (!hf.ok()) return hf.status();
+    hf_ = std::move(hf.value());
+    return Status::Ok();
+  } else {
+    sp_ = std::make_unique<sentencepiece::SentencePieceProcessor>();
+    status = sp_->Load(path);
+  }
+  if (!status.ok()) return Status::Error("cannot load tokenizer " + path + ": " + status.ToString());
+  return Status::Ok();
+}
+
 std::vector<int32_t> Tokenizer::Encode(const std::string& text, bool bos) const {
-  std::vector<int> pieces;
-  sp_->Encode(text, &pieces);
+  return EncodeParts({TextPart{text, true}}, bos);
+}
+
+std::vector<int32_t> Tokenizer::EncodeParts(const std::vector<TextPart>& parts, bool bos) const {
+  std::string joined;
+  text::TrustedRanges trusted;
+  for (const auto& p : parts) {
+    const size_t at = joined.size();
+    joined += text::LossyUtf8(p.text);
+    if (p.trusted) trusted.emplace_back(at, joined.size());
+  }
   std::vector<int32_t> ids;
   if (bos && add_bos_ && bos_id_ >= 0) ids.push_back(bos_id_);
+  if (hf_) {
+    const std::vector<int32_t> pieces = hf_->Encode(joined, &trusted);
+    ids.insert(ids.end(), pieces.begin(), pieces.end());
+    return ids;
+  }
+  std::vector<int> pieces;
+  sp_->Encode(joined, &pieces);
   ids.insert(ids.end(), pieces.begin(), pieces.end());
   return ids;
 }
@@ -141,8 +203,9 @@ std::vector<int32_t> Tokenizer::Encode(const std::string& text, bool bos) const 
 std::string Tokenizer::Decode(const std::vector<int32_t>& ids) const {
   std::vector<int> known;
   for (int32_t id : ids) {
-    if (id >= 0 && id < sp_->GetPieceSize() && !IsEos(id) && id != bos_id_) known.push_back(id);
+    if (id >= 0 && id < piece_count() && !IsEos(id) && id != bos_id_) known.push_back(id);
   }
+  if (hf_) return hf_->Decode(std::vector<int32_t>(known.begin(), known.end()));
   std::string text;
   sp_->Decode(known, &text);
   return text;
@@ -152,6 +215,6 @@ bool Tokenizer::IsEos(int32_t id) const {
   return std::find(eos_ids_.begin(), eos_ids_.end(), static_cast<int64_t>(id)) != eos_ids_.end();
 }
 
-int32_t Tokenizer::piece_count() const { return sp_->GetPieceSize(); }
+int32_t Tokenizer::piece_count() const { return hf_ ? hf_->id_end() : sp_->GetPieceSize(); }
 
 }  // namespace strata

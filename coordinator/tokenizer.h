@@ -1,8 +1,11 @@
 #pragma once
-// Tokenizer: a checkpoint's SentencePiece model plus its BOS rule: its
-// tokenizer.model, or a GGUF file's tokenizer.ggml.* vocabulary
-// (tokenizer.ggml.model "llama": pieces, scores and types, merged by score
-// as llama.cpp's SPM tokenizer does).
+// Tokenizer: a checkpoint's vocabulary plus its BOS/EOS rules. The
+// vocabulary is the first of:
+//   - a GGUF file's tokenizer.ggml.*: "llama" (SentencePiece-style pieces,
+//     scores and types, merged by score as llama.cpp's SPM tokenizer does) or
+//     "gpt2" (byte-level BPE with merges and a tokenizer.ggml.pre name);
+//   - DIR/tokenizer.json (Hugging Face's, BPE), as the `tokenizers` library reads it;
+//   - DIR/tokenizer.model (SentencePiece).
 // Thread-compatible (const methods may run concurrently).
 #include <cstdint>
 #include <memory>
@@ -15,6 +18,15 @@
 namespace sentencepiece { class SentencePieceProcessor; }
 
 namespace strata {
+namespace text { class HfTokenizer; }
+
+// A piece of a prompt. Added and special tokens (<|im_start|> ...) are
+// recognised only in trusted parts: a chat template's own text, never a
+// user's message.
+struct TextPart {
+  std::string text;
+  bool trusted = true;
+};
 
 class GgufFile;
 
@@ -27,17 +39,27 @@ class Tokenizer {
                                                  const GgufFile* gguf = nullptr);
   ~Tokenizer();
 
-  std::vector<int32_t> Encode(const std::string& text, bool bos = true) const;  // BOS prepended when the model wants it and `bos`
+  // BOS prepended when the model wants it and `bos`. Special tokens in `text`
+  // are recognised (a prompt is trusted, as the tokenizers library does);
+  // invalid UTF-8 is read as U+FFFD.
+  std::vector<int32_t> Encode(const std::string& text, bool bos = true) const;
+  // The parts as one text, special tokens recognised only in trusted parts
+  // (a SentencePiece model never matches its control tokens in text).
+  std::vector<int32_t> EncodeParts(const std::vector<TextPart>& parts, bool bos) const;
   // Ids the tokenizer does not know (a model vocabulary larger than the
   // tokenizer's) decode to nothing rather than failing.
   std::string Decode(const std::vector<int32_t>& ids) const;
   bool IsEos(int32_t id) const;
   int32_t bos() const { return add_bos_ ? bos_id_ : -1; }  // what Encode prepends (-1: nothing)
-  int32_t piece_count() const;
+  int32_t piece_count() const;  // 1 + the largest id the tokenizer has
+  const char* kind() const { return hf_ ? "bpe" : "sentencepiece"; }
 
  private:
   Tokenizer() = default;
+  Status LoadVocabulary(const std::string& dir, const GgufFile* gguf);
+  // Exactly one is set.
   std::unique_ptr<sentencepiece::SentencePieceProcessor> sp_;
+  std::unique_ptr<text::HfTokenizer> hf_;
   bool add_bos_ = true;
   int32_t bos_id_ = -1;
   std::vector<int64_t> eos_ids_;

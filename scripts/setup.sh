@@ -10,7 +10,7 @@ PACKAGES=(
   capnproto libcapnp-dev
   liburing-dev libspdlog-dev libfmt-dev libasio-dev
   libgtest-dev libgmock-dev
-  libsentencepiece-dev sentencepiece
+  libsentencepiece-dev sentencepiece libpcre2-dev libicu-dev
   libcurl4-openssl-dev nlohmann-json3-dev libssl-dev libcli11-dev
   clang libclang-rt-14-dev fio
   bible-kjv bible-kjv-text jq
