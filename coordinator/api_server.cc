@@ -357,8 +357,9 @@ kj::Promise<void> ApiServer::Impl::Completion(bool chat, const kj::HttpHeaders& 
             if (!ParseCompletion(std::string(text.cStr(), text.size()), chat, context - 1, &params, &error)) {
               return SendError(response, error);
             }
-            const std::string prompt_text = chat ? RenderChat(options.chat_template, params.messages) : params.prompt;
-            std::vector<int32_t> ids = tokenizer.Encode(prompt_text, /*bos=*/true);
+            // A chat's messages never become special tokens; a completion's prompt is the caller's own.
+            std::vector<int32_t> ids = chat ? tokenizer.EncodeParts(RenderChatParts(options.chat_template, params.messages), true)
+                                            : tokenizer.Encode(params.prompt, /*bos=*/true);
             if (ids.empty()) return SendError(response, {400, "the prompt is empty", "invalid_request_error", "prompt"});
             if (static_cast<int64_t>(ids.size()) >= context) {
               return SendError(response, {400,

@@ -23,6 +23,7 @@
 #include "coordinator/progress_line.h"
 #include "coordinator/quantize.h"
 #include "coordinator/test_model.h"
+#include "coordinator/tokenize_command.h"
 
 namespace strata {
 namespace {
@@ -38,6 +39,7 @@ commands:
   status       show every node of a cluster: layers, sessions, memory
   make-model   write a deterministic random-weight test model
   quantize     write a checkpoint as a GGUF file in a quantized format (llama.cpp reads it too)
+  tokenize     the model's token ids for a text, a file or a chat (as llama-tokenize)
   make-secret  write a new cluster secret (and with --tls, a cluster CA and certificate)
   serve        a long-lived coordinator with an OpenAI-compatible HTTP API
   serve-model  serve a model directory to the cluster's nodes (for generate --distribute --model-server)
@@ -345,6 +347,7 @@ int main(int argc, char** argv) {
   if (command == "status") return strata::StatusCommand(argc, argv);
   if (command == "make-model") return strata::MakeModel(argc, argv);
   if (command == "quantize") return strata::Quantize(argc, argv);
+  if (command == "tokenize") return strata::TokenizeCommand(argc, argv, strata::DefaultModel());
   if (command == "make-secret") return strata::MakeSecret(argc, argv);
   if (command == "serve-model") return strata::ServeModel(argc, argv);
   if (command == "serve") return strata::Serve(argc, argv);

@@ -1,5 +1,10 @@
 #include "coordinator/openai_api.h"
 
+#include <fstream>
+#include <sstream>
+
+#include "storage/gguf.h"
+
 namespace strata {
 namespace {
 
@@ -202,46 +207,70 @@ const char* ChatTemplateName(ChatTemplate t) {
   return "?";
 }
 
-std::string RenderChat(ChatTemplate t, const std::vector<ChatMessage>& messages) {
-  std::string out;
+std::vector<TextPart> RenderChatParts(ChatTemplate t, const std::vector<ChatMessage>& messages) {
+  std::vector<TextPart> out;
+  auto marker = [&](const std::string& s) { out.push_back({s, true}); };
+  auto content = [&](const std::string& s) { out.push_back({s, false}); };
   switch (t) {
     case ChatTemplate::kChatMl:
-      for (const auto& m : messages) out += "<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n";
-      return out + "<|im_start|>assistant\n";
+      for (const auto& m : messages) marker("<|im_start|>" + m.role + "\n"), content(m.content), marker("<|im_end|>\n");
+      marker("<|im_start|>assistant\n");
+      return out;
     case ChatTemplate::kZephyr:
-      for (const auto& m : messages) out += "<|" + m.role + "|>\n" + m.content + "</s>\n";
-      return out + "<|assistant|>\n";
+      for (const auto& m : messages) marker("<|" + m.role + "|>\n"), content(m.content), marker("</s>\n");
+      marker("<|assistant|>\n");
+      return out;
     case ChatTemplate::kLlama3:
       for (const auto& m : messages) {
-        out += "<|start_header_id|>" + m.role + "<|end_header_id|>\n\n" + m.content + "<|eot_id|>";
+        marker("<|start_header_id|>" + m.role + "<|end_header_id|>\n\n"), content(m.content), marker("<|eot_id|>");
       }
-      return out + "<|start_header_id|>assistant<|end_header_id|>\n\n";
+      marker("<|start_header_id|>assistant<|end_header_id|>\n\n");
+      return out;
     case ChatTemplate::kPlain:
       // The default model is a text model: the conversation is its prompt.
-      for (const auto& m : messages) out += m.content + "\n";
+      for (const auto& m : messages) content(m.content), marker("\n");
       return out;
     case ChatTemplate::kLlama2: {
       // [INST] <<SYS>>\nsystem\n<</SYS>>\n\nuser [/INST] assistant </s><s>[INST] ...
       std::string system;
-      bool open = false;
       for (const auto& m : messages) {
         if (m.role == "system") {
           system += m.content;
         } else if (m.role == "user") {
-          out += "[INST] ";
-          if (!system.empty()) out += "<<SYS>>\n" + system + "\n<</SYS>>\n\n", system.clear();
-          out += m.content + " [/INST]";
-          open = true;
+          marker("[INST] ");
+          if (!system.empty()) marker("<<SYS>>\n"), content(system), marker("\n<</SYS>>\n\n"), system.clear();
+          content(m.content);
+          marker(" [/INST]");
         } else {
-          out += " " + m.content + " </s><s>";
-          open = false;
+          marker(" "), content(m.content), marker(" </s><s>");
         }
       }
-      (void)open;
       return out;
     }
   }
   return out;
+}
+
+std::string RenderChat(ChatTemplate t, const std::vector<ChatMessage>& messages) {
+  std::string out;
+  for (const auto& p : RenderChatParts(t, messages)) out += p.text;
+  return out;
+}
+
+ChatTemplate ModelChatTemplate(const std::string& model_dir, const GgufFile* gguf, const Tokenizer& tokenizer) {
+  const auto im_start = tokenizer.Encode("<|im_start|>", false);
+  const bool knows_im_start = im_start.size() == 1;
+  std::string config;
+  if (gguf != nullptr) {
+    auto t = gguf->String("tokenizer.chat_template");
+    config = t.ok() ? json{{"chat_template", t.value()}}.dump() : "";
+  } else {
+    std::ifstream in(model_dir + "/tokenizer_config.json");
+    std::stringstream s;
+    s << in.rdbuf();
+    config = s.str();
+  }
+  return DetectChatTemplate(config, knows_im_start);
 }
 
 }  // namespace strata

@@ -13,7 +13,11 @@
 
 #include "storage/status.h"
 
+#include "coordinator/tokenizer.h"
+
 namespace strata {
+
+class GgufFile;
 
 constexpr size_t kMaxRequestBodyBytes = 1u << 20;
 
@@ -58,7 +62,14 @@ bool ParseCompletion(const std::string& body, bool chat, int64_t max_context, Co
 // <|im_start|>, else Llama-2.
 enum class ChatTemplate { kChatMl, kLlama2, kZephyr, kLlama3, kPlain };
 ChatTemplate DetectChatTemplate(const std::string& tokenizer_config_json, bool knows_im_start);
+// The prompt as parts: the template's own text trusted (its markers become
+// special tokens), every message's content untrusted (a user cannot forge
+// <|im_start|>system). RenderChat is the same text joined.
+std::vector<TextPart> RenderChatParts(ChatTemplate t, const std::vector<ChatMessage>& messages);
 std::string RenderChat(ChatTemplate t, const std::vector<ChatMessage>& messages);
+// The template of a model: its tokenizer_config.json's chat_template, or a
+// GGUF file's tokenizer.chat_template.
+ChatTemplate ModelChatTemplate(const std::string& model_dir, const GgufFile* gguf, const Tokenizer& tokenizer);
 const char* ChatTemplateName(ChatTemplate t);
 
 }  // namespace strata

@@ -28,12 +28,6 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-std::string ReadText(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
 
 // The API key from its file: one line, at least 16 characters.
 Result<std::string> LoadApiKey(const std::string& path) {
@@ -94,15 +88,7 @@ int RunServe(const ServeFlags& flags) {
                        : g.model.find('/') != std::string::npos && model_dir != g.model && g.model[0] != '/'
                            ? g.model
                            : model_dir.substr(model_dir.rfind('/') + 1);
-  const bool knows_im_start = !tokenizer.value()->Encode("<|im_start|>", false).empty() &&
-                              tokenizer.value()->Encode("<|im_start|>", false).size() == 1;
-  // A GGUF file carries its chat template as tokenizer.chat_template.
-  std::string tokenizer_config = ReadText(model_dir + "/tokenizer_config.json");
-  if (const GgufFile* gguf = ckpt.value()->gguf()) {
-    auto t = gguf->String("tokenizer.chat_template");
-    tokenizer_config = t.ok() ? nlohmann::json{{"chat_template", t.value()}}.dump() : "";
-  }
-  options.chat_template = DetectChatTemplate(tokenizer_config, knows_im_start);
+  options.chat_template = ModelChatTemplate(model_dir, ckpt.value()->gguf(), *tokenizer.value());
   if (config.num_layers < std::max<int64_t>(g.cluster.local, 1)) return Fail("more nodes than layers");
 
   auto io = kj::setupAsyncIo();

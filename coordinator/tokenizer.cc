@@ -211,6 +211,11 @@ std::string Tokenizer::Decode(const std::vector<int32_t>& ids) const {
   return text;
 }
 
+std::string Tokenizer::Piece(int32_t id) const {
+  if (id < 0 || id >= piece_count()) return "";
+  return hf_ ? hf_->Decode({id}) : sp_->IdToPiece(id);
+}
+
 bool Tokenizer::IsEos(int32_t id) const {
   return std::find(eos_ids_.begin(), eos_ids_.end(), static_cast<int64_t>(id)) != eos_ids_.end();
 }
