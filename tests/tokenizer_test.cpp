@@ -104,6 +104,29 @@ TEST(TokenizerTest, ModelWithTokenizerJsonFromTheCli) {
   EXPECT_EQ(one["text"].get<std::string>(), tok.value()->Decode(out));
 }
 
+// strata quantize writes the tokenizer.json's vocabulary as llama.cpp's
+// "gpt2" one (tokens, types, merges, tokenizer.ggml.pre "qwen2"); the GGUF
+// file tokenizes as the tokenizer.json does and keeps its chat template.
+TEST(TokenizerTest, QuantizedGgufKeepsTheBpeVocabulary) {
+  testing::TempDir dir;
+  MakeQwenVocabModel(dir.path());
+  const std::string gguf = dir / "model-q8_0.gguf";
+  auto q = testing::RunProcess({testing::BinDir() + "/strata", "quantize", "--model", dir.path(), "--type", "q8_0", "--out", gguf});
+  ASSERT_EQ(q.exit_code, 0) << q.err;
+  auto config = ModelConfig::Load(dir.path());
+  ASSERT_TRUE(config.ok());
+  auto from_json = Tokenizer::Load(dir.path(), config.value());
+  ASSERT_TRUE(from_json.ok()) << from_json.status().message();
+  for (const std::string text : {"Hello, world! \u65e5\u672c\u8a9e 12345 <|im_start|>", "e\u0301 caf\u00e9\r\n\tcode()  ",
+                                 "<think>\n</think> \U0001F389 don't 'LL"}) {
+    const auto j = RunJson({testing::BinDir() + "/strata", "tokenize", "--model", gguf, "--text", text, "--json"});
+    EXPECT_EQ(j["ids"].get<std::vector<int32_t>>(), from_json.value()->Encode(text, false)) << text;
+  }
+  { std::ofstream(dir / "chat.json") << R"([{"role": "user", "content": "Hi"}])"; }
+  const auto chat = RunJson({testing::BinDir() + "/strata", "tokenize", "--model", gguf, "--chat", dir / "chat.json", "--json"});
+  EXPECT_EQ(chat["text"], "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n") << "the GGUF's chat template is ChatML";
+}
+
 TEST(TokenizerTest, VocabularyLargerThanTheModelIsRefused) {
   testing::TempDir dir;
   MakeQwenVocabModel(dir.path());
