@@ -358,8 +358,14 @@ kj::Promise<void> ApiServer::Impl::Completion(bool chat, const kj::HttpHeaders& 
               return SendError(response, error);
             }
             // A chat's messages never become special tokens; a completion's prompt is the caller's own.
-            std::vector<int32_t> ids = chat ? tokenizer.EncodeParts(RenderChatParts(options.chat_template, params.messages), true)
-                                            : tokenizer.Encode(params.prompt, /*bos=*/true);
+            std::vector<int32_t> ids;
+            if (chat) {
+              auto prompt = options.chat->Render(params.messages);
+              if (!prompt.ok()) return SendError(response, {400, prompt.status().message(), "invalid_request_error", "messages"});
+              ids = tokenizer.EncodeParts(prompt.value().parts, prompt.value().add_bos);
+            } else {
+              ids = tokenizer.Encode(params.prompt, /*bos=*/true);
+            }
             if (ids.empty()) return SendError(response, {400, "the prompt is empty", "invalid_request_error", "prompt"});
             if (static_cast<int64_t>(ids.size()) >= context) {
               return SendError(response, {400,

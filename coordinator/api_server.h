@@ -20,6 +20,7 @@
 #include <memory>
 #include <string>
 
+#include "coordinator/chat_format.h"
 #include "coordinator/openai_api.h"
 #include "coordinator/pipeline.h"
 #include "coordinator/serve_metrics.h"
@@ -35,7 +36,7 @@ struct ApiServerOptions {
   int64_t context = 0;           // tokens a session may hold (the model's context)
   int64_t prefill_chunk = 512;
   int64_t kv_tokens = 0;         // KV positions the cluster holds (the least of its stages); 0: unbounded
-  ChatTemplate chat_template = ChatTemplate::kChatMl;
+  const ChatFormat* chat = nullptr;  // the model's chat template (outlives the server)
 };
 
 class ApiServer {

@@ -1,9 +1,5 @@
 #include "coordinator/openai_api.h"
 
-#include <fstream>
-#include <sstream>
-
-#include "storage/gguf.h"
 
 namespace strata {
 namespace {
@@ -257,20 +253,5 @@ std::string RenderChat(ChatTemplate t, const std::vector<ChatMessage>& messages)
   return out;
 }
 
-ChatTemplate ModelChatTemplate(const std::string& model_dir, const GgufFile* gguf, const Tokenizer& tokenizer) {
-  const auto im_start = tokenizer.Encode("<|im_start|>", false);
-  const bool knows_im_start = im_start.size() == 1;
-  std::string config;
-  if (gguf != nullptr) {
-    auto t = gguf->String("tokenizer.chat_template");
-    config = t.ok() ? json{{"chat_template", t.value()}}.dump() : "";
-  } else {
-    std::ifstream in(model_dir + "/tokenizer_config.json");
-    std::stringstream s;
-    s << in.rdbuf();
-    config = s.str();
-  }
-  return DetectChatTemplate(config, knows_im_start);
-}
 
 }  // namespace strata

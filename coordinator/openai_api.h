@@ -17,7 +17,6 @@
 
 namespace strata {
 
-class GgufFile;
 
 constexpr size_t kMaxRequestBodyBytes = 1u << 20;
 
@@ -67,9 +66,7 @@ ChatTemplate DetectChatTemplate(const std::string& tokenizer_config_json, bool k
 // <|im_start|>system). RenderChat is the same text joined.
 std::vector<TextPart> RenderChatParts(ChatTemplate t, const std::vector<ChatMessage>& messages);
 std::string RenderChat(ChatTemplate t, const std::vector<ChatMessage>& messages);
-// The template of a model: its tokenizer_config.json's chat_template, or a
-// GGUF file's tokenizer.chat_template.
-ChatTemplate ModelChatTemplate(const std::string& model_dir, const GgufFile* gguf, const Tokenizer& tokenizer);
+
 const char* ChatTemplateName(ChatTemplate t);
 
 }  // namespace strata

@@ -88,7 +88,9 @@ int RunServe(const ServeFlags& flags) {
                        : g.model.find('/') != std::string::npos && model_dir != g.model && g.model[0] != '/'
                            ? g.model
                            : model_dir.substr(model_dir.rfind('/') + 1);
-  options.chat_template = ModelChatTemplate(model_dir, ckpt.value()->gguf(), *tokenizer.value());
+  auto chat = ChatFormat::ForModel(model_dir, ckpt.value()->gguf(), *tokenizer.value());
+  if (!chat.ok()) return Fail(chat.status().message());
+  options.chat = chat.value().get();
   if (config.num_layers < std::max<int64_t>(g.cluster.local, 1)) return Fail("more nodes than layers");
 
   auto io = kj::setupAsyncIo();
@@ -133,7 +135,7 @@ int RunServe(const ServeFlags& flags) {
     ApiServer api(io.provider->getTimer(), pipeline, *tokenizer.value(), options);
     // One line a reader can parse: what is served, and where.
     std::cout << "serving " << options.model_name << " on http://" << host << ":" << receiver->getPort()
-              << " (chat template " << ChatTemplateName(options.chat_template) << ", " << options.max_running
+              << " (chat template " << options.chat->name() << ", " << options.max_running
               << " requests at once, " << options.max_queue << " queued, KV for " << options.kv_tokens << " tokens)"
               << std::endl;
     kj::UnixEventPort::captureSignal(SIGTERM);

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "coordinator/chat_format.h"
 #include "coordinator/flags.h"
 #include "coordinator/openai_api.h"
 #include "coordinator/resolve_model.h"
@@ -111,16 +112,21 @@ int TokenizeCommand(int argc, char** argv, const std::string& default_model) {
   auto tokenizer = Tokenizer::Load(model.value(), ckpt.value()->config(), ckpt.value()->gguf());
   if (!tokenizer.ok()) return Fail(tokenizer.status().message());
   std::vector<TextPart> parts;
+  bool add_bos = t.add_special;
   if (!t.chat.empty()) {
     std::vector<ChatMessage> messages;
     if (!ReadChat(t.chat, &messages, &error)) return Fail(error);
-    parts = RenderChatParts(ModelChatTemplate(model.value(), ckpt.value()->gguf(), *tokenizer.value()), messages);
+    auto format = ChatFormat::ForModel(model.value(), ckpt.value()->gguf(), *tokenizer.value());
+    if (!format.ok()) return Fail(format.status().message());
+    auto prompt = format.value()->Render(messages);
+    if (!prompt.ok()) return Fail(prompt.status().message());
+    parts = std::move(prompt.value().parts);
   } else {
     std::string text = t.text;
     if (!t.file.empty() && !ReadInput(t.file, &text, &error)) return Fail(error);
     parts.push_back({text, true});
   }
-  const std::vector<int32_t> ids = tokenizer.value()->EncodeParts(parts, t.add_special);
+  const std::vector<int32_t> ids = tokenizer.value()->EncodeParts(parts, add_bos);
   std::string rendered;
   for (const auto& p : parts) rendered += p.text;
   if (t.json) {

