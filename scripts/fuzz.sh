@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=60
 JOBS=2
 MAKE_SEEDS=0
-ALL=(safetensors_fuzz gguf_fuzz config_json_fuzz tokenizer_config_fuzz tokenizer_json_fuzz tensor_codec_fuzz stage_rpc_fuzz beacon_fuzz)
+ALL=(safetensors_fuzz gguf_fuzz config_json_fuzz tokenizer_config_fuzz tokenizer_json_fuzz jinja_fuzz chat_request_fuzz tensor_codec_fuzz stage_rpc_fuzz beacon_fuzz)
 NAMES=()
 while [ $# -gt 0 ]; do
   case "$1" in

@@ -18,7 +18,7 @@ class Run {
   Run(const Value& context, const Limits& limits) : limits_(limits) {
     scopes_.emplace_back();
     if (context.is_mapping()) {
-      for (const auto& [k, v] : context.dict->items) scopes_.back()[k] = v;
+      for (const auto& [k, v] : context.dict->items) scopes_.back()[k] = DeepCopy(v);  // the template may change its copy
     }
     out_.push_back(Value::Str(""));
   }
@@ -347,6 +347,7 @@ Result<std::unique_ptr<Template>> Template::Parse(const std::string& source) {
 }
 
 Result<Rendered> Template::Render(const Value& context, const Limits& limits) const {
+  Arena arena;  // declared first: it empties what the run made after the run is gone
   try {
     Run run(context, limits);
     return run.Render(*body_);

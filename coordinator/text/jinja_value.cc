@@ -34,13 +34,56 @@ Value Value::Str(std::string v, bool tainted) {
 Value Value::NewList(List items) {
   Value x = Of(Kind::kList);
   x.list = std::make_shared<List>(std::move(items));
+  Arena::Remember(x.list);
   return x;
 }
 
 Value Value::NewDict() {
   Value x = Of(Kind::kDict);
   x.dict = std::make_shared<Dict>();
+  Arena::Remember(x.dict);
   return x;
+}
+
+namespace {
+thread_local Arena* current_arena = nullptr;
+}  // namespace
+
+Arena::Arena() : previous_(current_arena) { current_arena = this; }
+
+Arena::~Arena() {
+  current_arena = previous_;
+  // Emptied, not freed: what a cycle kept alive lets go of itself.
+  for (auto& w : lists_) {
+    if (auto l = w.lock()) List().swap(*l);
+  }
+  for (auto& w : dicts_) {
+    if (auto d = w.lock()) decltype(d->items)().swap(d->items);
+  }
+}
+
+void Arena::Remember(const std::shared_ptr<List>& l) {
+  if (current_arena != nullptr) current_arena->lists_.push_back(l);
+}
+
+void Arena::Remember(const std::shared_ptr<Dict>& d) {
+  if (current_arena != nullptr) current_arena->dicts_.push_back(d);
+}
+
+Value DeepCopy(const Value& v, int depth) {
+  if (depth > 64) return Value::None();
+  if (v.kind == Value::Kind::kList) {
+    Value l = Value::NewList();
+    for (const auto& x : *v.list) l.list->push_back(DeepCopy(x, depth + 1));
+    return l;
+  }
+  if (v.is_mapping()) {
+    Value d = Value::NewDict();
+    d.kind = v.kind;
+    for (const auto& [k, x] : v.dict->items) d.dict->Set(k, DeepCopy(x, depth + 1));
+    return d;
+  }
+  return v;
 }
 
 bool Value::tainted() const {

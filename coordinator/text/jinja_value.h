@@ -58,6 +58,28 @@ struct Value {
   static Value Of(Kind k) { Value x; x.kind = k; return x; }
 };
 
+// While an Arena is current on a thread, every list and dict made there is
+// remembered; its destructor empties those still alive, which breaks the
+// cycles a template can make (`set ns.me = ns`, `xs.append(xs)`) so that
+// nothing outlives the rendering.
+class Arena {
+ public:
+  Arena();
+  ~Arena();
+  Arena(const Arena&) = delete;
+  Arena& operator=(const Arena&) = delete;
+  static void Remember(const std::shared_ptr<List>& l);
+  static void Remember(const std::shared_ptr<Dict>& d);
+
+ private:
+  Arena* previous_;
+  std::vector<std::weak_ptr<List>> lists_;
+  std::vector<std::weak_ptr<Dict>> dicts_;
+};
+
+// A copy of `v` whose lists and dicts are new (and so the current arena's).
+Value DeepCopy(const Value& v, int depth = 0);
+
 bool Truthy(const Value& v);
 bool Equal(const Value& a, const Value& b);
 // Python's str() of the value (None, True, 1.5, ...); a string is itself.
