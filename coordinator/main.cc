@@ -243,7 +243,8 @@ int MakeModel(int argc, char** argv) {
   f.UInt64("seed", &spec.seed, "weight seed");
   f.Float("std", &spec.std, 0.0, 10.0, "weight standard deviation");
   f.Bool("tie", &tie, "tie the LM head to the embedding (no lm_head.weight)");
-  f.Bool("qwen2", &qwen2, "write a Qwen2 model (q/k/v biases)");
+  f.Bool("qwen2", &qwen2, "write a Qwen2 model (q/k/v biases): --arch qwen2");
+  f.String("arch", &spec.arch, "llama | llama3 (rope_scaling llama3) | qwen2 (q/k/v biases) | qwen3 (q/k norms) | mistral");
   f.Int("files", &files, 1, 1000, "split the weights over N files with an index");
   f.String("corpus", &corpus, "tokenizer training text (default: the machine's licence texts)");
   f.Int("tokenizer-vocab", &spec.tokenizer_vocab, 0, 1 << 20, "tokenizer pieces (default min(vocab, 1000))");

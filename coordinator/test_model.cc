@@ -118,8 +118,14 @@ Status WriteTestModel(Env& env, const std::string& dir, const TestModelSpec& spe
   if (spec.hidden % spec.heads != 0 || spec.heads % spec.kv_heads != 0 || (spec.hidden / spec.heads) % 2 != 0) {
     return Status::Error("hidden must split into an even head_dim, and heads must be a multiple of kv_heads");
   }
+  const std::string arch = spec.qkv_bias && spec.arch == "llama" ? "qwen2" : spec.arch;
+  if (arch != "llama" && arch != "llama3" && arch != "qwen2" && arch != "qwen3" && arch != "mistral") {
+    return Status::Error("--arch must be llama, llama3, qwen2, qwen3 or mistral, got '" + spec.arch + "'");
+  }
   ::mkdir(dir.c_str(), 0755);
-  const int64_t H = spec.hidden, hd = spec.hidden / spec.heads, kv = spec.kv_heads * hd;
+  // Qwen3's heads are wider than hidden / heads: q and o are not square.
+  const int64_t H = spec.hidden, hd = spec.hidden / spec.heads * (arch == "qwen3" ? 2 : 1), kv = spec.kv_heads * hd;
+  const int64_t q = spec.heads * hd;
   std::vector<std::vector<TensorToWrite>> groups(1);
   groups[0].push_back(Gaussian("model.embed_tokens.weight", {spec.vocab, H}, spec.std, spec));
   for (int64_t l = 0; l < spec.layers; ++l) {
@@ -130,12 +136,16 @@ Status WriteTestModel(Env& env, const std::string& dir, const TestModelSpec& spe
     auto name = [l](const char* s) { return "model.layers." + std::to_string(l) + "." + s; };
     g.push_back(Ones(name("input_layernorm.weight"), H, spec));
     g.push_back(Ones(name("post_attention_layernorm.weight"), H, spec));
-    g.push_back(Gaussian(name("self_attn.q_proj.weight"), {H, H}, spec.std, spec));
+    g.push_back(Gaussian(name("self_attn.q_proj.weight"), {q, H}, spec.std, spec));
     g.push_back(Gaussian(name("self_attn.k_proj.weight"), {kv, H}, spec.std, spec));
     g.push_back(Gaussian(name("self_attn.v_proj.weight"), {kv, H}, spec.std, spec));
-    g.push_back(Gaussian(name("self_attn.o_proj.weight"), {H, H}, spec.std, spec));
-    if (spec.qkv_bias) {
-      g.push_back(Gaussian(name("self_attn.q_proj.bias"), {H}, spec.std, spec));
+    g.push_back(Gaussian(name("self_attn.o_proj.weight"), {H, q}, spec.std, spec));
+    if (arch == "qwen3") {  // per-head norms far from 1, so a missed one shows
+      g.push_back(Gaussian(name("self_attn.q_norm.weight"), {hd}, 1.0, spec));
+      g.push_back(Gaussian(name("self_attn.k_norm.weight"), {hd}, 1.0, spec));
+    }
+    if (arch == "qwen2") {
+      g.push_back(Gaussian(name("self_attn.q_proj.bias"), {q}, spec.std, spec));
       g.push_back(Gaussian(name("self_attn.k_proj.bias"), {kv}, spec.std, spec));
       g.push_back(Gaussian(name("self_attn.v_proj.bias"), {kv}, spec.std, spec));
     }
@@ -158,9 +168,11 @@ Status WriteTestModel(Env& env, const std::string& dir, const TestModelSpec& spe
   if (groups.size() > 1) {
     std::ofstream(dir + "/model.safetensors.index.json") << json{{"metadata", json::object()}, {"weight_map", weight_map}}.dump(2);
   }
-  const bool qwen = spec.qkv_bias;
-  json config = {{"architectures", {qwen ? "Qwen2ForCausalLM" : "LlamaForCausalLM"}},
-                 {"model_type", qwen ? "qwen2" : "llama"},
+  const bool qwen = arch == "qwen2" || arch == "qwen3";
+  const char* hf_arch = arch == "qwen2" ? "Qwen2ForCausalLM" : arch == "qwen3" ? "Qwen3ForCausalLM"
+                        : arch == "mistral" ? "MistralForCausalLM" : "LlamaForCausalLM";
+  json config = {{"architectures", {hf_arch}},
+                 {"model_type", arch == "llama3" ? "llama" : arch},
                  {"vocab_size", spec.vocab},
                  {"hidden_size", H},
                  {"intermediate_size", spec.intermediate},
@@ -175,6 +187,13 @@ Status WriteTestModel(Env& env, const std::string& dir, const TestModelSpec& spe
                  {"bos_token_id", 1},
                  {"eos_token_id", 2},
                  {"torch_dtype", spec.dtype == DType::kF32 ? "float32" : spec.dtype == DType::kBF16 ? "bfloat16" : "float16"}};
+  if (arch == "llama3") {
+    config["rope_theta"] = 500000.0;
+    config["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
+                              {"original_max_position_embeddings", 8192}};
+  }
+  if (arch == "qwen3") config["head_dim"] = hd;
+  if (arch == "mistral") config["sliding_window"] = spec.context * 2;
   std::ofstream(dir + "/config.json") << config.dump(2) << "\n";
   std::ofstream(dir + "/tokenizer_config.json")
       << json{{"add_bos_token", !qwen}, {"bos_token", "<s>"}, {"eos_token", "</s>"}}.dump(2) << "\n";

@@ -24,7 +24,12 @@ struct TestModelSpec {
   uint64_t seed = 1;
   double std = 0.08;             // 0.02 makes greedy output repeat one token
   bool tie_embeddings = false;
-  bool qkv_bias = false;         // writes a Qwen2 model when set
+  bool qkv_bias = false;         // writes a Qwen2 model when set (as arch "qwen2")
+  // The architecture's config fields and tensors: "llama" (Llama 2 style),
+  // "llama3" (rope_theta 500000, rope_scaling llama3), "qwen2" (q/k/v
+  // biases), "qwen3" (q/k norms, head_dim twice hidden/heads), "mistral"
+  // (MistralForCausalLM, a sliding window larger than the context).
+  std::string arch = "llama";
   int files = 1;                 // >1: model-XXXXX-of-YYYYY.safetensors + index
   std::string corpus;            // tokenizer training text (file); "" = the machine's licence texts
   int64_t tokenizer_vocab = 0;   // 0 = min(vocab, 1000)

@@ -28,6 +28,8 @@ const std::pair<const char*, const char*> kLayerNames[] = {
     {"attn_k.bias", "self_attn.k_proj.bias"},
     {"attn_v.bias", "self_attn.v_proj.bias"},
     {"attn_output.bias", "self_attn.o_proj.bias"},
+    {"attn_q_norm.weight", "self_attn.q_norm.weight"},
+    {"attn_k_norm.weight", "self_attn.k_norm.weight"},
     {"ffn_gate.weight", "mlp.gate_proj.weight"},
     {"ffn_up.weight", "mlp.up_proj.weight"},
     {"ffn_down.weight", "mlp.down_proj.weight"},
@@ -94,9 +96,12 @@ Result<std::string> GgufConfigJson(const GgufFile& f) {
   auto arch = f.String("general.architecture");
   if (!arch.ok()) return arch.status();
   const std::string a = arch.value();
-  const char* hf_arch = a == "llama" ? "LlamaForCausalLM" : a == "qwen2" ? "Qwen2ForCausalLM" : nullptr;
+  const char* hf_arch = a == "llama"   ? "LlamaForCausalLM"
+                        : a == "qwen2" ? "Qwen2ForCausalLM"
+                        : a == "qwen3" ? "Qwen3ForCausalLM"
+                                       : nullptr;
   if (hf_arch == nullptr) {
-    return Status::Error(f.path() + ": GGUF architecture '" + EscapeText(a, 64) + "' is not supported (llama, qwen2)");
+    return Status::Error(f.path() + ": GGUF architecture '" + EscapeText(a, 64) + "' is not supported (llama, qwen2, qwen3)");
   }
   // The metadata as the config.json it stands for, so that one parser
   // validates both containers.
@@ -138,6 +143,17 @@ Result<std::string> GgufConfigJson(const GgufFile& f) {
   if (auto scaling = f.String(a + ".rope.scaling.type"); scaling.ok() && scaling.value() != "none") {
     c["rope_scaling"] = {{"type", scaling.value()}};
   }
+  // Llama 3's rope scaling, as llama.cpp keeps it: a factor per frequency.
+  if (const TensorView* r = f.FindTensor("rope_freqs.weight")) {
+    if (r->dtype != DType::kF32 || r->shape.size() != 1 || r->shape[0] > 1 << 16) {
+      return Status::Error(f.path() + ": rope_freqs.weight must be a vector of F32");
+    }
+    Status st = f.Populate(*r);
+    if (!st.ok()) return st;
+    std::vector<float> factors(static_cast<size_t>(r->shape[0]));
+    std::memcpy(factors.data(), r->data, factors.size() * sizeof(float));
+    c["rope_freq_factors"] = factors;
+  }
   c["tie_word_embeddings"] = f.FindTensor("output.weight") == nullptr;
   c["attention_bias"] = a == "llama" && f.FindTensor("blk.0.attn_q.bias") != nullptr;
   for (const auto& [key, field] : {std::pair<const char*, const char*>{"tokenizer.ggml.bos_token_id", "bos_token_id"},
@@ -159,7 +175,7 @@ Result<std::map<std::string, TensorView>> GgufModelTensors(const GgufFile& f, co
   std::map<std::string, TensorView> out;
   const bool interleaved = config.model_type == "llama";
   for (const auto& [name, view] : f.tensors()) {
-    if (name == "rope_freqs.weight") continue;  // llama3 rope factors: rope_scaling, refused by the config
+    if (name == "rope_freqs.weight") continue;  // llama3 rope factors: in the config (rope_freq_factors)
     const std::string hf = HfName(name);
     if (hf.empty()) {
       return Status::Error(f.path() + ": GGUF tensor '" + EscapeText(name, 96) + "' is not one Strata knows");

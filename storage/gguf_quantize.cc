@@ -1,5 +1,7 @@
 #include "storage/gguf_quantize.h"
 
+#include <cstring>
+
 #include <cstdlib>
 #include <vector>
 
@@ -94,7 +96,8 @@ Status WriteQuantizedGguf(Env& env, const Checkpoint& ckpt, const GgufQuantizeOp
   if (ft == nullptr) return Status::Error("--type must be one of " + std::string(QuantizeTypes()) + ", got '" + o.type + "'");
   if (ckpt.gguf() != nullptr) return Status::Error(ckpt.dir() + " is a GGUF file already; quantize reads a checkpoint directory");
   const ModelConfig& c = ckpt.config();
-  const std::string arch = c.model_type == "qwen2" ? "qwen2" : "llama";  // Mistral is llama's layout in GGUF
+  // Mistral is llama's layout in GGUF.
+  const std::string arch = c.model_type == "qwen2" || c.model_type == "qwen3" ? c.model_type : "llama";
   std::vector<std::pair<std::string, GgufValue>> meta = {
       {"general.architecture", GgufStr(arch)},
       {"general.name", GgufStr(ckpt.dir().substr(ckpt.dir().find_last_of('/') + 1))},
@@ -121,6 +124,7 @@ Status WriteQuantizedGguf(Env& env, const Checkpoint& ckpt, const GgufQuantizeOp
     for (const char* s : {"input_layernorm.weight", "self_attn.q_proj.weight", "self_attn.q_proj.bias",
                           "self_attn.k_proj.weight", "self_attn.k_proj.bias", "self_attn.v_proj.weight",
                           "self_attn.v_proj.bias", "self_attn.o_proj.weight", "self_attn.o_proj.bias",
+                          "self_attn.q_norm.weight", "self_attn.k_norm.weight",
                           "post_attention_layernorm.weight", "mlp.gate_proj.weight", "mlp.gate_proj.bias",
                           "mlp.up_proj.weight", "mlp.up_proj.bias", "mlp.down_proj.weight", "mlp.down_proj.bias"}) {
       names.push_back(LayerTensorName(l, s));
@@ -133,7 +137,10 @@ Status WriteQuantizedGguf(Env& env, const Checkpoint& ckpt, const GgufQuantizeOp
   for (const std::string& name : names) {
     auto view = ckpt.Find(name);
     if (!view.ok()) {
-      if (name.find("bias") != std::string::npos) continue;  // biases are optional
+      const bool qk_norm = name.find("self_attn.q_norm") != std::string::npos || name.find("self_attn.k_norm") != std::string::npos;
+      if (name.find("bias") != std::string::npos || qk_norm) {
+        continue;  // biases and q/k norms are optional
+      }
       return view.status();
     }
     const TensorView* v = view.value();
@@ -152,6 +159,11 @@ Status WriteQuantizedGguf(Env& env, const Checkpoint& ckpt, const GgufQuantizeOp
                          done += v->nbytes;
                          if (o.progress) o.progress(done, total);
                        }});
+  }
+  if (!c.rope_freq_factors.empty()) {  // Llama 3's rope scaling, where llama.cpp reads it
+    const std::vector<float> factors = c.rope_freq_factors;
+    tensors.push_back({"rope_freqs.weight", DType::kF32, {static_cast<int64_t>(factors.size())},
+                       [factors](uint8_t* dst) { std::memcpy(dst, factors.data(), factors.size() * sizeof(float)); }});
   }
   return WriteGguf(env, o.out, meta, tensors);
 }

@@ -1,5 +1,8 @@
 #include "storage/model_config.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <fstream>
 #include <sstream>
 
@@ -56,6 +59,67 @@ Result<ModelConfig> ModelConfig::Parse(const std::string& config_json, const std
   }
 }
 
+namespace {
+
+// rope_scaling as Hugging Face applies it to inv_freq, as one factor per
+// frequency; a GGUF file's rope_freqs come as rope_freq_factors.
+Status RopeScaling(const json& j, const ModelConfig& c, const std::string& origin, std::vector<float>* factors) {
+  const int64_t half = c.head_dim / 2;
+  if (j.contains("rope_freq_factors")) {
+    const json& f = j["rope_freq_factors"];
+    if (!f.is_array() || static_cast<int64_t>(f.size()) != half) {
+      return Status::Error(origin + ": rope_freq_factors must list head_dim / 2 = " + std::to_string(half) + " numbers");
+    }
+    for (const json& x : f) {
+      if (!x.is_number() || !(x.get<double>() > 0) || !std::isfinite(x.get<double>())) {
+        return Status::Error(origin + ": rope_freq_factors must be positive numbers");
+      }
+      factors->push_back(x.get<float>());
+    }
+    return Status::Ok();
+  }
+  if (!j.contains("rope_scaling") || j["rope_scaling"].is_null()) return Status::Ok();
+  const json& r = j["rope_scaling"];
+  if (!r.is_object()) return Status::Error(origin + ": rope_scaling must be an object");
+  const std::string type = r.contains("rope_type") && r["rope_type"].is_string() ? r["rope_type"].get<std::string>()
+                           : r.contains("type") && r["type"].is_string()         ? r["type"].get<std::string>()
+                                                                                  : "";
+  auto number = [&](const char* key, double fallback) {
+    return r.contains(key) && r[key].is_number() ? r[key].get<double>() : fallback;
+  };
+  if (type == "default") return Status::Ok();
+  const double factor = number("factor", 0);
+  if (type != "linear" && type != "llama3") {
+    return Status::Error(origin + ": rope_scaling type '" + EscapeText(type, 64) +
+                         "' is not supported (llama3 and linear are; dynamic NTK changes every cached position)");
+  }
+  if (!(factor >= 1) || !std::isfinite(factor)) return Status::Error(origin + ": rope_scaling needs a factor of at least 1");
+  for (int64_t i = 0; i < half; ++i) {
+    if (type == "linear") {
+      factors->push_back(static_cast<float>(factor));
+      continue;
+    }
+    const double low = number("low_freq_factor", 1), high = number("high_freq_factor", 4);
+    const double old_context = number("original_max_position_embeddings", 8192);
+    if (!(high > low) || !(low > 0) || !(old_context > 0)) {
+      return Status::Error(origin + ": rope_scaling llama3 needs high_freq_factor > low_freq_factor > 0");
+    }
+    const double inv = 1.0 / std::pow(c.rope_theta, static_cast<double>(2 * i) / static_cast<double>(c.head_dim));
+    const double wavelen = 2 * M_PI / inv;
+    double f = 1;
+    if (wavelen > old_context / low) {
+      f = factor;
+    } else if (wavelen >= old_context / high) {
+      const double smooth = (old_context / wavelen - low) / (high - low);
+      f = 1.0 / ((1 - smooth) / factor + smooth);
+    }
+    factors->push_back(static_cast<float>(f));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
 Result<ModelConfig> ModelConfig::ParseJson(const std::string& config_json, const std::string& tokenizer_config_json,
                                            const std::string& origin) {
   json j = json::parse(config_json, nullptr, false);
@@ -69,14 +133,15 @@ Result<ModelConfig> ModelConfig::ParseJson(const std::string& config_json, const
       j["architectures"][0].is_string()) {
     c.architecture = j["architectures"][0].get<std::string>();
   }
-  static const char* kArchitectures[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM"};
+  static const char* kArchitectures[] = {"LlamaForCausalLM", "MistralForCausalLM", "Qwen2ForCausalLM", "Qwen3ForCausalLM"};
   bool known = false;
   for (const char* a : kArchitectures) known = known || c.architecture == a;
-  if (!known || (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2")) {
+  if (!known || (c.model_type != "llama" && c.model_type != "mistral" && c.model_type != "qwen2" && c.model_type != "qwen3")) {
     return Status::Error(origin + ": unknown architecture '" + EscapeText(c.architecture, 64) + "' (model_type '" +
                          EscapeText(c.model_type, 64) +
-                         "'); supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM");
+                         "'); supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, Qwen3ForCausalLM");
   }
+  c.qk_norm = c.model_type == "qwen3";
   for (auto [key, field] : {std::pair<const char*, int64_t*>{"vocab_size", &c.vocab_size},
                             {"hidden_size", &c.hidden_size},
                             {"intermediate_size", &c.intermediate_size},
@@ -117,8 +182,15 @@ Result<ModelConfig> ModelConfig::ParseJson(const std::string& config_json, const
   if (!(c.rms_norm_eps > 0) || !(c.rope_theta > 0)) {
     return Status::Error(origin + ": rms_norm_eps and rope_theta must be positive");
   }
-  if (j.contains("rope_scaling") && !j["rope_scaling"].is_null()) {
-    return Status::Error(origin + ": rope_scaling is not supported yet");
+  Status scaling = RopeScaling(j, c, origin, &c.rope_freq_factors);
+  if (!scaling.ok()) return scaling;
+  // A sliding window (Mistral; Qwen with use_sliding_window): attention is
+  // exact for sequences within it, so the context stops there.
+  const bool windowed = c.model_type == "mistral" ||
+                        (j.contains("use_sliding_window") && j["use_sliding_window"].is_boolean() && j["use_sliding_window"].get<bool>());
+  if (windowed && j.contains("sliding_window") && j["sliding_window"].is_number_integer() &&
+      j["sliding_window"].get<int64_t>() > 0) {
+    c.max_position = std::min(c.max_position, j["sliding_window"].get<int64_t>());
   }
   const std::string act = j.value("hidden_act", "silu");
   if (act != "silu") {

@@ -19,7 +19,7 @@ inline constexpr int64_t kMaxContext = int64_t{1} << 22;
 
 struct ModelConfig {
   std::string architecture;   // e.g. "LlamaForCausalLM"
-  std::string model_type;     // "llama" | "mistral" | "qwen2"
+  std::string model_type;     // "llama" | "mistral" | "qwen2" | "qwen3"
   int64_t vocab_size = 0;
   int64_t hidden_size = 0;
   int64_t intermediate_size = 0;
@@ -30,6 +30,10 @@ struct ModelConfig {
   int64_t max_position = 0;   // the context length
   double rms_norm_eps = 1e-6;
   double rope_theta = 10000.0;
+  // What each rotary frequency's inv_freq is divided by: Llama 3's
+  // rope_scaling ("llama3"), "linear", or a GGUF file's rope_freqs. Empty: none.
+  std::vector<float> rope_freq_factors;  // [head_dim / 2]
+  bool qk_norm = false;       // Qwen3: an RMSNorm over each head's q and k, before RoPE
   bool tie_word_embeddings = false;
   bool qkv_bias = false;      // Qwen2, or Llama with attention_bias
   bool o_bias = false;        // Llama with attention_bias

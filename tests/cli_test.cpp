@@ -124,6 +124,29 @@ TEST(CliTest, GenerateFromAHubRepoIdAndFromAUrl) {
   EXPECT_EQ(tokens(url.out), tokens(local.out));
 }
 
+// Each architecture make-model writes runs split over 3 nodes with the
+// logits of 1 node, bit for bit, from the CLI as a user runs it.
+TEST(CliTest, EveryArchitectureSplitsBitIdentically) {
+  for (const char* arch : {"llama3", "qwen2", "qwen3", "mistral"}) {
+    SCOPED_TRACE(arch);
+    testing::TempDir dir;
+    auto made = RunProcess({Strata(), "make-model", "--out", dir / "m", "--arch", arch, "--layers", "3",
+                            "--tokenizer-vocab", "200"}, 120);
+    ASSERT_EQ(made.exit_code, 0) << made.err;
+    for (const char* n : {"1", "3"}) {
+      auto r = RunProcess({Strata(), "generate", "--model", dir / "m", "--local", n, "--threads", "1", "--prompt",
+                           "In the beginning", "--max-tokens", "6", "--logits-out", dir / (std::string("logits-") + n)}, 120);
+      ASSERT_EQ(r.exit_code, 0) << r.err;
+    }
+    const std::string one = testing::ReadFile(dir / "logits-1"), three = testing::ReadFile(dir / "logits-3");
+    EXPECT_GT(one.size(), 1000u);
+    EXPECT_TRUE(one == three) << "1-node and 3-node logits differ";
+  }
+  auto bad = RunProcess({Strata(), "make-model", "--out", "/tmp/never", "--arch", "gpt2"}, 30);
+  EXPECT_NE(bad.exit_code, 0);
+  EXPECT_NE(bad.err.find("--arch must be llama, llama3, qwen2, qwen3 or mistral"), std::string::npos) << bad.err;
+}
+
 TEST(CliTest, MakeModelIsDeterministic) {
   testing::TempDir dir;
   for (const char* out : {"a", "b"}) {

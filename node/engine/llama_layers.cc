@@ -280,19 +280,33 @@ torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, doubl
   return weight * (xf * torch::rsqrt(var + eps)).to(x.scalar_type());
 }
 
-void RopeTables(int64_t head_dim, double theta, int64_t max_position, torch::Tensor* cos, torch::Tensor* sin) {
+void RopeTables(int64_t head_dim, double theta, int64_t max_position, torch::Tensor* cos, torch::Tensor* sin,
+                const std::vector<float>& freq_factors) {
   auto inv_freq = 1.0 / torch::pow(static_cast<float>(theta),
                                    torch::arange(0, head_dim, 2, torch::kInt64).to(torch::kFloat32) /
                                        static_cast<float>(head_dim));                       // [hd/2]
+  if (!freq_factors.empty()) {
+    inv_freq = inv_freq / torch::tensor(freq_factors, torch::kFloat32);  // [hd/2]
+  }
   auto freqs = torch::outer(torch::arange(max_position, torch::kFloat32), inv_freq);       // [max_position, hd/2]
   auto emb = torch::cat({freqs, freqs}, -1);                                                // [max_position, hd]
   *cos = emb.cos();
   *sin = emb.sin();
 }
 
+// Qwen3's per-head RMSNorm of q and k, row by row (each row's bits its own).
+torch::Tensor QkNorm(const LlamaDims& d, const LayerWeights& w, const torch::Tensor& qkv) {
+  if (!w.q_norm.defined()) return qkv;
+  const int64_t nh = d.heads, nkv = d.kv_heads, hd = d.head_dim;
+  auto flat = qkv.reshape({-1, qkv.size(-1)});  // [rows, (nh+2nkv)*hd]
+  auto q = RmsNorm(flat.narrow(1, 0, nh * hd).reshape({-1, hd}), w.q_norm, d.rms_norm_eps).reshape({-1, nh * hd});
+  auto k = RmsNorm(flat.narrow(1, nh * hd, nkv * hd).reshape({-1, hd}), w.k_norm, d.rms_norm_eps).reshape({-1, nkv * hd});
+  return torch::cat({q, k, flat.narrow(1, (nh + nkv) * hd, nkv * hd)}, 1).view(qkv.sizes());
+}
+
 torch::Tensor LayerForward(const LlamaDims& dims, const LayerWeights& w, torch::Tensor x, int64_t start,
                            const torch::Tensor& cos, const torch::Tensor& sin, LayerCache* cache) {
-  auto qkv = Linear(RmsNorm(x, w.attn_norm, dims.rms_norm_eps), w.wqkv, w.bqkv);  // [B, T, (nh+2nkv)*hd]
+  auto qkv = QkNorm(dims, w, Linear(RmsNorm(x, w.attn_norm, dims.rms_norm_eps), w.wqkv, w.bqkv));  // [B, T, (nh+2nkv)*hd]
   x = x + Linear(Attend(dims, qkv, start, cos, sin, cache), w.wo, w.bo);
   auto h = RmsNorm(x, w.ffn_norm, dims.rms_norm_eps);
   const int64_t I = dims.intermediate;
@@ -305,7 +319,7 @@ torch::Tensor LayerForwardRows(const LlamaDims& dims, const LayerWeights& w, tor
                                const std::vector<int64_t>& offsets,
                                const std::function<torch::Tensor(int64_t, const torch::Tensor&)>& attend) {
   const int64_t sessions = static_cast<int64_t>(offsets.size()) - 1;
-  auto qkv = LinearRows(RmsNorm(x, w.attn_norm, dims.rms_norm_eps), w.wqkv, w.bqkv);  // [R, 1, (nh+2nkv)*hd]
+  auto qkv = QkNorm(dims, w, LinearRows(RmsNorm(x, w.attn_norm, dims.rms_norm_eps), w.wqkv, w.bqkv));  // [R, 1, (nh+2nkv)*hd]
   std::vector<torch::Tensor> heads;  // per session [T_k, 1, nh*hd]
   heads.reserve(static_cast<size_t>(sessions));
   for (int64_t k = 0; k < sessions; ++k) {

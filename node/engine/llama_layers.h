@@ -50,6 +50,7 @@ struct Weight {
 
 struct LayerWeights {
   torch::Tensor attn_norm, ffn_norm;   // [hidden]
+  torch::Tensor q_norm, k_norm;        // [head_dim] (Qwen3) or undefined
   // q, k and v stacked: one pass over the activations, one kernel call.
   Weight wqkv;                         // [(heads + 2*kv_heads)*head_dim, hidden]
   torch::Tensor bqkv;                  // [same] or undefined
@@ -100,8 +101,10 @@ torch::Tensor Attend(const LlamaDims& dims, const torch::Tensor& qkv, int64_t st
 // f32 normalisation, result in x's dtype, then scaled by weight.
 torch::Tensor RmsNorm(const torch::Tensor& x, const torch::Tensor& weight, double eps);
 
-// cos/sin tables [max_position, head_dim] f32, inv_freq as Hugging Face computes it.
-void RopeTables(int64_t head_dim, double theta, int64_t max_position, torch::Tensor* cos, torch::Tensor* sin);
+// cos/sin tables [max_position, head_dim] f32, inv_freq as Hugging Face
+// computes it, divided by `freq_factors` [head_dim/2] when given (rope scaling).
+void RopeTables(int64_t head_dim, double theta, int64_t max_position, torch::Tensor* cos, torch::Tensor* sin,
+                const std::vector<float>& freq_factors = {});
 
 // x: [B, T, hidden] at positions [start, start+T); cos/sin: [T, head_dim].
 // With a cache (B == 1), keys/values of the new positions are written into it

@@ -59,7 +59,8 @@ void AdviseHugePages(void* data, size_t nbytes) {
 // Every tensor of a layer, in one order, so that a streamed layer's layout
 // can be recorded once and laid over any slot.
 std::vector<torch::Tensor*> Fields(LayerWeights& w) {
-  return {&w.attn_norm, &w.ffn_norm, &w.wqkv.t, &w.bqkv, &w.wo.t, &w.bo, &w.w_gate_up.t, &w.b_gate_up, &w.w_down.t, &w.b_down};
+  return {&w.attn_norm, &w.ffn_norm, &w.wqkv.t, &w.bqkv, &w.wo.t, &w.bo, &w.w_gate_up.t, &w.b_gate_up, &w.w_down.t, &w.b_down,
+          &w.q_norm, &w.k_norm};
 }
 constexpr uint64_t kFieldAlign = 4096;  // each tensor of a streamed layer starts on a block
 
@@ -234,6 +235,8 @@ Status LlamaShard::Impl::LoadWeights() {
                                        {name("self_attn.k_proj.bias"), kv_dim},
                                        {name("self_attn.v_proj.bias"), kv_dim}}, 0, c.qkv_bias));
     STRATA_ASSIGN(w.bo, LoadOptional(name("self_attn.o_proj.bias"), c.o_bias, {H}));
+    STRATA_ASSIGN(w.q_norm, LoadOptional(name("self_attn.q_norm.weight"), c.qk_norm, {c.head_dim}));
+    STRATA_ASSIGN(w.k_norm, LoadOptional(name("self_attn.k_norm.weight"), c.qk_norm, {c.head_dim}));
     STRATA_ASSIGN(w.w_gate_up, LoadMatrix({{name("mlp.gate_proj.weight"), I}, {name("mlp.up_proj.weight"), I}}, H));
     STRATA_ASSIGN(w.w_down, LoadMatrix({{name("mlp.down_proj.weight"), H}}, I));
     STRATA_ASSIGN(w.b_gate_up, LoadStacked({{name("mlp.gate_proj.bias"), I}, {name("mlp.up_proj.bias"), I}}, 0, c.mlp_bias));
@@ -312,7 +315,7 @@ Result<const LayerWeights*> LlamaShard::Impl::StreamIn(int64_t j) {
 }
 
 void LlamaShard::Impl::BuildRope() {
-  RopeTables(config.head_dim, config.rope_theta, config.max_position, &rope_cos, &rope_sin);
+  RopeTables(config.head_dim, config.rope_theta, config.max_position, &rope_cos, &rope_sin, config.rope_freq_factors);
   rope_cos = rope_cos.to(device);
   rope_sin = rope_sin.to(device);
 }
