@@ -16,6 +16,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
+#include "coordinator/chat_page.h"
 #include "coordinator/dashboard.h"
 #include "coordinator/generation_driver.h"
 #include "protocol/peer_auth.h"
@@ -310,6 +311,7 @@ kj::Promise<void> ApiServer::Impl::request(kj::HttpMethod method, kj::StringPtr 
   path = path.substr(0, path.find('?'));
   if (path == "/health") return SendJson(response, 200, R"({"status":"ok"})");
   if (path == "/" && method == kj::HttpMethod::GET) return SendText(response, 200, "text/html; charset=utf-8", kDashboardHtml);
+  if (path == "/chat" && method == kj::HttpMethod::GET) return SendText(response, 200, "text/html; charset=utf-8", kChatPageHtml);
   if (!options.api_key.empty()) {
     const std::string expected = "Bearer " + options.api_key;
     bool ok = false;

@@ -15,7 +15,7 @@ const char* const kDashboardHtml = R"HTML(<!doctype html>
  .bar>div{height:100%;background:#4a7} table{border-collapse:collapse;background:#fff}
  td,th{border:1px solid #ddd;padding:4px 8px;text-align:left} canvas{background:#fff;border:1px solid #ddd;border-radius:6px}
 </style></head><body>
-<h1>Strata <span id="model" class="muted"></span></h1>
+<h1>Strata <span id="model" class="muted"></span> <a id="chat-link" href="/chat" style="font-size:14px;color:#4a7">chat</a></h1>
 <div class="muted">updated <span id="updated">never</span> · <span id="error"></span></div>
 <div class="row">
  <div class="card"><div class="muted">tokens/s</div><div class="big" id="tps">0</div></div>
@@ -32,6 +32,7 @@ const char* const kDashboardHtml = R"HTML(<!doctype html>
 "use strict";
 const key = new URLSearchParams(location.search).get("key");
 const headers = key ? {Authorization: "Bearer " + key} : {};
+if (key) document.getElementById("chat-link").href = "/chat?key=" + encodeURIComponent(key);
 const history = {tps: [], itl: []};
 let last = null;
 const fmt = (s) => s == null ? "–" : (s < 1 ? (s * 1000).toFixed(1) + " ms" : s.toFixed(2) + " s");

@@ -14,7 +14,7 @@ PACKAGES=(
   libcurl4-openssl-dev nlohmann-json3-dev libssl-dev libcli11-dev
   clang libclang-rt-14-dev fio
   bible-kjv bible-kjv-text jq
-  chromium
+  chromium chromium-driver
 )
 # Node.js and npm run the official openai client in the API's tests; a
 # machine that has them already (from elsewhere) keeps its own.

@@ -10,6 +10,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <openssl/evp.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -459,6 +463,109 @@ TEST(ServeTest, TheDashboardShowsTheClusterAndLiveFigures) {
   EXPECT_GT(total(second), total(first)) << "the live figures move";
   ASSERT_TRUE(std::filesystem::exists(shot)) << r.err;
   EXPECT_GT(std::filesystem::file_size(shot), 10000u) << "a real screenshot";
+}
+
+// Headless Chromium driven through chromedriver's WebDriver HTTP API, so a
+// test can wait for a streamed answer, click and read the page.
+class Browser {
+ public:
+  Browser() {
+    const int port = FreePort();
+    base_ = "http://127.0.0.1:" + std::to_string(port);
+    driver_ = std::make_unique<Child>(std::vector<std::string>{"/usr/bin/chromedriver", "--port=" + std::to_string(port)});
+    for (int i = 0; i < 200 && !Ready(); ++i) usleep(50000);
+    profile_ = testing::TempRoot() + "/strata-chromium-" + std::to_string(::getpid()) + "-" + std::to_string(port);
+    const json caps = {{"capabilities", {{"alwaysMatch", {{"goog:chromeOptions", {{"binary", "/usr/bin/chromium"},
+        {"args", {"--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=900,640", "--user-data-dir=" + profile_}}}}}}}}};
+    const json r = json::parse(Http(base_ + "/session", caps.dump(), "POST").body, nullptr, false);
+    if (!r.is_discarded() && r.contains("value") && r["value"].contains("sessionId")) session_ = r["value"]["sessionId"];
+    if (session_.empty()) ADD_FAILURE() << "chromedriver gave no session: " << driver_->Stderr();
+  }
+  ~Browser() {
+    if (!session_.empty()) Http(base_ + "/session/" + session_, "", "DELETE");
+    std::filesystem::remove_all(profile_);
+  }
+  bool ok() const { return !session_.empty(); }
+  void Open(const std::string& url) { Call("/url", {{"url", url}}); }
+  // A script's result ("return ..."), as JSON.
+  json Run(const std::string& script) { return Call("/execute/sync", {{"script", script}, {"args", json::array()}}); }
+  // Runs `script` until it returns true, for at most `seconds`.
+  bool WaitFor(const std::string& script, double seconds) {
+    for (int i = 0; i < seconds * 20; ++i) {
+      if (Run(script) == true) return true;
+      usleep(50000);
+    }
+    return false;
+  }
+  void Screenshot(const std::string& path) {
+    const std::string b64 = Call("/screenshot", json(), "GET").get<std::string>();
+    std::string png(b64.size() * 3 / 4 + 3, '\0');
+    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(png.data()), reinterpret_cast<const unsigned char*>(b64.data()),
+                                  static_cast<int>(b64.size()));
+    png.resize(n > 0 ? static_cast<size_t>(n) : 0);
+    std::ofstream(path, std::ios::binary) << png;
+  }
+
+ private:
+  static int FreePort() {
+    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+  }
+  bool Ready() {
+    const json r = json::parse(Http(base_ + "/status").body, nullptr, false);
+    return !r.is_discarded() && r.contains("value") && r["value"].value("ready", false);
+  }
+  json Call(const std::string& path, const json& body, const char* method = "POST") {
+    const Reply r = Http(base_ + "/session/" + session_ + path, std::string(method) == "GET" ? "" : body.dump(), method);
+    const json j = json::parse(r.body, nullptr, false);
+    return j.is_discarded() || !j.contains("value") ? json() : j["value"];
+  }
+  std::string base_, session_, profile_;
+  std::unique_ptr<Child> driver_;
+};
+
+// The chat page in headless Chromium: it opens with a question, streams the
+// answer through /v1/chat/completions and shows its tokens/s, the answer
+// being the API's own for the same request; Stop cuts an answer short and
+// Clear empties the conversation. A screenshot is kept beside the build.
+TEST(ServeTest, TheChatPageStreamsAnAnswer) {
+  ASSERT_EQ(::access("/usr/bin/chromedriver", X_OK), 0) << "no chromedriver: scripts/setup.sh installs chromium-driver";
+  Server server;
+  Browser browser;
+  ASSERT_TRUE(browser.ok());
+  browser.Open(server.url() + "/chat#ask=In%20the%20beginning&temperature=0&max_tokens=24");
+  ASSERT_TRUE(browser.WaitFor("return document.body.dataset.answers === '1'", 60)) << browser.Run("return document.body.innerHTML");
+  const json page = browser.Run(
+      "return {user: document.querySelector('.msg.user .text').textContent,"
+      " answer: document.querySelector('.msg.assistant .text').textContent,"
+      " stats: document.getElementById('last-stats').textContent, model: document.getElementById('model').textContent}");
+  const Reply api = Http(server.url() + "/v1/chat/completions",
+                         R"({"messages":[{"role":"user","content":"In the beginning"}],"temperature":0,"max_tokens":24})");
+  ASSERT_EQ(api.status, 200) << api.body;
+  const json answer = json::parse(api.body);
+  EXPECT_EQ(page["user"], "In the beginning");
+  EXPECT_EQ(page["answer"], answer["choices"][0]["message"]["content"]);
+  const std::string n = std::to_string(answer["usage"]["completion_tokens"].get<int>());
+  EXPECT_TRUE(std::regex_search(page["stats"].get<std::string>(), std::regex("^" + n + " tokens · [0-9.]+ tok/s")))
+      << page["stats"];
+  EXPECT_EQ(page["model"], "kjv-5m");
+  browser.Screenshot(testing::BinDir() + "/../chat.png");
+  EXPECT_GT(std::filesystem::file_size(testing::BinDir() + "/../chat.png"), 10000u) << "a real screenshot";
+  // A second question, stopped as soon as it is sent; then Clear.
+  browser.Run("document.getElementById('max-tokens').value = 2000; document.getElementById('input').value = 'And God said';"
+              " document.getElementById('form').requestSubmit(); document.getElementById('stop').click(); return 0");
+  ASSERT_TRUE(browser.WaitFor("return document.body.dataset.answers === '2'", 60));
+  EXPECT_NE(browser.Run("return document.getElementById('last-stats').textContent").get<std::string>().find("stopped"),
+            std::string::npos);
+  browser.Run("document.getElementById('clear').click(); return 0");
+  EXPECT_EQ(browser.Run("return document.querySelectorAll('.msg').length"), 0);
 }
 
 // A node's own Prometheus endpoint (strata-node --metrics): its sessions,
