@@ -162,6 +162,31 @@ TEST(HfTokenizerTest, GgufVocabularyTokenizesAsItsTokenizerJson) {
   }
 }
 
+// SmolLM2's and GPT-2's pre-tokenizers (digits one by one, then GPT-2's
+// regex; GPT-2's regex alone) over a real vocabulary: their GGUF names
+// ("smollm", "gpt2") rebuild the same tokenizer.
+TEST(HfTokenizerTest, SmolLmAndGpt2PreTokenizersSurviveGguf) {
+  json j = json::parse(testing::ReadFile(RealTokenizer("qwen3")), nullptr, false);
+  ASSERT_FALSE(j.is_discarded());
+  j["normalizer"] = nullptr;
+  const json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
+  for (const char* pre : {"smollm", "gpt2"}) {
+    SCOPED_TRACE(pre);
+    j["pre_tokenizer"] = std::string(pre) == "gpt2" ? byte_level
+                         : json{{"type", "Sequence"},
+                                {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}, byte_level}}};
+    auto tok = HfTokenizer::FromJson(j.dump(), "t.json");
+    ASSERT_TRUE(tok.ok()) << tok.status().message();
+    auto vocab = tok.value()->ToGguf();
+    ASSERT_TRUE(vocab.ok()) << vocab.status().message();
+    EXPECT_EQ(vocab->pre, pre);
+    auto back = HfTokenizer::FromGguf(vocab.value(), "t.gguf");
+    ASSERT_TRUE(back.ok()) << back.status().message();
+    for (const auto& t : VariedTexts()) EXPECT_EQ(back.value()->Encode(t), tok.value()->Encode(t)) << t;
+    if (std::string(pre) == "smollm") EXPECT_EQ(tok.value()->Encode("12345").size(), 5u) << "digits one by one";
+  }
+}
+
 // A small tokenizer.json written here: the steps a Llama-2-style HF file has
 // (Metaspace, byte fallback, an unk) and the library's merge order.
 json SmallSpm() {

@@ -24,8 +24,10 @@ struct PreName {
   const char* split;  // "gpt2": ByteLevel's own regex
   bool nfc;
 };
-constexpr PreName kPreNames[] = {
-    {"llama-bpe", kLlama3Split, false}, {"qwen2", kQwen2Split, true}, {"gpt2", "gpt2", false}};
+constexpr PreName kPreNames[] = {{"llama-bpe", kLlama3Split, false},
+                                  {"qwen2", kQwen2Split, true},
+                                  {"gpt2", "gpt2", false},
+                                  {"smollm", "smollm", false}};  // SmolLM2: digits one by one, then GPT-2's regex
 
 const PreName* PreByName(const std::string& name) {
   const std::string n = name == "llama3" || name == "llama-v3" ? "llama-bpe" : name == "default" ? "gpt2" : name;
@@ -44,6 +46,15 @@ std::string PreSignature(const json& p) {
            Field(b, "use_regex", true, &regex) && regex == use_regex;
   };
   if (plain_byte_level(p, true)) return "gpt2";
+  if (StepType(p) == "Sequence" && p.contains("pretokenizers") && p["pretokenizers"].is_array() &&
+      p["pretokenizers"].size() == 2) {
+    const json& d = p["pretokenizers"][0];
+    bool individual;
+    if (StepType(d) == "Digits" && Field(d, "individual_digits", false, &individual) && individual &&
+        plain_byte_level(p["pretokenizers"][1], true)) {
+      return "smollm";
+    }
+  }
   if (StepType(p) != "Sequence" || !p.contains("pretokenizers") || !p["pretokenizers"].is_array() ||
       p["pretokenizers"].size() != 2) {
     return "";
@@ -210,7 +221,7 @@ Result<std::unique_ptr<HfTokenizer>> HfTokenizer::FromGguf(const GgufVocab& v, c
   auto fail = [&](const std::string& why) { return Status::Error(origin + ": " + why); };
   const PreName* pre = PreByName(v.pre);
   if (pre == nullptr) {
-    return fail("tokenizer.ggml.pre '" + EscapeText(v.pre, 64) + "' is not a pre-tokenizer Strata knows (llama-bpe, qwen2, gpt2)");
+    return fail("tokenizer.ggml.pre '" + EscapeText(v.pre, 64) + "' is not a pre-tokenizer Strata knows (llama-bpe, qwen2, gpt2, smollm)");
   }
   if (v.tokens.empty() || v.types.size() != v.tokens.size() || v.tokens.size() > static_cast<size_t>(BpeModel::kMaxId)) {
     return fail("tokenizer.ggml.tokens and token_type must be non-empty, of one length and at most " +
@@ -247,8 +258,12 @@ Result<std::unique_ptr<HfTokenizer>> HfTokenizer::FromGguf(const GgufVocab& v, c
   auto model = BpeModel::Build(std::move(vocab), merges, BpeModel::Options());
   if (!model.ok()) return fail(model.status().message());
   t->model_ = std::move(model.value());
-  if (std::string(pre->split) == "gpt2") {
-    auto p = PreTokenizerFromJson(json{{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}});
+  const json byte_level = {{"type", "ByteLevel"}, {"add_prefix_space", false}, {"use_regex", true}};
+  if (std::string(pre->split) == "gpt2" || std::string(pre->split) == "smollm") {
+    auto p = PreTokenizerFromJson(std::string(pre->split) == "gpt2"
+                                      ? byte_level
+                                      : json{{"type", "Sequence"},
+                                             {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}, byte_level}}});
     if (!p.ok()) return p.status();
     t->pre_tokenizer_ = std::move(p.value());
   } else {
@@ -276,7 +291,7 @@ Result<HfTokenizer::GgufVocab> HfTokenizer::ToGguf() const {
   }
   if (v.pre.empty()) {
     return Status::Error("no llama.cpp pre-tokenizer (tokenizer.ggml.pre) matches this tokenizer.json's normalizer and "
-                         "pre-tokenizer (known: llama-bpe, qwen2, gpt2)");
+                         "pre-tokenizer (known: llama-bpe, qwen2, gpt2, smollm)");
   }
   const int32_t n = id_end();
   v.tokens.resize(static_cast<size_t>(n));
