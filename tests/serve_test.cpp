@@ -10,10 +10,6 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <openssl/evp.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -27,6 +23,7 @@
 #include <regex>
 #include <thread>
 
+#include "tests/browser.h"
 #include "tests/test_util.h"
 
 namespace strata {
@@ -465,72 +462,6 @@ TEST(ServeTest, TheDashboardShowsTheClusterAndLiveFigures) {
   EXPECT_GT(std::filesystem::file_size(shot), 10000u) << "a real screenshot";
 }
 
-// Headless Chromium driven through chromedriver's WebDriver HTTP API, so a
-// test can wait for a streamed answer, click and read the page.
-class Browser {
- public:
-  Browser() {
-    const int port = FreePort();
-    base_ = "http://127.0.0.1:" + std::to_string(port);
-    driver_ = std::make_unique<Child>(std::vector<std::string>{"/usr/bin/chromedriver", "--port=" + std::to_string(port)});
-    for (int i = 0; i < 200 && !Ready(); ++i) usleep(50000);
-    profile_ = testing::TempRoot() + "/strata-chromium-" + std::to_string(::getpid()) + "-" + std::to_string(port);
-    const json caps = {{"capabilities", {{"alwaysMatch", {{"goog:chromeOptions", {{"binary", "/usr/bin/chromium"},
-        {"args", {"--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=900,640", "--user-data-dir=" + profile_}}}}}}}}};
-    const json r = json::parse(Http(base_ + "/session", caps.dump(), "POST").body, nullptr, false);
-    if (!r.is_discarded() && r.contains("value") && r["value"].contains("sessionId")) session_ = r["value"]["sessionId"];
-    if (session_.empty()) ADD_FAILURE() << "chromedriver gave no session: " << driver_->Stderr();
-  }
-  ~Browser() {
-    if (!session_.empty()) Http(base_ + "/session/" + session_, "", "DELETE");
-    std::filesystem::remove_all(profile_);
-  }
-  bool ok() const { return !session_.empty(); }
-  void Open(const std::string& url) { Call("/url", {{"url", url}}); }
-  // A script's result ("return ..."), as JSON.
-  json Run(const std::string& script) { return Call("/execute/sync", {{"script", script}, {"args", json::array()}}); }
-  // Runs `script` until it returns true, for at most `seconds`.
-  bool WaitFor(const std::string& script, double seconds) {
-    for (int i = 0; i < seconds * 20; ++i) {
-      if (Run(script) == true) return true;
-      usleep(50000);
-    }
-    return false;
-  }
-  void Screenshot(const std::string& path) {
-    const std::string b64 = Call("/screenshot", json(), "GET").get<std::string>();
-    std::string png(b64.size() * 3 / 4 + 3, '\0');
-    const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(png.data()), reinterpret_cast<const unsigned char*>(b64.data()),
-                                  static_cast<int>(b64.size()));
-    png.resize(n > 0 ? static_cast<size_t>(n) : 0);
-    std::ofstream(path, std::ios::binary) << png;
-  }
-
- private:
-  static int FreePort() {
-    const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-  }
-  bool Ready() {
-    const json r = json::parse(Http(base_ + "/status").body, nullptr, false);
-    return !r.is_discarded() && r.contains("value") && r["value"].value("ready", false);
-  }
-  json Call(const std::string& path, const json& body, const char* method = "POST") {
-    const Reply r = Http(base_ + "/session/" + session_ + path, std::string(method) == "GET" ? "" : body.dump(), method);
-    const json j = json::parse(r.body, nullptr, false);
-    return j.is_discarded() || !j.contains("value") ? json() : j["value"];
-  }
-  std::string base_, session_, profile_;
-  std::unique_ptr<Child> driver_;
-};
-
 // The chat page in headless Chromium: it opens with a question, streams the
 // answer through /v1/chat/completions and shows its tokens/s, the answer
 // being the API's own for the same request; Stop cuts an answer short and
@@ -538,7 +469,7 @@ class Browser {
 TEST(ServeTest, TheChatPageStreamsAnAnswer) {
   ASSERT_EQ(::access("/usr/bin/chromedriver", X_OK), 0) << "no chromedriver: scripts/setup.sh installs chromium-driver";
   Server server;
-  Browser browser;
+  testing::Browser browser;
   ASSERT_TRUE(browser.ok());
   browser.Open(server.url() + "/chat#ask=In%20the%20beginning&temperature=0&max_tokens=24");
   ASSERT_TRUE(browser.WaitFor("return document.body.dataset.answers === '1'", 60)) << browser.Run("return document.body.innerHTML");

@@ -186,15 +186,9 @@ Built Build(const json& j, int depth) {
     return std::unique_ptr<Decoder>(new Strip(content, start, stop));
   }
   if (type == "Sequence") {
-    if (depth >= kMaxStepDepth) return BadStep("decoder", j, "nested too deep");
-    if (!j.contains("decoders") || !j["decoders"].is_array()) return BadStep("decoder", j, "needs a decoders list");
-    std::vector<std::unique_ptr<Decoder>> steps;
-    for (const json& s : j["decoders"]) {
-      auto step = Build(s, depth + 1);
-      if (!step.ok()) return step.status();
-      if (step.value()) steps.push_back(std::move(step.value()));
-    }
-    return std::unique_ptr<Decoder>(new Sequence(std::move(steps)));
+    auto steps = SequenceSteps<Decoder>(j, "decoder", "decoders", depth, Build);
+    if (!steps.ok()) return steps.status();
+    return std::unique_ptr<Decoder>(new Sequence(std::move(steps.value())));
   }
   return BadStep("decoder", j, "is not a type Strata reads (ByteLevel, Metaspace, ByteFallback, Fuse, Replace, Strip, Sequence)");
 }

@@ -2,7 +2,9 @@
 // Reading tokenizer.json's step objects: typed fields with defaults, and one
 // error form naming the step. A field of the wrong type is an error, never
 // a silent default. Header-only; stateless.
+#include <memory>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -58,5 +60,21 @@ inline bool Pattern(const json& j, PatternField* out) {
 }
 
 constexpr int kMaxStepDepth = 8;  // Sequence inside Sequence: bounded
+
+// A Sequence step's list (j[list_key]), each built by build(step, depth + 1);
+// null steps are dropped.
+template <typename Step, typename BuildFn>
+Result<std::vector<std::unique_ptr<Step>>> SequenceSteps(const json& j, const char* kind, const char* list_key, int depth,
+                                                          BuildFn build) {
+  if (depth >= kMaxStepDepth) return BadStep(kind, j, "nested too deep");
+  if (!j.contains(list_key) || !j[list_key].is_array()) return BadStep(kind, j, std::string("needs a ") + list_key + " list");
+  std::vector<std::unique_ptr<Step>> steps;
+  for (const json& s : j[list_key]) {
+    auto step = build(s, depth + 1);
+    if (!step.ok()) return step.status();
+    if (step.value()) steps.push_back(std::move(step.value()));
+  }
+  return steps;
+}
 
 }  // namespace strata::text

@@ -160,15 +160,9 @@ Result<std::unique_ptr<Normalizer>> Build(const json& j, int depth) {
     return std::unique_ptr<Normalizer>(new Replace(std::move(r.value()), content));
   }
   if (type == "Sequence") {
-    if (depth >= kMaxStepDepth) return BadStep("normalizer", j, "nested too deep");
-    if (!j.contains("normalizers") || !j["normalizers"].is_array()) return BadStep("normalizer", j, "needs a normalizers list");
-    std::vector<std::unique_ptr<Normalizer>> steps;
-    for (const json& s : j["normalizers"]) {
-      auto step = Build(s, depth + 1);
-      if (!step.ok()) return step.status();
-      if (step.value()) steps.push_back(std::move(step.value()));
-    }
-    return std::unique_ptr<Normalizer>(new Sequence(std::move(steps)));
+    auto steps = SequenceSteps<Normalizer>(j, "normalizer", "normalizers", depth, Build);
+    if (!steps.ok()) return steps.status();
+    return std::unique_ptr<Normalizer>(new Sequence(std::move(steps.value())));
   }
   return BadStep("normalizer", j, "is not a type Strata reads (NFC, NFD, NFKC, NFKD, Lowercase, StripAccents, Strip, "
                                    "Prepend, Replace, Sequence)");

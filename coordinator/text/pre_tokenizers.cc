@@ -265,15 +265,9 @@ Built Build(const json& j, int depth) {
     return std::unique_ptr<PreTokenizer>(new RegexSplitter(std::move(r.value()), Behavior::kRemoved, true));
   }
   if (type == "Sequence") {
-    if (depth >= kMaxStepDepth) return BadStep("pre-tokenizer", j, "nested too deep");
-    if (!j.contains("pretokenizers") || !j["pretokenizers"].is_array()) return BadStep("pre-tokenizer", j, "needs a pretokenizers list");
-    std::vector<std::unique_ptr<PreTokenizer>> steps;
-    for (const json& s : j["pretokenizers"]) {
-      auto step = Build(s, depth + 1);
-      if (!step.ok()) return step.status();
-      if (step.value()) steps.push_back(std::move(step.value()));
-    }
-    return SequenceOf(std::move(steps));
+    auto steps = SequenceSteps<PreTokenizer>(j, "pre-tokenizer", "pretokenizers", depth, Build);
+    if (!steps.ok()) return steps.status();
+    return SequenceOf(std::move(steps.value()));
   }
   return BadStep("pre-tokenizer", j, "is not a type Strata reads (Split, ByteLevel, Metaspace, Digits, Punctuation, "
                                       "Whitespace, WhitespaceSplit, Sequence)");
