@@ -178,6 +178,7 @@ TEST(JinjaTest, BadAndEndlessTemplatesGetOneError) {
   };
   fails("{% if x %}open", "does not parse: line 1: the template ends inside a block");
   fails("a\nb\n{{ x + }}", "does not parse: line 3");
+  fails("{% if t %}\n{% for x in xs %}\n{{ x + }}", "does not parse: line 3");  // the lines trim_blocks joined count
   fails("{% frobnicate %}", "unknown statement 'frobnicate'");
   fails("{{ x | nosuchfilter }}", "unknown filter 'nosuchfilter'");
   fails("{{ 'a' + 1 }}", "cannot + a string and a int");

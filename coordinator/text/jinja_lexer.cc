@@ -2,10 +2,16 @@
 // {% %}, {# #}, whitespace control, names, numbers, strings and operators.
 #include "coordinator/text/jinja_lexer.h"
 
+#include <algorithm>
 #include <cctype>
 
 namespace strata::text::jinja {
 namespace {
+
+// Where trim_blocks took a newline: the lexer counts it as a line (errors
+// name the source's lines) and never emits it.
+constexpr char kTrimmedNewline = '\x1e';
+constexpr const char* kBlank = " \t\r\n\x1e";
 
 // apply_chat_template's environment: lstrip_blocks, trim_blocks, and no final newline.
 std::string Preprocess(std::string s) {
@@ -23,6 +29,7 @@ std::string Preprocess(std::string s) {
     out.append(s, i, end - i);
     i = end;
   }
+  const bool mark = out.find(kTrimmedNewline) == std::string::npos;  // else: newlines simply go
   std::string trimmed;
   trimmed.reserve(out.size());
   for (size_t k = 0; k < out.size(); ++k) {
@@ -30,6 +37,7 @@ std::string Preprocess(std::string s) {
     if (out[k] == '}' && k > 0 && (out[k - 1] == '%' || out[k - 1] == '#' || out[k - 1] == '-') && k + 1 < out.size() &&
         out[k + 1] == '\n') {
       ++k;  // trim_blocks: the newline after a tag
+      if (mark) trimmed.push_back(kTrimmedNewline);
     }
   }
   return trimmed;
@@ -43,7 +51,7 @@ class Lexer {
     while (at_ < s_.size()) {
       const size_t open = FindOpen(at_);
       std::string text = s_.substr(at_, open - at_);
-      if (strip_next_) text.erase(0, text.find_first_not_of(" \t\r\n") == std::string::npos ? text.size() : text.find_first_not_of(" \t\r\n"));
+      if (strip_next_) text.erase(0, std::min(text.size(), text.find_first_not_of(kBlank)));
       strip_next_ = false;
       Advance(open);
       if (open == s_.size()) {
@@ -52,7 +60,7 @@ class Lexer {
       }
       const char type = s_[open + 1];
       const bool lstrip = open + 2 < s_.size() && s_[open + 2] == '-';
-      if (lstrip) text.erase(text.find_last_not_of(" \t\r\n") + 1);
+      if (lstrip) text.erase(text.find_last_not_of(kBlank) + 1);
       Push(out, Token::Kind::kText, text);
       Advance(open + 2 + (lstrip ? 1 : 0));
       if (type == '#') {
@@ -79,10 +87,11 @@ class Lexer {
     return s_.size();
   }
   void Advance(size_t to) {
-    for (size_t k = at_; k < to && k < s_.size(); ++k) line_ += s_[k] == '\n';
+    for (size_t k = at_; k < to && k < s_.size(); ++k) line_ += s_[k] == '\n' || s_[k] == kTrimmedNewline;
     at_ = to;
   }
   void Push(std::vector<Token>* out, Token::Kind k, std::string text) {
+    if (k == Token::Kind::kText) text.erase(std::remove(text.begin(), text.end(), kTrimmedNewline), text.end());
     if (k == Token::Kind::kText && text.empty()) return;
     out->push_back({k, std::move(text), line_});
   }
@@ -91,7 +100,7 @@ class Lexer {
   // The tokens inside a tag, up to its close ("-" before it strips what follows).
   Status Tag(const char* close, std::vector<Token>* out) {
     while (true) {
-      while (at_ < s_.size() && std::isspace(static_cast<unsigned char>(s_[at_]))) Advance(at_ + 1);
+      while (at_ < s_.size() && (std::isspace(static_cast<unsigned char>(s_[at_])) || s_[at_] == kTrimmedNewline)) Advance(at_ + 1);
       if (at_ >= s_.size()) return Error(std::string("a tag is not closed with ") + close);
       if (s_.compare(at_, 2, close) == 0 || (s_[at_] == '-' && s_.compare(at_ + 1, 2, close) == 0)) {
         strip_next_ = s_[at_] == '-';
@@ -118,6 +127,10 @@ class Lexer {
         std::string v;
         size_t e = at_ + 1;
         while (e < s_.size() && s_[e] != c) {
+          if (s_[e] == kTrimmedNewline) {  // trim_blocks took it
+            ++e;
+            continue;
+          }
           if (s_[e] == '\\' && e + 1 < s_.size()) {
             const char n = s_[++e];
             v.push_back(n == 'n' ? '\n' : n == 't' ? '\t' : n == 'r' ? '\r' : n == 'b' ? '\b' : n == 'f' ? '\f' : n);
