@@ -86,15 +86,21 @@ Value DeepCopy(const Value& v, int depth) {
   return v;
 }
 
-bool Value::tainted() const {
+namespace {
+constexpr int kMaxNesting = 64;        // lists in dicts in lists...: a template can build cycles
+constexpr size_t kMaxText = 1u << 20;  // what printing one value may write (a list holding itself twice doubles a level)
+}  // namespace
+
+bool Value::tainted(int depth) const {
+  if (depth > kMaxNesting) return true;  // too deep to look through: assume the worst
   switch (kind) {
     case Kind::kString: return !untrusted.empty();
     case Kind::kList:
-      for (const auto& v : *list) if (v.tainted()) return true;
+      for (const auto& v : *list) if (v.tainted(depth + 1)) return true;
       return false;
     case Kind::kDict:
     case Kind::kNamespace:
-      for (const auto& [k, v] : dict->items) if (v.tainted()) return true;
+      for (const auto& [k, v] : dict->items) if (v.tainted(depth + 1)) return true;
       return false;
     default: return false;
   }
@@ -114,7 +120,8 @@ bool Truthy(const Value& v) {
   }
 }
 
-bool Equal(const Value& a, const Value& b) {
+bool Equal(const Value& a, const Value& b, int depth) {
+  if (depth > kMaxNesting) return false;
   if (a.is_number() && b.is_number()) return a.number() == b.number();
   if ((a.kind == Value::Kind::kBool) != (b.kind == Value::Kind::kBool)) {
     if (a.kind == Value::Kind::kBool && b.is_number()) return a.b == (b.number() != 0) && (b.number() == 0 || b.number() == 1);
@@ -129,14 +136,14 @@ bool Equal(const Value& a, const Value& b) {
     case Value::Kind::kString: return a.s == b.s;
     case Value::Kind::kList:
       if (a.list->size() != b.list->size()) return false;
-      for (size_t k = 0; k < a.list->size(); ++k) if (!Equal((*a.list)[k], (*b.list)[k])) return false;
+      for (size_t k = 0; k < a.list->size(); ++k) if (!Equal((*a.list)[k], (*b.list)[k], depth + 1)) return false;
       return true;
     case Value::Kind::kDict:
     case Value::Kind::kNamespace:
       if (a.dict->items.size() != b.dict->items.size()) return false;
       for (const auto& [k, v] : a.dict->items) {
         const Value* o = b.dict->Find(k);
-        if (o == nullptr || !Equal(v, *o)) return false;
+        if (o == nullptr || !Equal(v, *o, depth + 1)) return false;
       }
       return true;
     default: return a.dict == b.dict && a.macro == b.macro && a.s == b.s;
@@ -166,7 +173,8 @@ std::string FloatText(double f) {
 
 }  // namespace
 
-std::string Str(const Value& v) {
+std::string Str(const Value& v, int depth) {
+  if (depth > kMaxNesting) return "[...]";
   switch (v.kind) {
     case Value::Kind::kUndefined: return "";
     case Value::Kind::kNone: return "None";
@@ -178,7 +186,8 @@ std::string Str(const Value& v) {
       std::string out = "[";
       for (size_t k = 0; k < v.list->size(); ++k) {
         const Value& x = (*v.list)[k];
-        out += (k ? ", " : "") + (x.is_string() ? "'" + x.s + "'" : Str(x));
+        out += (k ? ", " : "") + (x.is_string() ? "'" + x.s + "'" : Str(x, depth + 1));
+        if (out.size() > kMaxText) return out + "...";
       }
       return out + "]";
     }
@@ -187,7 +196,8 @@ std::string Str(const Value& v) {
       std::string out = "{";
       size_t k = 0;
       for (const auto& [key, x] : v.dict->items) {
-        out += (k++ ? ", '" : "'") + key + "': " + (x.is_string() ? "'" + x.s + "'" : Str(x));
+        out += (k++ ? ", '" : "'") + key + "': " + (x.is_string() ? "'" + x.s + "'" : Str(x, depth + 1));
+        if (out.size() > kMaxText) return out + "...";
       }
       return out + "}";
     }
@@ -246,6 +256,7 @@ Value FromJson(const nlohmann::json& j, bool untrusted) {
 }
 
 std::string ToJson(const Value& v, int indent, int depth) {
+  if (depth > kMaxNesting) return "null";
   const std::string pad = indent > 0 ? "\n" + std::string(static_cast<size_t>(indent * (depth + 1)), ' ') : "";
   const std::string close = indent > 0 ? "\n" + std::string(static_cast<size_t>(indent * depth), ' ') : "";
   const std::string sep = indent > 0 ? "," : ", ";
@@ -259,7 +270,9 @@ std::string ToJson(const Value& v, int indent, int depth) {
     case Value::Kind::kList: {
       if (v.list->empty()) return "[]";
       std::string out = "[";
-      for (size_t k = 0; k < v.list->size(); ++k) out += (k ? sep : "") + pad + ToJson((*v.list)[k], indent, depth + 1);
+      for (size_t k = 0; k < v.list->size() && out.size() <= kMaxText; ++k) {
+        out += (k ? sep : "") + pad + ToJson((*v.list)[k], indent, depth + 1);
+      }
       return out + close + "]";
     }
     case Value::Kind::kDict:
@@ -268,6 +281,7 @@ std::string ToJson(const Value& v, int indent, int depth) {
       std::string out = "{";
       size_t k = 0;
       for (const auto& [key, x] : v.dict->items) {
+        if (out.size() > kMaxText) break;
         out += (k++ ? sep : "") + pad + nlohmann::json(key).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
                ": " + ToJson(x, indent, depth + 1);
       }

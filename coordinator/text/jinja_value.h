@@ -51,7 +51,8 @@ struct Value {
   bool is_string() const { return kind == Kind::kString; }
   bool is_number() const { return kind == Kind::kInt || kind == Kind::kFloat; }
   bool is_mapping() const { return kind == Kind::kDict || kind == Kind::kNamespace; }
-  bool tainted() const;  // any untrusted byte in it (strings: directly; lists/dicts: anywhere inside)
+  // Any untrusted byte in it (strings: directly; lists/dicts: anywhere inside; past 64 levels: assumed).
+  bool tainted(int depth = 0) const;
   double number() const { return kind == Kind::kFloat ? f : static_cast<double>(kind == Kind::kBool ? b : i); }
 
  private:
@@ -81,9 +82,9 @@ class Arena {
 Value DeepCopy(const Value& v, int depth = 0);
 
 bool Truthy(const Value& v);
-bool Equal(const Value& a, const Value& b);
+bool Equal(const Value& a, const Value& b, int depth = 0);  // past 64 levels: unequal
 // Python's str() of the value (None, True, 1.5, ...); a string is itself.
-std::string Str(const Value& v);
+std::string Str(const Value& v, int depth = 0);  // past 64 levels: "[...]"
 const char* KindName(const Value& v);
 // a + b of two strings, the untrusted ranges of both kept.
 Value Concat(const Value& a, const Value& b);
