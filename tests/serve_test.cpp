@@ -15,6 +15,7 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -100,10 +101,14 @@ class Server {
   std::string Stdout() const { return child_->Stdout(); }
   // /metrics once `series` reads `value`, or after ten seconds.
   std::map<std::string, double> MetricsOnce(const std::string& series, double value) const {
+    return MetricsWhen([&](std::map<std::string, double>& m) { return m[series] == value; });
+  }
+  // /metrics once `ready` holds of it (or after 10 s, for the test to report).
+  std::map<std::string, double> MetricsWhen(const std::function<bool(std::map<std::string, double>&)>& ready) const {
     std::map<std::string, double> m;
     for (int i = 0; i < 100; ++i) {
       m = Metrics();
-      if (m[series] == value) break;
+      if (ready(m)) break;
       usleep(100000);
     }
     return m;
@@ -370,13 +375,23 @@ TEST(ServeTest, AdmissionIsByKvCapacity) {
   EXPECT_EQ(server.Metrics()["strata:kv_cache_usage_perc"], 0) << "every reservation is given back";
 }
 
+// One request was cancelled and no node holds a session any more.
+bool CancelledAndClosed(std::map<std::string, double>& m) {
+  if (m["strata:request_success_total{finished_reason=\"cancelled\"}"] != 1) return false;
+  for (const auto& [series, value] : m) {
+    if (series.rfind("strata:node_active_sessions{", 0) == 0 && value != 0) return false;
+  }
+  return true;
+}
+
 TEST(ServeTest, AClientThatGoesAwayFreesItsKvOnEveryStage) {
   Server server;
   // A long streamed request whose client hangs up after its first bytes.
   const Reply cut = Http(server.url() + "/v1/completions",
                          R"({"prompt":"And God said","max_tokens":240,"temperature":0,"stream":true})", "", {}, 200);
   EXPECT_EQ(cut.rc, CURLE_WRITE_ERROR);
-  std::map<std::string, double> m = server.MetricsOnce("strata:request_success_total{finished_reason=\"cancelled\"}", 1);
+  // The request ends at once; its sessions close on the nodes a moment later.
+  std::map<std::string, double> m = server.MetricsWhen(CancelledAndClosed);
   EXPECT_EQ(m["strata:request_success_total{finished_reason=\"cancelled\"}"], 1);
   EXPECT_EQ(m["strata:num_requests_running"], 0);
   int stages = 0;
@@ -387,7 +402,9 @@ TEST(ServeTest, AClientThatGoesAwayFreesItsKvOnEveryStage) {
   }
   EXPECT_EQ(stages, 2);
   for (const auto& [series, value] : m) {
-    if (series.rfind("strata:node_memory_used_bytes{", 0) == 0) EXPECT_GT(value, 0) << series;
+    if (series.rfind("strata:node_memory_used_bytes{", 0) == 0) {
+      EXPECT_GT(value, 0) << series;
+    }
   }
 }
 
@@ -398,12 +415,14 @@ TEST(ServeTest, ANonStreamingClientThatGoesAwayIsCancelled) {
   const Reply cut = Http(server.url() + "/v1/completions", R"({"prompt":"And God said","max_tokens":240,"temperature":0})",
                          "", {}, 0, 300);
   EXPECT_EQ(cut.rc, CURLE_OPERATION_TIMEDOUT);
-  std::map<std::string, double> m = server.MetricsOnce("strata:request_success_total{finished_reason=\"cancelled\"}", 1);
+  std::map<std::string, double> m = server.MetricsWhen(CancelledAndClosed);
   EXPECT_EQ(m["strata:request_success_total{finished_reason=\"cancelled\"}"], 1);
   EXPECT_EQ(m["strata:request_success_total{finished_reason=\"ok\"}"], 0) << "it did not run to the end";
   EXPECT_EQ(m["strata:num_requests_running"], 0);
   for (const auto& [series, value] : m) {
-    if (series.rfind("strata:node_active_sessions{", 0) == 0) EXPECT_EQ(value, 0) << series;
+    if (series.rfind("strata:node_active_sessions{", 0) == 0) {
+      EXPECT_EQ(value, 0) << series;
+    }
   }
 }
 
