@@ -62,6 +62,15 @@ struct ActQ8_0 {  // x ~ d * q, q in [-127, 127]; sum of qs for the formats with
   int32_t sum;
   int8_t qs[kQK8_0];
 };
+// Two Q8_0 activation blocks as the AVX-512 VNNI kernels read them: the
+// 64 qs in one run, each int32 lane's correction -128 * (its four qs) for
+// weights made unsigned (q + 128), and both scales. A lone last block
+// leaves the upper half zero.
+struct ActQ8_0Pair {
+  int8_t qs[2 * kQK8_0];
+  int32_t fix[16];
+  float d[2];
+};
 struct ActQ8_K {  // x ~ d * q, q in [-127, 127]; bsums[i] = sum of qs[16i, 16i+16)
   float d;
   int8_t qs[kQKK];

@@ -143,6 +143,39 @@ TEST(MatmulTest, ThePathsTheCpuCanRunAreAllThere) {
     EXPECT_EQ(has("avx512"), avx512 && cpu.fma && !IsQuantized(type)) << WeightTypeName(type);
     EXPECT_EQ(has("avx512-bf16"), avx512 && cpu.fma && cpu.avx512bf16 && type == WeightType::kBF16);
     EXPECT_EQ(has("avx2-vnni"), avx2 && cpu.avx512vnni && cpu.avx512vl && IsQuantized(type)) << WeightTypeName(type);
+    EXPECT_EQ(has("avx512-vnni"), avx2 && avx512 && cpu.avx512vnni && type == WeightType::kQ8_0) << WeightTypeName(type);
+  }
+}
+
+// The integer paths of one format give the same bits on every CPU: their
+// int32 lanes are exact and their f32 steps the same, so a cluster of
+// AVX2 and AVX-512 machines splits a quantized model as one machine runs it.
+TEST(MatmulTest, TheQuantizedPathsGiveTheSameBitsOnEveryCpu) {
+  const CpuFeatures cpu = CpuFeatures::Probe();
+  std::mt19937 rng(11);
+  for (WeightType type : kAllTypes) {
+    if (!IsQuantized(type)) continue;
+    for (int64_t cols : TailShapes(type)) {
+      const int64_t rows = 7;
+      auto w = Weights(type, rows, cols, rng);
+      const WeightMatrix m{type, w.data(), rows, cols};
+      for (int64_t n : {1, 3, 6}) {
+        Input in = Activations(type, n, cols, rng);
+        std::vector<float> first;
+        std::string first_name;
+        for (const KernelPath& path : KernelPaths(type, cpu)) {
+          if (std::string(path.name) == "scalar") continue;
+          std::vector<float> out(static_cast<size_t>(n * rows));
+          MatRows(path, m, in.rows, 0, rows, out.data(), rows);
+          if (first.empty()) {
+            first = out, first_name = path.name;
+            continue;
+          }
+          EXPECT_EQ(std::memcmp(first.data(), out.data(), out.size() * 4), 0)
+              << WeightTypeName(type) << ": " << path.name << " and " << first_name << " cols " << cols << " batch " << n;
+        }
+      }
+    }
   }
 }
 

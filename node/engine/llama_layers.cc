@@ -68,9 +68,9 @@ torch::Tensor KernelMatmul(const torch::Tensor& x2, const std::vector<KernelRows
     const int64_t m = std::min(kMaxKernelRows, n - b0);
     const InputRows in{static_cast<const uint8_t*>(x2.data_ptr()) + b0 * cols * x2.element_size(), bf16, m, cols};
     // The activation rows in each form the parts read.
-    std::vector<uint8_t> storage[4];
-    ActRows act[4];
-    bool have[4] = {false, false, false, false};
+    std::vector<uint8_t> storage[kActForms];
+    ActRows act[kActForms];
+    bool have[kActForms] = {};
     for (const KernelRows& p : parts) {
       const int f = static_cast<int>(kernels.For(p.type).form);
       if (!have[f]) act[f] = PrepareActivations(kernels.For(p.type).form, in, &storage[f]), have[f] = true;

@@ -24,8 +24,29 @@ size_t FormRowBytes(ActForm form, int64_t cols) {
     case ActForm::kBF16: return static_cast<size_t>(cols) * 2;
     case ActForm::kQ8_0: return static_cast<size_t>(cols / kQK8_0) * sizeof(ActQ8_0);
     case ActForm::kQ8_K: return static_cast<size_t>(cols / kQKK) * sizeof(ActQ8_K);
+    case ActForm::kQ8_0Pairs: return static_cast<size_t>((cols / kQK8_0 + 1) / 2) * sizeof(ActQ8_0Pair);
   }
   return 0;
+}
+
+// Q8_0 blocks quantized as QuantizeActQ8_0 does, in pairs (ActQ8_0Pair).
+void PairActQ8_0(const float* x, int64_t cols, ActQ8_0Pair* out) {
+  const int64_t blocks = cols / kQK8_0;
+  std::vector<ActQ8_0> q(static_cast<size_t>(blocks));
+  QuantizeActQ8_0(x, cols, q.data());
+  for (int64_t p = 0; p < (blocks + 1) / 2; ++p) {
+    ActQ8_0Pair& o = out[p];
+    std::memset(&o, 0, sizeof o);
+    for (int h = 0; h < 2 && 2 * p + h < blocks; ++h) {
+      const ActQ8_0& b = q[static_cast<size_t>(2 * p + h)];
+      std::memcpy(o.qs + kQK8_0 * h, b.qs, kQK8_0);
+      o.d[h] = b.d;
+      for (int l = 0; l < 8; ++l) {
+        const int8_t* four = b.qs + 4 * l;
+        o.fix[8 * h + l] = -128 * (four[0] + four[1] + four[2] + four[3]);
+      }
+    }
+  }
 }
 
 Kernels& Active() {
@@ -64,6 +85,7 @@ ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t
         break;
       case ActForm::kQ8_0: QuantizeActQ8_0(row.data(), x.cols, reinterpret_cast<ActQ8_0*>(dst)); break;
       case ActForm::kQ8_K: QuantizeActQ8_K(row.data(), x.cols, reinterpret_cast<ActQ8_K*>(dst)); break;
+      case ActForm::kQ8_0Pairs: PairActQ8_0(row.data(), x.cols, reinterpret_cast<ActQ8_0Pair*>(dst)); break;
     }
   }
   a.data = storage->data();
@@ -75,6 +97,7 @@ std::vector<KernelPath> KernelPaths(WeightType type, const CpuFeatures& cpu) {
   kernels::AddScalarPaths(type, &out);
   kernels::AddAvx2Paths(type, cpu, &out);
   kernels::AddAvx512Paths(type, cpu, &out);
+  kernels::AddAvx512QuantPaths(type, cpu, &out);
   return out;
 }
 

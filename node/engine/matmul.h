@@ -49,7 +49,8 @@ struct InputRows {
 };
 
 // Activation rows in the form one kernel path reads them.
-enum class ActForm : uint8_t { kF32, kBF16, kQ8_0, kQ8_K };
+enum class ActForm : uint8_t { kF32, kBF16, kQ8_0, kQ8_K, kQ8_0Pairs };
+inline constexpr int kActForms = 5;
 struct ActRows {
   ActForm form = ActForm::kF32;
   const uint8_t* data = nullptr;
@@ -67,7 +68,7 @@ using MatFn = void (*)(const WeightMatrix& w, const ActRows& x, int64_t r0, int6
                        int64_t out_stride);
 
 struct KernelPath {
-  const char* name = "";      // "scalar", "avx2", "avx2-vnni", "avx512", "avx512-bf16"
+  const char* name = "";      // "scalar", "avx2", "avx2-vnni", "avx512", "avx512-bf16", "avx512-vnni"
   WeightType type = WeightType::kF32;
   ActForm form = ActForm::kF32;
   MatFn fn = nullptr;
@@ -103,11 +104,12 @@ bool SelectKernels(const std::string& cap);  // false: unknown cap; the selectio
 void MatRows(const KernelPath& path, const WeightMatrix& w, const InputRows& x, int64_t r0, int64_t r1,
              float* out, int64_t out_stride);
 
-// The per-ISA tables (matmul_scalar.cc, matmul_avx2.cc, matmul_avx512.cc).
+// The per-ISA tables (matmul_scalar.cc, matmul_avx2.cc, matmul_avx512.cc, matmul_quant_avx512.cc).
 namespace kernels {
 void AddScalarPaths(WeightType type, std::vector<KernelPath>* out);
 void AddAvx2Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out);
 void AddAvx512Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out);
+void AddAvx512QuantPaths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out);
 }  // namespace kernels
 
 }  // namespace strata
