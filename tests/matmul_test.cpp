@@ -239,6 +239,16 @@ TEST(MatmulTest, AReorderedSumIsToldApart) {
   }
 }
 
+// The inline row sizes the kernels use are the block tables' sizes.
+TEST(MatmulTest, InlineRowBytesAreTheBlockTablesRowBytes) {
+  for (WeightType type : kAllTypes) {
+    for (int64_t blocks : {1, 3, 8}) {
+      const int64_t cols = blocks * BlockElements(type) * (IsQuantized(type) ? 1 : 7);
+      EXPECT_EQ(RowBytes(type, cols), BlockRowBytes(type, cols)) << WeightTypeName(type);
+    }
+  }
+}
+
 // Block layouts as GGUF defines them, from hand-made bytes.
 TEST(MatmulTest, BlockLayoutsDecodeAsGgufDefinesThem) {
   BlockQ4_0 q4{};

@@ -48,6 +48,31 @@ struct KernelRows {
   const uint8_t* data;
 };
 
+// Row boundaries [0, ..., rows] that give each of `pieces` threads an even
+// share of the weight bytes: the parts of one matrix may differ in type
+// (a Q6_K attn_v beside Q4_K q and k), and an even split of rows would
+// leave one thread waiting on the other.
+std::vector<int64_t> SplitByBytes(const std::vector<KernelRows>& parts, int64_t rows, int64_t cols, int pieces) {
+  pieces = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pieces, rows)));
+  double total = 0;
+  for (const KernelRows& p : parts) total += static_cast<double>(p.rows) * RowBytes(p.type, cols);
+  std::vector<int64_t> bounds{0};
+  double before = 0;  // bytes of the parts wholly before p
+  for (const KernelRows& p : parts) {
+    const double row_bytes = static_cast<double>(RowBytes(p.type, cols));
+    while (static_cast<int>(bounds.size()) < pieces) {
+      const double want = total * static_cast<double>(bounds.size()) / pieces - before;
+      const int64_t r = static_cast<int64_t>(want / row_bytes + 0.5);
+      if (r >= p.rows) break;
+      bounds.push_back(std::max(bounds.back(), p.row0 + r));
+    }
+    before += static_cast<double>(p.rows) * row_bytes;
+  }
+  while (static_cast<int>(bounds.size()) < pieces) bounds.push_back(rows);
+  bounds.push_back(rows);
+  return bounds;
+}
+
 // y[n, rows] = x2[n, cols] W^T + b for W given by row ranges, each through
 // the process's kernel for its type; x2 contiguous f32 or bf16, y in its
 // dtype. kMaxKernelRows activation rows at a time (they stay in cache while
@@ -64,6 +89,7 @@ torch::Tensor KernelMatmul(const torch::Tensor& x2, const std::vector<KernelRows
   torch::Tensor bias = b.defined() ? b.to(torch::kFloat32).contiguous() : b;
   const float* bp = b.defined() ? bias.data_ptr<float>() : nullptr;
   const Kernels& kernels = ActiveKernels();
+  const std::vector<int64_t> bounds = SplitByBytes(parts, rows, cols, at::get_num_threads());
   for (int64_t b0 = 0; b0 < n; b0 += kMaxKernelRows) {
     const int64_t m = std::min(kMaxKernelRows, n - b0);
     const InputRows in{static_cast<const uint8_t*>(x2.data_ptr()) + b0 * cols * x2.element_size(), bf16, m, cols};
@@ -76,8 +102,9 @@ torch::Tensor KernelMatmul(const torch::Tensor& x2, const std::vector<KernelRows
       if (!have[f]) act[f] = PrepareActivations(kernels.For(p.type).form, in, &storage[f]), have[f] = true;
     }
     float* out = dp + b0 * rows;
-    // Grain of 64 rows (~256 KiB of BF16 weights at hidden 2048) keeps threads busy.
-    at::parallel_for(0, rows, m == 1 ? 64 : 16, [&](int64_t begin, int64_t end) {
+    at::parallel_for(0, static_cast<int64_t>(bounds.size()) - 1, 1, [&](int64_t t0, int64_t t1) {
+     for (int64_t t = t0; t < t1; ++t) {
+      const int64_t begin = bounds[static_cast<size_t>(t)], end = bounds[static_cast<size_t>(t) + 1];
       for (const KernelRows& p : parts) {
         const int64_t lo = std::max(begin, p.row0), hi = std::min(end, p.row0 + p.rows);
         if (lo >= hi) continue;
@@ -92,6 +119,7 @@ torch::Tensor KernelMatmul(const torch::Tensor& x2, const std::vector<KernelRows
           if (bf16) yp[(b0 + i) * rows + r] = FloatToBf16(v);
         }
       }
+     }
     });
   }
   return y;

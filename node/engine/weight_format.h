@@ -30,11 +30,20 @@ DType StorageDType(WeightType type);
 bool WeightTypeOf(DType dtype, WeightType* out);
 // Bytes of one row of `cols` elements; cols must be a multiple of BlockElements.
 size_t BlockRowBytes(WeightType type, int64_t cols);  // any type, through the block tables
-// Inline for the plain types: attention asks it once a cached position.
+// Inline, from a table of the block structs (matmul_test checks it against
+// BlockRowBytes): attention asks it once a cached position and the kernels
+// once a weight row.
+struct WeightBlock {
+  int64_t elements;
+  size_t bytes;
+};
+inline constexpr WeightBlock kWeightBlocks[kWeightTypes] = {
+    {1, 4},    {1, 2},  {kQK8_0, sizeof(BlockQ8_0)}, {kQK8_0, sizeof(BlockQ4_0)}, {kQKK, sizeof(BlockQ4_K)},
+    {kQKK, sizeof(BlockQ5_K)}, {kQKK, sizeof(BlockQ6_K)}, {kQK8_0, sizeof(BlockQ4_1)}, {kQK8_0, sizeof(BlockQ5_0)},
+    {kQK8_0, sizeof(BlockQ5_1)}};
 inline size_t RowBytes(WeightType type, int64_t cols) {
-  if (type == WeightType::kF32) return static_cast<size_t>(cols) * 4;
-  if (type == WeightType::kBF16) return static_cast<size_t>(cols) * 2;
-  return BlockRowBytes(type, cols);
+  const WeightBlock& b = kWeightBlocks[static_cast<int>(type)];
+  return static_cast<size_t>(cols / b.elements) * b.bytes;
 }
 
 // storage/quants' conversions, by weight type.
