@@ -89,7 +89,15 @@ torch::Tensor KernelMatmul(const torch::Tensor& x2, const std::vector<KernelRows
   torch::Tensor bias = b.defined() ? b.to(torch::kFloat32).contiguous() : b;
   const float* bp = b.defined() ? bias.data_ptr<float>() : nullptr;
   const Kernels& kernels = ActiveKernels();
-  const std::vector<int64_t> bounds = SplitByBytes(parts, rows, cols, at::get_num_threads());
+  // A thread's share is at least kMinThreadWork bytes x rows: below that,
+  // waking the other threads costs more than they save (a small model's
+  // matrices run on one).
+  constexpr double kMinThreadWork = 256.0 * 1024;
+  double work = 0;
+  for (const KernelRows& p : parts) work += static_cast<double>(p.rows) * RowBytes(p.type, cols);
+  work *= static_cast<double>(std::min(n, kMaxKernelRows));
+  const int threads = static_cast<int>(std::clamp<double>(work / kMinThreadWork, 1, at::get_num_threads()));
+  const std::vector<int64_t> bounds = SplitByBytes(parts, rows, cols, threads);
   for (int64_t b0 = 0; b0 < n; b0 += kMaxKernelRows) {
     const int64_t m = std::min(kMaxKernelRows, n - b0);
     const InputRows in{static_cast<const uint8_t*>(x2.data_ptr()) + b0 * cols * x2.element_size(), bf16, m, cols};
@@ -169,7 +177,10 @@ torch::Tensor AttendCpu(const LlamaDims& d, const torch::Tensor& qkv, int64_t st
   a.pos_stride = cache->k.stride(1);
   a.out = out.data_ptr();
   WriteNewKv(a);
-  at::parallel_for(0, d.heads, 1, [&](int64_t h0, int64_t h1) { AttendHeads(a, h0, h1); });
+  // One thread for small work (a short context): waking the others costs
+  // more than the dots (a guess of about 64K multiply-adds of work each).
+  const double macs = 2.0 * d.heads * T * static_cast<double>(start + T) * d.head_dim;
+  at::parallel_for(0, d.heads, macs < 131072.0 ? d.heads : 1, [&](int64_t h0, int64_t h1) { AttendHeads(a, h0, h1); });
   return out;
 }
 
