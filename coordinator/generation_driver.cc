@@ -14,7 +14,8 @@ double Now() {
 
 GenerationDriver::GenerationDriver(Pipeline& pipeline, const Tokenizer& tokenizer, uint64_t session,
                                    GenerationRequest request, TokenSink* sink)
-    : pipeline_(pipeline), tokenizer_(tokenizer), session_(session), request_(std::move(request)), sink_(sink) {}
+    : pipeline_(pipeline), tokenizer_(tokenizer), session_(session), request_(std::move(request)), sink_(sink),
+      text_(tokenizer) {}
 
 kj::Promise<void> GenerationDriver::Run() {
   t_start_ = Now();
@@ -63,13 +64,9 @@ bool GenerationDriver::Accept(const StepReply& reply) {
   const int32_t token = reply.token;
   result_.tokens.push_back(token);
   const bool eos = tokenizer_.IsEos(token);
-  if (!eos) {
-    text_ids_.push_back(token);
-    const std::string text = tokenizer_.Decode(text_ids_);
-    // A multi-byte character may decode only once its last token is in.
-    if (text.size() >= decoded_.size() && text.compare(0, decoded_.size(), decoded_) == 0) decoded_ = text;
-  }
+  if (!eos && !stopped_) decoded_ += text_.Push(token);
   const bool length = static_cast<int64_t>(result_.tokens.size()) >= request_.max_tokens;
+  if ((eos || length) && !stopped_) decoded_ += text_.Flush();  // an incomplete last character, as it is
   std::string out = Release(eos || length);
   const bool over = eos || stopped_ || length;
   if (over && !stopped_) out += Release(true);

@@ -80,8 +80,8 @@ class GenerationDriver {
   const GenerationRequest request_;
   TokenSink* sink_;                  // borrowed; may be null
   GenerationResult result_;
-  std::vector<int32_t> text_ids_;    // generated tokens that are text (no end-of-sequence)
-  std::string decoded_;              // Decode(text_ids_)
+  IncrementalDecoder text_;          // the generated tokens that are text (no end-of-sequence)
+  std::string decoded_;              // text_.text(), cut at a stop sequence
   size_t released_ = 0;              // bytes of decoded_ handed to the sink
   bool stopped_ = false;             // a stop sequence was found
   double t_start_ = 0, t_prefilled_ = 0, t_last_ = 0;

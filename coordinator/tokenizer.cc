@@ -222,4 +222,37 @@ bool Tokenizer::IsEos(int32_t id) const {
 
 int32_t Tokenizer::piece_count() const { return hf_ ? hf_->id_end() : sp_->GetPieceSize(); }
 
+std::vector<int32_t> IncrementalDecoder::Window(size_t begin, size_t end) const {
+  return std::vector<int32_t>(ids_.begin() + static_cast<long>(begin), ids_.begin() + static_cast<long>(end));
+}
+
+std::string IncrementalDecoder::Push(int32_t id) {
+  ids_.push_back(id);
+  const std::string text = tokenizer_.Decode(Window(window_begin_, ids_.size()));
+  static const std::string kReplacement = "\xEF\xBF\xBD";  // U+FFFD
+  const bool incomplete = text.size() >= kReplacement.size() &&
+                          text.compare(text.size() - kReplacement.size(), kReplacement.size(), kReplacement) == 0;
+  if (incomplete) return "";
+  return Take(text);
+}
+
+std::string IncrementalDecoder::Flush() {
+  if (window_end_ == ids_.size()) return "";
+  return Take(tokenizer_.Decode(Window(window_begin_, ids_.size())));
+}
+
+std::string IncrementalDecoder::Take(const std::string& text) {
+  constexpr size_t kContext = 8;  // tokens of context a window keeps
+  if (text.size() < window_text_.size() || text.compare(0, window_text_.size(), window_text_) != 0) return "";
+  std::string added = text.substr(window_text_.size());
+  text_ += added;
+  window_end_ = ids_.size();
+  window_text_ = text;
+  if (window_end_ - window_begin_ >= 2 * kContext) {
+    window_begin_ = window_end_ - kContext;
+    window_text_ = tokenizer_.Decode(Window(window_begin_, window_end_));
+  }
+  return added;
+}
+
 }  // namespace strata

@@ -66,4 +66,33 @@ class Tokenizer {
   std::vector<int64_t> eos_ids_;
 };
 
+// A generation's text, token by token: Push decodes a window of the last
+// few tokens, not the whole text (that was quadratic in the length), and
+// gives what the new token completes. The window's first tokens give the
+// decoder the context the whole text would (a leading space, the start of
+// a byte sequence); what the window decodes to past its earlier text is
+// new, as incremental detokenizers (vLLM's, TGI's) take it. Text that ends
+// in U+FFFD is held back: a character split over tokens (an emoji, most
+// CJK in a byte-level vocabulary) decodes so until its last byte is in.
+// Flush gives what is held at the end, so the whole is Decode(all ids).
+// Not thread-safe; borrows the tokenizer.
+class IncrementalDecoder {
+ public:
+  explicit IncrementalDecoder(const Tokenizer& tokenizer) : tokenizer_(tokenizer) {}
+  std::string Push(int32_t id);  // the text this token completes ("" while a character is incomplete)
+  std::string Flush();           // what is held back (an incomplete or invalid last character)
+  const std::string& text() const { return text_; }
+
+ private:
+  std::vector<int32_t> Window(size_t begin, size_t end) const;
+  // Takes the window's decode `text` when it extends window_text_; the added part.
+  std::string Take(const std::string& text);
+
+  const Tokenizer& tokenizer_;
+  std::vector<int32_t> ids_;
+  std::string text_;                    // of ids_ [0, window_end_)
+  size_t window_begin_ = 0, window_end_ = 0;
+  std::string window_text_;             // ids_ [window_begin_, window_end_) decoded alone
+};
+
 }  // namespace strata
