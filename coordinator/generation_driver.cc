@@ -17,6 +17,10 @@ GenerationDriver::GenerationDriver(Pipeline& pipeline, const Tokenizer& tokenize
     : pipeline_(pipeline), tokenizer_(tokenizer), session_(session), request_(std::move(request)), sink_(sink),
       text_(tokenizer) {}
 
+GenerationDriver::~GenerationDriver() {
+  if (feeding_ && !finished_) kj::runCatchingExceptions([this]() { pipeline_.HaltAsync(session_); });
+}
+
 kj::Promise<void> GenerationDriver::Run() {
   t_start_ = Now();
   if (request_.prompt.empty() || request_.max_tokens < 1) return KJ_EXCEPTION(FAILED, "an empty prompt or no tokens to make");
@@ -45,12 +49,27 @@ kj::Promise<void> GenerationDriver::Prefill(size_t begin) {
 
 kj::Promise<void> GenerationDriver::Decode(StepReply reply) {
   if (!Accept(reply)) return Finish();
-  return pipeline_.StepAsync(session_, NextPos(), {result_.tokens.back()}, request_.want_logits, true)
-      .then([this](StepReply&& next) {
-        result_.stage_micros.resize(next.stage_micros.size());
-        for (size_t s = 0; s < next.stage_micros.size(); ++s) result_.stage_micros[s] += next.stage_micros[s];
-        return Decode(kj::mv(next));
-      });
+  return NextStep().then([this](StepReply&& next) {
+    result_.stage_micros.resize(next.stage_micros.size());
+    for (size_t s = 0; s < next.stage_micros.size(); ++s) result_.stage_micros[s] += next.stage_micros[s];
+    return Decode(kj::mv(next));
+  });
+}
+
+kj::Promise<StepReply> GenerationDriver::NextStep() {
+  if (feeding_) return pipeline_.ExpectAsync(session_, NextPos());
+  // A pipeline of one stage decodes on its own, feeding each token back,
+  // and this process only reads the results: no round trip per token. The
+  // node stops after an end-of-sequence token or the last one asked for.
+  const int64_t more = request_.max_tokens - static_cast<int64_t>(result_.tokens.size()) - 1;
+  FeedBack feed_back;
+  if (pipeline_.stage_count() == 1 && !request_.want_logits && more > 0) {
+    feed_back.steps = static_cast<uint32_t>(more);
+    for (int64_t id : tokenizer_.eos_ids()) feed_back.stop_tokens.push_back(static_cast<int32_t>(id));
+    feeding_ = feed_back.stop_tokens.size() <= 16;
+    if (!feeding_) feed_back = FeedBack();
+  }
+  return pipeline_.StepAsync(session_, NextPos(), {result_.tokens.back()}, request_.want_logits, true, kj::mv(feed_back));
 }
 
 bool GenerationDriver::Accept(const StepReply& reply) {
@@ -108,6 +127,9 @@ std::string GenerationDriver::Release(bool final) {
 }
 
 kj::Promise<void> GenerationDriver::Finish() {
+  finished_ = true;
+  // A stop sequence ends the text; the node would go on to the token count.
+  if (feeding_ && stopped_) pipeline_.HaltAsync(session_);
   result_.decode_s = Now() - t_prefilled_;
   result_.text = decoded_.substr(0, released_);
   if (!request_.run_last_token || result_.tokens.empty()) return kj::READY_NOW;

@@ -60,6 +60,7 @@ class GenerationDriver {
  public:
   GenerationDriver(Pipeline& pipeline, const Tokenizer& tokenizer, uint64_t session, GenerationRequest request,
                    TokenSink* sink);
+  ~GenerationDriver();  // halts the node's feedback of a generation that did not finish
   kj::Promise<void> Run();
   const GenerationResult& result() const { return result_; }
   uint64_t session() const { return session_; }
@@ -67,6 +68,8 @@ class GenerationDriver {
  private:
   kj::Promise<void> Prefill(size_t begin);
   kj::Promise<void> Decode(StepReply reply);
+  // The step after the last token: submitted, or (feeding back) awaited.
+  kj::Promise<StepReply> NextStep();
   kj::Promise<void> Finish();
   // Takes a sampled token; false once the generation is over.
   bool Accept(const StepReply& reply);
@@ -84,6 +87,8 @@ class GenerationDriver {
   std::string decoded_;              // text_.text(), cut at a stop sequence
   size_t released_ = 0;              // bytes of decoded_ handed to the sink
   bool stopped_ = false;             // a stop sequence was found
+  bool feeding_ = false;             // the node feeds its tokens back (a one-stage pipeline)
+  bool finished_ = false;            // Finish ran
   double t_start_ = 0, t_prefilled_ = 0, t_last_ = 0;
 };
 

@@ -338,42 +338,67 @@ class SessionSink final : public wire::StepSink::Server {
   explicit SessionSink(std::vector<std::string> labels) : labels_(std::move(labels)) {}
   ~SessionSink() noexcept(false) { FailAll("the session was closed"); }
 
-  // The result of the step at `start_pos`, when it comes.
+  // The result of the step at `start_pos`, when it comes (or came: a
+  // fed-back step's result may arrive before anyone asks for it).
   kj::Promise<StepReply> Expect(uint32_t start_pos, bool want_logits) {
+    auto early = early_.find(start_pos);
+    if (early != early_.end()) {
+      auto result = kj::mv(early->second);
+      early_.erase(early);
+      return result;
+    }
     auto paf = kj::newPromiseAndFulfiller<StepReply>();
     pending_[start_pos] = {kj::mv(paf.fulfiller), want_logits};
     return kj::mv(paf.promise);
+  }
+  // Results at [from, end) are the node's own fed-back steps: kept until
+  // asked for. The range is within the session's capacity, and so is what
+  // is kept.
+  void FeedBackRange(uint32_t from, uint32_t end) {
+    feed_from_ = from;
+    feed_end_ = end;
+    early_.clear();
   }
   void FailAll(const std::string& why) {
     for (auto& [pos, p] : pending_) {
       if (p.fulfiller->isWaiting()) p.fulfiller->reject(KJ_EXCEPTION(FAILED, why.c_str()));
     }
     pending_.clear();
+    FeedBackRange(0, 0);
   }
 
  protected:
   kj::Promise<void> done(DoneContext context) override {
     auto params = context.getParams();
-    auto found = pending_.find(params.getStartPos());
-    if (found == pending_.end()) return kj::READY_NOW;  // nobody waits (cancelled), or a stray report
+    const uint32_t pos = params.getStartPos();
+    auto found = pending_.find(pos);
+    if (found == pending_.end()) {
+      // Nobody waits (cancelled), a stray report, or a fed-back step ahead of its reader.
+      if (FedBack(pos)) early_.emplace(pos, Parse(params.getResult(), false));
+      return kj::READY_NOW;
+    }
     Pending p = kj::mv(found->second);
     pending_.erase(found);
     try {
       p.fulfiller->fulfill(ParseStepReply(params.getResult(), p.want_logits));
     } catch (const PipelineError& e) {
-      p.fulfiller->reject(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
-                                        kj::str(labels_.back().c_str(), ": ", e.what())));
+      p.fulfiller->reject(Bad(e));
     }
     return kj::READY_NOW;
   }
   kj::Promise<void> failed(FailedContext context) override {
     auto params = context.getParams();
-    auto found = pending_.find(params.getStartPos());
-    if (found == pending_.end()) return kj::READY_NOW;
+    const uint32_t pos = params.getStartPos();
     const uint32_t stage = params.getStage();
     const std::string who = stage < labels_.size() ? labels_[stage] : "stage " + std::to_string(stage);
-    found->second.fulfiller->reject(kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
-                                                  kj::str(who.c_str(), ": ", EscapeText(params.getMessage().cStr(), 600).c_str())));
+    auto error = kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                               kj::str(who.c_str(), ": ", EscapeText(params.getMessage().cStr(), 600).c_str()));
+    auto found = pending_.find(pos);
+    if (found == pending_.end()) {
+      if (FedBack(pos)) early_.emplace(pos, kj::Promise<StepReply>(kj::mv(error)));
+      return kj::READY_NOW;
+    }
+    found->second.fulfiller->reject(kj::mv(error));
     pending_.erase(found);
     return kj::READY_NOW;
   }
@@ -383,8 +408,21 @@ class SessionSink final : public wire::StepSink::Server {
     kj::Own<kj::PromiseFulfiller<StepReply>> fulfiller;
     bool want_logits = false;
   };
+  bool FedBack(uint32_t pos) const { return pos >= feed_from_ && pos < feed_end_ && !early_.count(pos); }
+  kj::Exception Bad(const PipelineError& e) const {  // a result the last stage should not have sent
+    return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(labels_.back().c_str(), ": ", e.what()));
+  }
+  kj::Promise<StepReply> Parse(wire::StepResult::Reader result, bool want_logits) const {
+    try {
+      return ParseStepReply(result, want_logits);
+    } catch (const PipelineError& e) {
+      return Bad(e);
+    }
+  }
   std::vector<std::string> labels_;    // per stage, for errors
   std::map<uint32_t, Pending> pending_;  // by start position
+  uint32_t feed_from_ = 0, feed_end_ = 0;  // the fed-back steps' positions
+  std::map<uint32_t, kj::Promise<StepReply>> early_;  // their results, before they are asked for
 };
 
 StepReply Pipeline::Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
@@ -397,20 +435,41 @@ StepReply Pipeline::Step(uint64_t session, uint32_t start_pos, const std::vector
 }
 
 kj::Promise<StepReply> Pipeline::StepAsync(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens,
-                                           bool want_logits, bool sample) {
+                                           bool want_logits, bool sample, FeedBack feed_back) {
   auto found = sessions_.find(session);
   auto sink = sinks_.find(session);
   if (found == sessions_.end() || sink == sinks_.end()) return KJ_EXCEPTION(FAILED, "no open session", session);
+  // A step from here ends what an earlier step fed back; this one's feedback
+  // starts after it.
+  const uint32_t next = start_pos + static_cast<uint32_t>(tokens.size());
+  sink->second.impl->FeedBackRange(next, next + feed_back.steps);
   auto result = sink->second.impl->Expect(start_pos, want_logits);
   if (!submits_) submits_ = std::make_unique<SubmitQueue>(stage_node(0).control());
   // The first stage takes the step (with the other sessions' steps of this
   // turn, in one message) or refuses it, naming why; the result then comes
   // from the last stage, or a failure from whichever stage failed.
-  auto taken = env_.Bound(submits_->Submit(found->second[0], start_pos, tokens, want_logits, sample),
+  auto taken = env_.Bound(submits_->Submit(found->second[0], start_pos, tokens, want_logits, sample, kj::mv(feed_back)),
                           env_.timeouts().call_ms, stage_node(0).Label());
   auto reported = taken.then([result = kj::mv(result)]() mutable { return kj::mv(result); })
                       .exclusiveJoin(AnyStageLost().then([]() -> StepReply { KJ_UNREACHABLE; }));
   return env_.Bound(kj::mv(reported), env_.timeouts().call_ms, "the pipeline");
+}
+
+kj::Promise<StepReply> Pipeline::ExpectAsync(uint64_t session, uint32_t start_pos) {
+  auto sink = sinks_.find(session);
+  if (sink == sinks_.end()) return KJ_EXCEPTION(FAILED, "no open session", session);
+  auto reported = sink->second.impl->Expect(start_pos, false)
+                      .exclusiveJoin(AnyStageLost().then([]() -> StepReply { KJ_UNREACHABLE; }));
+  return env_.Bound(kj::mv(reported), env_.timeouts().call_ms, "the pipeline");
+}
+
+void Pipeline::HaltAsync(uint64_t session) {
+  auto found = sessions_.find(session);
+  auto sink = sinks_.find(session);
+  if (found == sessions_.end() || sink == sinks_.end()) return;
+  sink->second.impl->FeedBackRange(0, 0);
+  // Fire and forget, as close: a step submitted after it travels behind it.
+  found->second[0].haltRequest().send().detach([](kj::Exception&&) {});
 }
 
 kj::Promise<void> Pipeline::AnyStageLost() {

@@ -171,8 +171,16 @@ class Pipeline {
   // for its result from the last stage's direct report to this session's
   // sink: no call is held open through the middle stages.
   kj::Promise<void> OpenSessionAsync(uint64_t session, uint32_t capacity, const SamplingParams& sampling);
+  // With feed_back (a one-stage pipeline), the node then makes the steps
+  // that follow itself; ExpectAsync waits for each one's result.
   kj::Promise<StepReply> StepAsync(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens,
-                                   bool want_logits, bool sample);
+                                   bool want_logits, bool sample, FeedBack feed_back = {});
+  // The result of the fed-back step at `start_pos` (without logits), whether
+  // it has already come or not.
+  kj::Promise<StepReply> ExpectAsync(uint64_t session, uint32_t start_pos);
+  // Ends the session's feedback on the node; results still on their way
+  // are dropped.
+  void HaltAsync(uint64_t session);
   // Closes on every stage without waiting for answers; frees the KV everywhere.
   void CloseSessionAsync(uint64_t session);
   bool HasSession(uint64_t session) const { return sessions_.count(session) > 0; }

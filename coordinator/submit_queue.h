@@ -16,9 +16,17 @@
 
 namespace strata {
 
+// Decoding on a one-stage pipeline without a round trip per token: the
+// node feeds each sampled token back as its next step, `steps` more times,
+// ending early after a stop token (wire Step.feedBack).
+struct FeedBack {
+  uint32_t steps = 0;
+  std::vector<int32_t> stop_tokens;
+};
+
 // A first-stage step of `tokens` at [start_pos, start_pos + n).
 void FillFirstStep(wire::Step::Builder step, uint32_t start_pos, const std::vector<int32_t>& tokens,
-                   bool want_logits, bool sample);
+                   bool want_logits, bool sample, const FeedBack& feed_back = {});
 
 class SubmitQueue {
  public:
@@ -28,7 +36,7 @@ class SubmitQueue {
 
   // Resolves once the first stage has taken the step, or fails naming why.
   kj::Promise<void> Submit(wire::Session::Client session, uint32_t start_pos, std::vector<int32_t> tokens,
-                           bool want_logits, bool sample);
+                           bool want_logits, bool sample, FeedBack feed_back = {});
 
  private:
   struct Queued {
@@ -36,6 +44,7 @@ class SubmitQueue {
     uint32_t start_pos = 0;
     std::vector<int32_t> tokens;
     bool want_logits = false, sample = false;
+    FeedBack feed_back;
     kj::Own<kj::PromiseFulfiller<void>> taken;
   };
   void Flush();

@@ -50,6 +50,7 @@ class Tokenizer {
   // tokenizer's) decode to nothing rather than failing.
   std::string Decode(const std::vector<int32_t>& ids) const;
   bool IsEos(int32_t id) const;
+  const std::vector<int64_t>& eos_ids() const { return eos_ids_; }
   std::string Piece(int32_t id) const;  // one token's text, a special one's included ("" past the vocabulary)
   int32_t bos() const { return add_bos_ ? bos_id_ : -1; }  // what Encode prepends (-1: nothing)
   int32_t piece_count() const;  // 1 + the largest id the tokenizer has

@@ -38,6 +38,7 @@ struct SessionEntry {
   Bytes keep_key;             // non-empty: a kept session, resumable by this key
   bool attached = true;       // a client holds its Session capability
   uint64_t detachments = 0;   // counts detaches, so a stale TTL timer does nothing
+  uint64_t halts = 0;         // counts Session.halt: a fed-back step from before the last halt is dropped
   // The coordinator's sink for submitted steps (Session.setSink), on its own
   // link to this node; null until set.
   // (Shared: an entry is copied, and a capability's copy wants a non-const source.)

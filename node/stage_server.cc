@@ -136,6 +136,11 @@ class SessionImpl final : public wire::Session::Server {
   kj::Promise<void> submit(SubmitContext context) override {
     return SubmitStep(kj::addRef(*state_), ticket_, 0, context.getParams().getStep());
   }
+  kj::Promise<void> halt(HaltContext context) override {
+    auto found = state_->sessions.find(ticket_);
+    if (found != state_->sessions.end()) ++found->second.halts;
+    return kj::READY_NOW;
+  }
   const Bytes& ticket() const { return ticket_; }
 
  private:
@@ -328,7 +333,11 @@ kj::Promise<void> ControlImpl::openSession(OpenSessionContext context) {
           throw Failed("openSession: that keep key is in use");
         }
         Bytes ticket = RandomBytes(kTicketBytes);
-        SessionEntry entry{id, capacity, kj::mv(downstream), keep_key};
+        SessionEntry entry;
+        entry.id = id;
+        entry.capacity = capacity;
+        entry.downstream_ticket = kj::mv(downstream);
+        entry.keep_key = keep_key;
         state->sessions[ticket] = kj::mv(entry);
         if (!keep_key.empty()) state->kept[keep_key] = ticket;
         spdlog::info("session={} opened, capacity {} tokens{}", HexId(id), capacity, keep_key.empty() ? "" : ", kept");

@@ -3,7 +3,10 @@
 #include <kj/debug.h>
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <memory>
+
+#include <capnp/message.h>
 
 #include "node/hand_on_queue.h"
 #include "protocol/tensor_codec.h"
@@ -134,9 +137,31 @@ struct Prepared {
   SessionEntry session;
   kj::Own<PeerLink> link;  // the next stage (null on the last)
   StageInput input;
-  uint32_t start = 0;
+  uint32_t start = 0, end = 0;      // the step's positions [start, end)
   bool want_logits = false, sample = false;
+  uint32_t feed_back = 0;            // steps still to feed back after this one
+  std::vector<uint32_t> stop_tokens;  // feeding back ends after one of these
 };
+
+// Feedback is checked with the rest: a one-stage pipeline, sampling, and
+// every fed-back position inside the session's capacity.
+void TakeFeedBack(const NodeState& state, const LoadedShard& shard, wire::Step::Reader step, Prepared* p) {
+  p->feed_back = step.getFeedBack();
+  auto stops = step.getStopTokens();
+  if (p->feed_back == 0) return;
+  if (state.stage_count != 1 || !shard.is_first() || !shard.is_last()) {
+    throw Failed("feedBack: only a pipeline of one stage feeds its tokens back; this one has " +
+                 std::to_string(state.stage_count) + " stages");
+  }
+  if (!p->sample) throw Failed("feedBack: the step does not sample a token to feed back");
+  const uint64_t end = p->end;
+  if (p->feed_back > p->session.capacity - end) {
+    throw Failed("feedBack: " + std::to_string(p->feed_back) + " more positions from " + std::to_string(end) +
+                 " exceed the session's capacity of " + std::to_string(p->session.capacity) + " tokens");
+  }
+  if (stops.size() > kMaxStopTokens) throw Failed("feedBack: over 16 stop tokens");
+  for (uint32_t t : stops) p->stop_tokens.push_back(t);  // one past the vocabulary is never sampled
+}
 
 Prepared Prepare(NodeState* state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
   const LoadedShard* shard = nullptr;
@@ -163,6 +188,8 @@ Prepared Prepare(NodeState* state, const Bytes& ticket, uint32_t hop, wire::Step
   p.start = step.getStartPos();
   p.want_logits = step.getWantLogits();
   p.sample = step.getSample();
+  p.end = p.start + static_cast<uint32_t>(p.input.positions());  // CheckPositions: within capacity
+  TakeFeedBack(*state, *shard, step, &p);
   return p;
 }
 
@@ -172,6 +199,7 @@ kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t 
                           wire::StepResult::Builder out) {
   NodeState* state = ref.get();
   Prepared p = Prepare(state, ticket, hop, step);
+  if (p.feed_back > 0) throw Failed("feedBack: forward does not feed back; submit the step");
   const uint64_t id = p.session.id;
   // Start reading the session's KV back from NVMe now, while the step waits
   // for the compute thread, not when its forward begins.
@@ -191,34 +219,69 @@ kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t 
       });
 }
 
-kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
+namespace {
+
+kj::Promise<void> Submit(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
+                         kj::Maybe<uint64_t> epoch);
+
+// The step a one-stage pipeline makes from the token it sampled: that token
+// at the next position, one fewer to feed back. Dropped without a word when
+// the session has closed or been halted since the first step came in.
+void FeedBack(NodeState& state, const Bytes& ticket, const Prepared& p, int32_t token, uint64_t epoch) {
+  if (std::find(p.stop_tokens.begin(), p.stop_tokens.end(), static_cast<uint32_t>(token)) != p.stop_tokens.end()) return;
+  auto found = state.sessions.find(ticket);
+  if (found == state.sessions.end() || found->second.halts != epoch) return;
+  capnp::MallocMessageBuilder message(64);
+  auto next = message.initRoot<wire::Step>();
+  next.setStartPos(p.end);
+  next.initInput().initTokens(1).set(0, static_cast<uint32_t>(token));
+  next.setWantLogits(p.want_logits);
+  next.setSample(true);
+  next.setFeedBack(p.feed_back - 1);
+  auto stops = next.initStopTokens(static_cast<unsigned>(p.stop_tokens.size()));
+  for (unsigned i = 0; i < p.stop_tokens.size(); ++i) stops.set(i, p.stop_tokens[i]);
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    state.tasks().add(Submit(kj::addRef(state), ticket, 0, next.asReader(), epoch));
+  })) {
+    if (state.refusals().ShouldLog("fed-back step")) {
+      spdlog::warn("session={} a fed-back step was refused: {}", HexId(p.session.id),
+                   EscapeText(e->getDescription().cStr(), 200));
+    }
+  }
+}
+
+kj::Promise<void> Submit(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
+                         kj::Maybe<uint64_t> epoch) {
   NodeState* state = ref.get();
-  Prepared p = Prepare(state, ticket, hop, step);
-  if (!p.session.sink) throw Failed("submit: the session has no sink (setSink first)");
-  wire::StepSink::Client sink = *p.session.sink;
-  const uint64_t id = p.session.id;
+  auto p = kj::heap<Prepared>(Prepare(state, ticket, hop, step));
+  if (!p->session.sink) throw Failed("submit: the session has no sink (setSink first)");
+  wire::StepSink::Client sink = *p->session.sink;
+  const uint64_t id = p->session.id;
   const uint32_t stage = state->stage_index;
+  // A step from outside feeds back under the session's present halt count.
+  const uint64_t halts = epoch.orDefault(p->session.halts);
   state->runtime().Prefetch(id);
-  auto work = ComputeStep(state, id, p.start, kj::mv(p.input), p.sample)
-      .then([ref = kj::addRef(*ref), link = kj::mv(p.link), session = p.session, hop, start = p.start,
-             want_logits = p.want_logits, sample = p.sample, sink, stage](Result<StepOutcome>&& step) mutable
-            -> kj::Promise<void> {
-        if (!step.ok()) return ReportStepFailure(sink, start, stage, step.status().message());
-        if (link.get() == nullptr) {
+  auto work = ComputeStep(state, id, p->start, kj::mv(p->input), p->sample)
+      .then([ref = kj::addRef(*ref), ticket, p = kj::mv(p), hop, sink, stage,
+             halts](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {
+        if (!step.ok()) return ReportStepFailure(sink, p->start, stage, step.status().message());
+        if (p->link.get() == nullptr) {
           // The last stage: the result goes straight to the coordinator.
           auto done = sink.doneRequest();
-          done.setStartPos(start);
-          FillLast(*step, want_logits, done.initResult());
-          return done.send().ignoreResult().catch_([](kj::Exception&&) {});
+          done.setStartPos(p->start);
+          FillLast(*step, p->want_logits, done.initResult());
+          auto sent = done.send().ignoreResult().catch_([](kj::Exception&&) {});
+          if (p->feed_back > 0) FeedBack(*ref, ticket, *p, step->token, halts);
+          return sent;
         }
         // With the other members of its batch, in one message (node/hand_on_queue).
         HandOn h;
-        h.link = kj::mv(link);
-        h.ticket = session.downstream_ticket;
+        h.link = kj::mv(p->link);
+        h.ticket = p->session.downstream_ticket;
         h.hop = hop + 1;
-        h.start = start;
-        h.want_logits = want_logits;
-        h.sample = sample;
+        h.start = p->start;
+        h.want_logits = p->want_logits;
+        h.sample = p->sample;
         h.hidden = kj::mv(step->output.hidden);
         h.sink = sink;
         h.stage = stage;
@@ -227,6 +290,12 @@ kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32
       });
   state->tasks().add(kj::mv(work));
   return kj::READY_NOW;
+}
+
+}  // namespace
+
+kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
+  return Submit(kj::mv(ref), ticket, hop, step, nullptr);
 }
 
 void SubmitBatchMember(NodeState& state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {

@@ -22,7 +22,13 @@ kj::Promise<void> RunStep(kj::Own<NodeState> state, const Bytes& ticket, uint32_
 // ready once the step is taken. The next stage gets it by Upstream.submit;
 // the last stage sends the result to the session's sink, and any stage its
 // failure, so no call is held open through the pipeline.
+// A step with feedBack (a pipeline of this one stage) makes its own next
+// step from the token it samples, on this node, until the count is spent,
+// a stop token comes, the session closes or Session.halt.
 kj::Promise<void> SubmitStep(kj::Own<NodeState> state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step);
+
+// The most stop tokens a fed-back step may carry.
+constexpr unsigned kMaxStopTokens = 16;
 
 // One member of a submitted batch: SubmitStep, except that a member failing
 // its checks is reported to its own session's sink (or, with no session to

@@ -118,6 +118,13 @@ struct Step {
   input @1 :StepInput;
   wantLogits @2 :Bool;
   sample @3 :Bool;
+  feedBack @4 :UInt32;
+  # Decode without a round trip per token: the stage that samples feeds the
+  # token back as the session's next step (one token at the next position),
+  # this many more times, each result to the sink as usual. Only a pipeline
+  # of one stage feeds back (its first stage is its last), through submit.
+  # It ends early after a token in stopTokens, or at Session.halt.
+  stopTokens @5 :List(UInt32);  # at most 16
 }
 
 struct SessionStep {
@@ -182,6 +189,9 @@ interface Session {
   # this stage has taken the step (validated, queued); it then runs and is
   # handed on to the next stage the same way; the last stage sends the result
   # to the sink. Steps of one session run in the order they are submitted.
+  halt @4 ();
+  # Ends the session's feedback (Step.feedBack): no step submitted before
+  # the halt is fed back any more. Steps submitted after it feed back again.
 }
 
 interface StepSink {

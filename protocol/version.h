@@ -3,5 +3,5 @@
 
 namespace strata {
 // Bump on any incompatible change to protocol/strata.capnp.
-inline constexpr uint32_t kProtocolVersion = 4;
+inline constexpr uint32_t kProtocolVersion = 5;
 }  // namespace strata

@@ -4,7 +4,11 @@
 // (the hand-on goes as one Upstream.submitBatch) and each session's tokens
 // are exactly those it gets alone; a member that fails its checks is
 // reported to its own sink while the others run; a capability this node
-// did not issue refuses the whole batch; guessed tickets run nothing.
+// did not issue refuses the whole batch; guessed tickets run nothing. A
+// one-stage pipeline decodes on the node (Step.feedBack): the tokens it
+// feeds back are the tokens of steps sent one by one, it stops at a stop
+// token, at the count and at Session.halt, and feedback is refused where it
+// cannot run.
 #include <gtest/gtest.h>
 
 #include <chrono>
@@ -224,6 +228,156 @@ TEST_F(BatchTest, GuessedTicketsInABatchRunNothing) {
   io_.provider->getTimer().afterDelay(100 * kj::MILLISECONDS).wait(io_.waitScope);
   EXPECT_EQ(Rows(*owner), before);
   EXPECT_TRUE(mine.sink->results.empty() && mine.sink->failures.empty()) << "the owner's session saw nothing";
+}
+
+// Sessions' tokens in one list, from the sink.
+std::vector<uint32_t> Tokens(const RecordingSink& sink) {
+  std::vector<uint32_t> tokens;
+  for (const auto& r : sink.results) tokens.push_back(r.second);
+  return tokens;
+}
+
+void FillFeedBack(wire::Step::Builder step, uint32_t start, const std::vector<uint32_t>& tokens, uint32_t more,
+                  const std::vector<uint32_t>& stops = {}) {
+  FillTokens(step, start, tokens);
+  step.setFeedBack(more);
+  auto list = step.initStopTokens(static_cast<unsigned>(stops.size()));
+  for (size_t i = 0; i < stops.size(); ++i) list.set(static_cast<unsigned>(i), stops[i]);
+}
+
+// Three sessions fed back at once: each gets the tokens it gets one step at
+// a time, at consecutive positions, and the node computes them together.
+TEST_F(BatchTest, FedBackTokensAreTheTokensOfStepsSentOneByOne) {
+  auto cluster = StartNodes(1);
+  auto a = testing::Connect(io_, cluster->addresses()[0], kSecret);
+  Load(io_, *a, Model(), 0, 4);
+  SetNext(io_, *a, "", 0, 1);
+  const std::vector<std::vector<uint32_t>> prompts = {{1, 2, 3}, {7}, {42, 5}};
+  const uint32_t kMore = 12;
+  std::vector<std::vector<uint32_t>> alone(prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    Opened s = Open(io_, *a, 64);
+    uint32_t pos = static_cast<uint32_t>(prompts[i].size());
+    uint32_t token = ForwardTokens(io_, s.session, 0, prompts[i]);
+    alone[i].push_back(token);
+    for (uint32_t k = 0; k < kMore; ++k) alone[i].push_back(token = ForwardTokens(io_, s.session, pos++, {token}));
+  }
+  std::vector<Conversation> c;
+  for (size_t i = 0; i < prompts.size(); ++i) c.push_back(OpenConversation(io_, *a, *a));
+  const uint64_t rows = Rows(*a), batches = Batches(*a);
+  auto req = a->control.submitBatchRequest();
+  auto list = req.initSteps(static_cast<unsigned>(c.size()));
+  for (size_t i = 0; i < c.size(); ++i) {
+    list[static_cast<unsigned>(i)].setSession(c[i].first.session);
+    FillFeedBack(list[static_cast<unsigned>(i)].initStep(), 0, prompts[i], kMore);
+  }
+  req.send().wait(io_.waitScope);
+  Wait([&]() {
+    for (auto& k : c) if (k.sink->results.size() < kMore + 1) return false;
+    return true;
+  });
+  for (size_t i = 0; i < c.size(); ++i) {
+    EXPECT_TRUE(c[i].sink->failures.empty()) << c[i].sink->failures.front();
+    EXPECT_EQ(Tokens(*c[i].sink), alone[i]) << "session " << i;
+    for (size_t k = 0; k < c[i].sink->results.size(); ++k) {
+      EXPECT_EQ(c[i].sink->results[k].first, k == 0 ? 0 : prompts[i].size() + k - 1) << "session " << i;
+    }
+  }
+  EXPECT_EQ(Rows(*a) - rows, c.size() * (kMore + 1)) << "the count is the count: nothing past it ran";
+  EXPECT_LE(Batches(*a) - batches, (kMore + 1) * 2) << "the fed-back steps shared forwards";
+}
+
+// Feeding back ends after a stop token, and at a halt: a step submitted
+// after the halt runs, and nothing fed back comes after it.
+TEST_F(BatchTest, FeedBackEndsAtAStopTokenAndAtAHalt) {
+  auto cluster = StartNodes(1);
+  auto a = testing::Connect(io_, cluster->addresses()[0], kSecret);
+  Load(io_, *a, Model(), 0, 4);
+  SetNext(io_, *a, "", 0, 1);
+  Conversation first = OpenConversation(io_, *a, *a);
+  auto req = first.first.session.submitRequest();
+  FillFeedBack(req.initStep(), 0, {1, 2, 3}, 8);
+  req.send().wait(io_.waitScope);
+  Wait([&]() { return first.sink->results.size() >= 9; });
+  const std::vector<uint32_t> all = Tokens(*first.sink);
+  ASSERT_EQ(all.size(), 9u);
+  // The same prompt with the fourth token as a stop token (and one the
+  // vocabulary has not): its results end with it.
+  Conversation stopped = OpenConversation(io_, *a, *a);
+  auto again = stopped.first.session.submitRequest();
+  FillFeedBack(again.initStep(), 0, {1, 2, 3}, 8, {all[3], 1u << 30});
+  again.send().wait(io_.waitScope);
+  Wait([&]() { return stopped.sink->results.size() >= 4; });
+  const uint64_t rows = Rows(*a);
+  auto probe = stopped.first.session.submitRequest();  // behind anything the node still had
+  FillTokens(probe.initStep(), 0, {9});
+  probe.send().wait(io_.waitScope);
+  Wait([&]() { return stopped.sink->results.size() >= 5; });
+  EXPECT_EQ(Rows(*a) - rows, 1u) << "nothing was fed back after the stop token";
+  ASSERT_EQ(stopped.sink->results.size(), 5u);
+  const std::vector<uint32_t> got = Tokens(*stopped.sink);
+  EXPECT_EQ(std::vector<uint32_t>(all.begin(), all.begin() + 4), std::vector<uint32_t>(got.begin(), got.begin() + 4));
+  // A long feedback halted after its first result.
+  Conversation halted = OpenConversation(io_, *a, *a);
+  auto longer = halted.first.session.submitRequest();
+  FillFeedBack(longer.initStep(), 0, {1, 2, 3}, 60);
+  longer.send().wait(io_.waitScope);
+  Wait([&]() { return !halted.sink->results.empty(); });
+  halted.first.session.haltRequest().send().wait(io_.waitScope);
+  auto after = halted.first.session.submitRequest();
+  FillTokens(after.initStep(), 0, {9});
+  after.send().wait(io_.waitScope);
+  Wait([&]() { return !halted.sink->results.empty() && halted.sink->results.back().first == 0 &&
+                      halted.sink->results.size() > 1; });
+  const size_t seen = halted.sink->results.size();
+  EXPECT_LT(seen, 61u) << "the halt stopped the feedback";
+  // Once more behind it: nothing fed back came between the two.
+  auto last = halted.first.session.submitRequest();
+  FillTokens(last.initStep(), 0, {10});
+  last.send().wait(io_.waitScope);
+  Wait([&]() { return halted.sink->results.size() > seen; });
+  ASSERT_EQ(halted.sink->results.size(), seen + 1);
+  EXPECT_EQ(halted.sink->results.back().first, 0u);
+  EXPECT_TRUE(halted.sink->failures.empty());
+}
+
+// Feedback only where it can run: a pipeline of one stage, a sampled step,
+// positions within the session, at most 16 stop tokens, and through submit.
+TEST_F(BatchTest, FeedBackIsRefusedWhereItCannotRun) {
+  auto cluster = StartNodes(2);
+  auto a = testing::Connect(io_, cluster->addresses()[0], kSecret);
+  auto b = testing::Connect(io_, cluster->addresses()[1], kSecret);
+  Load(io_, *a, Model(), 0, 2);
+  Load(io_, *b, Model(), 2, 4);
+  SetNext(io_, *b, "", 1, 2);
+  SetNext(io_, *a, cluster->addresses()[1], 0, 2);
+  Conversation two = OpenConversation(io_, *a, *b);
+  auto split = two.first.session.submitRequest();
+  FillFeedBack(split.initStep(), 0, {1, 2}, 4);
+  EXPECT_NE(ErrorOf([&]() { split.send().wait(io_.waitScope); }).find("only a pipeline of one stage"), std::string::npos);
+  Load(io_, *a, Model(), 0, 4);
+  SetNext(io_, *a, "", 0, 1);
+  Conversation one = OpenConversation(io_, *a, *a);  // capacity 64
+  auto over = one.first.session.submitRequest();
+  FillFeedBack(over.initStep(), 0, {1, 2}, 63);
+  EXPECT_NE(ErrorOf([&]() { over.send().wait(io_.waitScope); }).find("exceed the session's capacity"), std::string::npos);
+  auto stops = one.first.session.submitRequest();
+  FillFeedBack(stops.initStep(), 0, {1, 2}, 4, std::vector<uint32_t>(17, 5));
+  EXPECT_NE(ErrorOf([&]() { stops.send().wait(io_.waitScope); }).find("over 16 stop tokens"), std::string::npos);
+  auto unsampled = one.first.session.submitRequest();
+  FillFeedBack(unsampled.initStep(), 0, {1, 2}, 4);
+  unsampled.getStep().setSample(false);
+  EXPECT_NE(ErrorOf([&]() { unsampled.send().wait(io_.waitScope); }).find("does not sample"), std::string::npos);
+  auto forward = one.first.session.forwardRequest();
+  FillFeedBack(forward.initStep(), 0, {1, 2}, 4);
+  EXPECT_NE(ErrorOf([&]() { forward.send().wait(io_.waitScope); }).find("forward does not feed back"), std::string::npos);
+  // The largest count that fits runs to the session's end.
+  auto fits = one.first.session.submitRequest();
+  FillFeedBack(fits.initStep(), 0, {1, 2}, 62);
+  fits.send().wait(io_.waitScope);
+  Wait([&]() { return one.sink->results.size() >= 63 || !one.sink->failures.empty(); });
+  EXPECT_EQ(one.sink->results.size(), 63u);
+  EXPECT_TRUE(one.sink->failures.empty()) << one.sink->failures.front();
 }
 
 }  // namespace

@@ -92,6 +92,9 @@ void ExpectSplitIsExact(const std::string& model, const std::string& dtype, Loca
   const std::string la = testing::ReadFile(out / "one"), lb = testing::ReadFile(out / "three");
   EXPECT_EQ(la.size(), a["tokens"].size() * 512 * sizeof(float)) << "one row of vocab f32 per generated token";
   EXPECT_TRUE(la == lb) << "logits differ between 1 and 3 nodes";
+  // Without logits one node decodes on its own, feeding its tokens back: the same tokens.
+  json fed = ParseJson(RunProcess(Generate(model, {"--local", "1", "--threads", "1", "--dtype", dtype})));
+  EXPECT_EQ(fed["tokens"], a["tokens"]);
 }
 
 TEST_F(PipelineTest, ThreeNodesMatchOneNodeF32) { ExpectSplitIsExact(Model("f32"), "f32"); }

@@ -426,6 +426,57 @@ TEST(ServeTest, ANonStreamingClientThatGoesAwayIsCancelled) {
   }
 }
 
+// A one-node server decodes on the node, each token fed back there with no
+// round trip per token: concurrent requests, streamed or not, return what
+// two nodes return; a stop sequence ends the text where it starts, and a
+// client that goes away frees the session.
+TEST(ServeTest, OneNodeDecodesOnTheNodeAsTwoNodesDo) {
+  Server server({"--max-running", "8"}, 1);
+  ASSERT_FALSE(server.url().empty());
+  const std::vector<std::string> prompts = {"And God said", "The LORD"};
+  std::vector<std::string> two;
+  for (const auto& p : prompts) {
+    auto cli = RunProcess({Strata(), "generate", "--local", "2", "--prompt", p, "--max-tokens", "20", "--temperature", "0",
+                           "--json"});
+    ASSERT_EQ(cli.exit_code, 0) << cli.err;
+    two.push_back(json::parse(cli.out)["text"]);
+  }
+  std::vector<std::string> got(6);
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < got.size(); ++i) {
+    clients.emplace_back([&, i]() {
+      const bool stream = i % 3 == 0;
+      const Reply r = Http(server.url() + "/v1/completions", R"({"prompt":")" + prompts[i % 2] +
+                           R"(","max_tokens":20,"temperature":0,"stream":)" + (stream ? "true" : "false") + "}");
+      if (r.status != 200) {
+        got[i] = "HTTP " + std::to_string(r.status);
+      } else {
+        got[i] = stream ? StreamText(r.body, false, nullptr) : json::parse(r.body)["choices"][0]["text"].get<std::string>();
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  for (size_t i = 0; i < got.size(); ++i) EXPECT_EQ(got[i], two[i % 2]) << "request " << i;
+  // A stop sequence from the middle of the text.
+  const std::string full = two[0];
+  const std::string stop = full.substr(full.size() / 2, 3);
+  const Reply stopped = Http(server.url() + "/v1/completions", R"({"prompt":")" + prompts[0] +
+                             R"(","max_tokens":20,"temperature":0,"stream":true,"stop":[")" + stop + R"("]})");
+  ASSERT_EQ(stopped.status, 200) << stopped.body;
+  EXPECT_EQ(StreamText(stopped.body, false, nullptr), full.substr(0, full.find(stop)));
+  // A long stream whose client hangs up: the node stops and its session closes.
+  const Reply cut = Http(server.url() + "/v1/completions",
+                         R"({"prompt":"And God said","max_tokens":240,"temperature":0,"stream":true})", "", {}, 200);
+  EXPECT_EQ(cut.rc, CURLE_WRITE_ERROR);
+  std::map<std::string, double> m = server.MetricsWhen(CancelledAndClosed);
+  EXPECT_EQ(m["strata:request_success_total{finished_reason=\"cancelled\"}"], 1);
+  EXPECT_EQ(m["strata:num_requests_running"], 0);
+  const Reply after = Http(server.url() + "/v1/completions", R"({"prompt":")" + prompts[1] +
+                           R"(","max_tokens":20,"temperature":0})");
+  ASSERT_EQ(after.status, 200) << after.body;
+  EXPECT_EQ(json::parse(after.body)["choices"][0]["text"], two[1]) << "still serving, the same text";
+}
+
 TEST(ServeTest, AnApiKeyIsEnforced) {
   testing::TempDir dir;
   std::ofstream(dir / "key") << "0123456789abcdef-key\n";
