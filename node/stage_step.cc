@@ -243,9 +243,11 @@ void FeedBack(NodeState& state, const Bytes& ticket, const Prepared& p, int32_t 
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
     state.tasks().add(Submit(kj::addRef(state), ticket, 0, next.asReader(), epoch));
   })) {
-    if (state.refusals().ShouldLog("fed-back step")) {
-      spdlog::warn("session={} a fed-back step was refused: {}", HexId(p.session.id),
-                   EscapeText(e->getDescription().cStr(), 200));
+    // The coordinator waits for this position: it hears why, at once.
+    spdlog::warn("session={} the fed-back step at {} was refused: {}", HexId(p.session.id), p.end,
+                 EscapeText(e->getDescription().cStr(), 200));
+    if (found->second.sink) {
+      state.tasks().add(ReportStepFailure(*found->second.sink, p.end, state.stage_index, e->getDescription().cStr()));
     }
   }
 }
