@@ -58,6 +58,13 @@ class BatchTest : public ::testing::Test {
     return std::move(c.value());
   }
   std::string Model() const { return dir_ / "m"; }
+  // a holds layers [0, 2) and hands on to b (at b_address), which holds [2, 4).
+  void TwoStages(PeerLink& a, PeerLink& b, const std::string& b_address) {
+    Load(io_, a, Model(), 0, 2);
+    Load(io_, b, Model(), 2, 4);
+    SetNext(io_, b, "", 1, 2);
+    SetNext(io_, a, b_address, 0, 2);
+  }
   void Wait(const std::function<bool()>& done) {
     for (int i = 0; i < 500 && !done(); ++i) io_.provider->getTimer().afterDelay(10 * kj::MILLISECONDS).wait(io_.waitScope);
   }
@@ -105,10 +112,7 @@ TEST_F(BatchTest, BatchedStepsEqualStepsAloneOnEveryStage) {
   auto cluster = StartNodes(2);
   auto a = testing::Connect(io_, cluster->addresses()[0], kSecret);
   auto b = testing::Connect(io_, cluster->addresses()[1], kSecret);
-  Load(io_, *a, Model(), 0, 2);
-  Load(io_, *b, Model(), 2, 4);
-  SetNext(io_, *b, "", 1, 2);
-  SetNext(io_, *a, cluster->addresses()[1], 0, 2);
+  TwoStages(*a, *b, cluster->addresses()[1]);
   const std::vector<std::vector<uint32_t>> prompts = {{1, 2, 3}, {7}, {9, 10, 11, 12, 13}, {42, 5}, {100, 3, 8}};
   const int kSteps = 6;
   // Alone: each prompt, then greedy tokens, one forward at a time.
@@ -347,10 +351,7 @@ TEST_F(BatchTest, FeedBackIsRefusedWhereItCannotRun) {
   auto cluster = StartNodes(2);
   auto a = testing::Connect(io_, cluster->addresses()[0], kSecret);
   auto b = testing::Connect(io_, cluster->addresses()[1], kSecret);
-  Load(io_, *a, Model(), 0, 2);
-  Load(io_, *b, Model(), 2, 4);
-  SetNext(io_, *b, "", 1, 2);
-  SetNext(io_, *a, cluster->addresses()[1], 0, 2);
+  TwoStages(*a, *b, cluster->addresses()[1]);
   Conversation two = OpenConversation(io_, *a, *b);
   auto split = two.first.session.submitRequest();
   FillFeedBack(split.initStep(), 0, {1, 2}, 4);

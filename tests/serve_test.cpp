@@ -384,16 +384,22 @@ bool CancelledAndClosed(std::map<std::string, double>& m) {
   return true;
 }
 
-TEST(ServeTest, AClientThatGoesAwayFreesItsKvOnEveryStage) {
-  Server server;
-  // A long streamed request whose client hangs up after its first bytes.
+// A long streamed request whose client hangs up after its first bytes: it
+// ends at once, and its sessions close on the nodes a moment later. The
+// metrics once they have.
+std::map<std::string, double> CutAStream(const Server& server) {
   const Reply cut = Http(server.url() + "/v1/completions",
                          R"({"prompt":"And God said","max_tokens":240,"temperature":0,"stream":true})", "", {}, 200);
   EXPECT_EQ(cut.rc, CURLE_WRITE_ERROR);
-  // The request ends at once; its sessions close on the nodes a moment later.
   std::map<std::string, double> m = server.MetricsWhen(CancelledAndClosed);
   EXPECT_EQ(m["strata:request_success_total{finished_reason=\"cancelled\"}"], 1);
   EXPECT_EQ(m["strata:num_requests_running"], 0);
+  return m;
+}
+
+TEST(ServeTest, AClientThatGoesAwayFreesItsKvOnEveryStage) {
+  Server server;
+  std::map<std::string, double> m = CutAStream(server);
   int stages = 0;
   for (const auto& [series, value] : m) {
     if (series.rfind("strata:node_active_sessions{", 0) != 0) continue;
@@ -465,12 +471,7 @@ TEST(ServeTest, OneNodeDecodesOnTheNodeAsTwoNodesDo) {
   ASSERT_EQ(stopped.status, 200) << stopped.body;
   EXPECT_EQ(StreamText(stopped.body, false, nullptr), full.substr(0, full.find(stop)));
   // A long stream whose client hangs up: the node stops and its session closes.
-  const Reply cut = Http(server.url() + "/v1/completions",
-                         R"({"prompt":"And God said","max_tokens":240,"temperature":0,"stream":true})", "", {}, 200);
-  EXPECT_EQ(cut.rc, CURLE_WRITE_ERROR);
-  std::map<std::string, double> m = server.MetricsWhen(CancelledAndClosed);
-  EXPECT_EQ(m["strata:request_success_total{finished_reason=\"cancelled\"}"], 1);
-  EXPECT_EQ(m["strata:num_requests_running"], 0);
+  CutAStream(server);
   const Reply after = Http(server.url() + "/v1/completions", R"({"prompt":")" + prompts[1] +
                            R"(","max_tokens":20,"temperature":0})");
   ASSERT_EQ(after.status, 200) << after.body;
