@@ -1,5 +1,6 @@
 #include "node/kv_cache.h"
 
+#include <cstring>
 #include <string>
 
 namespace strata {
@@ -31,6 +32,36 @@ torch::Tensor Dequantize(const torch::Tensor& q, const torch::Tensor& scales, in
   const int64_t kvh = q.size(0), n = q.size(1), hd = q.size(2);
   auto x = q.to(torch::kFloat32).reshape({kvh, n, hd / group, group});
   return x.mul(scales.unsqueeze(-1)).reshape({kvh, n, hd}).to(dtype);
+}
+
+// Positions [at, at + n) of one layer's keys and values, between the page
+// (from page_at) and the scratch, as plain copies: on the CPU, a LibTorch
+// op per copy cost more than the bytes. False where either side is not
+// plain CPU memory in the compute dtype (CUDA, INT8 pages).
+bool CopyOnCpu(const KvPagePool::Page& p, int64_t layer, int64_t page_at, const LayerCache& scratch, int64_t at,
+               int64_t n, bool to_page) {
+  const torch::Tensor& d = p.data;  // [layers, 2, kv_heads, P, head_dim]
+  const torch::Tensor& k = scratch.k;  // [kv_heads, capacity, head_dim]
+  if (!d.is_cpu() || !k.is_cpu() || d.scalar_type() != k.scalar_type() || !d.is_contiguous() || d.dim() != 5 ||
+      k.dim() != 3 || k.stride(2) != 1 || k.stride(1) != k.size(2) || scratch.v.strides() != k.strides() ||
+      d.size(2) != k.size(0) || d.size(4) != k.size(2)) {
+    return false;
+  }
+  const int64_t kvh = d.size(2), P = d.size(3), hd = d.size(4), elem = static_cast<int64_t>(d.element_size());
+  auto* page = static_cast<uint8_t*>(d.data_ptr());
+  for (int kv = 0; kv < 2; ++kv) {
+    auto* base = static_cast<uint8_t*>((kv == 0 ? k : scratch.v).data_ptr());
+    for (int64_t h = 0; h < kvh; ++h) {
+      uint8_t* in_page = page + (((layer * 2 + kv) * kvh + h) * P + page_at) * hd * elem;
+      uint8_t* in_scratch = base + (h * k.stride(0) + at * hd) * elem;
+      if (to_page) {
+        std::memcpy(in_page, in_scratch, static_cast<size_t>(n * hd * elem));
+      } else {
+        std::memcpy(in_scratch, in_page, static_cast<size_t>(n * hd * elem));
+      }
+    }
+  }
+  return true;
 }
 
 }  // namespace
@@ -99,6 +130,7 @@ Result<LayerCache> KvCache::Gather(int64_t layer, int64_t start) {
   for (int64_t i = from / P; i * P < start; ++i) {
     const int64_t lo = std::max(from, i * P), hi = std::min(start, (i + 1) * P);
     const KvPagePool::Page& p = pages_[static_cast<size_t>(i)];
+    if (!pool_.int8() && CopyOnCpu(p, layer, lo - i * P, cache, lo, hi - lo, false)) continue;
     auto page = p.data[layer];  // [2, kv_heads, P, head_dim]
     if (pool_.int8()) {
       const auto dtype = cache.k.scalar_type();
@@ -123,6 +155,7 @@ void KvCache::Scatter(int64_t layer, const LayerCache& scratch, int64_t start, i
   for (int64_t i = start / P; i * P < end; ++i) {
     const int64_t lo = std::max(start, i * P), hi = std::min(end, (i + 1) * P);
     const KvPagePool::Page& p = pages_[static_cast<size_t>(i)];
+    if (!pool_.int8() && CopyOnCpu(p, layer, lo - i * P, scratch, lo, hi - lo, true)) continue;
     auto page = p.data[layer];
     if (pool_.int8()) {
       auto scales = p.scales[layer];

@@ -208,6 +208,39 @@ TEST(MatmulTest, BatchedRowsAndRowSplitsEqualEachRowAloneBitForBit) {
   }
 }
 
+// A path's many_rows (short rows sixteen at a time: attention's keys
+// against a query) gives fn's bits for every row count and width, and on
+// an AVX-512 CPU the F32 and widened-BF16 paths have one.
+TEST(MatmulTest, ManyShortRowsGiveTheBitsOfOneRowAtATime) {
+  const CpuFeatures cpu = CpuFeatures::Probe();
+  std::mt19937 rng(12);
+  int checked = 0;
+  for (WeightType type : {WeightType::kF32, WeightType::kBF16}) {
+    for (int64_t cols : {1, 5, 15, 16, 17, 31, 32, 33, 48, 63, 64, 65, 80, 127, 128, 129, 200}) {
+      const int64_t rows = 53;
+      auto w = Weights(type, rows, cols, rng);
+      const WeightMatrix m{type, w.data(), rows, cols};
+      const std::vector<float> q = Normal(static_cast<size_t>(cols), rng);
+      const ActRows x{ActForm::kF32, reinterpret_cast<const uint8_t*>(q.data()), static_cast<size_t>(cols) * 4, 1, cols};
+      for (const KernelPath& path : KernelPaths(type, cpu)) {
+        if (path.many_rows == nullptr || path.form != ActForm::kF32) continue;
+        ++checked;
+        std::vector<float> one(static_cast<size_t>(rows)), many(static_cast<size_t>(rows), -1.0f);
+        path.fn(m, x, 0, rows, one.data(), rows);
+        for (auto [r0, r1] : {std::pair<int64_t, int64_t>{0, rows}, {3, 19}, {20, 21}, {21, 37}}) {
+          path.many_rows(m, x, r0, r1, many.data(), rows);
+          EXPECT_EQ(std::memcmp(one.data() + r0, many.data() + r0, static_cast<size_t>(r1 - r0) * 4), 0)
+              << WeightTypeName(type) << " path " << path.name << " cols " << cols << " rows [" << r0 << ", " << r1 << ")";
+        }
+      }
+    }
+  }
+  if (cpu.avx512f && cpu.avx512bw && cpu.avx512vl && cpu.fma) {
+    EXPECT_EQ(checked, 2 * 17) << "the avx512 F32 and BF16 paths each have many_rows";
+  }
+  std::printf("[ many_rows ] checked %d path x width cases on this CPU\n", checked);
+}
+
 // The comparisons above use memcmp on f32 dots: a kernel that summed in
 // another order would be seen. A sequential sum of the same products (one
 // other order) differs from each vector path's bits on most dots.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "node/engine/matmul.h"
@@ -80,6 +81,49 @@ void WriteNewKv(const AttendArgs& a) {
   }
 }
 
+namespace {
+
+// acc[j] = the sum over s, in order of s, of w[s] x v_s[j] (v_s the value
+// row of position s, `stride` elements apart). A multiply then an add per
+// term, elementwise: the bits are the same at any vector width, and a head
+// size known at compile time keeps acc in registers.
+template <typename T, int64_t kHd>
+void WeightedSum(const float* w, const T* v, int64_t S, int64_t stride, int64_t hd, float* out) {
+  constexpr int64_t kN = kHd > 0 ? kHd : 1;
+  float fixed[kN] = {};
+  std::vector<float> any(kHd > 0 ? 0 : static_cast<size_t>(hd), 0.0f);
+  float* acc = kHd > 0 ? fixed : any.data();
+  const int64_t n = kHd > 0 ? kHd : hd;
+  for (int64_t s = 0; s < S; ++s) {
+    const T* row = v + s * stride;
+    const float ws = w[s];
+    for (int64_t j = 0; j < n; ++j) {
+      float x;
+      if constexpr (std::is_same_v<T, uint16_t>) {
+        x = Bf16ToFloat(row[j]);
+      } else {
+        x = row[j];
+      }
+      const float term = ws * x;
+      acc[j] = acc[j] + term;
+    }
+  }
+  std::copy(acc, acc + n, out);
+}
+
+template <typename T>
+void WeightedSumAnyHead(const float* w, const T* v, int64_t S, int64_t stride, int64_t hd, float* out) {
+  switch (hd) {
+    case 16: WeightedSum<T, 16>(w, v, S, stride, hd, out); break;
+    case 32: WeightedSum<T, 32>(w, v, S, stride, hd, out); break;
+    case 64: WeightedSum<T, 64>(w, v, S, stride, hd, out); break;
+    case 128: WeightedSum<T, 128>(w, v, S, stride, hd, out); break;
+    default: WeightedSum<T, 0>(w, v, S, stride, hd, out); break;
+  }
+}
+
+}  // namespace
+
 void AttendHeads(const AttendArgs& a, int64_t h0, int64_t h1) {
   const int64_t hd = a.head_dim, width = (a.heads + 2 * a.kv_heads) * hd, group = a.heads / a.kv_heads;
   const float scale = 1.0f / std::sqrt(static_cast<float>(hd));
@@ -95,22 +139,16 @@ void AttendHeads(const AttendArgs& a, int64_t h0, int64_t h1) {
       // scores[s] = q . key[s]: the keys as a weight matrix [S, hd].
       const WeightMatrix keys{type, static_cast<const uint8_t*>(a.k) + g * a.head_stride * elem, S, hd};
       ActRows query{ActForm::kF32, reinterpret_cast<const uint8_t*>(q.data()), static_cast<size_t>(hd) * 4, 1, hd};
-      dots.fn(keys, query, 0, S, p.data(), S);
+      (dots.many_rows != nullptr ? dots.many_rows : dots.fn)(keys, query, 0, S, p.data(), S);
       float most = -INFINITY;
       for (int64_t s = 0; s < S; ++s) most = std::max(most, p[static_cast<size_t>(s)] *= scale);
       float sum = 0;
       for (int64_t s = 0; s < S; ++s) sum += p[static_cast<size_t>(s)] = std::exp(p[static_cast<size_t>(s)] - most);
-      std::fill(acc.begin(), acc.end(), 0.0f);
-      for (int64_t s = 0; s < S; ++s) {
-        const float w = p[static_cast<size_t>(s)] / sum;
-        const int64_t at = g * a.head_stride + s * a.pos_stride;
-        if (a.bf16) {
-          const auto* v = static_cast<const uint16_t*>(a.v) + at;
-          for (int64_t j = 0; j < hd; ++j) acc[static_cast<size_t>(j)] += w * Bf16ToFloat(v[j]);
-        } else {
-          const auto* v = static_cast<const float*>(a.v) + at;
-          for (int64_t j = 0; j < hd; ++j) acc[static_cast<size_t>(j)] += w * v[j];
-        }
+      for (int64_t s = 0; s < S; ++s) p[static_cast<size_t>(s)] /= sum;
+      if (a.bf16) {
+        WeightedSumAnyHead(p.data(), static_cast<const uint16_t*>(a.v) + g * a.head_stride, S, a.pos_stride, hd, acc.data());
+      } else {
+        WeightedSumAnyHead(p.data(), static_cast<const float*>(a.v) + g * a.head_stride, S, a.pos_stride, hd, acc.data());
       }
       for (int64_t j = 0; j < hd; ++j) Store(a.out, t * a.heads * hd + h * hd + j, acc[static_cast<size_t>(j)], a.bf16);
     }

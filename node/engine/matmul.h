@@ -72,6 +72,9 @@ struct KernelPath {
   WeightType type = WeightType::kF32;
   ActForm form = ActForm::kF32;
   MatFn fn = nullptr;
+  // fn's bits for one activation row against many short rows (attention's
+  // keys), several rows at a time; null where fn is as fast.
+  MatFn many_rows = nullptr;
   int level = 0;              // 0 scalar, 1 AVX2, 2 AVX-512 (what --kernels caps)
 };
 

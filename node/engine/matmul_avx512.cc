@@ -18,6 +18,16 @@ inline __m512 LoadBf16x16(const uint16_t* p, __mmask16 m) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, p)), 16));
 }
 
+// The sum of v's lanes, in the tree of GCC's _mm512_reduce_add_ps: halves
+// of 256, 128, 64 and 32 bits. Spelled out, so that SixteenRows's
+// transposed sums are certain to be the same additions.
+inline float Hsum16(__m512 v) {
+  const __m256 t3 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
+  const __m128 t6 = _mm_add_ps(_mm256_castps256_ps128(t3), _mm256_extractf128_ps(t3, 1));
+  const __m128 t8 = _mm_add_ps(t6, _mm_movehl_ps(t6, t6));  // [t6_0 + t6_2, t6_1 + t6_3]
+  return _mm_cvtss_f32(_mm_add_ss(t8, _mm_movehdup_ps(t8)));
+}
+
 // R weight rows against N activation rows (f32). A dot keeps four
 // accumulators of 16 lanes: a_j sums the 16-wide chunks at 64i + 16j in
 // order of i, and a_0 then takes the tail (16 at a time, the last masked),
@@ -73,7 +83,7 @@ struct FloatTile {
     }
     for (int r = 0; r < R; ++r) {
       for (int k = 0; k < N; ++k) {
-        out[(b0 + k) * stride + r0 + r] = _mm512_reduce_add_ps(
+        out[(b0 + k) * stride + r0 + r] = Hsum16(
             _mm512_add_ps(_mm512_add_ps(part[0][r][k], part[1][r][k]), _mm512_add_ps(part[2][r][k], part[3][r][k])));
       }
     }
@@ -88,6 +98,66 @@ void FloatRows(int n, const WeightMatrix& w, int64_t r0, const ActRows& x, int64
     case 2: FloatTile<kBf16, R, 2>().Run(w, r0, x, b0, out, stride); break;
     default: FloatTile<kBf16, R, 1>().Run(w, r0, x, b0, out, stride); break;
   }
+}
+
+// One dot of FloatTile<kBf16, 1, 1> before its horizontal sum: the same
+// FMAs in the same order, ((a0 + a1) + (a2 + a3)).
+template <bool kBf16>
+inline __m512 DotLanes(const uint8_t* row, const float* x, int64_t cols) {
+  const auto* wf = reinterpret_cast<const float*>(row);
+  const auto* wh = reinterpret_cast<const uint16_t*>(row);
+  auto load = [&](int64_t i, __mmask16 m) { return kBf16 ? LoadBf16x16(wh + i, m) : _mm512_maskz_loadu_ps(m, wf + i); };
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const int64_t main_end = cols / 64 * 64;
+  for (int64_t i = 0; i < main_end; i += 64) {
+    a0 = _mm512_fmadd_ps(load(i, 0xFFFF), _mm512_loadu_ps(x + i), a0);
+    a1 = _mm512_fmadd_ps(load(i + 16, 0xFFFF), _mm512_loadu_ps(x + i + 16), a1);
+    a2 = _mm512_fmadd_ps(load(i + 32, 0xFFFF), _mm512_loadu_ps(x + i + 32), a2);
+    a3 = _mm512_fmadd_ps(load(i + 48, 0xFFFF), _mm512_loadu_ps(x + i + 48), a3);
+  }
+  for (int64_t i = main_end; i < cols; i += 16) {
+    const __mmask16 m = cols - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (cols - i)) - 1);
+    a0 = _mm512_fmadd_ps(load(i, m), _mm512_maskz_loadu_ps(m, x + i), a0);
+  }
+  return _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
+}
+
+// Sixteen short dots at once (attention's keys against one query): each
+// row's lanes as DotLanes makes them, then Hsum16's tree run across the
+// sixteen as a transpose, so every sum is its row's Hsum16 bit for bit.
+// out[k] = the dot of row k.
+template <bool kBf16>
+inline void SixteenDots(const WeightMatrix& w, int64_t r, const float* x, float* out) {
+  __m512 u[8], v[4], z[2];
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) {  // halves of 256: [row 2k | row 2k+1]
+    const __m512 a = DotLanes<kBf16>(w.row(r + 2 * k), x, w.cols), b = DotLanes<kBf16>(w.row(r + 2 * k + 1), x, w.cols);
+    u[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
+  }
+#pragma GCC unroll 4
+  for (int m = 0; m < 4; ++m) {  // of 128: 128-bit lane j holds row 4m + j
+    v[m] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * m], u[2 * m + 1], 0x88),
+                         _mm512_shuffle_f32x4(u[2 * m], u[2 * m + 1], 0xDD));
+  }
+#pragma GCC unroll 2
+  for (int n = 0; n < 2; ++n) {  // of 64: lane j holds [t8 of row 8n + j, of row 8n + 4 + j]
+    z[n] = _mm512_add_ps(_mm512_shuffle_ps(v[2 * n], v[2 * n + 1], 0x44), _mm512_shuffle_ps(v[2 * n], v[2 * n + 1], 0xEE));
+  }
+  // of 32: lane j holds rows j, 4 + j, 8 + j, 12 + j; put back in order.
+  const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x88), _mm512_shuffle_ps(z[0], z[1], 0xDD));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  _mm512_storeu_ps(out, _mm512_permutexvar_ps(order, sums));
+}
+
+// Many short rows against one activation row, 16 rows at a time: FloatMat's
+// bits for x.n == 1, without a horizontal sum per row.
+template <bool kBf16>
+void FloatManyRows(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
+  (void)stride;
+  const auto* xf = reinterpret_cast<const float*>(x.row(0));
+  int64_t r = r0;
+  for (; r + 16 <= r1; r += 16) SixteenDots<kBf16>(w, r, xf, out + r);
+  for (; r < r1; ++r) out[r] = Hsum16(DotLanes<kBf16>(w.row(r), xf, w.cols));
 }
 
 template <bool kBf16>
@@ -209,10 +279,13 @@ void AddAvx512Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelP
   p.form = ActForm::kF32;
   if (type == WeightType::kF32) {
     p.fn = FloatMat<false>;
+    p.many_rows = FloatManyRows<false>;
     out->push_back(p);
   } else if (type == WeightType::kBF16) {
     p.fn = FloatMat<true>;
+    p.many_rows = FloatManyRows<true>;
     out->push_back(p);
+    p.many_rows = nullptr;
     if (cpu.avx512bf16) {
       p.name = "avx512-bf16";
       p.form = ActForm::kBF16;
