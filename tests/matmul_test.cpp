@@ -208,9 +208,9 @@ TEST(MatmulTest, BatchedRowsAndRowSplitsEqualEachRowAloneBitForBit) {
   }
 }
 
-// A path's many_rows (short rows sixteen at a time: attention's keys
-// against a query) gives fn's bits for every row count and width, and on
-// an AVX-512 CPU the F32 and widened-BF16 paths have one.
+// A path's many_rows (short rows eight or sixteen at a time: attention's
+// keys against a query) gives fn's bits for every row count and width; the
+// AVX2 and AVX-512 F32 and widened-BF16 paths have one.
 TEST(MatmulTest, ManyShortRowsGiveTheBitsOfOneRowAtATime) {
   const CpuFeatures cpu = CpuFeatures::Probe();
   std::mt19937 rng(12);
@@ -235,9 +235,10 @@ TEST(MatmulTest, ManyShortRowsGiveTheBitsOfOneRowAtATime) {
       }
     }
   }
-  if (cpu.avx512f && cpu.avx512bw && cpu.avx512vl && cpu.fma) {
-    EXPECT_EQ(checked, 2 * 17) << "the avx512 F32 and BF16 paths each have many_rows";
-  }
+  int want = 0;  // the avx2 and avx512 F32 and BF16 paths each have one
+  if (cpu.avx2 && cpu.fma && cpu.f16c) want += 2 * 17;
+  if (cpu.avx512f && cpu.avx512bw && cpu.avx512vl && cpu.fma) want += 2 * 17;
+  EXPECT_EQ(checked, want);
   std::printf("[ many_rows ] checked %d path x width cases on this CPU\n", checked);
 }
 

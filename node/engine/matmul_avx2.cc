@@ -66,6 +66,65 @@ void FloatTile(const uint8_t* wrow, const ActRows& x, int64_t b0, int64_t cols, 
   }
 }
 
+// One dot of FloatTile<kBf16, 1> before its horizontal sum and scalar
+// tail: the same FMAs in the same order. The tail starts at the returned end.
+template <bool kBf16>
+inline __m256 DotLanes(const uint8_t* wrow, const float* x, int64_t cols, int64_t* end) {
+  const auto* wf = reinterpret_cast<const float*>(wrow);
+  const auto* wh = reinterpret_cast<const uint16_t*>(wrow);
+  auto load_w = [&](int64_t i) __attribute__((target("avx2,fma,f16c"))) {
+    return kBf16 ? LoadBf16(wh + i) : _mm256_loadu_ps(wf + i);
+  };
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 32 <= cols; i += 32) {
+    a0 = _mm256_fmadd_ps(load_w(i), _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(load_w(i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    a2 = _mm256_fmadd_ps(load_w(i + 16), _mm256_loadu_ps(x + i + 16), a2);
+    a3 = _mm256_fmadd_ps(load_w(i + 24), _mm256_loadu_ps(x + i + 24), a3);
+  }
+  for (; i + 8 <= cols; i += 8) a0 = _mm256_fmadd_ps(load_w(i), _mm256_loadu_ps(x + i), a0);
+  *end = i;
+  return _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+}
+
+// Eight short dots at once (attention's keys against one query): each
+// row's lanes as DotLanes makes them, Hsum's tree run across the eight as a
+// transpose, then each row's scalar tail: FloatTile's bits for every row.
+template <bool kBf16>
+inline void EightDots(const WeightMatrix& w, int64_t r, const float* x, float* out) {
+  __m256 u[4], z[2];
+  int64_t end = 0;
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {  // halves of 128: [row 2k | row 2k+1]
+    const __m256 a = DotLanes<kBf16>(w.row(r + 2 * k), x, w.cols, &end);
+    const __m256 b = DotLanes<kBf16>(w.row(r + 2 * k + 1), x, w.cols, &end);
+    u[k] = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
+  }
+#pragma GCC unroll 2
+  for (int n = 0; n < 2; ++n) {  // of 64: 128-bit lane j holds [rows 4n + j, 4n + 2 + j] x 2
+    z[n] = _mm256_add_ps(_mm256_shuffle_ps(u[2 * n], u[2 * n + 1], 0x44), _mm256_shuffle_ps(u[2 * n], u[2 * n + 1], 0xEE));
+  }
+  // of 32: lane 0 holds rows 0, 2, 4, 6 and lane 1 rows 1, 3, 5, 7; put back in order.
+  const __m256 sums = _mm256_add_ps(_mm256_shuffle_ps(z[0], z[1], 0x88), _mm256_shuffle_ps(z[0], z[1], 0xDD));
+  _mm256_storeu_ps(out, _mm256_permutevar8x32_ps(sums, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  for (int k = 0; k < 8; ++k) {
+    const auto* wf = reinterpret_cast<const float*>(w.row(r + k));
+    const auto* wh = reinterpret_cast<const uint16_t*>(w.row(r + k));
+    for (int64_t t = end; t < w.cols; ++t) out[k] += (kBf16 ? Bf16ToFloat(wh[t]) : wf[t]) * x[t];
+  }
+}
+
+// Many short rows against one activation row, eight rows at a time:
+// TiledMat's bits for x.n == 1, without a horizontal sum per row.
+template <bool kBf16>
+void FloatManyRows(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
+  const auto* xf = reinterpret_cast<const float*>(x.row(0));
+  int64_t r = r0;
+  for (; r + 8 <= r1; r += 8) EightDots<kBf16>(w, r, xf, out + r);
+  for (; r < r1; ++r) FloatTile<kBf16, 1>(w.row(r), x, 0, w.cols, out + r, stride);
+}
+
 // Runs Tile<1..kMax> over every weight row of [r0, r1) and every activation row.
 template <int kMax, template <int> class Tile>
 void TiledMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
@@ -121,8 +180,18 @@ void AddAvx2Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPat
   p.level = 1;
   p.name = "avx2";
   switch (type) {
-    case WeightType::kF32: p.form = ActForm::kF32; p.fn = TiledMat<2, F32Tile>; out->push_back(p); return;
-    case WeightType::kBF16: p.form = ActForm::kF32; p.fn = TiledMat<2, Bf16Tile>; out->push_back(p); return;
+    case WeightType::kF32:
+      p.form = ActForm::kF32;
+      p.fn = TiledMat<2, F32Tile>;
+      p.many_rows = FloatManyRows<false>;
+      out->push_back(p);
+      return;
+    case WeightType::kBF16:
+      p.form = ActForm::kF32;
+      p.fn = TiledMat<2, Bf16Tile>;
+      p.many_rows = FloatManyRows<true>;
+      out->push_back(p);
+      return;
     default: break;
   }
   p.form = avx2::QuantForm(type);
