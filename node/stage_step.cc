@@ -272,9 +272,12 @@ kj::Promise<void> Submit(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t h
           auto done = sink.doneRequest();
           done.setStartPos(p->start);
           FillLast(*step, p->want_logits, done.initResult());
-          auto sent = done.send().ignoreResult().catch_([](kj::Exception&&) {});
-          if (p->feed_back > 0) FeedBack(*ref, ticket, *p, step->token, halts);
-          return sent;
+          if (p->feed_back == 0) return done.send().ignoreResult().catch_([](kj::Exception&&) {});
+          // The next step is queued first and launches at the end of this
+          // turn; the result is written after it, while the next forward runs.
+          FeedBack(*ref, ticket, *p, step->token, halts);
+          return kj::evalLast([done = kj::mv(done)]() mutable { return done.send().ignoreResult(); })
+              .catch_([](kj::Exception&&) {});
         }
         // With the other members of its batch, in one message (node/hand_on_queue).
         HandOn h;
