@@ -137,13 +137,13 @@ TEST(NodeMemoryTest, BudgetsHoldWith64SessionsSwappingToNvme) { RunSixtyFourSess
 // nodes park its KV on disk, and a second CLI run continues it.
 class KeptSessionTest : public ::testing::Test {
  protected:
-  void Start(const std::string& ttl) {
+  void Start(const std::string& ttl, int nodes = 3) {
     TestModelSpec spec;
     spec.layers = 6;
     spec.context = 512;
     testing::MakeModel(dir_ / "m", spec);
     LocalClusterOptions o;
-    o.nodes = 3;
+    o.nodes = nodes;
     o.node_binary = testing::BinDir() + "/strata-node";
     o.models_dirs = {testing::TempRoot()};
     o.threads = 1;
@@ -165,10 +165,34 @@ class KeptSessionTest : public ::testing::Test {
     return nlohmann::json::parse(r.out);
   }
   nlohmann::json::array_t Tokens(const nlohmann::json& j, const char* key) { return j[key]; }
+  // The ids of a kept run and the prompt of its continuation, for --prompt-tokens.
+  static std::string WholeConversation(const nlohmann::json& first, const nlohmann::json& second) {
+    std::string ids;
+    for (const auto* part : {&first["prompt_tokens"], &first["tokens"], &second["prompt_tokens"]}) {
+      for (const auto& t : *part) ids += (ids.empty() ? "" : ",") + std::to_string(t.get<int>());
+    }
+    return ids;
+  }
   testing::TempDir dir_, swap_;
   std::unique_ptr<LocalCluster> cluster_;
   std::string nodes_;
 };
+
+// On one node the first run decodes on the node, feeding its tokens back;
+// the kept conversation still holds exactly what was generated, and its
+// continuation is the uninterrupted run's.
+TEST_F(KeptSessionTest, OneNodeFeedingBackKeepsExactlyTheConversation) {
+  Start("600", 1);
+  auto first = Generate({"--prompt", "the quick brown fox", "--keep-session"});
+  ASSERT_TRUE(first.contains("session_id"));
+  auto second = Generate({"--session", first["session_id"], "--prompt", " jumps over"});
+  ASSERT_FALSE(second.is_null());
+  EXPECT_EQ(second["position"], first["prompt_tokens"].size() + first["tokens"].size());
+  const std::string ids = WholeConversation(first, second);
+  auto whole = Generate({"--prompt-tokens", ids});
+  ASSERT_FALSE(whole.is_null());
+  EXPECT_EQ(second["tokens"], whole["tokens"]);
+}
 
 TEST_F(KeptSessionTest, ContinuesFromNvmeWithTheTokensOfOneUninterruptedRun) {
   Start("600");
@@ -193,10 +217,7 @@ TEST_F(KeptSessionTest, ContinuesFromNvmeWithTheTokensOfOneUninterruptedRun) {
   const size_t held = first["prompt_tokens"].size() + first["tokens"].size();
   EXPECT_EQ(second["position"], held) << "the continuation starts after the whole first run";
   // The same conversation run in one go, token for token.
-  std::string ids;
-  for (const auto* part : {&first["prompt_tokens"], &first["tokens"], &second["prompt_tokens"]}) {
-    for (const auto& t : *part) ids += (ids.empty() ? "" : ",") + std::to_string(t.get<int>());
-  }
+  const std::string ids = WholeConversation(first, second);
   // Its KV came back from disk rather than being recomputed.
   for (const auto& a : cluster_->addresses()) {
     auto link = testing::Connect(io, a, "");
