@@ -66,7 +66,7 @@ kj::Promise<StepReply> GenerationDriver::NextStep() {
   if (pipeline_.stage_count() == 1 && !request_.want_logits && more > 0) {
     feed_back.steps = static_cast<uint32_t>(more);
     for (int64_t id : tokenizer_.eos_ids()) feed_back.stop_tokens.push_back(static_cast<int32_t>(id));
-    feeding_ = feed_back.stop_tokens.size() <= 16;
+    feeding_ = feed_back.stop_tokens.size() <= wire::MAX_STOP_TOKENS;
     if (!feeding_) feed_back = FeedBack();
   }
   return pipeline_.StepAsync(session_, NextPos(), {result_.tokens.back()}, request_.want_logits, true, kj::mv(feed_back));

@@ -159,7 +159,9 @@ void TakeFeedBack(const NodeState& state, const LoadedShard& shard, wire::Step::
     throw Failed("feedBack: " + std::to_string(p->feed_back) + " more positions from " + std::to_string(end) +
                  " exceed the session's capacity of " + std::to_string(p->session.capacity) + " tokens");
   }
-  if (stops.size() > kMaxStopTokens) throw Failed("feedBack: over 16 stop tokens");
+  if (stops.size() > wire::MAX_STOP_TOKENS) {
+    throw Failed("feedBack: over " + std::to_string(wire::MAX_STOP_TOKENS) + " stop tokens");
+  }
   for (uint32_t t : stops) p->stop_tokens.push_back(t);  // one past the vocabulary is never sampled
 }
 

@@ -27,9 +27,6 @@ kj::Promise<void> RunStep(kj::Own<NodeState> state, const Bytes& ticket, uint32_
 // a stop token comes, the session closes or Session.halt.
 kj::Promise<void> SubmitStep(kj::Own<NodeState> state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step);
 
-// The most stop tokens a fed-back step may carry.
-constexpr unsigned kMaxStopTokens = 16;
-
 // One member of a submitted batch: SubmitStep, except that a member failing
 // its checks is reported to its own session's sink (or, with no session to
 // tell, counted as a refusal) instead of failing the whole call.

@@ -124,8 +124,10 @@ struct Step {
   # this many more times, each result to the sink as usual. Only a pipeline
   # of one stage feeds back (its first stage is its last), through submit.
   # It ends early after a token in stopTokens, or at Session.halt.
-  stopTokens @5 :List(UInt32);  # at most 16
+  stopTokens @5 :List(UInt32);  # at most maxStopTokens
 }
+
+const maxStopTokens :UInt32 = 16;
 
 struct SessionStep {
   # One member of a batch to the first stage: named by its Session capability.

@@ -58,6 +58,11 @@ class BatchTest : public ::testing::Test {
     return std::move(c.value());
   }
   std::string Model() const { return dir_ / "m"; }
+  // `node` holds every layer: a pipeline of one stage.
+  void OneStage(PeerLink& node) {
+    Load(io_, node, Model(), 0, 4);
+    SetNext(io_, node, "", 0, 1);
+  }
   // a holds layers [0, 2) and hands on to b (at b_address), which holds [2, 4).
   void TwoStages(PeerLink& a, PeerLink& b, const std::string& b_address) {
     Load(io_, a, Model(), 0, 2);
@@ -175,10 +180,8 @@ TEST_F(BatchTest, BadMembersFailAloneAndForeignCapabilitiesAreRefused) {
   auto cluster = StartNodes(2);
   auto a = testing::Connect(io_, cluster->addresses()[0], kSecret);
   auto other = testing::Connect(io_, cluster->addresses()[1], kSecret);
-  Load(io_, *a, Model(), 0, 4);
-  SetNext(io_, *a, "", 0, 1);
-  Load(io_, *other, Model(), 0, 4);
-  SetNext(io_, *other, "", 0, 1);
+  OneStage(*a);
+  OneStage(*other);
   Conversation good = OpenConversation(io_, *a, *a), bad = OpenConversation(io_, *a, *a);
   auto req = a->control.submitBatchRequest();
   auto list = req.initSteps(2);
@@ -212,8 +215,7 @@ TEST_F(BatchTest, BadMembersFailAloneAndForeignCapabilitiesAreRefused) {
 TEST_F(BatchTest, GuessedTicketsInABatchRunNothing) {
   auto cluster = StartNodes(1);
   auto owner = testing::Connect(io_, cluster->addresses()[0], kSecret);
-  Load(io_, *owner, Model(), 0, 4);
-  SetNext(io_, *owner, "", 0, 1);
+  OneStage(*owner);
   Conversation mine = OpenConversation(io_, *owner, *owner);
   const uint64_t before = Rows(*owner);
   auto intruder = testing::Connect(io_, cluster->addresses()[0], kSecret, wire::PeerRole::STAGE);
@@ -254,8 +256,7 @@ void FillFeedBack(wire::Step::Builder step, uint32_t start, const std::vector<ui
 TEST_F(BatchTest, FedBackTokensAreTheTokensOfStepsSentOneByOne) {
   auto cluster = StartNodes(1);
   auto a = testing::Connect(io_, cluster->addresses()[0], kSecret);
-  Load(io_, *a, Model(), 0, 4);
-  SetNext(io_, *a, "", 0, 1);
+  OneStage(*a);
   const std::vector<std::vector<uint32_t>> prompts = {{1, 2, 3}, {7}, {42, 5}};
   const uint32_t kMore = 12;
   std::vector<std::vector<uint32_t>> alone(prompts.size());
@@ -296,8 +297,7 @@ TEST_F(BatchTest, FedBackTokensAreTheTokensOfStepsSentOneByOne) {
 TEST_F(BatchTest, FeedBackEndsAtAStopTokenAndAtAHalt) {
   auto cluster = StartNodes(1);
   auto a = testing::Connect(io_, cluster->addresses()[0], kSecret);
-  Load(io_, *a, Model(), 0, 4);
-  SetNext(io_, *a, "", 0, 1);
+  OneStage(*a);
   Conversation first = OpenConversation(io_, *a, *a);
   auto req = first.first.session.submitRequest();
   FillFeedBack(req.initStep(), 0, {1, 2, 3}, 8);
@@ -356,8 +356,7 @@ TEST_F(BatchTest, FeedBackIsRefusedWhereItCannotRun) {
   auto split = two.first.session.submitRequest();
   FillFeedBack(split.initStep(), 0, {1, 2}, 4);
   EXPECT_NE(ErrorOf([&]() { split.send().wait(io_.waitScope); }).find("only a pipeline of one stage"), std::string::npos);
-  Load(io_, *a, Model(), 0, 4);
-  SetNext(io_, *a, "", 0, 1);
+  OneStage(*a);
   Conversation one = OpenConversation(io_, *a, *a);  // capacity 64
   auto over = one.first.session.submitRequest();
   FillFeedBack(over.initStep(), 0, {1, 2}, 63);

@@ -87,13 +87,13 @@ namespace {
 // row of position s, `stride` elements apart). A multiply then an add per
 // term, elementwise: the bits are the same at any vector width, and a head
 // size known at compile time keeps acc in registers.
+// kHd = 0: a head size known only at run time, summed in out itself.
 template <typename T, int64_t kHd>
 void WeightedSum(const float* w, const T* v, int64_t S, int64_t stride, int64_t hd, float* out) {
-  constexpr int64_t kN = kHd > 0 ? kHd : 1;
-  float fixed[kN] = {};
-  std::vector<float> any(kHd > 0 ? 0 : static_cast<size_t>(hd), 0.0f);
-  float* acc = kHd > 0 ? fixed : any.data();
+  float fixed[kHd > 0 ? kHd : 1] = {};
+  float* acc = kHd > 0 ? fixed : out;
   const int64_t n = kHd > 0 ? kHd : hd;
+  if (kHd == 0) std::fill(out, out + n, 0.0f);
   for (int64_t s = 0; s < S; ++s) {
     const T* row = v + s * stride;
     const float ws = w[s];
@@ -108,7 +108,7 @@ void WeightedSum(const float* w, const T* v, int64_t S, int64_t stride, int64_t 
       acc[j] = acc[j] + term;
     }
   }
-  std::copy(acc, acc + n, out);
+  if (kHd > 0) std::copy(acc, acc + n, out);
 }
 
 template <typename T>

@@ -3,6 +3,7 @@
 #include <ATen/Parallel.h>
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "node/engine/cpu_ops.h"
@@ -289,18 +290,31 @@ torch::Tensor LinearRows(const torch::Tensor& x, const Weight& w, const torch::T
 
 bool KernelRowsExact(const Weight& w) { return w.quantized() || KernelRowsExact(w.t); }
 
-torch::Tensor EmbeddingRows(const Weight& table, const torch::Tensor& ids) {
-  if (!table.quantized()) return table.t.index_select(0, ids.to(table.t.device()));
-  auto cpu_ids = ids.to(torch::kCPU, torch::kInt64).contiguous();
-  const int64_t T = cpu_ids.numel();
+torch::Tensor EmbeddingRows(const Weight& table, const std::vector<int32_t>& ids) {
+  const auto T = static_cast<int64_t>(ids.size());
+  const torch::Tensor& dense = table.t;  // [vocab, hidden] unless quantized
+  if (!table.quantized() && (!dense.is_cpu() || !dense.is_contiguous() || dense.dim() != 2)) {
+    return dense.index_select(0, torch::tensor(ids, torch::kInt64).to(dense.device()));
+  }
+  if (!table.quantized()) {
+    // The rows copied as they are: LibTorch's gather costs more than a decode step's one row.
+    auto out = torch::empty({T, dense.size(1)}, dense.options());  // [T, hidden]
+    const size_t row = static_cast<size_t>(dense.size(1)) * dense.element_size();
+    for (int64_t i = 0; i < T; ++i) {
+      std::memcpy(static_cast<uint8_t*>(out.data_ptr()) + static_cast<size_t>(i) * row,
+                  static_cast<const uint8_t*>(dense.data_ptr()) + static_cast<size_t>(ids[static_cast<size_t>(i)]) * row,
+                  row);
+    }
+    return out;
+  }
   auto out = torch::empty({T, table.cols}, torch::kFloat32);  // [T, hidden]
-  for (int64_t t = 0; t < T; ++t) {
-    const int64_t id = cpu_ids.data_ptr<int64_t>()[t];
+  for (int64_t i = 0; i < T; ++i) {
+    const int64_t id = ids[static_cast<size_t>(i)];
     for (const WeightRows& p : table.parts) {
       if (id < p.row0 || id >= p.row0 + p.rows) continue;
       const size_t row_bytes = RowBytes(p.type, table.cols);
       DequantizeRow(p.type, p.bytes.data_ptr<uint8_t>() + static_cast<size_t>(id - p.row0) * row_bytes, table.cols,
-                    out.data_ptr<float>() + t * table.cols);
+                    out.data_ptr<float>() + i * table.cols);
     }
   }
   return out;

@@ -88,9 +88,10 @@ torch::Tensor LinearRows(const torch::Tensor& x, const Weight& w, const torch::T
 // prompt chunk's rows may share a forward with other sessions' rows exactly.
 bool KernelRowsExact(const torch::Tensor& w);
 bool KernelRowsExact(const Weight& w);
-// Rows `ids` of an embedding table [vocab, hidden], f32 [ids, hidden]
-// (a quantized table's rows dequantized).
-torch::Tensor EmbeddingRows(const Weight& table, const torch::Tensor& ids);
+// Rows `ids` (each inside the vocabulary: the caller checks) of an
+// embedding table [vocab, hidden]: [ids, hidden] in the table's dtype, or
+// f32 with a quantized table's rows dequantized.
+torch::Tensor EmbeddingRows(const Weight& table, const std::vector<int32_t>& ids);
 
 // Attention of new positions [start, start+T) given their projected q, k, v
 // qkv: [B, T, (heads + 2*kv_heads)*head_dim]; returns [B, T, heads*head_dim]

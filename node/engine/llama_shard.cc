@@ -6,8 +6,6 @@
 
 #include <torch/torch.h>
 
-#include <cstring>
-
 #include "node/engine/llama_shard_impl.h"
 
 #include <sys/mman.h>
@@ -446,22 +444,7 @@ Result<torch::Tensor> LlamaShard::Impl::Embed(const StageInput& input) const {
                              std::to_string(c.vocab_size));
       }
     }
-    const torch::Tensor& table = embed.t;
-    if (!embed.quantized() && device.is_cpu() && table.is_cpu() && table.scalar_type() == dtype &&
-        table.is_contiguous() && table.dim() == 2) {
-      // The rows copied as they are: three LibTorch ops cost more than a decode step's one row.
-      const auto T = static_cast<int64_t>(input.tokens.size());
-      auto out = torch::empty({T, table.size(1)}, table.options());  // [T, hidden]
-      const size_t row = static_cast<size_t>(table.size(1)) * table.element_size();
-      for (int64_t t = 0; t < T; ++t) {
-        std::memcpy(static_cast<uint8_t*>(out.data_ptr()) + static_cast<size_t>(t) * row,
-                    static_cast<const uint8_t*>(table.data_ptr()) + static_cast<size_t>(input.tokens[static_cast<size_t>(t)]) * row,
-                    row);
-      }
-      return out;
-    }
-    auto ids = torch::tensor(input.tokens, torch::kInt64).to(device);
-    return EmbeddingRows(embed, ids).to(dtype);  // [T, hidden]
+    return EmbeddingRows(embed, input.tokens).to(dtype);  // [T, hidden]
   }
   const HostTensor& h = input.hidden;
   if (input.is_tokens()) return Status::Error("stage of layers from " + std::to_string(options.first_layer) +

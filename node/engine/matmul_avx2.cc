@@ -33,6 +33,29 @@ inline __m256 LoadBf16(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
 
+// One row's lanes before the horizontal sum and the scalar tail (which
+// starts at the returned end), as FloatTile describes them. FloatTile<kBf16, 1>
+// (decode) and EightDots both make their lanes here.
+template <bool kBf16>
+inline __m256 DotLanes(const uint8_t* wrow, const float* x, int64_t cols, int64_t* end) {
+  const auto* wf = reinterpret_cast<const float*>(wrow);
+  const auto* wh = reinterpret_cast<const uint16_t*>(wrow);
+  auto load_w = [&](int64_t i) __attribute__((target("avx2,fma,f16c"))) {
+    return kBf16 ? LoadBf16(wh + i) : _mm256_loadu_ps(wf + i);
+  };
+  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  int64_t i = 0;
+  for (; i + 32 <= cols; i += 32) {
+    a0 = _mm256_fmadd_ps(load_w(i), _mm256_loadu_ps(x + i), a0);
+    a1 = _mm256_fmadd_ps(load_w(i + 8), _mm256_loadu_ps(x + i + 8), a1);
+    a2 = _mm256_fmadd_ps(load_w(i + 16), _mm256_loadu_ps(x + i + 16), a2);
+    a3 = _mm256_fmadd_ps(load_w(i + 24), _mm256_loadu_ps(x + i + 24), a3);
+  }
+  for (; i + 8 <= cols; i += 8) a0 = _mm256_fmadd_ps(load_w(i), _mm256_loadu_ps(x + i), a0);
+  *end = i;
+  return _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+}
+
 // F32 or BF16 weights with f32 activations: four accumulators of eight
 // lanes per activation row (32 columns a step), then 8-column steps into
 // the first, then a scalar tail.
@@ -45,6 +68,13 @@ void FloatTile(const uint8_t* wrow, const ActRows& x, int64_t b0, int64_t cols, 
   };
   const float* xs[N];
   for (int k = 0; k < N; ++k) xs[k] = reinterpret_cast<const float*>(x.row(b0 + k));
+  if constexpr (N == 1) {
+    int64_t end = 0;
+    float v = Hsum(DotLanes<kBf16>(wrow, xs[0], cols, &end));
+    for (int64_t t = end; t < cols; ++t) v += (kBf16 ? Bf16ToFloat(wh[t]) : wf[t]) * xs[0][t];
+    out[b0 * stride] = v;
+    return;
+  }
   __m256 acc[N][4];
   for (int k = 0; k < N; ++k)
     for (int j = 0; j < 4; ++j) acc[k][j] = _mm256_setzero_ps();
@@ -64,28 +94,6 @@ void FloatTile(const uint8_t* wrow, const ActRows& x, int64_t b0, int64_t cols, 
     for (int64_t t = i; t < cols; ++t) v += (kBf16 ? Bf16ToFloat(wh[t]) : wf[t]) * xs[k][t];
     out[(b0 + k) * stride] = v;
   }
-}
-
-// One dot of FloatTile<kBf16, 1> before its horizontal sum and scalar
-// tail: the same FMAs in the same order. The tail starts at the returned end.
-template <bool kBf16>
-inline __m256 DotLanes(const uint8_t* wrow, const float* x, int64_t cols, int64_t* end) {
-  const auto* wf = reinterpret_cast<const float*>(wrow);
-  const auto* wh = reinterpret_cast<const uint16_t*>(wrow);
-  auto load_w = [&](int64_t i) __attribute__((target("avx2,fma,f16c"))) {
-    return kBf16 ? LoadBf16(wh + i) : _mm256_loadu_ps(wf + i);
-  };
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  int64_t i = 0;
-  for (; i + 32 <= cols; i += 32) {
-    a0 = _mm256_fmadd_ps(load_w(i), _mm256_loadu_ps(x + i), a0);
-    a1 = _mm256_fmadd_ps(load_w(i + 8), _mm256_loadu_ps(x + i + 8), a1);
-    a2 = _mm256_fmadd_ps(load_w(i + 16), _mm256_loadu_ps(x + i + 16), a2);
-    a3 = _mm256_fmadd_ps(load_w(i + 24), _mm256_loadu_ps(x + i + 24), a3);
-  }
-  for (; i + 8 <= cols; i += 8) a0 = _mm256_fmadd_ps(load_w(i), _mm256_loadu_ps(x + i), a0);
-  *end = i;
-  return _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
 }
 
 // Eight short dots at once (attention's keys against one query): each
@@ -181,17 +189,14 @@ void AddAvx2Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPat
   p.name = "avx2";
   switch (type) {
     case WeightType::kF32:
+    case WeightType::kBF16: {
+      const bool bf16 = type == WeightType::kBF16;
       p.form = ActForm::kF32;
-      p.fn = TiledMat<2, F32Tile>;
-      p.many_rows = FloatManyRows<false>;
+      p.fn = bf16 ? TiledMat<2, Bf16Tile> : TiledMat<2, F32Tile>;
+      p.many_rows = bf16 ? FloatManyRows<true> : FloatManyRows<false>;
       out->push_back(p);
       return;
-    case WeightType::kBF16:
-      p.form = ActForm::kF32;
-      p.fn = TiledMat<2, Bf16Tile>;
-      p.many_rows = FloatManyRows<true>;
-      out->push_back(p);
-      return;
+    }
     default: break;
   }
   p.form = avx2::QuantForm(type);

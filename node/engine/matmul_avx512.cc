@@ -19,13 +19,36 @@ inline __m512 LoadBf16x16(const uint16_t* p, __mmask16 m) {
 }
 
 // The sum of v's lanes, in the tree of GCC's _mm512_reduce_add_ps: halves
-// of 256, 128, 64 and 32 bits. Spelled out, so that SixteenRows's
+// of 256, 128, 64 and 32 bits. Spelled out, so that SixteenDots's
 // transposed sums are certain to be the same additions.
 inline float Hsum16(__m512 v) {
   const __m256 t3 = _mm256_add_ps(_mm512_castps512_ps256(v), _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1)));
   const __m128 t6 = _mm_add_ps(_mm256_castps256_ps128(t3), _mm256_extractf128_ps(t3, 1));
   const __m128 t8 = _mm_add_ps(t6, _mm_movehl_ps(t6, t6));  // [t6_0 + t6_2, t6_1 + t6_3]
   return _mm_cvtss_f32(_mm_add_ss(t8, _mm_movehdup_ps(t8)));
+}
+
+// One dot before its horizontal sum, as FloatTile describes it: a_j over
+// the 16-wide chunks at 64i + 16j, the tail into a_0, ((a0 + a1) + (a2 + a3)).
+// FloatTile<kBf16, 1, 1> (decode) and SixteenDots both make their lanes here.
+template <bool kBf16>
+inline __m512 DotLanes(const uint8_t* row, const float* x, int64_t cols) {
+  const auto* wf = reinterpret_cast<const float*>(row);
+  const auto* wh = reinterpret_cast<const uint16_t*>(row);
+  auto load = [&](int64_t i, __mmask16 m) { return kBf16 ? LoadBf16x16(wh + i, m) : _mm512_maskz_loadu_ps(m, wf + i); };
+  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  const int64_t main_end = cols / 64 * 64;
+  for (int64_t i = 0; i < main_end; i += 64) {
+    a0 = _mm512_fmadd_ps(load(i, 0xFFFF), _mm512_loadu_ps(x + i), a0);
+    a1 = _mm512_fmadd_ps(load(i + 16, 0xFFFF), _mm512_loadu_ps(x + i + 16), a1);
+    a2 = _mm512_fmadd_ps(load(i + 32, 0xFFFF), _mm512_loadu_ps(x + i + 32), a2);
+    a3 = _mm512_fmadd_ps(load(i + 48, 0xFFFF), _mm512_loadu_ps(x + i + 48), a3);
+  }
+  for (int64_t i = main_end; i < cols; i += 16) {
+    const __mmask16 m = cols - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (cols - i)) - 1);
+    a0 = _mm512_fmadd_ps(load(i, m), _mm512_maskz_loadu_ps(m, x + i), a0);
+  }
+  return _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
 }
 
 // R weight rows against N activation rows (f32). A dot keeps four
@@ -54,6 +77,10 @@ struct FloatTile {
   }
 
   void Run(const WeightMatrix& w, int64_t r0, const ActRows& x, int64_t b0, float* out, int64_t stride) {
+    if constexpr (R == 1 && N == 1) {
+      out[b0 * stride + r0] = Hsum16(DotLanes<kBf16>(w.row(r0), reinterpret_cast<const float*>(x.row(b0)), w.cols));
+      return;
+    }
     const int64_t cols = w.cols;
     for (int r = 0; r < R; ++r) {
       wf[r] = reinterpret_cast<const float*>(w.row(r0 + r));
@@ -100,28 +127,6 @@ void FloatRows(int n, const WeightMatrix& w, int64_t r0, const ActRows& x, int64
   }
 }
 
-// One dot of FloatTile<kBf16, 1, 1> before its horizontal sum: the same
-// FMAs in the same order, ((a0 + a1) + (a2 + a3)).
-template <bool kBf16>
-inline __m512 DotLanes(const uint8_t* row, const float* x, int64_t cols) {
-  const auto* wf = reinterpret_cast<const float*>(row);
-  const auto* wh = reinterpret_cast<const uint16_t*>(row);
-  auto load = [&](int64_t i, __mmask16 m) { return kBf16 ? LoadBf16x16(wh + i, m) : _mm512_maskz_loadu_ps(m, wf + i); };
-  __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-  const int64_t main_end = cols / 64 * 64;
-  for (int64_t i = 0; i < main_end; i += 64) {
-    a0 = _mm512_fmadd_ps(load(i, 0xFFFF), _mm512_loadu_ps(x + i), a0);
-    a1 = _mm512_fmadd_ps(load(i + 16, 0xFFFF), _mm512_loadu_ps(x + i + 16), a1);
-    a2 = _mm512_fmadd_ps(load(i + 32, 0xFFFF), _mm512_loadu_ps(x + i + 32), a2);
-    a3 = _mm512_fmadd_ps(load(i + 48, 0xFFFF), _mm512_loadu_ps(x + i + 48), a3);
-  }
-  for (int64_t i = main_end; i < cols; i += 16) {
-    const __mmask16 m = cols - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (cols - i)) - 1);
-    a0 = _mm512_fmadd_ps(load(i, m), _mm512_maskz_loadu_ps(m, x + i), a0);
-  }
-  return _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
-}
-
 // Sixteen short dots at once (attention's keys against one query): each
 // row's lanes as DotLanes makes them, then Hsum16's tree run across the
 // sixteen as a transpose, so every sum is its row's Hsum16 bit for bit.
@@ -152,8 +157,7 @@ inline void SixteenDots(const WeightMatrix& w, int64_t r, const float* x, float*
 // Many short rows against one activation row, 16 rows at a time: FloatMat's
 // bits for x.n == 1, without a horizontal sum per row.
 template <bool kBf16>
-void FloatManyRows(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
-  (void)stride;
+void FloatManyRows(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t /*stride*/) {
   const auto* xf = reinterpret_cast<const float*>(x.row(0));
   int64_t r = r0;
   for (; r + 16 <= r1; r += 16) SixteenDots<kBf16>(w, r, xf, out + r);
