@@ -44,7 +44,7 @@ NodeState::NodeState(const NodeOptions& options, kj::Timer& timer, kj::Network& 
     : options_(options), timer_(timer), network_(network), node_id_(RandomBytes(16)),
       compute_tier_(ComputeTier(options.device)), memory_(Budgets(options)),
       compute_([threads = options.threads]() { SetComputeThreads(threads); }), runtime_(memory_, compute_tier_, KvTiers{options.swap_dir, options.env, options.kv_policy, options.kv_int8}),
-      tasks_(error_handler_), batcher_(compute_.executor(), runtime_, timer_, tasks_, options.max_batch),
+      tasks_(error_handler_), batcher_(compute_, runtime_, timer_, tasks_, options.max_batch),
       hand_on_(timer_, tasks_, options.rpc_timeout_ms) {}
 
 void NodeState::ErrorHandler::taskFailed(kj::Exception&& e) {
@@ -111,6 +111,7 @@ void NodeState::FillInfo(wire::NodeInfo::Builder info) const {
 }
 
 void NodeState::ForgetSessions() {
+  for (auto& [ticket, entry] : sessions) entry.halts->fetch_add(1);
   sessions.clear();
   kept.clear();
 }
@@ -119,6 +120,7 @@ void NodeState::ReleaseSession(const Bytes& ticket) {
   auto it = sessions.find(ticket);
   if (it == sessions.end()) return;
   SessionEntry& entry = it->second;
+  entry.halts->fetch_add(1);  // its generation has nobody to go to
   if (entry.keep_key.empty()) {
     CloseSession(ticket, "its client let it go");
     return;
@@ -127,7 +129,7 @@ void NodeState::ReleaseSession(const Bytes& ticket) {
   const uint64_t generation = ++entry.detachments;
   const uint64_t id = entry.id;
   spdlog::info("session={} kept for {} s: its client let it go", HexId(id), options_.session_ttl_s);
-  tasks_.add(compute().executeAsync([this, id]() { return runtime_.Park(id); }).then([id](Status&& st) {
+  tasks_.add(compute().Run([this, id]() { return runtime_.Park(id); }).then([id](Status&& st) {
     if (!st.ok()) spdlog::warn("session={} stays in RAM: {}", HexId(id), st.message());
   }));
   tasks_.add(timer_.afterDelay(options_.session_ttl_s * kj::SECONDS).then([this, ticket, generation]() {
@@ -142,9 +144,10 @@ void NodeState::CloseSession(const Bytes& ticket, const char* why) {
   if (it == sessions.end()) return;
   const uint64_t id = it->second.id;
   if (!it->second.keep_key.empty()) kept.erase(it->second.keep_key);
+  it->second.halts->fetch_add(1);
   sessions.erase(it);
   spdlog::info("session={} closed: {}", HexId(id), why);
-  tasks_.add(compute().executeAsync([this, id]() { runtime_.Close(id); }));
+  tasks_.add(compute().Run([this, id]() { runtime_.Close(id); }));
 }
 
 }  // namespace strata

@@ -5,12 +5,13 @@
 // StageRuntime that holds the weights and KV caches.
 //
 // Not thread-safe: every field is touched on the event-loop thread only,
-// except runtime(), which is touched only inside compute().executeAsync(...).
+// except runtime(), which is touched only inside compute().Run(...).
 #include <capnp/capability.h>
 #include <kj/async-io.h>
 #include <kj/refcount.h>
 #include <kj/timer.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <map>
@@ -38,7 +39,10 @@ struct SessionEntry {
   Bytes keep_key;             // non-empty: a kept session, resumable by this key
   bool attached = true;       // a client holds its Session capability
   uint64_t detachments = 0;   // counts detaches, so a stale TTL timer does nothing
-  uint64_t halts = 0;         // counts Session.halt: a fed-back step from before the last halt is dropped
+  // Counts Session.halt, the close and the client letting go: a run of
+  // fed-back steps from before stops (read by the compute thread, shared by
+  // the entry's copies).
+  std::shared_ptr<std::atomic<uint64_t>> halts = std::make_shared<std::atomic<uint64_t>>(0);
   // The coordinator's sink for submitted steps (Session.setSink), on its own
   // link to this node; null until set.
   // (Shared: an entry is copied, and a capability's copy wants a non-const source.)
@@ -52,7 +56,7 @@ class NodeState final : public kj::Refcounted {
   const NodeOptions& options() const { return options_; }
   kj::Timer& timer() { return timer_; }
   kj::Network& network() { return network_; }
-  const kj::Executor& compute() { return compute_.executor(); }
+  const ComputeThread& compute() const { return compute_; }
   StageRuntime& runtime() { return runtime_; }  // compute thread only
   kj::TaskSet& tasks() { return tasks_; }
   StepBatcher& batcher() { return batcher_; }  // every step goes to the compute thread through it

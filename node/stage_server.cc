@@ -81,7 +81,7 @@ kj::Promise<Result<LoadedShard>> LoadIfNeeded(kj::Own<NodeState> state, ShardSou
   state->shard = nullptr;
   NodeState* s = state.get();
   return s->compute()
-      .executeAsync([s, source, options]() -> Result<LoadedShard> {
+      .Run([s, source, options]() -> Result<LoadedShard> {
         // Nothing thrown on the compute thread may poison the load chain.
         try {
           std::string from = source.dir;
@@ -138,7 +138,7 @@ class SessionImpl final : public wire::Session::Server {
   }
   kj::Promise<void> halt(HaltContext context) override {
     auto found = state_->sessions.find(ticket_);
-    if (found != state_->sessions.end()) ++found->second.halts;
+    if (found != state_->sessions.end()) found->second.halts->fetch_add(1);
     return kj::READY_NOW;
   }
   const Bytes& ticket() const { return ticket_; }
@@ -325,11 +325,11 @@ kj::Promise<void> ControlImpl::openSession(OpenSessionContext context) {
   if (!keep_key.empty() && state->kept.count(keep_key)) throw Failed("openSession: that keep key is in use");
   const uint64_t id = state->next_session_id++;
   return state->compute()
-      .executeAsync([state, id, capacity, sampling]() { return state->runtime().Open(id, capacity, sampling); })
+      .Run([state, id, capacity, sampling]() { return state->runtime().Open(id, capacity, sampling); })
       .then([state, context, id, capacity, downstream = kj::mv(downstream), keep_key = kj::mv(keep_key)](Status&& st) mutable {
         if (!st.ok()) throw Failed(st.message());
         if (!keep_key.empty() && state->kept.count(keep_key)) {
-          state->tasks().add(state->compute().executeAsync([state, id]() { state->runtime().Close(id); }));
+          state->tasks().add(state->compute().Run([state, id]() { state->runtime().Close(id); }));
           throw Failed("openSession: that keep key is in use");
         }
         Bytes ticket = RandomBytes(kTicketBytes);
@@ -362,7 +362,7 @@ kj::Promise<void> ControlImpl::resumeSession(ResumeSessionContext context) {
   const uint32_t capacity = entry.capacity;
   state->runtime().Prefetch(id);  // its KV starts coming back from NVMe now
   return state->compute()
-      .executeAsync([state, id]() { return state->runtime().Length(id); })
+      .Run([state, id]() { return state->runtime().Length(id); })
       .then([state, context, ticket, id, capacity](Result<int64_t>&& length) mutable {
         if (!length.ok()) throw Failed("resumeSession: " + length.status().message());
         spdlog::info("session={} resumed at {} tokens", HexId(id), length.value());

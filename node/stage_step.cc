@@ -6,8 +6,6 @@
 #include <algorithm>
 #include <memory>
 
-#include <capnp/message.h>
-
 #include "node/hand_on_queue.h"
 #include "protocol/tensor_codec.h"
 #include "storage/escape.h"
@@ -223,64 +221,75 @@ kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t 
 
 namespace {
 
-kj::Promise<void> Submit(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
-                         kj::Maybe<uint64_t> epoch);
-
-// The step a one-stage pipeline makes from the token it sampled: that token
-// at the next position, one fewer to feed back. Dropped without a word when
-// the session has closed or been halted since the first step came in.
-void FeedBack(NodeState& state, const Bytes& ticket, const Prepared& p, int32_t token, uint64_t epoch) {
-  if (std::find(p.stop_tokens.begin(), p.stop_tokens.end(), static_cast<uint32_t>(token)) != p.stop_tokens.end()) return;
-  auto found = state.sessions.find(ticket);
-  if (found == state.sessions.end() || found->second.halts != epoch) return;
-  capnp::MallocMessageBuilder message(64);
-  auto next = message.initRoot<wire::Step>();
-  next.setStartPos(p.end);
-  next.initInput().initTokens(1).set(0, static_cast<uint32_t>(token));
-  next.setWantLogits(p.want_logits);
-  next.setSample(true);
-  next.setFeedBack(p.feed_back - 1);
-  auto stops = next.initStopTokens(static_cast<unsigned>(p.stop_tokens.size()));
-  for (unsigned i = 0; i < p.stop_tokens.size(); ++i) stops.set(i, p.stop_tokens[i]);
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
-    state.tasks().add(Submit(kj::addRef(state), ticket, 0, next.asReader(), epoch));
-  })) {
-    // The coordinator waits for this position: it hears why, at once.
-    spdlog::warn("session={} the fed-back step at {} was refused: {}", HexId(p.session.id), p.end,
-                 EscapeText(e->getDescription().cStr(), 200));
-    if (found->second.sink) {
-      state.tasks().add(ReportStepFailure(*found->second.sink, p.end, state.stage_index, e->getDescription().cStr()));
-    }
-  }
+// The result of a last stage's step to the coordinator.
+kj::Promise<void> SendDone(wire::StepSink::Client& sink, uint32_t start, const StepOutcome& step, bool want_logits) {
+  auto done = sink.doneRequest();
+  done.setStartPos(start);
+  FillLast(step, want_logits, done.initResult());
+  return done.send().ignoreResult().catch_([](kj::Exception&&) {});
 }
 
-kj::Promise<void> Submit(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
-                         kj::Maybe<uint64_t> epoch) {
+// A one-stage pipeline decoding on its own: each sampled token is the next
+// step's input, one position on, until the count is spent, a stop token
+// comes, or the session is halted, closed or let go. The compute thread
+// makes the steps (StepBatcher); every result goes to the session's sink.
+class FeedBackRun final : public StepRun {
+ public:
+  // `state` owns the batcher that holds the run, so it outlives it.
+  FeedBackRun(NodeState& state, const Prepared& p, uint64_t epoch)
+      : state_(state), sink_(p.session.sink), first_(p.start), want_logits_(p.want_logits), left_(p.feed_back),
+        stop_tokens_(p.stop_tokens), halts_(p.session.halts), epoch_(epoch) {}
+
+  bool live() const override { return halts_->load() == epoch_; }
+
+  bool Next(const StepOutcome& outcome, StageInput* next) override {
+    if (left_ == 0 || !live()) return false;
+    const auto token = static_cast<uint32_t>(outcome.token);
+    if (std::find(stop_tokens_.begin(), stop_tokens_.end(), token) != stop_tokens_.end()) return false;
+    --left_;
+    next->tokens = {outcome.token};  // sampled from the vocabulary: inside it
+    return true;
+  }
+
+  void Deliver(uint32_t start, Result<StepOutcome>&& outcome) override {
+    if (!outcome.ok()) {
+      if (start != first_ && !live()) return;  // a later step of a run that stopped meanwhile
+      state_.tasks().add(ReportStepFailure(*sink_, start, state_.stage_index, outcome.status().message()));
+      return;
+    }
+    state_.tasks().add(SendDone(*sink_, start, *outcome, want_logits_));
+  }
+
+ private:
+  NodeState& state_;
+  const std::shared_ptr<wire::StepSink::Client> sink_;  // set: Submit checked
+  const uint32_t first_;  // the run's first position
+  const bool want_logits_;
+  uint32_t left_;  // steps still to make; compute thread only
+  const std::vector<uint32_t> stop_tokens_;
+  const std::shared_ptr<std::atomic<uint64_t>> halts_;
+  const uint64_t epoch_;  // the halt count when the run began
+};
+
+kj::Promise<void> Submit(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
   NodeState* state = ref.get();
   auto p = kj::heap<Prepared>(Prepare(state, ticket, hop, step));
   if (!p->session.sink) throw Failed("submit: the session has no sink (setSink first)");
   wire::StepSink::Client sink = *p->session.sink;
   const uint64_t id = p->session.id;
   const uint32_t stage = state->stage_index;
-  // A step from outside feeds back under the session's present halt count.
-  const uint64_t halts = epoch.orDefault(p->session.halts);
   state->runtime().Prefetch(id);
+  if (p->feed_back > 0) {
+    auto run = std::make_shared<FeedBackRun>(*state, *p, p->session.halts->load());
+    state->batcher().SubmitRun(id, p->start, kj::mv(p->input), kj::mv(run));
+    return kj::READY_NOW;
+  }
   auto work = ComputeStep(state, id, p->start, kj::mv(p->input), p->sample)
-      .then([ref = kj::addRef(*ref), ticket, p = kj::mv(p), hop, sink, stage,
-             halts](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {
+      .then([ref = kj::addRef(*ref), p = kj::mv(p), hop, sink,
+             stage](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {
         if (!step.ok()) return ReportStepFailure(sink, p->start, stage, step.status().message());
-        if (p->link.get() == nullptr) {
-          // The last stage: the result goes straight to the coordinator.
-          auto done = sink.doneRequest();
-          done.setStartPos(p->start);
-          FillLast(*step, p->want_logits, done.initResult());
-          if (p->feed_back == 0) return done.send().ignoreResult().catch_([](kj::Exception&&) {});
-          // The next step is queued first and launches at the end of this
-          // turn; the result is written after it, while the next forward runs.
-          FeedBack(*ref, ticket, *p, step->token, halts);
-          return kj::evalLast([done = kj::mv(done)]() mutable { return done.send().ignoreResult(); })
-              .catch_([](kj::Exception&&) {});
-        }
+        // The last stage: the result goes straight to the coordinator.
+        if (p->link.get() == nullptr) return SendDone(sink, p->start, *step, p->want_logits);
         // With the other members of its batch, in one message (node/hand_on_queue).
         HandOn h;
         h.link = kj::mv(p->link);
@@ -302,7 +311,7 @@ kj::Promise<void> Submit(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t h
 }  // namespace
 
 kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
-  return Submit(kj::mv(ref), ticket, hop, step, nullptr);
+  return Submit(kj::mv(ref), ticket, hop, step);
 }
 
 void SubmitBatchMember(NodeState& state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {

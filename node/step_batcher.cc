@@ -17,9 +17,11 @@ bool Joins(const StageInput& input) { return input.positions() <= kMaxKernelRows
 
 }  // namespace
 
-StepBatcher::StepBatcher(const kj::Executor& compute, StageRuntime& runtime, kj::Timer& timer, kj::TaskSet& tasks,
+StepBatcher::StepBatcher(const ComputeThread& compute, StageRuntime& runtime, kj::Timer& timer, kj::TaskSet& tasks,
                          size_t max_batch)
-    : compute_(compute), runtime_(runtime), timer_(timer), tasks_(tasks), max_batch_(max_batch == 0 ? 1 : max_batch) {}
+    : compute_(compute), runtime_(runtime), timer_(timer), tasks_(tasks), max_batch_(max_batch == 0 ? 1 : max_batch) {
+  WatchMailbox();
+}
 
 size_t StepBatcher::QueuedDecodes() const {
   std::set<uint64_t> sessions;
@@ -29,13 +31,23 @@ size_t StepBatcher::QueuedDecodes() const {
   return sessions.size();
 }
 
+void StepBatcher::Enqueue(Waiting w) {
+  queue_.push_back(kj::mv(w));
+  queued_.store(queue_.size(), std::memory_order_relaxed);
+  Schedule();
+}
+
 kj::Promise<Result<StepOutcome>> StepBatcher::Submit(uint64_t session, uint32_t start, StageInput input,
                                                     bool sample) {
   auto paf = kj::newPromiseAndFulfiller<Result<StepOutcome>>();
   auto cancelled = std::make_shared<std::atomic<bool>>(false);
-  queue_.push_back(Waiting{session, start, kj::mv(input), sample, kj::mv(paf.fulfiller), cancelled});
-  Schedule();
+  Enqueue(Waiting{session, start, kj::mv(input), sample, kj::mv(paf.fulfiller), cancelled, nullptr});
   return paf.promise.attach(kj::defer([cancelled]() { cancelled->store(true); }));
+}
+
+void StepBatcher::SubmitRun(uint64_t session, uint32_t start, StageInput input, std::shared_ptr<StepRun> run) {
+  Enqueue(Waiting{session, start, kj::mv(input), true, {}, std::make_shared<std::atomic<bool>>(false),
+                  kj::mv(run)});
 }
 
 void StepBatcher::Schedule() {
@@ -62,6 +74,10 @@ std::vector<StepBatcher::Waiting> StepBatcher::TakeBatch() {
     it->fulfiller->fulfill(Status::Error("cancelled: the caller went away"));
     it = queue_.erase(it);
   }
+  // So do runs that were halted or closed while their next step waited.
+  for (auto it = queue_.begin(); it != queue_.end();) {
+    it = it->run != nullptr && !it->run->live() ? queue_.erase(it) : std::next(it);
+  }
   std::vector<Waiting> batch;
   if (queue_.empty()) return batch;
   // Decode steps and short prompt chunks share forwards. A long chunk at the
@@ -85,46 +101,112 @@ std::vector<StepBatcher::Waiting> StepBatcher::TakeBatch() {
     queue_.pop_front();
   }
   last_was_decode_ = !batch.empty() && Joins(batch.front().input);
+  queued_.store(queue_.size(), std::memory_order_relaxed);
   return batch;
+}
+
+StepBatcher::Ran StepBatcher::RunBatch(std::vector<Waiting>& batch) {
+  Ran ran;
+  ran.outcomes.resize(batch.size(), Result<StepOutcome>(Status::Error("cancelled: the caller went away")));
+  ran.next.resize(batch.size());
+  // A caller that left, or a run that stopped, while the batch crossed
+  // threads: its step is dropped here.
+  std::vector<BatchedStep> live;
+  std::vector<size_t> index;  // live[k] is batch[index[k]]
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const Waiting& w = batch[i];
+    if (w.cancelled->load() || (w.run != nullptr && !w.run->live())) continue;
+    live.push_back({w.session, static_cast<int64_t>(w.start), &w.input, w.sample});
+    index.push_back(i);
+  }
+  while (!live.empty()) {
+    auto outcomes = runtime_.StepBatch(live);
+    for (size_t k = 0; k < outcomes.size(); ++k) {
+      Waiting& w = batch[index[k]];
+      if (outcomes[k].ok()) ran.micros = std::max(ran.micros, outcomes[k]->micros);
+      if (w.run == nullptr) {
+        ran.outcomes[index[k]] = kj::mv(outcomes[k]);
+        continue;
+      }
+      StageInput next;
+      const bool more = outcomes[k].ok() && w.run->Next(*outcomes[k], &next);
+      const uint32_t start = w.start + static_cast<uint32_t>(w.input.positions());
+      Post({w.run, w.start, kj::mv(outcomes[k])});
+      if (more) ran.next[index[k]] = Waiting{w.session, start, kj::mv(next), true, {}, w.cancelled, w.run};
+    }
+    // A run alone goes on here, step after step, while nothing else waits
+    // for the thread; otherwise its next step queues for the next batch.
+    live.clear();
+    if (batch.size() == 1 && ran.next[0] && queued_.load(std::memory_order_relaxed) == 0 &&
+        !compute_.others_waiting()) {
+      batch[0] = kj::mv(*ran.next[0]);
+      ran.next[0].reset();
+      live.push_back({batch[0].session, static_cast<int64_t>(batch[0].start), &batch[0].input, true});
+      index = {0};
+    }
+  }
+  return ran;
+}
+
+void StepBatcher::Post(Posted p) {
+  auto lock = mailbox_.lockExclusive();
+  lock->posted.push_back(kj::mv(p));
+  if (lock->wake.get() != nullptr) {
+    lock->wake->fulfill();
+    lock->wake = nullptr;
+  }
+}
+
+void StepBatcher::WatchMailbox() {
+  auto paf = kj::newPromiseAndCrossThreadFulfiller<void>();
+  {
+    auto lock = mailbox_.lockExclusive();
+    if (lock->posted.empty()) {
+      lock->wake = kj::mv(paf.fulfiller);
+    } else {
+      paf.fulfiller->fulfill();
+    }
+  }
+  tasks_.add(paf.promise.then([this]() {
+    DeliverPosted();
+    WatchMailbox();
+  }));
+}
+
+void StepBatcher::DeliverPosted() {
+  std::vector<Posted> posted;
+  posted.swap(mailbox_.lockExclusive()->posted);
+  for (Posted& p : posted) p.run->Deliver(p.start, kj::mv(p.outcome));
 }
 
 void StepBatcher::Launch() {
   if (running_) return;
-  auto batch = kj::heap<std::vector<Waiting>>(TakeBatch());
+  auto batch = std::make_shared<std::vector<Waiting>>(TakeBatch());
   if (batch->empty()) return;
   running_ = true;
   for (const Waiting& w : *batch) running_sessions_.insert(w.session);
-  std::vector<BatchedStep> steps;
-  for (const Waiting& w : *batch) steps.push_back({w.session, static_cast<int64_t>(w.start), &w.input, w.sample});
-  auto run = [this, steps = kj::mv(steps), batch = batch.get()]() {
-    // A caller that left while the batch crossed threads: drop its step here.
-    std::vector<BatchedStep> live;
-    std::vector<size_t> index;
-    for (size_t i = 0; i < steps.size(); ++i) {
-      if ((*batch)[i].cancelled->load()) continue;
-      live.push_back(steps[i]);
-      index.push_back(i);
-    }
-    std::vector<Result<StepOutcome>> outcomes(steps.size(), Result<StepOutcome>(Status::Error("cancelled: the caller went away")));
-    if (live.empty()) return outcomes;
-    auto ran = runtime_.StepBatch(live);
-    for (size_t k = 0; k < ran.size(); ++k) outcomes[index[k]] = kj::mv(ran[k]);
-    return outcomes;
-  };
   const size_t decode_rows = Joins(batch->front().input) ? batch->size() : 0;
-  tasks_.add(compute_.executeAsync(kj::mv(run)).then(
-      [this, batch = kj::mv(batch), decode_rows](std::vector<Result<StepOutcome>>&& outcomes) mutable {
-        uint64_t micros = 0;
-        for (size_t i = 0; i < batch->size(); ++i) {
-          if (outcomes[i].ok()) micros = std::max(micros, outcomes[i]->micros);
-          (*batch)[i].fulfiller->fulfill(kj::mv(outcomes[i]));
-        }
-        Done(decode_rows, micros);
-      },
-      [this](kj::Exception&& e) {
-        Done(0, 0);
-        kj::throwFatalException(kj::mv(e));
-      }));
+  tasks_.add(compute_.Run([this, batch]() { return RunBatch(*batch); })
+                 .then(
+                     [this, batch, decode_rows](Ran&& ran) {
+                       DeliverPosted();  // the runs' outcomes so far, in order
+                       for (size_t i = 0; i < batch->size(); ++i) {
+                         Waiting& w = (*batch)[i];
+                         if (w.run == nullptr) w.fulfiller->fulfill(kj::mv(ran.outcomes[i]));
+                       }
+                       for (auto& next : ran.next) {
+                         if (next) Enqueue(kj::mv(*next));
+                       }
+                       Done(decode_rows, ran.micros);
+                     },
+                     [this, batch](kj::Exception&& e) {
+                       DeliverPosted();
+                       for (Waiting& w : *batch) {
+                         if (w.run != nullptr) w.run->Deliver(w.start, Status::Error(e.getDescription().cStr()));
+                       }
+                       Done(0, 0);
+                       kj::throwFatalException(kj::mv(e));
+                     }));
 }
 
 void StepBatcher::Done(size_t decode_rows, uint64_t micros) {

@@ -20,31 +20,59 @@
 //   through the coordinator, and launching at once would split the batch
 //   in two halves that then alternate for good.
 // - A step whose caller went away before it started never runs.
+// - A run (a one-stage pipeline feeding its tokens back) makes each next
+//   step on the compute thread from the outcome before, and goes on there,
+//   one forward after another, while nothing else waits for the thread: no
+//   trip through the event loop per token. Its outcomes cross to the event
+//   loop as they come. When another step or call waits, the run's next step
+//   joins the queue like any other and shares the next forward.
 //
 // Not thread-safe: lives on the node's event-loop thread; the runtime is
-// touched only inside compute.executeAsync.
+// touched only inside compute.Run.
 #include <kj/async.h>
+#include <kj/mutex.h>
 #include <kj/timer.h>
 
 #include <atomic>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <set>
+#include <vector>
 
+#include "node/compute_thread.h"
 #include "node/stage_runtime.h"
 
 namespace strata {
 
+// Steps of one session, each made from the outcome of the one before (node/
+// stage_step's fed-back decoding). Each step is one position after the last.
+class StepRun {
+ public:
+  virtual ~StepRun() = default;
+  // Any thread: false once the run must stop (halted, closed, let go).
+  virtual bool live() const = 0;
+  // Compute thread: the next step's input after `outcome`, or false where
+  // the run ends.
+  virtual bool Next(const StepOutcome& outcome, StageInput* next) = 0;
+  // Event loop: every step's outcome at its start position, in order, the
+  // first step's included.
+  virtual void Deliver(uint32_t start, Result<StepOutcome>&& outcome) = 0;
+};
+
 class StepBatcher {
  public:
   // `compute`, `runtime` and `tasks` are borrowed and outlive the batcher.
-  StepBatcher(const kj::Executor& compute, StageRuntime& runtime, kj::Timer& timer, kj::TaskSet& tasks,
+  StepBatcher(const ComputeThread& compute, StageRuntime& runtime, kj::Timer& timer, kj::TaskSet& tasks,
               size_t max_batch);
 
   // Queues a validated step; the promise gives its outcome. Dropping the
   // promise cancels the step if it has not started.
   kj::Promise<Result<StepOutcome>> Submit(uint64_t session, uint32_t start, StageInput input, bool sample);
+  // Queues the first step of a run (it samples); its outcomes and those of
+  // the steps it makes go to run.Deliver.
+  void SubmitRun(uint64_t session, uint32_t start, StageInput input, std::shared_ptr<StepRun> run);
 
  private:
   struct Waiting {
@@ -52,16 +80,39 @@ class StepBatcher {
     uint32_t start = 0;
     StageInput input;
     bool sample = false;
-    kj::Own<kj::PromiseFulfiller<Result<StepOutcome>>> fulfiller;
+    kj::Own<kj::PromiseFulfiller<Result<StepOutcome>>> fulfiller;  // null for a run's step
     std::shared_ptr<std::atomic<bool>> cancelled;
+    std::shared_ptr<StepRun> run;  // or null
+  };
+  // What a batch leaves behind: each plain step's outcome, each run's next
+  // step (its outcomes went to the mailbox).
+  struct Ran {
+    std::vector<Result<StepOutcome>> outcomes;      // [batch]; a run member's is empty
+    std::vector<std::optional<Waiting>> next;       // [batch]: a run's next step, to queue
+    uint64_t micros = 0;                            // the last forward's
+  };
+  struct Posted {
+    std::shared_ptr<StepRun> run;
+    uint32_t start = 0;
+    Result<StepOutcome> outcome;
+  };
+  struct Mailbox {  // a run's outcomes, from the compute thread to the event loop
+    std::vector<Posted> posted;
+    kj::Own<kj::CrossThreadPromiseFulfiller<void>> wake;  // null once fulfilled, until re-armed
   };
   void Schedule();  // a launch once the event loop is idle (unless gathering)
   void Done(size_t decode_rows, uint64_t micros);  // a batch came back
   size_t QueuedDecodes() const;
   void Launch();    // the next batch to the compute thread, if it is free
   std::vector<Waiting> TakeBatch();
+  void Enqueue(Waiting w);
+  // Compute thread: the batch's forward, then each run member's next steps.
+  Ran RunBatch(std::vector<Waiting>& batch);
+  void Post(Posted p);    // compute thread
+  void WatchMailbox();    // event loop: delivers posted outcomes as they come
+  void DeliverPosted();   // event loop
 
-  const kj::Executor& compute_;
+  const ComputeThread& compute_;
   StageRuntime& runtime_;
   kj::Timer& timer_;
   kj::TaskSet& tasks_;
@@ -73,6 +124,8 @@ class StepBatcher {
   bool running_ = false;                 // a batch is on the compute thread
   bool scheduled_ = false;               // a Launch is queued (evalLast)
   bool last_was_decode_ = false;         // the running/last batch was decodes: a chunk goes next
+  std::atomic<size_t> queued_{0};        // queue_.size(), for a run on the compute thread
+  kj::MutexGuarded<Mailbox> mailbox_;
 };
 
 }  // namespace strata

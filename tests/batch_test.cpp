@@ -71,7 +71,7 @@ class BatchTest : public ::testing::Test {
     SetNext(io_, a, b_address, 0, 2);
   }
   void Wait(const std::function<bool()>& done) {
-    for (int i = 0; i < 500 && !done(); ++i) io_.provider->getTimer().afterDelay(10 * kj::MILLISECONDS).wait(io_.waitScope);
+    for (int i = 0; i < 5000 && !done(); ++i) io_.provider->getTimer().afterDelay(1 * kj::MILLISECONDS).wait(io_.waitScope);
   }
   // Steps computed, and forwards they were computed in.
   uint64_t Rows(PeerLink& link) { return link.control.infoRequest().send().wait(io_.waitScope).getInfo().getBatchRows(); }
@@ -90,10 +90,10 @@ struct Conversation {
   uint32_t pos = 0;
 };
 
-Conversation OpenConversation(kj::AsyncIoContext& io, PeerLink& a, PeerLink& b) {
+Conversation OpenConversation(kj::AsyncIoContext& io, PeerLink& a, PeerLink& b, uint32_t capacity = 64) {
   Conversation c;
-  if (&a != &b) c.last = Open(io, b, 64);
-  c.first = Open(io, a, 64, c.last.ticket);
+  if (&a != &b) c.last = Open(io, b, capacity);
+  c.first = Open(io, a, capacity, c.last.ticket);
   auto owned = kj::heap<RecordingSink>();
   c.sink = owned.get();
   wire::StepSink::Client sink = kj::mv(owned);
@@ -292,6 +292,40 @@ TEST_F(BatchTest, FedBackTokensAreTheTokensOfStepsSentOneByOne) {
   EXPECT_LE(Batches(*a) - batches, (kMore + 1) * 2) << "the fed-back steps shared forwards";
 }
 
+// A session feeding back alone makes its steps on the node without a trip
+// through the event loop per token; a session that opens and steps while it
+// runs is served at once (the run yields to it and they share forwards),
+// and the run's tokens are those of the run undisturbed.
+TEST_F(BatchTest, ARunYieldsToOtherWorkAndKeepsItsTokens) {
+  auto cluster = StartNodes(1);
+  auto a = testing::Connect(io_, cluster->addresses()[0], kSecret);
+  OneStage(*a);
+  const uint32_t kMore = 250;  // the model's whole context of 256
+  Conversation undisturbed = OpenConversation(io_, *a, *a, 256);
+  auto req = undisturbed.first.session.submitRequest();
+  FillFeedBack(req.initStep(), 0, {1, 2, 3}, kMore);
+  req.send().wait(io_.waitScope);
+  Wait([&]() { return undisturbed.sink->results.size() >= kMore + 1; });
+  ASSERT_EQ(undisturbed.sink->results.size(), kMore + 1);
+
+  Conversation run = OpenConversation(io_, *a, *a, 256);
+  auto again = run.first.session.submitRequest();
+  FillFeedBack(again.initStep(), 0, {1, 2, 3}, kMore);
+  again.send().wait(io_.waitScope);
+  Wait([&]() { return !run.sink->results.empty(); });
+  Conversation other = OpenConversation(io_, *a, *a);  // opening needs the compute thread too
+  auto step = other.first.session.submitRequest();
+  FillTokens(step.initStep(), 0, {7, 8});
+  step.send().wait(io_.waitScope);
+  Wait([&]() { return !other.sink->results.empty(); });
+  ASSERT_EQ(other.sink->results.size(), 1u);
+  EXPECT_LT(run.sink->results.size(), kMore + 1) << "the other session waited for the whole run";
+  Wait([&]() { return run.sink->results.size() >= kMore + 1; });
+  EXPECT_TRUE(run.sink->failures.empty());
+  EXPECT_EQ(Tokens(*run.sink), Tokens(*undisturbed.sink));
+  for (size_t k = 1; k < run.sink->results.size(); ++k) EXPECT_EQ(run.sink->results[k].first, k + 2);
+}
+
 // Feeding back ends after a stop token, and at a halt: a step submitted
 // after the halt runs, and nothing fed back comes after it.
 TEST_F(BatchTest, FeedBackEndsAtAStopTokenAndAtAHalt) {
@@ -321,10 +355,11 @@ TEST_F(BatchTest, FeedBackEndsAtAStopTokenAndAtAHalt) {
   ASSERT_EQ(stopped.sink->results.size(), 5u);
   const std::vector<uint32_t> got = Tokens(*stopped.sink);
   EXPECT_EQ(std::vector<uint32_t>(all.begin(), all.begin() + 4), std::vector<uint32_t>(got.begin(), got.begin() + 4));
-  // A long feedback halted after its first result.
-  Conversation halted = OpenConversation(io_, *a, *a);
+  // A long feedback (the model's whole context) halted after its first
+  // result, while the node makes its steps.
+  Conversation halted = OpenConversation(io_, *a, *a, 256);
   auto longer = halted.first.session.submitRequest();
-  FillFeedBack(longer.initStep(), 0, {1, 2, 3}, 60);
+  FillFeedBack(longer.initStep(), 0, {1, 2, 3}, 250);
   longer.send().wait(io_.waitScope);
   Wait([&]() { return !halted.sink->results.empty(); });
   halted.first.session.haltRequest().send().wait(io_.waitScope);
@@ -334,7 +369,7 @@ TEST_F(BatchTest, FeedBackEndsAtAStopTokenAndAtAHalt) {
   Wait([&]() { return !halted.sink->results.empty() && halted.sink->results.back().first == 0 &&
                       halted.sink->results.size() > 1; });
   const size_t seen = halted.sink->results.size();
-  EXPECT_LT(seen, 61u) << "the halt stopped the feedback";
+  EXPECT_LT(seen, 251u) << "the halt stopped the feedback";
   // Once more behind it: nothing fed back came between the two.
   auto last = halted.first.session.submitRequest();
   FillTokens(last.initStep(), 0, {10});

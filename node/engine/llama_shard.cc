@@ -487,7 +487,7 @@ Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, con
   auto acquired = m.kv->Acquire(session, start_pos, input.positions());
   if (!acquired.ok()) return acquired.status();
   KvCache& kv = *acquired.value();
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;  // no autograd bookkeeping on views and new tensors
   auto embedded = m.Embed(input);
   if (!embedded.ok()) return embedded.status();
   const int64_t T = embedded->size(0);

@@ -24,7 +24,7 @@ struct GatherFailed : std::runtime_error {
 std::vector<Result<StageOutput>> LlamaShard::ForwardBatch(const std::vector<BatchStep>& steps) {
   Impl& m = *impl_;
   std::vector<Result<StageOutput>> results(steps.size(), Result<StageOutput>(Status::Error("not run")));
-  torch::NoGradGuard no_grad;
+  c10::InferenceMode inference;  // no autograd bookkeeping on views and new tensors
   // Every check and every KV page first, per step: a step that fails them
   // fails alone. live[k] is the step whose row k is.
   std::vector<size_t> live;
