@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "node/engine/cpu_ops.h"
+#include "node/engine/kernel_matmul.h"
 #include "node/engine/matmul.h"
 #include "storage/quants.h"
 #include "storage/dtype.h"
@@ -42,95 +43,14 @@ bool UseKernels(const torch::Tensor& x2, const torch::Tensor& w, const torch::Te
          (!b.defined() || (b.scalar_type() == w.scalar_type() && b.is_contiguous() && !b.requires_grad()));
 }
 
-// Rows [row0, row0 + rows) of a weight matrix, as one kernel reads them.
-struct KernelRows {
-  WeightType type;
-  int64_t row0, rows;
-  const uint8_t* data;
-};
-
-// Row boundaries [0, ..., rows] that give each of `pieces` threads an even
-// share of the weight bytes: the parts of one matrix may differ in type
-// (a Q6_K attn_v beside Q4_K q and k), and an even split of rows would
-// leave one thread waiting on the other.
-std::vector<int64_t> SplitByBytes(const std::vector<KernelRows>& parts, int64_t rows, int64_t cols, int pieces) {
-  pieces = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pieces, rows)));
-  double total = 0;
-  for (const KernelRows& p : parts) total += static_cast<double>(p.rows) * RowBytes(p.type, cols);
-  std::vector<int64_t> bounds{0};
-  double before = 0;  // bytes of the parts wholly before p
-  for (const KernelRows& p : parts) {
-    const double row_bytes = static_cast<double>(RowBytes(p.type, cols));
-    while (static_cast<int>(bounds.size()) < pieces) {
-      const double want = total * static_cast<double>(bounds.size()) / pieces - before;
-      const int64_t r = static_cast<int64_t>(want / row_bytes + 0.5);
-      if (r >= p.rows) break;
-      bounds.push_back(std::max(bounds.back(), p.row0 + r));
-    }
-    before += static_cast<double>(p.rows) * row_bytes;
-  }
-  while (static_cast<int>(bounds.size()) < pieces) bounds.push_back(rows);
-  bounds.push_back(rows);
-  return bounds;
-}
-
-// y[n, rows] = x2[n, cols] W^T + b for W given by row ranges, each through
-// the process's kernel for its type; x2 contiguous f32 or bf16, y in its
-// dtype. kMaxKernelRows activation rows at a time (they stay in cache while
-// every weight row passes them); weight rows split across the intra-op
-// threads; bias added and the result rounded per element, after the dot.
+// y[n, rows] = x2[n, cols] W^T + b on the kernels (node/engine/kernel_matmul);
+// x2 contiguous f32 or bf16, y in its dtype.
 torch::Tensor KernelMatmul(const torch::Tensor& x2, const std::vector<KernelRows>& parts, int64_t rows, int64_t cols,
                            const torch::Tensor& b) {
-  const bool bf16 = x2.scalar_type() == torch::kBFloat16;
-  const int64_t n = x2.size(0);
-  auto y = torch::empty({n, rows}, x2.options());                      // [n, rows]
-  torch::Tensor dots = bf16 ? torch::empty({n, rows}, torch::kFloat32) : y;  // f32 dots, rounded to BF16 after
-  float* dp = dots.data_ptr<float>();
-  auto* yp = static_cast<uint16_t*>(y.data_ptr());
+  auto y = torch::empty({x2.size(0), rows}, x2.options());  // [n, rows]
   torch::Tensor bias = b.defined() ? b.to(torch::kFloat32).contiguous() : b;
-  const float* bp = b.defined() ? bias.data_ptr<float>() : nullptr;
-  const Kernels& kernels = ActiveKernels();
-  // A thread's share is at least kMinThreadWork bytes x rows: below that,
-  // waking the other threads costs more than they save (a small model's
-  // matrices run on one).
-  constexpr double kMinThreadWork = 256.0 * 1024;
-  double work = 0;
-  for (const KernelRows& p : parts) work += static_cast<double>(p.rows) * RowBytes(p.type, cols);
-  work *= static_cast<double>(std::min(n, kMaxKernelRows));
-  const int threads = static_cast<int>(std::clamp<double>(work / kMinThreadWork, 1, at::get_num_threads()));
-  const std::vector<int64_t> bounds = SplitByBytes(parts, rows, cols, threads);
-  for (int64_t b0 = 0; b0 < n; b0 += kMaxKernelRows) {
-    const int64_t m = std::min(kMaxKernelRows, n - b0);
-    const InputRows in{static_cast<const uint8_t*>(x2.data_ptr()) + b0 * cols * x2.element_size(), bf16, m, cols};
-    // The activation rows in each form the parts read.
-    std::vector<uint8_t> storage[kActForms];
-    ActRows act[kActForms];
-    bool have[kActForms] = {};
-    for (const KernelRows& p : parts) {
-      const int f = static_cast<int>(kernels.For(p.type).form);
-      if (!have[f]) act[f] = PrepareActivations(kernels.For(p.type).form, in, &storage[f]), have[f] = true;
-    }
-    float* out = dp + b0 * rows;
-    at::parallel_for(0, static_cast<int64_t>(bounds.size()) - 1, 1, [&](int64_t t0, int64_t t1) {
-     for (int64_t t = t0; t < t1; ++t) {
-      const int64_t begin = bounds[static_cast<size_t>(t)], end = bounds[static_cast<size_t>(t) + 1];
-      for (const KernelRows& p : parts) {
-        const int64_t lo = std::max(begin, p.row0), hi = std::min(end, p.row0 + p.rows);
-        if (lo >= hi) continue;
-        const KernelPath& path = kernels.For(p.type);
-        const WeightMatrix mat{p.type, p.data, p.rows, cols};
-        path.fn(mat, act[static_cast<int>(path.form)], lo - p.row0, hi - p.row0, out + p.row0, rows);
-      }
-      for (int64_t i = 0; i < m; ++i) {
-        for (int64_t r = begin; r < end; ++r) {
-          float& v = out[i * rows + r];
-          if (bp != nullptr) v += bp[r];
-          if (bf16) yp[(b0 + i) * rows + r] = FloatToBf16(v);
-        }
-      }
-     }
-    });
-  }
+  KernelMatmul(x2.data_ptr(), x2.scalar_type() == torch::kBFloat16, x2.size(0), cols, parts, rows,
+               b.defined() ? bias.data_ptr<float>() : nullptr, nullptr, y.data_ptr());
   return y;
 }
 
@@ -148,12 +68,43 @@ bool CpuInference(const torch::Tensor& x) {
          (x.scalar_type() == torch::kFloat32 || x.scalar_type() == torch::kBFloat16);
 }
 
-// Attend for one session on the CPU: qkv [1, T, ...], the cache's keys and
-// values [kv_heads, capacity, head_dim] with rows head_dim apart.
-bool AttendOnCpu(const LlamaDims& d, const torch::Tensor& qkv, const LayerCache* cache) {
-  return cache != nullptr && CpuInference(qkv) && qkv.size(0) == 1 && cache->k.scalar_type() == qkv.scalar_type() &&
-         cache->v.scalar_type() == qkv.scalar_type() && cache->k.stride(2) == 1 && cache->k.stride(1) == d.head_dim &&
+// A cache Attend reads on the CPU in plain loops: keys and values
+// [kv_heads, capacity, head_dim] in the compute dtype with rows head_dim apart.
+bool CacheOnCpu(const LlamaDims& d, torch::ScalarType dtype, const LayerCache* cache) {
+  return cache != nullptr && cache->k.is_cpu() && cache->k.scalar_type() == dtype &&
+         cache->v.scalar_type() == dtype && cache->k.stride(2) == 1 && cache->k.stride(1) == d.head_dim &&
          cache->v.strides() == cache->k.strides();
+}
+
+// Attend for one session on the CPU: qkv [1, T, ...].
+bool AttendOnCpu(const LlamaDims& d, const torch::Tensor& qkv, const LayerCache* cache) {
+  return CpuInference(qkv) && qkv.size(0) == 1 && CacheOnCpu(d, qkv.scalar_type(), cache);
+}
+
+// Attend for one session's rows on the CPU (AttendOnCpu's case): qkv [T, ...]
+// contiguous, cos/sin [T, hd] f32, out [T, nh*hd], all raw.
+void AttendCpuRows(const LlamaDims& d, const void* qkv, int64_t T, int64_t start, const float* cos, const float* sin,
+                   LayerCache* cache, void* out, bool bf16) {
+  AttendArgs a;
+  a.heads = d.heads;
+  a.kv_heads = d.kv_heads;
+  a.head_dim = d.head_dim;
+  a.start = start;
+  a.T = T;
+  a.bf16 = bf16;
+  a.qkv = qkv;
+  a.cos = cos;
+  a.sin = sin;
+  a.k = cache->k.data_ptr();
+  a.v = cache->v.data_ptr();
+  a.head_stride = cache->k.stride(0);
+  a.pos_stride = cache->k.stride(1);
+  a.out = out;
+  WriteNewKv(a);
+  // One thread for small work (a short context): waking the others costs
+  // more than the dots (a guess of about 64K multiply-adds of work each).
+  const double macs = 2.0 * d.heads * T * static_cast<double>(start + T) * d.head_dim;
+  at::parallel_for(0, d.heads, macs < 131072.0 ? d.heads : 1, [&](int64_t h0, int64_t h1) { AttendHeads(a, h0, h1); });
 }
 
 torch::Tensor AttendCpu(const LlamaDims& d, const torch::Tensor& qkv, int64_t start, const torch::Tensor& cos,
@@ -162,26 +113,8 @@ torch::Tensor AttendCpu(const LlamaDims& d, const torch::Tensor& qkv, int64_t st
   auto q = qkv.contiguous();
   auto c = cos.contiguous(), s = sin.contiguous();
   auto out = torch::empty({1, T, d.heads * d.head_dim}, qkv.options());  // [1, T, nh*hd]
-  AttendArgs a;
-  a.heads = d.heads;
-  a.kv_heads = d.kv_heads;
-  a.head_dim = d.head_dim;
-  a.start = start;
-  a.T = T;
-  a.bf16 = qkv.scalar_type() == torch::kBFloat16;
-  a.qkv = q.data_ptr();
-  a.cos = c.data_ptr<float>();
-  a.sin = s.data_ptr<float>();
-  a.k = cache->k.data_ptr();
-  a.v = cache->v.data_ptr();
-  a.head_stride = cache->k.stride(0);
-  a.pos_stride = cache->k.stride(1);
-  a.out = out.data_ptr();
-  WriteNewKv(a);
-  // One thread for small work (a short context): waking the others costs
-  // more than the dots (a guess of about 64K multiply-adds of work each).
-  const double macs = 2.0 * d.heads * T * static_cast<double>(start + T) * d.head_dim;
-  at::parallel_for(0, d.heads, macs < 131072.0 ? d.heads : 1, [&](int64_t h0, int64_t h1) { AttendHeads(a, h0, h1); });
+  AttendCpuRows(d, q.data_ptr(), T, start, c.data_ptr<float>(), s.data_ptr<float>(), cache, out.data_ptr(),
+                qkv.scalar_type() == torch::kBFloat16);
   return out;
 }
 
@@ -366,6 +299,109 @@ torch::Tensor LayerForward(const LlamaDims& dims, const LayerWeights& w, torch::
   auto gate_up = Linear(h, w.w_gate_up, w.b_gate_up);  // [B, T, 2*intermediate]
   auto act = SwiGlu(gate_up, I);
   return x + Linear(act, w.w_down, w.b_down);
+}
+
+namespace {
+
+// A matrix the kernels take as it is, for activations in `dtype`.
+bool OnKernels(const Weight& w, torch::ScalarType dtype) {
+  if (w.quantized()) return true;
+  const torch::Tensor& t = w.t;
+  return t.defined() && t.is_cpu() && t.dim() == 2 && t.is_contiguous() && t.scalar_type() == dtype &&
+         !t.requires_grad();
+}
+
+bool UsableBias(const torch::Tensor& b) { return !b.defined() || (b.is_cpu() && !b.requires_grad()); }
+
+bool UsableNorm(const torch::Tensor& n, torch::ScalarType dtype) {
+  return n.is_cpu() && n.is_contiguous() && n.scalar_type() == dtype && !n.requires_grad();
+}
+
+// The layer's working rows, the calling thread's from step to step.
+struct LayerScratch {
+  std::vector<uint8_t> h, qkv, attn, gate_up, act;
+};
+
+uint8_t* Room(std::vector<uint8_t>& v, size_t bytes) {
+  if (v.size() < bytes) v.resize(bytes);
+  return v.data();
+}
+
+// y[n, w.rows] = residual + x W^T + b on the kernels (Linear's arithmetic).
+void Project(const void* x, bool bf16, int64_t n, const Weight& w, const torch::Tensor& b, const void* residual,
+             void* y) {
+  std::vector<KernelRows> parts;
+  int64_t rows = w.rows, cols = w.cols;
+  if (w.quantized()) {
+    for (const WeightRows& p : w.parts) parts.push_back({p.type, p.row0, p.rows, p.bytes.data_ptr<uint8_t>()});
+  } else {
+    rows = w.t.size(0);
+    cols = w.t.size(1);
+    parts.push_back({bf16 ? WeightType::kBF16 : WeightType::kF32, 0, rows, static_cast<const uint8_t*>(w.t.data_ptr())});
+  }
+  torch::Tensor bias = b.defined() ? b.to(torch::kFloat32).contiguous() : b;
+  KernelMatmul(x, bf16, n, cols, parts, rows, b.defined() ? bias.data_ptr<float>() : nullptr, residual, y);
+}
+
+}  // namespace
+
+bool LayerRunsOnCpu(const LayerWeights& w, const torch::Tensor& x) {
+  const torch::ScalarType dt = x.scalar_type();
+  if (!CpuInference(x) || x.dim() != 2 || !x.is_contiguous() || x.size(0) < 1 || x.size(0) > kMaxCpuLayerRows) {
+    return false;
+  }
+  if (!UsableNorm(w.attn_norm, dt) || !UsableNorm(w.ffn_norm, dt)) return false;
+  if (w.q_norm.defined() && (!UsableNorm(w.q_norm, dt) || !UsableNorm(w.k_norm, dt))) return false;
+  return OnKernels(w.wqkv, dt) && OnKernels(w.wo, dt) && OnKernels(w.w_gate_up, dt) && OnKernels(w.w_down, dt) &&
+         UsableBias(w.bqkv) && UsableBias(w.bo) && UsableBias(w.b_gate_up) && UsableBias(w.b_down);
+}
+
+void LayerForwardCpu(const LlamaDims& d, const LayerWeights& w, const torch::Tensor& x,
+                     const std::vector<int64_t>& offsets, const RowsAttend& attend) {
+  thread_local LayerScratch s;
+  const bool bf16 = x.scalar_type() == torch::kBFloat16;
+  const size_t es = bf16 ? 2 : 4;
+  const int64_t R = x.size(0), H = d.hidden, nh = d.heads, nkv = d.kv_heads, hd = d.head_dim, I = d.intermediate;
+  const int64_t qkv_cols = (nh + 2 * nkv) * hd;
+  const auto bytes = [es](int64_t rows, int64_t cols) { return static_cast<size_t>(rows * cols) * es; };
+  void* xp = x.data_ptr();                                     // [R, H]
+  uint8_t* h = Room(s.h, bytes(R, H));                         // [R, H]
+  uint8_t* qkv = Room(s.qkv, bytes(R, qkv_cols));              // [R, (nh+2nkv)*hd]
+  uint8_t* attn = Room(s.attn, bytes(R, nh * hd));             // [R, nh*hd]
+  uint8_t* gate_up = Room(s.gate_up, bytes(R, 2 * I));         // [R, 2I]
+  uint8_t* act = Room(s.act, bytes(R, I));                     // [R, I]
+  RmsNormRows(xp, w.attn_norm.data_ptr(), h, R, H, d.rms_norm_eps, bf16);
+  Project(h, bf16, R, w.wqkv, w.bqkv, nullptr, qkv);
+  if (w.q_norm.defined()) {  // Qwen3: each head's q and k normalised, in place
+    for (int64_t r = 0; r < R; ++r) {
+      uint8_t* row = qkv + bytes(r, qkv_cols);
+      RmsNormRows(row, w.q_norm.data_ptr(), row, nh, hd, d.rms_norm_eps, bf16);
+      RmsNormRows(row + bytes(nh, hd), w.k_norm.data_ptr(), row + bytes(nh, hd), nkv, hd, d.rms_norm_eps, bf16);
+    }
+  }
+  for (size_t k = 0; k + 1 < offsets.size(); ++k) {
+    const int64_t begin = offsets[k], T = offsets[k + 1] - begin;
+    attend(static_cast<int64_t>(k), qkv + bytes(begin, qkv_cols), T, attn + bytes(begin, nh * hd));
+  }
+  Project(attn, bf16, R, w.wo, w.bo, xp, xp);  // x += attention W_o^T
+  RmsNormRows(xp, w.ffn_norm.data_ptr(), h, R, H, d.rms_norm_eps, bf16);
+  Project(h, bf16, R, w.w_gate_up, w.b_gate_up, nullptr, gate_up);
+  SwiGluRows(gate_up, act, R, I, bf16);
+  Project(act, bf16, R, w.w_down, w.b_down, xp, xp);  // x += mlp
+}
+
+void AttendRows(const LlamaDims& d, const void* qkv, int64_t T, int64_t start, const torch::Tensor& cos_table,
+                const torch::Tensor& sin_table, LayerCache* cache, void* out, torch::ScalarType dtype) {
+  if (!torch::GradMode::is_enabled() && CacheOnCpu(d, dtype, cache) && cos_table.is_contiguous() &&
+      sin_table.is_contiguous()) {
+    AttendCpuRows(d, qkv, T, start, cos_table.data_ptr<float>() + start * d.head_dim,
+                  sin_table.data_ptr<float>() + start * d.head_dim, cache, out, dtype == torch::kBFloat16);
+    return;
+  }
+  const int64_t cols = (d.heads + 2 * d.kv_heads) * d.head_dim;
+  auto rows = torch::from_blob(const_cast<void*>(qkv), {1, T, cols}, torch::TensorOptions().dtype(dtype));
+  auto got = Attend(d, rows, start, cos_table.narrow(0, start, T), sin_table.narrow(0, start, T), cache);
+  torch::from_blob(out, {1, T, d.heads * d.head_dim}, torch::TensorOptions().dtype(dtype)).copy_(got);
 }
 
 torch::Tensor LayerForwardRows(const LlamaDims& dims, const LayerWeights& w, torch::Tensor x,

@@ -113,6 +113,31 @@ void RopeTables(int64_t head_dim, double theta, int64_t max_position, torch::Ten
 torch::Tensor LayerForward(const LlamaDims& dims, const LayerWeights& w, torch::Tensor x, int64_t start,
                            const torch::Tensor& cos, const torch::Tensor& sin, LayerCache* cache);
 
+// The CPU inference path of a layer, on raw rows: LayerForward's operations
+// (RmsNormRows, the kernels, AttendHeads, SwiGluRows, with the residual adds
+// done in the projections' epilogue) and no LibTorch op between them, so a
+// decode step pays for arithmetic, not dispatch. Its bits are LayerForward's
+// and LayerForwardRows' for the same rows.
+//
+// Up to this many rows at a time (the layer's scratch is the calling
+// thread's, kept from step to step).
+inline constexpr int64_t kMaxCpuLayerRows = 256;
+// Whether the layer with weights `w` runs so for activations `x` [R, hidden]:
+// CPU inference in F32 or BF16, every matrix on the kernels, R small enough.
+bool LayerRunsOnCpu(const LayerWeights& w, const torch::Tensor& x);
+// Attention of session k's T rows: qkv [T, (heads + 2*kv_heads)*head_dim]
+// to out [T, heads*head_dim], both in x's dtype.
+using RowsAttend = std::function<void(int64_t k, const void* qkv, int64_t T, void* out)>;
+// x [R, hidden] contiguous, updated in place; session k's rows are
+// [offsets[k], offsets[k+1]).
+void LayerForwardCpu(const LlamaDims& dims, const LayerWeights& w, const torch::Tensor& x,
+                     const std::vector<int64_t>& offsets, const RowsAttend& attend);
+// Attend on raw rows of one session: qkv [T, ...] at positions [start,
+// start+T) to out [T, heads*head_dim] in `dtype`, with cos/sin the whole
+// tables [max_position, head_dim]; Attend's bits.
+void AttendRows(const LlamaDims& dims, const void* qkv, int64_t T, int64_t start, const torch::Tensor& cos_table,
+                const torch::Tensor& sin_table, LayerCache* cache, void* out, torch::ScalarType dtype);
+
 // The rows of several sessions through a layer: x [R, 1, hidden], session
 // k's rows at [offsets[k], offsets[k+1]) (one for a decode step, a prompt
 // chunk's for a chunk). The projections and the MLP run for all rows at

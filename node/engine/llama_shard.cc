@@ -491,21 +491,27 @@ Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, con
   auto embedded = m.Embed(input);
   if (!embedded.ok()) return embedded.status();
   const int64_t T = embedded->size(0);
-  auto cos = m.rope_cos.narrow(0, start_pos, T);  // [T, hd]
-  auto sin = m.rope_sin.narrow(0, start_pos, T);
-  torch::Tensor x = embedded->unsqueeze(0);  // [1, T, hidden]
+  torch::Tensor x = embedded->contiguous();  // [T, hidden], fresh: layers on raw rows update it in place
   const int64_t count = m.options.end_layer - m.options.first_layer;
   for (int64_t l = 0; l < count; ++l) {
     auto w = m.LayerAt(l);
     if (!w.ok()) return w.status();
     auto cache = kv.Gather(l, start_pos);
     if (!cache.ok()) return cache.status();
-    x = LayerForward(m.dims, *w.value(), x, start_pos, cos, sin, &cache.value());
+    if (LayerRunsOnCpu(*w.value(), x)) {
+      LayerForwardCpu(m.dims, *w.value(), x, {0, T}, [&](int64_t, const void* qkv, int64_t rows, void* out) {
+        AttendRows(m.dims, qkv, rows, start_pos, m.rope_cos, m.rope_sin, &cache.value(), out, x.scalar_type());
+      });
+    } else {
+      auto cos = m.rope_cos.narrow(0, start_pos, T);  // [T, hd]
+      auto sin = m.rope_sin.narrow(0, start_pos, T);
+      x = LayerForward(m.dims, *w.value(), x.unsqueeze(0), start_pos, cos, sin, &cache.value()).squeeze(0);
+    }
     kv.Scatter(l, cache.value(), start_pos, start_pos + T);
   }
   if (m.stream) m.PrefetchNextForward();  // the next forward's first streamed layers, while this one finishes
   kv.Commit(start_pos + T);
-  return m.Output(x.squeeze(0));
+  return m.Output(x);
 }
 
 void SetComputeThreads(int threads) { at::set_num_threads(threads); }

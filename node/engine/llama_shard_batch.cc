@@ -108,6 +108,19 @@ Status LlamaShard::Impl::RunRows(const std::vector<BatchStep>& steps, const std:
       if (!w.ok()) return w.status();
       // x: [R, 1, hidden]. Each session attends over its own cache, gathered
       // into the pool's scratch and written back, one after another.
+      auto rows = x.view({x.size(0), x.size(2)});  // [R, hidden]
+      if (LayerRunsOnCpu(*w.value(), rows)) {
+        LayerForwardCpu(m.dims, *w.value(), rows, offsets, [&](int64_t k, const void* qkv, int64_t T, void* out) {
+          const size_t i = static_cast<size_t>(k);
+          const int64_t start = steps[live[i]].start_pos;
+          KvCache& kv = *caches[i];
+          auto cache = kv.Gather(l, start);
+          if (!cache.ok()) throw GatherFailed(cache.status().message());
+          AttendRows(m.dims, qkv, T, start, m.rope_cos, m.rope_sin, &cache.value(), out, x.scalar_type());
+          kv.Scatter(l, cache.value(), start, start + T);
+        });
+        continue;
+      }
       x = LayerForwardRows(m.dims, *w.value(), x, offsets, [&](int64_t k, const torch::Tensor& qkv) {
         const size_t i = static_cast<size_t>(k);
         const int64_t start = steps[live[i]].start_pos, T = qkv.size(1);

@@ -1,0 +1,119 @@
+#include "node/engine/kernel_matmul.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+
+#include "node/engine/matmul.h"
+#include "storage/dtype.h"
+
+namespace strata {
+namespace {
+
+// Rows up to this many columns are short: 16 of them fit a few KiB.
+constexpr int64_t kShortRow = 256;
+
+// A thread's share is at least this many bytes x rows: below that, waking
+// the other threads costs more than they save (a small model's matrices
+// run on one).
+constexpr double kMinThreadWork = 256.0 * 1024;
+
+// Row boundaries [0, ..., rows] that give each of `pieces` threads an even
+// share of the weight bytes: the parts of one matrix may differ in type
+// (a Q6_K attn_v beside Q4_K q and k), and an even split of rows would
+// leave one thread waiting on the other.
+std::vector<int64_t> SplitByBytes(const std::vector<KernelRows>& parts, int64_t rows, int64_t cols, int pieces) {
+  pieces = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(pieces, rows)));
+  double total = 0;
+  for (const KernelRows& p : parts) total += static_cast<double>(p.rows) * RowBytes(p.type, cols);
+  std::vector<int64_t> bounds{0};
+  double before = 0;  // bytes of the parts wholly before p
+  for (const KernelRows& p : parts) {
+    const double row_bytes = static_cast<double>(RowBytes(p.type, cols));
+    while (static_cast<int>(bounds.size()) < pieces) {
+      const double want = total * static_cast<double>(bounds.size()) / pieces - before;
+      const int64_t r = static_cast<int64_t>(want / row_bytes + 0.5);
+      if (r >= p.rows) break;
+      bounds.push_back(std::max(bounds.back(), p.row0 + r));
+    }
+    before += static_cast<double>(p.rows) * row_bytes;
+  }
+  while (static_cast<int>(bounds.size()) < pieces) bounds.push_back(rows);
+  bounds.push_back(rows);
+  return bounds;
+}
+
+int ThreadsFor(const std::vector<KernelRows>& parts, int64_t cols, int64_t n) {
+  double work = 0;
+  for (const KernelRows& p : parts) work += static_cast<double>(p.rows) * RowBytes(p.type, cols);
+  work *= static_cast<double>(std::min(n, kMaxKernelRows));
+  return static_cast<int>(std::clamp<double>(work / kMinThreadWork, 1, at::get_num_threads()));
+}
+
+// The calling thread's f32 dots, reused from call to call.
+float* DotScratch(size_t floats) {
+  thread_local std::vector<float> scratch;
+  if (scratch.size() < floats) scratch.resize(floats);
+  return scratch.data();
+}
+
+}  // namespace
+
+void KernelMatmul(const void* x, bool bf16, int64_t n, int64_t cols, const std::vector<KernelRows>& parts,
+                  int64_t rows, const float* bias, const void* residual, void* y) {
+  // The dots in f32: straight into an f32 y with nothing to add to it, else
+  // into scratch, rounded (and added to the residual) after.
+  const bool direct = !bf16 && residual == nullptr;
+  float* dp = direct ? static_cast<float*>(y) : DotScratch(static_cast<size_t>(n * rows));
+  const Kernels& kernels = ActiveKernels();
+  const std::vector<int64_t> bounds = SplitByBytes(parts, rows, cols, ThreadsFor(parts, cols, n));
+  const size_t elem = bf16 ? 2 : 4;
+  for (int64_t b0 = 0; b0 < n; b0 += kMaxKernelRows) {
+    const int64_t m = std::min(kMaxKernelRows, n - b0);
+    const InputRows in{static_cast<const uint8_t*>(x) + static_cast<size_t>(b0 * cols) * elem, bf16, m, cols};
+    // The activation rows in each form the parts read.
+    std::vector<uint8_t> storage[kActForms];
+    ActRows act[kActForms];
+    bool have[kActForms] = {};
+    for (const KernelRows& p : parts) {
+      const int f = static_cast<int>(kernels.For(p.type).form);
+      if (!have[f]) act[f] = PrepareActivations(kernels.For(p.type).form, in, &storage[f]), have[f] = true;
+    }
+    float* out = dp + b0 * rows;
+    at::parallel_for(0, static_cast<int64_t>(bounds.size()) - 1, 1, [&](int64_t t0, int64_t t1) {
+      for (int64_t t = t0; t < t1; ++t) {
+        const int64_t begin = bounds[static_cast<size_t>(t)], end = bounds[static_cast<size_t>(t) + 1];
+        for (const KernelRows& p : parts) {
+          const int64_t lo = std::max(begin, p.row0), hi = std::min(end, p.row0 + p.rows);
+          if (lo >= hi) continue;
+          const KernelPath& path = kernels.For(p.type);
+          const WeightMatrix mat{p.type, p.data, p.rows, cols};
+          // Short rows against one activation row: several rows' dots at
+          // once, with fn's bits (a small model's decode).
+          const MatFn fn = m == 1 && cols <= kShortRow && path.many_rows != nullptr ? path.many_rows : path.fn;
+          fn(mat, act[static_cast<int>(path.form)], lo - p.row0, hi - p.row0, out + p.row0, rows);
+        }
+        for (int64_t i = 0; i < m; ++i) {
+          const int64_t at = (b0 + i) * rows;
+          for (int64_t r = begin; r < end; ++r) {
+            float v = out[i * rows + r];
+            if (bias != nullptr) v += bias[r];
+            if (bf16) {
+              uint16_t rounded = FloatToBf16(v);
+              if (residual != nullptr) {
+                rounded = FloatToBf16(Bf16ToFloat(static_cast<const uint16_t*>(residual)[at + r]) + Bf16ToFloat(rounded));
+              }
+              static_cast<uint16_t*>(y)[at + r] = rounded;
+            } else if (residual != nullptr) {
+              static_cast<float*>(y)[at + r] = static_cast<const float*>(residual)[at + r] + v;
+            } else {
+              out[i * rows + r] = v;
+            }
+          }
+        }
+      }
+    });
+  }
+}
+
+}  // namespace strata
