@@ -236,9 +236,9 @@ kj::Promise<void> SendDone(wire::StepSink::Client& sink, uint32_t start, const S
 class FeedBackRun final : public StepRun {
  public:
   // `state` owns the batcher that holds the run, so it outlives it.
-  FeedBackRun(NodeState& state, const Prepared& p, uint64_t epoch)
+  FeedBackRun(NodeState& state, const Prepared& p)
       : state_(state), sink_(p.session.sink), first_(p.start), want_logits_(p.want_logits), left_(p.feed_back),
-        stop_tokens_(p.stop_tokens), halts_(p.session.halts), epoch_(epoch) {}
+        stop_tokens_(p.stop_tokens), halts_(p.session.halts), epoch_(halts_->load()) {}
 
   bool live() const override { return halts_->load() == epoch_; }
 
@@ -271,7 +271,9 @@ class FeedBackRun final : public StepRun {
   const uint64_t epoch_;  // the halt count when the run began
 };
 
-kj::Promise<void> Submit(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
+}  // namespace
+
+kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
   NodeState* state = ref.get();
   auto p = kj::heap<Prepared>(Prepare(state, ticket, hop, step));
   if (!p->session.sink) throw Failed("submit: the session has no sink (setSink first)");
@@ -280,7 +282,7 @@ kj::Promise<void> Submit(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t h
   const uint32_t stage = state->stage_index;
   state->runtime().Prefetch(id);
   if (p->feed_back > 0) {
-    auto run = std::make_shared<FeedBackRun>(*state, *p, p->session.halts->load());
+    auto run = std::make_shared<FeedBackRun>(*state, *p);
     state->batcher().SubmitRun(id, p->start, kj::mv(p->input), kj::mv(run));
     return kj::READY_NOW;
   }
@@ -308,11 +310,6 @@ kj::Promise<void> Submit(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t h
   return kj::READY_NOW;
 }
 
-}  // namespace
-
-kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
-  return Submit(kj::mv(ref), ticket, hop, step);
-}
 
 void SubmitBatchMember(NodeState& state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { state.tasks().add(SubmitStep(kj::addRef(state), ticket, hop, step)); })) {

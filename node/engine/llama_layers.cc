@@ -43,6 +43,17 @@ bool UseKernels(const torch::Tensor& x2, const torch::Tensor& w, const torch::Te
          (!b.defined() || (b.scalar_type() == w.scalar_type() && b.is_contiguous() && !b.requires_grad()));
 }
 
+// A matrix's rows as the kernels read them: a quantized one's parts, or a
+// dense one (in the activations' dtype) as one part.
+std::vector<KernelRows> KernelParts(const Weight& w, bool bf16) {
+  std::vector<KernelRows> parts;
+  if (!w.quantized()) {
+    parts.push_back({bf16 ? WeightType::kBF16 : WeightType::kF32, 0, w.t.size(0), static_cast<const uint8_t*>(w.t.data_ptr())});
+  }
+  for (const WeightRows& p : w.parts) parts.push_back({p.type, p.row0, p.rows, p.bytes.data_ptr<uint8_t>()});
+  return parts;
+}
+
 // y[n, rows] = x2[n, cols] W^T + b on the kernels (node/engine/kernel_matmul);
 // x2 contiguous f32 or bf16, y in its dtype.
 torch::Tensor KernelMatmul(const torch::Tensor& x2, const std::vector<KernelRows>& parts, int64_t rows, int64_t cols,
@@ -208,9 +219,7 @@ torch::Tensor Linear(const torch::Tensor& x, const Weight& w, const torch::Tenso
   if (x2.scalar_type() != torch::kBFloat16 && x2.scalar_type() != torch::kFloat32) x2 = x2.to(torch::kFloat32);
   x2 = x2.contiguous();
   const int64_t rows = w.rows;
-  std::vector<KernelRows> parts;
-  for (const WeightRows& p : w.parts) parts.push_back({p.type, p.row0, p.rows, p.bytes.data_ptr<uint8_t>()});
-  auto y = KernelMatmul(x2, parts, rows, w.cols, b);  // [n, rows]
+  auto y = KernelMatmul(x2, KernelParts(w, x2.scalar_type() == torch::kBFloat16), rows, w.cols, b);  // [n, rows]
   auto shape = x.sizes().vec();
   shape.back() = rows;
   return y.to(x.scalar_type()).view(shape);
@@ -330,17 +339,10 @@ uint8_t* Room(std::vector<uint8_t>& v, size_t bytes) {
 // y[n, w.rows] = residual + x W^T + b on the kernels (Linear's arithmetic).
 void Project(const void* x, bool bf16, int64_t n, const Weight& w, const torch::Tensor& b, const void* residual,
              void* y) {
-  std::vector<KernelRows> parts;
-  int64_t rows = w.rows, cols = w.cols;
-  if (w.quantized()) {
-    for (const WeightRows& p : w.parts) parts.push_back({p.type, p.row0, p.rows, p.bytes.data_ptr<uint8_t>()});
-  } else {
-    rows = w.t.size(0);
-    cols = w.t.size(1);
-    parts.push_back({bf16 ? WeightType::kBF16 : WeightType::kF32, 0, rows, static_cast<const uint8_t*>(w.t.data_ptr())});
-  }
+  const int64_t rows = w.quantized() ? w.rows : w.t.size(0), cols = w.quantized() ? w.cols : w.t.size(1);
   torch::Tensor bias = b.defined() ? b.to(torch::kFloat32).contiguous() : b;
-  KernelMatmul(x, bf16, n, cols, parts, rows, b.defined() ? bias.data_ptr<float>() : nullptr, residual, y);
+  KernelMatmul(x, bf16, n, cols, KernelParts(w, bf16), rows, b.defined() ? bias.data_ptr<float>() : nullptr, residual,
+               y);
 }
 
 }  // namespace

@@ -93,42 +93,38 @@ Status LlamaShard::Impl::RunRows(const std::vector<BatchStep>& steps, const std:
   Impl& m = *this;
   const size_t K = live.size();
   std::vector<int64_t> offsets(K + 1, 0);                   // session k's rows: [offsets[k], offsets[k+1])
-  std::vector<torch::Tensor> cos(K), sin(K);                // [K] x [T_k, hd]
-  for (size_t k = 0; k < K; ++k) {
-    const BatchStep& s = steps[live[k]];
-    const int64_t T = s.input->positions();
-    offsets[k + 1] = offsets[k] + T;
-    cos[k] = m.rope_cos.narrow(0, s.start_pos, T);
-    sin[k] = m.rope_sin.narrow(0, s.start_pos, T);
-  }
+  for (size_t k = 0; k < K; ++k) offsets[k + 1] = offsets[k] + steps[live[k]].input->positions();
   const int64_t count = m.options.end_layer - m.options.first_layer;
   try {
     for (int64_t l = 0; l < count; ++l) {
       auto w = m.LayerAt(l);
       if (!w.ok()) return w.status();
-      // x: [R, 1, hidden]. Each session attends over its own cache, gathered
-      // into the pool's scratch and written back, one after another.
+      // Each session attends over its own cache, gathered into the pool's
+      // scratch and written back, one after another.
+      const auto with_cache = [&](int64_t k, int64_t T, const auto& attend) {
+        const int64_t start = steps[live[static_cast<size_t>(k)]].start_pos;
+        KvCache& kv = *caches[static_cast<size_t>(k)];
+        auto cache = kv.Gather(l, start);
+        if (!cache.ok()) throw GatherFailed(cache.status().message());
+        attend(start, &cache.value());
+        kv.Scatter(l, cache.value(), start, start + T);
+      };
       auto rows = x.view({x.size(0), x.size(2)});  // [R, hidden]
       if (LayerRunsOnCpu(*w.value(), rows)) {
         LayerForwardCpu(m.dims, *w.value(), rows, offsets, [&](int64_t k, const void* qkv, int64_t T, void* out) {
-          const size_t i = static_cast<size_t>(k);
-          const int64_t start = steps[live[i]].start_pos;
-          KvCache& kv = *caches[i];
-          auto cache = kv.Gather(l, start);
-          if (!cache.ok()) throw GatherFailed(cache.status().message());
-          AttendRows(m.dims, qkv, T, start, m.rope_cos, m.rope_sin, &cache.value(), out, x.scalar_type());
-          kv.Scatter(l, cache.value(), start, start + T);
+          with_cache(k, T, [&](int64_t start, LayerCache* cache) {
+            AttendRows(m.dims, qkv, T, start, m.rope_cos, m.rope_sin, cache, out, x.scalar_type());
+          });
         });
         continue;
       }
+      // x: [R, 1, hidden].
       x = LayerForwardRows(m.dims, *w.value(), x, offsets, [&](int64_t k, const torch::Tensor& qkv) {
-        const size_t i = static_cast<size_t>(k);
-        const int64_t start = steps[live[i]].start_pos, T = qkv.size(1);
-        KvCache& kv = *caches[i];
-        auto cache = kv.Gather(l, start);
-        if (!cache.ok()) throw GatherFailed(cache.status().message());
-        auto out = Attend(m.dims, qkv, start, cos[i], sin[i], &cache.value());
-        kv.Scatter(l, cache.value(), start, start + T);
+        const int64_t T = qkv.size(1);
+        torch::Tensor out;  // [1, T, nh*hd]
+        with_cache(k, T, [&](int64_t start, LayerCache* cache) {
+          out = Attend(m.dims, qkv, start, m.rope_cos.narrow(0, start, T), m.rope_sin.narrow(0, start, T), cache);
+        });
         return out;
       });
     }
