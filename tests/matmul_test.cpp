@@ -187,7 +187,7 @@ TEST(MatmulTest, BatchedRowsAndRowSplitsEqualEachRowAloneBitForBit) {
     auto w = Weights(type, rows, cols, rng);
     const WeightMatrix m{type, w.data(), rows, cols};
     for (const KernelPath& path : KernelPaths(type, cpu)) {
-      for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 9, 13}) {
+      for (int64_t n : {1, 2, 3, 4, 5, 7, 8, 9, 13, 37, 64}) {
         Input in = Activations(type, n, cols, rng);
         std::vector<float> together(static_cast<size_t>(n * rows));
         // The rows split unevenly, as threads take them.

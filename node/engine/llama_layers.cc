@@ -32,7 +32,7 @@ bool KernelType(const torch::Tensor& w, WeightType* type) {
 // Every row's result is the same whether it comes alone, with its prompt
 // chunk, or in a batch of other sessions' rows — what lets ForwardBatch mix
 // decode steps and short prompt chunks exactly. Longer chunks run in the
-// kernels too, kMaxKernelRows rows at a time: measured faster here than
+// kernels too (KernelMatmul takes them in passes): measured faster here than
 // LibTorch's GEMM for F32 (its BF16 GEMM on CPU is an order of magnitude
 // slower), and a prompt's rows then have the bits they would have in a batch.
 bool UseKernels(const torch::Tensor& x2, const torch::Tensor& w, const torch::Tensor& b) {

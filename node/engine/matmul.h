@@ -25,9 +25,7 @@
 
 namespace strata {
 
-// Activation rows that Linear hands to the kernels in one call (a longer
-// prompt chunk goes in pieces of this many, which stay in cache while every
-// weight row passes them); also the most positions a batched step may carry.
+// The most positions a batched step may carry.
 inline constexpr int64_t kMaxKernelRows = 64;
 
 // A weight matrix [rows, cols] as stored (borrowed bytes).

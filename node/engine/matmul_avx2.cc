@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <vector>
 
 #include "node/engine/cpu_target.h"
 #include "node/engine/matmul.h"
@@ -34,8 +35,8 @@ inline __m256 LoadBf16(const uint16_t* p) {
 }
 
 // One row's lanes before the horizontal sum and the scalar tail (which
-// starts at the returned end), as FloatTile describes them. FloatTile<kBf16, 1>
-// (decode) and EightDots both make their lanes here.
+// starts at the returned end), in the order FloatDot describes. FloatDot
+// (decode) and EightDots make their lanes here.
 template <bool kBf16>
 inline __m256 DotLanes(const uint8_t* wrow, const float* x, int64_t cols, int64_t* end) {
   const auto* wf = reinterpret_cast<const float*>(wrow);
@@ -56,49 +57,237 @@ inline __m256 DotLanes(const uint8_t* wrow, const float* x, int64_t cols, int64_
   return _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
 }
 
-// F32 or BF16 weights with f32 activations: four accumulators of eight
-// lanes per activation row (32 columns a step), then 8-column steps into
-// the first, then a scalar tail.
-template <bool kBf16, int N>
-void FloatTile(const uint8_t* wrow, const ActRows& x, int64_t b0, int64_t cols, float* out, int64_t stride) {
+// A dot's end, once its lanes are summed: the scalar tail [from, cols).
+template <bool kBf16>
+inline float FinishDot(__m256 lanes, const uint8_t* wrow, const float* x, int64_t from, int64_t cols) {
   const auto* wf = reinterpret_cast<const float*>(wrow);
   const auto* wh = reinterpret_cast<const uint16_t*>(wrow);
-  auto load_w = [&](int64_t i) __attribute__((target("avx2,fma,f16c"))) {
-    return kBf16 ? LoadBf16(wh + i) : _mm256_loadu_ps(wf + i);
-  };
-  const float* xs[N];
-  for (int k = 0; k < N; ++k) xs[k] = reinterpret_cast<const float*>(x.row(b0 + k));
-  if constexpr (N == 1) {
-    int64_t end = 0;
-    float v = Hsum(DotLanes<kBf16>(wrow, xs[0], cols, &end));
-    for (int64_t t = end; t < cols; ++t) v += (kBf16 ? Bf16ToFloat(wh[t]) : wf[t]) * xs[0][t];
-    out[b0 * stride] = v;
-    return;
+  float v = Hsum(lanes);
+  for (int64_t t = from; t < cols; ++t) v += (kBf16 ? Bf16ToFloat(wh[t]) : wf[t]) * x[t];
+  return v;
+}
+
+// F32 or BF16 weights with f32 activations, one dot's order (every tile and
+// path below keeps it): four accumulators of eight lanes, a_j summing the
+// 8-column chunks at 32i + 8j in order of i; then the 8-column steps past
+// the last 32 into a_0; then ((a_0 + a_1) + (a_2 + a_3)) summed across its
+// lanes, then the scalar tail. One activation row (decode) runs it as is,
+// one weight row at a time: one stream per core keeps the prefetchers ahead.
+template <bool kBf16>
+void FloatDot(const uint8_t* wrow, const ActRows& x, int64_t b, int64_t cols, float* out) {
+  const auto* xf = reinterpret_cast<const float*>(x.row(b));
+  int64_t end = 0;
+  const __m256 lanes = DotLanes<kBf16>(wrow, xf, cols, &end);
+  *out = FinishDot<kBf16>(lanes, wrow, xf, end, cols);
+}
+
+// Several activation rows (prompt chunks, batches): a GEMM in tiles of R
+// weight rows x N activation rows. A tile runs one a_j at a time over a
+// block of columns (R x N accumulators fit the 16 registers, all four per
+// dot would not), its state kept between blocks in memory, which is exact:
+// each a_j sees the same operations in the same order as in FloatDot.
+constexpr int kGemmR = 3, kGemmN = 4;    // 12 accumulators; a weight vector serves four activation rows
+constexpr int64_t kGemmBlockCols = 512;  // a block of four activation rows: 8 KiB, in L1
+constexpr int kGemmTiles = 4;            // tiles of weight rows that share an activation block
+
+struct GemmState {
+  __m256 a[kGemmR * kGemmN][4];  // [dot = r * N + n][j]
+};
+
+// `chunks` 32-column chunks of a block: for a_j, weight row r's 8 columns
+// of chunk c at w[r] + c * wstep + j * jstep (elements, f32 or BF16) and
+// activation row n's at x + ((j * chunks + c) * N + n) * 8 (PackChunks).
+template <bool kBf16, int R, int N>
+void GemmChunks(const void* const* w, int64_t wstep, int64_t jstep, const float* x, int64_t chunks, GemmState* st) {
+  for (int j = 0; j < 4; ++j) {
+    __m256 acc[R][N];
+    for (int r = 0; r < R; ++r)
+      for (int n = 0; n < N; ++n) acc[r][n] = st->a[r * N + n][j];
+    const float* xc = x + j * chunks * 8 * N;
+    for (int64_t c = 0; c < chunks; ++c, xc += 8 * N) {
+      const int64_t at = c * wstep + j * jstep;
+      __m256 wv[R];
+      for (int r = 0; r < R; ++r)
+        wv[r] = kBf16 ? LoadBf16(static_cast<const uint16_t*>(w[r]) + at) : _mm256_loadu_ps(static_cast<const float*>(w[r]) + at);
+      for (int n = 0; n < N; ++n) {
+        const __m256 xv = _mm256_loadu_ps(xc + 8 * n);
+        for (int r = 0; r < R; ++r) acc[r][n] = _mm256_fmadd_ps(wv[r], xv, acc[r][n]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int n = 0; n < N; ++n) st->a[r * N + n][j] = acc[r][n];
   }
-  __m256 acc[N][4];
-  for (int k = 0; k < N; ++k)
-    for (int j = 0; j < 4; ++j) acc[k][j] = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= cols; i += 32) {
-    for (int j = 0; j < 4; ++j) {
-      const __m256 wv = load_w(i + 8 * j);
-      for (int k = 0; k < N; ++k) acc[k][j] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xs[k] + i + 8 * j), acc[k][j]);
+}
+
+// The 8-column steps [from, to) past the last 32 into a_0, from the rows as stored.
+template <bool kBf16, int R, int N>
+void GemmSteps8(const uint8_t* const* w, const float* const* x, int64_t from, int64_t to, GemmState* st) {
+  for (int64_t i = from; i < to; i += 8) {
+    for (int r = 0; r < R; ++r) {
+      const __m256 wv = kBf16 ? LoadBf16(reinterpret_cast<const uint16_t*>(w[r]) + i)
+                              : _mm256_loadu_ps(reinterpret_cast<const float*>(w[r]) + i);
+      for (int n = 0; n < N; ++n) st->a[r * N + n][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[n] + i), st->a[r * N + n][0]);
     }
   }
-  for (; i + 8 <= cols; i += 8) {
-    const __m256 wv = load_w(i);
-    for (int k = 0; k < N; ++k) acc[k][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(xs[k] + i), acc[k][0]);
+}
+
+// 64-byte aligned floats of the calling thread's scratch `slot`: a 32-byte
+// load that straddles two cache lines costs two.
+float* GemmScratch(int slot, size_t floats) {
+  thread_local std::vector<float> scratch[2];
+  scratch[slot].resize(floats + 16);
+  return reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch[slot].data()) + 63) & ~uintptr_t{63});
+}
+
+// Rows [0, m) of `row(i)`'s 32-column chunks, packed for GemmChunks: per
+// block of kGemmBlockCols columns [k0, k1) (at k0 * m), per a_j, chunk by
+// chunk, row by row, its 8 columns at 32c + 8j: each pass over a block
+// reads one contiguous run, not rows a multiple of 4 KiB apart (which share
+// the L1's sets) nor every fourth 32 bytes.
+template <typename Load8>
+float* PackChunks(float* out, int64_t m, int64_t end32, const Load8& load8) {
+  for (int64_t k0 = 0; k0 < end32; k0 += kGemmBlockCols) {
+    const int64_t k1 = std::min(end32, k0 + kGemmBlockCols);
+    for (int j = 0; j < 4; ++j)
+      for (int64_t c = k0; c < k1; c += 32)
+        for (int64_t i = 0; i < m; ++i, out += 8) load8(i, c + 8 * j, out);
   }
-  for (int k = 0; k < N; ++k) {
-    float v = Hsum(_mm256_add_ps(_mm256_add_ps(acc[k][0], acc[k][1]), _mm256_add_ps(acc[k][2], acc[k][3])));
-    for (int64_t t = i; t < cols; ++t) v += (kBf16 ? Bf16ToFloat(wh[t]) : wf[t]) * xs[k][t];
-    out[(b0 + k) * stride] = v;
+  return out;
+}
+
+// The activation rows in groups of kGemmN, group b at b * end32.
+const float* PackGemmRows(const ActRows& x, int64_t end32) {
+  float* const base = GemmScratch(0, static_cast<size_t>(x.n * end32));
+  float* out = base;
+  for (int64_t b = 0; b < x.n; b += kGemmN) {
+    out = PackChunks(out, std::min<int64_t>(kGemmN, x.n - b), end32, [&](int64_t i, int64_t col, float* to) {
+      std::memcpy(to, reinterpret_cast<const float*>(x.row(b + i)) + col, 8 * sizeof(float));
+    });
   }
+  return base;
+}
+
+// Weight rows [g, g1) in tiles of kGemmR, as f32 (BF16 widened once here,
+// not once per group of activation rows); tile t at t * end32 * kGemmR.
+const float* PackGemmWeights(bool bf16, const WeightMatrix& w, int64_t g, int64_t g1, int64_t end32) {
+  float* const base = GemmScratch(1, static_cast<size_t>(kGemmTiles * kGemmR * end32));
+  for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
+    PackChunks(base + t * end32 * kGemmR, std::min<int64_t>(kGemmR, g1 - r), end32,
+               [&](int64_t i, int64_t col, float* to) __attribute__((target("avx2,fma,f16c"))) {
+                 const uint8_t* row = w.row(r + i);
+                 _mm256_storeu_ps(to, bf16 ? LoadBf16(reinterpret_cast<const uint16_t*>(row) + col)
+                                           : _mm256_loadu_ps(reinterpret_cast<const float*>(row) + col));
+               });
+  }
+  return base;
+}
+
+// One tile of R weight rows from r and the N activation rows from b.
+struct GemmTile {
+  const WeightMatrix* w;
+  int64_t r;
+  const float* packed_w;  // [chunk][R][32] from column 0, or null: read the rows as stored
+  const ActRows* x;
+  int64_t b;
+  const float* packed_x;  // [chunk][N][32] from column 0
+};
+
+template <bool kBf16, int R, int N>
+void RunTile(const GemmTile& t, int64_t k0, int64_t k1, int64_t end8, GemmState* st) {
+  const void* w[R];
+  const int64_t chunks = (k1 - k0) / 32;
+  if (t.packed_w != nullptr) {  // PackChunks' layout: row r of chunk c for a_j at ((j * chunks + c) * R + r) * 8
+    for (int i = 0; i < R; ++i) w[i] = t.packed_w + k0 * R + 8 * i;
+    GemmChunks<false, R, N>(w, 8 * R, chunks * 8 * R, t.packed_x + k0 * N, chunks, st);
+  } else {  // the rows as stored
+    for (int i = 0; i < R; ++i) w[i] = t.w->row(t.r + i) + k0 * (kBf16 ? 2 : 4);
+    GemmChunks<kBf16, R, N>(w, 32, 8, t.packed_x + k0 * N, chunks, st);
+  }
+  if (end8 > k1) {
+    const uint8_t* wr[R];
+    const float* xr[N];
+    for (int i = 0; i < R; ++i) wr[i] = t.w->row(t.r + i);
+    for (int i = 0; i < N; ++i) xr[i] = reinterpret_cast<const float*>(t.x->row(t.b + i));
+    GemmSteps8<kBf16, R, N>(wr, xr, k1, end8, st);
+  }
+}
+
+template <bool kBf16, int R>
+void RunTileN(int n, const GemmTile& t, int64_t k0, int64_t k1, int64_t end8, GemmState* st) {
+  switch (n) {
+    case 4: RunTile<kBf16, R, 4>(t, k0, k1, end8, st); break;
+    case 3: RunTile<kBf16, R, 3>(t, k0, k1, end8, st); break;
+    case 2: RunTile<kBf16, R, 2>(t, k0, k1, end8, st); break;
+    default: RunTile<kBf16, R, 1>(t, k0, k1, end8, st); break;
+  }
+}
+
+// Part `part` of `parts` of weight rows [r0, r1)'s cache lines into L2:
+// the next group's rows arrive while this group computes, not when it is
+// packed.
+void PrefetchPart(const WeightMatrix& w, int64_t r0, int64_t r1, int64_t part, int64_t parts) {
+  if (r1 <= r0) return;
+  const char* begin = reinterpret_cast<const char*>(w.row(r0));
+  const int64_t lines = (r1 - r0) * static_cast<int64_t>(w.row_bytes()) / 64;
+  for (int64_t l = lines * part / parts; l < lines * (part + 1) / parts; ++l) _mm_prefetch(begin + l * 64, _MM_HINT_T1);
+}
+
+// Weight rows [r0, r1) in groups of kGemmTiles tiles (packed once, they stay
+// in L2 while every activation row passes them); per group of N activation
+// rows, column block by block, each tile in turn.
+template <bool kBf16>
+void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
+  const int64_t cols = w.cols, end32 = cols / 32 * 32, end8 = cols / 8 * 8;
+  const float* packed_x = PackGemmRows(x, end32);
+  const bool pack_w = x.n > kGemmN;  // packing pays for itself once two groups of activation rows read the tile
+  GemmState st[kGemmTiles];
+  for (int64_t g = r0; g < r1; g += kGemmR * kGemmTiles) {
+    const int64_t g1 = std::min<int64_t>(r1, g + kGemmR * kGemmTiles);
+    const float* packed_w = pack_w ? PackGemmWeights(kBf16, w, g, g1, end32) : nullptr;
+    for (int64_t b = 0; b < x.n; b += kGemmN) {
+      const int n = static_cast<int>(std::min<int64_t>(kGemmN, x.n - b));
+      PrefetchPart(w, g1, std::min<int64_t>(r1, g1 + kGemmR * kGemmTiles), b / kGemmN, (x.n + kGemmN - 1) / kGemmN);
+      for (GemmState& s : st)
+        for (auto& dot : s.a)
+          for (auto& lane : dot) lane = _mm256_setzero_ps();
+      int64_t k0 = 0;
+      do {
+        const int64_t k1 = std::min(end32, k0 + kGemmBlockCols);
+        const int64_t steps8_to = k1 == end32 ? end8 : k1;  // the 8-column steps come after the last block
+        for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
+          const GemmTile tile{&w, r, packed_w ? packed_w + t * end32 * kGemmR : nullptr, &x, b, packed_x + b * end32};
+          switch (std::min<int64_t>(kGemmR, g1 - r)) {
+            case 3: RunTileN<kBf16, 3>(n, tile, k0, k1, steps8_to, &st[t]); break;
+            case 2: RunTileN<kBf16, 2>(n, tile, k0, k1, steps8_to, &st[t]); break;
+            default: RunTileN<kBf16, 1>(n, tile, k0, k1, steps8_to, &st[t]); break;
+          }
+        }
+        k0 = k1;
+      } while (k0 < end32);
+      for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
+        const int m = static_cast<int>(std::min<int64_t>(kGemmR, g1 - r));
+        for (int i = 0; i < m; ++i) {
+          for (int k = 0; k < n; ++k) {
+            const __m256* a = st[t].a[i * n + k];
+            const __m256 lanes = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+            const auto* xf = reinterpret_cast<const float*>(x.row(b + k));
+            out[(b + k) * stride + r + i] = FinishDot<kBf16>(lanes, w.row(r + i), xf, end8, cols);
+          }
+        }
+      }
+    }
+  }
+}
+
+template <bool kBf16>
+void FloatMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
+  if (x.n >= 2) return FloatGemm<kBf16>(w, x, r0, r1, out, stride);
+  for (int64_t r = r0; r < r1; ++r) FloatDot<kBf16>(w.row(r), x, 0, w.cols, out + r);
 }
 
 // Eight short dots at once (attention's keys against one query): each
 // row's lanes as DotLanes makes them, Hsum's tree run across the eight as a
-// transpose, then each row's scalar tail: FloatTile's bits for every row.
+// transpose, then each row's scalar tail: FloatDot's bits for every row.
 template <bool kBf16>
 inline void EightDots(const WeightMatrix& w, int64_t r, const float* x, float* out) {
   __m256 u[4], z[2];
@@ -124,13 +313,13 @@ inline void EightDots(const WeightMatrix& w, int64_t r, const float* x, float* o
 }
 
 // Many short rows against one activation row, eight rows at a time:
-// TiledMat's bits for x.n == 1, without a horizontal sum per row.
+// FloatDot's bits, without a horizontal sum per row.
 template <bool kBf16>
-void FloatManyRows(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
+void FloatManyRows(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t /*stride*/) {
   const auto* xf = reinterpret_cast<const float*>(x.row(0));
   int64_t r = r0;
   for (; r + 8 <= r1; r += 8) EightDots<kBf16>(w, r, xf, out + r);
-  for (; r < r1; ++r) FloatTile<kBf16, 1>(w.row(r), x, 0, w.cols, out + r, stride);
+  for (; r < r1; ++r) FloatDot<kBf16>(w.row(r), x, 0, w.cols, out + r);
 }
 
 // Runs Tile<1..kMax> over every weight row of [r0, r1) and every activation row.
@@ -149,8 +338,6 @@ void TiledMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, f
   }
 }
 
-template <int N> struct F32Tile { static void Run(const uint8_t* w, const ActRows& x, int64_t b0, int64_t c, float* o, int64_t s) { FloatTile<false, N>(w, x, b0, c, o, s); } };
-template <int N> struct Bf16Tile { static void Run(const uint8_t* w, const ActRows& x, int64_t b0, int64_t c, float* o, int64_t s) { FloatTile<true, N>(w, x, b0, c, o, s); } };
 
 }  // namespace
 }  // namespace strata::kernels
@@ -192,7 +379,7 @@ void AddAvx2Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPat
     case WeightType::kBF16: {
       const bool bf16 = type == WeightType::kBF16;
       p.form = ActForm::kF32;
-      p.fn = bf16 ? TiledMat<2, Bf16Tile> : TiledMat<2, F32Tile>;
+      p.fn = bf16 ? FloatMat<true> : FloatMat<false>;
       p.many_rows = bf16 ? FloatManyRows<true> : FloatManyRows<false>;
       out->push_back(p);
       return;
