@@ -57,14 +57,31 @@ inline __m256 DotLanes(const uint8_t* wrow, const float* x, int64_t cols, int64_
   return _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
 }
 
-// A dot's end, once its lanes are summed: the scalar tail [from, cols).
+// A dot's scalar tail [from, cols), after its lanes' sum v.
 template <bool kBf16>
-inline float FinishDot(__m256 lanes, const uint8_t* wrow, const float* x, int64_t from, int64_t cols) {
+inline float DotTail(float v, const uint8_t* wrow, const float* x, int64_t from, int64_t cols) {
   const auto* wf = reinterpret_cast<const float*>(wrow);
   const auto* wh = reinterpret_cast<const uint16_t*>(wrow);
-  float v = Hsum(lanes);
   for (int64_t t = from; t < cols; ++t) v += (kBf16 ? Bf16ToFloat(wh[t]) : wf[t]) * x[t];
   return v;
+}
+
+// Hsum of eight vectors at once, bit for bit: Hsum's tree run across the
+// eight as a transpose.
+inline void Hsum8(const __m256* v, float* out) {  // v[0..7]
+  __m256 u[4], z[2];
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {  // halves of 128: [row 2k | row 2k+1]
+    u[k] = _mm256_add_ps(_mm256_permute2f128_ps(v[2 * k], v[2 * k + 1], 0x20),
+                         _mm256_permute2f128_ps(v[2 * k], v[2 * k + 1], 0x31));
+  }
+#pragma GCC unroll 2
+  for (int n = 0; n < 2; ++n) {  // of 64: 128-bit lane j holds [rows 4n + j, 4n + 2 + j] x 2
+    z[n] = _mm256_add_ps(_mm256_shuffle_ps(u[2 * n], u[2 * n + 1], 0x44), _mm256_shuffle_ps(u[2 * n], u[2 * n + 1], 0xEE));
+  }
+  // of 32: lane 0 holds rows 0, 2, 4, 6 and lane 1 rows 1, 3, 5, 7; put back in order.
+  const __m256 sums = _mm256_add_ps(_mm256_shuffle_ps(z[0], z[1], 0x88), _mm256_shuffle_ps(z[0], z[1], 0xDD));
+  _mm256_storeu_ps(out, _mm256_permutevar8x32_ps(sums, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
 }
 
 // F32 or BF16 weights with f32 activations, one dot's order (every tile and
@@ -78,7 +95,7 @@ void FloatDot(const uint8_t* wrow, const ActRows& x, int64_t b, int64_t cols, fl
   const auto* xf = reinterpret_cast<const float*>(x.row(b));
   int64_t end = 0;
   const __m256 lanes = DotLanes<kBf16>(wrow, xf, cols, &end);
-  *out = FinishDot<kBf16>(lanes, wrow, xf, end, cols);
+  *out = DotTail<kBf16>(Hsum(lanes), wrow, xf, end, cols);
 }
 
 // Several activation rows (prompt chunks, batches): a GEMM in tiles of R
@@ -232,6 +249,37 @@ void PrefetchPart(const WeightMatrix& w, int64_t r0, int64_t r1, int64_t part, i
   for (int64_t l = lines * part / parts; l < lines * (part + 1) / parts; ++l) _mm_prefetch(begin + l * 64, _MM_HINT_T1);
 }
 
+// The dots of weight rows [g, g1) with activation rows [b, b + n): their
+// four accumulators summed as FloatDot sums them, eight dots' lanes at a
+// time, then each dot's scalar tail.
+template <bool kBf16>
+void FinishGemm(const WeightMatrix& w, int64_t g, int64_t g1, const ActRows& x, int64_t b, int n, const GemmState* st,
+                float* out, int64_t stride) {
+  constexpr int kDots = kGemmTiles * kGemmR * kGemmN;
+  __m256 lanes[kDots + 8];
+  int64_t row[kDots], act[kDots];  // each dot's weight row and activation row
+  int dots = 0;
+  for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
+    const int m = static_cast<int>(std::min<int64_t>(kGemmR, g1 - r));
+    for (int i = 0; i < m; ++i) {
+      for (int k = 0; k < n; ++k, ++dots) {
+        const __m256* a = st[t].a[i * n + k];
+        lanes[dots] = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
+        row[dots] = r + i;
+        act[dots] = b + k;
+      }
+    }
+  }
+  for (int d = dots; d < dots + 8; ++d) lanes[d] = _mm256_setzero_ps();  // the last eight's slack
+  float sums[kDots + 8];
+  for (int d = 0; d < dots; d += 8) Hsum8(lanes + d, sums + d);
+  const int64_t end8 = w.cols / 8 * 8;
+  for (int d = 0; d < dots; ++d) {
+    const auto* xf = reinterpret_cast<const float*>(x.row(act[d]));
+    out[act[d] * stride + row[d]] = DotTail<kBf16>(sums[d], w.row(row[d]), xf, end8, w.cols);
+  }
+}
+
 // Weight rows [r0, r1) in groups of kGemmTiles tiles (packed once, they stay
 // in L2 while every activation row passes them); per group of N activation
 // rows, column block by block, each tile in turn.
@@ -266,17 +314,7 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
         }
         k0 = k1;
       } while (k0 < end32);
-      for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
-        const int m = static_cast<int>(std::min<int64_t>(kGemmR, g1 - r));
-        for (int i = 0; i < m; ++i) {
-          for (int k = 0; k < n; ++k) {
-            const __m256* a = st[t].a[i * n + k];
-            const __m256 lanes = _mm256_add_ps(_mm256_add_ps(a[0], a[1]), _mm256_add_ps(a[2], a[3]));
-            const auto* xf = reinterpret_cast<const float*>(x.row(b + k));
-            out[(b + k) * stride + r + i] = FinishDot<kBf16>(lanes, w.row(r + i), xf, end8, cols);
-          }
-        }
-      }
+      FinishGemm<kBf16>(w, g, g1, x, b, n, st, out, stride);
     }
   }
 }
@@ -292,26 +330,12 @@ void FloatMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, f
 // transpose, then each row's scalar tail: FloatDot's bits for every row.
 template <bool kBf16>
 inline void EightDots(const WeightMatrix& w, int64_t r, const float* x, float* out) {
-  __m256 u[4], z[2];
+  __m256 lanes[8];
   int64_t end = 0;
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k) {  // halves of 128: [row 2k | row 2k+1]
-    const __m256 a = DotLanes<kBf16>(w.row(r + 2 * k), x, w.cols, &end);
-    const __m256 b = DotLanes<kBf16>(w.row(r + 2 * k + 1), x, w.cols, &end);
-    u[k] = _mm256_add_ps(_mm256_permute2f128_ps(a, b, 0x20), _mm256_permute2f128_ps(a, b, 0x31));
-  }
-#pragma GCC unroll 2
-  for (int n = 0; n < 2; ++n) {  // of 64: 128-bit lane j holds [rows 4n + j, 4n + 2 + j] x 2
-    z[n] = _mm256_add_ps(_mm256_shuffle_ps(u[2 * n], u[2 * n + 1], 0x44), _mm256_shuffle_ps(u[2 * n], u[2 * n + 1], 0xEE));
-  }
-  // of 32: lane 0 holds rows 0, 2, 4, 6 and lane 1 rows 1, 3, 5, 7; put back in order.
-  const __m256 sums = _mm256_add_ps(_mm256_shuffle_ps(z[0], z[1], 0x88), _mm256_shuffle_ps(z[0], z[1], 0xDD));
-  _mm256_storeu_ps(out, _mm256_permutevar8x32_ps(sums, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
-  for (int k = 0; k < 8; ++k) {
-    const auto* wf = reinterpret_cast<const float*>(w.row(r + k));
-    const auto* wh = reinterpret_cast<const uint16_t*>(w.row(r + k));
-    for (int64_t t = end; t < w.cols; ++t) out[k] += (kBf16 ? Bf16ToFloat(wh[t]) : wf[t]) * x[t];
-  }
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) lanes[k] = DotLanes<kBf16>(w.row(r + k), x, w.cols, &end);
+  Hsum8(lanes, out);
+  for (int k = 0; k < 8; ++k) out[k] = DotTail<kBf16>(out[k], w.row(r + k), x, end, w.cols);
 }
 
 // Many short rows against one activation row, eight rows at a time:
