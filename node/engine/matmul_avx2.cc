@@ -239,16 +239,6 @@ void RunTileN(int n, const GemmTile& t, int64_t k0, int64_t k1, int64_t end8, Ge
   }
 }
 
-// Part `part` of `parts` of weight rows [r0, r1)'s cache lines into L2:
-// the next group's rows arrive while this group computes, not when it is
-// packed.
-void PrefetchPart(const WeightMatrix& w, int64_t r0, int64_t r1, int64_t part, int64_t parts) {
-  if (r1 <= r0) return;
-  const char* begin = reinterpret_cast<const char*>(w.row(r0));
-  const int64_t lines = (r1 - r0) * static_cast<int64_t>(w.row_bytes()) / 64;
-  for (int64_t l = lines * part / parts; l < lines * (part + 1) / parts; ++l) _mm_prefetch(begin + l * 64, _MM_HINT_T1);
-}
-
 // The dots of weight rows [g, g1) with activation rows [b, b + n): their
 // four accumulators summed as FloatDot sums them, eight dots' lanes at a
 // time, then each dot's scalar tail.
@@ -296,7 +286,6 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
     const float* packed_w = pack_w ? PackGemmWeights(kBf16, w, g, g1, end32) : nullptr;
     for (int64_t b = 0; b < x.n; b += kGemmN) {
       const int n = static_cast<int>(std::min<int64_t>(kGemmN, x.n - b));
-      PrefetchPart(w, g1, std::min<int64_t>(r1, g1 + kGemmR * kGemmTiles), b / kGemmN, (x.n + kGemmN - 1) / kGemmN);
       for (GemmState& s : st)
         for (auto& dot : s.a)
           for (auto& lane : dot) lane = _mm256_setzero_ps();
