@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "node/engine/cpu_target.h"
@@ -161,8 +162,8 @@ float* GemmScratch(int slot, size_t floats) {
 // chunk, row by row, its 8 columns at 32c + 8j: each pass over a block
 // reads one contiguous run, not rows a multiple of 4 KiB apart (which share
 // the L1's sets) nor every fourth 32 bytes.
-template <typename Load8>
-float* PackChunks(float* out, int64_t m, int64_t end32, const Load8& load8) {
+template <typename T, typename Load8>
+T* PackChunks(T* out, int64_t m, int64_t end32, const Load8& load8) {
   for (int64_t k0 = 0; k0 < end32; k0 += kGemmBlockCols) {
     const int64_t k1 = std::min(end32, k0 + kGemmBlockCols);
     for (int j = 0; j < 4; ++j)
@@ -184,17 +185,17 @@ const float* PackGemmRows(const ActRows& x, int64_t end32) {
   return base;
 }
 
-// Weight rows [g, g1) in tiles of kGemmR, as f32 (BF16 widened once here,
-// not once per group of activation rows); tile t at t * end32 * kGemmR.
-const float* PackGemmWeights(bool bf16, const WeightMatrix& w, int64_t g, int64_t g1, int64_t end32) {
-  float* const base = GemmScratch(1, static_cast<size_t>(kGemmTiles * kGemmR * end32));
+// Weight rows [g, g1) in tiles of kGemmR, as stored (BF16 stays BF16:
+// half the bytes to bring from L2 per tile, widened in registers as the
+// rows as stored are); tile t at t * end32 * kGemmR elements.
+template <bool kBf16>
+const void* PackGemmWeights(const WeightMatrix& w, int64_t g, int64_t g1, int64_t end32) {
+  using Elem = std::conditional_t<kBf16, uint16_t, float>;
+  auto* const base = reinterpret_cast<Elem*>(GemmScratch(1, static_cast<size_t>(kGemmTiles * kGemmR * end32)));
   for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
-    PackChunks(base + t * end32 * kGemmR, std::min<int64_t>(kGemmR, g1 - r), end32,
-               [&](int64_t i, int64_t col, float* to) __attribute__((target("avx2,fma,f16c"))) {
-                 const uint8_t* row = w.row(r + i);
-                 _mm256_storeu_ps(to, bf16 ? LoadBf16(reinterpret_cast<const uint16_t*>(row) + col)
-                                           : _mm256_loadu_ps(reinterpret_cast<const float*>(row) + col));
-               });
+    PackChunks(base + t * end32 * kGemmR, std::min<int64_t>(kGemmR, g1 - r), end32, [&](int64_t i, int64_t col, Elem* to) {
+      std::memcpy(to, reinterpret_cast<const Elem*>(w.row(r + i)) + col, 8 * sizeof(Elem));
+    });
   }
   return base;
 }
@@ -203,7 +204,7 @@ const float* PackGemmWeights(bool bf16, const WeightMatrix& w, int64_t g, int64_
 struct GemmTile {
   const WeightMatrix* w;
   int64_t r;
-  const float* packed_w;  // [chunk][R][32] from column 0, or null: read the rows as stored
+  const void* packed_w;  // PackGemmWeights' tile (f32 or BF16), or null: read the rows as stored
   const ActRows* x;
   int64_t b;
   const float* packed_x;  // [chunk][N][32] from column 0
@@ -214,8 +215,9 @@ void RunTile(const GemmTile& t, int64_t k0, int64_t k1, int64_t end8, GemmState*
   const void* w[R];
   const int64_t chunks = (k1 - k0) / 32;
   if (t.packed_w != nullptr) {  // PackChunks' layout: row r of chunk c for a_j at ((j * chunks + c) * R + r) * 8
-    for (int i = 0; i < R; ++i) w[i] = t.packed_w + k0 * R + 8 * i;
-    GemmChunks<false, R, N>(w, 8 * R, chunks * 8 * R, t.packed_x + k0 * N, chunks, st);
+    const size_t elem = kBf16 ? 2 : 4;
+    for (int i = 0; i < R; ++i) w[i] = static_cast<const uint8_t*>(t.packed_w) + (k0 * R + 8 * i) * elem;
+    GemmChunks<kBf16, R, N>(w, 8 * R, chunks * 8 * R, t.packed_x + k0 * N, chunks, st);
   } else {  // the rows as stored
     for (int i = 0; i < R; ++i) w[i] = t.w->row(t.r + i) + k0 * (kBf16 ? 2 : 4);
     GemmChunks<kBf16, R, N>(w, 32, 8, t.packed_x + k0 * N, chunks, st);
@@ -278,12 +280,12 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
   const int64_t cols = w.cols, end32 = cols / 32 * 32, end8 = cols / 8 * 8;
   const float* packed_x = PackGemmRows(x, end32);
   // Packing the weights pays for itself from three groups of activation rows
-  // (measured: at eight rows it cost BF16 a third of its rate).
+  // (measured: at eight rows, widening BF16 once cost a third of its rate).
   const bool pack_w = x.n > 2 * kGemmN;
   GemmState st[kGemmTiles];
   for (int64_t g = r0; g < r1; g += kGemmR * kGemmTiles) {
     const int64_t g1 = std::min<int64_t>(r1, g + kGemmR * kGemmTiles);
-    const float* packed_w = pack_w ? PackGemmWeights(kBf16, w, g, g1, end32) : nullptr;
+    const void* packed_w = pack_w ? PackGemmWeights<kBf16>(w, g, g1, end32) : nullptr;
     for (int64_t b = 0; b < x.n; b += kGemmN) {
       const int n = static_cast<int>(std::min<int64_t>(kGemmN, x.n - b));
       for (GemmState& s : st)
@@ -294,7 +296,8 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
         const int64_t k1 = std::min(end32, k0 + kGemmBlockCols);
         const int64_t steps8_to = k1 == end32 ? end8 : k1;  // the 8-column steps come after the last block
         for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
-          const GemmTile tile{&w, r, packed_w ? packed_w + t * end32 * kGemmR : nullptr, &x, b, packed_x + b * end32};
+          const void* tile_w = packed_w ? static_cast<const uint8_t*>(packed_w) + t * end32 * kGemmR * (kBf16 ? 2 : 4) : nullptr;
+          const GemmTile tile{&w, r, tile_w, &x, b, packed_x + b * end32};
           switch (std::min<int64_t>(kGemmR, g1 - r)) {
             case 3: RunTileN<kBf16, 3>(n, tile, k0, k1, steps8_to, &st[t]); break;
             case 2: RunTileN<kBf16, 2>(n, tile, k0, k1, steps8_to, &st[t]); break;
