@@ -74,10 +74,6 @@ struct KernelPath {
   // keys), several rows at a time; null where fn is as fast.
   MatFn many_rows = nullptr;
   int level = 0;              // 0 scalar, 1 AVX2, 2 AVX-512 (what --kernels caps)
-  // Activation rows one call should take: more are handed over in pieces
-  // of this many, each reading every weight row once (tiles that walk every
-  // activation row per weight row want theirs to stay in L2).
-  int64_t rows_per_pass = 64;
 };
 
 // Every path built for `type` that `cpu` can run, scalar first, best last.

@@ -35,20 +35,16 @@ inline __m256 LoadBf16(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
 
-// Eight weights from element i of an F32 or BF16 row, as f32.
-template <bool kBf16>
-inline __m256 LoadW(const void* row, int64_t i) {
-  return kBf16 ? LoadBf16(static_cast<const uint16_t*>(row) + i) : _mm256_loadu_ps(static_cast<const float*>(row) + i);
-}
-template <bool kBf16>
-inline constexpr size_t kWeightBytes = kBf16 ? 2 : 4;
-
 // One row's lanes before the horizontal sum and the scalar tail (which
 // starts at the returned end), in the order FloatDot describes. FloatDot
 // (decode) and EightDots make their lanes here.
 template <bool kBf16>
 inline __m256 DotLanes(const uint8_t* wrow, const float* x, int64_t cols, int64_t* end) {
-  auto load_w = [&](int64_t i) __attribute__((target("avx2,fma,f16c"))) { return LoadW<kBf16>(wrow, i); };
+  const auto* wf = reinterpret_cast<const float*>(wrow);
+  const auto* wh = reinterpret_cast<const uint16_t*>(wrow);
+  auto load_w = [&](int64_t i) __attribute__((target("avx2,fma,f16c"))) {
+    return kBf16 ? LoadBf16(wh + i) : _mm256_loadu_ps(wf + i);
+  };
   __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
   int64_t i = 0;
   for (; i + 32 <= cols; i += 32) {
@@ -119,9 +115,8 @@ struct GemmState {
 // `chunks` 32-column chunks of a block: for a_j, weight row r's 8 columns
 // of chunk c at w[r] + c * wstep + j * jstep (elements, f32 or BF16) and
 // activation row n's at x + ((j * chunks + c) * N + n) * 8 (PackChunks).
-// Kept out of line: inlined into FloatGemm's dispatch it ran ~25% slower.
 template <bool kBf16, int R, int N>
-__attribute__((noinline)) void GemmChunks(const void* const* w, int64_t wstep, int64_t jstep, const float* x, int64_t chunks, GemmState* st) {
+void GemmChunks(const void* const* w, int64_t wstep, int64_t jstep, const float* x, int64_t chunks, GemmState* st) {
   for (int j = 0; j < 4; ++j) {
     __m256 acc[R][N];
     for (int r = 0; r < R; ++r)
@@ -130,7 +125,8 @@ __attribute__((noinline)) void GemmChunks(const void* const* w, int64_t wstep, i
     for (int64_t c = 0; c < chunks; ++c, xc += 8 * N) {
       const int64_t at = c * wstep + j * jstep;
       __m256 wv[R];
-      for (int r = 0; r < R; ++r) wv[r] = LoadW<kBf16>(w[r], at);
+      for (int r = 0; r < R; ++r)
+        wv[r] = kBf16 ? LoadBf16(static_cast<const uint16_t*>(w[r]) + at) : _mm256_loadu_ps(static_cast<const float*>(w[r]) + at);
       for (int n = 0; n < N; ++n) {
         const __m256 xv = _mm256_loadu_ps(xc + 8 * n);
         for (int r = 0; r < R; ++r) acc[r][n] = _mm256_fmadd_ps(wv[r], xv, acc[r][n]);
@@ -146,7 +142,8 @@ template <bool kBf16, int R, int N>
 void GemmSteps8(const uint8_t* const* w, const float* const* x, int64_t from, int64_t to, GemmState* st) {
   for (int64_t i = from; i < to; i += 8) {
     for (int r = 0; r < R; ++r) {
-      const __m256 wv = LoadW<kBf16>(w[r], i);
+      const __m256 wv = kBf16 ? LoadBf16(reinterpret_cast<const uint16_t*>(w[r]) + i)
+                              : _mm256_loadu_ps(reinterpret_cast<const float*>(w[r]) + i);
       for (int n = 0; n < N; ++n) st->a[r * N + n][0] = _mm256_fmadd_ps(wv, _mm256_loadu_ps(x[n] + i), st->a[r * N + n][0]);
     }
   }
@@ -210,7 +207,7 @@ struct GemmTile {
   const void* packed_w;  // PackGemmWeights' tile (f32 or BF16), or null: read the rows as stored
   const ActRows* x;
   int64_t b;
-  const float* packed_x;  // PackGemmRows' group of the N rows
+  const float* packed_x;  // [chunk][N][32] from column 0
 };
 
 template <bool kBf16, int R, int N>
@@ -218,10 +215,11 @@ void RunTile(const GemmTile& t, int64_t k0, int64_t k1, int64_t end8, GemmState*
   const void* w[R];
   const int64_t chunks = (k1 - k0) / 32;
   if (t.packed_w != nullptr) {  // PackChunks' layout: row r of chunk c for a_j at ((j * chunks + c) * R + r) * 8
-    for (int i = 0; i < R; ++i) w[i] = static_cast<const uint8_t*>(t.packed_w) + (k0 * R + 8 * i) * kWeightBytes<kBf16>;
+    const size_t elem = kBf16 ? 2 : 4;
+    for (int i = 0; i < R; ++i) w[i] = static_cast<const uint8_t*>(t.packed_w) + (k0 * R + 8 * i) * elem;
     GemmChunks<kBf16, R, N>(w, 8 * R, chunks * 8 * R, t.packed_x + k0 * N, chunks, st);
   } else {  // the rows as stored
-    for (int i = 0; i < R; ++i) w[i] = t.w->row(t.r + i) + k0 * kWeightBytes<kBf16>;
+    for (int i = 0; i < R; ++i) w[i] = t.w->row(t.r + i) + k0 * (kBf16 ? 2 : 4);
     GemmChunks<kBf16, R, N>(w, 32, 8, t.packed_x + k0 * N, chunks, st);
   }
   if (end8 > k1) {
@@ -290,13 +288,15 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
     const void* packed_w = pack_w ? PackGemmWeights<kBf16>(w, g, g1, end32) : nullptr;
     for (int64_t b = 0; b < x.n; b += kGemmN) {
       const int n = static_cast<int>(std::min<int64_t>(kGemmN, x.n - b));
-      for (GemmState& s : st) s = GemmState{};  // every lane 0
+      for (GemmState& s : st)
+        for (auto& dot : s.a)
+          for (auto& lane : dot) lane = _mm256_setzero_ps();
       int64_t k0 = 0;
       do {
         const int64_t k1 = std::min(end32, k0 + kGemmBlockCols);
         const int64_t steps8_to = k1 == end32 ? end8 : k1;  // the 8-column steps come after the last block
         for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
-          const void* tile_w = packed_w ? static_cast<const uint8_t*>(packed_w) + t * end32 * kGemmR * kWeightBytes<kBf16> : nullptr;
+          const void* tile_w = packed_w ? static_cast<const uint8_t*>(packed_w) + t * end32 * kGemmR * (kBf16 ? 2 : 4) : nullptr;
           const GemmTile tile{&w, r, tile_w, &x, b, packed_x + b * end32};
           switch (std::min<int64_t>(kGemmR, g1 - r)) {
             case 3: RunTileN<kBf16, 3>(n, tile, k0, k1, steps8_to, &st[t]); break;
@@ -398,7 +398,6 @@ void AddAvx2Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPat
       const bool bf16 = type == WeightType::kBF16;
       p.form = ActForm::kF32;
       p.fn = bf16 ? FloatMat<true> : FloatMat<false>;
-      p.rows_per_pass = 256;  // FloatGemm packs its operands block by block: a 128-token prompt in one pass
       p.many_rows = bf16 ? FloatManyRows<true> : FloatManyRows<false>;
       out->push_back(p);
       return;
