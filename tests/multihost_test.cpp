@@ -91,6 +91,9 @@ TEST(MultiHostTest, NodesInSeparateNamespacesFindEachOtherAndGenerate) {
   for (int i = 0; i < 4; ++i) {
     std::vector<std::string> argv = {testing::BinDir() + "/strata-node", "--listen", net.Ip(i) + ":7700", "--name",
                                      "host-" + std::to_string(i), "--threads", "1", "--beacon-interval-ms", "300",
+                                     // Measured speeds on a loaded 2-core box differ by run, and
+                                     // the speed-aware plan then leaves nodes out; by memory, all three.
+                                     "--no-calibration",
                                      "--cache-dir", dir / ("cache-" + std::to_string(i)),
                                      "--cluster-secret-file", dir / (i == 3 ? "other" : "secret")};
     argv.insert(argv.end(), discovery.begin(), discovery.end());
@@ -102,16 +105,18 @@ TEST(MultiHostTest, NodesInSeparateNamespacesFindEachOtherAndGenerate) {
                                        "--cluster-secret-file", dir / "secret"};
   generate.insert(generate.end(), discovery.begin(), discovery.end());
   ProcessResult r;
-  // The nodes need a moment to start (LibTorch, calibration) and beacon.
+  // The nodes need a moment to start (LibTorch) and beacon.
+  // A run that heard fewer than all three (one still starting) plans fewer stages: run again.
+  nlohmann::json out;
   for (int attempt = 0; attempt < 5; ++attempt) {
     r = RunProcess(net.In(4, generate), 120);
-    if (r.exit_code == 0) break;
+    if (r.exit_code != 0) continue;
+    out = nlohmann::json::parse(r.out);
+    if (out["plan"].size() == 3) break;
   }
   ASSERT_EQ(r.exit_code, 0) << r.err << "\nnode 0: " << nodes[0]->Stderr();
-  auto out = nlohmann::json::parse(r.out);
-  // The speed-aware plan may leave out a node whose measured speed would not
-  // help; every stage is a genuine member across the bridge, never the impostor.
-  ASSERT_GE(out["plan"].size(), 2u) << r.out;
+  // Every stage is a genuine member across the bridge, never the impostor.
+  ASSERT_EQ(out["plan"].size(), 3u) << r.out;
   for (const auto& stage : out["plan"]) {
     const std::string address = stage["address"];
     EXPECT_TRUE(address == net.Ip(0) + ":7700" || address == net.Ip(1) + ":7700" || address == net.Ip(2) + ":7700")
