@@ -133,8 +133,8 @@ int main(int argc, char** argv) {
   // $STRATA_KERNELS sets the default, so that the nodes a coordinator starts (--local) take it too.
   std::string kernels = std::getenv("STRATA_KERNELS") != nullptr ? std::getenv("STRATA_KERNELS") : "auto";
   app.add_option("--kernels", kernels,
-                 "the widest CPU kernels to use: auto (the best this CPU has) | avx512 | avx2 | scalar (default: $STRATA_KERNELS, else auto)")
-      ->check(CLI::IsMember({"auto", "avx512", "avx2", "scalar"}));
+                 "the widest CPU kernels to use: auto (the best this CPU has) | amx | avx512 | avx2 | scalar (default: $STRATA_KERNELS, else auto)")
+      ->check(CLI::IsMember({"auto", "amx", "avx512", "avx2", "scalar"}));
   app.add_option("--rpc-timeout-ms", options.rpc_timeout_ms, "how long to wait for the next stage")
       ->check(CLI::Range(1u, 86400000u));
   app.add_option("--connect-timeout-ms", options.connect_timeout_ms, "how long the next stage has to answer hello")

@@ -144,6 +144,8 @@ TEST(MatmulTest, ThePathsTheCpuCanRunAreAllThere) {
     EXPECT_EQ(has("avx512-bf16"), avx512 && cpu.fma && cpu.avx512bf16 && type == WeightType::kBF16);
     EXPECT_EQ(has("avx2-vnni"), avx2 && cpu.avx512vnni && cpu.avx512vl && IsQuantized(type)) << WeightTypeName(type);
     EXPECT_EQ(has("avx512-vnni"), avx2 && avx512 && cpu.avx512vnni && type == WeightType::kQ8_0) << WeightTypeName(type);
+    // The OS saves the tile state (the probe's xgetbv), so Linux grants it on request.
+    EXPECT_EQ(has("amx-bf16"), cpu.amx_tile && cpu.amx_bf16 && cpu.avx512f && type == WeightType::kBF16);
   }
 }
 

@@ -25,6 +25,7 @@ size_t FormRowBytes(ActForm form, int64_t cols) {
     case ActForm::kQ8_0: return static_cast<size_t>(cols / kQK8_0) * sizeof(ActQ8_0);
     case ActForm::kQ8_K: return static_cast<size_t>(cols / kQKK) * sizeof(ActQ8_K);
     case ActForm::kQ8_0Pairs: return static_cast<size_t>((cols / kQK8_0 + 1) / 2) * sizeof(ActQ8_0Pair);
+    case ActForm::kBF16Tiles: return static_cast<size_t>((cols + 31) / 32) * 64;
   }
   return 0;
 }
@@ -71,6 +72,19 @@ ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t
     return a;
   }
   storage->resize(a.row_bytes * static_cast<size_t>(x.n));
+  a.data = storage->data();
+  if (form == ActForm::kBF16Tiles) {
+    std::vector<uint16_t> rounded;
+    const uint16_t* rows = static_cast<const uint16_t*>(x.data);
+    if (!x.bf16) {
+      const auto* f = static_cast<const float*>(x.data);
+      rounded.resize(static_cast<size_t>(x.n * x.cols));
+      for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = FloatToBf16(f[i]);
+      rows = rounded.data();
+    }
+    kernels::PackBf16Tiles(rows, x.n, x.cols, storage->data());
+    return a;
+  }
   std::vector<float> row(static_cast<size_t>(x.cols));
   for (int64_t b = 0; b < x.n; ++b) {
     uint8_t* dst = storage->data() + a.row_bytes * static_cast<size_t>(b);
@@ -86,6 +100,7 @@ ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t
       case ActForm::kQ8_0: QuantizeActQ8_0(row.data(), x.cols, reinterpret_cast<ActQ8_0*>(dst)); break;
       case ActForm::kQ8_K: QuantizeActQ8_K(row.data(), x.cols, reinterpret_cast<ActQ8_K*>(dst)); break;
       case ActForm::kQ8_0Pairs: PairActQ8_0(row.data(), x.cols, reinterpret_cast<ActQ8_0Pair*>(dst)); break;
+      case ActForm::kBF16Tiles: break;  // above
     }
   }
   a.data = storage->data();
@@ -98,12 +113,15 @@ std::vector<KernelPath> KernelPaths(WeightType type, const CpuFeatures& cpu) {
   kernels::AddAvx2Paths(type, cpu, &out);
   kernels::AddAvx512Paths(type, cpu, &out);
   kernels::AddAvx512QuantPaths(type, cpu, &out);
+  kernels::AddAmxPaths(type, cpu, &out);
   return out;
 }
 
 bool Kernels::Choose(const CpuFeatures& cpu, const std::string& cap, Kernels* out) {
   int max_level;
-  if (cap == "auto" || cap == "avx512") {
+  if (cap == "auto" || cap == "amx") {
+    max_level = 3;
+  } else if (cap == "avx512") {
     max_level = 2;
   } else if (cap == "avx2") {
     max_level = 1;

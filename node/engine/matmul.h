@@ -47,8 +47,9 @@ struct InputRows {
 };
 
 // Activation rows in the form one kernel path reads them.
-enum class ActForm : uint8_t { kF32, kBF16, kQ8_0, kQ8_K, kQ8_0Pairs };
-inline constexpr int kActForms = 5;
+// kBF16Tiles: bf16 rows packed as AMX B tiles (node/engine/matmul_amx.cc).
+enum class ActForm : uint8_t { kF32, kBF16, kQ8_0, kQ8_K, kQ8_0Pairs, kBF16Tiles };
+inline constexpr int kActForms = 6;
 struct ActRows {
   ActForm form = ActForm::kF32;
   const uint8_t* data = nullptr;
@@ -66,14 +67,14 @@ using MatFn = void (*)(const WeightMatrix& w, const ActRows& x, int64_t r0, int6
                        int64_t out_stride);
 
 struct KernelPath {
-  const char* name = "";      // "scalar", "avx2", "avx2-vnni", "avx512", "avx512-bf16", "avx512-vnni"
+  const char* name = "";      // "scalar", "avx2", "avx2-vnni", "avx512", "avx512-bf16", "avx512-vnni", "amx-bf16"
   WeightType type = WeightType::kF32;
   ActForm form = ActForm::kF32;
   MatFn fn = nullptr;
   // fn's bits for one activation row against many short rows (attention's
   // keys), several rows at a time; null where fn is as fast.
   MatFn many_rows = nullptr;
-  int level = 0;              // 0 scalar, 1 AVX2, 2 AVX-512 (what --kernels caps)
+  int level = 0;              // 0 scalar, 1 AVX2, 2 AVX-512, 3 AMX (what --kernels caps)
 };
 
 // Every path built for `type` that `cpu` can run, scalar first, best last.
@@ -83,7 +84,7 @@ std::vector<KernelPath> KernelPaths(WeightType type, const CpuFeatures& cpu);
 class Kernels {
  public:
   // The best path per type on `cpu` at or below `cap`: "auto" (no cap),
-  // "avx512", "avx2" or "scalar". False for an unknown cap.
+  // "amx", "avx512", "avx2" or "scalar". False for an unknown cap.
   static bool Choose(const CpuFeatures& cpu, const std::string& cap, Kernels* out);
   const KernelPath& For(WeightType type) const { return paths_[static_cast<int>(type)]; }
   // The best path for `type` that reads f32 activation rows (F32 and BF16
@@ -105,12 +106,16 @@ bool SelectKernels(const std::string& cap);  // false: unknown cap; the selectio
 void MatRows(const KernelPath& path, const WeightMatrix& w, const InputRows& x, int64_t r0, int64_t r1,
              float* out, int64_t out_stride);
 
-// The per-ISA tables (matmul_scalar.cc, matmul_avx2.cc, matmul_avx512.cc, matmul_quant_avx512.cc).
+// The per-ISA tables (matmul_scalar.cc, matmul_avx2.cc, matmul_avx512.cc, matmul_quant_avx512.cc,
+// matmul_amx.cc).
 namespace kernels {
 void AddScalarPaths(WeightType type, std::vector<KernelPath>* out);
 void AddAvx2Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out);
 void AddAvx512Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out);
 void AddAvx512QuantPaths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out);
+void AddAmxPaths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out);
+// n bf16 rows [n, cols] as ActForm::kBF16Tiles: n * ceil(cols / 32) * 64 bytes.
+void PackBf16Tiles(const uint16_t* x, int64_t n, int64_t cols, uint8_t* out);
 }  // namespace kernels
 
 }  // namespace strata

@@ -111,7 +111,7 @@ int main(int argc, char** argv) {
   bool peak = false;
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::printf("usage: strata-gemv-roof [--type f32|bf16|q8_0|q4_0|q4_k|q5_k|q6_k] [--kernels auto|avx512|avx2|scalar]\n"
+      std::printf("usage: strata-gemv-roof [--type f32|bf16|q8_0|q4_0|q4_k|q5_k|q6_k] [--kernels auto|amx|avx512|avx2|scalar]\n"
                   "                        [--rows R] [--cols C] [--threads T] [--peak]\n"
                   "Times one weight type's kernel for batches of 1..64 rows; prints JSON.\n"
                   "--peak: the CPU's f32 FMA peak on --threads threads instead.\n");
