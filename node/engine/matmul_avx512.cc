@@ -5,6 +5,8 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cstring>
+#include <vector>
 
 #include "node/engine/cpu_target.h"
 #include "node/engine/matmul.h"
@@ -28,9 +30,9 @@ inline float Hsum16(__m512 v) {
   return _mm_cvtss_f32(_mm_add_ss(t8, _mm_movehdup_ps(t8)));
 }
 
-// One dot before its horizontal sum, as FloatTile describes it: a_j over
+// One dot before its horizontal sum, as FloatGemm describes it: a_j over
 // the 16-wide chunks at 64i + 16j, the tail into a_0, ((a0 + a1) + (a2 + a3)).
-// FloatTile<kBf16, 1, 1> (decode) and SixteenDots both make their lanes here.
+// FloatMat's decode and SixteenDots both make their lanes here.
 template <bool kBf16>
 inline __m512 DotLanes(const uint8_t* row, const float* x, int64_t cols) {
   const auto* wf = reinterpret_cast<const float*>(row);
@@ -51,79 +53,149 @@ inline __m512 DotLanes(const uint8_t* row, const float* x, int64_t cols) {
   return _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3));
 }
 
-// R weight rows against N activation rows (f32). A dot keeps four
-// accumulators of 16 lanes: a_j sums the 16-wide chunks at 64i + 16j in
-// order of i, and a_0 then takes the tail (16 at a time, the last masked),
-// reduced as ((a0 + a1) + (a2 + a3)). Small tiles (decode: one activation
-// row) keep all four a_j in registers and read each row once, front to
-// back; a large one (4 x 4, the prefill case: every weight load serves N
-// dots, every activation load R) runs one j at a time over the row, with
-// R*N accumulators. Either way each a_j sees the same FMAs in the same
-// order, so a dot's bits are the same for any R and N.
-template <bool kBf16, int R, int N>
-struct FloatTile {
-  const float* wf[R];
-  const uint16_t* wh[R];
-  const float* xs[N];
+// F32 or BF16 weights with f32 activations, one dot's order (DotLanes):
+// four accumulators of 16 lanes, a_j summing the 16-column chunks at
+// 64i + 16j in order of i; then the 16-column steps past the last 64 into
+// a_0, the last masked; then Hsum16((a0 + a1) + (a2 + a3)). One activation
+// row (decode) runs it as is. Several (prompt chunks, batches) run as a
+// GEMM in tiles of R weight rows x N activation rows, one a_j at a time
+// over a block of columns, the state kept between blocks in memory: each
+// a_j sees the same operations in the same order, so a dot's bits are the
+// same in any tile, as in AVX2's FloatGemm.
+constexpr int kGemmR = 4, kGemmN = 6;    // 24 accumulators; a weight vector serves six activation rows
+constexpr int64_t kGemmBlockCols = 512;  // a block of six activation rows: 12 KiB, in L1
+constexpr int kGemmTiles = 4;            // tiles of weight rows that share an activation block
 
-  // acc[r][k] += w_r[i, i+16) * x_k[i, i+16), lanes outside m zero.
-  inline void Chunk(int64_t i, __mmask16 m, __m512 (&acc)[R][N]) const {
-    __m512 wv[R];
-    for (int r = 0; r < R; ++r) wv[r] = kBf16 ? LoadBf16x16(wh[r] + i, m) : _mm512_maskz_loadu_ps(m, wf[r] + i);
-    for (int k = 0; k < N; ++k) {
-      const __m512 xv = _mm512_maskz_loadu_ps(m, xs[k] + i);
-      for (int r = 0; r < R; ++r) acc[r][k] = _mm512_fmadd_ps(wv[r], xv, acc[r][k]);
-    }
-  }
-
-  void Run(const WeightMatrix& w, int64_t r0, const ActRows& x, int64_t b0, float* out, int64_t stride) {
-    if constexpr (R == 1 && N == 1) {
-      out[b0 * stride + r0] = Hsum16(DotLanes<kBf16>(w.row(r0), reinterpret_cast<const float*>(x.row(b0)), w.cols));
-      return;
-    }
-    const int64_t cols = w.cols;
-    for (int r = 0; r < R; ++r) {
-      wf[r] = reinterpret_cast<const float*>(w.row(r0 + r));
-      wh[r] = reinterpret_cast<const uint16_t*>(w.row(r0 + r));
-    }
-    for (int k = 0; k < N; ++k) xs[k] = reinterpret_cast<const float*>(x.row(b0 + k));
-    __m512 part[4][R][N];  // [j][weight row][activation row]
-    for (int j = 0; j < 4; ++j)
-      for (int r = 0; r < R; ++r)
-        for (int k = 0; k < N; ++k) part[j][r][k] = _mm512_setzero_ps();
-    const int64_t main_end = cols / 64 * 64;
-    if constexpr (R * N <= 4) {
-      for (int64_t i = 0; i < main_end; i += 64)
-        for (int j = 0; j < 4; ++j) Chunk(i + 16 * j, 0xFFFF, part[j]);
-    } else {
-      for (int j = 0; j < 4; ++j) {
-        __m512 acc[R][N];
-        for (int r = 0; r < R; ++r)
-          for (int k = 0; k < N; ++k) acc[r][k] = _mm512_setzero_ps();
-        for (int64_t i = 16 * j; i < main_end; i += 64) Chunk(i, 0xFFFF, acc);
-        for (int r = 0; r < R; ++r)
-          for (int k = 0; k < N; ++k) part[j][r][k] = acc[r][k];
-      }
-    }
-    for (int64_t i = main_end; i < cols; i += 16) {
-      Chunk(i, cols - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (cols - i)) - 1), part[0]);
-    }
-    for (int r = 0; r < R; ++r) {
-      for (int k = 0; k < N; ++k) {
-        out[(b0 + k) * stride + r0 + r] = Hsum16(
-            _mm512_add_ps(_mm512_add_ps(part[0][r][k], part[1][r][k]), _mm512_add_ps(part[2][r][k], part[3][r][k])));
-      }
-    }
-  }
+struct GemmState {
+  __m512 a[kGemmR * kGemmN][4];  // [dot = r * N + n][j]
 };
 
+// `chunks` 64-column chunks of a block: weight row r's 16 columns of chunk
+// c for a_j at w[r] + 64c + 16j (elements, f32 or BF16, as stored), the
+// activation rows' at x + ((j * chunks + c) * N + n) * 16 (PackGemmRows).
+template <bool kBf16, int R, int N>
+__attribute__((noinline)) void GemmChunks(const uint8_t* const* w, const float* x, int64_t chunks, GemmState* st) {
+  for (int j = 0; j < 4; ++j) {
+    __m512 acc[R][N];
+    for (int r = 0; r < R; ++r)
+      for (int n = 0; n < N; ++n) acc[r][n] = st->a[r * N + n][j];
+    const float* xc = x + j * chunks * 16 * N;
+    for (int64_t c = 0; c < chunks; ++c, xc += 16 * N) {
+      const int64_t at = 64 * c + 16 * j;
+      __m512 wv[R];
+      for (int r = 0; r < R; ++r) {
+        wv[r] = kBf16 ? LoadBf16x16(reinterpret_cast<const uint16_t*>(w[r]) + at, 0xFFFF)
+                      : _mm512_loadu_ps(reinterpret_cast<const float*>(w[r]) + at);
+      }
+      for (int n = 0; n < N; ++n) {
+        const __m512 xv = _mm512_load_ps(xc + 16 * n);
+        for (int r = 0; r < R; ++r) acc[r][n] = _mm512_fmadd_ps(wv[r], xv, acc[r][n]);
+      }
+    }
+    for (int r = 0; r < R; ++r)
+      for (int n = 0; n < N; ++n) st->a[r * N + n][j] = acc[r][n];
+  }
+}
+
+// The 16-column steps [from, cols) past the last 64 into a_0, from the rows as stored.
+template <bool kBf16, int R, int N>
+void GemmSteps16(const uint8_t* const* w, const float* const* x, int64_t from, int64_t cols, GemmState* st) {
+  for (int64_t i = from; i < cols; i += 16) {
+    const __mmask16 m = cols - i >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (cols - i)) - 1);
+    for (int r = 0; r < R; ++r) {
+      const __m512 wv = kBf16 ? LoadBf16x16(reinterpret_cast<const uint16_t*>(w[r]) + i, m)
+                              : _mm512_maskz_loadu_ps(m, reinterpret_cast<const float*>(w[r]) + i);
+      for (int n = 0; n < N; ++n) st->a[r * N + n][0] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m, x[n] + i), st->a[r * N + n][0]);
+    }
+  }
+}
+
+// The activation rows' 64-column chunks [0, end64), in groups of kGemmN
+// (group b at b * end64), per block of kGemmBlockCols columns [k0, k1) at
+// k0 * rows, per a_j, chunk by chunk, row by row, its 16 columns at
+// 64c + 16j: a pass over a block reads one contiguous run. 64-byte aligned.
+const float* PackGemmRows(const ActRows& x, int64_t end64) {
+  thread_local std::vector<float> scratch;
+  scratch.resize(static_cast<size_t>(x.n * end64) + 16);
+  float* const base = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t{63});
+  float* out = base;
+  for (int64_t b = 0; b < x.n; b += kGemmN) {
+    const int64_t m = std::min<int64_t>(kGemmN, x.n - b);
+    for (int64_t k0 = 0; k0 < end64; k0 += kGemmBlockCols) {
+      const int64_t k1 = std::min(end64, k0 + kGemmBlockCols);
+      for (int j = 0; j < 4; ++j)
+        for (int64_t c = k0; c < k1; c += 64)
+          for (int64_t i = 0; i < m; ++i, out += 16)
+            std::memcpy(out, reinterpret_cast<const float*>(x.row(b + i)) + c + 16 * j, 16 * sizeof(float));
+    }
+  }
+  return base;
+}
+
+// One tile: R weight rows from r, N activation rows from b (packed at px), columns [k0, k1) of the main chunks.
+template <bool kBf16, int R, int N>
+void RunTile(const WeightMatrix& w, int64_t r, const ActRows& x, int64_t b, const float* px, int64_t k0, int64_t k1,
+             bool last, GemmState* st) {
+  const uint8_t* wr[R];
+  for (int i = 0; i < R; ++i) wr[i] = w.row(r + i) + k0 * (kBf16 ? 2 : 4);
+  if (k1 > k0) GemmChunks<kBf16, R, N>(wr, px + k0 * N, (k1 - k0) / 64, st);
+  if (!last) return;
+  const float* xr[N];
+  for (int i = 0; i < R; ++i) wr[i] = w.row(r + i);
+  for (int i = 0; i < N; ++i) xr[i] = reinterpret_cast<const float*>(x.row(b + i));
+  GemmSteps16<kBf16, R, N>(wr, xr, k1, w.cols, st);
+}
+
 template <bool kBf16, int R>
-void FloatRows(int n, const WeightMatrix& w, int64_t r0, const ActRows& x, int64_t b0, float* out, int64_t stride) {
+void RunTileN(int n, const WeightMatrix& w, int64_t r, const ActRows& x, int64_t b, const float* px, int64_t k0,
+              int64_t k1, bool last, GemmState* st) {
   switch (n) {
-    case 4: FloatTile<kBf16, R, 4>().Run(w, r0, x, b0, out, stride); break;
-    case 3: FloatTile<kBf16, R, 3>().Run(w, r0, x, b0, out, stride); break;
-    case 2: FloatTile<kBf16, R, 2>().Run(w, r0, x, b0, out, stride); break;
-    default: FloatTile<kBf16, R, 1>().Run(w, r0, x, b0, out, stride); break;
+    case 6: RunTile<kBf16, R, 6>(w, r, x, b, px, k0, k1, last, st); break;
+    case 5: RunTile<kBf16, R, 5>(w, r, x, b, px, k0, k1, last, st); break;
+    case 4: RunTile<kBf16, R, 4>(w, r, x, b, px, k0, k1, last, st); break;
+    case 3: RunTile<kBf16, R, 3>(w, r, x, b, px, k0, k1, last, st); break;
+    case 2: RunTile<kBf16, R, 2>(w, r, x, b, px, k0, k1, last, st); break;
+    default: RunTile<kBf16, R, 1>(w, r, x, b, px, k0, k1, last, st); break;
+  }
+}
+
+// Weight rows [r0, r1) in groups of kGemmTiles tiles (they stay in L2 while
+// every activation row passes them); per group of N activation rows,
+// column block by block, each tile in turn.
+template <bool kBf16>
+void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
+  const int64_t end64 = w.cols / 64 * 64;
+  const float* packed = PackGemmRows(x, end64);
+  GemmState st[kGemmTiles];
+  for (int64_t g = r0; g < r1; g += kGemmR * kGemmTiles) {
+    const int64_t g1 = std::min<int64_t>(r1, g + kGemmR * kGemmTiles);
+    for (int64_t b = 0; b < x.n; b += kGemmN) {
+      const int n = static_cast<int>(std::min<int64_t>(kGemmN, x.n - b));
+      for (GemmState& s : st) s = GemmState{};
+      int64_t k0 = 0;
+      do {
+        const int64_t k1 = std::min(end64, k0 + kGemmBlockCols);
+        for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
+          const float* px = packed + b * end64;
+          switch (std::min<int64_t>(kGemmR, g1 - r)) {
+            case 4: RunTileN<kBf16, 4>(n, w, r, x, b, px, k0, k1, k1 == end64, &st[t]); break;
+            case 3: RunTileN<kBf16, 3>(n, w, r, x, b, px, k0, k1, k1 == end64, &st[t]); break;
+            case 2: RunTileN<kBf16, 2>(n, w, r, x, b, px, k0, k1, k1 == end64, &st[t]); break;
+            default: RunTileN<kBf16, 1>(n, w, r, x, b, px, k0, k1, k1 == end64, &st[t]); break;
+          }
+        }
+        k0 = k1;
+      } while (k0 < end64);
+      for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
+        const int m = static_cast<int>(std::min<int64_t>(kGemmR, g1 - r));
+        for (int i = 0; i < m; ++i) {
+          for (int k = 0; k < n; ++k) {
+            const __m512* a = st[t].a[i * n + k];
+            out[(b + k) * stride + r + i] = Hsum16(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+          }
+        }
+      }
+    }
   }
 }
 
@@ -166,21 +238,11 @@ void FloatManyRows(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t 
 
 template <bool kBf16>
 void FloatMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
+  if (x.n > 1) return FloatGemm<kBf16>(w, x, r0, r1, out, stride);
   // One activation row (decode) reads one weight row at a time: one stream
   // per core keeps the prefetchers ahead (four were measured 20% slower).
-  const int64_t rows_per_tile = x.n == 1 ? 1 : 4;
-  for (int64_t r = r0; r < r1; r += rows_per_tile) {
-    const int m = static_cast<int>(std::min<int64_t>(rows_per_tile, r1 - r));
-    for (int64_t b0 = 0; b0 < x.n; b0 += 4) {
-      const int n = static_cast<int>(std::min<int64_t>(4, x.n - b0));
-      switch (m) {
-        case 4: FloatRows<kBf16, 4>(n, w, r, x, b0, out, stride); break;
-        case 3: FloatRows<kBf16, 3>(n, w, r, x, b0, out, stride); break;
-        case 2: FloatRows<kBf16, 2>(n, w, r, x, b0, out, stride); break;
-        default: FloatRows<kBf16, 1>(n, w, r, x, b0, out, stride); break;
-      }
-    }
-  }
+  const auto* xf = reinterpret_cast<const float*>(x.row(0));
+  for (int64_t r = r0; r < r1; ++r) out[r] = Hsum16(DotLanes<kBf16>(w.row(r), xf, w.cols));
 }
 
 }  // namespace
@@ -194,7 +256,7 @@ namespace {
 // vdpbf16ps over a tile of R weight rows x N activation rows (both bf16).
 // A dot keeps four accumulators: a_j sums the 32-wide chunks at 128i + 32j
 // in order of i, and a_0 then takes the tail (masked), reduced as
-// ((a0 + a1) + (a2 + a3)). As FloatTile: a small tile keeps all four in
+// ((a0 + a1) + (a2 + a3)). A small tile keeps all four in
 // registers and reads its rows once, front to back; a large one runs one j
 // at a time (R = N = 4: 8 loads per 16 dot steps). Each dot's sequence of
 // operations, and so its bits, are the same for any R and N.
