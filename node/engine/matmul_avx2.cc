@@ -345,6 +345,7 @@ template <int kMax, template <int> class Tile>
 void TiledMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
   for (int64_t r = r0; r < r1; ++r) {
     const uint8_t* wrow = w.row(r);
+    PrefetchRowAhead(w, r, r1);
     for (int64_t b0 = 0; b0 < x.n; b0 += kMax) {
       switch (std::min<int64_t>(kMax, x.n - b0)) {
         case 4: if constexpr (kMax >= 4) Tile<4>::Run(wrow, x, b0, w.cols, out + r, stride); break;
