@@ -5,6 +5,7 @@
 // quantize activation rows into (its own layout, never on disk or on the
 // wire). A row of a block format is whole blocks of 32 or 256 elements.
 #include <cstdint>
+#include <cstring>
 
 namespace strata {
 
@@ -86,6 +87,18 @@ inline void Q4KScaleMin(const uint8_t* scales, int j, uint8_t* sc, uint8_t* m) {
     *sc = static_cast<uint8_t>((scales[j + 4] & 0xF) | ((scales[j - 4] >> 6) << 4));
     *m = static_cast<uint8_t>((scales[j + 4] >> 4) | ((scales[j] >> 6) << 4));
   }
+}
+
+// All eight scales and mins of a Q4_K or Q5_K block as bytes: u[0..1] =
+// sc0..sc7, u[2..3] = m0..m7 (Q4KScaleMin's values, unpacked in 32-bit words).
+inline void Q4KScalesAndMins(const uint8_t* packed, uint32_t (&u)[4]) {
+  std::memcpy(u, packed, 12);
+  constexpr uint32_t k6 = 0x3f3f3f3f, k4 = 0x0f0f0f0f, k2 = 0x03030303;
+  u[3] = ((u[2] >> 4) & k4) | (((u[1] >> 6) & k2) << 4);  // m4..m7
+  const uint32_t m03 = u[1] & k6;
+  u[1] = (u[2] & k4) | (((u[0] >> 6) & k2) << 4);         // sc4..sc7
+  u[2] = m03;
+  u[0] &= k6;                                              // sc0..sc3
 }
 
 }  // namespace strata

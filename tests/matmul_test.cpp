@@ -145,7 +145,9 @@ TEST(MatmulTest, ThePathsTheCpuCanRunAreAllThere) {
     EXPECT_EQ(has("avx2-vnni"), avx2 && cpu.avx512vnni && cpu.avx512vl && IsQuantized(type)) << WeightTypeName(type);
     EXPECT_EQ(has("avx512-vnni"), avx2 && avx512 && cpu.avx512vnni && type == WeightType::kQ8_0) << WeightTypeName(type);
     // The OS saves the tile state (the probe's xgetbv), so Linux grants it on request.
-    EXPECT_EQ(has("amx-bf16"), cpu.amx_tile && cpu.amx_bf16 && cpu.avx512f && type == WeightType::kBF16);
+    const bool amx = cpu.amx_tile && avx512;
+    EXPECT_EQ(has("amx-bf16"), amx && cpu.amx_bf16 && type == WeightType::kBF16);
+    EXPECT_EQ(has("amx-int8"), amx && cpu.amx_int8 && cpu.avx512vnni && cpu.fma && cpu.f16c && type == WeightType::kQ4_K);
   }
 }
 

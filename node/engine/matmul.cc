@@ -26,6 +26,7 @@ size_t FormRowBytes(ActForm form, int64_t cols) {
     case ActForm::kQ8_K: return static_cast<size_t>(cols / kQKK) * sizeof(ActQ8_K);
     case ActForm::kQ8_0Pairs: return static_cast<size_t>((cols / kQK8_0 + 1) / 2) * sizeof(ActQ8_0Pair);
     case ActForm::kBF16Tiles: return static_cast<size_t>((cols + 31) / 32) * 64;
+    case ActForm::kQ8_KTiles: return static_cast<size_t>(cols / kQKK) * sizeof(ActQ8_K);  // the rows; the tiles follow
   }
   return 0;
 }
@@ -71,7 +72,7 @@ ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t
     a.data = static_cast<const uint8_t*>(x.data);
     return a;
   }
-  storage->resize(a.row_bytes * static_cast<size_t>(x.n));
+  storage->resize(form == ActForm::kQ8_KTiles ? kernels::Q8KTilesBytes(x.n, x.cols) : a.row_bytes * static_cast<size_t>(x.n));
   a.data = storage->data();
   if (form == ActForm::kBF16Tiles) {
     std::vector<uint16_t> rounded;
@@ -100,8 +101,12 @@ ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t
       case ActForm::kQ8_0: QuantizeActQ8_0(row.data(), x.cols, reinterpret_cast<ActQ8_0*>(dst)); break;
       case ActForm::kQ8_K: QuantizeActQ8_K(row.data(), x.cols, reinterpret_cast<ActQ8_K*>(dst)); break;
       case ActForm::kQ8_0Pairs: PairActQ8_0(row.data(), x.cols, reinterpret_cast<ActQ8_0Pair*>(dst)); break;
+      case ActForm::kQ8_KTiles: QuantizeActQ8_K(row.data(), x.cols, reinterpret_cast<ActQ8_K*>(dst)); break;
       case ActForm::kBF16Tiles: break;  // above
     }
+  }
+  if (form == ActForm::kQ8_KTiles) {
+    kernels::PackQ8KTiles(reinterpret_cast<const ActQ8_K*>(storage->data()), x.n, x.cols, storage->data());
   }
   a.data = storage->data();
   return a;

@@ -25,6 +25,8 @@
 
 namespace strata {
 
+struct ActQ8_K;  // storage/quant_blocks.h
+
 // The most positions a batched step may carry.
 inline constexpr int64_t kMaxKernelRows = 64;
 
@@ -47,9 +49,10 @@ struct InputRows {
 };
 
 // Activation rows in the form one kernel path reads them.
-// kBF16Tiles: bf16 rows packed as AMX B tiles (node/engine/matmul_amx.cc).
-enum class ActForm : uint8_t { kF32, kBF16, kQ8_0, kQ8_K, kQ8_0Pairs, kBF16Tiles };
-inline constexpr int kActForms = 6;
+// kBF16Tiles: bf16 rows packed as AMX B tiles; kQ8_KTiles: Q8_K rows, then
+// the same packed as AMX B tiles per sub-block (node/engine/matmul_amx.cc).
+enum class ActForm : uint8_t { kF32, kBF16, kQ8_0, kQ8_K, kQ8_0Pairs, kBF16Tiles, kQ8_KTiles };
+inline constexpr int kActForms = 7;
 struct ActRows {
   ActForm form = ActForm::kF32;
   const uint8_t* data = nullptr;
@@ -114,6 +117,11 @@ void AddAvx2Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPat
 void AddAvx512Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out);
 void AddAvx512QuantPaths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out);
 void AddAmxPaths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out);
+// The avx2-vnni path's function for a quantized type (ActForm::kQ8_0 or kQ8_K rows).
+MatFn VnniQuantMat(WeightType type);
+// n Q8_K rows [n, cols / 256] as ActForm::kQ8_KTiles (matmul_amx.cc), into out (Q8KTilesBytes).
+size_t Q8KTilesBytes(int64_t n, int64_t cols);
+void PackQ8KTiles(const ActQ8_K* rows, int64_t n, int64_t cols, uint8_t* out);
 // A row of quantized blocks is work enough that the hardware prefetchers
 // fall behind a path that reads one weight row at a time (Q4_K decode from
 // DRAM, one thread: 6.0 -> 7.6 GB/s): such a path asks for the row

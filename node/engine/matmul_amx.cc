@@ -17,6 +17,13 @@
 //
 // Tiles: C[a][b] in tmm0-3 (weight-row tile a, activation tile b), A in
 // tmm4-5, B in tmm6-7: 32 weight rows by 32 activation rows a step.
+//
+// The Q4_K path ("amx-int8"): integer sums are exact, so a tile's
+// TDPBUSD of one 32-element sub-block (16 weight rows' nibbles as u8
+// against 16 activation rows' Q8_K bytes) is the very sum the AVX2 paths
+// make in lanes. Scaled by sc_j in int32 and summed over the sub-blocks,
+// then one fma per super-block in f32, as Q45KTile does: the bits of the
+// avx2-vnni path, which runs up to four activation rows here.
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -26,6 +33,7 @@
 
 #include "node/engine/cpu_target.h"
 #include "node/engine/matmul.h"
+#include "storage/quant_blocks.h"
 
 namespace strata::kernels {
 namespace {
@@ -72,6 +80,23 @@ TileConfig ConfigFor(const StepShape& s) {
   }
   return c;
 }
+
+// Where ActForm::kQ8_KTiles keeps its parts: the Q8_K rows, then per group
+// g of up to 16 rows, super-block i and sub-block j a B tile [k4 (8)][row][4],
+// then per (g, i) the rows' d_x and bsum_2j + bsum_2j+1, as f32 ([16], [8][16]).
+struct Q8KTilesLayout {
+  int64_t n, nb, tiles_at, side_at;
+  Q8KTilesLayout(int64_t rows, int64_t cols) : n(rows), nb(cols / kQKK) {
+    tiles_at = (n * nb * static_cast<int64_t>(sizeof(ActQ8_K)) + 63) / 64 * 64;
+    side_at = tiles_at + n * nb * kQKK;
+  }
+  int Width(int64_t g) const { return static_cast<int>(std::min<int64_t>(16, n - 16 * g)); }
+  int64_t Tile(int64_t g, int64_t i, int j) const { return tiles_at + g * 16 * nb * kQKK + (i * 8 + j) * 32 * Width(g); }
+  int64_t Side(int64_t g, int64_t i) const { return side_at + (g * nb + i) * kSideFloats * 4; }
+  int64_t Bytes() const { return side_at + (n + 15) / 16 * nb * kSideFloats * 4; }
+  static constexpr int64_t kSideFloats = 16 + 8 * 16;
+};
+
 
 }  // namespace
 }  // namespace strata::kernels
@@ -173,6 +198,115 @@ void AmxBf16Mat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1,
 }  // namespace strata::kernels
 STRATA_TARGET_END
 
+STRATA_TARGET_BEGIN("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,avx2,f16c")
+namespace strata::kernels {
+namespace {
+
+// 16 weight rows' super-block, unpacked: A tiles of nibbles [j][row][32], scales and mins.
+struct Q4KRows {
+  alignas(64) uint8_t q[8][16][32];
+  int32_t sc[8][16];
+  float mn[8][16];
+  float d[16], dmin[16];
+};
+
+void UnpackQ4K(const WeightMatrix& w, int64_t r, int rows, int64_t i, Q4KRows* u) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F);
+  for (int m = 0; m < rows; ++m) {
+    const auto* b = reinterpret_cast<const BlockQ4_K*>(w.row(r + m)) + i;
+    for (int c = 0; c < 4; ++c) {
+      const __m256i packed = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs + 32 * c));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(u->q[2 * c][m]), _mm256_and_si256(packed, low4));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(u->q[2 * c + 1][m]), _mm256_and_si256(_mm256_srli_epi16(packed, 4), low4));
+    }
+    uint32_t sm[4];
+    Q4KScalesAndMins(b->scales, sm);
+    const auto* bytes = reinterpret_cast<const uint8_t*>(sm);
+    for (int j = 0; j < 8; ++j) {
+      u->sc[j][m] = bytes[j];
+      u->mn[j][m] = bytes[8 + j];
+    }
+    u->d[m] = _cvtsh_ss(b->d);
+    u->dmin[m] = _cvtsh_ss(b->dmin);
+  }
+}
+
+// One group's super-block against 16 weight rows: acc[m] and accm[m] (f32 over the group's rows) take its sums.
+void Q4KSuperBlock(const Q4KRows& u, int rows, const uint8_t* tiles, int width, const float* side, float (*acc)[16],
+                   float (*accm)[16]) {
+  __m512i isum[16];
+  for (int m = 0; m < rows; ++m) isum[m] = _mm512_setzero_si512();
+  alignas(64) int32_t c[16][16];
+  for (int j = 0; j < 8; ++j) {
+    _tile_zero(0);
+    _tile_loadd(1, u.q[j], 32);
+    _tile_loadd(2, tiles + j * 32 * width, 4 * width);
+    _tile_dpbusd(0, 1, 2);
+    _tile_stored(0, c, 64);
+    for (int m = 0; m < rows; ++m) {
+      isum[m] = _mm512_add_epi32(isum[m], _mm512_mullo_epi32(_mm512_load_si512(c[m]), _mm512_set1_epi32(u.sc[j][m])));
+    }
+  }
+  const __m512 dx = _mm512_loadu_ps(side);
+  for (int m = 0; m < rows; ++m) {
+    const __m512 a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[m]), _mm512_mul_ps(_mm512_set1_ps(u.d[m]), dx), _mm512_loadu_ps(acc[m]));
+    _mm512_storeu_ps(acc[m], a);
+    // sum_j m_j * bsum pair: integers below 2^24 all the way, so exact in f32.
+    __m512 ms = _mm512_mul_ps(_mm512_set1_ps(u.mn[0][m]), _mm512_loadu_ps(side + 16));
+    for (int j = 1; j < 8; ++j) ms = _mm512_fmadd_ps(_mm512_set1_ps(u.mn[j][m]), _mm512_loadu_ps(side + 16 + 16 * j), ms);
+    _mm512_storeu_ps(accm[m], _mm512_fmadd_ps(ms, _mm512_mul_ps(_mm512_set1_ps(u.dmin[m]), dx), _mm512_loadu_ps(accm[m])));
+  }
+}
+
+void AmxQ4KMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
+  if (x.n <= 4) {  // decode: the avx2-vnni tiles, whose bits these are
+    ActRows rows = x;
+    rows.form = ActForm::kQ8_K;
+    return VnniQuantMat(WeightType::kQ4_K)(w, rows, r0, r1, out, stride);
+  }
+  const Q8KTilesLayout at(x.n, w.cols);
+  constexpr int64_t kGroups = 4;  // 64 activation rows a pass: their f32 state fits L1
+  alignas(64) float acc[kGroups][16][16], accm[kGroups][16][16];
+  Q4KRows u;
+  int loaded_rows = 0, loaded_width = 0;
+  for (int64_t g0 = 0; g0 * 16 < x.n; g0 += kGroups) {
+    const int64_t g1 = std::min<int64_t>(g0 + kGroups, (x.n + 15) / 16);
+    for (int64_t r = r0; r < r1; r += 16) {
+      const int rows = static_cast<int>(std::min<int64_t>(16, r1 - r));
+      std::memset(acc, 0, sizeof acc);
+      std::memset(accm, 0, sizeof accm);
+      for (int64_t i = 0; i < at.nb; ++i) {
+        UnpackQ4K(w, r, rows, i, &u);
+        for (int64_t g = g0; g < g1; ++g) {
+          const int width = at.Width(g);
+          if (rows != loaded_rows || width != loaded_width) {
+            TileConfig c;
+            c.rows[0] = c.rows[1] = static_cast<uint8_t>(rows);
+            c.colsb[0] = static_cast<uint16_t>(4 * width);
+            c.colsb[1] = 32;
+            c.rows[2] = 8;
+            c.colsb[2] = static_cast<uint16_t>(4 * width);
+            _tile_loadconfig(&c);
+            loaded_rows = rows, loaded_width = width;
+          }
+          Q4KSuperBlock(u, rows, x.data + at.Tile(g, i, 0), width,
+                        reinterpret_cast<const float*>(x.data + at.Side(g, i)), acc[g - g0], accm[g - g0]);
+        }
+      }
+      for (int64_t g = g0; g < g1; ++g) {
+        for (int m = 0; m < rows; ++m) {
+          for (int k = 0; k < at.Width(g); ++k) out[(16 * g + k) * stride + r + m] = acc[g - g0][m][k] - accm[g - g0][m][k];
+        }
+      }
+    }
+  }
+  if (loaded_rows != 0) _tile_release();
+}
+
+}  // namespace
+}  // namespace strata::kernels
+STRATA_TARGET_END
+
 namespace strata::kernels {
 
 void PackBf16Tiles(const uint16_t* x, int64_t n, int64_t cols, uint8_t* out) {
@@ -190,14 +324,43 @@ void PackBf16Tiles(const uint16_t* x, int64_t n, int64_t cols, uint8_t* out) {
   }
 }
 
+size_t Q8KTilesBytes(int64_t n, int64_t cols) { return static_cast<size_t>(Q8KTilesLayout(n, cols).Bytes()); }
+
+void PackQ8KTiles(const ActQ8_K* rows, int64_t n, int64_t cols, uint8_t* out) {
+  const Q8KTilesLayout at(n, cols);
+  std::memset(out + at.tiles_at, 0, static_cast<size_t>(at.Bytes() - at.tiles_at));
+  for (int64_t b = 0; b < n; ++b) {
+    const int64_t g = b / 16, k = b % 16;
+    const int width = at.Width(g);
+    for (int64_t i = 0; i < at.nb; ++i) {
+      const ActQ8_K& q = rows[b * at.nb + i];
+      for (int j = 0; j < 8; ++j) {
+        uint8_t* tile = out + at.Tile(g, i, j);
+        for (int k4 = 0; k4 < 8; ++k4) std::memcpy(tile + (k4 * width + k) * 4, q.qs + 32 * j + 4 * k4, 4);
+      }
+      auto* side = reinterpret_cast<float*>(out + at.Side(g, i));
+      side[k] = q.d;
+      for (int j = 0; j < 8; ++j) side[16 + 16 * j + k] = static_cast<float>(q.bsums[2 * j] + q.bsums[2 * j + 1]);
+    }
+  }
+}
+
 void AddAmxPaths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out) {
-  if (type != WeightType::kBF16 || !(cpu.amx_tile && cpu.amx_bf16 && cpu.avx512f) || !AmxPermitted()) return;
+  if (!(cpu.amx_tile && cpu.avx512f && cpu.avx512bw && cpu.avx512vl) || !AmxPermitted()) return;
   KernelPath p;
   p.type = type;
   p.level = 3;
-  p.name = "amx-bf16";
-  p.form = ActForm::kBF16Tiles;
-  p.fn = AmxBf16Mat;
+  if (type == WeightType::kBF16 && cpu.amx_bf16) {
+    p.name = "amx-bf16";
+    p.form = ActForm::kBF16Tiles;
+    p.fn = AmxBf16Mat;
+  } else if (type == WeightType::kQ4_K && cpu.amx_int8 && cpu.avx512vnni && cpu.fma && cpu.f16c) {
+    p.name = "amx-int8";
+    p.form = ActForm::kQ8_KTiles;
+    p.fn = AmxQ4KMat;
+  } else {
+    return;
+  }
   out->push_back(p);
 }
 
