@@ -147,7 +147,8 @@ TEST(MatmulTest, ThePathsTheCpuCanRunAreAllThere) {
     // The OS saves the tile state (the probe's xgetbv), so Linux grants it on request.
     const bool amx = cpu.amx_tile && avx512;
     EXPECT_EQ(has("amx-bf16"), amx && cpu.amx_bf16 && type == WeightType::kBF16);
-    EXPECT_EQ(has("amx-int8"), amx && cpu.amx_int8 && cpu.avx512vnni && cpu.fma && cpu.f16c && type == WeightType::kQ4_K);
+    EXPECT_EQ(has("amx-int8"), amx && cpu.amx_int8 && cpu.avx512vnni && cpu.fma && cpu.f16c &&
+                                      (type == WeightType::kQ4_K || type == WeightType::kQ6_K));
   }
 }
 
@@ -163,7 +164,7 @@ TEST(MatmulTest, TheQuantizedPathsGiveTheSameBitsOnEveryCpu) {
       const int64_t rows = 7;
       auto w = Weights(type, rows, cols, rng);
       const WeightMatrix m{type, w.data(), rows, cols};
-      for (int64_t n : {1, 3, 6}) {
+      for (int64_t n : {1, 3, 6, 19}) {  // 19: the AMX tiles (more than eight rows)
         Input in = Activations(type, n, cols, rng);
         std::vector<float> first;
         std::string first_name;

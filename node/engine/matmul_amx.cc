@@ -18,18 +18,20 @@
 // Tiles: C[a][b] in tmm0-3 (weight-row tile a, activation tile b), A in
 // tmm4-5, B in tmm6-7: 32 weight rows by 32 activation rows a step.
 //
-// The Q4_K path ("amx-int8"): integer sums are exact, so a tile's
-// TDPBUSD of one 32-element sub-block (16 weight rows' nibbles as u8
-// against 16 activation rows' Q8_K bytes) is the very sum the AVX2 paths
-// make in lanes. Scaled by sc_j in int32 and summed over the sub-blocks,
-// then one fma per super-block in f32, as Q45KTile does: the bits of the
-// avx2-vnni path, which runs up to four activation rows here.
+// The Q4_K and Q6_K paths ("amx-int8"): integer sums are exact, so a
+// tile's dot of one sub-block (Q4_K: TDPBUSD of 16 weight rows' nibbles as
+// u8, 32 columns; Q6_K: TDPBSSD of q - 32 as s8, 16 columns; against 16
+// activation rows' Q8_K bytes) is the very sum the AVX2 paths make in
+// lanes. Scaled by sc_j in int32 and summed over the sub-blocks, then one
+// fma per super-block in f32, as Q45KTile and Q6KTile do: the bits of the
+// avx2-vnni path, which runs up to eight activation rows here.
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 
 #include "node/engine/cpu_target.h"
 #include "node/engine/matmul.h"
@@ -258,16 +260,71 @@ void Q4KSuperBlock(const Q4KRows& u, int rows, const uint8_t* tiles, int width, 
   }
 }
 
-void AmxQ4KMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
-  if (x.n <= 4) {  // decode: the avx2-vnni tiles, whose bits these are
+// 16 weight rows' Q6_K super-block, unpacked: A tiles of q - 32 [sub-block][row][16] (s8), scales.
+struct Q6KRows {
+  alignas(64) int8_t q[16][16][16];
+  int32_t sc[16][16];
+  float d[16];
+};
+
+void UnpackQ6K(const WeightMatrix& w, int64_t r, int rows, int64_t i, Q6KRows* u) {
+  const __m256i low4 = _mm256_set1_epi8(0x0F), two = _mm256_set1_epi8(3), off = _mm256_set1_epi8(32);
+  for (int m = 0; m < rows; ++m) {
+    const auto* b = reinterpret_cast<const BlockQ6_K*>(w.row(r + m)) + i;
+    for (int n = 0; n < 2; ++n) {  // elements [128n, 128n + 128): q[p] holds sub-blocks 8n + 2p and 8n + 2p + 1
+      const __m256i ql0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * n));
+      const __m256i ql1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->ql + 64 * n + 32));
+      const __m256i qh = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qh + 32 * n));
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(ql0, low4), _mm256_slli_epi16(_mm256_and_si256(qh, two), 4)),
+          _mm256_or_si256(_mm256_and_si256(ql1, low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), two), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), two), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), two), 4))};
+      for (int p = 0; p < 4; ++p) {
+        const __m256i v = _mm256_sub_epi8(q[p], off);
+        _mm_store_si128(reinterpret_cast<__m128i*>(u->q[8 * n + 2 * p][m]), _mm256_castsi256_si128(v));
+        _mm_store_si128(reinterpret_cast<__m128i*>(u->q[8 * n + 2 * p + 1][m]), _mm256_extracti128_si256(v, 1));
+      }
+    }
+    for (int j = 0; j < 16; ++j) u->sc[j][m] = b->scales[j];
+    u->d[m] = _cvtsh_ss(b->d);
+  }
+}
+
+// One group's Q6_K super-block against 16 weight rows: acc[m] (f32 over the group's rows) takes its sums.
+void Q6KSuperBlock(const Q6KRows& u, int rows, const uint8_t* tiles, int width, const float* side, float (*acc)[16]) {
+  __m512i isum[16];
+  for (int m = 0; m < rows; ++m) isum[m] = _mm512_setzero_si512();
+  alignas(64) int32_t c[16][16];
+  for (int j = 0; j < 16; ++j) {  // sub-block j: the j % 2 half of the 32-element tile j / 2
+    _tile_zero(0);
+    _tile_loadd(1, u.q[j], 16);
+    _tile_loadd(2, tiles + (j / 2) * 32 * width + (j % 2) * 16 * width, 4 * width);
+    _tile_dpbssd(0, 1, 2);
+    _tile_stored(0, c, 64);
+    for (int m = 0; m < rows; ++m) {
+      isum[m] = _mm512_add_epi32(isum[m], _mm512_mullo_epi32(_mm512_load_si512(c[m]), _mm512_set1_epi32(u.sc[j][m])));
+    }
+  }
+  const __m512 dx = _mm512_loadu_ps(side);
+  for (int m = 0; m < rows; ++m) {
+    _mm512_storeu_ps(acc[m], _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[m]), _mm512_mul_ps(_mm512_set1_ps(u.d[m]), dx),
+                                             _mm512_loadu_ps(acc[m])));
+  }
+}
+
+// Q4_K or Q6_K weights (kQ6 false, true) against ActForm::kQ8_KTiles rows.
+template <bool kQ6>
+void AmxKMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
+  if (x.n <= 8) {  // decode, small batches: the avx2-vnni tiles, whose bits these are (measured as fast at 8)
     ActRows rows = x;
     rows.form = ActForm::kQ8_K;
-    return VnniQuantMat(WeightType::kQ4_K)(w, rows, r0, r1, out, stride);
+    return VnniQuantMat(kQ6 ? WeightType::kQ6_K : WeightType::kQ4_K)(w, rows, r0, r1, out, stride);
   }
   const Q8KTilesLayout at(x.n, w.cols);
   constexpr int64_t kGroups = 4;  // 64 activation rows a pass: their f32 state fits L1
   alignas(64) float acc[kGroups][16][16], accm[kGroups][16][16];
-  Q4KRows u;
+  std::conditional_t<kQ6, Q6KRows, Q4KRows> u;
   int loaded_rows = 0, loaded_width = 0;
   for (int64_t g0 = 0; g0 * 16 < x.n; g0 += kGroups) {
     const int64_t g1 = std::min<int64_t>(g0 + kGroups, (x.n + 15) / 16);
@@ -276,21 +333,23 @@ void AmxQ4KMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
       std::memset(acc, 0, sizeof acc);
       std::memset(accm, 0, sizeof accm);
       for (int64_t i = 0; i < at.nb; ++i) {
-        UnpackQ4K(w, r, rows, i, &u);
+        if constexpr (kQ6) UnpackQ6K(w, r, rows, i, &u);
+        else UnpackQ4K(w, r, rows, i, &u);
         for (int64_t g = g0; g < g1; ++g) {
           const int width = at.Width(g);
-          if (rows != loaded_rows || width != loaded_width) {
+          if (rows != loaded_rows || width != loaded_width) {  // C [rows][width], A [rows][K], B [K / 4][width x 4]
             TileConfig c;
             c.rows[0] = c.rows[1] = static_cast<uint8_t>(rows);
-            c.colsb[0] = static_cast<uint16_t>(4 * width);
-            c.colsb[1] = 32;
-            c.rows[2] = 8;
-            c.colsb[2] = static_cast<uint16_t>(4 * width);
+            c.colsb[0] = c.colsb[2] = static_cast<uint16_t>(4 * width);
+            c.colsb[1] = kQ6 ? 16 : 32;
+            c.rows[2] = kQ6 ? 4 : 8;
             _tile_loadconfig(&c);
             loaded_rows = rows, loaded_width = width;
           }
-          Q4KSuperBlock(u, rows, x.data + at.Tile(g, i, 0), width,
-                        reinterpret_cast<const float*>(x.data + at.Side(g, i)), acc[g - g0], accm[g - g0]);
+          const uint8_t* tiles = x.data + at.Tile(g, i, 0);
+          const auto* side = reinterpret_cast<const float*>(x.data + at.Side(g, i));
+          if constexpr (kQ6) Q6KSuperBlock(u, rows, tiles, width, side, acc[g - g0]);
+          else Q4KSuperBlock(u, rows, tiles, width, side, acc[g - g0], accm[g - g0]);
         }
       }
       for (int64_t g = g0; g < g1; ++g) {
@@ -354,10 +413,11 @@ void AddAmxPaths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath
     p.name = "amx-bf16";
     p.form = ActForm::kBF16Tiles;
     p.fn = AmxBf16Mat;
-  } else if (type == WeightType::kQ4_K && cpu.amx_int8 && cpu.avx512vnni && cpu.fma && cpu.f16c) {
+  } else if ((type == WeightType::kQ4_K || type == WeightType::kQ6_K) && cpu.amx_int8 && cpu.avx512vnni && cpu.fma &&
+             cpu.f16c) {
     p.name = "amx-int8";
     p.form = ActForm::kQ8_KTiles;
-    p.fn = AmxQ4KMat;
+    p.fn = type == WeightType::kQ6_K ? AmxKMat<true> : AmxKMat<false>;
   } else {
     return;
   }
