@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "node/engine/cpu_target.h"
@@ -64,24 +65,26 @@ inline __m512 DotLanes(const uint8_t* row, const float* x, int64_t cols) {
 // same in any tile, as in AVX2's FloatGemm.
 constexpr int kGemmR = 4, kGemmN = 6;    // 24 accumulators; a weight vector serves six activation rows
 constexpr int64_t kGemmBlockCols = 512;  // a block of six activation rows: 12 KiB, in L1
-constexpr int kGemmTiles = 4;            // tiles of weight rows that share an activation block
+constexpr int kGemmTiles = 2;            // tiles of weight rows that share an activation block
 
 struct GemmState {
   __m512 a[kGemmR * kGemmN][4];  // [dot = r * N + n][j]
 };
 
 // `chunks` 64-column chunks of a block: weight row r's 16 columns of chunk
-// c for a_j at w[r] + 64c + 16j (elements, f32 or BF16, as stored), the
-// activation rows' at x + ((j * chunks + c) * N + n) * 16 (PackGemmRows).
+// c for a_j at w[r] + c * wstep + j * jstep (elements, f32 or BF16: as
+// stored, or PackGemmWeights'), the activation rows' at
+// x + ((j * chunks + c) * N + n) * 16 (PackGemmRows).
 template <bool kBf16, int R, int N>
-__attribute__((noinline)) void GemmChunks(const uint8_t* const* w, const float* x, int64_t chunks, GemmState* st) {
+__attribute__((noinline)) void GemmChunks(const uint8_t* const* w, int64_t wstep, int64_t jstep, const float* x,
+                                          int64_t chunks, GemmState* st) {
   for (int j = 0; j < 4; ++j) {
     __m512 acc[R][N];
     for (int r = 0; r < R; ++r)
       for (int n = 0; n < N; ++n) acc[r][n] = st->a[r * N + n][j];
     const float* xc = x + j * chunks * 16 * N;
     for (int64_t c = 0; c < chunks; ++c, xc += 16 * N) {
-      const int64_t at = 64 * c + 16 * j;
+      const int64_t at = c * wstep + j * jstep;
       __m512 wv[R];
       for (int r = 0; r < R; ++r) {
         wv[r] = kBf16 ? LoadBf16x16(reinterpret_cast<const uint16_t*>(w[r]) + at, 0xFFFF)
@@ -110,35 +113,68 @@ void GemmSteps16(const uint8_t* const* w, const float* const* x, int64_t from, i
   }
 }
 
-// The activation rows' 64-column chunks [0, end64), in groups of kGemmN
-// (group b at b * end64), per block of kGemmBlockCols columns [k0, k1) at
-// k0 * rows, per a_j, chunk by chunk, row by row, its 16 columns at
-// 64c + 16j: a pass over a block reads one contiguous run. 64-byte aligned.
+// 64-byte aligned scratch `slot` of the calling thread.
+template <typename T>
+T* GemmScratch(int slot, size_t elems) {
+  thread_local std::vector<uint8_t> scratch[2];
+  scratch[slot].resize(elems * sizeof(T) + 64);
+  return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(scratch[slot].data()) + 63) & ~uintptr_t{63});
+}
+
+// Rows [0, m) of `row(i)`'s 64-column chunks [0, end64): per block of
+// kGemmBlockCols columns [k0, k1) (at k0 * m), per a_j, chunk by chunk, row
+// by row, its 16 columns at 64c + 16j: a pass over a block reads one
+// contiguous run.
+template <typename T, typename RowAt>
+T* PackChunks(T* out, int64_t m, int64_t end64, const RowAt& row_at) {
+  for (int64_t k0 = 0; k0 < end64; k0 += kGemmBlockCols) {
+    const int64_t k1 = std::min(end64, k0 + kGemmBlockCols);
+    for (int j = 0; j < 4; ++j)
+      for (int64_t c = k0; c < k1; c += 64)
+        for (int64_t i = 0; i < m; ++i, out += 16) std::memcpy(out, row_at(i) + c + 16 * j, 16 * sizeof(T));
+  }
+  return out;
+}
+
+// The activation rows in groups of kGemmN, group b at b * end64.
 const float* PackGemmRows(const ActRows& x, int64_t end64) {
-  thread_local std::vector<float> scratch;
-  scratch.resize(static_cast<size_t>(x.n * end64) + 16);
-  float* const base = reinterpret_cast<float*>((reinterpret_cast<uintptr_t>(scratch.data()) + 63) & ~uintptr_t{63});
+  float* const base = GemmScratch<float>(0, static_cast<size_t>(x.n * end64));
   float* out = base;
   for (int64_t b = 0; b < x.n; b += kGemmN) {
-    const int64_t m = std::min<int64_t>(kGemmN, x.n - b);
-    for (int64_t k0 = 0; k0 < end64; k0 += kGemmBlockCols) {
-      const int64_t k1 = std::min(end64, k0 + kGemmBlockCols);
-      for (int j = 0; j < 4; ++j)
-        for (int64_t c = k0; c < k1; c += 64)
-          for (int64_t i = 0; i < m; ++i, out += 16)
-            std::memcpy(out, reinterpret_cast<const float*>(x.row(b + i)) + c + 16 * j, 16 * sizeof(float));
-    }
+    out = PackChunks(out, std::min<int64_t>(kGemmN, x.n - b), end64,
+                     [&](int64_t i) { return reinterpret_cast<const float*>(x.row(b + i)); });
   }
   return base;
 }
 
-// One tile: R weight rows from r, N activation rows from b (packed at px), columns [k0, k1) of the main chunks.
+// Weight rows [g, g1) in tiles of kGemmR, as stored (f32 or BF16); tile t at
+// t * end64 * kGemmR elements.
+template <bool kBf16>
+const uint8_t* PackGemmWeights(const WeightMatrix& w, int64_t g, int64_t g1, int64_t end64) {
+  using Elem = std::conditional_t<kBf16, uint16_t, float>;
+  Elem* const base = GemmScratch<Elem>(1, static_cast<size_t>(kGemmTiles * kGemmR * end64));
+  for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
+    PackChunks(base + t * end64 * kGemmR, std::min<int64_t>(kGemmR, g1 - r), end64,
+               [&](int64_t i) { return reinterpret_cast<const Elem*>(w.row(r + i)); });
+  }
+  return reinterpret_cast<const uint8_t*>(base);
+}
+
+// One tile: R weight rows from r (packed at pw, or null: as stored), N
+// activation rows from b (packed at px), columns [k0, k1) of the main chunks.
 template <bool kBf16, int R, int N>
-void RunTile(const WeightMatrix& w, int64_t r, const ActRows& x, int64_t b, const float* px, int64_t k0, int64_t k1,
-             bool last, GemmState* st) {
+void RunTile(const WeightMatrix& w, int64_t r, const uint8_t* pw, const ActRows& x, int64_t b, const float* px,
+             int64_t k0, int64_t k1, bool last, GemmState* st) {
+  constexpr int64_t kElem = kBf16 ? 2 : 4;
   const uint8_t* wr[R];
-  for (int i = 0; i < R; ++i) wr[i] = w.row(r + i) + k0 * (kBf16 ? 2 : 4);
-  if (k1 > k0) GemmChunks<kBf16, R, N>(wr, px + k0 * N, (k1 - k0) / 64, st);
+  const int64_t chunks = (k1 - k0) / 64;
+  if (k1 > k0 && pw != nullptr) {  // PackChunks' layout: row i of chunk c for a_j at k0 * R + ((j * chunks + c) * R + i) * 16
+    for (int i = 0; i < R; ++i) wr[i] = pw + (k0 * R + 16 * i) * kElem;
+    GemmChunks<kBf16, R, N>(wr, 16 * R, chunks * 16 * R, px + k0 * N, chunks, st);
+  } else if (k1 > k0) {
+    for (int i = 0; i < R; ++i) wr[i] = w.row(r + i) + k0 * kElem;
+    GemmChunks<kBf16, R, N>(wr, 64, 16, px + k0 * N, chunks, st);
+  }
   if (!last) return;
   const float* xr[N];
   for (int i = 0; i < R; ++i) wr[i] = w.row(r + i);
@@ -147,15 +183,15 @@ void RunTile(const WeightMatrix& w, int64_t r, const ActRows& x, int64_t b, cons
 }
 
 template <bool kBf16, int R>
-void RunTileN(int n, const WeightMatrix& w, int64_t r, const ActRows& x, int64_t b, const float* px, int64_t k0,
-              int64_t k1, bool last, GemmState* st) {
+void RunTileN(int n, const WeightMatrix& w, int64_t r, const uint8_t* pw, const ActRows& x, int64_t b, const float* px,
+              int64_t k0, int64_t k1, bool last, GemmState* st) {
   switch (n) {
-    case 6: RunTile<kBf16, R, 6>(w, r, x, b, px, k0, k1, last, st); break;
-    case 5: RunTile<kBf16, R, 5>(w, r, x, b, px, k0, k1, last, st); break;
-    case 4: RunTile<kBf16, R, 4>(w, r, x, b, px, k0, k1, last, st); break;
-    case 3: RunTile<kBf16, R, 3>(w, r, x, b, px, k0, k1, last, st); break;
-    case 2: RunTile<kBf16, R, 2>(w, r, x, b, px, k0, k1, last, st); break;
-    default: RunTile<kBf16, R, 1>(w, r, x, b, px, k0, k1, last, st); break;
+    case 6: RunTile<kBf16, R, 6>(w, r, pw, x, b, px, k0, k1, last, st); break;
+    case 5: RunTile<kBf16, R, 5>(w, r, pw, x, b, px, k0, k1, last, st); break;
+    case 4: RunTile<kBf16, R, 4>(w, r, pw, x, b, px, k0, k1, last, st); break;
+    case 3: RunTile<kBf16, R, 3>(w, r, pw, x, b, px, k0, k1, last, st); break;
+    case 2: RunTile<kBf16, R, 2>(w, r, pw, x, b, px, k0, k1, last, st); break;
+    default: RunTile<kBf16, R, 1>(w, r, pw, x, b, px, k0, k1, last, st); break;
   }
 }
 
@@ -166,9 +202,11 @@ template <bool kBf16>
 void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
   const int64_t end64 = w.cols / 64 * 64;
   const float* packed = PackGemmRows(x, end64);
+  const bool pack_w = x.n > 2 * kGemmN;  // packing pays from three groups of activation rows
   GemmState st[kGemmTiles];
   for (int64_t g = r0; g < r1; g += kGemmR * kGemmTiles) {
     const int64_t g1 = std::min<int64_t>(r1, g + kGemmR * kGemmTiles);
+    const uint8_t* packed_w = pack_w ? PackGemmWeights<kBf16>(w, g, g1, end64) : nullptr;
     for (int64_t b = 0; b < x.n; b += kGemmN) {
       const int n = static_cast<int>(std::min<int64_t>(kGemmN, x.n - b));
       for (GemmState& s : st) s = GemmState{};
@@ -177,11 +215,12 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
         const int64_t k1 = std::min(end64, k0 + kGemmBlockCols);
         for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
           const float* px = packed + b * end64;
+          const uint8_t* pw = packed_w ? packed_w + t * end64 * kGemmR * (kBf16 ? 2 : 4) : nullptr;
           switch (std::min<int64_t>(kGemmR, g1 - r)) {
-            case 4: RunTileN<kBf16, 4>(n, w, r, x, b, px, k0, k1, k1 == end64, &st[t]); break;
-            case 3: RunTileN<kBf16, 3>(n, w, r, x, b, px, k0, k1, k1 == end64, &st[t]); break;
-            case 2: RunTileN<kBf16, 2>(n, w, r, x, b, px, k0, k1, k1 == end64, &st[t]); break;
-            default: RunTileN<kBf16, 1>(n, w, r, x, b, px, k0, k1, k1 == end64, &st[t]); break;
+            case 4: RunTileN<kBf16, 4>(n, w, r, pw, x, b, px, k0, k1, k1 == end64, &st[t]); break;
+            case 3: RunTileN<kBf16, 3>(n, w, r, pw, x, b, px, k0, k1, k1 == end64, &st[t]); break;
+            case 2: RunTileN<kBf16, 2>(n, w, r, pw, x, b, px, k0, k1, k1 == end64, &st[t]); break;
+            default: RunTileN<kBf16, 1>(n, w, r, pw, x, b, px, k0, k1, k1 == end64, &st[t]); break;
           }
         }
         k0 = k1;
