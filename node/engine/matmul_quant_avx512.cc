@@ -157,6 +157,7 @@ template <template <int, int> class Tile, template <int> class Row>
 void TiledQuantMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
   if (x.n <= 4) {
     for (int64_t r = r0; r < r1; ++r) {
+      PrefetchRowAhead(w, r, r1);
       switch (x.n) {
         case 4: Row<4>().Run(w, r, x, 0, out, stride); break;
         case 3: Row<3>().Run(w, r, x, 0, out, stride); break;
