@@ -11,15 +11,12 @@ namespace strata {
 namespace {
 
 // Activation rows one pass over the weights takes: a longer prompt chunk
-// goes in pieces of this many, each reading every weight row once. The F32
-// and BF16 GEMM packs its rows block by block and takes 256 (a 128-token
-// prompt in one pass: measured ~10% faster than two); the quantized tiles
-// walk every activation row per weight row, so theirs stay in L2 at 64.
+// goes in pieces of this many, each reading every weight row once; each
+// part's path says how many it takes best (KernelPath::rows_per_pass).
 int64_t RowsPerPass(const Kernels& kernels, const std::vector<KernelRows>& parts) {
-  for (const KernelRows& p : parts) {
-    if (kernels.For(p.type).form != ActForm::kF32) return 64;
-  }
-  return 256;
+  int64_t rows = kMaxPassRows;
+  for (const KernelRows& p : parts) rows = std::min(rows, kernels.For(p.type).rows_per_pass);
+  return rows;
 }
 
 // Rows up to this many columns are short: 16 of them fit a few KiB.

@@ -400,6 +400,7 @@ void AddAvx2Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPat
     case WeightType::kBF16: {
       const bool bf16 = type == WeightType::kBF16;
       p.form = ActForm::kF32;
+      p.rows_per_pass = kMaxPassRows;
       p.fn = bf16 ? FloatMat<true> : FloatMat<false>;
       p.many_rows = bf16 ? FloatManyRows<true> : FloatManyRows<false>;
       out->push_back(p);

@@ -382,6 +382,7 @@ void AddAvx512Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelP
   p.level = 2;
   p.name = "avx512";
   p.form = ActForm::kF32;
+  p.rows_per_pass = kMaxPassRows;  // the GEMM
   if (type == WeightType::kF32) {
     p.fn = FloatMat<false>;
     p.many_rows = FloatManyRows<false>;
@@ -391,6 +392,7 @@ void AddAvx512Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelP
     p.many_rows = FloatManyRows<true>;
     out->push_back(p);
     p.many_rows = nullptr;
+    p.rows_per_pass = 64;  // DpBf16Mat's tiles walk every row per weight row
     if (cpu.avx512bf16) {
       p.name = "avx512-bf16";
       p.form = ActForm::kBF16;
