@@ -60,44 +60,43 @@ inline __m512 DotLanes(const uint8_t* row, const float* x, int64_t cols) {
 // a_0, the last masked; then Hsum16((a0 + a1) + (a2 + a3)). One activation
 // row (decode) runs it as is. Several (prompt chunks, batches) run as a
 // GEMM in tiles of R weight rows x N activation rows, one a_j at a time
-// over a block of columns, the state kept between blocks in memory: each
-// a_j sees the same operations in the same order, so a dot's bits are the
-// same in any tile, as in AVX2's FloatGemm.
-constexpr int kGemmR = 4, kGemmN = 6;    // 24 accumulators; a weight vector serves six activation rows
-constexpr int64_t kGemmBlockCols = 512;  // a block of six activation rows: 12 KiB, in L1
-constexpr int kGemmTiles = 2;            // tiles of weight rows that share an activation block
+// over the whole row, R x N accumulators in registers: each a_j sees the
+// same operations in the same order, so a dot's bits are the same in any
+// tile. A pass for a_j reads a quarter of every row, packed: the
+// activation rows' quarter stays in L1 while the tiles of a group take
+// their turns (a state kept in memory between column blocks cost as much
+// as the FMAs: 24 stores and loads per 192).
+constexpr int kGemmR = 4, kGemmN = 6;  // 24 accumulators; a weight vector serves six activation rows
+constexpr int kGemmTiles = 2;          // tiles of weight rows that share an activation group
 
 struct GemmState {
   __m512 a[kGemmR * kGemmN][4];  // [dot = r * N + n][j]
 };
 
-// `chunks` 64-column chunks of a block: weight row r's 16 columns of chunk
-// c for a_j at w[r] + c * wstep + j * jstep (elements, f32 or BF16: as
-// stored, or PackGemmWeights'), the activation rows' at
-// x + ((j * chunks + c) * N + n) * 16 (PackGemmRows).
+// Pass j over `chunks` 64-column chunks: weight row r's 16 columns of chunk
+// c at w[r] + c * wstep (elements, f32 or BF16: as stored, or
+// PackGemmWeights'), the activation rows' at x + (c * N + n) * 16.
 template <bool kBf16, int R, int N>
-__attribute__((noinline)) void GemmChunks(const uint8_t* const* w, int64_t wstep, int64_t jstep, const float* x,
-                                          int64_t chunks, GemmState* st) {
-  for (int j = 0; j < 4; ++j) {
-    __m512 acc[R][N];
-    for (int r = 0; r < R; ++r)
-      for (int n = 0; n < N; ++n) acc[r][n] = st->a[r * N + n][j];
-    const float* xc = x + j * chunks * 16 * N;
-    for (int64_t c = 0; c < chunks; ++c, xc += 16 * N) {
-      const int64_t at = c * wstep + j * jstep;
-      __m512 wv[R];
-      for (int r = 0; r < R; ++r) {
-        wv[r] = kBf16 ? LoadBf16x16(reinterpret_cast<const uint16_t*>(w[r]) + at, 0xFFFF)
-                      : _mm512_loadu_ps(reinterpret_cast<const float*>(w[r]) + at);
-      }
-      for (int n = 0; n < N; ++n) {
-        const __m512 xv = _mm512_load_ps(xc + 16 * n);
-        for (int r = 0; r < R; ++r) acc[r][n] = _mm512_fmadd_ps(wv[r], xv, acc[r][n]);
-      }
+__attribute__((noinline)) void GemmPass(const uint8_t* const* w, int64_t wstep, const float* x, int64_t chunks, int j,
+                                        GemmState* st) {
+  __m512 acc[R][N];
+  for (int r = 0; r < R; ++r)
+    for (int n = 0; n < N; ++n) acc[r][n] = _mm512_setzero_ps();
+  const float* xc = x;
+  for (int64_t c = 0; c < chunks; ++c, xc += 16 * N) {
+    const int64_t at = c * wstep;
+    __m512 wv[R];
+    for (int r = 0; r < R; ++r) {
+      wv[r] = kBf16 ? LoadBf16x16(reinterpret_cast<const uint16_t*>(w[r]) + at, 0xFFFF)
+                    : _mm512_loadu_ps(reinterpret_cast<const float*>(w[r]) + at);
     }
-    for (int r = 0; r < R; ++r)
-      for (int n = 0; n < N; ++n) st->a[r * N + n][j] = acc[r][n];
+    for (int n = 0; n < N; ++n) {
+      const __m512 xv = _mm512_load_ps(xc + 16 * n);
+      for (int r = 0; r < R; ++r) acc[r][n] = _mm512_fmadd_ps(wv[r], xv, acc[r][n]);
+    }
   }
+  for (int r = 0; r < R; ++r)
+    for (int n = 0; n < N; ++n) st->a[r * N + n][j] = acc[r][n];
 }
 
 // The 16-column steps [from, cols) past the last 64 into a_0, from the rows as stored.
@@ -121,18 +120,14 @@ T* GemmScratch(int slot, size_t elems) {
   return reinterpret_cast<T*>((reinterpret_cast<uintptr_t>(scratch[slot].data()) + 63) & ~uintptr_t{63});
 }
 
-// Rows [0, m) of `row(i)`'s 64-column chunks [0, end64): per block of
-// kGemmBlockCols columns [k0, k1) (at k0 * m), per a_j, chunk by chunk, row
-// by row, its 16 columns at 64c + 16j: a pass over a block reads one
-// contiguous run.
+// Rows [0, m) of `row_at(i)`'s 64-column chunks [0, end64): per a_j, chunk
+// by chunk, row by row, its 16 columns at 64c + 16j (a_j's quarter at
+// j * end64 / 4 * m): a pass reads one contiguous run.
 template <typename T, typename RowAt>
 T* PackChunks(T* out, int64_t m, int64_t end64, const RowAt& row_at) {
-  for (int64_t k0 = 0; k0 < end64; k0 += kGemmBlockCols) {
-    const int64_t k1 = std::min(end64, k0 + kGemmBlockCols);
-    for (int j = 0; j < 4; ++j)
-      for (int64_t c = k0; c < k1; c += 64)
-        for (int64_t i = 0; i < m; ++i, out += 16) std::memcpy(out, row_at(i) + c + 16 * j, 16 * sizeof(T));
-  }
+  for (int j = 0; j < 4; ++j)
+    for (int64_t c = 0; c < end64; c += 64)
+      for (int64_t i = 0; i < m; ++i, out += 16) std::memcpy(out, row_at(i) + c + 16 * j, 16 * sizeof(T));
   return out;
 }
 
@@ -160,44 +155,45 @@ const uint8_t* PackGemmWeights(const WeightMatrix& w, int64_t g, int64_t g1, int
   return reinterpret_cast<const uint8_t*>(base);
 }
 
-// One tile: R weight rows from r (packed at pw, or null: as stored), N
-// activation rows from b (packed at px), columns [k0, k1) of the main chunks.
+// Pass j of one tile: R weight rows from r (packed at pw, or null: as
+// stored), N activation rows from b (packed at px); after the last pass,
+// the 16-column steps past end64.
 template <bool kBf16, int R, int N>
 void RunTile(const WeightMatrix& w, int64_t r, const uint8_t* pw, const ActRows& x, int64_t b, const float* px,
-             int64_t k0, int64_t k1, bool last, GemmState* st) {
+             int64_t end64, int j, GemmState* st) {
   constexpr int64_t kElem = kBf16 ? 2 : 4;
   const uint8_t* wr[R];
-  const int64_t chunks = (k1 - k0) / 64;
-  if (k1 > k0 && pw != nullptr) {  // PackChunks' layout: row i of chunk c for a_j at k0 * R + ((j * chunks + c) * R + i) * 16
-    for (int i = 0; i < R; ++i) wr[i] = pw + (k0 * R + 16 * i) * kElem;
-    GemmChunks<kBf16, R, N>(wr, 16 * R, chunks * 16 * R, px + k0 * N, chunks, st);
-  } else if (k1 > k0) {
-    for (int i = 0; i < R; ++i) wr[i] = w.row(r + i) + k0 * kElem;
-    GemmChunks<kBf16, R, N>(wr, 64, 16, px + k0 * N, chunks, st);
+  const int64_t chunks = end64 / 64;
+  if (pw != nullptr) {  // PackChunks' layout: row i of chunk c for a_j at (j * chunks + c) * R * 16 + 16 i
+    for (int i = 0; i < R; ++i) wr[i] = pw + ((j * chunks * R) * 16 + 16 * i) * kElem;
+    GemmPass<kBf16, R, N>(wr, 16 * R, px + j * chunks * N * 16, chunks, j, st);
+  } else {
+    for (int i = 0; i < R; ++i) wr[i] = w.row(r + i) + 16 * j * kElem;
+    GemmPass<kBf16, R, N>(wr, 64, px + j * chunks * N * 16, chunks, j, st);
   }
-  if (!last) return;
+  if (j != 3) return;
   const float* xr[N];
   for (int i = 0; i < R; ++i) wr[i] = w.row(r + i);
   for (int i = 0; i < N; ++i) xr[i] = reinterpret_cast<const float*>(x.row(b + i));
-  GemmSteps16<kBf16, R, N>(wr, xr, k1, w.cols, st);
+  GemmSteps16<kBf16, R, N>(wr, xr, end64, w.cols, st);
 }
 
 template <bool kBf16, int R>
 void RunTileN(int n, const WeightMatrix& w, int64_t r, const uint8_t* pw, const ActRows& x, int64_t b, const float* px,
-              int64_t k0, int64_t k1, bool last, GemmState* st) {
+              int64_t end64, int j, GemmState* st) {
   switch (n) {
-    case 6: RunTile<kBf16, R, 6>(w, r, pw, x, b, px, k0, k1, last, st); break;
-    case 5: RunTile<kBf16, R, 5>(w, r, pw, x, b, px, k0, k1, last, st); break;
-    case 4: RunTile<kBf16, R, 4>(w, r, pw, x, b, px, k0, k1, last, st); break;
-    case 3: RunTile<kBf16, R, 3>(w, r, pw, x, b, px, k0, k1, last, st); break;
-    case 2: RunTile<kBf16, R, 2>(w, r, pw, x, b, px, k0, k1, last, st); break;
-    default: RunTile<kBf16, R, 1>(w, r, pw, x, b, px, k0, k1, last, st); break;
+    case 6: RunTile<kBf16, R, 6>(w, r, pw, x, b, px, end64, j, st); break;
+    case 5: RunTile<kBf16, R, 5>(w, r, pw, x, b, px, end64, j, st); break;
+    case 4: RunTile<kBf16, R, 4>(w, r, pw, x, b, px, end64, j, st); break;
+    case 3: RunTile<kBf16, R, 3>(w, r, pw, x, b, px, end64, j, st); break;
+    case 2: RunTile<kBf16, R, 2>(w, r, pw, x, b, px, end64, j, st); break;
+    default: RunTile<kBf16, R, 1>(w, r, pw, x, b, px, end64, j, st); break;
   }
 }
 
-// Weight rows [r0, r1) in groups of kGemmTiles tiles (they stay in L2 while
-// every activation row passes them); per group of N activation rows,
-// column block by block, each tile in turn.
+// Weight rows [r0, r1) in groups of kGemmTiles tiles (packed once, they stay
+// in L2 while every activation row passes them); per group of N activation
+// rows, pass by pass, each tile in turn.
 template <bool kBf16>
 void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
   const int64_t end64 = w.cols / 64 * 64;
@@ -209,22 +205,18 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
     const uint8_t* packed_w = pack_w ? PackGemmWeights<kBf16>(w, g, g1, end64) : nullptr;
     for (int64_t b = 0; b < x.n; b += kGemmN) {
       const int n = static_cast<int>(std::min<int64_t>(kGemmN, x.n - b));
-      for (GemmState& s : st) s = GemmState{};
-      int64_t k0 = 0;
-      do {
-        const int64_t k1 = std::min(end64, k0 + kGemmBlockCols);
+      const float* px = packed + b * end64;
+      for (int j = 0; j < 4; ++j) {
         for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
-          const float* px = packed + b * end64;
           const uint8_t* pw = packed_w ? packed_w + t * end64 * kGemmR * (kBf16 ? 2 : 4) : nullptr;
           switch (std::min<int64_t>(kGemmR, g1 - r)) {
-            case 4: RunTileN<kBf16, 4>(n, w, r, pw, x, b, px, k0, k1, k1 == end64, &st[t]); break;
-            case 3: RunTileN<kBf16, 3>(n, w, r, pw, x, b, px, k0, k1, k1 == end64, &st[t]); break;
-            case 2: RunTileN<kBf16, 2>(n, w, r, pw, x, b, px, k0, k1, k1 == end64, &st[t]); break;
-            default: RunTileN<kBf16, 1>(n, w, r, pw, x, b, px, k0, k1, k1 == end64, &st[t]); break;
+            case 4: RunTileN<kBf16, 4>(n, w, r, pw, x, b, px, end64, j, &st[t]); break;
+            case 3: RunTileN<kBf16, 3>(n, w, r, pw, x, b, px, end64, j, &st[t]); break;
+            case 2: RunTileN<kBf16, 2>(n, w, r, pw, x, b, px, end64, j, &st[t]); break;
+            default: RunTileN<kBf16, 1>(n, w, r, pw, x, b, px, end64, j, &st[t]); break;
           }
         }
-        k0 = k1;
-      } while (k0 < end64);
+      }
       for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
         const int m = static_cast<int>(std::min<int64_t>(kGemmR, g1 - r));
         for (int i = 0; i < m; ++i) {
