@@ -204,6 +204,22 @@ STRATA_TARGET_BEGIN("amx-tile,amx-int8,avx512f,avx512bw,avx512vl,avx2,f16c")
 namespace strata::kernels {
 namespace {
 
+// isum[m] (int32 over the activation rows) += sc[m] * the dot of weight row
+// m's sub-block (A: rows x k bytes, u8 or s8) with the rows' (B tile, k / 4 x width x 4).
+template <bool kSigned>
+inline void SubBlockSums(const void* a, int k, const uint8_t* b, int width, const int32_t* sc, int rows, __m512i* isum) {
+  alignas(64) int32_t c[16][16];
+  _tile_zero(0);
+  _tile_loadd(1, a, k);
+  _tile_loadd(2, b, 4 * width);
+  if constexpr (kSigned) _tile_dpbssd(0, 1, 2);
+  else _tile_dpbusd(0, 1, 2);
+  _tile_stored(0, c, 64);
+  for (int m = 0; m < rows; ++m) {
+    isum[m] = _mm512_add_epi32(isum[m], _mm512_mullo_epi32(_mm512_load_si512(c[m]), _mm512_set1_epi32(sc[m])));
+  }
+}
+
 // 16 weight rows' super-block, unpacked: A tiles of nibbles [j][row][32], scales and mins.
 struct Q4KRows {
   alignas(64) uint8_t q[8][16][32];
@@ -238,17 +254,7 @@ void Q4KSuperBlock(const Q4KRows& u, int rows, const uint8_t* tiles, int width, 
                    float (*accm)[16]) {
   __m512i isum[16];
   for (int m = 0; m < rows; ++m) isum[m] = _mm512_setzero_si512();
-  alignas(64) int32_t c[16][16];
-  for (int j = 0; j < 8; ++j) {
-    _tile_zero(0);
-    _tile_loadd(1, u.q[j], 32);
-    _tile_loadd(2, tiles + j * 32 * width, 4 * width);
-    _tile_dpbusd(0, 1, 2);
-    _tile_stored(0, c, 64);
-    for (int m = 0; m < rows; ++m) {
-      isum[m] = _mm512_add_epi32(isum[m], _mm512_mullo_epi32(_mm512_load_si512(c[m]), _mm512_set1_epi32(u.sc[j][m])));
-    }
-  }
+  for (int j = 0; j < 8; ++j) SubBlockSums<false>(u.q[j], 32, tiles + j * 32 * width, width, u.sc[j], rows, isum);
   const __m512 dx = _mm512_loadu_ps(side);
   for (int m = 0; m < rows; ++m) {
     const __m512 a = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[m]), _mm512_mul_ps(_mm512_set1_ps(u.d[m]), dx), _mm512_loadu_ps(acc[m]));
@@ -295,16 +301,8 @@ void UnpackQ6K(const WeightMatrix& w, int64_t r, int rows, int64_t i, Q6KRows* u
 void Q6KSuperBlock(const Q6KRows& u, int rows, const uint8_t* tiles, int width, const float* side, float (*acc)[16]) {
   __m512i isum[16];
   for (int m = 0; m < rows; ++m) isum[m] = _mm512_setzero_si512();
-  alignas(64) int32_t c[16][16];
   for (int j = 0; j < 16; ++j) {  // sub-block j: the j % 2 half of the 32-element tile j / 2
-    _tile_zero(0);
-    _tile_loadd(1, u.q[j], 16);
-    _tile_loadd(2, tiles + (j / 2) * 32 * width + (j % 2) * 16 * width, 4 * width);
-    _tile_dpbssd(0, 1, 2);
-    _tile_stored(0, c, 64);
-    for (int m = 0; m < rows; ++m) {
-      isum[m] = _mm512_add_epi32(isum[m], _mm512_mullo_epi32(_mm512_load_si512(c[m]), _mm512_set1_epi32(u.sc[j][m])));
-    }
+    SubBlockSums<true>(u.q[j], 16, tiles + (j / 2) * 32 * width + (j % 2) * 16 * width, width, u.sc[j], rows, isum);
   }
   const __m512 dx = _mm512_loadu_ps(side);
   for (int m = 0; m < rows; ++m) {
