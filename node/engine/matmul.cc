@@ -72,20 +72,15 @@ ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t
     a.data = static_cast<const uint8_t*>(x.data);
     return a;
   }
-  storage->resize(form == ActForm::kQ8_KTiles ? kernels::Q8KTilesBytes(x.n, x.cols) : a.row_bytes * static_cast<size_t>(x.n));
-  a.data = storage->data();
-  if (form == ActForm::kBF16Tiles) {
-    std::vector<uint16_t> rounded;
-    const uint16_t* rows = static_cast<const uint16_t*>(x.data);
-    if (!x.bf16) {
-      const auto* f = static_cast<const float*>(x.data);
-      rounded.resize(static_cast<size_t>(x.n * x.cols));
-      for (size_t i = 0; i < rounded.size(); ++i) rounded[i] = FloatToBf16(f[i]);
-      rows = rounded.data();
-    }
-    kernels::PackBf16Tiles(rows, x.n, x.cols, storage->data());
+  if (form == ActForm::kBF16Tiles) {  // the bf16 rows (in place where x is bf16), packed
+    std::vector<uint8_t> rounded;
+    const ActRows rows = PrepareActivations(ActForm::kBF16, x, &rounded);
+    storage->resize(a.row_bytes * static_cast<size_t>(x.n));
+    kernels::PackBf16Tiles(reinterpret_cast<const uint16_t*>(rows.data), x.n, x.cols, storage->data());
+    a.data = storage->data();
     return a;
   }
+  storage->resize(form == ActForm::kQ8_KTiles ? kernels::Q8KTilesBytes(x.n, x.cols) : a.row_bytes * static_cast<size_t>(x.n));
   std::vector<float> row(static_cast<size_t>(x.cols));
   for (int64_t b = 0; b < x.n; ++b) {
     uint8_t* dst = storage->data() + a.row_bytes * static_cast<size_t>(b);
@@ -99,13 +94,13 @@ ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t
         }
         break;
       case ActForm::kQ8_0: QuantizeActQ8_0(row.data(), x.cols, reinterpret_cast<ActQ8_0*>(dst)); break;
-      case ActForm::kQ8_K: QuantizeActQ8_K(row.data(), x.cols, reinterpret_cast<ActQ8_K*>(dst)); break;
-      case ActForm::kQ8_0Pairs: PairActQ8_0(row.data(), x.cols, reinterpret_cast<ActQ8_0Pair*>(dst)); break;
+      case ActForm::kQ8_K:
       case ActForm::kQ8_KTiles: QuantizeActQ8_K(row.data(), x.cols, reinterpret_cast<ActQ8_K*>(dst)); break;
+      case ActForm::kQ8_0Pairs: PairActQ8_0(row.data(), x.cols, reinterpret_cast<ActQ8_0Pair*>(dst)); break;
       case ActForm::kBF16Tiles: break;  // above
     }
   }
-  if (form == ActForm::kQ8_KTiles) {
+  if (form == ActForm::kQ8_KTiles) {  // the rows, then their tiles
     kernels::PackQ8KTiles(reinterpret_cast<const ActQ8_K*>(storage->data()), x.n, x.cols, storage->data());
   }
   a.data = storage->data();

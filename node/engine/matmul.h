@@ -126,7 +126,8 @@ void AddAvx512QuantPaths(WeightType type, const CpuFeatures& cpu, std::vector<Ke
 void AddAmxPaths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out);
 // The avx2-vnni path's function for a quantized type (ActForm::kQ8_0 or kQ8_K rows).
 MatFn VnniQuantMat(WeightType type);
-// n Q8_K rows [n, cols / 256] as ActForm::kQ8_KTiles (matmul_amx.cc), into out (Q8KTilesBytes).
+// n Q8_K rows [n, cols / 256] as ActForm::kQ8_KTiles (matmul_amx.cc), into out (Q8KTilesBytes):
+// the rows at out already; their tiles after them, where n is enough rows for the tiles to be read.
 size_t Q8KTilesBytes(int64_t n, int64_t cols);
 void PackQ8KTiles(const ActQ8_K* rows, int64_t n, int64_t cols, uint8_t* out);
 // A row of quantized blocks is work enough that the hardware prefetchers

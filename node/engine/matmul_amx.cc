@@ -24,7 +24,7 @@
 // activation rows' Q8_K bytes) is the very sum the AVX2 paths make in
 // lanes. Scaled by sc_j in int32 and summed over the sub-blocks, then one
 // fma per super-block in f32, as Q45KTile and Q6KTile do: the bits of the
-// avx2-vnni path, which runs up to eight activation rows here.
+// avx2-vnni path, which runs up to kVnniMaxRows activation rows here.
 #include <immintrin.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -48,6 +48,14 @@ bool AmxPermitted() {
   }();
   return permitted;
 }
+
+// Rows of activation tile g of n rows (16 a tile, the last one the rest).
+int TileWidth(int64_t n, int64_t g) { return static_cast<int>(std::min<int64_t>(16, n - 16 * g)); }
+
+// The K-quant tiles take more than this many activation rows; fewer go
+// through avx2-vnni, whose bits they are (measured as fast at 8), and their
+// rows are not packed as tiles.
+constexpr int64_t kVnniMaxRows = 8;
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
@@ -92,10 +100,13 @@ struct Q8KTilesLayout {
     tiles_at = (n * nb * static_cast<int64_t>(sizeof(ActQ8_K)) + 63) / 64 * 64;
     side_at = tiles_at + n * nb * kQKK;
   }
-  int Width(int64_t g) const { return static_cast<int>(std::min<int64_t>(16, n - 16 * g)); }
+  bool HasTiles() const { return n > kVnniMaxRows; }
+  int Width(int64_t g) const { return TileWidth(n, g); }
   int64_t Tile(int64_t g, int64_t i, int j) const { return tiles_at + g * 16 * nb * kQKK + (i * 8 + j) * 32 * Width(g); }
   int64_t Side(int64_t g, int64_t i) const { return side_at + (g * nb + i) * kSideFloats * 4; }
-  int64_t Bytes() const { return side_at + (n + 15) / 16 * nb * kSideFloats * 4; }
+  int64_t Bytes() const {
+    return HasTiles() ? side_at + (n + 15) / 16 * nb * kSideFloats * 4 : n * nb * static_cast<int64_t>(sizeof(ActQ8_K));
+  }
   static constexpr int64_t kSideFloats = 16 + 8 * 16;
 };
 
@@ -115,7 +126,7 @@ struct PackedActs {
   const uint8_t* Tile(int64_t g, int64_t c) const {
     return data + static_cast<size_t>(g) * 16 * chunks * 64 + static_cast<size_t>(c) * 64 * Width(g);
   }
-  int Width(int64_t g) const { return static_cast<int>(std::min<int64_t>(16, n - 16 * g)); }
+  int Width(int64_t g) const { return TileWidth(n, g); }
 };
 
 // The C tiles a step uses, zeroed / stored. Tile numbers are immediates.
@@ -314,12 +325,12 @@ void Q6KSuperBlock(const Q6KRows& u, int rows, const uint8_t* tiles, int width, 
 // Q4_K or Q6_K weights (kQ6 false, true) against ActForm::kQ8_KTiles rows.
 template <bool kQ6>
 void AmxKMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
-  if (x.n <= 8) {  // decode, small batches: the avx2-vnni tiles, whose bits these are (measured as fast at 8)
+  const Q8KTilesLayout at(x.n, w.cols);
+  if (!at.HasTiles()) {  // decode, small batches
     ActRows rows = x;
     rows.form = ActForm::kQ8_K;
     return VnniQuantMat(kQ6 ? WeightType::kQ6_K : WeightType::kQ4_K)(w, rows, r0, r1, out, stride);
   }
-  const Q8KTilesLayout at(x.n, w.cols);
   constexpr int64_t kGroups = 4;  // 64 activation rows a pass: their f32 state fits L1
   alignas(64) float acc[kGroups][16][16], accm[kGroups][16][16];
   std::conditional_t<kQ6, Q6KRows, Q4KRows> u;
@@ -372,7 +383,7 @@ void PackBf16Tiles(const uint16_t* x, int64_t n, int64_t cols, uint8_t* out) {
   std::memset(out, 0, static_cast<size_t>(n * chunks * 64));
   auto* o = reinterpret_cast<uint16_t*>(out);
   for (int64_t b = 0; b < n; ++b) {
-    const int64_t g = b / 16, width = std::min<int64_t>(16, n - 16 * g), k = b % 16;
+    const int64_t g = b / 16, width = TileWidth(n, g), k = b % 16;
     uint16_t* group = o + g * 16 * chunks * 32;
     for (int64_t i = 0; i < cols; ++i) {
       const int64_t c = i / 32, k2 = (i % 32) / 2;
@@ -385,6 +396,7 @@ size_t Q8KTilesBytes(int64_t n, int64_t cols) { return static_cast<size_t>(Q8KTi
 
 void PackQ8KTiles(const ActQ8_K* rows, int64_t n, int64_t cols, uint8_t* out) {
   const Q8KTilesLayout at(n, cols);
+  if (!at.HasTiles()) return;
   std::memset(out + at.tiles_at, 0, static_cast<size_t>(at.Bytes() - at.tiles_at));
   for (int64_t b = 0; b < n; ++b) {
     const int64_t g = b / 16, k = b % 16;
