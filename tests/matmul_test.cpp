@@ -143,7 +143,9 @@ TEST(MatmulTest, ThePathsTheCpuCanRunAreAllThere) {
     EXPECT_EQ(has("avx512"), avx512 && cpu.fma && !IsQuantized(type)) << WeightTypeName(type);
     EXPECT_EQ(has("avx512-bf16"), avx512 && cpu.fma && cpu.avx512bf16 && type == WeightType::kBF16);
     EXPECT_EQ(has("avx2-vnni"), avx2 && cpu.avx512vnni && cpu.avx512vl && IsQuantized(type)) << WeightTypeName(type);
-    EXPECT_EQ(has("avx512-vnni"), avx2 && avx512 && cpu.avx512vnni && type == WeightType::kQ8_0) << WeightTypeName(type);
+    const bool wide_int = type == WeightType::kQ8_0 || type == WeightType::kQ4_K || type == WeightType::kQ5_K ||
+                          type == WeightType::kQ6_K;
+    EXPECT_EQ(has("avx512-vnni"), avx2 && avx512 && cpu.avx512vnni && wide_int) << WeightTypeName(type);
     // The OS saves the tile state (the probe's xgetbv), so Linux grants it on request.
     const bool amx = cpu.amx_tile && avx512;
     EXPECT_EQ(has("amx-bf16"), amx && cpu.amx_bf16 && type == WeightType::kBF16);
@@ -164,7 +166,7 @@ TEST(MatmulTest, TheQuantizedPathsGiveTheSameBitsOnEveryCpu) {
       const int64_t rows = 7;
       auto w = Weights(type, rows, cols, rng);
       const WeightMatrix m{type, w.data(), rows, cols};
-      for (int64_t n : {1, 3, 6, 19}) {  // 19: the AMX tiles (more than eight rows)
+      for (int64_t n : {1, 3, 6, 19}) {  // 6: Q4_K's AMX tiles (more than four rows); 19: Q6_K's too
         Input in = Activations(type, n, cols, rng);
         std::vector<float> first;
         std::string first_name;

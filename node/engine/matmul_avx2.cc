@@ -387,8 +387,6 @@ STRATA_TARGET_END
 
 namespace strata::kernels {
 
-MatFn VnniQuantMat(WeightType type) { return vnni::QuantMat(type); }
-
 void AddAvx2Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out) {
   if (!(cpu.avx2 && cpu.fma && cpu.f16c)) return;
   KernelPath p;

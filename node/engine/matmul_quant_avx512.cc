@@ -1,10 +1,11 @@
-// The AVX-512 VNNI path for Q8_0 ("avx512-vnni"). Prompt chunks and
-// batches of more than four rows go in tiles of up to 4 weight rows by 4
-// activation rows, two 32-element blocks a step in 512-bit registers:
-// each weight block is unpacked once for the 4 activation rows and each
-// activation block loaded once for the 4 weight rows. Up to four rows
-// (decode) go one weight row at a time in 256-bit registers, which cost
-// less where nothing is shared on CPUs that split 512-bit operations.
+// The AVX-512 VNNI paths ("avx512-vnni") for Q8_0 and the K formats, in
+// 512-bit registers, tiles of up to 4 weight rows by 4 activation rows:
+// each weight block is unpacked once for the tile's activation rows and
+// each activation block loaded once for its weight rows. Decode and small
+// batches take a tile's weight rows from the four RowStreams stretches of
+// the thread's rows (matmul.h: four streams of addresses keep the L2
+// prefetcher ahead); Q8_0's prompt chunks take 4 adjacent rows. The K
+// formats' prompt chunks go through the AMX tiles where the CPU has them.
 //
 // The 256-bit paths' sign trick (|w| . (x * sign w)) costs an instruction
 // per weight block and activation row. Here the weights are made unsigned
@@ -18,6 +19,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "node/engine/cpu_target.h"
@@ -81,8 +83,13 @@ struct Q8_0Tile {
     }
   }
 
-  void Run(const WeightMatrix& m, int64_t r0, const ActRows& a, int64_t b0, float* out, int64_t stride) {
-    for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ8_0*>(m.row(r0 + r));
+  // Weight rows rows[0..R) against activation rows [b0, b0 + N).
+  static void Run(const WeightMatrix& m, const int64_t* rows, const ActRows& a, int64_t b0, float* out, int64_t stride) {
+    Q8_0Tile t;
+    t.Dots(m, rows, a, b0, out, stride);
+  }
+  void Dots(const WeightMatrix& m, const int64_t* rows, const ActRows& a, int64_t b0, float* out, int64_t stride) {
+    for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ8_0*>(m.row(rows[r]));
     for (int k = 0; k < N; ++k) x[k] = reinterpret_cast<const ActQ8_0Pair*>(a.row(b0 + k));
     __m512 acc[R * N];
     for (int j = 0; j < R * N; ++j) acc[j] = _mm512_setzero_ps();
@@ -90,94 +97,202 @@ struct Q8_0Tile {
     for (int64_t p = 0; p < nb / 2; ++p) Step<true>(p, acc);
     if (nb % 2 != 0) Step<false>(nb / 2, acc);
     for (int r = 0; r < R; ++r)
-      for (int k = 0; k < N; ++k) out[(b0 + k) * stride + r0 + r] = _mm512_reduce_add_ps(acc[r * N + k]);
+      for (int k = 0; k < N; ++k) out[(b0 + k) * stride + rows[r]] = _mm512_reduce_add_ps(acc[r * N + k]);
   }
 };
 
-// The same dots 256 bits at a time, for few activation rows: one weight
-// row, block by block, even blocks into one accumulator and odd into
-// another (the halves of Q8_0Tile's), so the bits are Q8_0Tile's. With no
-// other weight rows to share an activation load, the narrower registers
-// cost less here on CPUs that split 512-bit operations in two.
-template <int N>
-struct Q8_0Row256 {
-  // Block h (0 or 1) of pair p against the N activation rows.
-  template <int h>
-  __attribute__((always_inline)) static inline void Block(const BlockQ8_0* b, const ActQ8_0Pair* const (&x)[N], int64_t p,
-                                                          __m256 (&acc)[N]) {
-    const __m256i wu = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(b->qs)),
-                                        _mm256_set1_epi8(static_cast<char>(0x80)));
-    const __m256 dw = _mm256_cvtph_ps(_mm_set1_epi16(static_cast<int16_t>(b->d)));
-    for (int k = 0; k < N; ++k) {
-      const ActQ8_0Pair& a = x[k][p];
-      const __m256i fix = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.fix + 8 * h));
-      const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a.qs + 32 * h));
-      const __m256 lanes = _mm256_cvtepi32_ps(_mm256_dpbusd_epi32(fix, wu, xv));
-      acc[k] = _mm256_fmadd_ps(lanes, _mm256_mul_ps(dw, _mm256_broadcast_ss(&a.d[h])), acc[k]);
-    }
-  }
+// The K formats: 64 elements a step, a 32-element Q4_K sub-block's
+// nibbles in each half (the low nibbles of 32 bytes, then the high ones),
+// or four 16-element Q6_K sub-blocks; each sub-block's pair sums times its
+// scale into int32 lanes (vpdpwssd), the super-block's sum taken whole
+// (exact), then one f32 fma per super-block: the order of the avx2 paths
+// (Q45KTile, Q6KTile) and the AMX tiles, so these dots have their bits.
 
-  void Run(const WeightMatrix& m, int64_t r, const ActRows& a, int64_t b0, float* out, int64_t stride) const {
-    const auto* w = reinterpret_cast<const BlockQ8_0*>(m.row(r));
-    const ActQ8_0Pair* x[N];
-    for (int k = 0; k < N; ++k) x[k] = reinterpret_cast<const ActQ8_0Pair*>(a.row(b0 + k));
-    __m256 acc[2][N];  // [even, odd blocks][activation row]
-    for (int h = 0; h < 2; ++h)
-      for (int k = 0; k < N; ++k) acc[h][k] = _mm256_setzero_ps();
-    const int64_t nb = m.cols / kQK8_0;
-    for (int64_t p = 0; p < nb / 2; ++p) {
-      Block<0>(w + 2 * p, x, p, acc[0]);
-      Block<1>(w + 2 * p + 1, x, p, acc[1]);
+// Lane sum of an int32 vector's 16 lanes (exact).
+inline int32_t SumLanes(__m512i v) {
+  const __m256i h = _mm256_add_epi32(_mm512_castsi512_si256(v), _mm512_extracti64x4_epi64(v, 1));
+  __m128i q = _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+  q = _mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(1, 0, 3, 2)));
+  return _mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(2, 3, 0, 1))));
+}
+
+// int16 lanes [a x 16 | b x 16] of v (lane indices a, b < 32).
+inline __m512i PickPairs(__m512i v, int a, int b) {
+  const __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<int16_t>(a))),
+                                         _mm256_set1_epi16(static_cast<int16_t>(b)), 1);
+  return _mm512_permutexvar_epi16(idx, v);
+}
+
+// [v | v] for 32 bytes at p.
+inline __m512i Both(const uint8_t* p) { return _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))); }
+
+// int16 lanes shifted right by a in the lower half and by b in the upper.
+inline __m512i ShiftHalves(__m512i v, int a, int b) {
+  return _mm512_srlv_epi16(v, _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(a)),
+                                                 _mm256_set1_epi16(static_cast<int16_t>(b)), 1));
+}
+
+// Q4_K (kQ5 false) or Q5_K weights: R weight rows (any rows of the
+// matrix, `rows`) against N Q8_K activation rows, each activation chunk
+// loaded once for the R rows.
+template <bool kQ5, int R, int N>
+struct Q45KTile512 {
+  static void Run(const WeightMatrix& m, const int64_t* rows, const ActRows& a, int64_t b0, float* out, int64_t stride) {
+    const ActQ8_K* xs[N];
+    for (int k = 0; k < N; ++k) xs[k] = reinterpret_cast<const ActQ8_K*>(a.row(b0 + k));
+    float acc[R][N] = {}, accm[R][N] = {};
+    const __m512i low4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
+    const int64_t nb = m.cols / kQKK;
+    for (int64_t i = 0; i < nb; ++i) {
+      const uint8_t* qs[R];
+      __m512i sc16[R], high[R];
+      __m256i m16[R];
+      float d[R], dmin[R];
+      for (int r = 0; r < R; ++r) {
+        const uint8_t* scales;
+        uint16_t d16, dmin16;
+        if constexpr (kQ5) {
+          const auto* b = reinterpret_cast<const BlockQ5_K*>(m.row(rows[r])) + i;
+          scales = b->scales, qs[r] = b->qs, d16 = b->d, dmin16 = b->dmin;
+          high[r] = Both(b->qh);
+        } else {
+          const auto* b = reinterpret_cast<const BlockQ4_K*>(m.row(rows[r])) + i;
+          scales = b->scales, qs[r] = b->qs, d16 = b->d, dmin16 = b->dmin;
+        }
+        uint32_t u[4];
+        Q4KScalesAndMins(scales, u);
+        const __m128i sm = _mm_setr_epi32(static_cast<int>(u[0]), static_cast<int>(u[1]), static_cast<int>(u[2]),
+                                          static_cast<int>(u[3]));  // [sc0..sc7, m0..m7]
+        sc16[r] = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sm));
+        m16[r] = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));  // [m0, m0, m1, m1, ...]
+        d[r] = _cvtsh_ss(d16), dmin[r] = _cvtsh_ss(dmin16);
+      }
+      __m512i isum[R][N];
+      for (int r = 0; r < R; ++r)
+        for (int k = 0; k < N; ++k) isum[r][k] = _mm512_setzero_si512();
+      for (int c = 0; c < 4; ++c) {
+        __m512i xv[N];
+        for (int k = 0; k < N; ++k) xv[k] = _mm512_loadu_si512(xs[k][i].qs + 64 * c);
+        for (int r = 0; r < R; ++r) {
+          __m512i q = _mm512_and_si512(ShiftHalves(Both(qs[r] + 32 * c), 0, 4), low4);  // [sub-block 2c | 2c + 1]
+          if constexpr (kQ5)
+            q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(ShiftHalves(high[r], 2 * c, 2 * c + 1), one), 4));
+          const __m512i s = PickPairs(sc16[r], 2 * c, 2 * c + 1);
+          for (int k = 0; k < N; ++k) isum[r][k] = _mm512_dpwssd_epi32(isum[r][k], _mm512_maddubs_epi16(q, xv[k]), s);
+        }
+      }
+      for (int k = 0; k < N; ++k) {
+        const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs[k][i].bsums));
+        const float dx = xs[k][i].d;
+        for (int r = 0; r < R; ++r) {
+          const __m256i mins = _mm256_madd_epi16(bs, m16[r]);
+          acc[r][k] = std::fma(static_cast<float>(SumLanes(isum[r][k])), d[r] * dx, acc[r][k]);
+          accm[r][k] = std::fma(static_cast<float>(SumLanes(_mm512_zextsi256_si512(mins))), dmin[r] * dx, accm[r][k]);
+        }
+      }
     }
-    if (nb % 2 != 0) Block<0>(w + nb - 1, x, nb / 2, acc[0]);
-    for (int k = 0; k < N; ++k) {
-      const __m256 v = _mm256_add_ps(acc[1][k], acc[0][k]);
-      __m128 q = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-      q = _mm_add_ps(q, _mm_shuffle_ps(q, q, _MM_SHUFFLE(1, 0, 3, 2)));
-      out[(b0 + k) * stride + r] = _mm_cvtss_f32(q) + _mm_cvtss_f32(_mm_shuffle_ps(q, q, 1));
+    for (int r = 0; r < R; ++r)
+      for (int k = 0; k < N; ++k) out[(b0 + k) * stride + rows[r]] = acc[r][k] - accm[r][k];
+  }
+};
+template <int R, int N> using Q4KTile512 = Q45KTile512<false, R, N>;
+template <int R, int N> using Q5KTile512 = Q45KTile512<true, R, N>;
+
+// Q6_K weights, as Q45KTile512: q in [0, 64) against x, the -32 through
+// the bsums (32 * sc_j * bsum_j) in the same int32 sum.
+template <int R, int N>
+struct Q6KTile512 {
+  static void Run(const WeightMatrix& m, const int64_t* rows, const ActRows& a, int64_t b0, float* out, int64_t stride) {
+    const ActQ8_K* xs[N];
+    for (int k = 0; k < N; ++k) xs[k] = reinterpret_cast<const ActQ8_K*>(a.row(b0 + k));
+    float acc[R][N] = {};
+    const __m512i low4 = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3);
+    const int64_t nb = m.cols / kQKK;
+    for (int64_t i = 0; i < nb; ++i) {
+      const BlockQ6_K* b[R];
+      __m512i sc[R], isum[R][N];
+      for (int r = 0; r < R; ++r) {
+        b[r] = reinterpret_cast<const BlockQ6_K*>(m.row(rows[r])) + i;
+        const __m256i s16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(b[r]->scales)));  // [16]
+        sc[r] = _mm512_castsi256_si512(s16);
+        for (int k = 0; k < N; ++k) {
+          const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs[k][i].bsums));
+          isum[r][k] = _mm512_zextsi256_si512(_mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(_mm256_madd_epi16(bs, s16), 5)));
+        }
+      }
+      for (int n = 0; n < 2; ++n) {  // elements [128n, 128n + 128): sub-blocks 8n .. 8n + 7
+        for (int h = 0; h < 2; ++h) {  // elements 128n + 64h: sub-blocks 8n + 4h .. + 3, 8 pair lanes each
+          const int j = 8 * n + 4 * h;
+          const __m512i idx = _mm512_set_epi16(j + 3, j + 3, j + 3, j + 3, j + 3, j + 3, j + 3, j + 3, j + 2, j + 2, j + 2,
+                                               j + 2, j + 2, j + 2, j + 2, j + 2, j + 1, j + 1, j + 1, j + 1, j + 1, j + 1,
+                                               j + 1, j + 1, j, j, j, j, j, j, j, j);
+          __m512i xv[N];
+          for (int k = 0; k < N; ++k) xv[k] = _mm512_loadu_si512(xs[k][i].qs + 128 * n + 64 * h);
+          for (int r = 0; r < R; ++r) {
+            const __m512i lo = _mm512_loadu_si512(b[r]->ql + 64 * n);
+            const __m512i hi = Both(b[r]->qh + 32 * n);
+            const __m512i q = h == 0 ? _mm512_or_si512(_mm512_and_si512(lo, low4), _mm512_slli_epi16(_mm512_and_si512(ShiftHalves(hi, 0, 2), three), 4))
+                                     : _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, 4), low4),
+                                                       _mm512_slli_epi16(_mm512_and_si512(ShiftHalves(hi, 4, 6), three), 4));
+            const __m512i s = _mm512_permutexvar_epi16(idx, sc[r]);
+            for (int k = 0; k < N; ++k) isum[r][k] = _mm512_dpwssd_epi32(isum[r][k], _mm512_maddubs_epi16(q, xv[k]), s);
+          }
+        }
+      }
+      for (int r = 0; r < R; ++r) {
+        const float d = _cvtsh_ss(b[r]->d);
+        for (int k = 0; k < N; ++k) acc[r][k] = std::fma(static_cast<float>(SumLanes(isum[r][k])), d * xs[k][i].d, acc[r][k]);
+      }
     }
+    for (int r = 0; r < R; ++r)
+      for (int k = 0; k < N; ++k) out[(b0 + k) * stride + rows[r]] = acc[r][k];
   }
 };
 
-// Runs Tile<R, N> over weight rows [r0, r1) in groups of up to 4 and the
-// activation rows in groups of up to 4; up to 4 activation rows in all
-// go through Row<N>, one weight row at a time (one stream per core, as
-// the float paths' decode). Every dot has the same bits either way.
 template <template <int, int> class Tile, int R>
-void TileRows(int n, const WeightMatrix& w, int64_t r, const ActRows& x, int64_t b0, float* out, int64_t stride) {
+void TileRows(int n, const WeightMatrix& w, const int64_t* rows, const ActRows& x, int64_t b0, float* out, int64_t stride) {
   switch (n) {
-    case 4: Tile<R, 4>().Run(w, r, x, b0, out, stride); break;
-    case 3: Tile<R, 3>().Run(w, r, x, b0, out, stride); break;
-    case 2: Tile<R, 2>().Run(w, r, x, b0, out, stride); break;
-    default: Tile<R, 1>().Run(w, r, x, b0, out, stride); break;
+    case 4: Tile<R, 4>::Run(w, rows, x, b0, out, stride); break;
+    case 3: Tile<R, 3>::Run(w, rows, x, b0, out, stride); break;
+    case 2: Tile<R, 2>::Run(w, rows, x, b0, out, stride); break;
+    default: Tile<R, 1>::Run(w, rows, x, b0, out, stride); break;
   }
 }
 
-template <template <int, int> class Tile, template <int> class Row>
-void TiledQuantMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
-  if (x.n <= 4) {
-    for (int64_t r = r0; r < r1; ++r) {
-      PrefetchRowAhead(w, r, r1);
-      switch (x.n) {
-        case 4: Row<4>().Run(w, r, x, 0, out, stride); break;
-        case 3: Row<3>().Run(w, r, x, 0, out, stride); break;
-        case 2: Row<2>().Run(w, r, x, 0, out, stride); break;
-        default: Row<1>().Run(w, r, x, 0, out, stride); break;
-      }
+// Tile<R, N> over weight rows `rows` (R of them) and every activation row in groups of up to 4.
+template <template <int, int> class Tile>
+void TileAllCols(int m, const WeightMatrix& w, const int64_t* rows, const ActRows& x, float* out, int64_t stride) {
+  for (int64_t b0 = 0; b0 < x.n; b0 += 4) {
+    const int n = static_cast<int>(std::min<int64_t>(4, x.n - b0));
+    switch (m) {
+      case 4: TileRows<Tile, 4>(n, w, rows, x, b0, out, stride); break;
+      case 3: TileRows<Tile, 3>(n, w, rows, x, b0, out, stride); break;
+      case 2: TileRows<Tile, 2>(n, w, rows, x, b0, out, stride); break;
+      default: TileRows<Tile, 1>(n, w, rows, x, b0, out, stride); break;
     }
-    return;
   }
+}
+
+// A thread's weight rows as RowStreams: each step's rows (one from each
+// stretch) in one tile.
+template <template <int, int> class Tile>
+void StreamedMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
+  const RowStreams streams(r0, r1);
+  for (int64_t j = 0; j < streams.steps(); ++j) {
+    int64_t rows[kRowStreams];
+    const int m = streams.Rows(j, rows);
+    TileAllCols<Tile>(m, w, rows, x, out, stride);
+  }
+}
+
+// Q8_0: decode and small batches as StreamedMat; prompt chunks and
+// batches of more than four rows in tiles of 4 adjacent weight rows,
+// whose weight blocks stay in L1 for every activation row group.
+void Q8_0Mat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
+  if (x.n <= 4) return StreamedMat<Q8_0Tile>(w, x, r0, r1, out, stride);
   for (int64_t r = r0; r < r1; r += 4) {
-    const int m = static_cast<int>(std::min<int64_t>(4, r1 - r));
-    for (int64_t b0 = 0; b0 < x.n; b0 += 4) {
-      const int n = static_cast<int>(std::min<int64_t>(4, x.n - b0));
-      switch (m) {
-        case 4: TileRows<Tile, 4>(n, w, r, x, b0, out, stride); break;
-        case 3: TileRows<Tile, 3>(n, w, r, x, b0, out, stride); break;
-        case 2: TileRows<Tile, 2>(n, w, r, x, b0, out, stride); break;
-        default: TileRows<Tile, 1>(n, w, r, x, b0, out, stride); break;
-      }
-    }
+    const int64_t rows[4] = {r, r + 1, r + 2, r + 3};
+    TileAllCols<Q8_0Tile>(static_cast<int>(std::min<int64_t>(4, r1 - r)), w, rows, x, out, stride);
   }
 }
 
@@ -187,6 +302,15 @@ STRATA_TARGET_END
 
 namespace strata::kernels {
 
+MatFn Avx512KQuantMat(WeightType type) {
+  switch (type) {
+    case WeightType::kQ4_K: return StreamedMat<Q4KTile512>;
+    case WeightType::kQ5_K: return StreamedMat<Q5KTile512>;
+    case WeightType::kQ6_K: return StreamedMat<Q6KTile512>;
+    default: return nullptr;
+  }
+}
+
 void AddAvx512QuantPaths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPath>* out) {
   if (!(cpu.avx512f && cpu.avx512bw && cpu.avx512vl && cpu.avx512vnni && cpu.fma && cpu.f16c)) return;
   KernelPath p;
@@ -194,7 +318,10 @@ void AddAvx512QuantPaths(WeightType type, const CpuFeatures& cpu, std::vector<Ke
   p.level = 2;
   p.name = "avx512-vnni";
   switch (type) {
-    case WeightType::kQ8_0: p.form = ActForm::kQ8_0Pairs; p.fn = TiledQuantMat<Q8_0Tile, Q8_0Row256>; break;
+    case WeightType::kQ8_0: p.form = ActForm::kQ8_0Pairs; p.fn = Q8_0Mat; break;
+    case WeightType::kQ4_K:
+    case WeightType::kQ5_K:
+    case WeightType::kQ6_K: p.form = ActForm::kQ8_K; p.fn = Avx512KQuantMat(type); break;
     default: return;
   }
   out->push_back(p);

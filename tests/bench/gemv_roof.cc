@@ -23,6 +23,7 @@
 #include <thread>
 
 #include <omp.h>
+#include <sys/mman.h>
 #include <vector>
 
 #include "node/engine/cpu_target.h"
@@ -150,12 +151,18 @@ int main(int argc, char** argv) {
   std::mt19937 rng(1);
   std::normal_distribution<float> dist(0.0f, 0.05f);
   const size_t row_bytes = strata::RowBytes(type, cols);
-  std::vector<std::vector<uint8_t>> w(kCopies, std::vector<uint8_t>(row_bytes * static_cast<size_t>(rows)));
+  const size_t mat_bytes = row_bytes * static_cast<size_t>(rows);
+  const size_t alloc_bytes = (mat_bytes + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+  std::vector<uint8_t*> w(kCopies);
+  for (auto& m : w) {
+    m = static_cast<uint8_t*>(std::aligned_alloc(2u << 20, alloc_bytes));
+    ::madvise(m, alloc_bytes, MADV_HUGEPAGE);  // as the node's weights (node/engine/llama_shard)
+  }
   std::vector<float> row(static_cast<size_t>(cols));
   for (auto& m : w) {
     for (int64_t r = 0; r < rows; ++r) {
       for (auto& v : row) v = dist(rng);
-      strata::QuantizeRow(type, row.data(), cols, m.data() + row_bytes * static_cast<size_t>(r));
+      strata::QuantizeRow(type, row.data(), cols, m + row_bytes * static_cast<size_t>(r));
     }
   }
   std::vector<float> xf(static_cast<size_t>(64 * cols));
@@ -173,7 +180,7 @@ int main(int argc, char** argv) {
     Split(threads, rows, [&](int64_t r0, int64_t r1) { path.fn(wm, act, r0, r1, y.data(), rows); });
   };
   int copy = 0;
-  const double one = Best(20, [&]() { run(w[copy++ % kCopies].data(), 1); });
+  const double one = Best(20, [&]() { run(w[copy++ % kCopies], 1); });
   const double bytes = static_cast<double>(row_bytes) * rows;
   std::printf("{\"type\": \"%s\", \"path\": \"%s\", \"threads\": %d, \"rows\": %lld, \"cols\": %lld, "
               "\"single_row_ms\": %.3f, \"single_row_gbps\": %.2f, \"batches\": [",
@@ -182,7 +189,7 @@ int main(int argc, char** argv) {
   const int sizes[] = {4, 8, 16, 32, 64};
   for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; ++k) {
     const int b = sizes[k];
-    const double t = Best(10, [&]() { run(w[copy++ % kCopies].data(), b); });
+    const double t = Best(10, [&]() { run(w[copy++ % kCopies], b); });
     std::printf("%s{\"batch\": %d, \"ms\": %.3f, \"gmac_per_s\": %.1f, \"ideal_speedup\": %.2f}", k ? ", " : "", b,
                 t * 1e3, rows * cols * b / t / 1e9, one * b / t);
   }
