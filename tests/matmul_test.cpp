@@ -110,19 +110,21 @@ TEST(MatmulTest, EveryPathMatchesTheReferenceForEveryTail) {
     for (const auto& p : paths) names += std::string(" ") + p.name;
     std::cout << "paths checked for " << WeightTypeName(type) << ":" << names << "\n";
     for (int64_t cols : TailShapes(type)) {
-      const int64_t rows = 9, n = 6;
-      auto w = Weights(type, rows, cols, rng);
-      const WeightMatrix m{type, w.data(), rows, cols};
-      Input in = Activations(type, n, cols, rng);
-      for (const KernelPath& path : paths) {
-        std::vector<float> out(static_cast<size_t>(n * rows));
-        MatRows(path, m, in.rows, 0, rows, out.data(), rows);
-        for (int64_t b = 0; b < n; ++b) {
-          for (int64_t r = 0; r < rows; ++r) {
-            double mag;
-            const double ref = Reference(type, m.row(r), in.rows, b, cols, &mag);
-            EXPECT_NEAR(out[static_cast<size_t>(b * rows + r)], ref, 2e-5 * mag + 1e-30)
-                << WeightTypeName(type) << " path " << path.name << " cols " << cols << " row " << r << " act " << b;
+      for (int64_t n : {1, 6}) {  // decode's row streams, and a batch's tiles
+        const int64_t rows = 9;
+        auto w = Weights(type, rows, cols, rng);
+        const WeightMatrix m{type, w.data(), rows, cols};
+        Input in = Activations(type, n, cols, rng);
+        for (const KernelPath& path : paths) {
+          std::vector<float> out(static_cast<size_t>(n * rows));
+          MatRows(path, m, in.rows, 0, rows, out.data(), rows);
+          for (int64_t b = 0; b < n; ++b) {
+            for (int64_t r = 0; r < rows; ++r) {
+              double mag;
+              const double ref = Reference(type, m.row(r), in.rows, b, cols, &mag);
+              EXPECT_NEAR(out[static_cast<size_t>(b * rows + r)], ref, 2e-5 * mag + 1e-30)
+                  << WeightTypeName(type) << " path " << path.name << " cols " << cols << " row " << r << " act " << b;
+            }
           }
         }
       }

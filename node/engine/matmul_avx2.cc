@@ -340,23 +340,37 @@ void FloatManyRows(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t 
   for (; r < r1; ++r) FloatDot<kBf16>(w.row(r), x, 0, w.cols, out + r);
 }
 
-// Runs Tile<1..kMax> over every weight row of [r0, r1) and every activation row.
-template <int kMax, template <int> class Tile>
+// A quantized Tile<R, N> over a thread's weight rows [r0, r1). Decode (one
+// activation row): the rows of each RowStreams step in one tile, four
+// streams of addresses. Batches: one weight row at a time against up to
+// four activation rows, the row kPrefetchRows ahead asked for.
+template <template <int, int> class Tile>
 void TiledMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
+  if (x.n == 1) {
+    const RowStreams streams(r0, r1);
+    for (int64_t j = 0; j < streams.steps(); ++j) {
+      int64_t rows[kRowStreams];
+      switch (streams.Rows(j, rows)) {
+        case 4: Tile<4, 1>::Run(w, rows, x, 0, out, stride); break;
+        case 3: Tile<3, 1>::Run(w, rows, x, 0, out, stride); break;
+        case 2: Tile<2, 1>::Run(w, rows, x, 0, out, stride); break;
+        default: Tile<1, 1>::Run(w, rows, x, 0, out, stride); break;
+      }
+    }
+    return;
+  }
   for (int64_t r = r0; r < r1; ++r) {
-    const uint8_t* wrow = w.row(r);
     PrefetchRowAhead(w, r, r1);
-    for (int64_t b0 = 0; b0 < x.n; b0 += kMax) {
-      switch (std::min<int64_t>(kMax, x.n - b0)) {
-        case 4: if constexpr (kMax >= 4) Tile<4>::Run(wrow, x, b0, w.cols, out + r, stride); break;
-        case 3: if constexpr (kMax >= 3) Tile<3>::Run(wrow, x, b0, w.cols, out + r, stride); break;
-        case 2: Tile<2>::Run(wrow, x, b0, w.cols, out + r, stride); break;
-        default: Tile<1>::Run(wrow, x, b0, w.cols, out + r, stride); break;
+    for (int64_t b0 = 0; b0 < x.n; b0 += 4) {
+      switch (std::min<int64_t>(4, x.n - b0)) {
+        case 4: Tile<1, 4>::Run(w, &r, x, b0, out, stride); break;
+        case 3: Tile<1, 3>::Run(w, &r, x, b0, out, stride); break;
+        case 2: Tile<1, 2>::Run(w, &r, x, b0, out, stride); break;
+        default: Tile<1, 1>::Run(w, &r, x, b0, out, stride); break;
       }
     }
   }
 }
-
 
 }  // namespace
 }  // namespace strata::kernels
