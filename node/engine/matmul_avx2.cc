@@ -35,27 +35,40 @@ inline __m256 LoadBf16(const uint16_t* p) {
   return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
 }
 
-// One row's lanes before the horizontal sum and the scalar tail (which
-// starts at the returned end), in the order FloatDot describes. FloatDot
-// (decode) and EightDots make their lanes here.
-template <bool kBf16>
-inline __m256 DotLanes(const uint8_t* wrow, const float* x, int64_t cols, int64_t* end) {
-  const auto* wf = reinterpret_cast<const float*>(wrow);
-  const auto* wh = reinterpret_cast<const uint16_t*>(wrow);
-  auto load_w = [&](int64_t i) __attribute__((target("avx2,fma,f16c"))) {
-    return kBf16 ? LoadBf16(wh + i) : _mm256_loadu_ps(wf + i);
+// The lanes of R weight rows' dots with one activation row before the
+// horizontal sum and the scalar tail (which starts at *end), each in the
+// order FloatDot describes (R x 4 accumulators). Decode and EightDots make
+// their lanes here.
+template <bool kBf16, int R>
+inline void DotLanesRows(const uint8_t* const* wrows, const float* x, int64_t cols, __m256* lanes, int64_t* end) {
+  auto load_w = [&](int r, int64_t i) __attribute__((target("avx2,fma,f16c"))) {
+    return kBf16 ? LoadBf16(reinterpret_cast<const uint16_t*>(wrows[r]) + i) : _mm256_loadu_ps(reinterpret_cast<const float*>(wrows[r]) + i);
   };
-  __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+  __m256 a[R][4];
+  for (int r = 0; r < R; ++r) a[r][0] = a[r][1] = a[r][2] = a[r][3] = _mm256_setzero_ps();
   int64_t i = 0;
   for (; i + 32 <= cols; i += 32) {
-    a0 = _mm256_fmadd_ps(load_w(i), _mm256_loadu_ps(x + i), a0);
-    a1 = _mm256_fmadd_ps(load_w(i + 8), _mm256_loadu_ps(x + i + 8), a1);
-    a2 = _mm256_fmadd_ps(load_w(i + 16), _mm256_loadu_ps(x + i + 16), a2);
-    a3 = _mm256_fmadd_ps(load_w(i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    const __m256 x0 = _mm256_loadu_ps(x + i), x1 = _mm256_loadu_ps(x + i + 8), x2 = _mm256_loadu_ps(x + i + 16),
+                 x3 = _mm256_loadu_ps(x + i + 24);
+    for (int r = 0; r < R; ++r) {
+      a[r][0] = _mm256_fmadd_ps(load_w(r, i), x0, a[r][0]);
+      a[r][1] = _mm256_fmadd_ps(load_w(r, i + 8), x1, a[r][1]);
+      a[r][2] = _mm256_fmadd_ps(load_w(r, i + 16), x2, a[r][2]);
+      a[r][3] = _mm256_fmadd_ps(load_w(r, i + 24), x3, a[r][3]);
+    }
   }
-  for (; i + 8 <= cols; i += 8) a0 = _mm256_fmadd_ps(load_w(i), _mm256_loadu_ps(x + i), a0);
+  for (; i + 8 <= cols; i += 8)
+    for (int r = 0; r < R; ++r) a[r][0] = _mm256_fmadd_ps(load_w(r, i), _mm256_loadu_ps(x + i), a[r][0]);
   *end = i;
-  return _mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3));
+  for (int r = 0; r < R; ++r) lanes[r] = _mm256_add_ps(_mm256_add_ps(a[r][0], a[r][1]), _mm256_add_ps(a[r][2], a[r][3]));
+}
+
+// One row's.
+template <bool kBf16>
+inline __m256 DotLanes(const uint8_t* wrow, const float* x, int64_t cols, int64_t* end) {
+  __m256 lanes;
+  DotLanesRows<kBf16, 1>(&wrow, x, cols, &lanes, end);
+  return lanes;
 }
 
 // A dot's scalar tail [from, cols), after its lanes' sum v.
@@ -90,7 +103,7 @@ inline void Hsum8(const __m256* v, float* out) {  // v[0..7]
 // 8-column chunks at 32i + 8j in order of i; then the 8-column steps past
 // the last 32 into a_0; then ((a_0 + a_1) + (a_2 + a_3)) summed across its
 // lanes, then the scalar tail. One activation row (decode) runs it as is,
-// one weight row at a time: one stream per core keeps the prefetchers ahead.
+// or two weight rows at a time (DotLanesRows) in FloatMat.
 template <bool kBf16>
 void FloatDot(const uint8_t* wrow, const ActRows& x, int64_t b, int64_t cols, float* out) {
   const auto* xf = reinterpret_cast<const float*>(x.row(b));
@@ -314,7 +327,24 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
 template <bool kBf16>
 void FloatMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
   if (x.n >= 2) return FloatGemm<kBf16>(w, x, r0, r1, out, stride);
-  for (int64_t r = r0; r < r1; ++r) FloatDot<kBf16>(w.row(r), x, 0, w.cols, out + r);
+  // Decode: each RowStreams step's rows two at a time (four streams of
+  // addresses; four rows' 16 accumulators would not fit the registers).
+  // --kernels avx2 on the Xeon: BF16 decode 9.5 -> 12 tok/s, F32 5.5 -> 6.6.
+  const auto* xf = reinterpret_cast<const float*>(x.row(0));
+  const RowStreams streams(r0, r1);
+  for (int64_t j = 0; j < streams.steps(); ++j) {
+    int64_t rows[kRowStreams];
+    const int m = streams.Rows(j, rows);
+    int q = 0;
+    for (; q + 2 <= m; q += 2) {
+      const uint8_t* pair[2] = {w.row(rows[q]), w.row(rows[q + 1])};
+      __m256 lanes[2];
+      int64_t end = 0;
+      DotLanesRows<kBf16, 2>(pair, xf, w.cols, lanes, &end);
+      for (int k = 0; k < 2; ++k) out[rows[q + k]] = DotTail<kBf16>(Hsum(lanes[k]), pair[k], xf, end, w.cols);
+    }
+    if (q < m) FloatDot<kBf16>(w.row(rows[q]), x, 0, w.cols, out + rows[q]);
+  }
 }
 
 // Eight short dots at once (attention's keys against one query): each
