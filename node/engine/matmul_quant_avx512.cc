@@ -116,6 +116,47 @@ inline int32_t SumLanes(__m512i v) {
   return _mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(2, 3, 0, 1))));
 }
 
+// A Q4_K/Q5_K dot's f32 steps, eight super-blocks at a time. Each
+// super-block brings its integer sums (exact) and their scales; the
+// horizontal sums of eight are taken at once (a transpose: ~3 instructions
+// a super-block instead of ~18 for two SumLanes), then acc = fma(sum_i,
+// scale_i, acc) and accm likewise, in super-block order: the steps a
+// scalar dot takes. Measured ~5% on Q4_K's rate from L3; Q6_K, with no
+// mins to pair its sums with, gained nothing and keeps SumLanes.
+struct DotSteps {
+  __m512i v[8];  // super-block s of the eight: [its sum folded to 8 lanes | its mins' 8 lanes]
+  float scale[8], scale_min[8];
+  int n = 0;
+  float acc = 0, accm = 0;
+
+  __attribute__((always_inline)) inline void Add(__m512i sum, __m256i mins, float s, float s_min) {
+    const __m256i fold = _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
+    v[n] = _mm512_inserti64x4(_mm512_castsi256_si512(fold), mins, 1);
+    scale[n] = s, scale_min[n] = s_min;
+    if (++n == 8) Flush();
+  }
+  void Flush() {
+    if (n == 0) return;
+    for (int k = n; k < 8; ++k) v[k] = _mm512_setzero_si512();
+    __m512i a[4], b[2];
+    for (int k = 0; k < 4; ++k)  // per 128 bits: [v2k, v2k+1] sums of two lanes, interleaved
+      a[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
+    for (int k = 0; k < 2; ++k)  // per 128 bits: v4k .. v4k+3, each its four lanes' sum
+      b[k] = _mm512_add_epi32(_mm512_unpacklo_epi64(a[2 * k], a[2 * k + 1]), _mm512_unpackhi_epi64(a[2 * k], a[2 * k + 1]));
+    // [sums v0-3 | mins v0-3 | sums v4-7 | mins v4-7]
+    const __m512i total = _mm512_add_epi32(_mm512_shuffle_i32x4(b[0], b[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                           _mm512_shuffle_i32x4(b[0], b[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    alignas(64) float f[16];
+    _mm512_store_ps(f, _mm512_cvtepi32_ps(total));
+    for (int k = 0; k < n; ++k) {
+      const int at = k < 4 ? k : k + 4;
+      acc = std::fma(f[at], scale[k], acc);
+      accm = std::fma(f[at + 4], scale_min[k], accm);
+    }
+    n = 0;
+  }
+};
+
 // int16 lanes [a x 16 | b x 16] of v (lane indices a, b < 32).
 inline __m512i PickPairs(__m512i v, int a, int b) {
   const __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<int16_t>(a))),
@@ -140,7 +181,7 @@ struct Q45KTile512 {
   static void Run(const WeightMatrix& m, const int64_t* rows, const ActRows& a, int64_t b0, float* out, int64_t stride) {
     const ActQ8_K* xs[N];
     for (int k = 0; k < N; ++k) xs[k] = reinterpret_cast<const ActQ8_K*>(a.row(b0 + k));
-    float acc[R][N] = {}, accm[R][N] = {};
+    DotSteps steps[R][N];
     const __m512i low4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
     const int64_t nb = m.cols / kQKK;
     for (int64_t i = 0; i < nb; ++i) {
@@ -186,13 +227,15 @@ struct Q45KTile512 {
         const float dx = xs[k][i].d;
         for (int r = 0; r < R; ++r) {
           const __m256i mins = _mm256_madd_epi16(bs, m16[r]);
-          acc[r][k] = std::fma(static_cast<float>(SumLanes(isum[r][k])), d[r] * dx, acc[r][k]);
-          accm[r][k] = std::fma(static_cast<float>(SumLanes(_mm512_zextsi256_si512(mins))), dmin[r] * dx, accm[r][k]);
+          steps[r][k].Add(isum[r][k], mins, d[r] * dx, dmin[r] * dx);
         }
       }
     }
     for (int r = 0; r < R; ++r)
-      for (int k = 0; k < N; ++k) out[(b0 + k) * stride + rows[r]] = acc[r][k] - accm[r][k];
+      for (int k = 0; k < N; ++k) {
+        steps[r][k].Flush();
+        out[(b0 + k) * stride + rows[r]] = steps[r][k].acc - steps[r][k].accm;
+      }
   }
 };
 template <int R, int N> using Q4KTile512 = Q45KTile512<false, R, N>;
