@@ -57,7 +57,9 @@ int TileWidth(int64_t n, int64_t g) { return static_cast<int>(std::min<int64_t>(
 // than kQ6VnniMaxRows); fewer go through avx512-vnni, whose bits they are,
 // and their rows are not packed as tiles. Measured on the Xeon, a [5632,
 // 2048] matrix, 8 rows, 2 threads: Q4_K 0.76-0.85 ms in tiles, 1.11 in
-// avx512-vnni; Q6_K 1.2-1.4 in tiles, 1.0 in avx512-vnni.
+// avx512-vnni; Q6_K 1.2-1.4 in tiles, 1.0 in avx512-vnni. (The activation
+// form does not know its weight type: Q6_K's 5-8 rows are packed as tiles
+// they do not read, n x cols bytes, small beside the matrix.)
 constexpr int64_t kVnniMaxRows = 4;
 constexpr int64_t kQ6VnniMaxRows = 8;
 

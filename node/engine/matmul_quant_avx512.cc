@@ -54,11 +54,9 @@ inline __m512 JoinF32(const float* a, const float* b) {
 // their bits.
 template <int R, int N>
 struct Q8_0Tile {
-  const BlockQ8_0* w[R];
-  const ActQ8_0Pair* x[N];
-
   template <bool kPair>
-  __attribute__((always_inline)) inline void Step(int64_t p, __m512 (&acc)[R * N]) const {
+  __attribute__((always_inline)) static inline void Step(const BlockQ8_0* const (&w)[R], const ActQ8_0Pair* const (&x)[N],
+                                                         int64_t p, __m512 (&acc)[R * N]) {
     const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
     __m512i wu[R];
     __m512 dw[R];
@@ -85,17 +83,15 @@ struct Q8_0Tile {
 
   // Weight rows rows[0..R) against activation rows [b0, b0 + N).
   static void Run(const WeightMatrix& m, const int64_t* rows, const ActRows& a, int64_t b0, float* out, int64_t stride) {
-    Q8_0Tile t;
-    t.Dots(m, rows, a, b0, out, stride);
-  }
-  void Dots(const WeightMatrix& m, const int64_t* rows, const ActRows& a, int64_t b0, float* out, int64_t stride) {
+    const BlockQ8_0* w[R];
+    const ActQ8_0Pair* x[N];
     for (int r = 0; r < R; ++r) w[r] = reinterpret_cast<const BlockQ8_0*>(m.row(rows[r]));
     for (int k = 0; k < N; ++k) x[k] = reinterpret_cast<const ActQ8_0Pair*>(a.row(b0 + k));
     __m512 acc[R * N];
     for (int j = 0; j < R * N; ++j) acc[j] = _mm512_setzero_ps();
     const int64_t nb = m.cols / kQK8_0;
-    for (int64_t p = 0; p < nb / 2; ++p) Step<true>(p, acc);
-    if (nb % 2 != 0) Step<false>(nb / 2, acc);
+    for (int64_t p = 0; p < nb / 2; ++p) Step<true>(w, x, p, acc);
+    if (nb % 2 != 0) Step<false>(w, x, nb / 2, acc);
     for (int r = 0; r < R; ++r)
       for (int k = 0; k < N; ++k) out[(b0 + k) * stride + rows[r]] = _mm512_reduce_add_ps(acc[r * N + k]);
   }

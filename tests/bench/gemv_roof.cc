@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <random>
 #include <string>
 #include <thread>
@@ -153,9 +154,15 @@ int main(int argc, char** argv) {
   const size_t row_bytes = strata::RowBytes(type, cols);
   const size_t mat_bytes = row_bytes * static_cast<size_t>(rows);
   const size_t alloc_bytes = (mat_bytes + (2u << 20) - 1) / (2u << 20) * (2u << 20);
+  std::vector<std::unique_ptr<uint8_t, decltype(&std::free)>> owned;
   std::vector<uint8_t*> w(kCopies);
   for (auto& m : w) {
     m = static_cast<uint8_t*>(std::aligned_alloc(2u << 20, alloc_bytes));
+    if (m == nullptr) {
+      std::fprintf(stderr, "strata-gemv-roof: out of memory for %zu bytes\n", alloc_bytes);
+      return 1;
+    }
+    owned.emplace_back(m, &std::free);
     ::madvise(m, alloc_bytes, MADV_HUGEPAGE);  // as the node's weights (node/engine/llama_shard)
   }
   std::vector<float> row(static_cast<size_t>(cols));
