@@ -192,7 +192,10 @@ TEST(MatmulTest, BatchedRowsAndRowSplitsEqualEachRowAloneBitForBit) {
   const CpuFeatures cpu = CpuFeatures::Probe();
   std::mt19937 rng(5);
   for (WeightType type : kAllTypes) {
-    const int64_t cols = IsQuantized(type) ? 2048 + BlockElements(type) : 2048 + 96 + 5, rows = 11;
+    // Float rows: enough for the GEMM's blocks of sixteen four-row tiles,
+    // a partial block and a partial tile.
+    const int64_t cols = IsQuantized(type) ? 2048 + BlockElements(type) : 2048 + 96 + 5;
+    const int64_t rows = IsQuantized(type) ? 11 : 75;
     auto w = Weights(type, rows, cols, rng);
     const WeightMatrix m{type, w.data(), rows, cols};
     for (const KernelPath& path : KernelPaths(type, cpu)) {

@@ -15,6 +15,7 @@
 // block's dot is an integer dot product, scaled once.
 //
 // Thread-safe: pure functions; callers split weight rows across threads.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -142,6 +143,26 @@ inline void PrefetchRowAhead(const WeightMatrix& w, int64_t r, int64_t r1) {
   const uint8_t* ahead = w.row(r + kPrefetchRows);
   for (size_t i = 0; i < w.row_bytes(); i += 64) __builtin_prefetch(ahead + i, 0, 1);
 }
+// Brings bytes [at, end) toward L2 a few lines per Step, spread over a
+// GEMM block's steps: the next block's weights arrive while this one
+// computes, and its pack reads them from cache. Measured on the AVX-512
+// Xeon: the pack had taken 14% of a 128-row F32 GEMM's time, from DRAM.
+// One GEMM call's, on its thread.
+class LinePrefetch {
+ public:
+  LinePrefetch(const uint8_t* at, const uint8_t* end, int64_t steps)
+      : at_(at), end_(end), per_step_(Lines(end - at, std::max<int64_t>(steps, 1))) {}
+  void Step() {
+    for (int64_t i = 0; i < per_step_ && at_ < end_; ++i, at_ += 64) __builtin_prefetch(at_, 0, 2);
+  }
+
+ private:
+  static int64_t Lines(int64_t bytes, int64_t steps) { return (bytes + 64 * steps - 1) / (64 * steps); }
+  const uint8_t* at_;
+  const uint8_t* const end_;
+  const int64_t per_step_;
+};
+
 // A thread's weight rows [r0, r1) as kRowStreams stretches read side by
 // side: step j takes row j of each stretch, and a tile computes the rows
 // of a step together. One row after another is one stream of addresses,

@@ -299,6 +299,9 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
   for (int64_t g = r0; g < r1; g += kGemmR * kGemmTiles) {
     const int64_t g1 = std::min<int64_t>(r1, g + kGemmR * kGemmTiles);
     const void* packed_w = pack_w ? PackGemmWeights<kBf16>(w, g, g1, end32) : nullptr;
+    const int64_t steps = (x.n + kGemmN - 1) / kGemmN * ((end32 + kGemmBlockCols - 1) / kGemmBlockCols) *
+                          ((g1 - g + kGemmR - 1) / kGemmR);
+    LinePrefetch next(w.row(g1), pack_w ? w.row(std::min<int64_t>(r1, g1 + kGemmR * kGemmTiles)) : w.row(g1), steps);
     for (int64_t b = 0; b < x.n; b += kGemmN) {
       const int n = static_cast<int>(std::min<int64_t>(kGemmN, x.n - b));
       for (GemmState& s : st)
@@ -309,6 +312,7 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
         const int64_t k1 = std::min(end32, k0 + kGemmBlockCols);
         const int64_t steps8_to = k1 == end32 ? end8 : k1;  // the 8-column steps come after the last block
         for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
+          next.Step();
           const void* tile_w = packed_w ? static_cast<const uint8_t*>(packed_w) + t * end32 * kGemmR * (kBf16 ? 2 : 4) : nullptr;
           const GemmTile tile{&w, r, tile_w, &x, b, packed_x + b * end32};
           switch (std::min<int64_t>(kGemmR, g1 - r)) {

@@ -31,6 +31,29 @@ inline float Hsum16(__m512 v) {
   return _mm_cvtss_f32(_mm_add_ss(t8, _mm_movehdup_ps(t8)));
 }
 
+// Sixteen Hsum16s at once: Hsum16's tree run across v[0..15] as a
+// transpose, so lane k is Hsum16(v[k]) bit for bit.
+inline __m512 Hsum16x16(const __m512* v) {
+  __m512 u[8], w[4], z[2];
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) {  // halves of 256: [row 2k | row 2k+1]
+    u[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44), _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
+  }
+#pragma GCC unroll 4
+  for (int m = 0; m < 4; ++m) {  // of 128: 128-bit lane j holds row 4m + j
+    w[m] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * m], u[2 * m + 1], 0x88),
+                         _mm512_shuffle_f32x4(u[2 * m], u[2 * m + 1], 0xDD));
+  }
+#pragma GCC unroll 2
+  for (int n = 0; n < 2; ++n) {  // of 64: lane j holds [t8 of row 8n + j, of row 8n + 4 + j]
+    z[n] = _mm512_add_ps(_mm512_shuffle_ps(w[2 * n], w[2 * n + 1], 0x44), _mm512_shuffle_ps(w[2 * n], w[2 * n + 1], 0xEE));
+  }
+  // of 32: lane j holds rows j, 4 + j, 8 + j, 12 + j; put back in order.
+  const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x88), _mm512_shuffle_ps(z[0], z[1], 0xDD));
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  return _mm512_permutexvar_ps(order, sums);
+}
+
 // R dots of one activation row before their horizontal sums, each as
 // FloatGemm describes it: a_j over the 16-wide chunks at 64i + 16j, the
 // tail into a_0, ((a0 + a1) + (a2 + a3)). FloatMat's decode and
@@ -83,7 +106,12 @@ inline __m512 DotLanes(const uint8_t* row, const float* x, int64_t cols) {
 // their turns (a state kept in memory between column blocks cost as much
 // as the FMAs: 24 stores and loads per 192).
 constexpr int kGemmR = 4, kGemmN = 6;  // 24 accumulators; a weight vector serves six activation rows
-constexpr int kGemmTiles = 2;          // tiles of weight rows that share an activation group
+// A block: the tiles of weight rows that share an activation group's pass,
+// packed once, at most kGemmBlockBytes (they stay in L2 while every
+// activation row passes them; 1.1B shape, one thread, 256 rows: F32
+// 44 GMAC/s with two tiles, 54 with sixteen).
+constexpr int kGemmTiles = 16;
+constexpr int64_t kGemmBlockBytes = 1 << 20;
 
 struct GemmState {
   __m512 a[kGemmR * kGemmN][4];  // [dot = r * N + n][j]
@@ -138,13 +166,18 @@ T* GemmScratch(int slot, size_t elems) {
 
 // Rows [0, m) of `row_at(i)`'s 64-column chunks [0, end64): per a_j, chunk
 // by chunk, row by row, its 16 columns at 64c + 16j (a_j's quarter at
-// j * end64 / 4 * m): a pass reads one contiguous run.
+// j * end64 / 4 * m): a pass reads one contiguous run. Each row is read
+// front to back: by quarters, 256 bytes apart, the pack of a block from
+// DRAM took a third longer (F32 prefill 82 -> 96 tok/s).
 template <typename T, typename RowAt>
 T* PackChunks(T* out, int64_t m, int64_t end64, const RowAt& row_at) {
-  for (int j = 0; j < 4; ++j)
-    for (int64_t c = 0; c < end64; c += 64)
-      for (int64_t i = 0; i < m; ++i, out += 16) std::memcpy(out, row_at(i) + c + 16 * j, 16 * sizeof(T));
-  return out;
+  const int64_t chunks = end64 / 64;
+  for (int64_t i = 0; i < m; ++i) {
+    const T* row = row_at(i);
+    for (int64_t c = 0; c < chunks; ++c)
+      for (int j = 0; j < 4; ++j) std::memcpy(out + ((j * chunks + c) * m + i) * 16, row + 64 * c + 16 * j, 16 * sizeof(T));
+  }
+  return out + 4 * chunks * m * 16;
 }
 
 // The activation rows in groups of kGemmN, group b at b * end64.
@@ -207,23 +240,43 @@ void RunTileN(int n, const WeightMatrix& w, int64_t r, const uint8_t* pw, const 
   }
 }
 
-// Weight rows [r0, r1) in groups of kGemmTiles tiles (packed once, they stay
-// in L2 while every activation row passes them); per group of N activation
-// rows, pass by pass, each tile in turn.
+// Activation row k's dots with weight rows [g, g1) from their tiles'
+// states, sixteen rows at a time where four whole tiles hold them.
+inline void StoreGemmSums(const GemmState* st, int64_t g, int64_t g1, int n, int k, float* out) {
+  auto lanes = [&](int64_t r) __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) {
+    const __m512* a = st[(r - g) / kGemmR].a[(r - g) % kGemmR * n + k];
+    return _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3]));
+  };
+  int64_t r = g;
+  for (; r + 16 <= g1; r += 16) {
+    __m512 v[16];
+    for (int i = 0; i < 16; ++i) v[i] = lanes(r + i);
+    _mm512_storeu_ps(out + r, Hsum16x16(v));
+  }
+  for (; r < g1; ++r) out[r] = Hsum16(lanes(r));
+}
+
+// Weight rows [r0, r1) in blocks of up to kGemmTiles tiles; per group of
+// N activation rows, pass by pass, each tile in turn, while the next
+// block's rows are fetched.
 template <bool kBf16>
 void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
   const int64_t end64 = w.cols / 64 * 64;
   const float* packed = PackGemmRows(x, end64);
   const bool pack_w = x.n > 2 * kGemmN;  // packing pays from three groups of activation rows
+  const int64_t tiles = std::clamp<int64_t>(kGemmBlockBytes / (kGemmR * std::max<int64_t>(end64, 64) * (kBf16 ? 2 : 4)), 1, kGemmTiles);
   GemmState st[kGemmTiles];
-  for (int64_t g = r0; g < r1; g += kGemmR * kGemmTiles) {
-    const int64_t g1 = std::min<int64_t>(r1, g + kGemmR * kGemmTiles);
+  for (int64_t g = r0; g < r1; g += kGemmR * tiles) {
+    const int64_t g1 = std::min<int64_t>(r1, g + kGemmR * tiles);
     const uint8_t* packed_w = pack_w ? PackGemmWeights<kBf16>(w, g, g1, end64) : nullptr;
+    const int64_t steps = (x.n + kGemmN - 1) / kGemmN * 4 * ((g1 - g + kGemmR - 1) / kGemmR);
+    LinePrefetch next(w.row(g1), pack_w ? w.row(std::min<int64_t>(r1, g1 + kGemmR * tiles)) : w.row(g1), steps);
     for (int64_t b = 0; b < x.n; b += kGemmN) {
       const int n = static_cast<int>(std::min<int64_t>(kGemmN, x.n - b));
       const float* px = packed + b * end64;
       for (int j = 0; j < 4; ++j) {
         for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
+          next.Step();
           const uint8_t* pw = packed_w ? packed_w + t * end64 * kGemmR * (kBf16 ? 2 : 4) : nullptr;
           switch (std::min<int64_t>(kGemmR, g1 - r)) {
             case 4: RunTileN<kBf16, 4>(n, w, r, pw, x, b, px, end64, j, &st[t]); break;
@@ -233,44 +286,20 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
           }
         }
       }
-      for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
-        const int m = static_cast<int>(std::min<int64_t>(kGemmR, g1 - r));
-        for (int i = 0; i < m; ++i) {
-          for (int k = 0; k < n; ++k) {
-            const __m512* a = st[t].a[i * n + k];
-            out[(b + k) * stride + r + i] = Hsum16(_mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
-          }
-        }
-      }
+      for (int k = 0; k < n; ++k) StoreGemmSums(st, g, g1, n, k, out + (b + k) * stride);
     }
   }
 }
 
 // Sixteen short dots at once (attention's keys against one query): each
-// row's lanes as DotLanes makes them, then Hsum16's tree run across the
-// sixteen as a transpose, so every sum is its row's Hsum16 bit for bit.
+// row's lanes as DotLanes makes them, then their sums (Hsum16x16).
 // out[k] = the dot of row k.
 template <bool kBf16>
 inline void SixteenDots(const WeightMatrix& w, int64_t r, const float* x, float* out) {
-  __m512 u[8], v[4], z[2];
-#pragma GCC unroll 8
-  for (int k = 0; k < 8; ++k) {  // halves of 256: [row 2k | row 2k+1]
-    const __m512 a = DotLanes<kBf16>(w.row(r + 2 * k), x, w.cols), b = DotLanes<kBf16>(w.row(r + 2 * k + 1), x, w.cols);
-    u[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a, b, 0x44), _mm512_shuffle_f32x4(a, b, 0xEE));
-  }
-#pragma GCC unroll 4
-  for (int m = 0; m < 4; ++m) {  // of 128: 128-bit lane j holds row 4m + j
-    v[m] = _mm512_add_ps(_mm512_shuffle_f32x4(u[2 * m], u[2 * m + 1], 0x88),
-                         _mm512_shuffle_f32x4(u[2 * m], u[2 * m + 1], 0xDD));
-  }
-#pragma GCC unroll 2
-  for (int n = 0; n < 2; ++n) {  // of 64: lane j holds [t8 of row 8n + j, of row 8n + 4 + j]
-    z[n] = _mm512_add_ps(_mm512_shuffle_ps(v[2 * n], v[2 * n + 1], 0x44), _mm512_shuffle_ps(v[2 * n], v[2 * n + 1], 0xEE));
-  }
-  // of 32: lane j holds rows j, 4 + j, 8 + j, 12 + j; put back in order.
-  const __m512 sums = _mm512_add_ps(_mm512_shuffle_ps(z[0], z[1], 0x88), _mm512_shuffle_ps(z[0], z[1], 0xDD));
-  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
-  _mm512_storeu_ps(out, _mm512_permutexvar_ps(order, sums));
+  __m512 lanes[16];
+#pragma GCC unroll 16
+  for (int k = 0; k < 16; ++k) lanes[k] = DotLanes<kBf16>(w.row(r + k), x, w.cols);
+  _mm512_storeu_ps(out, Hsum16x16(lanes));
 }
 
 // Many short rows against one activation row, 16 rows at a time: FloatMat's

@@ -34,6 +34,8 @@
 
 namespace {
 
+constexpr int kMaxBatch = 256;  // the float GEMM's pass (kMaxPassRows)
+
 double Best(int reps, const std::function<void()>& f) {
   double best = 1e30;
   for (int i = 0; i < reps; ++i) {
@@ -115,7 +117,7 @@ int main(int argc, char** argv) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
       std::printf("usage: strata-gemv-roof [--type f32|bf16|q8_0|q4_0|q4_k|q5_k|q6_k] [--kernels auto|amx|avx512|avx2|scalar]\n"
                   "                        [--rows R] [--cols C] [--threads T] [--peak]\n"
-                  "Times one weight type's kernel for batches of 1..64 rows; prints JSON.\n"
+                  "Times one weight type's kernel for batches of 1..256 rows; prints JSON.\n"
                   "--peak: the CPU's f32 FMA peak on --threads threads instead.\n");
       return 0;
     }
@@ -172,12 +174,12 @@ int main(int argc, char** argv) {
       strata::QuantizeRow(type, row.data(), cols, m + row_bytes * static_cast<size_t>(r));
     }
   }
-  std::vector<float> xf(static_cast<size_t>(64 * cols));
+  std::vector<float> xf(static_cast<size_t>(kMaxBatch * cols));
   for (auto& v : xf) v = dist(rng);
   std::vector<uint16_t> xb(xf.size());
   for (size_t i = 0; i < xf.size(); ++i) xb[i] = strata::FloatToBf16(xf[i]);
   const bool bf16 = type == strata::WeightType::kBF16;
-  std::vector<float> y(static_cast<size_t>(64 * rows));
+  std::vector<float> y(static_cast<size_t>(kMaxBatch * rows));
   // What a Linear call does: prepare the activation rows once, split the weight rows.
   auto run = [&](const uint8_t* m, int64_t n) {
     const strata::InputRows in{bf16 ? static_cast<const void*>(xb.data()) : xf.data(), bf16, n, cols};
@@ -193,7 +195,7 @@ int main(int argc, char** argv) {
               "\"single_row_ms\": %.3f, \"single_row_gbps\": %.2f, \"batches\": [",
               type_name.c_str(), path.name, threads, static_cast<long long>(rows), static_cast<long long>(cols), one * 1e3,
               bytes / one / 1e9);
-  const int sizes[] = {4, 8, 16, 32, 64};
+  const int sizes[] = {4, 8, 16, 32, 64, 128, kMaxBatch};
   for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; ++k) {
     const int b = sizes[k];
     const double t = Best(10, [&]() { run(w[copy++ % kCopies], b); });
