@@ -113,12 +113,14 @@ int main(int argc, char** argv) {
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string type_name = "bf16", cap = "auto";
   bool peak = false;
+  int single_reps = 0;  // 0: every batch size, the single row best of 20
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
       std::printf("usage: strata-gemv-roof [--type f32|bf16|q8_0|q4_0|q4_k|q5_k|q6_k] [--kernels auto|amx|avx512|avx2|scalar]\n"
-                  "                        [--rows R] [--cols C] [--threads T] [--peak]\n"
+                  "                        [--rows R] [--cols C] [--threads T] [--peak] [--single-reps N]\n"
                   "Times one weight type's kernel for batches of 1..256 rows; prints JSON.\n"
-                  "--peak: the CPU's f32 FMA peak on --threads threads instead.\n");
+                  "--peak: the CPU's f32 FMA peak on --threads threads instead.\n"
+                  "--single-reps N: the single row only, best of N runs (to profile a decode kernel).\n");
       return 0;
     }
     if (!std::strcmp(argv[i], "--rows") && i + 1 < argc) rows = std::atoll(argv[++i]);
@@ -127,6 +129,7 @@ int main(int argc, char** argv) {
     else if (!std::strcmp(argv[i], "--type") && i + 1 < argc) type_name = argv[++i];
     else if (!std::strcmp(argv[i], "--kernels") && i + 1 < argc) cap = argv[++i];
     else if (!std::strcmp(argv[i], "--peak")) peak = true;
+    else if (!std::strcmp(argv[i], "--single-reps") && i + 1 < argc) single_reps = std::max(1, std::atoi(argv[++i]));
     else {
       std::fprintf(stderr, "strata-gemv-roof: unknown argument %s\n", argv[i]);
       return 2;
@@ -189,14 +192,14 @@ int main(int argc, char** argv) {
     Split(threads, rows, [&](int64_t r0, int64_t r1) { path.fn(wm, act, r0, r1, y.data(), rows); });
   };
   int copy = 0;
-  const double one = Best(20, [&]() { run(w[copy++ % kCopies], 1); });
+  const double one = Best(single_reps > 0 ? single_reps : 20, [&]() { run(w[copy++ % kCopies], 1); });
   const double bytes = static_cast<double>(row_bytes) * rows;
   std::printf("{\"type\": \"%s\", \"path\": \"%s\", \"threads\": %d, \"rows\": %lld, \"cols\": %lld, "
               "\"single_row_ms\": %.3f, \"single_row_gbps\": %.2f, \"batches\": [",
               type_name.c_str(), path.name, threads, static_cast<long long>(rows), static_cast<long long>(cols), one * 1e3,
               bytes / one / 1e9);
   const int sizes[] = {4, 8, 16, 32, 64, 128, kMaxBatch};
-  for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; ++k) {
+  for (size_t k = 0; single_reps == 0 && k < sizeof sizes / sizeof sizes[0]; ++k) {
     const int b = sizes[k];
     const double t = Best(10, [&]() { run(w[copy++ % kCopies], b); });
     std::printf("%s{\"batch\": %d, \"ms\": %.3f, \"gmac_per_s\": %.1f, \"ideal_speedup\": %.2f}", k ? ", " : "", b,
