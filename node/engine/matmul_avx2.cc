@@ -17,6 +17,7 @@
 #include "storage/dtype.h"
 
 STRATA_TARGET_BEGIN("avx2,fma,f16c")
+#include "node/engine/k_scales_simd.h"
 
 namespace strata::kernels {
 namespace {

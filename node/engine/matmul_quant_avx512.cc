@@ -26,7 +26,8 @@
 #include "node/engine/matmul.h"
 #include "storage/quant_blocks.h"
 
-STRATA_TARGET_BEGIN("avx512f,avx512bw,avx512vl,avx512vnni,fma,f16c")
+STRATA_TARGET_BEGIN("avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")
+#include "node/engine/k_scales_simd.h"
 
 namespace strata::kernels {
 namespace {
@@ -112,47 +113,6 @@ inline int32_t SumLanes(__m512i v) {
   return _mm_cvtsi128_si32(_mm_add_epi32(q, _mm_shuffle_epi32(q, _MM_SHUFFLE(2, 3, 0, 1))));
 }
 
-// A Q4_K/Q5_K dot's f32 steps, eight super-blocks at a time. Each
-// super-block brings its integer sums (exact) and their scales; the
-// horizontal sums of eight are taken at once (a transpose: ~3 instructions
-// a super-block instead of ~18 for two SumLanes), then acc = fma(sum_i,
-// scale_i, acc) and accm likewise, in super-block order: the steps a
-// scalar dot takes. Measured ~5% on Q4_K's rate from L3; Q6_K, with no
-// mins to pair its sums with, gained nothing and keeps SumLanes.
-struct DotSteps {
-  __m512i v[8];  // super-block s of the eight: [its sum folded to 8 lanes | its mins' 8 lanes]
-  float scale[8], scale_min[8];
-  int n = 0;
-  float acc = 0, accm = 0;
-
-  __attribute__((always_inline)) inline void Add(__m512i sum, __m256i mins, float s, float s_min) {
-    const __m256i fold = _mm256_add_epi32(_mm512_castsi512_si256(sum), _mm512_extracti64x4_epi64(sum, 1));
-    v[n] = _mm512_inserti64x4(_mm512_castsi256_si512(fold), mins, 1);
-    scale[n] = s, scale_min[n] = s_min;
-    if (++n == 8) Flush();
-  }
-  void Flush() {
-    if (n == 0) return;
-    for (int k = n; k < 8; ++k) v[k] = _mm512_setzero_si512();
-    __m512i a[4], b[2];
-    for (int k = 0; k < 4; ++k)  // per 128 bits: [v2k, v2k+1] sums of two lanes, interleaved
-      a[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]), _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
-    for (int k = 0; k < 2; ++k)  // per 128 bits: v4k .. v4k+3, each its four lanes' sum
-      b[k] = _mm512_add_epi32(_mm512_unpacklo_epi64(a[2 * k], a[2 * k + 1]), _mm512_unpackhi_epi64(a[2 * k], a[2 * k + 1]));
-    // [sums v0-3 | mins v0-3 | sums v4-7 | mins v4-7]
-    const __m512i total = _mm512_add_epi32(_mm512_shuffle_i32x4(b[0], b[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                           _mm512_shuffle_i32x4(b[0], b[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    alignas(64) float f[16];
-    _mm512_store_ps(f, _mm512_cvtepi32_ps(total));
-    for (int k = 0; k < n; ++k) {
-      const int at = k < 4 ? k : k + 4;
-      acc = std::fma(f[at], scale[k], acc);
-      accm = std::fma(f[at + 4], scale_min[k], accm);
-    }
-    n = 0;
-  }
-};
-
 // int16 lanes [a x 16 | b x 16] of v (lane indices a, b < 32).
 inline __m512i PickPairs(__m512i v, int a, int b) {
   const __m512i idx = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(static_cast<int16_t>(a))),
@@ -169,69 +129,99 @@ inline __m512i ShiftHalves(__m512i v, int a, int b) {
                                                  _mm256_set1_epi16(static_cast<int16_t>(b)), 1));
 }
 
+// Four rows' super-block sums: [S0, M0, S1, M1, S2, M2, S3, M3] from each
+// row's int32 lanes (sum: 16, mins: 8). Integer adds: exact in any order.
+inline __m256i RowPairSums(const __m512i (&sum)[4], const __m256i (&mins)[4]) {
+  __m256i a[4];
+  for (int r = 0; r < 4; ++r) {
+    const __m256i f = _mm256_add_epi32(_mm512_castsi512_si256(sum[r]), _mm512_extracti64x4_epi64(sum[r], 1));
+    a[r] = _mm256_add_epi32(_mm256_unpacklo_epi32(f, mins[r]), _mm256_unpackhi_epi32(f, mins[r]));  // per 128: [S, M, S, M]
+  }
+  const __m256i b01 = _mm256_add_epi32(_mm256_unpacklo_epi64(a[0], a[1]), _mm256_unpackhi_epi64(a[0], a[1]));
+  const __m256i b23 = _mm256_add_epi32(_mm256_unpacklo_epi64(a[2], a[3]), _mm256_unpackhi_epi64(a[2], a[3]));
+  return _mm256_add_epi32(_mm256_permute2x128_si256(b01, b23, 0x20), _mm256_permute2x128_si256(b01, b23, 0x31));
+}
+
 // Q4_K (kQ5 false) or Q5_K weights: R weight rows (any rows of the
 // matrix, `rows`) against N Q8_K activation rows, each activation chunk
-// loaded once for the R rows.
+// loaded once for the R rows. 128 elements a step: 64 bytes of nibbles
+// hold sub-blocks [4p | 4p + 2] in their low nibbles and [4p + 1 | 4p + 3]
+// in their high ones. Each super-block's exact int32 sums of the R rows
+// meet in one register (RowPairSums), then one f32 fma takes all R rows'
+// steps acc = fma(S, d dx, acc) and accm = fma(M, dmin dx, accm) at once,
+// in super-block order: the steps of the scalar dot.
 template <bool kQ5, int R, int N>
 struct Q45KTile512 {
   static void Run(const WeightMatrix& m, const int64_t* rows, const ActRows& a, int64_t b0, float* out, int64_t stride) {
+    constexpr int64_t kBlock = kQ5 ? sizeof(BlockQ5_K) : sizeof(BlockQ4_K);
     const ActQ8_K* xs[N];
     for (int k = 0; k < N; ++k) xs[k] = reinterpret_cast<const ActQ8_K*>(a.row(b0 + k));
-    DotSteps steps[R][N];
+    const uint8_t* w[R];
+    for (int r = 0; r < R; ++r) w[r] = m.row(rows[r]);
+    __m256 acc[N];  // [acc_0, accm_0, acc_1, accm_1, ...] of row r in lanes 2r, 2r + 1
+    for (int k = 0; k < N; ++k) acc[k] = _mm256_setzero_ps();
     const __m512i low4 = _mm512_set1_epi8(0x0F), one = _mm512_set1_epi8(1);
     const int64_t nb = m.cols / kQKK;
     for (int64_t i = 0; i < nb; ++i) {
       const uint8_t* qs[R];
       __m512i sc16[R], high[R];
       __m256i m16[R];
-      float d[R], dmin[R];
+      __m128i head[4];
+      for (int r = 0; r < 4; ++r) head[r] = _mm_setzero_si128();
       for (int r = 0; r < R; ++r) {
-        const uint8_t* scales;
-        uint16_t d16, dmin16;
+        const uint8_t* b = w[r] + i * kBlock;
         if constexpr (kQ5) {
-          const auto* b = reinterpret_cast<const BlockQ5_K*>(m.row(rows[r])) + i;
-          scales = b->scales, qs[r] = b->qs, d16 = b->d, dmin16 = b->dmin;
-          high[r] = Both(b->qh);
+          const auto* q5 = reinterpret_cast<const BlockQ5_K*>(b);
+          qs[r] = q5->qs, high[r] = Both(q5->qh);
         } else {
-          const auto* b = reinterpret_cast<const BlockQ4_K*>(m.row(rows[r])) + i;
-          scales = b->scales, qs[r] = b->qs, d16 = b->d, dmin16 = b->dmin;
+          qs[r] = reinterpret_cast<const BlockQ4_K*>(b)->qs;
         }
-        uint32_t u[4];
-        Q4KScalesAndMins(scales, u);
-        const __m128i sm = _mm_setr_epi32(static_cast<int>(u[0]), static_cast<int>(u[1]), static_cast<int>(u[2]),
-                                          static_cast<int>(u[3]));  // [sc0..sc7, m0..m7]
+        head[r] = LoadHead(b);
+        const __m128i sm = Q4KScaleBytes(head[r]);                    // [sc0..sc7, m0..m7]
         sc16[r] = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sm));
         m16[r] = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));  // [m0, m0, m1, m1, ...]
-        d[r] = _cvtsh_ss(d16), dmin[r] = _cvtsh_ss(dmin16);
       }
+      // [d0, dmin0, d1, dmin1, ...]
+      const __m256 dd = HeadScales(head[0], head[1], head[2], head[3]);
       __m512i isum[R][N];
       for (int r = 0; r < R; ++r)
         for (int k = 0; k < N; ++k) isum[r][k] = _mm512_setzero_si512();
-      for (int c = 0; c < 4; ++c) {
-        __m512i xv[N];
-        for (int k = 0; k < N; ++k) xv[k] = _mm512_loadu_si512(xs[k][i].qs + 64 * c);
+      for (int p = 0; p < 2; ++p) {
+        __m512i xlo[N], xhi[N];  // x of sub-blocks [4p | 4p + 2], [4p + 1 | 4p + 3]
+        for (int k = 0; k < N; ++k) {
+          const __m512i x0 = _mm512_loadu_si512(xs[k][i].qs + 128 * p), x1 = _mm512_loadu_si512(xs[k][i].qs + 128 * p + 64);
+          xlo[k] = _mm512_shuffle_i64x2(x0, x1, _MM_SHUFFLE(1, 0, 1, 0));
+          xhi[k] = _mm512_shuffle_i64x2(x0, x1, _MM_SHUFFLE(3, 2, 3, 2));
+        }
         for (int r = 0; r < R; ++r) {
-          __m512i q = _mm512_and_si512(ShiftHalves(Both(qs[r] + 32 * c), 0, 4), low4);  // [sub-block 2c | 2c + 1]
-          if constexpr (kQ5)
-            q = _mm512_or_si512(q, _mm512_slli_epi16(_mm512_and_si512(ShiftHalves(high[r], 2 * c, 2 * c + 1), one), 4));
-          const __m512i s = PickPairs(sc16[r], 2 * c, 2 * c + 1);
-          for (int k = 0; k < N; ++k) isum[r][k] = _mm512_dpwssd_epi32(isum[r][k], _mm512_maddubs_epi16(q, xv[k]), s);
+          const __m512i v = _mm512_loadu_si512(qs[r] + 64 * p);
+          __m512i lo = _mm512_and_si512(v, low4), hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+          if constexpr (kQ5) {
+            lo = _mm512_or_si512(lo, _mm512_slli_epi16(_mm512_and_si512(ShiftHalves(high[r], 4 * p, 4 * p + 2), one), 4));
+            hi = _mm512_or_si512(hi, _mm512_slli_epi16(_mm512_and_si512(ShiftHalves(high[r], 4 * p + 1, 4 * p + 3), one), 4));
+          }
+          const __m512i slo = PickPairs(sc16[r], 4 * p, 4 * p + 2), shi = PickPairs(sc16[r], 4 * p + 1, 4 * p + 3);
+          for (int k = 0; k < N; ++k) {
+            isum[r][k] = _mm512_dpwssd_epi32(isum[r][k], _mm512_maddubs_epi16(lo, xlo[k]), slo);
+            isum[r][k] = _mm512_dpwssd_epi32(isum[r][k], _mm512_maddubs_epi16(hi, xhi[k]), shi);
+          }
         }
       }
       for (int k = 0; k < N; ++k) {
         const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xs[k][i].bsums));
-        const float dx = xs[k][i].d;
-        for (int r = 0; r < R; ++r) {
-          const __m256i mins = _mm256_madd_epi16(bs, m16[r]);
-          steps[r][k].Add(isum[r][k], mins, d[r] * dx, dmin[r] * dx);
-        }
+        __m512i sum[4];
+        __m256i mins[4];
+        for (int r = 0; r < 4; ++r) sum[r] = _mm512_setzero_si512(), mins[r] = _mm256_setzero_si256();
+        for (int r = 0; r < R; ++r) sum[r] = isum[r][k], mins[r] = _mm256_madd_epi16(bs, m16[r]);
+        const __m256 scale = _mm256_mul_ps(dd, _mm256_set1_ps(xs[k][i].d));
+        acc[k] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(RowPairSums(sum, mins)), scale, acc[k]);
       }
     }
-    for (int r = 0; r < R; ++r)
-      for (int k = 0; k < N; ++k) {
-        steps[r][k].Flush();
-        out[(b0 + k) * stride + rows[r]] = steps[r][k].acc - steps[r][k].accm;
-      }
+    for (int k = 0; k < N; ++k) {
+      alignas(32) float f[8];
+      _mm256_store_ps(f, acc[k]);
+      for (int r = 0; r < R; ++r) out[(b0 + k) * stride + rows[r]] = f[2 * r] - f[2 * r + 1];
+    }
   }
 };
 template <int R, int N> using Q4KTile512 = Q45KTile512<false, R, N>;
