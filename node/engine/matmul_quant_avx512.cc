@@ -142,6 +142,12 @@ inline __m256i RowPairSums(const __m512i (&sum)[4], const __m256i (&mins)[4]) {
   return _mm256_add_epi32(_mm256_permute2x128_si256(b01, b23, 0x20), _mm256_permute2x128_si256(b01, b23, 0x31));
 }
 
+// int16 lanes shifted left by a in the lower half and by b in the upper.
+inline __m512i ShiftLeftHalves(__m512i v, int a, int b) {
+  return _mm512_sllv_epi16(v, _mm512_inserti64x4(_mm512_set1_epi16(static_cast<int16_t>(a)),
+                                                 _mm256_set1_epi16(static_cast<int16_t>(b)), 1));
+}
+
 // Q4_K (kQ5 false) or Q5_K weights: R weight rows (any rows of the
 // matrix, `rows`) against N Q8_K activation rows, each activation chunk
 // loaded once for the R rows. 128 elements a step: 64 bytes of nibbles
@@ -235,7 +241,7 @@ struct Q6KTile512 {
     const ActQ8_K* xs[N];
     for (int k = 0; k < N; ++k) xs[k] = reinterpret_cast<const ActQ8_K*>(a.row(b0 + k));
     float acc[R][N] = {};
-    const __m512i low4 = _mm512_set1_epi8(0x0F), three = _mm512_set1_epi8(3);
+    const __m512i low4 = _mm512_set1_epi8(0x0F), bits45 = _mm512_set1_epi8(0x30);
     const int64_t nb = m.cols / kQKK;
     for (int64_t i = 0; i < nb; ++i) {
       const BlockQ6_K* b[R];
@@ -260,9 +266,10 @@ struct Q6KTile512 {
           for (int r = 0; r < R; ++r) {
             const __m512i lo = _mm512_loadu_si512(b[r]->ql + 64 * n);
             const __m512i hi = Both(b[r]->qh + 32 * n);
-            const __m512i q = h == 0 ? _mm512_or_si512(_mm512_and_si512(lo, low4), _mm512_slli_epi16(_mm512_and_si512(ShiftHalves(hi, 0, 2), three), 4))
+            // Bits 2s, 2s + 1 of qh as bits 4, 5 of sub-block s's bytes (what a 16-bit shift moves across a byte is masked off).
+            const __m512i q = h == 0 ? _mm512_or_si512(_mm512_and_si512(lo, low4), _mm512_and_si512(ShiftLeftHalves(hi, 4, 2), bits45))
                                      : _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(lo, 4), low4),
-                                                       _mm512_slli_epi16(_mm512_and_si512(ShiftHalves(hi, 4, 6), three), 4));
+                                                       _mm512_and_si512(ShiftHalves(hi, 0, 2), bits45));
             const __m512i s = _mm512_permutexvar_epi16(idx, sc[r]);
             for (int k = 0; k < N; ++k) isum[r][k] = _mm512_dpwssd_epi32(isum[r][k], _mm512_maddubs_epi16(q, xv[k]), s);
           }
