@@ -65,12 +65,14 @@ struct ActQ8_0 {  // x ~ d * q, q in [-127, 127]; sum of qs for the formats with
 };
 // Two Q8_0 activation blocks as the AVX-512 VNNI kernels read them: the
 // 64 qs in one run, each int32 lane's correction -128 * (its four qs) for
-// weights made unsigned (q + 128), and both scales. A lone last block
+// weights made unsigned (q + 128), and both scales as the lanes take them
+// ([d0 x 8 | d1 x 8]: one load, where joining two took three
+// instructions per activation row and block pair). A lone last block
 // leaves the upper half zero.
 struct ActQ8_0Pair {
   int8_t qs[2 * kQK8_0];
   int32_t fix[16];
-  float d[2];
+  float d[16];
 };
 struct ActQ8_K {  // x ~ d * q, q in [-127, 127]; bsums[i] = sum of qs[16i, 16i+16)
   float d;

@@ -42,7 +42,7 @@ void PairActQ8_0(const float* x, int64_t cols, ActQ8_0Pair* out) {
     for (int h = 0; h < 2 && 2 * p + h < blocks; ++h) {
       const ActQ8_0& b = q[static_cast<size_t>(2 * p + h)];
       std::memcpy(o.qs + kQK8_0 * h, b.qs, kQK8_0);
-      o.d[h] = b.d;
+      for (int l = 0; l < 8; ++l) o.d[8 * h + l] = b.d;
       for (int l = 0; l < 8; ++l) {
         const int8_t* four = b.qs + 4 * l;
         o.fix[8 * h + l] = -128 * (four[0] + four[1] + four[2] + four[3]);

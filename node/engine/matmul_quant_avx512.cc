@@ -39,12 +39,6 @@ inline __m512 JoinF16(uint16_t a, uint16_t b) {
   return _mm512_cvtph_ps(h);
 }
 
-// [a x 8 | b x 8] for two f32 scales.
-inline __m512 JoinF32(const float* a, const float* b) {
-  const __m512d lo = _mm512_castps_pd(_mm512_castps256_ps512(_mm256_broadcast_ss(a)));
-  return _mm512_castpd_ps(_mm512_insertf64x4(lo, _mm256_castps_pd(_mm256_broadcast_ss(b)), 1));
-}
-
 // Q8_0 weights, Q8_0 activations in pairs of blocks (ActQ8_0Pair): blocks
 // 2p and 2p + 1 in the two halves of one register, the weights made
 // unsigned (q + 128) and the dot started from the activation's correction,
@@ -72,7 +66,7 @@ struct Q8_0Tile {
       const ActQ8_0Pair& a = x[k][p];
       const __m512i xv = _mm512_loadu_si512(a.qs);
       const __m512i fix = _mm512_loadu_si512(a.fix);
-      const __m512 dx = JoinF32(&a.d[0], &a.d[1]);
+      const __m512 dx = _mm512_loadu_ps(a.d);
       for (int r = 0; r < R; ++r) {
         const __m512 lanes = _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(fix, wu[r], xv));
         const __m512 scale = _mm512_mul_ps(dw[r], dx);
