@@ -66,6 +66,12 @@ float* DotScratch(size_t floats) {
   return scratch.data();
 }
 
+// A prompt chunk's activation rows on the pool, eight or more a thread.
+void PromptRows(int64_t n, const std::function<void(int64_t, int64_t)>& body) {
+  if (n < 16) return body(0, n);
+  at::parallel_for(0, n, 8, [&](int64_t b0, int64_t b1) { body(b0, b1); });
+}
+
 }  // namespace
 
 void KernelMatmul(const void* x, bool bf16, int64_t n, int64_t cols, const std::vector<KernelRows>& parts,
@@ -87,7 +93,7 @@ void KernelMatmul(const void* x, bool bf16, int64_t n, int64_t cols, const std::
     bool have[kActForms] = {};
     for (const KernelRows& p : parts) {
       const int f = static_cast<int>(kernels.For(p.type).form);
-      if (!have[f]) act[f] = PrepareActivations(kernels.For(p.type).form, in, &storage[f]), have[f] = true;
+      if (!have[f]) act[f] = PrepareActivations(kernels.For(p.type).form, in, &storage[f], PromptRows), have[f] = true;
     }
     float* out = dp + b0 * rows;
     at::parallel_for(0, static_cast<int64_t>(bounds.size()) - 1, 1, [&](int64_t t0, int64_t t1) {

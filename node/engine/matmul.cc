@@ -51,6 +51,25 @@ void PairActQ8_0(const float* x, int64_t cols, ActQ8_0Pair* out) {
   }
 }
 
+// Activation row b of x in `form` at dst (row: scratch of x.cols floats).
+void PrepareRow(ActForm form, const InputRows& x, int64_t b, float* row, uint8_t* dst) {
+  InputRowF32(x, b, row);
+  switch (form) {
+    case ActForm::kF32: std::memcpy(dst, row, static_cast<size_t>(x.cols) * 4); break;
+    case ActForm::kBF16:
+      for (int64_t i = 0; i < x.cols; ++i) {
+        const uint16_t v = FloatToBf16(row[i]);
+        std::memcpy(dst + 2 * i, &v, 2);
+      }
+      break;
+    case ActForm::kQ8_0: QuantizeActQ8_0(row, x.cols, reinterpret_cast<ActQ8_0*>(dst)); break;
+    case ActForm::kQ8_K:
+    case ActForm::kQ8_KTiles: QuantizeActQ8_K(row, x.cols, reinterpret_cast<ActQ8_K*>(dst)); break;
+    case ActForm::kQ8_0Pairs: PairActQ8_0(row, x.cols, reinterpret_cast<ActQ8_0Pair*>(dst)); break;
+    case ActForm::kBF16Tiles: break;  // PrepareActivations packs the bf16 rows
+  }
+}
+
 Kernels& Active() {
   static Kernels active = [] {
     Kernels k;
@@ -62,7 +81,7 @@ Kernels& Active() {
 
 }  // namespace
 
-ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t>* storage) {
+ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t>* storage, const ParallelRows& parallel) {
   ActRows a;
   a.form = form;
   a.n = x.n;
@@ -74,31 +93,21 @@ ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t
   }
   if (form == ActForm::kBF16Tiles) {  // the bf16 rows (in place where x is bf16), packed
     std::vector<uint8_t> rounded;
-    const ActRows rows = PrepareActivations(ActForm::kBF16, x, &rounded);
+    const ActRows rows = PrepareActivations(ActForm::kBF16, x, &rounded, parallel);
     storage->resize(a.row_bytes * static_cast<size_t>(x.n));
     kernels::PackBf16Tiles(reinterpret_cast<const uint16_t*>(rows.data), x.n, x.cols, storage->data());
     a.data = storage->data();
     return a;
   }
   storage->resize(form == ActForm::kQ8_KTiles ? kernels::Q8KTilesBytes(x.n, x.cols) : a.row_bytes * static_cast<size_t>(x.n));
-  std::vector<float> row(static_cast<size_t>(x.cols));
-  for (int64_t b = 0; b < x.n; ++b) {
-    uint8_t* dst = storage->data() + a.row_bytes * static_cast<size_t>(b);
-    InputRowF32(x, b, row.data());
-    switch (form) {
-      case ActForm::kF32: std::memcpy(dst, row.data(), a.row_bytes); break;
-      case ActForm::kBF16:
-        for (int64_t i = 0; i < x.cols; ++i) {
-          const uint16_t v = FloatToBf16(row[static_cast<size_t>(i)]);
-          std::memcpy(dst + 2 * i, &v, 2);
-        }
-        break;
-      case ActForm::kQ8_0: QuantizeActQ8_0(row.data(), x.cols, reinterpret_cast<ActQ8_0*>(dst)); break;
-      case ActForm::kQ8_K:
-      case ActForm::kQ8_KTiles: QuantizeActQ8_K(row.data(), x.cols, reinterpret_cast<ActQ8_K*>(dst)); break;
-      case ActForm::kQ8_0Pairs: PairActQ8_0(row.data(), x.cols, reinterpret_cast<ActQ8_0Pair*>(dst)); break;
-      case ActForm::kBF16Tiles: break;  // above
-    }
+  const auto rows = [&](int64_t b0, int64_t b1) {
+    std::vector<float> row(static_cast<size_t>(x.cols));
+    for (int64_t b = b0; b < b1; ++b) PrepareRow(form, x, b, row.data(), storage->data() + a.row_bytes * static_cast<size_t>(b));
+  };
+  if (parallel) {
+    parallel(x.n, rows);
+  } else {
+    rows(0, x.n);
   }
   if (form == ActForm::kQ8_KTiles) {  // the rows, then their tiles
     kernels::PackQ8KTiles(reinterpret_cast<const ActQ8_K*>(storage->data()), x.n, x.cols, storage->data());

@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -65,8 +66,15 @@ struct ActRows {
   const uint8_t* row(int64_t b) const { return data + static_cast<size_t>(b) * row_bytes; }
 };
 
-// x in `form`: in place where it already is, else converted (quantized) into *storage.
-ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t>* storage);
+// Runs body over [0, n) in ranges, perhaps on several threads at once (the
+// engine passes its pool; this library has none of its own).
+using ParallelRows = std::function<void(int64_t n, const std::function<void(int64_t, int64_t)>& body)>;
+
+// x in `form`: in place where it already is, else converted (quantized)
+// into *storage, its rows in the ranges `parallel` gives (default: all on
+// the caller). A row's bytes are its own: the same in any split.
+ActRows PrepareActivations(ActForm form, const InputRows& x, std::vector<uint8_t>* storage,
+                           const ParallelRows& parallel = nullptr);
 
 // out[b * out_stride + r] for weight rows r in [r0, r1) and every activation row b.
 using MatFn = void (*)(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out,
