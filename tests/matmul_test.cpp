@@ -393,5 +393,25 @@ TEST(MatmulTest, KernelsChooseTheBestPathUnderACap) {
   }
 }
 
+// The engine quantizes a prompt chunk's rows on its pool, in ranges: any
+// ranges, in any order, give the bytes of all rows on the caller.
+TEST(MatmulTest, ActivationRowsPreparedInRangesAreTheRowsPreparedAtOnce) {
+  std::mt19937 rng(7);
+  const int64_t n = 19, cols = 512;
+  const Input in = Activations(WeightType::kF32, n, cols, rng);
+  const ParallelRows backwards_in_threes = [](int64_t rows, const std::function<void(int64_t, int64_t)>& body) {
+    for (int64_t b1 = rows; b1 > 0; b1 -= 3) body(std::max<int64_t>(0, b1 - 3), b1);
+  };
+  for (int f = 0; f < kActForms; ++f) {
+    const auto form = static_cast<ActForm>(f);
+    std::vector<uint8_t> whole, ranged;
+    const ActRows a = PrepareActivations(form, in.rows, &whole);
+    const ActRows b = PrepareActivations(form, in.rows, &ranged, backwards_in_threes);
+    ASSERT_EQ(a.row_bytes, b.row_bytes);
+    EXPECT_EQ(0, std::memcmp(a.data, b.data, a.row_bytes * static_cast<size_t>(n))) << "form " << f;
+    EXPECT_EQ(whole, ranged) << "form " << f;  // the AMX forms' packed tiles too
+  }
+}
+
 }  // namespace
 }  // namespace strata
