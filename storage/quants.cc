@@ -9,7 +9,19 @@
 namespace strata {
 namespace {
 
-int Round(float v) { return static_cast<int>(std::nearbyint(v)); }
+// std::nearbyint's result (to nearest, ties to even), without its call:
+// baseline x86-64 has no roundss, so nearbyintf is a libm call that saves
+// and restores the FP environment, once per element of every activation
+// row a quantized matmul reads. Below 2^22, adding and taking away
+// 1.5 x 2^23 rounds a float exactly so (the sum's unit is 1); above, v is
+// left to nearbyint.
+int Round(float v) {
+  constexpr float kMagic = 12582912.0f;  // 1.5 x 2^23
+  if (std::fabs(v) < 4194304.0f) {       // 2^22
+    return static_cast<int>((v + kMagic) - kMagic);  // (no -ffast-math here: not reassociated)
+  }
+  return static_cast<int>(std::nearbyint(v));
+}
 int Clamp(int v, int lo, int hi) { return std::min(hi, std::max(lo, v)); }
 
 float AbsMax(const float* x, int64_t n) {

@@ -413,5 +413,32 @@ TEST(MatmulTest, ActivationRowsPreparedInRangesAreTheRowsPreparedAtOnce) {
   }
 }
 
+// Activation quantization rounds as std::nearbyint does (to nearest,
+// ties to even) on ties, near-ties and both signs: amax 127 makes the
+// scale exactly 1, so each q is the rounded input.
+TEST(MatmulTest, ActivationQuantizationRoundsTiesToEven) {
+  std::vector<float> x(kQKK);
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> any(-127.0f, 127.0f);
+  for (int i = 0; i < kQKK; ++i) {
+    const float tie = static_cast<float>(i % 64) - 31.5f;  // -31.5 .. 31.5, every one a tie
+    x[static_cast<size_t>(i)] = i % 4 == 0 ? any(rng) : i % 4 == 1 ? tie : i % 4 == 2 ? std::nextafter(tie, 0.0f) : -tie;
+  }
+  x[0] = 127.0f;
+  ActQ8_K k{};
+  QuantizeActQ8_K(x.data(), kQKK, &k);
+  ASSERT_EQ(k.d, 1.0f);
+  std::vector<ActQ8_0> b(kQKK / kQK8_0);
+  QuantizeActQ8_0(x.data(), kQKK, b.data());
+  for (int i = 0; i < kQKK; ++i) {
+    const int want = static_cast<int>(std::nearbyint(x[static_cast<size_t>(i)]));
+    EXPECT_EQ(k.qs[i], want) << "x = " << x[static_cast<size_t>(i)];
+    if (b[static_cast<size_t>(i / kQK8_0)].d == 1.0f) EXPECT_EQ(b[static_cast<size_t>(i / kQK8_0)].qs[i % kQK8_0], want);
+  }
+  EXPECT_EQ(k.qs[1], -30);  // -30.5 to the even -30, not away from zero to -31 ...
+  EXPECT_EQ(k.qs[5], -26);  // ... -26.5 to -26
+  EXPECT_EQ(k.qs[13], -18);  // -18.5 to -18
+}
+
 }  // namespace
 }  // namespace strata
