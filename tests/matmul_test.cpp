@@ -192,10 +192,11 @@ TEST(MatmulTest, BatchedRowsAndRowSplitsEqualEachRowAloneBitForBit) {
   const CpuFeatures cpu = CpuFeatures::Probe();
   std::mt19937 rng(5);
   for (WeightType type : kAllTypes) {
-    // Float rows: enough for the GEMM's blocks of sixteen four-row tiles,
-    // a partial block and a partial tile.
+    // Enough rows for the float GEMM's blocks of sixteen four-row tiles, a
+    // partial block and a partial tile; and for the quantized batches' groups
+    // of weight rows (64 KiB of them on AVX2): two groups and a partial one.
     const int64_t cols = IsQuantized(type) ? 2048 + BlockElements(type) : 2048 + 96 + 5;
-    const int64_t rows = IsQuantized(type) ? 11 : 75;
+    const int64_t rows = 75;
     auto w = Weights(type, rows, cols, rng);
     const WeightMatrix m{type, w.data(), rows, cols};
     for (const KernelPath& path : KernelPaths(type, cpu)) {

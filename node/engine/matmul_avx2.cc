@@ -378,7 +378,9 @@ void FloatManyRows(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t 
 // A quantized Tile<R, N> over a thread's weight rows [r0, r1). Decode (one
 // activation row): the rows of each RowStreams step in one tile, four
 // streams of addresses. Batches: one weight row at a time against up to
-// four activation rows, the row kPrefetchRows ahead asked for.
+// four activation rows, in groups of weight rows (below).
+constexpr int64_t kQuantGroupBytes = 64 * 1024;
+
 template <template <int, int> class Tile>
 void TiledMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
   if (x.n == 1) {
@@ -394,14 +396,27 @@ void TiledMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, f
     }
     return;
   }
-  for (int64_t r = r0; r < r1; ++r) {
-    PrefetchRowAhead(w, r, r1);
+  // Batches: a group of weight rows (kQuantGroupBytes, in L2) against each
+  // four activation rows in turn, which stay in L1 while the group passes
+  // them; the next group's rows fetched meanwhile. Four Q8_K rows of 2048
+  // columns are 9 KiB: one weight row against every activation row in turn
+  // would bring them all from L2 again for each weight row (measured on the
+  // AMD EPYC, 2 threads, [5632, 2048], 32 to 128 rows, best of nine: Q4_K
+  // 90 -> 95 GMAC/s, Q6_K 86 -> 94, Q8_0 63 -> 65).
+  const int64_t group = std::clamp<int64_t>(kQuantGroupBytes / static_cast<int64_t>(w.row_bytes()), 1, r1 - r0);
+  for (int64_t g = r0; g < r1; g += group) {
+    const int64_t g1 = std::min(r1, g + group);
+    LinePrefetch next(w.row(g1), w.row(std::min(r1, g1 + group)), (x.n + 3) / 4 * (g1 - g));
     for (int64_t b0 = 0; b0 < x.n; b0 += 4) {
-      switch (std::min<int64_t>(4, x.n - b0)) {
-        case 4: Tile<1, 4>::Run(w, &r, x, b0, out, stride); break;
-        case 3: Tile<1, 3>::Run(w, &r, x, b0, out, stride); break;
-        case 2: Tile<1, 2>::Run(w, &r, x, b0, out, stride); break;
-        default: Tile<1, 1>::Run(w, &r, x, b0, out, stride); break;
+      const int64_t n = std::min<int64_t>(4, x.n - b0);
+      for (int64_t r = g; r < g1; ++r) {
+        next.Step();
+        switch (n) {
+          case 4: Tile<1, 4>::Run(w, &r, x, b0, out, stride); break;
+          case 3: Tile<1, 3>::Run(w, &r, x, b0, out, stride); break;
+          case 2: Tile<1, 2>::Run(w, &r, x, b0, out, stride); break;
+          default: Tile<1, 1>::Run(w, &r, x, b0, out, stride); break;
+        }
       }
     }
   }
@@ -456,6 +471,7 @@ void AddAvx2Paths(WeightType type, const CpuFeatures& cpu, std::vector<KernelPat
     default: break;
   }
   p.form = avx2::QuantForm(type);
+  p.rows_per_pass = kMaxPassRows;  // TiledMat's groups of weight rows pass every activation row
   p.fn = avx2::QuantMat(type);
   out->push_back(p);
   if (cpu.avx512vnni && cpu.avx512vl) {
