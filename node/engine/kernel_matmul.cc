@@ -109,6 +109,7 @@ void KernelMatmul(const void* x, bool bf16, int64_t n, int64_t cols, const std::
           const MatFn fn = m == 1 && cols <= kShortRow && path.many_rows != nullptr ? path.many_rows : path.fn;
           fn(mat, act[static_cast<int>(path.form)], lo - p.row0, hi - p.row0, out + p.row0, rows);
         }
+        if (direct && bias == nullptr) continue;  // the dots are y
         for (int64_t i = 0; i < m; ++i) {
           const int64_t at = (b0 + i) * rows;
           for (int64_t r = begin; r < end; ++r) {
