@@ -6,6 +6,9 @@
 # llama-bench, interleaved in one run with the memory bandwidth:
 #   decode efficiency = weight bytes read per token x tokens/s / bandwidth (target >= 0.8)
 #   vs llama.cpp      = Strata tokens/s / llama.cpp tokens/s             (target >= 1.0)
+#                       as medians over --repeats, and (*_paired) the median of each repeat's
+#                       own ratio, the two measured back to back: on a VM whose speed drifts by
+#                       tens of percent within minutes, the paired ratio is the one to read
 #   prefill GFLOP/s   = 2 x the layers' matrix weights x prompt tokens/s, against the
 #                       CPU's f32 FMA peak (strata-gemv-roof --peak) measured in the same run
 # Each type runs once per kernel cap in --kernels (default "auto avx2": on an
@@ -39,7 +42,7 @@ while [ $# -gt 0 ]; do
     --kernels) KERNELS=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --batch) BATCH=1; shift ;;
-    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
     *) echo "engine_bench: unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -161,12 +164,16 @@ jq -n --argjson rows "$rows" --arg cpu "$CPU" --arg flags "$FLAGS" --argjson thr
      prefill_tokens_per_s: (map(.strata.prefill) | median),
      decode_efficiency: (map(.strata.decode * .read_bytes_per_token / (.bandwidth_gb_per_s * 1e9)) | median),
      llama_cpp_decode_tokens_per_s: (map(.llama_cpp.decode // empty) | if length > 0 then median else null end),
-     llama_cpp_prefill_tokens_per_s: (map(.llama_cpp.prefill // empty) | if length > 0 then median else null end)}
+     llama_cpp_prefill_tokens_per_s: (map(.llama_cpp.prefill // empty) | if length > 0 then median else null end),
+     decode_vs_llama_cpp_repeats: map(select(.llama_cpp != null) | .strata.decode / .llama_cpp.decode),
+     prefill_vs_llama_cpp_repeats: map(select(.llama_cpp != null) | .strata.prefill / .llama_cpp.prefill)}
      | . + {prefill_gflops: (.prefill_tokens_per_s * 2 * $macs / 1e9),
             prefill_of_peak: (if $peak then .prefill_tokens_per_s * 2 * $macs / 1e9 / $peak else null end),
             llama_cpp_prefill_gflops: (if .llama_cpp_prefill_tokens_per_s then .llama_cpp_prefill_tokens_per_s * 2 * $macs / 1e9 else null end)}
      | . + {decode_vs_llama_cpp: (if .llama_cpp_decode_tokens_per_s then .decode_tokens_per_s / .llama_cpp_decode_tokens_per_s else null end),
-            prefill_vs_llama_cpp: (if .llama_cpp_prefill_tokens_per_s then .prefill_tokens_per_s / .llama_cpp_prefill_tokens_per_s else null end)})),
+            prefill_vs_llama_cpp: (if .llama_cpp_prefill_tokens_per_s then .prefill_tokens_per_s / .llama_cpp_prefill_tokens_per_s else null end),
+            decode_vs_llama_cpp_paired: (.decode_vs_llama_cpp_repeats | if length > 0 then median else null end),
+            prefill_vs_llama_cpp_paired: (.prefill_vs_llama_cpp_repeats | if length > 0 then median else null end)})),
    batch: $batch,
    per_token: ($tiny | {model: "hidden 64, 4 layers, vocabulary 256, f32", tokens: 256,
                 strata_tokens_per_s: (map(.strata) | median),
