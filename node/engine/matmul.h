@@ -139,18 +139,6 @@ MatFn Avx512KQuantMat(WeightType type);
 // the rows at out already; their tiles after them, where n is enough rows for the tiles to be read.
 size_t Q8KTilesBytes(int64_t n, int64_t cols);
 void PackQ8KTiles(const ActQ8_K* rows, int64_t n, int64_t cols, uint8_t* out);
-// A row of quantized blocks is work enough that the hardware prefetchers
-// fall behind a path that reads one weight row at a time (the AVX2
-// paths): such a path asks for the row kPrefetchRows ahead of row r (none
-// past r1) before it starts on r, into L2 (prefetcht2: into L1 held its
-// fill buffers and was slower). Measured on the AVX-512 Xeon, 2 threads:
-// Q4_K_M decode 13.5 -> 24 tok/s. The AVX-512 paths read RowStreams instead.
-inline constexpr int64_t kPrefetchRows = 8;
-inline void PrefetchRowAhead(const WeightMatrix& w, int64_t r, int64_t r1) {
-  if (r + kPrefetchRows >= r1) return;
-  const uint8_t* ahead = w.row(r + kPrefetchRows);
-  for (size_t i = 0; i < w.row_bytes(); i += 64) __builtin_prefetch(ahead + i, 0, 1);
-}
 // Brings bytes [at, end) toward L2 a few lines per Step, spread over a
 // GEMM block's steps: the next block's weights arrive while this one
 // computes, and its pack reads them from cache. Measured on the AVX-512
@@ -178,9 +166,9 @@ class LinePrefetch {
 // pages apart keep four pages coming. Measured on the AVX-512 Xeon, 2
 // threads: a [45056, 2048] Q4_K matrix from DRAM 12.3 GB/s one row at a
 // time, 10.8 four adjacent rows at a time, 21.8 four stretches; Q4_K_M
-// decode 24 -> 29, Q8_0 14.4 -> 20.7 tok/s. PrefetchRowAhead on top of
-// the streams was slower (Q4_K_M 21.7 tok/s): the prefetcher does better
-// alone. A dot's bits do not depend on which rows it is computed beside.
+// decode 24 -> 29, Q8_0 14.4 -> 20.7 tok/s. Asking for the row eight ahead
+// on top of the streams was slower (Q4_K_M 21.7 tok/s): the prefetcher does
+// better alone. A dot's bits do not depend on which rows it is computed beside.
 inline constexpr int kRowStreams = 4;
 struct RowStreams {
   int64_t r0, r1, per;
