@@ -41,9 +41,17 @@ inline constexpr WeightBlock kWeightBlocks[kWeightTypes] = {
     {1, 4},    {1, 2},  {kQK8_0, sizeof(BlockQ8_0)}, {kQK8_0, sizeof(BlockQ4_0)}, {kQKK, sizeof(BlockQ4_K)},
     {kQKK, sizeof(BlockQ5_K)}, {kQKK, sizeof(BlockQ6_K)}, {kQK8_0, sizeof(BlockQ4_1)}, {kQK8_0, sizeof(BlockQ5_0)},
     {kQK8_0, sizeof(BlockQ5_1)}};
+constexpr bool BlockElementsArePowersOfTwo() {
+  for (const WeightBlock& b : kWeightBlocks)
+    if (b.elements <= 0 || (b.elements & (b.elements - 1)) != 0) return false;
+  return true;
+}
+static_assert(BlockElementsArePowersOfTwo(), "RowBytes shifts instead of dividing");
+// A shift, not a division: kernels ask it per weight row (the AVX2 GEMM's
+// pack asked it per eight columns, an idiv each time).
 inline size_t RowBytes(WeightType type, int64_t cols) {
   const WeightBlock& b = kWeightBlocks[static_cast<int>(type)];
-  return static_cast<size_t>(cols / b.elements) * b.bytes;
+  return (static_cast<size_t>(cols) >> __builtin_ctzll(static_cast<unsigned long long>(b.elements))) * b.bytes;
 }
 
 // storage/quants' conversions, by weight type.
