@@ -118,9 +118,18 @@ void FloatDot(const uint8_t* wrow, const ActRows& x, int64_t b, int64_t cols, fl
 // block of columns (R x N accumulators fit the 16 registers, all four per
 // dot would not), its state kept between blocks in memory, which is exact:
 // each a_j sees the same operations in the same order as in FloatDot.
-constexpr int kGemmR = 3, kGemmN = 4;    // 12 accumulators; a weight vector serves four activation rows
-constexpr int64_t kGemmBlockCols = 512;  // a block of four activation rows: 8 KiB, in L1
-constexpr int kGemmTiles = 4;            // tiles of weight rows that share an activation block
+// A pass of one a_j loads and stores its twelve accumulators and waits for
+// their fma chains at its end: over 16 chunks that cost a third of the
+// rate (measured on the AMD EPYC: 60-66 GFLOP/s a thread from L1, 89 over
+// 64 chunks). So with packed weights a pass spans 2048 columns: one a_j of
+// the activation block (8 KiB of the four rows) stays in L1 while every
+// tile of the group passes it. Rows as stored (a few activation rows) run
+// every a_j of a tile over 512 columns in turn, which reads the tile's
+// lines from L1 again rather than from L2.
+constexpr int kGemmR = 3, kGemmN = 4;         // 12 accumulators; a weight vector serves four activation rows
+constexpr int64_t kGemmBlockCols = 512;       // rows as stored: a block of four activation rows is 8 KiB, in L1
+constexpr int64_t kGemmPackedBlockCols = 2048;  // packed: one a_j of it for four activation rows is 8 KiB
+constexpr int kGemmTiles = 4;                 // tiles of weight rows that share an activation block
 
 struct GemmState {
   __m256 a[kGemmR * kGemmN][4];  // [dot = r * N + n][j]
@@ -130,8 +139,9 @@ struct GemmState {
 // of chunk c at w[r] + c * wstep + j * jstep (elements, f32 or BF16) and
 // activation row n's at x + ((j * chunks + c) * N + n) * 8 (PackChunks).
 template <bool kBf16, int R, int N>
-void GemmChunks(const void* const* w, int64_t wstep, int64_t jstep, const float* x, int64_t chunks, GemmState* st) {
-  for (int j = 0; j < 4; ++j) {
+void GemmChunks(const void* const* w, int64_t wstep, int64_t jstep, const float* x, int64_t chunks, int j0, int j1,
+                GemmState* st) {
+  for (int j = j0; j < j1; ++j) {
     __m256 acc[R][N];
     for (int r = 0; r < R; ++r)
       for (int n = 0; n < N; ++n) acc[r][n] = st->a[r * N + n][j];
@@ -172,14 +182,14 @@ float* GemmScratch(int slot, size_t floats) {
 }
 
 // Rows [0, m) of `row(i)`'s 32-column chunks, packed for GemmChunks: per
-// block of kGemmBlockCols columns [k0, k1) (at k0 * m), per a_j, chunk by
+// block of `block` columns [k0, k1) (at k0 * m), per a_j, chunk by
 // chunk, row by row, its 8 columns at 32c + 8j: each pass over a block
 // reads one contiguous run, not rows a multiple of 4 KiB apart (which share
 // the L1's sets) nor every fourth 32 bytes.
 template <typename T, typename Load8>
-T* PackChunks(T* out, int64_t m, int64_t end32, const Load8& load8) {
-  for (int64_t k0 = 0; k0 < end32; k0 += kGemmBlockCols) {
-    const int64_t k1 = std::min(end32, k0 + kGemmBlockCols);
+T* PackChunks(T* out, int64_t m, int64_t end32, int64_t block, const Load8& load8) {
+  for (int64_t k0 = 0; k0 < end32; k0 += block) {
+    const int64_t k1 = std::min(end32, k0 + block);
     for (int j = 0; j < 4; ++j)
       for (int64_t c = k0; c < k1; c += 32)
         for (int64_t i = 0; i < m; ++i, out += 8) load8(i, c + 8 * j, out);
@@ -188,27 +198,33 @@ T* PackChunks(T* out, int64_t m, int64_t end32, const Load8& load8) {
 }
 
 // The activation rows in groups of kGemmN, group b at b * end32.
-const float* PackGemmRows(const ActRows& x, int64_t end32) {
+const float* PackGemmRows(const ActRows& x, int64_t end32, int64_t block) {
   float* const base = GemmScratch(0, static_cast<size_t>(x.n * end32));
   float* out = base;
   for (int64_t b = 0; b < x.n; b += kGemmN) {
-    out = PackChunks(out, std::min<int64_t>(kGemmN, x.n - b), end32, [&](int64_t i, int64_t col, float* to) {
+    out = PackChunks(out, std::min<int64_t>(kGemmN, x.n - b), end32, block, [&](int64_t i, int64_t col, float* to) {
       std::memcpy(to, reinterpret_cast<const float*>(x.row(b + i)) + col, 8 * sizeof(float));
     });
   }
   return base;
 }
 
-// Weight rows [g, g1) in tiles of kGemmR, as stored (BF16 stays BF16:
-// half the bytes to bring from L2 per tile, widened in registers as the
-// rows as stored are); tile t at t * end32 * kGemmR elements.
+// Weight rows [g, g1) in tiles of kGemmR, as f32 (BF16 widened here once,
+// exactly, instead of in registers at each of the activation groups that
+// pass the tile); tile t at t * end32 * kGemmR floats.
 template <bool kBf16>
-const void* PackGemmWeights(const WeightMatrix& w, int64_t g, int64_t g1, int64_t end32) {
-  using Elem = std::conditional_t<kBf16, uint16_t, float>;
-  auto* const base = reinterpret_cast<Elem*>(GemmScratch(1, static_cast<size_t>(kGemmTiles * kGemmR * end32)));
+const float* PackGemmWeights(const WeightMatrix& w, int64_t g, int64_t g1, int64_t end32) {
+  float* const base = GemmScratch(1, static_cast<size_t>(kGemmTiles * kGemmR * end32));
+  const size_t row_bytes = w.row_bytes();  // not w.row() per 8 columns: RowBytes divides
   for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
-    PackChunks(base + t * end32 * kGemmR, std::min<int64_t>(kGemmR, g1 - r), end32, [&](int64_t i, int64_t col, Elem* to) {
-      std::memcpy(to, reinterpret_cast<const Elem*>(w.row(r + i)) + col, 8 * sizeof(Elem));
+    const uint8_t* const first = w.row(r);
+    PackChunks(base + t * end32 * kGemmR, std::min<int64_t>(kGemmR, g1 - r), end32, kGemmPackedBlockCols, [&](int64_t i, int64_t col, float* to) {
+      const uint8_t* row = first + i * row_bytes;
+      if (kBf16) {
+        _mm256_store_ps(to, LoadBf16(reinterpret_cast<const uint16_t*>(row) + col));
+      } else {
+        std::memcpy(to, reinterpret_cast<const float*>(row) + col, 8 * sizeof(float));
+      }
     });
   }
   return base;
@@ -218,40 +234,56 @@ const void* PackGemmWeights(const WeightMatrix& w, int64_t g, int64_t g1, int64_
 struct GemmTile {
   const WeightMatrix* w;
   int64_t r;
-  const void* packed_w;  // PackGemmWeights' tile (f32 or BF16), or null: read the rows as stored
+  const float* packed_w;  // PackGemmWeights' tile (f32), or null: read the rows as stored
   const ActRows* x;
   int64_t b;
   const float* packed_x;  // [chunk][N][32] from column 0
 };
 
+// One pass of a tile: a_j for j in [j0, j1) over the block [k0, k1), then
+// (where end8 > k1: the last block) the 8-column steps into a_0, once a_0
+// has had every chunk.
+struct GemmPass {
+  int64_t k0, k1, end8;
+  int j0, j1;
+};
+
 template <bool kBf16, int R, int N>
-void RunTile(const GemmTile& t, int64_t k0, int64_t k1, int64_t end8, GemmState* st) {
+void RunTile(const GemmTile& t, const GemmPass& p, GemmState* st) {
   const void* w[R];
-  const int64_t chunks = (k1 - k0) / 32;
+  const int64_t chunks = (p.k1 - p.k0) / 32;
   if (t.packed_w != nullptr) {  // PackChunks' layout: row r of chunk c for a_j at ((j * chunks + c) * R + r) * 8
-    const size_t elem = kBf16 ? 2 : 4;
-    for (int i = 0; i < R; ++i) w[i] = static_cast<const uint8_t*>(t.packed_w) + (k0 * R + 8 * i) * elem;
-    GemmChunks<kBf16, R, N>(w, 8 * R, chunks * 8 * R, t.packed_x + k0 * N, chunks, st);
+    for (int i = 0; i < R; ++i) w[i] = t.packed_w + p.k0 * R + 8 * i;
+    GemmChunks<false, R, N>(w, 8 * R, chunks * 8 * R, t.packed_x + p.k0 * N, chunks, p.j0, p.j1, st);
   } else {  // the rows as stored
-    for (int i = 0; i < R; ++i) w[i] = t.w->row(t.r + i) + k0 * (kBf16 ? 2 : 4);
-    GemmChunks<kBf16, R, N>(w, 32, 8, t.packed_x + k0 * N, chunks, st);
+    for (int i = 0; i < R; ++i) w[i] = t.w->row(t.r + i) + p.k0 * (kBf16 ? 2 : 4);
+    GemmChunks<kBf16, R, N>(w, 32, 8, t.packed_x + p.k0 * N, chunks, p.j0, p.j1, st);
   }
-  if (end8 > k1) {
+  if (p.end8 > p.k1 && p.j0 == 0) {
     const uint8_t* wr[R];
     const float* xr[N];
     for (int i = 0; i < R; ++i) wr[i] = t.w->row(t.r + i);
     for (int i = 0; i < N; ++i) xr[i] = reinterpret_cast<const float*>(t.x->row(t.b + i));
-    GemmSteps8<kBf16, R, N>(wr, xr, k1, end8, st);
+    GemmSteps8<kBf16, R, N>(wr, xr, p.k1, p.end8, st);
   }
 }
 
-template <bool kBf16, int R>
-void RunTileN(int n, const GemmTile& t, int64_t k0, int64_t k1, int64_t end8, GemmState* st) {
-  switch (n) {
-    case 4: RunTile<kBf16, R, 4>(t, k0, k1, end8, st); break;
-    case 3: RunTile<kBf16, R, 3>(t, k0, k1, end8, st); break;
-    case 2: RunTile<kBf16, R, 2>(t, k0, k1, end8, st); break;
-    default: RunTile<kBf16, R, 1>(t, k0, k1, end8, st); break;
+// A tile of m weight rows and n activation rows.
+template <bool kBf16>
+void RunTileMN(int m, int n, const GemmTile& t, const GemmPass& p, GemmState* st) {
+  switch (m * 4 + n) {
+    case 3 * 4 + 4: RunTile<kBf16, 3, 4>(t, p, st); break;
+    case 3 * 4 + 3: RunTile<kBf16, 3, 3>(t, p, st); break;
+    case 3 * 4 + 2: RunTile<kBf16, 3, 2>(t, p, st); break;
+    case 3 * 4 + 1: RunTile<kBf16, 3, 1>(t, p, st); break;
+    case 2 * 4 + 4: RunTile<kBf16, 2, 4>(t, p, st); break;
+    case 2 * 4 + 3: RunTile<kBf16, 2, 3>(t, p, st); break;
+    case 2 * 4 + 2: RunTile<kBf16, 2, 2>(t, p, st); break;
+    case 2 * 4 + 1: RunTile<kBf16, 2, 1>(t, p, st); break;
+    case 1 * 4 + 4: RunTile<kBf16, 1, 4>(t, p, st); break;
+    case 1 * 4 + 3: RunTile<kBf16, 1, 3>(t, p, st); break;
+    case 1 * 4 + 2: RunTile<kBf16, 1, 2>(t, p, st); break;
+    default: RunTile<kBf16, 1, 1>(t, p, st); break;
   }
 }
 
@@ -288,21 +320,27 @@ void FinishGemm(const WeightMatrix& w, int64_t g, int64_t g1, const ActRows& x, 
 
 // Weight rows [r0, r1) in groups of kGemmTiles tiles (packed once, they stay
 // in L2 while every activation row passes them); per group of N activation
-// rows, column block by block, each tile in turn.
+// rows, column block by block: packed, one a_j at a time across the tiles;
+// as stored, each tile in turn.
 template <bool kBf16>
 void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
   const int64_t cols = w.cols, end32 = cols / 32 * 32, end8 = cols / 8 * 8;
-  const float* packed_x = PackGemmRows(x, end32);
   // Packing the weights pays for itself from three groups of activation rows
   // (measured: at eight rows, widening BF16 once cost a third of its rate).
   const bool pack_w = x.n > 2 * kGemmN;
+  const int64_t block = pack_w ? kGemmPackedBlockCols : kGemmBlockCols;
+  const float* packed_x = PackGemmRows(x, end32, block);
+  const int js = pack_w ? 4 : 1;  // passes per tile and block
   GemmState st[kGemmTiles];
   for (int64_t g = r0; g < r1; g += kGemmR * kGemmTiles) {
     const int64_t g1 = std::min<int64_t>(r1, g + kGemmR * kGemmTiles);
-    const void* packed_w = pack_w ? PackGemmWeights<kBf16>(w, g, g1, end32) : nullptr;
-    const int64_t steps = (x.n + kGemmN - 1) / kGemmN * ((end32 + kGemmBlockCols - 1) / kGemmBlockCols) *
-                          ((g1 - g + kGemmR - 1) / kGemmR);
-    LinePrefetch next(w.row(g1), pack_w ? w.row(std::min<int64_t>(r1, g1 + kGemmR * kGemmTiles)) : w.row(g1), steps);
+    const float* packed_w = pack_w ? PackGemmWeights<kBf16>(w, g, g1, end32) : nullptr;
+    const int64_t per_group = ((end32 + block - 1) / block) * js * ((g1 - g + kGemmR - 1) / kGemmR);
+    // The last 256 KiB of packed activation rows: the group's next weights
+    // stay in L2 behind them (128 rows of 2048 are 1 MiB).
+    const int64_t within = std::max<int64_t>(1, (256 << 10) / (kGemmN * std::max<int64_t>(end32, 32) * 4)) * per_group;
+    LinePrefetch next(w.row(g1), pack_w ? w.row(std::min<int64_t>(r1, g1 + kGemmR * kGemmTiles)) : w.row(g1),
+                      (x.n + kGemmN - 1) / kGemmN * per_group, within);
     for (int64_t b = 0; b < x.n; b += kGemmN) {
       const int n = static_cast<int>(std::min<int64_t>(kGemmN, x.n - b));
       for (GemmState& s : st)
@@ -310,16 +348,14 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
           for (auto& lane : dot) lane = _mm256_setzero_ps();
       int64_t k0 = 0;
       do {
-        const int64_t k1 = std::min(end32, k0 + kGemmBlockCols);
+        const int64_t k1 = std::min(end32, k0 + block);
         const int64_t steps8_to = k1 == end32 ? end8 : k1;  // the 8-column steps come after the last block
-        for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
-          next.Step();
-          const void* tile_w = packed_w ? static_cast<const uint8_t*>(packed_w) + t * end32 * kGemmR * (kBf16 ? 2 : 4) : nullptr;
-          const GemmTile tile{&w, r, tile_w, &x, b, packed_x + b * end32};
-          switch (std::min<int64_t>(kGemmR, g1 - r)) {
-            case 3: RunTileN<kBf16, 3>(n, tile, k0, k1, steps8_to, &st[t]); break;
-            case 2: RunTileN<kBf16, 2>(n, tile, k0, k1, steps8_to, &st[t]); break;
-            default: RunTileN<kBf16, 1>(n, tile, k0, k1, steps8_to, &st[t]); break;
+        for (int j = 0; j < 4; j += 4 / js) {
+          const GemmPass pass{k0, k1, steps8_to, j, j + 4 / js};
+          for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
+            next.Step();
+            const GemmTile tile{&w, r, packed_w ? packed_w + t * end32 * kGemmR : nullptr, &x, b, packed_x + b * end32};
+            RunTileMN<kBf16>(static_cast<int>(std::min<int64_t>(kGemmR, g1 - r)), n, tile, pass, &st[t]);
           }
         }
         k0 = k1;
