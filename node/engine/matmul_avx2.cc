@@ -9,7 +9,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <type_traits>
 #include <vector>
 
 #include "node/engine/cpu_target.h"
@@ -215,11 +214,9 @@ const float* PackGemmRows(const ActRows& x, int64_t end32, int64_t block) {
 template <bool kBf16>
 const float* PackGemmWeights(const WeightMatrix& w, int64_t g, int64_t g1, int64_t end32) {
   float* const base = GemmScratch(1, static_cast<size_t>(kGemmTiles * kGemmR * end32));
-  const size_t row_bytes = w.row_bytes();  // not w.row() per 8 columns: RowBytes divides
   for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
-    const uint8_t* const first = w.row(r);
     PackChunks(base + t * end32 * kGemmR, std::min<int64_t>(kGemmR, g1 - r), end32, kGemmPackedBlockCols, [&](int64_t i, int64_t col, float* to) {
-      const uint8_t* row = first + i * row_bytes;
+      const uint8_t* row = w.row(r + i);
       if (kBf16) {
         _mm256_store_ps(to, LoadBf16(reinterpret_cast<const uint16_t*>(row) + col));
       } else {
@@ -268,22 +265,13 @@ void RunTile(const GemmTile& t, const GemmPass& p, GemmState* st) {
   }
 }
 
-// A tile of m weight rows and n activation rows.
-template <bool kBf16>
-void RunTileMN(int m, int n, const GemmTile& t, const GemmPass& p, GemmState* st) {
-  switch (m * 4 + n) {
-    case 3 * 4 + 4: RunTile<kBf16, 3, 4>(t, p, st); break;
-    case 3 * 4 + 3: RunTile<kBf16, 3, 3>(t, p, st); break;
-    case 3 * 4 + 2: RunTile<kBf16, 3, 2>(t, p, st); break;
-    case 3 * 4 + 1: RunTile<kBf16, 3, 1>(t, p, st); break;
-    case 2 * 4 + 4: RunTile<kBf16, 2, 4>(t, p, st); break;
-    case 2 * 4 + 3: RunTile<kBf16, 2, 3>(t, p, st); break;
-    case 2 * 4 + 2: RunTile<kBf16, 2, 2>(t, p, st); break;
-    case 2 * 4 + 1: RunTile<kBf16, 2, 1>(t, p, st); break;
-    case 1 * 4 + 4: RunTile<kBf16, 1, 4>(t, p, st); break;
-    case 1 * 4 + 3: RunTile<kBf16, 1, 3>(t, p, st); break;
-    case 1 * 4 + 2: RunTile<kBf16, 1, 2>(t, p, st); break;
-    default: RunTile<kBf16, 1, 1>(t, p, st); break;
+template <bool kBf16, int R>
+void RunTileN(int n, const GemmTile& t, const GemmPass& p, GemmState* st) {
+  switch (n) {
+    case 4: RunTile<kBf16, R, 4>(t, p, st); break;
+    case 3: RunTile<kBf16, R, 3>(t, p, st); break;
+    case 2: RunTile<kBf16, R, 2>(t, p, st); break;
+    default: RunTile<kBf16, R, 1>(t, p, st); break;
   }
 }
 
@@ -330,12 +318,12 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
   const bool pack_w = x.n > 2 * kGemmN;
   const int64_t block = pack_w ? kGemmPackedBlockCols : kGemmBlockCols;
   const float* packed_x = PackGemmRows(x, end32, block);
-  const int js = pack_w ? 4 : 1;  // passes per tile and block
+  const int per_pass = pack_w ? 1 : 4;  // a_j per pass of a tile over a block
   GemmState st[kGemmTiles];
   for (int64_t g = r0; g < r1; g += kGemmR * kGemmTiles) {
     const int64_t g1 = std::min<int64_t>(r1, g + kGemmR * kGemmTiles);
     const float* packed_w = pack_w ? PackGemmWeights<kBf16>(w, g, g1, end32) : nullptr;
-    const int64_t per_group = ((end32 + block - 1) / block) * js * ((g1 - g + kGemmR - 1) / kGemmR);
+    const int64_t per_group = ((end32 + block - 1) / block) * (4 / per_pass) * ((g1 - g + kGemmR - 1) / kGemmR);
     // The last 256 KiB of packed activation rows: the group's next weights
     // stay in L2 behind them (128 rows of 2048 are 1 MiB).
     const int64_t within = std::max<int64_t>(1, (256 << 10) / (kGemmN * std::max<int64_t>(end32, 32) * 4)) * per_group;
@@ -350,12 +338,16 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
       do {
         const int64_t k1 = std::min(end32, k0 + block);
         const int64_t steps8_to = k1 == end32 ? end8 : k1;  // the 8-column steps come after the last block
-        for (int j = 0; j < 4; j += 4 / js) {
-          const GemmPass pass{k0, k1, steps8_to, j, j + 4 / js};
+        for (int j = 0; j < 4; j += per_pass) {
+          const GemmPass pass{k0, k1, steps8_to, j, j + per_pass};
           for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
             next.Step();
             const GemmTile tile{&w, r, packed_w ? packed_w + t * end32 * kGemmR : nullptr, &x, b, packed_x + b * end32};
-            RunTileMN<kBf16>(static_cast<int>(std::min<int64_t>(kGemmR, g1 - r)), n, tile, pass, &st[t]);
+            switch (std::min<int64_t>(kGemmR, g1 - r)) {
+              case 3: RunTileN<kBf16, 3>(n, tile, pass, &st[t]); break;
+              case 2: RunTileN<kBf16, 2>(n, tile, pass, &st[t]); break;
+              default: RunTileN<kBf16, 1>(n, tile, pass, &st[t]); break;
+            }
           }
         }
         k0 = k1;
