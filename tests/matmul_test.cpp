@@ -195,7 +195,10 @@ TEST(MatmulTest, BatchedRowsAndRowSplitsEqualEachRowAloneBitForBit) {
     // Enough rows for the float GEMM's blocks of sixteen four-row tiles, a
     // partial block and a partial tile; and for the quantized batches' groups
     // of weight rows (64 KiB of them on AVX2): two groups and a partial one.
-    const int64_t cols = IsQuantized(type) ? 2048 + BlockElements(type) : 2048 + 96 + 5;
+    // Quantized rows long enough that the AVX2 batches take their columns in
+    // blocks (16 KiB of four activation rows) with a partial last block, and
+    // for the 32-element formats an odd number of blocks (a half pair last).
+    const int64_t cols = IsQuantized(type) ? 4352 + BlockElements(type) : 2048 + 96 + 5;
     const int64_t rows = 75;
     auto w = Weights(type, rows, cols, rng);
     const WeightMatrix m{type, w.data(), rows, cols};
@@ -434,7 +437,9 @@ TEST(MatmulTest, ActivationQuantizationRoundsTiesToEven) {
   for (int i = 0; i < kQKK; ++i) {
     const int want = static_cast<int>(std::nearbyint(x[static_cast<size_t>(i)]));
     EXPECT_EQ(k.qs[i], want) << "x = " << x[static_cast<size_t>(i)];
-    if (b[static_cast<size_t>(i / kQK8_0)].d == 1.0f) EXPECT_EQ(b[static_cast<size_t>(i / kQK8_0)].qs[i % kQK8_0], want);
+    if (b[static_cast<size_t>(i / kQK8_0)].d == 1.0f) {
+      EXPECT_EQ(b[static_cast<size_t>(i / kQK8_0)].qs[i % kQK8_0], want);
+    }
   }
   EXPECT_EQ(k.qs[1], -30);  // -30.5 to the even -30, not away from zero to -31 ...
   EXPECT_EQ(k.qs[5], -26);  // ... -26.5 to -26

@@ -403,23 +403,61 @@ void FloatManyRows(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t 
   for (; r < r1; ++r) FloatDot<kBf16>(w.row(r), x, 0, w.cols, out + r);
 }
 
-// A quantized Tile<R, N> over a thread's weight rows [r0, r1). Decode (one
-// activation row): the rows of each RowStreams step in one tile, four
-// streams of addresses. Batches: one weight row at a time against up to
-// four activation rows, in groups of weight rows (below).
+// A quantized Tile<R, N> over a thread's weight rows [r0, r1). A tile
+// keeps its dots' accumulators in a State across units of columns (a pair
+// of 32-element blocks, or a 256-element super-block): Accumulate over
+// units [u0, u1) in order, then Finish writes the dots. Any split of the
+// units gives the bits of one pass over all of them.
+// Decode (one activation row): the rows of each RowStreams step in one
+// tile, four streams of addresses. Batches: one weight row at a time
+// against up to four activation rows, in groups of weight rows (below).
 constexpr int64_t kQuantGroupBytes = 64 * 1024;
+// The most bytes of four activation rows' column block a batch reads
+// while it stays in L1 (32 KiB), beside the weight rows that stream past.
+constexpr int64_t kQuantActBlockBytes = 24 * 1024;
+// Rows that long are read in column blocks by a bigger group (each four
+// activation rows' block from L3 serves every row of it; measured on the
+// AMD EPYC, Q8_0 [2048, 5632] at 128 rows: 64 KiB 50-60 GMAC/s, 256 KiB 61-62).
+constexpr int64_t kQuantBlockedGroupBytes = 256 * 1024;
+constexpr int64_t kMaxBlockedRows = 256;  // a group's states on the stack (rows that long are 1 KiB or more)
+
+template <class T>
+void WholeRows(const WeightMatrix& w, const int64_t* rows, const ActRows& x, int64_t b0, float* out, int64_t stride) {
+  typename T::State s{};
+  T::Accumulate(w, rows, x, b0, 0, T::Units(w), &s);
+  T::Finish(s, rows, b0, out, stride);
+}
+
+// Weight rows [g, g1) against activation rows [b0, b0 + N), `block` units
+// of columns at a time, so that the four rows' block stays in L1 while
+// every weight row of the group passes it.
+template <class T>
+void BlockedRows(const WeightMatrix& w, int64_t g, int64_t g1, const ActRows& x, int64_t b0, int64_t block,
+                 LinePrefetch* next, float* out, int64_t stride) {
+  const int64_t units = T::Units(w);
+  typename T::State st[kMaxBlockedRows];  // [g1 - g]
+  for (int64_t r = g; r < g1; ++r) st[r - g] = typename T::State{};
+  for (int64_t u0 = 0; u0 < units; u0 += block) {
+    const int64_t u1 = std::min(units, u0 + block);
+    for (int64_t r = g; r < g1; ++r) {
+      next->Step();
+      T::Accumulate(w, &r, x, b0, u0, u1, &st[r - g]);
+    }
+  }
+  for (int64_t r = g; r < g1; ++r) T::Finish(st[r - g], &r, b0, out, stride);
+}
 
 template <template <int, int> class Tile>
 void TiledMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, float* out, int64_t stride) {
   if (x.n == 1) {
     const RowStreams streams(r0, r1);
     for (int64_t j = 0; j < streams.steps(); ++j) {
-      int64_t rows[kRowStreams];
+      int64_t rows[kRowStreams] = {};  // Rows fills at least one (GCC cannot tell)
       switch (streams.Rows(j, rows)) {
-        case 4: Tile<4, 1>::Run(w, rows, x, 0, out, stride); break;
-        case 3: Tile<3, 1>::Run(w, rows, x, 0, out, stride); break;
-        case 2: Tile<2, 1>::Run(w, rows, x, 0, out, stride); break;
-        default: Tile<1, 1>::Run(w, rows, x, 0, out, stride); break;
+        case 4: WholeRows<Tile<4, 1>>(w, rows, x, 0, out, stride); break;
+        case 3: WholeRows<Tile<3, 1>>(w, rows, x, 0, out, stride); break;
+        case 2: WholeRows<Tile<2, 1>>(w, rows, x, 0, out, stride); break;
+        default: WholeRows<Tile<1, 1>>(w, rows, x, 0, out, stride); break;
       }
     }
     return;
@@ -430,20 +468,35 @@ void TiledMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, f
   // columns are 9 KiB: one weight row against every activation row in turn
   // would bring them all from L2 again for each weight row (measured on the
   // AMD EPYC, 2 threads, [5632, 2048], 32 to 128 rows, best of nine: Q4_K
-  // 90 -> 95 GMAC/s, Q6_K 86 -> 94, Q8_0 63 -> 65).
-  const int64_t group = std::clamp<int64_t>(kQuantGroupBytes / static_cast<int64_t>(w.row_bytes()), 1, r1 - r0);
+  // 90 -> 95 GMAC/s, Q6_K 86 -> 94, Q8_0 63 -> 65). Longer rows go in
+  // even column blocks of at most kQuantActBlockBytes for the four: four
+  // Q8_0 rows of 5632 columns are 66 KiB.
+  const int64_t units = Tile<1, 4>::Units(w);
+  const int64_t most = std::clamp<int64_t>(kQuantActBlockBytes / 4 / std::max<int64_t>(1, x.row_bytes / units), 1, units);
+  const int64_t blocks = (units + most - 1) / most;
+  const int64_t block = (units + blocks - 1) / blocks;  // even blocks
+  const int64_t group = std::clamp<int64_t>((blocks > 1 ? kQuantBlockedGroupBytes : kQuantGroupBytes) / static_cast<int64_t>(w.row_bytes()), 1,
+                                            std::min(r1 - r0, blocks > 1 ? kMaxBlockedRows : INT64_MAX));
   for (int64_t g = r0; g < r1; g += group) {
     const int64_t g1 = std::min(r1, g + group);
-    LinePrefetch next(w.row(g1), w.row(std::min(r1, g1 + group)), (x.n + 3) / 4 * (g1 - g));
+    LinePrefetch next(w.row(g1), w.row(std::min(r1, g1 + group)), (x.n + 3) / 4 * (g1 - g) * blocks);
     for (int64_t b0 = 0; b0 < x.n; b0 += 4) {
       const int64_t n = std::min<int64_t>(4, x.n - b0);
+      if (blocks > 1) {
+        if (n == 4) {
+          BlockedRows<Tile<1, 4>>(w, g, g1, x, b0, block, &next, out, stride);
+        } else {  // the last few activation rows, one at a time
+          for (int64_t b = b0; b < b0 + n; ++b) BlockedRows<Tile<1, 1>>(w, g, g1, x, b, block, &next, out, stride);
+        }
+        continue;
+      }
       for (int64_t r = g; r < g1; ++r) {
         next.Step();
         switch (n) {
-          case 4: Tile<1, 4>::Run(w, &r, x, b0, out, stride); break;
-          case 3: Tile<1, 3>::Run(w, &r, x, b0, out, stride); break;
-          case 2: Tile<1, 2>::Run(w, &r, x, b0, out, stride); break;
-          default: Tile<1, 1>::Run(w, &r, x, b0, out, stride); break;
+          case 4: WholeRows<Tile<1, 4>>(w, &r, x, b0, out, stride); break;
+          case 3: WholeRows<Tile<1, 3>>(w, &r, x, b0, out, stride); break;
+          case 2: WholeRows<Tile<1, 2>>(w, &r, x, b0, out, stride); break;
+          default: WholeRows<Tile<1, 1>>(w, &r, x, b0, out, stride); break;
         }
       }
     }
