@@ -419,7 +419,7 @@ constexpr int64_t kQuantActBlockBytes = 24 * 1024;
 // activation rows' block from L3 serves every row of it; measured on the
 // AMD EPYC, Q8_0 [2048, 5632] at 128 rows: 64 KiB 50-60 GMAC/s, 256 KiB 61-62).
 constexpr int64_t kQuantBlockedGroupBytes = 256 * 1024;
-constexpr int64_t kMaxBlockedRows = 256;  // a group's states on the stack (rows that long are 1 KiB or more)
+constexpr int64_t kMaxGroupRows = 256;  // a group's states on the stack (at most 72 KiB)
 
 template <class T>
 void WholeRows(const WeightMatrix& w, const int64_t* rows, const ActRows& x, int64_t b0, float* out, int64_t stride) {
@@ -429,13 +429,13 @@ void WholeRows(const WeightMatrix& w, const int64_t* rows, const ActRows& x, int
 }
 
 // Weight rows [g, g1) against activation rows [b0, b0 + N), `block` units
-// of columns at a time, so that the four rows' block stays in L1 while
-// every weight row of the group passes it.
+// of columns at a time (all of them where four rows fit L1), so that the
+// rows' block stays in L1 while every weight row of the group passes it.
 template <class T>
-void BlockedRows(const WeightMatrix& w, int64_t g, int64_t g1, const ActRows& x, int64_t b0, int64_t block,
-                 LinePrefetch* next, float* out, int64_t stride) {
+void GroupRows(const WeightMatrix& w, int64_t g, int64_t g1, const ActRows& x, int64_t b0, int64_t block,
+               LinePrefetch* next, float* out, int64_t stride) {
   const int64_t units = T::Units(w);
-  typename T::State st[kMaxBlockedRows];  // [g1 - g]
+  typename T::State st[kMaxGroupRows];  // [g1 - g]
   for (int64_t r = g; r < g1; ++r) st[r - g] = typename T::State{};
   for (int64_t u0 = 0; u0 < units; u0 += block) {
     const int64_t u1 = std::min(units, u0 + block);
@@ -475,29 +475,17 @@ void TiledMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, f
   const int64_t most = std::clamp<int64_t>(kQuantActBlockBytes / 4 / std::max<int64_t>(1, x.row_bytes / units), 1, units);
   const int64_t blocks = (units + most - 1) / most;
   const int64_t block = (units + blocks - 1) / blocks;  // even blocks
-  const int64_t group = std::clamp<int64_t>((blocks > 1 ? kQuantBlockedGroupBytes : kQuantGroupBytes) / static_cast<int64_t>(w.row_bytes()), 1,
-                                            std::min(r1 - r0, blocks > 1 ? kMaxBlockedRows : INT64_MAX));
+  const int64_t group = std::clamp<int64_t>((blocks > 1 ? kQuantBlockedGroupBytes : kQuantGroupBytes) / static_cast<int64_t>(w.row_bytes()),
+                                            1, std::min(r1 - r0, kMaxGroupRows));
   for (int64_t g = r0; g < r1; g += group) {
     const int64_t g1 = std::min(r1, g + group);
     LinePrefetch next(w.row(g1), w.row(std::min(r1, g1 + group)), (x.n + 3) / 4 * (g1 - g) * blocks);
     for (int64_t b0 = 0; b0 < x.n; b0 += 4) {
-      const int64_t n = std::min<int64_t>(4, x.n - b0);
-      if (blocks > 1) {
-        if (n == 4) {
-          BlockedRows<Tile<1, 4>>(w, g, g1, x, b0, block, &next, out, stride);
-        } else {  // the last few activation rows, one at a time
-          for (int64_t b = b0; b < b0 + n; ++b) BlockedRows<Tile<1, 1>>(w, g, g1, x, b, block, &next, out, stride);
-        }
-        continue;
-      }
-      for (int64_t r = g; r < g1; ++r) {
-        next.Step();
-        switch (n) {
-          case 4: WholeRows<Tile<1, 4>>(w, &r, x, b0, out, stride); break;
-          case 3: WholeRows<Tile<1, 3>>(w, &r, x, b0, out, stride); break;
-          case 2: WholeRows<Tile<1, 2>>(w, &r, x, b0, out, stride); break;
-          default: WholeRows<Tile<1, 1>>(w, &r, x, b0, out, stride); break;
-        }
+      switch (std::min<int64_t>(4, x.n - b0)) {
+        case 4: GroupRows<Tile<1, 4>>(w, g, g1, x, b0, block, &next, out, stride); break;
+        case 3: GroupRows<Tile<1, 3>>(w, g, g1, x, b0, block, &next, out, stride); break;
+        case 2: GroupRows<Tile<1, 2>>(w, g, g1, x, b0, block, &next, out, stride); break;
+        default: GroupRows<Tile<1, 1>>(w, g, g1, x, b0, block, &next, out, stride); break;
       }
     }
   }
