@@ -210,19 +210,34 @@ const float* PackGemmRows(const ActRows& x, int64_t end32, int64_t block) {
 
 // Weight rows [g, g1) in tiles of kGemmR, as f32 (BF16 widened here once,
 // exactly, instead of in registers at each of the activation groups that
-// pass the tile); tile t at t * end32 * kGemmR floats.
+// pass the tile); tile t at t * end32 * kGemmR floats, in PackChunks'
+// layout. Each row is read front to back, one stream of addresses, and its
+// 8-column pieces written to their four a_j runs: read a_j by a_j, the rows
+// were read four times with a 128-byte stride, and the pack waited on them.
 template <bool kBf16>
 const float* PackGemmWeights(const WeightMatrix& w, int64_t g, int64_t g1, int64_t end32) {
   float* const base = GemmScratch(1, static_cast<size_t>(kGemmTiles * kGemmR * end32));
   for (int64_t r = g, t = 0; r < g1; r += kGemmR, ++t) {
-    PackChunks(base + t * end32 * kGemmR, std::min<int64_t>(kGemmR, g1 - r), end32, kGemmPackedBlockCols, [&](int64_t i, int64_t col, float* to) {
+    const int64_t m = std::min<int64_t>(kGemmR, g1 - r);
+    float* const tile = base + t * end32 * kGemmR;
+    for (int64_t i = 0; i < m; ++i) {
       const uint8_t* row = w.row(r + i);
-      if (kBf16) {
-        _mm256_store_ps(to, LoadBf16(reinterpret_cast<const uint16_t*>(row) + col));
-      } else {
-        std::memcpy(to, reinterpret_cast<const float*>(row) + col, 8 * sizeof(float));
+      for (int64_t k0 = 0; k0 < end32; k0 += kGemmPackedBlockCols) {
+        const int64_t chunks = (std::min(end32, k0 + kGemmPackedBlockCols) - k0) / 32;
+        float* const block = tile + k0 * m + 8 * i;  // a_j's chunk c at block + (j * chunks + c) * m * 8
+        for (int64_t c = 0; c < chunks; ++c) {
+          for (int j = 0; j < 4; ++j) {
+            float* to = block + (j * chunks + c) * m * 8;
+            const int64_t col = k0 + 32 * c + 8 * j;
+            if (kBf16) {
+              _mm256_store_ps(to, LoadBf16(reinterpret_cast<const uint16_t*>(row) + col));
+            } else {
+              _mm256_store_ps(to, _mm256_loadu_ps(reinterpret_cast<const float*>(row) + col));
+            }
+          }
+        }
       }
-    });
+    }
   }
   return base;
 }
