@@ -88,6 +88,37 @@ void PromptRows(int64_t n, const std::function<void(int64_t, int64_t)>& body) {
   at::parallel_for(0, n, 8, [&](int64_t b0, int64_t b1) { body(b0, b1); });
 }
 
+// The dots of one activation row's weight rows [begin, end) into y: plus
+// the bias, rounded to BF16 and then added to the residual (BF16), or
+// added to it (f32), or left in place (f32, dots = y). Each case is its
+// own loop without branches, so that the compiler vectorises it (as one
+// loop with its cases inside, it had been 3% of a BF16 prefill).
+struct Finish {
+  const float* bias;
+  bool bf16;
+  const void* residual;
+  void* y;
+
+  void Rows(float* dots, int64_t at, int64_t begin, int64_t end) const {
+    if (bias != nullptr) {
+      for (int64_t r = begin; r < end; ++r) dots[r] += bias[r];
+    }
+    if (bf16) {
+      auto* to = static_cast<uint16_t*>(y) + at;
+      if (residual == nullptr) {
+        for (int64_t r = begin; r < end; ++r) to[r] = FloatToBf16(dots[r]);
+      } else {
+        const auto* res = static_cast<const uint16_t*>(residual) + at;
+        for (int64_t r = begin; r < end; ++r) to[r] = FloatToBf16(Bf16ToFloat(res[r]) + Bf16ToFloat(FloatToBf16(dots[r])));
+      }
+    } else if (residual != nullptr) {
+      auto* to = static_cast<float*>(y) + at;
+      const auto* res = static_cast<const float*>(residual) + at;
+      for (int64_t r = begin; r < end; ++r) to[r] = res[r] + dots[r];
+    }
+  }
+};
+
 }  // namespace
 
 void KernelMatmul(const void* x, bool bf16, int64_t n, int64_t cols, const std::vector<KernelRows>& parts,
@@ -129,24 +160,8 @@ void KernelMatmul(const void* x, bool bf16, int64_t n, int64_t cols, const std::
           fn(mat, act[static_cast<int>(path.form)], lo - p.row0, hi - p.row0, out + p.row0, rows);
         }
         if (direct && bias == nullptr) continue;  // the dots are y
-        for (int64_t i = 0; i < m; ++i) {
-          const int64_t at = (b0 + i) * rows;
-          for (int64_t r = begin; r < end; ++r) {
-            float v = out[i * rows + r];
-            if (bias != nullptr) v += bias[r];
-            if (bf16) {
-              uint16_t rounded = FloatToBf16(v);
-              if (residual != nullptr) {
-                rounded = FloatToBf16(Bf16ToFloat(static_cast<const uint16_t*>(residual)[at + r]) + Bf16ToFloat(rounded));
-              }
-              static_cast<uint16_t*>(y)[at + r] = rounded;
-            } else if (residual != nullptr) {
-              static_cast<float*>(y)[at + r] = static_cast<const float*>(residual)[at + r] + v;
-            } else {
-              out[i * rows + r] = v;
-            }
-          }
-        }
+        const Finish f{bias, bf16, residual, y};
+        for (int64_t i = 0; i < m; ++i) f.Rows(out + i * rows, (b0 + i) * rows, begin, end);
       }
     });
   }
