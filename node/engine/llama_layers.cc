@@ -336,6 +336,16 @@ uint8_t* Room(std::vector<uint8_t>& v, size_t bytes) {
   return v.data();
 }
 
+// RmsNormRows over a prompt chunk's rows on the pool, sixteen or more a
+// thread (each row's bits as alone): on one thread, the other waited.
+void NormRowsOnPool(const void* x, const void* w, void* out, int64_t n, int64_t cols, double eps, bool bf16) {
+  const size_t row = static_cast<size_t>(cols) * (bf16 ? 2 : 4);
+  at::parallel_for(0, n, 16, [&](int64_t r0, int64_t r1) {
+    RmsNormRows(static_cast<const uint8_t*>(x) + r0 * row, w, static_cast<uint8_t*>(out) + r0 * row, r1 - r0, cols, eps,
+                bf16);
+  });
+}
+
 // y[n, w.rows] = residual + x W^T + b on the kernels (Linear's arithmetic).
 void Project(const void* x, bool bf16, int64_t n, const Weight& w, const torch::Tensor& b, const void* residual,
              void* y) {
@@ -372,7 +382,7 @@ void LayerForwardCpu(const LlamaDims& d, const LayerWeights& w, const torch::Ten
   uint8_t* attn = Room(s.attn, bytes(R, nh * hd));             // [R, nh*hd]
   uint8_t* gate_up = Room(s.gate_up, bytes(R, 2 * I));         // [R, 2I]
   uint8_t* act = Room(s.act, bytes(R, I));                     // [R, I]
-  RmsNormRows(xp, w.attn_norm.data_ptr(), h, R, H, d.rms_norm_eps, bf16);
+  NormRowsOnPool(xp, w.attn_norm.data_ptr(), h, R, H, d.rms_norm_eps, bf16);
   Project(h, bf16, R, w.wqkv, w.bqkv, nullptr, qkv);
   if (w.q_norm.defined()) {  // Qwen3: each head's q and k normalised, in place
     for (int64_t r = 0; r < R; ++r) {
@@ -386,7 +396,7 @@ void LayerForwardCpu(const LlamaDims& d, const LayerWeights& w, const torch::Ten
     attend(static_cast<int64_t>(k), qkv + bytes(begin, qkv_cols), T, attn + bytes(begin, nh * hd));
   }
   Project(attn, bf16, R, w.wo, w.bo, xp, xp);  // x += attention W_o^T
-  RmsNormRows(xp, w.ffn_norm.data_ptr(), h, R, H, d.rms_norm_eps, bf16);
+  NormRowsOnPool(xp, w.ffn_norm.data_ptr(), h, R, H, d.rms_norm_eps, bf16);
   Project(h, bf16, R, w.w_gate_up, w.b_gate_up, nullptr, gate_up);
   // A prompt chunk's rows on the pool (each row's bits as alone: an exp
   // per element; 128 rows x 5632 took ~2 ms a layer on one thread).
