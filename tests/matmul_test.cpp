@@ -11,6 +11,7 @@
 #include <cmath>
 #include <cstring>
 #include <iostream>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -444,6 +445,49 @@ TEST(MatmulTest, ActivationQuantizationRoundsTiesToEven) {
   EXPECT_EQ(k.qs[1], -30);  // -30.5 to the even -30, not away from zero to -31 ...
   EXPECT_EQ(k.qs[5], -26);  // ... -26.5 to -26
   EXPECT_EQ(k.qs[13], -18);  // -18.5 to -18
+}
+
+// Rows whose quantization has edges: ties, zeros, NaN, infinities, values
+// so small that 127 / amax overflows, and plain random rows.
+std::vector<std::vector<float>> QuantizerRows(std::mt19937& rng) {
+  const int64_t cols = 4 * kQKK;
+  std::vector<std::vector<float>> rows;
+  for (int r = 0; r < 3; ++r) rows.push_back(Normal(static_cast<size_t>(cols), rng, r == 0 ? 1.0f : r == 1 ? 1e-3f : 1e4f));
+  std::vector<float> edges = Normal(static_cast<size_t>(cols), rng);
+  for (int64_t i = 0; i < 32; ++i) edges[static_cast<size_t>(i)] = 0.0f;                  // an all-zero block
+  for (int64_t i = 32; i < 64; ++i) edges[static_cast<size_t>(i)] = static_cast<float>(i % 64) - 47.5f;  // ties
+  edges[70] = std::nanf("");                                                              // NaN beside finite values
+  edges[100] = std::numeric_limits<float>::infinity();
+  edges[300] = -std::numeric_limits<float>::infinity();
+  for (int64_t i = 512; i < 544; ++i) edges[static_cast<size_t>(i)] = i % 3 == 0 ? 1e-40f : -2e-45f;  // denormals
+  rows.push_back(edges);
+  return rows;
+}
+
+TEST(MatmulTest, ActivationQuantizersOnAvx2GiveTheScalarBits) {
+  if (!CpuFeatures::Probe().avx2) {
+    std::cout << "this CPU has no AVX2: the scalar quantizers are the only ones, nothing to compare\n";
+    return;
+  }
+  std::mt19937 rng(21);
+  for (const std::vector<float>& x : QuantizerRows(rng)) {
+    const int64_t cols = static_cast<int64_t>(x.size());
+    std::vector<ActQ8_0> want0(static_cast<size_t>(cols / kQK8_0)), got0(want0.size());
+    std::memset(got0.data(), 0x5a, got0.size() * sizeof(ActQ8_0));
+    QuantizeActQ8_0(x.data(), cols, want0.data());
+    kernels::QuantizeActQ8_0Avx2(x.data(), cols, got0.data());
+    for (size_t i = 0; i < want0.size(); ++i) {
+      EXPECT_EQ(0, std::memcmp(&want0[i], &got0[i], sizeof(ActQ8_0))) << "Q8_0 block " << i;
+    }
+    std::vector<ActQ8_K> wantk(static_cast<size_t>(cols / kQKK)), gotk(wantk.size());
+    std::memset(wantk.data(), 0, wantk.size() * sizeof(ActQ8_K));  // padding compared too
+    std::memset(gotk.data(), 0, gotk.size() * sizeof(ActQ8_K));
+    QuantizeActQ8_K(x.data(), cols, wantk.data());
+    kernels::QuantizeActQ8_KAvx2(x.data(), cols, gotk.data());
+    for (size_t i = 0; i < wantk.size(); ++i) {
+      EXPECT_EQ(0, std::memcmp(&wantk[i], &gotk[i], sizeof(ActQ8_K))) << "Q8_K block " << i;
+    }
+  }
 }
 
 }  // namespace

@@ -31,11 +31,25 @@ size_t FormRowBytes(ActForm form, int64_t cols) {
   return 0;
 }
 
+// The activation quantizers: AVX2 where the CPU has it (the same bits).
+struct ActQuantizers {
+  void (*q8_0)(const float*, int64_t, ActQ8_0*) = QuantizeActQ8_0;
+  void (*q8_k)(const float*, int64_t, ActQ8_K*) = QuantizeActQ8_K;
+};
+const ActQuantizers& Quantizers() {
+  static const ActQuantizers chosen = [] {
+    ActQuantizers q;
+    if (CpuFeatures::Probe().avx2) q = ActQuantizers{kernels::QuantizeActQ8_0Avx2, kernels::QuantizeActQ8_KAvx2};
+    return q;
+  }();
+  return chosen;
+}
+
 // Q8_0 blocks quantized as QuantizeActQ8_0 does, in pairs (ActQ8_0Pair).
 void PairActQ8_0(const float* x, int64_t cols, ActQ8_0Pair* out) {
   const int64_t blocks = cols / kQK8_0;
   std::vector<ActQ8_0> q(static_cast<size_t>(blocks));
-  QuantizeActQ8_0(x, cols, q.data());
+  Quantizers().q8_0(x, cols, q.data());
   for (int64_t p = 0; p < (blocks + 1) / 2; ++p) {
     ActQ8_0Pair& o = out[p];
     std::memset(&o, 0, sizeof o);
@@ -62,9 +76,9 @@ void PrepareRow(ActForm form, const InputRows& x, int64_t b, float* row, uint8_t
         std::memcpy(dst + 2 * i, &v, 2);
       }
       break;
-    case ActForm::kQ8_0: QuantizeActQ8_0(row, x.cols, reinterpret_cast<ActQ8_0*>(dst)); break;
+    case ActForm::kQ8_0: Quantizers().q8_0(row, x.cols, reinterpret_cast<ActQ8_0*>(dst)); break;
     case ActForm::kQ8_K:
-    case ActForm::kQ8_KTiles: QuantizeActQ8_K(row, x.cols, reinterpret_cast<ActQ8_K*>(dst)); break;
+    case ActForm::kQ8_KTiles: Quantizers().q8_k(row, x.cols, reinterpret_cast<ActQ8_K*>(dst)); break;
     case ActForm::kQ8_0Pairs: PairActQ8_0(row, x.cols, reinterpret_cast<ActQ8_0Pair*>(dst)); break;
     case ActForm::kBF16Tiles: break;  // PrepareActivations packs the bf16 rows
   }

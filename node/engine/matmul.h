@@ -191,6 +191,11 @@ struct RowStreams {
     return m;
   }
 };
+// QuantizeActQ8_0 / QuantizeActQ8_K (storage/quants.h) on AVX2, their bits
+// for every input (act_quant_avx2.cc); PrepareActivations calls them where
+// the CPU has AVX2.
+void QuantizeActQ8_0Avx2(const float* x, int64_t cols, ActQ8_0* out);
+void QuantizeActQ8_KAvx2(const float* x, int64_t cols, ActQ8_K* out);
 // n bf16 rows [n, cols] as ActForm::kBF16Tiles: n * ceil(cols / 32) * 64 bytes.
 void PackBf16Tiles(const uint16_t* x, int64_t n, int64_t cols, uint8_t* out);
 }  // namespace kernels
