@@ -36,12 +36,16 @@ __m256i Levels8(const float* x, __m256 id) {
   return _mm256_min_epi32(_mm256_max_epi32(q, _mm256_set1_epi32(-127)), _mm256_set1_epi32(127));
 }
 
-// Four vectors of 8 levels into 32 int8 in order.
-void Store32(__m256i a, __m256i b, __m256i c, __m256i d, int8_t* out) {
+// 32 elements of x * id as int8 levels at qs, in order; the sums of the
+// levels of each 16 into *lo and *hi (eight int32 lanes each).
+void Levels32(const float* x, __m256 id, int8_t* qs, __m256i* lo, __m256i* hi) {
+  const __m256i a = Levels8(x, id), b = Levels8(x + 8, id), c = Levels8(x + 16, id), d = Levels8(x + 24, id);
   // packs work within 128-bit lanes: dwords come out as a0 b0 c0 d0 a1 b1 c1 d1.
   const __m256i bytes = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
   const __m256i order = _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
-  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), order);
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(qs), order);
+  *lo = _mm256_add_epi32(a, b);
+  *hi = _mm256_add_epi32(c, d);
 }
 
 int32_t Sum8(__m256i v) {
@@ -51,32 +55,32 @@ int32_t Sum8(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+// amax / 127 into *d; the reciprocal the levels take (0 for an all-zero block).
+__m256 Scale(float amax, float* d) {
+  *d = amax / 127.0f;
+  return _mm256_set1_ps(amax != 0 ? 127.0f / amax : 0.0f);
+}
+
 }  // namespace
 
 void QuantizeActQ8_0Avx2(const float* x, int64_t cols, ActQ8_0* out) {
   for (int64_t i = 0; i < cols / kQK8_0; ++i) {
     const float* s = x + kQK8_0 * i;
-    const float amax = AbsMax(s, kQK8_0);
-    out[i].d = amax / 127.0f;
-    const __m256 id = _mm256_set1_ps(amax != 0 ? 127.0f / amax : 0.0f);
-    const __m256i a = Levels8(s, id), b = Levels8(s + 8, id), c = Levels8(s + 16, id), d = Levels8(s + 24, id);
-    Store32(a, b, c, d, out[i].qs);
-    out[i].sum = Sum8(_mm256_add_epi32(_mm256_add_epi32(a, b), _mm256_add_epi32(c, d)));
+    __m256i lo, hi;
+    Levels32(s, Scale(AbsMax(s, kQK8_0), &out[i].d), out[i].qs, &lo, &hi);
+    out[i].sum = Sum8(_mm256_add_epi32(lo, hi));
   }
 }
 
 void QuantizeActQ8_KAvx2(const float* x, int64_t cols, ActQ8_K* out) {
   for (int64_t i = 0; i < cols / kQKK; ++i) {
     const float* s = x + kQKK * i;
-    const float amax = AbsMax(s, kQKK);
-    out[i].d = amax / 127.0f;
-    const __m256 id = _mm256_set1_ps(amax != 0 ? 127.0f / amax : 0.0f);
+    const __m256 id = Scale(AbsMax(s, kQKK), &out[i].d);
     for (int k = 0; k < kQKK; k += 32) {
-      const __m256i a = Levels8(s + k, id), b = Levels8(s + k + 8, id);
-      const __m256i c = Levels8(s + k + 16, id), d = Levels8(s + k + 24, id);
-      Store32(a, b, c, d, out[i].qs + k);
-      out[i].bsums[k / 16] = static_cast<int16_t>(Sum8(_mm256_add_epi32(a, b)));
-      out[i].bsums[k / 16 + 1] = static_cast<int16_t>(Sum8(_mm256_add_epi32(c, d)));
+      __m256i lo, hi;
+      Levels32(s + k, id, out[i].qs + k, &lo, &hi);
+      out[i].bsums[k / 16] = static_cast<int16_t>(Sum8(lo));
+      out[i].bsums[k / 16 + 1] = static_cast<int16_t>(Sum8(hi));
     }
   }
 }
