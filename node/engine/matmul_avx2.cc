@@ -137,13 +137,14 @@ struct GemmState {
 // `chunks` 32-column chunks of a block: for a_j, weight row r's 8 columns
 // of chunk c at w[r] + c * wstep + j * jstep (elements, f32 or BF16) and
 // activation row n's at x + ((j * chunks + c) * N + n) * 8 (PackChunks).
+// `fresh`: the block is the first, and the accumulators start at zero.
 template <bool kBf16, int R, int N>
 void GemmChunks(const void* const* w, int64_t wstep, int64_t jstep, const float* x, int64_t chunks, int j0, int j1,
-                GemmState* st) {
+                bool fresh, GemmState* st) {
   for (int j = j0; j < j1; ++j) {
     __m256 acc[R][N];
     for (int r = 0; r < R; ++r)
-      for (int n = 0; n < N; ++n) acc[r][n] = st->a[r * N + n][j];
+      for (int n = 0; n < N; ++n) acc[r][n] = fresh ? _mm256_setzero_ps() : st->a[r * N + n][j];
     const float* xc = x + j * chunks * 8 * N;
     for (int64_t c = 0; c < chunks; ++c, xc += 8 * N) {
       const int64_t at = c * wstep + j * jstep;
@@ -262,10 +263,10 @@ void RunTile(const GemmTile& t, const GemmPass& p, GemmState* st) {
   const int64_t chunks = (p.k1 - p.k0) / 32;
   if (t.packed_w != nullptr) {  // PackChunks' layout: row r of chunk c for a_j at ((j * chunks + c) * R + r) * 8
     for (int i = 0; i < R; ++i) w[i] = t.packed_w + p.k0 * R + 8 * i;
-    GemmChunks<false, R, N>(w, 8 * R, chunks * 8 * R, t.packed_x + p.k0 * N, chunks, p.j0, p.j1, st);
+    GemmChunks<false, R, N>(w, 8 * R, chunks * 8 * R, t.packed_x + p.k0 * N, chunks, p.j0, p.j1, p.k0 == 0, st);
   } else {  // the rows as stored
     for (int i = 0; i < R; ++i) w[i] = t.w->row(t.r + i) + p.k0 * (kBf16 ? 2 : 4);
-    GemmChunks<kBf16, R, N>(w, 32, 8, t.packed_x + p.k0 * N, chunks, p.j0, p.j1, st);
+    GemmChunks<kBf16, R, N>(w, 32, 8, t.packed_x + p.k0 * N, chunks, p.j0, p.j1, p.k0 == 0, st);
   }
   if (p.end8 > p.k1 && p.j0 == 0) {
     const uint8_t* wr[R];
@@ -351,9 +352,6 @@ void FloatGemm(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, 
         __builtin_prefetch(out + (b + k) * stride + g, 1, 3);
         __builtin_prefetch(out + (b + k) * stride + g1 - 1, 1, 3);
       }
-      for (GemmState& s : st)
-        for (auto& dot : s.a)
-          for (auto& lane : dot) lane = _mm256_setzero_ps();
       int64_t k0 = 0;
       do {
         const int64_t k1 = std::min(end32, k0 + block);
