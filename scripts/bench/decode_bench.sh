@@ -50,8 +50,9 @@ for r in $(seq "$REPEATS"); do
     --argjson d2 "$d2" --argjson d3 "$d3" '. + [{bw: $bw, d1: $d1, d2: $d2, d3: $d3}]' <<<"$rows")
 done
 
-# A 128-token prompt: BOS + 127 copies of a one-piece word.
-prompt=$(printf ' the%.0s' $(seq 127))
+# A 128-token prompt: BOS + 127 copies of a one-piece word (no leading
+# space: it would be a piece of its own); prompt_tokens reports the count.
+prompt="the$(printf ' the%.0s' $(seq 126))"
 prefill=$("$BIN/strata" generate --model "$MODEL" --local 1 --dtype bf16 --prompt "$prompt" --max-tokens 1 --json)
 prompt_tokens=$(echo "$prefill" | jq '.prompt_tokens | length')
 prompt_tps=$(echo "$prefill" | jq .timings.prompt_tokens_per_s)

@@ -69,7 +69,10 @@ done
 # table (one row of it is read), from the file's own tensor table.
 weight_bytes() { "$BIN/strata" plan --model "$1" --local 1 --dtype "$2" --json 2>/dev/null | jq 'map(.read_bytes) | add'; }
 bandwidth() { "$BIN/strata-membw" --mib 1024 --passes 3 | jq .read_gb_per_s; }
-prompt=$(printf ' the%.0s' $(seq 127))  # BOS + 127 copies of a one-piece word: 128 positions
+# BOS + 127 copies of a one-piece word: 128 positions, as llama-bench's -p 128
+# (a leading space would add a piece of its own: 129).
+prompt="the$(printf ' the%.0s' $(seq 126))"
+
 strata_run() {  # TYPE CAP: {decode, prefill} tokens/s
   local dtype=f32
   [ "$1" = bf16 ] && dtype=bf16
@@ -77,7 +80,9 @@ strata_run() {  # TYPE CAP: {decode, prefill} tokens/s
   d=$(STRATA_KERNELS=$2 "$BIN/strata" generate --model "$MODELS/tinyllama-shape-$1.gguf" --local 1 --threads "$THREADS" \
       --dtype "$dtype" --prompt "The licence" --max-tokens "$TOKENS" --temperature 0 --json | jq .timings.decode_tokens_per_s)
   p=$(STRATA_KERNELS=$2 "$BIN/strata" generate --model "$MODELS/tinyllama-shape-$1.gguf" --local 1 --threads "$THREADS" \
-      --dtype "$dtype" --prompt "$prompt" --max-tokens 1 --json | jq .timings.prompt_tokens_per_s)
+      --dtype "$dtype" --prompt "$prompt" --max-tokens 1 --json |
+      jq 'if (.prompt_tokens | length) == 128 then .timings.prompt_tokens_per_s
+          else error("the prefill prompt is \(.prompt_tokens | length) tokens, not 128") end')
   echo "{\"decode\": $d, \"prefill\": $p}"
 }
 llama_run() {  # TYPE: {decode, prefill} tokens/s of llama-bench on the same file
