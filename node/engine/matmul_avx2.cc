@@ -442,16 +442,17 @@ constexpr int64_t kMaxGroupRows = 256;  // a group's states on the stack (at mos
 template <class T>
 void WholeRows(const WeightMatrix& w, const int64_t* rows, const ActRows& x, int64_t b0, float* out, int64_t stride) {
   typename T::State s{};
-  T::Accumulate(w, rows, x, b0, 0, T::Units(w), &s);
+  T::Accumulate(w, rows, nullptr, x, b0, 0, T::Units(w), &s);
   T::Finish(s, rows, b0, out, stride);
 }
 
 // Weight rows [g, g1) against activation rows [b0, b0 + N), `block` units
 // of columns at a time (all of them where four rows fit L1), so that the
 // rows' block stays in L1 while every weight row of the group passes it.
+// `scales`: null, or the group's T::GroupScales, `per_row` a row.
 template <class T>
 void GroupRows(const WeightMatrix& w, int64_t g, int64_t g1, const ActRows& x, int64_t b0, int64_t block,
-               LinePrefetch* next, float* out, int64_t stride) {
+               const float* scales, int64_t per_row, LinePrefetch* next, float* out, int64_t stride) {
   const int64_t units = T::Units(w);
   typename T::State st[kMaxGroupRows];  // [g1 - g]
   for (int64_t r = g; r < g1; ++r) st[r - g] = typename T::State{};
@@ -459,7 +460,8 @@ void GroupRows(const WeightMatrix& w, int64_t g, int64_t g1, const ActRows& x, i
     const int64_t u1 = std::min(units, u0 + block);
     for (int64_t r = g; r < g1; ++r) {
       next->Step();
-      T::Accumulate(w, &r, x, b0, u0, u1, &st[r - g]);
+      const float* row_scales = scales + (r - g) * per_row;  // read only where scales is not null
+      T::Accumulate(w, &r, scales != nullptr ? &row_scales : nullptr, x, b0, u0, u1, &st[r - g]);
     }
   }
   for (int64_t r = g; r < g1; ++r) T::Finish(st[r - g], &r, b0, out, stride);
@@ -495,15 +497,23 @@ void TiledMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, f
   const int64_t block = (units + blocks - 1) / blocks;  // even blocks
   const int64_t group = std::clamp<int64_t>((blocks > 1 ? kQuantBlockedGroupBytes : kQuantGroupBytes) / static_cast<int64_t>(w.row_bytes()),
                                             1, std::min(r1 - r0, kMaxGroupRows));
+  const int64_t per_row = w.cols / 32;  // GroupScales' floats a row (blocks of 32)
+  thread_local std::vector<float> group_scales;
   for (int64_t g = r0; g < r1; g += group) {
     const int64_t g1 = std::min(r1, g + group);
     LinePrefetch next(w.row(g1), w.row(std::min(r1, g1 + group)), (x.n + 3) / 4 * (g1 - g) * blocks);
+    const float* scales = nullptr;
+    if constexpr (Tile<1, 1>::kGroupScales) {
+      group_scales.resize(static_cast<size_t>((g1 - g) * per_row));
+      Tile<1, 1>::GroupScales(w, g, g1, group_scales.data());
+      scales = group_scales.data();
+    }
     for (int64_t b0 = 0; b0 < x.n; b0 += 4) {
       switch (std::min<int64_t>(4, x.n - b0)) {
-        case 4: GroupRows<Tile<1, 4>>(w, g, g1, x, b0, block, &next, out, stride); break;
-        case 3: GroupRows<Tile<1, 3>>(w, g, g1, x, b0, block, &next, out, stride); break;
-        case 2: GroupRows<Tile<1, 2>>(w, g, g1, x, b0, block, &next, out, stride); break;
-        default: GroupRows<Tile<1, 1>>(w, g, g1, x, b0, block, &next, out, stride); break;
+        case 4: GroupRows<Tile<1, 4>>(w, g, g1, x, b0, block, scales, per_row, &next, out, stride); break;
+        case 3: GroupRows<Tile<1, 3>>(w, g, g1, x, b0, block, scales, per_row, &next, out, stride); break;
+        case 2: GroupRows<Tile<1, 2>>(w, g, g1, x, b0, block, scales, per_row, &next, out, stride); break;
+        default: GroupRows<Tile<1, 1>>(w, g, g1, x, b0, block, scales, per_row, &next, out, stride); break;
       }
     }
   }
