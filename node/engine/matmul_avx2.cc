@@ -9,6 +9,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "node/engine/cpu_target.h"
@@ -449,7 +450,7 @@ void WholeRows(const WeightMatrix& w, const int64_t* rows, const ActRows& x, int
 // Weight rows [g, g1) against activation rows [b0, b0 + N), `block` units
 // of columns at a time (all of them where four rows fit L1), so that the
 // rows' block stays in L1 while every weight row of the group passes it.
-// `scales`: null, or the group's T::GroupScales, `per_row` a row.
+// `scales`: null, or the group's T::GroupScales, `per_row` floats a row.
 template <class T>
 void GroupRows(const WeightMatrix& w, int64_t g, int64_t g1, const ActRows& x, int64_t b0, int64_t block,
                const float* scales, int64_t per_row, LinePrefetch* next, float* out, int64_t stride) {
@@ -460,8 +461,8 @@ void GroupRows(const WeightMatrix& w, int64_t g, int64_t g1, const ActRows& x, i
     const int64_t u1 = std::min(units, u0 + block);
     for (int64_t r = g; r < g1; ++r) {
       next->Step();
-      const float* row_scales = scales + (r - g) * per_row;  // read only where scales is not null
-      T::Accumulate(w, &r, scales != nullptr ? &row_scales : nullptr, x, b0, u0, u1, &st[r - g]);
+      const float* row_scales = scales != nullptr ? scales + (r - g) * per_row : nullptr;
+      T::Accumulate(w, &r, row_scales != nullptr ? &row_scales : nullptr, x, b0, u0, u1, &st[r - g]);
     }
   }
   for (int64_t r = g; r < g1; ++r) T::Finish(st[r - g], &r, b0, out, stride);
@@ -497,13 +498,14 @@ void TiledMat(const WeightMatrix& w, const ActRows& x, int64_t r0, int64_t r1, f
   const int64_t block = (units + blocks - 1) / blocks;  // even blocks
   const int64_t group = std::clamp<int64_t>((blocks > 1 ? kQuantBlockedGroupBytes : kQuantGroupBytes) / static_cast<int64_t>(w.row_bytes()),
                                             1, std::min(r1 - r0, kMaxGroupRows));
-  const int64_t per_row = w.cols / 32;  // GroupScales' floats a row (blocks of 32)
+  int64_t per_row = 0;
   thread_local std::vector<float> group_scales;
   for (int64_t g = r0; g < r1; g += group) {
     const int64_t g1 = std::min(r1, g + group);
     LinePrefetch next(w.row(g1), w.row(std::min(r1, g1 + group)), (x.n + 3) / 4 * (g1 - g) * blocks);
     const float* scales = nullptr;
     if constexpr (Tile<1, 1>::kGroupScales) {
+      per_row = Tile<1, 1>::ScalesPerRow(w);
       group_scales.resize(static_cast<size_t>((g1 - g) * per_row));
       Tile<1, 1>::GroupScales(w, g, g1, group_scales.data());
       scales = group_scales.data();
