@@ -15,7 +15,6 @@
 #include <thread>
 #include <sys/statvfs.h>
 #include <curl/curl.h>
-#include <filesystem>
 #include <cerrno>
 #include <cstring>
 
@@ -28,6 +27,7 @@
 #include "node/rpc_listener.h"
 #include "node/stage_server.h"
 #include "protocol/cluster_tls.h"
+#include "storage/env.h"
 #include "storage/system_memory.h"
 
 namespace {
@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
                  "RAM budget for weights, KV pages and buffers, e.g. 8GiB (default: 90% of available memory)");
   app.add_option("--gpu-memory-limit", gpu_memory, "device memory budget on CUDA (default: --memory-limit)");
   app.add_option("--swap-dir", options.swap_dir,
-                 "NVMe tier: swap KV pages of idle sessions to a file here when RAM is short (default: none)");
+                 "NVMe tier: swap KV pages of idle sessions to a file here when RAM is short; made (0700) if missing (default: none)");
   app.add_option("--swap-limit", swap_limit, "NVMe tier budget, e.g. 64GiB (default: half the free space of --swap-dir)");
   std::string cache_limit;
   std::vector<std::string> model_roots;
@@ -173,7 +173,10 @@ int main(int argc, char** argv) {
   if (!swap_limit.empty() && !ParseSize(swap_limit, &options.swap_budget)) {
     Die("--swap-limit wants a size like 64GiB or 512MiB, got '" + swap_limit + "'");
   }
+  strata::PosixEnv env;
+  options.env = &env;
   if (!options.swap_dir.empty()) {
+    if (const strata::Status made = env.CreateDir(options.swap_dir); !made.ok()) Die("--swap-dir: " + made.message());
     struct statvfs fs {};
     if (statvfs(options.swap_dir.c_str(), &fs) != 0) {
       Die("--swap-dir " + options.swap_dir + ": " + std::strerror(errno));
@@ -194,11 +197,10 @@ int main(int argc, char** argv) {
     options.cache_dir = std::string(home != nullptr && *home ? home : "/var/tmp") + "/.cache/strata";
   }
   {
-    std::error_code ec;
-    std::filesystem::create_directories(options.cache_dir, ec);
+    if (const strata::Status made = env.CreateDir(options.cache_dir); !made.ok()) Die("--cache-dir: " + made.message());
     struct statvfs fs {};
-    if (ec || statvfs(options.cache_dir.c_str(), &fs) != 0) {
-      Die("--cache-dir " + options.cache_dir + ": cannot create or use it");
+    if (statvfs(options.cache_dir.c_str(), &fs) != 0) {
+      Die("--cache-dir " + options.cache_dir + ": " + std::strerror(errno));
     }
     if (options.cache_limit == 0) options.cache_limit = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize / 2;
   }
@@ -259,8 +261,6 @@ int main(int argc, char** argv) {
                  bound);
   }
 
-  strata::PosixEnv env;
-  options.env = &env;
   curl_global_init(CURL_GLOBAL_DEFAULT);  // before any thread: shard fetches use libcurl
   // Calibration (~0.2 s idle, seconds on a loaded machine) runs beside the
   // server, so that a node answers hello at once; until it is done the node

@@ -1,6 +1,7 @@
 #include "storage/env.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -104,6 +105,19 @@ Status PosixEnv::RenameFile(const std::string& from, const std::string& to) {
 
 Status PosixEnv::RemoveFile(const std::string& path) {
   return ::unlink(path.c_str()) == 0 || errno == ENOENT ? Status::Ok() : Errno("cannot remove", path, errno);
+}
+
+Status PosixEnv::CreateDir(const std::string& path) {
+  if (path.empty()) return Status::Error("cannot create a directory with an empty name");
+  // Parents first: each prefix ending before a '/', then the path itself.
+  for (size_t end = path.find('/', 1);; end = path.find('/', end + 1)) {
+    const std::string prefix = path.substr(0, end);
+    struct stat st {};
+    if (::mkdir(prefix.c_str(), 0700) != 0 && errno != EEXIST) return Errno("cannot create directory", prefix, errno);
+    if (::stat(prefix.c_str(), &st) != 0) return Errno("cannot use directory", prefix, errno);
+    if (!S_ISDIR(st.st_mode)) return Errno("cannot use directory", prefix, ENOTDIR);
+    if (end == std::string::npos) return Status::Ok();
+  }
 }
 
 }  // namespace strata

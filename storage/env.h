@@ -47,6 +47,10 @@ class Env {
   virtual Result<std::unique_ptr<RandomRWFile>> NewRandomRWFile(const std::string& path) = 0;
   virtual Status RenameFile(const std::string& from, const std::string& to) = 0;
   virtual Status RemoveFile(const std::string& path) = 0;
+  // Makes `path` a directory, with each missing parent; what it creates is
+  // mode 0700 (swap pages and cached shards are nobody else's). Ok when it
+  // is a directory already; an error naming the path when it is not.
+  virtual Status CreateDir(const std::string& path) = 0;
 };
 
 // The real thing: POSIX calls, errors named with the path and strerror.
@@ -56,6 +60,7 @@ class PosixEnv final : public Env {
   Result<std::unique_ptr<RandomRWFile>> NewRandomRWFile(const std::string& path) override;
   Status RenameFile(const std::string& from, const std::string& to) override;
   Status RemoveFile(const std::string& path) override;
+  Status CreateDir(const std::string& path) override;
 };
 
 }  // namespace strata

@@ -52,8 +52,10 @@ TEST(CliTest, BadInvocationsExplainThemselves) {
        "--session wants the 32 hex digits that --keep-session printed"},
       {{Strata(), "generate", "--local", "2", "--keep-session", "--prompt", "x"}, "--keep-session needs nodes that outlive"},
       {{Strata(), "generate", "--nodes", "a:1", "--prompt-tokens", "1,x"}, "--prompt-tokens wants comma-separated token ids"},
-      {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--swap-dir", "/nonexistent"},
-       "--swap-dir /nonexistent: No such file or directory"},
+      {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--swap-dir", "/dev/null/swap"},
+       "--swap-dir: cannot use directory /dev/null: Not a directory"},
+      {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--cache-dir", "/dev/null/cache"},
+       "--cache-dir: cannot use directory /dev/null: Not a directory"},
       {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--kv-policy", "mru"}, "--kv-policy: mru not in"},
   };
   for (const auto& c : cases) {

@@ -38,6 +38,26 @@ TEST(PosixEnv, PagesRoundTripAtOffsets) {
   EXPECT_NE(env.NewRandomRWFile(dir / "no/such/dir").status().message().find("No such file"), std::string::npos);
 }
 
+TEST(PosixEnv, CreateDirMakesMissingParentsPrivateAndNamesWhatIsNotADirectory) {
+  testing::TempDir dir;
+  PosixEnv env;
+  const std::string deep = dir / "a/b/c";
+  ASSERT_TRUE(env.CreateDir(deep).ok());
+  for (const std::string& made : {dir / "a", dir / "a/b", deep}) {
+    struct stat st {};
+    ASSERT_EQ(::stat(made.c_str(), &st), 0) << made;
+    EXPECT_TRUE(S_ISDIR(st.st_mode)) << made;
+    EXPECT_EQ(st.st_mode & 0777, 0700u) << made;
+  }
+  EXPECT_TRUE(env.CreateDir(deep).ok());        // there already
+  EXPECT_TRUE(env.CreateDir(deep + "/").ok());  // a trailing slash names the same directory
+  ASSERT_TRUE(env.NewWritableFile(dir / "file").ok());
+  const Status under_file = env.CreateDir(dir / "file/swap");
+  ASSERT_FALSE(under_file.ok());
+  EXPECT_NE(under_file.message().find("file: Not a directory"), std::string::npos) << under_file.message();
+  EXPECT_FALSE(env.CreateDir("").ok());
+}
+
 TEST(FaultInjectionEnv, AFullDiskFailsTheWriteAndLeavesNoPartialModel) {
   testing::TempDir dir;
   PosixEnv posix;

@@ -3,6 +3,7 @@
 // and buffers never exceeds the budget; what does not fit is refused with
 // one clear error naming the tier and its budget, and the node serves on.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <kj/vector.h>
 
@@ -282,7 +283,9 @@ TEST(NodeMemoryTest, ShardsBiggerThanRamStreamAndMatchInRamLogits) {
     o.models_dirs = {testing::TempRoot()};
   o.threads = 1;
   o.memory_per_node = 8u << 20;  // a third of the model is ~9 MB: each node streams its layers
-  o.extra_args = {"--swap-dir", swap.path()};
+  // A --swap-dir that does not exist yet: each node makes it, private.
+  const std::string swap_dir = swap / "not/yet";
+  o.extra_args = {"--swap-dir", swap_dir};
   o.log_path = dir / "nodes.log";
   auto cluster = LocalCluster::Start(o);
   ASSERT_TRUE(cluster.ok()) << cluster.status().message();
@@ -310,6 +313,9 @@ TEST(NodeMemoryTest, ShardsBiggerThanRamStreamAndMatchInRamLogits) {
   ASSERT_FALSE(a.empty());
   EXPECT_TRUE(a == b) << "streamed logits differ from in-RAM logits";
   EXPECT_EQ(nlohmann::json::parse(in_ram.out)["tokens"], nlohmann::json::parse(streamed.out)["tokens"]);
+  struct stat st {};
+  ASSERT_EQ(::stat(swap_dir.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
 }
 
 }  // namespace
