@@ -500,7 +500,7 @@ kj::Promise<void> ApiServer::Impl::Generate(kj::Own<Job> job, Response& response
             if (j.gone) return kj::READY_NOW;  // cancelled: the Job's end closes its session
             j.finished = true;
             ++metrics.requests_failed;
-            const std::string why = EscapeText(e.getDescription().cStr(), 500);
+            const std::string why = ExceptionText(e).substr(0, 500);
             spdlog::warn("request {} session={:016x} failed: {}", j.id, j.session, why);
             ApiError error{503, "the pipeline failed: " + why, "server_error", ""};
             if (!j.stream) return SendError(response, error);

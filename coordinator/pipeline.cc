@@ -17,10 +17,16 @@
 namespace strata {
 namespace {
 
-// Remote exceptions arrive as "remote exception: <text>"; the prefix says
-// nothing to a user, the node label we add says where it came from. The text
-// is a peer's: control bytes (a newline, a terminal escape) become \xNN.
-std::string Clean(const kj::Exception& e) {
+void SetSampling(wire::SamplingParams::Builder s, const SamplingParams& sampling) {
+  s.setTemperature(sampling.temperature);
+  s.setTopK(sampling.top_k);
+  s.setTopP(sampling.top_p);
+  s.setSeed(sampling.seed);
+}
+
+}  // namespace
+
+std::string ExceptionText(const kj::Exception& e) {
   std::string text;
   for (const char* p = e.getDescription().cStr(); *p != '\0' && text.size() < 2000; ++p) {
     const unsigned char c = static_cast<unsigned char>(*p);
@@ -32,22 +38,15 @@ std::string Clean(const kj::Exception& e) {
       text += static_cast<char>(c);
     }
   }
-  const std::string prefix = "remote exception: ";
-  for (size_t at; (at = text.find(prefix)) != std::string::npos;) text.erase(at, prefix.size());
+  // KJ's own prefixes name how the error travelled, not what it is.
+  for (const std::string prefix : {"remote exception: ", "std::exception: "}) {
+    for (size_t at; (at = text.find(prefix)) != std::string::npos;) text.erase(at, prefix.size());
+  }
   if (e.getType() == kj::Exception::Type::DISCONNECTED && text.find("disconnect") == std::string::npos) {
     text += " (disconnected)";
   }
   return text;
 }
-
-void SetSampling(wire::SamplingParams::Builder s, const SamplingParams& sampling) {
-  s.setTemperature(sampling.temperature);
-  s.setTopK(sampling.top_k);
-  s.setTopP(sampling.top_p);
-  s.setSeed(sampling.seed);
-}
-
-}  // namespace
 
 RpcEnv::RpcEnv(kj::AsyncIoContext& io, Timeouts timeouts, LinkSecurity security)
     : io_(io), timeouts_(timeouts), security_(security), interrupted_(io.unixEventPort.onSignal(SIGINT).ignoreResult().fork()) {}
@@ -65,7 +64,7 @@ T RpcEnv::Await(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string
   } catch (const kj::Exception& e) {
     const bool timed_out = e.getDescription().startsWith("operation timed out");
     throw PipelineError((what.empty() ? "" : what + ": ") +
-                        (timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : Clean(e)));
+                        (timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : ExceptionText(e)));
   }
 }
 
@@ -76,7 +75,7 @@ kj::Promise<T> RpcEnv::Bound(kj::Promise<T>&& promise, uint32_t timeout_ms, cons
       .catch_([what, timeout_ms](kj::Exception&& e) -> kj::Promise<T> {
         const bool timed_out = e.getDescription().startsWith("operation timed out");
         return kj::Exception(e.getType(), __FILE__, __LINE__,
-                             kj::str(what, ": ", timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : Clean(e)));
+                             kj::str(what, ": ", timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : ExceptionText(e)));
       });
 }
 
@@ -209,7 +208,7 @@ void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorD
     spec.setDtype(ToWire(dtype));
     const std::string label = node.Label();
     loads.add(request.send().ignoreResult().catch_([label](kj::Exception&& e) -> void {
-      throw PipelineError(label + ": " + Clean(e));
+      throw PipelineError(label + ": " + ExceptionText(e));
     }));
   }
   try {

@@ -29,6 +29,12 @@ class PipelineError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A failure's text for a user: KJ's "remote exception: " and "std::exception: "
+// prefixes (how it travelled, a std::exception thrown in a continuation)
+// dropped, a peer's control bytes (a newline, a terminal escape) as \xNN, at
+// most ~2000 bytes, and "(disconnected)" added where a lost link says nothing.
+std::string ExceptionText(const kj::Exception& e);
+
 struct Timeouts {
   uint32_t connect_ms = 10000;
   uint32_t call_ms = 120000;   // one pipeline step

@@ -9,12 +9,14 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "coordinator/local_cluster.h"
+#include "coordinator/pipeline.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
 #include "tests/raw_peer.h"
@@ -122,6 +124,7 @@ TEST_F(PipelineTest, ThreeNodesMatchOneNodeWithSecretAndTls) {
   // --local with TLS: the nodes it starts speak TLS too.
   json local = ParseJson(RunProcess(Generate(Model("f32"), {"--local", "2", "--threads", "1", "--tls-dir", keys / "tls"})));
   EXPECT_EQ(local["tokens"].size(), 24u);
+  EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << "the run's TLS files outlived it";
   // A TLS cluster refuses a plain client and one whose CA is another cluster's.
   auto cluster = StartNodes(1, 1, nodes);
   auto plain = RunProcess({testing::BinDir() + "/strata", "status", "--nodes", cluster->addresses()[0],
@@ -212,6 +215,23 @@ TEST_F(PipelineTest, KilledNodeFailsTheRequestQuickly) {
   const std::string err = cli.Stderr();
   EXPECT_NE(err.find("strata: "), std::string::npos) << err;
   EXPECT_NE(err.find(cluster->addresses()[1]), std::string::npos) << "the error names the dead node: " << err;
+  EXPECT_EQ(err.find("exception:"), std::string::npos) << "no KJ prefix reaches the user: " << err;
+}
+
+// KJ wraps a std::exception thrown in a continuation as "std::exception: ..."
+// and a peer's as "remote exception: ..."; neither says anything to a user.
+TEST(ExceptionTextTest, DropsHowTheErrorTravelledAndEscapesPeerBytes) {
+  kj::Maybe<kj::Exception> wrapped =
+      kj::runCatchingExceptions([]() { throw std::runtime_error("node local-1 (127.0.0.1:5): gone\n"); });
+  KJ_IF_MAYBE(e, wrapped) {
+    EXPECT_NE(std::string(e->getDescription().cStr()).find("std::exception: "), std::string::npos);
+    EXPECT_EQ(ExceptionText(*e), "node local-1 (127.0.0.1:5): gone\\x0a");
+  } else {
+    ADD_FAILURE() << "nothing was thrown";
+  }
+  kj::Exception remote(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                       kj::str("remote exception: std::exception: the stage failed"));
+  EXPECT_EQ(ExceptionText(remote), "the stage failed (disconnected)");
 }
 
 TEST_F(PipelineTest, UnreachableNodeIsNamed) {
@@ -272,6 +292,7 @@ TEST_F(PipelineTest, MissingTensorOnANodeIsNamed) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("missing tensor 'model.layers.2."), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("node local-1"), std::string::npos) << "names the node: " << r.err;
+  EXPECT_EQ(r.err.find("exception:"), std::string::npos) << "no KJ prefix reaches the user: " << r.err;
 }
 
 TEST_F(PipelineTest, StatusShowsTheLoadedShards) {
