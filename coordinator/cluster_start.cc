@@ -8,6 +8,21 @@
 
 namespace strata {
 
+Result<CommandModel> OpenCommandModel(const GenerateFlags& flags) {
+  CommandModel m;
+  if (!ParseTensorDType(flags.dtype, &m.dtype) || m.dtype == TensorDType::kF16) {
+    return Status::Error("--dtype must be f32 or bf16, got '" + flags.dtype + "'");
+  }
+  if (flags.model.empty()) return Status::Error("--model DIR is required");
+  auto path = ResolveModel(flags.model, flags.model_source);
+  if (!path.ok()) return path.status();
+  m.path = path.value();
+  auto ckpt = Checkpoint::Open(m.path);
+  if (!ckpt.ok()) return ckpt.status();
+  m.checkpoint = std::move(ckpt.value());
+  return m;
+}
+
 ModelCosts CostsOf(const Checkpoint& ckpt, TensorDType dtype, uint64_t kv_tokens) {
   ModelCosts costs;
   const ModelConfig& c = ckpt.config();

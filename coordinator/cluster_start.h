@@ -17,6 +17,17 @@
 
 namespace strata {
 
+// What generate, serve and plan each start from, checked the same way for
+// all three: the compute dtype (f32 or bf16), `--model` resolved to a local
+// path (mirrored when remote), and its checkpoint opened, which validates the
+// config and every tensor's shape against it.
+struct CommandModel {
+  TensorDType dtype = TensorDType::kF32;
+  std::string path;
+  std::unique_ptr<Checkpoint> checkpoint;
+};
+Result<CommandModel> OpenCommandModel(const GenerateFlags& flags);
+
 // Weights (and KV for `kv_tokens` tokens) per layer, embedding and head, in `dtype`.
 ModelCosts CostsOf(const Checkpoint& ckpt, TensorDType dtype, uint64_t kv_tokens);
 

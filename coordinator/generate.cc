@@ -250,11 +250,6 @@ int RunScore(RpcEnv& env, Pipeline& pipeline, const GenerateFlags& flags, Perple
 }  // namespace
 
 int RunGenerate(const GenerateFlags& flags) {
-  TensorDType dtype;
-  if (!ParseTensorDType(flags.dtype, &dtype) || dtype == TensorDType::kF16) {
-    return Fail("--dtype must be f32 or bf16, got '" + flags.dtype + "'");
-  }
-  if (flags.model.empty()) return Fail("--model DIR is required");
   if (flags.cluster.local == 0 && !UsesDiscovery(flags.cluster)) {
     std::vector<std::string> addresses;
     std::string error;
@@ -269,13 +264,13 @@ int RunGenerate(const GenerateFlags& flags) {
   }
   const bool resume = !keep_key.empty();
   if (flags.keep_session && !resume) keep_key = RandomBytes(kTicketBytes);
-  auto model_dir_or = ResolveModel(flags.model, flags.model_source);
-  if (!model_dir_or.ok()) return Fail(model_dir_or.status().message());
-  const std::string& model = model_dir_or.value();
-  auto ckpt = Checkpoint::Open(model);
-  if (!ckpt.ok()) return Fail(ckpt.status().message());
-  const ModelConfig& config = ckpt.value()->config();
-  auto tokenizer = Tokenizer::Load(model, config, ckpt.value()->gguf());
+  auto opened = OpenCommandModel(flags);
+  if (!opened.ok()) return Fail(opened.status().message());
+  const TensorDType dtype = opened->dtype;
+  const std::string& model = opened->path;
+  const std::unique_ptr<Checkpoint>& ckpt = opened->checkpoint;
+  const ModelConfig& config = ckpt->config();
+  auto tokenizer = Tokenizer::Load(model, config, ckpt->gguf());
   if (!tokenizer.ok()) return Fail(tokenizer.status().message());
   RunReport report;
   const bool scoring = !flags.perplexity_file.empty();
@@ -345,7 +340,7 @@ int RunGenerate(const GenerateFlags& flags) {
       capacity = held;
     } else {
       std::string note;
-      auto planned = PlanShardsWithNvme(CostsOf(*ckpt.value(), dtype, static_cast<uint64_t>(capacity)), capacities, &note);
+      auto planned = PlanShardsWithNvme(CostsOf(*ckpt, dtype, static_cast<uint64_t>(capacity)), capacities, &note);
       if (!planned.ok()) return Fail(planned.status().message());
       if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
       plan = planned.value();
@@ -416,13 +411,10 @@ int RunGenerate(const GenerateFlags& flags) {
 }
 
 int RunPlan(const GenerateFlags& flags) {
-  TensorDType dtype;
-  if (!ParseTensorDType(flags.dtype, &dtype)) return Fail("--dtype must be f32 or bf16, got '" + flags.dtype + "'");
-  if (flags.model.empty()) return Fail("--model DIR is required");
-  auto model = ResolveModel(flags.model, flags.model_source);
-  if (!model.ok()) return Fail(model.status().message());
-  auto ckpt = Checkpoint::Open(model.value());
-  if (!ckpt.ok()) return Fail(ckpt.status().message());
+  auto opened = OpenCommandModel(flags);
+  if (!opened.ok()) return Fail(opened.status().message());
+  const TensorDType dtype = opened->dtype;
+  const std::unique_ptr<Checkpoint>& ckpt = opened->checkpoint;
   std::vector<NodeCapacity> capacities;
   if (flags.cluster.local > 0) {
     for (int64_t i = 0; i < flags.cluster.local; ++i) {
@@ -444,17 +436,17 @@ int RunPlan(const GenerateFlags& flags) {
       return Fail(e.what());
     }
   }
-  const int64_t context = flags.context > 0 ? flags.context : ckpt.value()->config().max_position;
+  const int64_t context = flags.context > 0 ? flags.context : ckpt->config().max_position;
   const uint64_t kv_tokens = static_cast<uint64_t>(context) * static_cast<uint64_t>(flags.concurrency);
   std::string note;
-  const ModelCosts costs = CostsOf(*ckpt.value(), dtype, kv_tokens);
+  const ModelCosts costs = CostsOf(*ckpt, dtype, kv_tokens);
   auto plan = PlanShardsWithNvme(costs, capacities, &note);
   if (!plan.ok()) return Fail(plan.status().message());
   if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
   if (flags.json) {
     std::cout << PlanJson(plan.value(), capacities, &costs).dump(2) << std::endl;
   } else {
-    std::cout << "plan for " << flags.model << " (" << ckpt.value()->config().num_layers << " layers, " << flags.dtype
+    std::cout << "plan for " << flags.model << " (" << ckpt->config().num_layers << " layers, " << flags.dtype
               << ") on " << capacities.size() << " nodes, each stage's weights and KV for " << context
               << " tokens x " << flags.concurrency << " sessions:\n"
               << plan->Table(capacities);

@@ -66,16 +66,13 @@ int64_t KvTokensHeld(Pipeline& pipeline, RpcEnv& env, const ModelConfig& config,
 
 int RunServe(const ServeFlags& flags) {
   const GenerateFlags& g = flags.model;
-  TensorDType dtype;
-  if (!ParseTensorDType(g.dtype, &dtype) || dtype == TensorDType::kF16) {
-    return Fail("--dtype must be f32 or bf16, got '" + g.dtype + "'");
-  }
-  auto model = ResolveModel(g.model, g.model_source);
-  if (!model.ok()) return Fail(model.status().message());
-  auto ckpt = Checkpoint::Open(model.value());
-  if (!ckpt.ok()) return Fail(ckpt.status().message());
-  const ModelConfig& config = ckpt.value()->config();
-  auto tokenizer = Tokenizer::Load(model.value(), config, ckpt.value()->gguf());
+  auto opened = OpenCommandModel(g);
+  if (!opened.ok()) return Fail(opened.status().message());
+  const TensorDType dtype = opened->dtype;
+  const std::string& model_path = opened->path;
+  const std::unique_ptr<Checkpoint>& ckpt = opened->checkpoint;
+  const ModelConfig& config = ckpt->config();
+  auto tokenizer = Tokenizer::Load(model_path, config, ckpt->gguf());
   if (!tokenizer.ok()) return Fail(tokenizer.status().message());
   ApiServerOptions options;
   options.context = flags.context > 0 ? std::min<int64_t>(flags.context, config.max_position) : config.max_position;
@@ -83,12 +80,12 @@ int RunServe(const ServeFlags& flags) {
   options.max_queue = static_cast<int>(flags.max_queue);
   options.prefill_chunk = g.prefill_chunk;
   char real[PATH_MAX];
-  const std::string model_dir = ::realpath(model.value().c_str(), real) ? std::string(real) : model.value();
+  const std::string model_dir = ::realpath(model_path.c_str(), real) ? std::string(real) : model_path;
   options.model_name = !flags.served_name.empty() ? flags.served_name
                        : g.model.find('/') != std::string::npos && model_dir != g.model && g.model[0] != '/'
                            ? g.model
                            : model_dir.substr(model_dir.rfind('/') + 1);
-  auto chat = ChatFormat::ForModel(model_dir, ckpt.value()->gguf(), *tokenizer.value());
+  auto chat = ChatFormat::ForModel(model_dir, ckpt->gguf(), *tokenizer.value());
   if (!chat.ok()) return Fail(chat.status().message());
   options.chat = chat.value().get();
   if (config.num_layers < std::max<int64_t>(g.cluster.local, 1)) return Fail("more nodes than layers");
@@ -120,7 +117,7 @@ int RunServe(const ServeFlags& flags) {
     const auto capacities = pipeline.Capacities();
     const uint64_t kv_tokens = static_cast<uint64_t>(options.context) * static_cast<uint64_t>(options.max_running);
     std::string note;
-    auto plan = PlanShardsWithNvme(CostsOf(*ckpt.value(), dtype, kv_tokens), capacities, &note);
+    auto plan = PlanShardsWithNvme(CostsOf(*ckpt, dtype, kv_tokens), capacities, &note);
     if (!plan.ok()) return Fail(plan.status().message());
     if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
     pipeline.Load(model_dir, plan.value(), dtype);

@@ -4,7 +4,9 @@
 
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <fstream>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -43,6 +45,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& dir) {
     if (!config.ok()) return config.status();
     ckpt->config_ = config.value();
     Status st = ckpt->AdoptGguf(std::move(file.value()));
+    if (st.ok()) st = ckpt->CheckShapes();
     if (!st.ok()) return st;
     return ckpt;
   }
@@ -54,6 +57,7 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& dir) {
     auto file = GgufFile::Open(dir + "/" + kShardGgufName);
     if (!file.ok()) return file.status();
     Status st = ckpt->AdoptGguf(std::move(file.value()));
+    if (st.ok()) st = ckpt->CheckShapes();
     if (!st.ok()) return st;
     return ckpt;
   }
@@ -90,8 +94,73 @@ Result<std::unique_ptr<Checkpoint>> Checkpoint::Open(const std::string& dir) {
     }
     ckpt->files_.push_back(std::move(file.value()));
   }
+  Status shapes = ckpt->CheckShapes();
+  if (!shapes.ok()) return shapes;
   return ckpt;
 }
+
+std::vector<int64_t> ExpectedTensorShape(const ModelConfig& c, const std::string& name) {
+  // Each layer tensor's dimensions, one letter each: H hidden, I intermediate,
+  // Q query width (heads x head_dim), K key/value width, D head_dim.
+  static const std::map<std::string, std::string> kLayerDims = {
+      {"input_layernorm.weight", "H"},  {"post_attention_layernorm.weight", "H"},
+      {"self_attn.q_proj.weight", "QH"}, {"self_attn.k_proj.weight", "KH"},
+      {"self_attn.v_proj.weight", "KH"}, {"self_attn.o_proj.weight", "HQ"},
+      {"self_attn.q_proj.bias", "Q"},    {"self_attn.k_proj.bias", "K"},
+      {"self_attn.v_proj.bias", "K"},    {"self_attn.o_proj.bias", "H"},
+      {"self_attn.q_norm.weight", "D"},  {"self_attn.k_norm.weight", "D"},
+      {"mlp.gate_proj.weight", "IH"},    {"mlp.up_proj.weight", "IH"},
+      {"mlp.down_proj.weight", "HI"},    {"mlp.gate_proj.bias", "I"},
+      {"mlp.up_proj.bias", "I"},         {"mlp.down_proj.bias", "H"}};
+  if (name == kEmbedName || name == kLmHeadName) return {c.vocab_size, c.hidden_size};
+  if (name == kFinalNormName) return {c.hidden_size};
+  const std::string layers = "model.layers.";
+  const size_t dot = name.find('.', layers.size());
+  if (name.compare(0, layers.size(), layers) != 0 || dot == std::string::npos) return {};
+  auto dims = kLayerDims.find(name.substr(dot + 1));
+  if (dims == kLayerDims.end()) return {};
+  std::vector<int64_t> shape;
+  for (char d : dims->second) {
+    shape.push_back(d == 'H'   ? c.hidden_size
+                    : d == 'I' ? c.intermediate_size
+                    : d == 'Q' ? c.num_heads * c.head_dim
+                    : d == 'K' ? c.num_kv_heads * c.head_dim
+                               : c.head_dim);
+  }
+  return shape;
+}
+
+Status Checkpoint::CheckShapes() const {
+  auto check = [this](const std::string& name, const TensorView& v) -> Status {
+    const std::string layers = "model.layers.";
+    if (name.compare(0, layers.size(), layers) == 0) {
+      const int64_t layer = std::strtoll(name.c_str() + layers.size(), nullptr, 10);
+      if (layer < 0 || layer >= config_.num_layers) {
+        return Status::Error(dir_ + ": tensor '" + EscapeText(name, 96) + "' is past the config's " +
+                             std::to_string(config_.num_layers) + " layers");
+      }
+    }
+    const std::vector<int64_t> want = ExpectedTensorShape(config_, name);
+    if (want.empty() || v.shape == want) return Status::Ok();
+    auto text = [](const std::vector<int64_t>& shape) {
+      std::string out = "[";
+      for (size_t i = 0; i < shape.size(); ++i) out += (i ? ", " : "") + std::to_string(shape[i]);
+      return out + "]";
+    };
+    return Status::Error("tensor '" + EscapeText(name, 96) + "' in " + dir_ + " has the wrong shape for the config: " +
+                         text(v.shape) + ", want " + text(want));
+  };
+  for (const auto& [name, view] : gguf_views_) {
+    if (Status st = check(name, view); !st.ok()) return st;
+  }
+  for (const auto& file : files_) {
+    for (const auto& [name, view] : file->tensors()) {
+      if (Status st = check(name, view); !st.ok()) return st;
+    }
+  }
+  return Status::Ok();
+}
+
 
 Status Checkpoint::AdoptGguf(std::unique_ptr<GgufFile> file) {
   auto views = GgufModelTensors(*file, config_);

@@ -25,6 +25,11 @@ inline const char* kEmbedName = "model.embed_tokens.weight";
 inline const char* kFinalNormName = "model.norm.weight";
 inline const char* kLmHeadName = "lm_head.weight";
 
+// The shape a tensor of this name must have under `config`, in Hugging Face
+// order ([rows, cols]); empty for a name that is not one of the model's (an
+// extra tensor some checkpoints carry, which nothing reads).
+std::vector<int64_t> ExpectedTensorShape(const ModelConfig& config, const std::string& name);
+
 // The weights file of a fetched shard of a GGUF model, beside its config.json.
 inline const char* kShardGgufName = "model.gguf";
 
@@ -57,6 +62,10 @@ class Checkpoint {
  private:
   Checkpoint() = default;
   Status AdoptGguf(std::unique_ptr<GgufFile> file);  // its tensors under Hugging Face names, by config_
+  // Every tensor's shape against config_ (ExpectedTensorShape), a layer past
+  // num_layers refused: so that plan, generate, serve and a node's load
+  // refuse the same model in the same words, before any weight is read.
+  Status CheckShapes() const;
   std::string dir_;
   ModelConfig config_;
   std::vector<std::unique_ptr<SafetensorsFile>> files_;

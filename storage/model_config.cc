@@ -175,6 +175,10 @@ Result<ModelConfig> ModelConfig::ParseJson(const std::string& config_json, const
     return Status::Error(origin + ": num_attention_heads " + std::to_string(c.num_heads) +
                          " is not a multiple of num_key_value_heads " + std::to_string(c.num_kv_heads));
   }
+  if (c.head_dim == 0) {
+    return Status::Error(origin + ": hidden_size " + std::to_string(c.hidden_size) + " over num_attention_heads " +
+                         std::to_string(c.num_heads) + " leaves a head_dim of 0 (config.json needs 'head_dim')");
+  }
   if (c.head_dim > kMaxWidth) return Status::Error(origin + ": config.json 'head_dim' is over Strata's limit");
   if (c.head_dim % 2 != 0) return Status::Error(origin + ": head_dim must be even for rotary embeddings");
   if (j.contains("rms_norm_eps") && j["rms_norm_eps"].is_number()) c.rms_norm_eps = j["rms_norm_eps"].get<double>();

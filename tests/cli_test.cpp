@@ -3,6 +3,12 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
 #include "tests/test_util.h"
 
 namespace strata {
@@ -82,6 +88,46 @@ TEST(CliTest, PlanPrintsTheSplit) {
                          "--concurrency", "1000000"}, 30);
   EXPECT_EQ(big.exit_code, 1) << big.out;
   EXPECT_NE(big.err.find("but has only"), std::string::npos) << big.err;
+}
+
+// A model whose config and tensors disagree, or whose config leaves a head
+// of no width: plan, generate and serve refuse it before any node starts, in
+// the same words (one check, in Checkpoint::Open), and plan takes only the
+// compute dtypes the others take.
+TEST(CliTest, EveryCommandRefusesAModelItCannotLoadInTheSameWords) {
+  testing::TempDir dir;
+  TestModelSpec spec;
+  spec.layers = 2;
+  spec.tokenizer_vocab = 200;
+  testing::MakeModel(dir / "wide", spec);
+  testing::MakeModel(dir / "narrow", spec);
+  auto edit = [&](const std::string& model, const std::string& key, int64_t value) {
+    nlohmann::json config = nlohmann::json::parse(testing::ReadFile(dir / model + "/config.json"));
+    ASSERT_TRUE(config.contains(key));
+    config[key] = value;
+    std::ofstream(dir / model + "/config.json", std::ios::trunc) << config.dump();
+  };
+  edit("wide", "intermediate_size", 180);
+  edit("narrow", "hidden_size", 2);
+  const std::vector<std::pair<std::string, std::string>> models = {
+      {"wide", "tensor 'model.layers.0.mlp.down_proj.weight' in " + dir / "wide" + " has the wrong shape for the config: [64, 172], want [64, 180]"},
+      {"narrow", "hidden_size 2 over num_attention_heads 4 leaves a head_dim of 0"}};
+  for (const auto& [model, want] : models) {
+    for (const std::vector<std::string>& command :
+         {std::vector<std::string>{"plan", "--local", "2"}, {"generate", "--local", "2", "--prompt", "x"},
+          {"serve", "--local", "2", "--http", "127.0.0.1:0"}}) {
+      std::vector<std::string> argv = {Strata()};
+      argv.insert(argv.end(), command.begin(), command.end());
+      argv.insert(argv.end(), {"--model", dir / model});
+      auto r = RunProcess(argv, 30);
+      EXPECT_EQ(r.exit_code, 1) << command[0] << ": " << r.err;
+      EXPECT_NE(r.err.find(want), std::string::npos) << command[0] << ": " << r.err;
+      EXPECT_EQ(r.err.find("listening"), std::string::npos) << command[0] << " started nodes: " << r.err;
+    }
+  }
+  auto f16 = RunProcess({Strata(), "plan", "--model", dir / "wide", "--local", "2", "--dtype", "f16"}, 30);
+  EXPECT_EQ(f16.exit_code, 1);
+  EXPECT_NE(f16.err.find("--dtype must be f32 or bf16, got 'f16'"), std::string::npos) << f16.err;
 }
 
 // `strata serve-model --repo-id` answers as a Hugging Face-compatible
