@@ -1,6 +1,30 @@
 #include "coordinator/credentials.h"
 
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+
+#include "coordinator/make_secret.h"
+
 namespace strata {
+
+Result<std::unique_ptr<EphemeralTlsDir>> EphemeralTlsDir::Make() {
+  const char* tmp = std::getenv("TMPDIR");
+  std::string path = std::string(tmp != nullptr && *tmp ? tmp : "/tmp") + "/strata-tls-XXXXXX";
+  if (::mkdtemp(path.data()) == nullptr) {  // mode 0700
+    return Status::Error("cannot make a directory for this run's TLS files (" + path + "): " + std::strerror(errno));
+  }
+  std::unique_ptr<EphemeralTlsDir> dir(new EphemeralTlsDir(path));
+  Status written = WriteClusterTls(path, 2);
+  if (!written.ok()) return written;
+  return dir;
+}
+
+EphemeralTlsDir::~EphemeralTlsDir() {
+  std::error_code ignored;
+  std::filesystem::remove_all(path_, ignored);
+}
 
 Result<Credentials> LoadCredentials(const ClusterFlags& flags, kj::Timer& timer, bool local) {
   Credentials c;
@@ -19,6 +43,13 @@ Result<Credentials> LoadCredentials(const ClusterFlags& flags, kj::Timer& timer,
   }
   c.tls = flags.tls || !flags.tls_dir.empty();
   if (!c.tls) return c;
+  const bool no_files = c.tls_files.cert.empty() && c.tls_files.key.empty() && c.tls_files.ca.empty();
+  if (no_files && local) {
+    auto dir = EphemeralTlsDir::Make();
+    if (!dir.ok()) return dir.status();
+    c.ephemeral_tls = std::move(dir.value());
+    c.tls_files = TlsFilesIn(c.ephemeral_tls->path());
+  }
   if (c.tls_files.cert.empty() || c.tls_files.key.empty() || c.tls_files.ca.empty()) {
     return Status::Error("--tls needs --tls-dir DIR, or all of --tls-cert, --tls-key and --tls-ca");
   }

@@ -151,9 +151,11 @@ void PrintSummary(const RunReport& r, const ShardPlan& plan, const std::vector<N
                r.load_s, r.prompt.size(), r.prefill_s, prompt_tps, decoded, r.decode_s, decode_tps);
 }
 
-json ReportJson(const RunReport& r, const ShardPlan& plan, const std::vector<NodeCapacity>& nodes) {
+// `links`: how this run's links to its nodes were secured, as `strata status` shows a node's.
+json ReportJson(const RunReport& r, const ShardPlan& plan, const std::vector<NodeCapacity>& nodes, const Credentials& links) {
   const size_t decoded = r.tokens.empty() ? 0 : r.tokens.size() - 1;
   return {{"prompt_tokens", r.prompt},
+          {"links", links.secret.empty() ? (links.tls ? "tls" : "none") : (links.tls ? "secret+tls" : "secret")},
           {"tokens", r.tokens},
           {"text", r.text},
           {"plan", PlanJson(plan, nodes)},
@@ -387,7 +389,7 @@ int RunGenerate(const GenerateFlags& flags) {
       pipeline.DetachSession(session);
     }
     if (flags.json) {
-      json out = ReportJson(report, plan, capacities);
+      json out = ReportJson(report, plan, capacities, credentials.value());
       if (!keep_key.empty()) out["session_id"] = HexOf(keep_key);
       out["position"] = base;
       if (distribution.ok()) out["model_bytes_served"] = distribution.value()->bytes_served();

@@ -50,7 +50,7 @@ commands:
 void AddSecurityFlags(FlagSet& f, ClusterFlags* c) {
   f.String("cluster-secret-file", &c->secret_file,
            "the cluster secret (`strata make-secret`; else $STRATA_CLUSTER_SECRET; --local makes its own)");
-  f.Bool("tls", &c->tls, "speak TLS to the nodes (with --tls-dir, or --tls-cert/--tls-key/--tls-ca)");
+  f.Bool("tls", &c->tls, "speak TLS to the nodes (with --tls-dir, or --tls-cert/--tls-key/--tls-ca; --local without them: a CA made for the run)");
   f.String("tls-dir", &c->tls_dir, "cert.pem, key.pem and ca.pem from `strata make-secret --tls`");
   f.String("tls-cert", &c->tls_cert, "this member's certificate (PEM)");
   f.String("tls-key", &c->tls_key, "its private key (PEM)");

@@ -124,6 +124,17 @@ TEST_F(PipelineTest, ThreeNodesMatchOneNodeWithSecretAndTls) {
   // --local with TLS: the nodes it starts speak TLS too.
   json local = ParseJson(RunProcess(Generate(Model("f32"), {"--local", "2", "--threads", "1", "--tls-dir", keys / "tls"})));
   EXPECT_EQ(local["tokens"].size(), 24u);
+  // --local --tls with no files: a CA of the run's own, gone when it ends.
+  TempDir tmp;
+  const char* was = std::getenv("TMPDIR");
+  const std::string saved = was != nullptr ? was : "";
+  ::setenv("TMPDIR", tmp.path().c_str(), 1);
+  auto ephemeral = RunProcess(Generate(Model("f32"), {"--local", "2", "--threads", "1", "--tls"}));
+  was != nullptr ? ::setenv("TMPDIR", saved.c_str(), 1) : ::unsetenv("TMPDIR");
+  ASSERT_EQ(ephemeral.exit_code, 0) << ephemeral.err;
+  EXPECT_EQ(ParseJson(ephemeral)["tokens"], local["tokens"]);
+  EXPECT_EQ(ParseJson(ephemeral)["links"], "secret+tls");  // and a TLS link to a plain node fails its hello
+  EXPECT_EQ(local["links"], "secret+tls");
   EXPECT_TRUE(std::filesystem::is_empty(tmp.path())) << "the run's TLS files outlived it";
   // A TLS cluster refuses a plain client and one whose CA is another cluster's.
   auto cluster = StartNodes(1, 1, nodes);
