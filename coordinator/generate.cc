@@ -347,7 +347,19 @@ int RunGenerate(const GenerateFlags& flags) {
       if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
       plan = planned.value();
       spdlog::info("session={} plan:\n{}", session, plan.Describe(capacities));
-      if (flags.distribute) {
+      bool distribute = flags.distribute || !flags.model_server.empty();
+      if (!distribute && flags.cluster.local == 0) {
+        // Nodes elsewhere read a model by path only under their --models-dir.
+        const std::vector<std::string> lacking = pipeline.CannotOpen(model_dir, plan);
+        distribute = !lacking.empty();
+        if (distribute) {
+          std::string names;
+          for (const auto& n : lacking) names += (names.empty() ? "" : ", ") + n;
+          std::cerr << "strata: note: " << names << " cannot read " << model_dir
+                    << " by path; distributing the model to the nodes (as --distribute does)" << std::endl;
+        }
+      }
+      if (distribute) {
         distribution = flags.model_server.empty()
                            ? ModelDistribution::Start(io, model_dir, credentials->secret, cluster->addresses, flags.serve,
                                                       ModelCacheDir(flags.model_source))

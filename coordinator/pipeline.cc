@@ -184,6 +184,17 @@ kj::Promise<void> Pipeline::DrawFetchProgress(kj::Own<bool> done, std::chrono::s
   });
 }
 
+std::vector<std::string> Pipeline::CannotOpen(const std::string& model_dir, const ShardPlan& plan) {
+  std::vector<std::string> out;
+  for (const auto& stage : plan.stages) {
+    NodeConnection& node = *nodes_[stage.node];
+    auto request = node.control().canOpenRequest();
+    request.setModelDir(model_dir);
+    if (!env_.Await(request.send(), env_.timeouts().connect_ms, node.Label()).getReadable()) out.push_back(node.Label());
+  }
+  return out;
+}
+
 void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype, const Source* source) {
   submits_.reset();  // the first stage may change
   stages_.clear();

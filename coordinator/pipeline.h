@@ -146,6 +146,9 @@ class Pipeline {
     std::string url, model_id, token;
   };
   void Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype, const Source* source = nullptr);
+  // The labels of the plan's nodes that cannot read `model_dir` by path
+  // (Control.canOpen), in stage order: they need the model distributed.
+  std::vector<std::string> CannotOpen(const std::string& model_dir, const ShardPlan& plan);
   // Opens a session of `capacity` tokens on every stage, last to first: each
   // stage learns the ticket by which it reaches the next one's session.
   // A non-empty `keep_key` (16 bytes) makes it a kept session: it outlives

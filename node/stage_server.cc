@@ -4,6 +4,8 @@
 
 #include <chrono>
 #include <limits.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <spdlog/spdlog.h>
 
@@ -187,6 +189,19 @@ class ControlImpl final : public wire::Control::Server {
 
   kj::Promise<void> info(InfoContext context) override {
     state_->FillInfo(context.getResults().initInfo());
+    return kj::READY_NOW;
+  }
+
+  kj::Promise<void> canOpen(CanOpenContext context) override {
+    const std::string dir = context.getParams().getModelDir();
+    if (dir.empty() || dir.size() > 4096 || dir.find('\0') != std::string::npos) {
+      throw Failed("canOpen: the model directory must be a path of 1..4096 bytes");
+    }
+    struct stat st {};
+    const bool there = ::stat(dir.c_str(), &st) == 0 &&
+                       (S_ISDIR(st.st_mode) ? ::access((dir + "/config.json").c_str(), R_OK) == 0
+                                            : S_ISREG(st.st_mode) && ::access(dir.c_str(), R_OK) == 0);
+    context.getResults().setReadable(there && UnderModelRoots(dir, state_->options().model_roots));
     return kj::READY_NOW;
   }
 

@@ -174,6 +174,10 @@ interface Control {
   # message. Each member is named by a Session capability this node issued;
   # any other capability fails the call. A member that fails its checks is
   # reported to its own session's sink, and the others are taken.
+  canOpen @6 (modelDir :Text) -> (readable :Bool);
+  # Whether loadShard could read `modelDir` by path on this node: under its
+  # --models-dir and there (config.json, or a .gguf file). A coordinator asks
+  # before it loads, and distributes the model to nodes that cannot.
 }
 
 interface Session {

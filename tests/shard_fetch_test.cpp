@@ -303,7 +303,8 @@ TEST_F(ShardFetchTest, TheCacheKeepsToItsLimitEvictingWholeModels) {
   EXPECT_NE(refused.status().message().find("of its limit"), std::string::npos) << refused.status().message();
 }
 
-// End to end: real nodes fetch from `strata generate --distribute`.
+// End to end: real nodes fetch from `strata generate`, by themselves where they
+// cannot read the model by path, and with --distribute.
 TEST_F(ShardFetchTest, NodesFetchTheirShardsAndGenerateAsFromTheFiles) {
   TempDir caches, allowed;
   std::vector<std::unique_ptr<testing::Child>> nodes;
@@ -325,18 +326,22 @@ TEST_F(ShardFetchTest, NodesFetchTheirShardsAndGenerateAsFromTheFiles) {
     argv.insert(argv.end(), how.begin(), how.end());
     return testing::RunProcess(argv, 120);
   };
-  // The model is not under the nodes' --models-dir: they will not open it by path...
-  auto refused = run({"--nodes", addresses});
-  EXPECT_EQ(refused.exit_code, 1);
-  EXPECT_NE(refused.err.find("loads models only from its --models-dir or its cache"), std::string::npos) << refused.err;
-  // ...but fetch it, verified, from the coordinator.
-  auto fetched = run({"--nodes", addresses, "--distribute"});
+  // The model is not under the nodes' --models-dir: they cannot open it by
+  // path, so generate serves it and they fetch it, verified, as with --distribute.
+  auto fetched = run({"--nodes", addresses});
   ASSERT_EQ(fetched.exit_code, 0) << fetched.err;
+  EXPECT_NE(fetched.err.find("by path; distributing the model to the nodes"), std::string::npos) << fetched.err;
   auto out = nlohmann::json::parse(fetched.out);
   EXPECT_GT(out["model_bytes_served"].get<uint64_t>(), 0u);
   for (int i = 0; i < 3; ++i) {
     EXPECT_TRUE(std::filesystem::exists(caches / (std::to_string(i) + "/" + manifest_.id + "/last-used"))) << i;
   }
+  // Asked for, the same; the shards are in the caches now, so nothing is sent again.
+  auto asked = run({"--nodes", addresses, "--distribute"});
+  ASSERT_EQ(asked.exit_code, 0) << asked.err;
+  EXPECT_EQ(asked.err.find("distributing the model"), std::string::npos) << asked.err;
+  EXPECT_EQ(nlohmann::json::parse(asked.out)["tokens"], out["tokens"]);
+  EXPECT_EQ(nlohmann::json::parse(asked.out)["model_bytes_served"].get<uint64_t>(), 0u);
   auto from_files = run({"--local", "3", "--threads", "1"});
   ASSERT_EQ(from_files.exit_code, 0) << from_files.err;
   EXPECT_EQ(out["tokens"], nlohmann::json::parse(from_files.out)["tokens"]);
