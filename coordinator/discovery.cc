@@ -1,4 +1,5 @@
 #include "coordinator/discovery.h"
+#include "protocol/net_address.h"
 
 #include <spdlog/spdlog.h>
 
@@ -58,14 +59,13 @@ struct DiscoveryListener::Impl {
       return;
     }
     std::string address = beacon->address;
-    const size_t colon = address.rfind(':');
-    if (colon == std::string::npos || colon == 0 || colon + 1 == address.size()) {
+    auto parsed = ParseHostPort(address);
+    if (!parsed.ok() || parsed->port == 0) {
       ++stats.malformed;
       return;
     }
     // A wildcard host means "where this came from".
-    const std::string host = address.substr(0, colon);
-    if (host == "0.0.0.0" || host == "::" || host == "*") address = from.address().to_string() + address.substr(colon);
+    if (IsWildcardHost(parsed->host)) address = JoinHostPort(from.address().to_string(), parsed->port);
     const std::string id = Hex(beacon->node_id);
     auto it = members.find(id);
     if (it != members.end() && beacon->counter <= it->second.counter) {

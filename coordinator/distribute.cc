@@ -1,4 +1,5 @@
 #include "coordinator/distribute.h"
+#include "protocol/net_address.h"
 
 #include <arpa/inet.h>
 #include <netdb.h>
@@ -15,12 +16,10 @@
 namespace strata {
 namespace {
 
-bool IsLoopbackHost(const std::string& host) { return host.rfind("127.", 0) == 0 || host == "localhost" || host == "::1"; }
-
 // The local address this machine uses to reach `address` (HOST:PORT): a UDP
 // socket "connected" there sends nothing, but the kernel picks the route.
 std::string LocalAddressToward(const std::string& address) {
-  const std::string host = address.substr(0, address.rfind(':'));
+  const std::string host = HostOf(address);
   addrinfo hints{};
   hints.ai_family = AF_INET;
   hints.ai_socktype = SOCK_DGRAM;
@@ -55,11 +54,11 @@ Result<std::unique_ptr<ModelDistribution>> ModelDistribution::Start(kj::AsyncIoC
   spdlog::info("model {}: {} tensors in its manifest after {:.1f} s", manifest->id.substr(0, 12), manifest->tensors.size(),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   bool all_local = true;
-  for (const auto& a : nodes) all_local = all_local && IsLoopbackHost(a.substr(0, a.rfind(':')));
+  for (const auto& a : nodes) all_local = all_local && IsLoopbackHost(HostOf(a));
   // Serve where the nodes can reach: loopback for local nodes, else every interface.
   std::string bind = listen.empty() ? (all_local ? "127.0.0.1:0" : "0.0.0.0:0") : listen;
-  std::string host = bind.substr(0, bind.rfind(':'));
-  if (host == "0.0.0.0" || host == "*") host = all_local ? "127.0.0.1" : LocalAddressToward(nodes.front());
+  std::string host = HostOf(bind);
+  if (IsWildcardHost(host)) host = all_local ? "127.0.0.1" : LocalAddressToward(nodes.front());
   if (host.empty()) return Status::Error("cannot tell which address the nodes reach this machine at; give --serve HOST:PORT");
   std::unique_ptr<ModelDistribution> d(new ModelDistribution());
   KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {

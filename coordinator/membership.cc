@@ -6,14 +6,14 @@
 #include <sstream>
 
 #include "coordinator/discovery.h"
+#include "protocol/net_address.h"
 
 namespace strata {
 namespace {
 
 bool ValidAddress(const std::string& a) {
-  const size_t colon = a.rfind(':');
-  return colon != std::string::npos && colon != 0 && colon + 1 != a.size() && a.size() - colon <= 6 &&
-         a.find_first_not_of("0123456789", colon + 1) == std::string::npos;
+  auto parsed = ParseHostPort(a);
+  return parsed.ok() && parsed->port >= 1;
 }
 
 }  // namespace

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "coordinator/progress_line.h"
+#include "storage/env.h"
 #include "storage/escape.h"
 #include "storage/model_source.h"
 
@@ -20,16 +21,10 @@ std::string GetEnv(const char* name) {
   return v != nullptr ? v : "";
 }
 
-std::string DefaultCache() {
-  if (!GetEnv("XDG_CACHE_HOME").empty()) return GetEnv("XDG_CACHE_HOME") + "/strata";
-  if (!GetEnv("HOME").empty()) return GetEnv("HOME") + "/.cache/strata";
-  return "/tmp/strata-cache";
-}
-
 }  // namespace
 
 std::string ModelCacheDir(const ModelSourceFlags& flags) {
-  return flags.model_cache.empty() ? DefaultCache() : flags.model_cache;
+  return flags.model_cache.empty() ? DefaultCacheDir() : flags.model_cache;
 }
 
 Result<std::string> ResolveModel(const std::string& model, const ModelSourceFlags& flags) {

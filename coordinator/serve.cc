@@ -1,4 +1,5 @@
 #include "coordinator/serve.h"
+#include "protocol/net_address.h"
 
 #include <kj/async-io.h>
 #include <kj/async-unix.h>
@@ -100,8 +101,9 @@ int RunServe(const ServeFlags& flags) {
   } else if (!credentials->secret.empty() && g.cluster.local == 0) {
     return Fail("a cluster with a secret wants an API key for its API: give --api-key-file FILE");
   }
-  const std::string host = flags.http.substr(0, flags.http.rfind(':'));
-  if (options.api_key.empty() && host.rfind("127.", 0) != 0 && host != "localhost") {
+  auto http = ParseHostPort(flags.http);
+  if (!http.ok()) return Fail("--http: " + http.status().message());
+  if (options.api_key.empty() && !IsLoopbackHost(http->host)) {
     return Fail("refusing to serve the API on " + flags.http + " without --api-key-file");
   }
   auto cluster = StartCluster(g.cluster, credentials.value(), model_dir);
@@ -131,7 +133,7 @@ int RunServe(const ServeFlags& flags) {
     }
     ApiServer api(io.provider->getTimer(), pipeline, *tokenizer.value(), options);
     // One line a reader can parse: what is served, and where.
-    std::cout << "serving " << options.model_name << " on http://" << host << ":" << receiver->getPort()
+    std::cout << "serving " << options.model_name << " on http://" << JoinHostPort(http->host, receiver->getPort())
               << " (chat template " << options.chat->name() << ", " << options.max_running
               << " requests at once, " << options.max_queue << " queued, KV for " << options.kv_tokens << " tokens)"
               << std::endl;

@@ -1,4 +1,5 @@
 #include "coordinator/serve_model.h"
+#include "protocol/net_address.h"
 
 #include <kj/async-unix.h>
 #include <spdlog/spdlog.h>
@@ -33,8 +34,9 @@ int ServeModel(int argc, char** argv) {
   if (model.empty()) { std::cerr << "strata: --model DIR or FILE.gguf is required\n"; return 2; }
   auto secret = ClusterSecret::FromFlagOrEnv(secret_file);
   if (!secret.ok()) { std::cerr << "strata: " << secret.status().message() << "\n"; return 1; }
-  const std::string host = listen.substr(0, listen.rfind(':'));
-  if (secret->empty() && !insecure && host.rfind("127.", 0) != 0) {
+  auto bind = ParseHostPort(listen);
+  if (!bind.ok()) { std::cerr << "strata: --listen: " << bind.status().message() << "\n"; return 2; }
+  if (secret->empty() && !insecure && !IsLoopbackHost(bind->host)) {
     std::cerr << "strata: refusing to serve on " << listen << " without a cluster secret (give --cluster-secret-file, "
               << "or --insecure)\n";
     return 1;
@@ -62,7 +64,7 @@ int ServeModel(int argc, char** argv) {
   ModelServer server(io.provider->getTimer(), ManifestFilesDir(model), std::move(manifest.value()), ModelToken(secret.value()), ServeFaults{},
                      repo_id);
   // One line a reader can parse: where it serves and what.
-  std::cout << "serving model " << id << " on " << host << ":" << receiver->getPort() << std::endl;
+  std::cout << "serving model " << id << " on " << JoinHostPort(bind->host, receiver->getPort()) << std::endl;
   auto serving = server.Listen(*receiver);
   auto stop = io.unixEventPort.onSignal(SIGINT).exclusiveJoin(io.unixEventPort.onSignal(SIGTERM));
   stop.exclusiveJoin(serving.then([]() -> siginfo_t { return {}; })).wait(io.waitScope);

@@ -1,4 +1,5 @@
 #include "coordinator/shard_plan.h"
+#include "protocol/net_address.h"
 
 #include <algorithm>
 #include <cmath>
@@ -114,8 +115,7 @@ Result<ShardPlan> PlanShardsBySpeed(const ModelCosts& costs, const std::vector<N
   // Nodes on one host share its memory bus: each measured it alone, which
   // says nothing about how to split between them.
   bool one_host = nodes.size() > 1;
-  for (const auto& n : nodes) one_host = one_host && n.address.substr(0, n.address.rfind(':')) ==
-                                                         nodes[0].address.substr(0, nodes[0].address.rfind(':'));
+  for (const auto& n : nodes) one_host = one_host && HostOf(n.address) == HostOf(nodes[0].address);
   if (one_host) return by_memory("the nodes share one machine's memory bandwidth");
   const int64_t L = static_cast<int64_t>(costs.layer_bytes.size());
   const size_t N = nodes.size();

@@ -1,4 +1,5 @@
 #include "node/discovery_beacon.h"
+#include "protocol/net_address.h"
 
 #include <spdlog/spdlog.h>
 
@@ -55,8 +56,7 @@ Result<std::unique_ptr<BeaconSender>> BeaconSender::Start(const DiscoveryOptions
   const auto group = asio::ip::make_address_v4(options.group, ec);
   if (ec || !group.is_multicast()) return Status::Error("--discovery-group " + EscapeText(options.group) + " is not an IPv4 multicast group");
   impl->group = asio::ip::udp::endpoint(group, options.port);
-  const std::string host = rpc_address.substr(0, rpc_address.rfind(':'));
-  const bool loopback_only = host.rfind("127.", 0) == 0 || host == "localhost";
+  const bool loopback_only = IsLoopbackHost(HostOf(rpc_address));
   std::vector<asio::ip::address_v4> interfaces = {asio::ip::address_v4::loopback()};
   if (!loopback_only) interfaces.push_back(asio::ip::address_v4::any());  // the default route's interface
   for (const auto& iface : interfaces) {

@@ -27,6 +27,7 @@
 #include "node/rpc_listener.h"
 #include "node/stage_server.h"
 #include "protocol/cluster_tls.h"
+#include "protocol/net_address.h"
 #include "storage/env.h"
 #include "storage/system_memory.h"
 
@@ -57,11 +58,6 @@ bool ParseSize(const std::string& text, uint64_t* out) {
   else return false;
   *out = static_cast<uint64_t>(value * scale);
   return true;
-}
-
-bool IsLoopback(const std::string& listen) {
-  const std::string host = listen.substr(0, listen.rfind(':'));
-  return host == "localhost" || host == "[::1]" || host == "::1" || host.rfind("127.", 0) == 0;
 }
 
 // Idle OpenMP and OpenBLAS workers spin for a long time by default; several
@@ -106,7 +102,7 @@ int main(int argc, char** argv) {
                  "a directory whose models a coordinator may name by path (repeatable; default: none, and "
                  "models come only through --cache-dir from the coordinator's model server)");
   app.add_option("--cache-dir", options.cache_dir,
-                 "where shards fetched from a coordinator are kept (default: $HOME/.cache/strata)");
+                 "where shards fetched from a coordinator are kept, made (0700) if missing (default: $XDG_CACHE_HOME/strata, else $HOME/.cache/strata)");
   app.add_option("--cache-limit", cache_limit, "disk budget of --cache-dir, e.g. 100GiB (default: half its free space)");
   app.add_option("--kv-policy", options.kv_policy, "whose KV pages go to NVMe first: lru | lfu | adaptive")
       ->check(CLI::IsMember({"lru", "lfu", "adaptive"}));
@@ -192,10 +188,7 @@ int main(int argc, char** argv) {
   if (!cache_limit.empty() && !ParseSize(cache_limit, &options.cache_limit)) {
     Die("--cache-limit wants a size like 100GiB, got '" + cache_limit + "'");
   }
-  if (options.cache_dir.empty()) {
-    const char* home = std::getenv("HOME");
-    options.cache_dir = std::string(home != nullptr && *home ? home : "/var/tmp") + "/.cache/strata";
-  }
+  if (options.cache_dir.empty()) options.cache_dir = strata::DefaultCacheDir();
   {
     if (const strata::Status made = env.CreateDir(options.cache_dir); !made.ok()) Die("--cache-dir: " + made.message());
     struct statvfs fs {};
@@ -217,7 +210,9 @@ int main(int argc, char** argv) {
   auto secret = strata::ClusterSecret::FromFlagOrEnv(secret_file);
   if (!secret.ok()) Die(secret.status().message());
   options.secret = secret.value();
-  if (options.secret.empty() && !insecure && !IsLoopback(listen)) {
+  auto listen_at = strata::ParseHostPort(listen);
+  if (!listen_at.ok()) Die("--listen: " + listen_at.status().message());
+  if (options.secret.empty() && !insecure && !strata::IsLoopbackHost(listen_at->host)) {
     Die("refusing to listen on " + listen + " without a cluster secret: give --cluster-secret-file FILE (make one "
         "with `strata make-secret`), or --insecure to let anyone who reaches the port use this node");
   }
@@ -246,8 +241,7 @@ int main(int argc, char** argv) {
   })) {
     Die("cannot listen on " + listen + ": " + e->getDescription().cStr());
   }
-  const std::string host = listen.substr(0, listen.rfind(':'));
-  const std::string bound = host + ":" + std::to_string(listener->getPort());
+  const std::string bound = strata::JoinHostPort(listen_at->host, listener->getPort());
   options.name = name.empty() ? bound : name;
   spdlog::set_pattern("[%H:%M:%S.%e] [node " + options.name + "] [%l] %v");
   spdlog::info("listening on {} ({} threads, device {}, budget {} MiB, {}{})", bound, options.threads, options.device,
@@ -300,8 +294,7 @@ int main(int argc, char** argv) {
     metrics_serving = metrics->Listen(*metrics_receiver).eagerlyEvaluate([](kj::Exception&& e) {
       spdlog::warn("the metrics server stopped: {}", e.getDescription().cStr());
     });
-    const std::string host = metrics_listen.substr(0, metrics_listen.rfind(':'));
-    spdlog::info("metrics on http://{}:{}/metrics", host, metrics_receiver->getPort());
+    spdlog::info("metrics on http://{}/metrics", strata::JoinHostPort(strata::HostOf(metrics_listen), metrics_receiver->getPort()));
   }
   strata::RpcListener front_door(*listener, io.provider->getTimer(), options.tls, limits, server);
   std::unique_ptr<strata::BeaconSender> beacon;

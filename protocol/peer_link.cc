@@ -1,4 +1,5 @@
 #include "protocol/peer_link.h"
+#include "protocol/net_address.h"
 
 #include <kj/debug.h>
 
@@ -28,20 +29,8 @@ std::string OneLine(const kj::Exception& e) {
 wire::NodeInfo::Reader PeerLink::info() { return info_message->getRoot<wire::NodeInfo>().asReader(); }
 
 bool IsTcpAddress(const std::string& address) {
-  const size_t colon = address.rfind(':');
-  if (address.empty() || address.size() > 255 || colon == std::string::npos || colon == 0) return false;
-  if (address.rfind("unix", 0) == 0 || address.find('/') != std::string::npos) return false;
-  for (char c : address) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']' ||
-          c == '_')) {
-      return false;
-    }
-  }
-  const std::string port = address.substr(colon + 1);
-  if (port.empty() || port.size() > 5) return false;
-  for (char c : port) if (!std::isdigit(static_cast<unsigned char>(c))) return false;
-  const int p = std::stoi(port);
-  return p >= 1 && p <= 65535;
+  auto parsed = ParseHostPort(address);
+  return parsed.ok() && parsed->port >= 1 && parsed->host != "*";
 }
 
 kj::Promise<kj::Own<PeerLink>> ConnectPeer(kj::Network& network, kj::Timer& timer, const std::string& address,

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 #include "storage/escape.h"
@@ -105,6 +106,14 @@ Status PosixEnv::RenameFile(const std::string& from, const std::string& to) {
 
 Status PosixEnv::RemoveFile(const std::string& path) {
   return ::unlink(path.c_str()) == 0 || errno == ENOENT ? Status::Ok() : Errno("cannot remove", path, errno);
+}
+
+std::string DefaultCacheDir() {
+  const char* xdg = std::getenv("XDG_CACHE_HOME");
+  if (xdg != nullptr && *xdg != '\0') return std::string(xdg) + "/strata";
+  const char* home = std::getenv("HOME");
+  if (home != nullptr && *home != '\0') return std::string(home) + "/.cache/strata";
+  return "/var/tmp/strata-cache";
 }
 
 Status PosixEnv::CreateDir(const std::string& path) {

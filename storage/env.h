@@ -53,6 +53,11 @@ class Env {
   virtual Status CreateDir(const std::string& path) = 0;
 };
 
+// Where Strata keeps what it fetched (a node's shards, the coordinator's model
+// mirrors and manifests) unless told otherwise: $XDG_CACHE_HOME/strata, else
+// $HOME/.cache/strata, else /var/tmp/strata-cache.
+std::string DefaultCacheDir();
+
 // The real thing: POSIX calls, errors named with the path and strerror.
 class PosixEnv final : public Env {
  public:

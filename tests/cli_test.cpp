@@ -63,6 +63,10 @@ TEST(CliTest, BadInvocationsExplainThemselves) {
       {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--cache-dir", "/dev/null/cache"},
        "--cache-dir: cannot use directory /dev/null: Not a directory"},
       {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:0", "--kv-policy", "mru"}, "--kv-policy: mru not in"},
+      {{testing::BinDir() + "/strata-node", "--listen", "::1:7700"},
+       "--listen: '::1:7700' is not HOST:PORT: a host is a name or address (an IPv6 one in brackets)"},
+      // Named like a loopback address, but somebody's machine: no open door without a secret.
+      {{testing::BinDir() + "/strata-node", "--listen", "127.0.0.1.nip.io:0"}, "refusing to listen on 127.0.0.1.nip.io:0"},
   };
   for (const auto& c : cases) {
     auto r = RunProcess(c.argv, 30);
