@@ -436,7 +436,8 @@ TEST_F(HostilePeerTest, HugeTokenListIsRefusedBeforeAnyWork) {
   auto info = link->control.infoRequest().send().wait(io_.waitScope).getInfo();
   EXPECT_EQ(info.getStepsComputed(), steps_before) << "nothing reached the compute thread";
   EXPECT_LT(static_cast<double>(ResidentBytesOf(pid)), static_cast<double>(rss_before) + 64e6);
-  EXPECT_GE(ForwardTokens(io_, s.session, 0, {1, 2, 3}), 0u);
+  EXPECT_LT(ForwardTokens(io_, s.session, 0, {1, 2, 3}), static_cast<uint32_t>(TestModelSpec().vocab))
+      << "a good step after the bad ones is served";
 }
 
 TEST_F(HostilePeerTest, BadHiddenStatesAreRefused) {
@@ -526,7 +527,8 @@ TEST_F(HostilePeerTest, BadConfigsDoNotPoisonLaterLoads) {
   EXPECT_EQ(load(Model()), "") << "a good load after bad ones";
   SetNext(io_, *link, "", 0, 1);
   Opened s = Open(io_, *link, 8);
-  EXPECT_GE(ForwardTokens(io_, s.session, 0, {1, 2}), 0u);
+  EXPECT_LT(ForwardTokens(io_, s.session, 0, {1, 2}), static_cast<uint32_t>(TestModelSpec().vocab))
+      << "a good step after the bad loads is served";
   EXPECT_EQ(Log().find("\nFORGED"), std::string::npos) << "a newline from a peer forged a log line";
 }
 
