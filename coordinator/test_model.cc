@@ -166,7 +166,9 @@ Status WriteTestModel(Env& env, const std::string& dir, const TestModelSpec& spe
     for (const auto& t : groups[f]) weight_map[t.name] = file;
   }
   if (groups.size() > 1) {
-    std::ofstream(dir + "/model.safetensors.index.json") << json{{"metadata", json::object()}, {"weight_map", weight_map}}.dump(2);
+    const json index = {{"metadata", json::object()}, {"weight_map", weight_map}};
+    Status st = WriteFileWhole(env, dir + "/model.safetensors.index.json", index.dump(2));
+    if (!st.ok()) return st;
   }
   const bool qwen = arch == "qwen2" || arch == "qwen3";
   const char* hf_arch = arch == "qwen2" ? "Qwen2ForCausalLM" : arch == "qwen3" ? "Qwen3ForCausalLM"
@@ -194,10 +196,13 @@ Status WriteTestModel(Env& env, const std::string& dir, const TestModelSpec& spe
   }
   if (arch == "qwen3") config["head_dim"] = hd;
   if (arch == "mistral") config["sliding_window"] = spec.context * 2;
-  std::ofstream(dir + "/config.json") << config.dump(2) << "\n";
-  std::ofstream(dir + "/tokenizer_config.json")
-      << json{{"add_bos_token", !qwen}, {"bos_token", "<s>"}, {"eos_token", "</s>"}}.dump(2) << "\n";
-  return TrainTokenizer(dir, spec);
+  const json tokenizer_config = {{"add_bos_token", !qwen}, {"bos_token", "<s>"}, {"eos_token", "</s>"}};
+  // The tokenizer files first and config.json last: a directory without it
+  // is not taken for a model, so a write that fails leaves none behind.
+  Status st = WriteFileWhole(env, dir + "/tokenizer_config.json", tokenizer_config.dump(2) + "\n");
+  if (st.ok()) st = TrainTokenizer(dir, spec);
+  if (st.ok()) st = WriteFileWhole(env, dir + "/config.json", config.dump(2) + "\n");
+  return st;
 }
 
 }  // namespace strata

@@ -108,6 +108,21 @@ Status PosixEnv::RemoveFile(const std::string& path) {
   return ::unlink(path.c_str()) == 0 || errno == ENOENT ? Status::Ok() : Errno("cannot remove", path, errno);
 }
 
+Status WriteFileWhole(Env& env, const std::string& path, const std::string& contents) {
+  const std::string tmp = path + ".partial";
+  auto file = env.NewWritableFile(tmp);
+  if (!file.ok()) return file.status();
+  Status st = file.value()->Append(contents.data(), contents.size());
+  if (st.ok()) st = file.value()->Close();
+  if (st.ok()) st = env.RenameFile(tmp, path);
+  if (!st.ok()) {
+    file.value().reset();
+    env.RemoveFile(tmp);
+    return Status::Error("cannot write " + EscapeText(path) + ": " + st.message());
+  }
+  return Status::Ok();
+}
+
 std::string DefaultCacheDir() {
   const char* xdg = std::getenv("XDG_CACHE_HOME");
   if (xdg != nullptr && *xdg != '\0') return std::string(xdg) + "/strata";

@@ -53,6 +53,11 @@ class Env {
   virtual Status CreateDir(const std::string& path) = 0;
 };
 
+// Writes `contents` to `path` under a temporary name (path + ".partial"),
+// renamed over `path` only when all of it is written and closed: a full disk
+// or an I/O error leaves no truncated file, and says so naming the path.
+Status WriteFileWhole(Env& env, const std::string& path, const std::string& contents);
+
 // Where Strata keeps what it fetched (a node's shards, the coordinator's model
 // mirrors and manifests) unless told otherwise: $XDG_CACHE_HOME/strata, else
 // $HOME/.cache/strata, else /var/tmp/strata-cache.

@@ -1,4 +1,5 @@
 #include "storage/model_manifest.h"
+#include "storage/env.h"
 
 #include <openssl/sha.h>
 #include <sys/stat.h>
@@ -273,12 +274,8 @@ Result<ModelManifest> BuildManifestCached(const std::string& dir, const std::str
   if (DirStamp(resolved) == stamp && !stamp.empty()) {  // unchanged while it was hashed
     std::error_code ec;
     std::filesystem::create_directories(cache_dir + "/manifests", ec);
-    const std::string tmp = path + ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-      out << stamp_hash << "\n" << built->ToJson();
-    }
-    std::filesystem::rename(tmp, path, ec);
+    PosixEnv env;  // a cache: a manifest that cannot be kept is hashed again next time
+    (void)WriteFileWhole(env, path, stamp_hash + "\n" + built->ToJson());
   }
   return built;
 }

@@ -6,8 +6,10 @@
 #include <sys/stat.h>
 
 #include <cstring>
+#include <filesystem>
 #include <vector>
 
+#include "coordinator/test_model.h"
 #include "storage/fault_env.h"
 #include "storage/safetensors.h"
 #include "tests/test_util.h"
@@ -76,6 +78,31 @@ TEST(FaultInjectionEnv, AFullDiskFailsTheWriteAndLeavesNoPartialModel) {
   auto file = SafetensorsFile::Open(dir / "model.safetensors");
   ASSERT_TRUE(file.ok()) << file.status().message();
   EXPECT_EQ(file.value()->Find("a")->nbytes, 256u * 256 * 4);
+}
+
+// A disk that fills while a model directory is written: the write fails
+// naming the file, and what is left is not taken for a model (no
+// config.json, no half-written file).
+TEST(FaultInjectionEnv, AFullDiskLeavesNoModelDirectoryThatLooksWhole) {
+  testing::TempDir whole, full;
+  TestModelSpec spec;
+  spec.layers = 2;
+  spec.tokenizer_vocab = 200;
+  PosixEnv posix;
+  ASSERT_TRUE(WriteTestModel(posix, whole / "m", spec).ok());
+  const uint64_t weights = std::filesystem::file_size(whole / "m/model.safetensors");
+  const uint64_t tokenizer_config = std::filesystem::file_size(whole / "m/tokenizer_config.json");
+  ASSERT_GT(std::filesystem::file_size(whole / "m/config.json"), 16u);
+  FaultInjectionEnv env(posix);
+  env.FailWritesAfter(weights + tokenizer_config + 16);  // config.json does not fit
+  std::filesystem::create_directories(full / "m");
+  const Status st = WriteTestModel(env, full / "m", spec);
+  ASSERT_FALSE(st.ok());
+  EXPECT_NE(st.message().find("config.json"), std::string::npos) << st.message();
+  EXPECT_NE(st.message().find("No space left on device"), std::string::npos) << st.message();
+  EXPECT_FALSE(Exists(full / "m/config.json"));
+  EXPECT_FALSE(Exists(full / "m/config.json.partial"));
+  EXPECT_TRUE(Exists(full / "m/model.safetensors")) << "the weights were written whole before the disk filled";
 }
 
 TEST(FaultInjectionEnv, ReadsFailOrComeBackShort) {
