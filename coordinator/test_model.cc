@@ -11,23 +11,14 @@
 #include <nlohmann/json.hpp>
 
 #include "storage/safetensors.h"
+#include "storage/splitmix.h"
 
 namespace strata {
 namespace {
 
 using json = nlohmann::json;
 
-// splitmix64: tiny, fast, and the same on every platform.
-struct Rng {
-  uint64_t state;
-  uint64_t Next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-  double Uniform() { return (static_cast<double>(Next() >> 11) + 0.5) * (1.0 / 9007199254740992.0); }
-};
+using Rng = SplitMix64;
 
 uint64_t HashName(const std::string& name, uint64_t seed) {
   uint64_t h = 1469598103934665603ull ^ seed;

@@ -4,18 +4,15 @@
 #include <cmath>
 #include <numeric>
 
+#include "storage/splitmix.h"
+
 namespace strata {
 
 double Sampler::Uniform(uint64_t seed, uint64_t position) {
   // SplitMix64 of the pair: every (seed, position) gets its own well-mixed
   // word, the same on every platform.
-  uint64_t z = seed ^ (position * 0x9e3779b97f4a7c15ull) ^ 0xd1b54a32d192ed03ull;
-  for (int round = 0; round < 2; ++round) {
-    z += 0x9e3779b97f4a7c15ull;
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    z ^= z >> 31;
-  }
+  uint64_t z = seed ^ (position * kSplitMixGamma) ^ 0xd1b54a32d192ed03ull;
+  for (int round = 0; round < 2; ++round) z = SplitMixMix(z + kSplitMixGamma);
   return static_cast<double>(z >> 11) * (1.0 / 9007199254740992.0);
 }
 

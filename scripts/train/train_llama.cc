@@ -19,6 +19,7 @@
 #include "node/engine/llama_layers.h"
 #include "storage/dtype.h"
 #include "storage/safetensors.h"
+#include "storage/splitmix.h"
 
 namespace strata {
 namespace {
@@ -47,15 +48,7 @@ options (defaults in brackets):
   --seed N [1] --threads N [2]
 )";
 
-struct Rng {
-  uint64_t state;
-  uint64_t Next() {
-    uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-};
+using Rng = strata::SplitMix64;
 
 // Reads one document of ids per line into one stream, BOS (1) first in each.
 std::vector<int64_t> ReadIds(const std::string& path, int64_t vocab) {
