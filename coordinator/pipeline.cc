@@ -1,5 +1,7 @@
 #include "coordinator/pipeline.h"
 
+#include <memory>
+
 #include <unistd.h>
 #include <kj/async-unix.h>
 #include <kj/debug.h>
@@ -51,31 +53,43 @@ std::string ExceptionText(const kj::Exception& e) {
 RpcEnv::RpcEnv(kj::AsyncIoContext& io, Timeouts timeouts, LinkSecurity security)
     : io_(io), timeouts_(timeouts), security_(security), interrupted_(io.unixEventPort.onSignal(SIGINT).ignoreResult().fork()) {}
 
+namespace {
+
+// `promise`, or a failure once `timeout_ms` pass; `*timed_out` says which
+// failure it was, set by the deadline itself (never read from a message).
+template <typename T>
+kj::Promise<T> WithDeadline(kj::Timer& timer, kj::Promise<T>&& promise, uint32_t timeout_ms, std::shared_ptr<bool> timed_out) {
+  return promise.exclusiveJoin(timer.afterDelay(timeout_ms * kj::MILLISECONDS).then([timed_out]() -> T {
+    *timed_out = true;
+    throw kj::Exception(kj::Exception::Type::OVERLOADED, __FILE__, __LINE__, kj::str("deadline passed"));
+  }));
+}
+
+}  // namespace
+
 template <typename T>
 T RpcEnv::Await(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string& what) {
   auto interrupt = interrupted_.addBranch().then([]() -> T {
     throw kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str("interrupted (Ctrl-C)"));
   });
   // timeout_ms 0: the promise bounds its own steps (a whole generation).
-  auto bounded = timeout_ms == 0 ? kj::mv(promise)
-                                 : io_.provider->getTimer().timeoutAfter(timeout_ms * kj::MILLISECONDS, kj::mv(promise));
+  auto timed_out = std::make_shared<bool>(false);
+  auto bounded = timeout_ms == 0 ? kj::mv(promise) : WithDeadline(io_.provider->getTimer(), kj::mv(promise), timeout_ms, timed_out);
   try {
     return bounded.exclusiveJoin(kj::mv(interrupt)).wait(io_.waitScope);
   } catch (const kj::Exception& e) {
-    const bool timed_out = e.getDescription().startsWith("operation timed out");
     throw PipelineError((what.empty() ? "" : what + ": ") +
-                        (timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : ExceptionText(e)));
+                        (*timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : ExceptionText(e)));
   }
 }
 
 template <typename T>
 kj::Promise<T> RpcEnv::Bound(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string& what) {
-  return io_.provider->getTimer()
-      .timeoutAfter(timeout_ms * kj::MILLISECONDS, kj::mv(promise))
-      .catch_([what, timeout_ms](kj::Exception&& e) -> kj::Promise<T> {
-        const bool timed_out = e.getDescription().startsWith("operation timed out");
+  auto timed_out = std::make_shared<bool>(false);
+  return WithDeadline(io_.provider->getTimer(), kj::mv(promise), timeout_ms, timed_out)
+      .catch_([what, timeout_ms, timed_out](kj::Exception&& e) -> kj::Promise<T> {
         return kj::Exception(e.getType(), __FILE__, __LINE__,
-                             kj::str(what, ": ", timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : ExceptionText(e)));
+                             kj::str(what, ": ", *timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : ExceptionText(e)));
       });
 }
 

@@ -229,6 +229,28 @@ TEST_F(PipelineTest, KilledNodeFailsTheRequestQuickly) {
   EXPECT_EQ(err.find("exception:"), std::string::npos) << "no KJ prefix reaches the user: " << err;
 }
 
+// A deadline is told by the deadline itself, not by a failure's words: a
+// peer's error that says "operation timed out" stays that peer's error.
+TEST(RpcEnvTest, ATimeoutIsTheDeadlinesAndNamedWithIt) {
+  auto io = kj::setupAsyncIo();
+  RpcEnv env(io, Timeouts{});
+  auto never = kj::newPromiseAndFulfiller<void>();
+  try {
+    env.Await(kj::mv(never.promise), 50, "waiting for the node");
+    ADD_FAILURE() << "a promise that never resolves returned";
+  } catch (const PipelineError& e) {
+    EXPECT_STREQ(e.what(), "waiting for the node: timed out after 50 ms");
+  }
+  kj::Promise<void> lying = kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                                          kj::str("remote exception: operation timed out"));
+  try {
+    env.Await(kj::mv(lying), 10000, "node 1");
+    ADD_FAILURE() << "a failed promise returned";
+  } catch (const PipelineError& e) {
+    EXPECT_STREQ(e.what(), "node 1: operation timed out");
+  }
+}
+
 // KJ wraps a std::exception thrown in a continuation as "std::exception: ..."
 // and a peer's as "remote exception: ..."; neither says anything to a user.
 TEST(ExceptionTextTest, DropsHowTheErrorTravelledAndEscapesPeerBytes) {
