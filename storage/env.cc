@@ -108,19 +108,21 @@ Status PosixEnv::RemoveFile(const std::string& path) {
   return ::unlink(path.c_str()) == 0 || errno == ENOENT ? Status::Ok() : Errno("cannot remove", path, errno);
 }
 
-Status WriteFileWhole(Env& env, const std::string& path, const std::string& contents) {
+Status FinishPartialFile(Env& env, std::unique_ptr<WritableFile> file, const std::string& path, Status written) {
   const std::string tmp = path + ".partial";
-  auto file = env.NewWritableFile(tmp);
+  if (written.ok()) written = file->Close();
+  if (written.ok()) written = env.RenameFile(tmp, path);
+  if (written.ok()) return written;
+  file.reset();
+  env.RemoveFile(tmp);
+  return Status::Error("cannot write " + EscapeText(path) + ": " + written.message());
+}
+
+Status WriteFileWhole(Env& env, const std::string& path, const std::string& contents) {
+  auto file = env.NewWritableFile(path + ".partial");
   if (!file.ok()) return file.status();
-  Status st = file.value()->Append(contents.data(), contents.size());
-  if (st.ok()) st = file.value()->Close();
-  if (st.ok()) st = env.RenameFile(tmp, path);
-  if (!st.ok()) {
-    file.value().reset();
-    env.RemoveFile(tmp);
-    return Status::Error("cannot write " + EscapeText(path) + ": " + st.message());
-  }
-  return Status::Ok();
+  Status written = file.value()->Append(contents.data(), contents.size());
+  return FinishPartialFile(env, std::move(file.value()), path, written);
 }
 
 std::string DefaultCacheDir() {

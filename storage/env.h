@@ -57,6 +57,10 @@ class Env {
 // renamed over `path` only when all of it is written and closed: a full disk
 // or an I/O error leaves no truncated file, and says so naming the path.
 Status WriteFileWhole(Env& env, const std::string& path, const std::string& contents);
+// The end of such a write: `file` (written to path + ".partial", `written`
+// saying how that went) closed and renamed to `path`, or on any failure
+// removed, with one error naming `path`.
+Status FinishPartialFile(Env& env, std::unique_ptr<WritableFile> file, const std::string& path, Status written);
 
 // Where Strata keeps what it fetched (a node's shards, the coordinator's model
 // mirrors and manifests) unless told otherwise: $XDG_CACHE_HOME/strata, else

@@ -153,14 +153,7 @@ Status WriteSafetensors(Env& env, const std::string& path, const std::vector<Ten
     if (st.ok()) st = file.value()->Append(buffer.data(), buffer.size());
     written = aligned + sizes[i];
   }
-  if (st.ok()) st = file.value()->Close();
-  if (st.ok()) st = env.RenameFile(tmp, path);
-  if (!st.ok()) {
-    file.value().reset();
-    env.RemoveFile(tmp);
-    return Status::Error("cannot write " + EscapeText(path) + ": " + st.message());
-  }
-  return Status::Ok();
+  return FinishPartialFile(env, std::move(file.value()), path, st);
 }
 
 }  // namespace strata
