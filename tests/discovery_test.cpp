@@ -164,7 +164,7 @@ TEST_F(DiscoveryTest, NodesJoinAndLeaveTheLiveList) {
   ::kill(a->pid(), SIGTERM);
   int code = 0;
   ASSERT_TRUE(a->Wait(10, &code));
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(testing::WaitFor([&]() { return listener.value()->stats().leaves == 2; }, 5)) << "its leave never came";
   EXPECT_TRUE(Names(*listener.value()).empty());
   EXPECT_EQ(listener.value()->stats().leaves, 2u);
 }

@@ -378,7 +378,8 @@ TEST_F(HostilePeerTest, RunningOutOfFileDescriptorsIsSurvived) {
     const int fd = ConnectFrom("127.0.0.3", address);
     if (fd >= 0) flood.push_back(fd);
   }
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  // The flood reached the node (it ran out of descriptors) and it is still there.
+  EXPECT_TRUE(testing::WaitFor([&]() { return Log().find("accept failed") != std::string::npos; }, 10)) << Log();
   EXPECT_EQ(::kill(cluster->pids()[0], 0), 0) << "the node died";
   for (int fd : flood) ::close(fd);
   // Once the strangers are gone the node accepts again.
@@ -540,7 +541,7 @@ TEST_F(HostilePeerTest, PeerNamesCannotForgeLogLines) {
   ConnectPeer(io_.provider->getNetwork(), io_.provider->getTimer(), address, security, wire::PeerRole::COORDINATOR,
               "evil\n[00:00:00.000] [node x] [info] FORGED", 5000)
       .wait(io_.waitScope);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_TRUE(testing::WaitFor([&]() { return Log().find("evil\\x0a") != std::string::npos; }, 5)) << Log();
   const std::string log = Log();
   EXPECT_NE(log.find("evil\\x0a[00:00:00.000]"), std::string::npos) << log;
   EXPECT_EQ(log.find("\n[00:00:00.000] [node x]"), std::string::npos) << log;

@@ -239,11 +239,20 @@ TEST_F(KeptSessionTest, ExpiresAfterItsTtlAndFreesItsPages) {
   Start("1");
   auto first = Generate({"--prompt", "the quick brown fox", "--keep-session"});
   ASSERT_TRUE(first.contains("session_id"));
-  usleep(2500000);
+  // Until every node has let it go (its TTL is 1 s).
+  auto io = kj::setupAsyncIo();
+  auto kept = [&]() {
+    uint32_t n = 0;
+    for (const auto& a : cluster_->addresses()) {
+      auto link = testing::Connect(io, a, "");
+      n += link->control.infoRequest().send().wait(io.waitScope).getInfo().getKeptSessions();
+    }
+    return n;
+  };
+  EXPECT_TRUE(testing::WaitFor([&]() { return kept() == 0; }, 30)) << "the kept session outlived its TTL";
   std::string err;
   Generate({"--session", first["session_id"], "--prompt", " more"}, 1, &err);
   EXPECT_NE(err.find("no kept session has that id"), std::string::npos) << err;
-  auto io = kj::setupAsyncIo();
   for (const auto& a : cluster_->addresses()) {
     auto link = testing::Connect(io, a, "");
     auto info = link->control.infoRequest().send().wait(io.waitScope);

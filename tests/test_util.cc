@@ -162,6 +162,15 @@ bool Child::Wait(double timeout_s, int* exit_code) {
   }
 }
 
+bool WaitFor(const std::function<bool()>& condition, double timeout_s) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout_s);
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return true;
+}
+
 std::string Child::Stdout() const { return ReadFile(dir_ / "out"); }
 std::string Child::Stderr() const { return ReadFile(dir_ / "err"); }
 

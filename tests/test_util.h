@@ -4,6 +4,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -68,5 +69,9 @@ class Child {
 };
 
 std::string ReadFile(const std::string& path);
+
+// Checks `condition` every 10 ms until it holds (true) or `timeout_s` pass
+// (false): the barrier for tests that wait on another process.
+bool WaitFor(const std::function<bool()>& condition, double timeout_s);
 
 }  // namespace strata::testing
