@@ -211,18 +211,21 @@ uint64_t DirBytes(const fs::path& dir) {
 }
 
 // Makes room for `need` more bytes under `limit`, evicting least recently
-// used models (whole) other than `keep`.
+// used models (whole) other than `keep`. Only the cache's model directories
+// (named by their 64-hex id) count and go: the directory may be shared with
+// what is not a node's (the coordinator's mirrors and manifests, by default).
 Status MakeRoom(const fs::path& cache, uint64_t limit, uint64_t need, const std::string& keep) {
   if (limit == 0) return Status::Ok();
   std::error_code ec;
   std::vector<std::pair<fs::file_time_type, fs::path>> models;
+  uint64_t used = 0;
   for (const auto& entry : fs::directory_iterator(cache, ec)) {
-    if (entry.is_directory(ec) && entry.path().filename() != keep) {
-      models.push_back({fs::last_write_time(entry.path() / "last-used", ec), entry.path()});
-    }
+    const std::string name = entry.path().filename().string();
+    if (!entry.is_directory(ec) || !IsLowerHex(name, 64)) continue;
+    used += DirBytes(entry.path());
+    if (name != keep) models.push_back({fs::last_write_time(entry.path() / "last-used", ec), entry.path()});
   }
   std::sort(models.begin(), models.end());
-  uint64_t used = DirBytes(cache);
   for (const auto& [when, path] : models) {
     if (used + need <= limit) break;
     const uint64_t bytes = DirBytes(path);

@@ -290,11 +290,15 @@ TEST_F(ShardFetchTest, TheCacheKeepsToItsLimitEvictingWholeModels) {
   uint64_t model_bytes = 0;
   for (const ManifestTensor* t : manifest_.ForLayers(0, 4, 4)) model_bytes += t->end - t->begin;
   o.cache_limit = model_bytes * 3 / 2;  // room for one model, not two
+  // What else shares the directory (the coordinator's mirrors, by default) is not the node's to evict.
+  std::filesystem::create_directories(cache_.path() + "/manifests");
+  std::ofstream(cache_.path() + "/manifests/kept") << std::string(model_bytes, 'x');
   ASSERT_TRUE(FetchShard(posix_, o, manifest_.id, 0, 4).ok());
   o.base_url = b.url();
   ASSERT_TRUE(FetchShard(posix_, o, other.id, 0, 4).ok());
   EXPECT_EQ(CachedShard(cache_.path(), manifest_.id, 0, 4), "") << "the least recently used model went";
   EXPECT_NE(CachedShard(cache_.path(), other.id, 0, 4), "");
+  EXPECT_TRUE(std::filesystem::exists(cache_.path() + "/manifests/kept")) << "the node evicted what is not its own";
   o.cache_limit = model_bytes / 2;  // not even one
   TempDir empty;
   o.cache_dir = empty.path();
