@@ -151,11 +151,14 @@ void PrintSummary(const RunReport& r, const ShardPlan& plan, const std::vector<N
                r.load_s, r.prompt.size(), r.prefill_s, prompt_tps, decoded, r.decode_s, decode_tps);
 }
 
-// `links`: how this run's links to its nodes were secured, as `strata status` shows a node's.
+// How a link is secured, in the words `strata status` and generate's report share.
+const char* SecurityText(bool secret, bool tls) { return secret ? (tls ? "secret+tls" : "secret") : (tls ? "tls" : "none"); }
+
+// `links`: how this run's links to its nodes were secured.
 json ReportJson(const RunReport& r, const ShardPlan& plan, const std::vector<NodeCapacity>& nodes, const Credentials& links) {
   const size_t decoded = r.tokens.empty() ? 0 : r.tokens.size() - 1;
   return {{"prompt_tokens", r.prompt},
-          {"links", links.secret.empty() ? (links.tls ? "tls" : "none") : (links.tls ? "secret+tls" : "secret")},
+          {"links", SecurityText(!links.secret.empty(), links.tls)},
           {"tokens", r.tokens},
           {"text", r.text},
           {"plan", PlanJson(plan, nodes)},
@@ -499,7 +502,7 @@ int RunStatus(const ClusterFlags& flags) {
       }
       const std::string layers =
           s.shard_loaded ? "[" + std::to_string(s.first_layer) + ", " + std::to_string(s.end_layer) + ")" : "-";
-      const char* security = s.secured ? (s.tls ? "secret+tls" : "secret") : (s.tls ? "tls" : "none");
+      const char* security = SecurityText(s.secured, s.tls);
       std::string tiers;
       for (const auto& t : s.tiers) {
         tiers += (tiers.empty() ? "" : ", ") + t.name + " " + std::to_string(t.used >> 20) + "/" +
