@@ -18,18 +18,18 @@
 #include <cerrno>
 #include <cstring>
 
-#include "node/bandwidth_probe.h"
-#include "node/metrics_server.h"
-#include "node/discovery_beacon.h"
+#include "base/net_address.h"
+#include "base/system_memory.h"
+#include "node/engine/compute_device.h"
 #include "node/engine/cpu_features.h"
-#include "node/engine/llama_shard.h"
 #include "node/engine/matmul.h"
-#include "node/rpc_listener.h"
-#include "node/stage_server.h"
+#include "node/server/calibration.h"
+#include "node/server/discovery_beacon.h"
+#include "node/server/metrics_server.h"
+#include "node/server/node_server.h"
+#include "node/server/rpc_listener.h"
 #include "protocol/cluster_tls.h"
-#include "protocol/net_address.h"
 #include "storage/env.h"
-#include "storage/system_memory.h"
 
 namespace {
 
@@ -256,25 +256,9 @@ int main(int argc, char** argv) {
   }
 
   curl_global_init(CURL_GLOBAL_DEFAULT);  // before any thread: shard fetches use libcurl
-  // Calibration (~0.2 s idle, seconds on a loaded machine) runs beside the
-  // server, so that a node answers hello at once; until it is done the node
-  // reports no speed, and a plan splits by memory.
   strata::SetComputeThreads(options.threads);
-  strata::NodeCalibration calibration;
-  options.calibration = &calibration;
-  std::thread calibrating([&calibration, threads = options.threads, no_calibration]() {
-    if (no_calibration) return;
-    const double gflops = strata::MeasureMatmulGflops();
-    std::srand(static_cast<unsigned>(getpid()));
-    const double gbps = strata::MemoryReadBandwidth(64, threads, 6, 80);
-    calibration.compute_gflops = gflops;
-    calibration.bandwidth_gbps = gbps;
-    spdlog::info("calibrated: {:.1f} GFLOP/s f32 matmul, {:.1f} GB/s memory read ({} threads)", gflops, gbps, threads);
-  });
-  struct JoinAtExit {
-    std::thread& t;
-    ~JoinAtExit() { t.join(); }
-  } join_calibration{calibrating};
+  strata::Calibrator calibrator(options.threads, !no_calibration);  // beside the server: hello is answered at once
+  options.calibration = &calibrator.calibration();
   if (!options.swap_dir.empty()) {
     spdlog::info("NVMe tier: swap in {}, budget {} MiB, policy {}", options.swap_dir, options.swap_budget >> 20,
                  options.kv_policy);

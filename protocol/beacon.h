@@ -18,8 +18,8 @@
 #include <cstdint>
 #include <string>
 
+#include "base/status.h"
 #include "protocol/peer_auth.h"
-#include "storage/status.h"
 
 namespace strata {
 

@@ -3,7 +3,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "storage/escape.h"
+#include "base/escape.h"
 
 namespace strata {
 namespace {

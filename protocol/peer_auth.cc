@@ -11,8 +11,8 @@
 #include <fstream>
 #include <sstream>
 
-#include "storage/escape.h"
-#include "storage/hex.h"
+#include "base/escape.h"
+#include "base/hex.h"
 
 namespace strata {
 namespace {

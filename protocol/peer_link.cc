@@ -1,11 +1,11 @@
 #include "protocol/peer_link.h"
-#include "protocol/net_address.h"
+#include "base/net_address.h"
 
 #include <kj/debug.h>
 
+#include "base/escape.h"
 #include "protocol/cluster_tls.h"
 #include "protocol/version.h"
-#include "storage/escape.h"
 
 namespace strata {
 namespace {

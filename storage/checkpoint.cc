@@ -1,5 +1,5 @@
 #include "storage/checkpoint.h"
-#include "storage/escape.h"
+#include "base/escape.h"
 #include "storage/gguf_model.h"
 
 #include <sys/stat.h>

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "storage/gguf.h"
 #include "storage/model_config.h"
 #include "storage/safetensors.h"
-#include "storage/status.h"
 
 namespace strata {
 

@@ -9,7 +9,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "storage/escape.h"
+#include "base/escape.h"
 
 namespace strata {
 namespace {

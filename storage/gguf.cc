@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#include "storage/escape.h"
+#include "base/escape.h"
 
 namespace strata {
 namespace {

@@ -20,9 +20,9 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "storage/mapped_file.h"
 #include "storage/safetensors.h"
-#include "storage/status.h"
 
 namespace strata {
 

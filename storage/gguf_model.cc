@@ -8,8 +8,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/escape.h"
 #include "storage/checkpoint.h"
-#include "storage/escape.h"
 
 namespace strata {
 namespace {

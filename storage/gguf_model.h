@@ -10,9 +10,9 @@
 #include <map>
 #include <string>
 
+#include "base/status.h"
 #include "storage/gguf.h"
 #include "storage/model_config.h"
-#include "storage/status.h"
 
 namespace strata {
 

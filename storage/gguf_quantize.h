@@ -12,10 +12,10 @@
 #include <utility>
 #include <vector>
 
+#include "base/status.h"
 #include "storage/checkpoint.h"
 #include "storage/env.h"
 #include "storage/gguf.h"
-#include "storage/status.h"
 
 namespace strata {
 

@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "storage/status.h"
+#include "base/status.h"
 
 namespace strata {
 

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <tuple>
 
-#include "storage/escape.h"
+#include "base/escape.h"
 
 namespace strata {
 namespace {

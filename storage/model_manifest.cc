@@ -14,10 +14,10 @@
 #include <set>
 #include <sstream>
 
+#include "base/escape.h"
+#include "base/hex.h"
 #include "storage/checkpoint.h"
-#include "storage/escape.h"
 #include "storage/gguf_model.h"
-#include "storage/hex.h"
 
 namespace strata {
 namespace {

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "storage/dtype.h"
-#include "storage/status.h"
 
 namespace strata {
 

@@ -16,8 +16,8 @@
 #include <thread>
 #include <vector>
 
-#include "storage/escape.h"
-#include "storage/hex.h"
+#include "base/escape.h"
+#include "base/hex.h"
 #include "storage/model_manifest.h"
 
 namespace strata {

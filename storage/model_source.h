@@ -12,7 +12,7 @@
 // The coordinator mirrors a remote model into its cache once, checking every
 // file against the hash its source publishes (a mismatch is fetched again,
 // then fails; it is never used), and from there hashes every tensor and serves
-// the nodes their shards (coordinator/model_server). An interrupted download
+// the nodes their shards (coordinator/cluster/model_server). An interrupted download
 // resumes where it stopped; a complete mirror is used again without a byte
 // transferred. Mirrors of the hub are keyed by the commit the endpoint names,
 // so a repo that changes gets a fresh mirror.
@@ -22,9 +22,9 @@
 #include <cstdint>
 #include <string>
 
+#include "base/status.h"
 #include "storage/env.h"
 #include "storage/shard_fetch.h"
-#include "storage/status.h"
 
 namespace strata {
 

@@ -14,7 +14,7 @@
 #include <mutex>
 #include <thread>
 
-#include "storage/escape.h"
+#include "base/escape.h"
 
 namespace strata {
 namespace {

@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "storage/env.h"
-#include "storage/status.h"
 
 namespace strata {
 

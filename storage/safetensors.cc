@@ -1,5 +1,5 @@
 #include "storage/safetensors.h"
-#include "storage/escape.h"
+#include "base/escape.h"
 
 #include <algorithm>
 #include <cerrno>

@@ -12,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "base/status.h"
 #include "storage/dtype.h"
-#include "storage/mapped_file.h"
 #include "storage/env.h"
-#include "storage/status.h"
+#include "storage/mapped_file.h"
 
 namespace strata {
 

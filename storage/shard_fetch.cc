@@ -15,11 +15,11 @@
 #include <thread>
 #include <vector>
 
+#include "base/escape.h"
+#include "base/hex.h"
 #include "storage/checkpoint.h"
-#include "storage/escape.h"
 #include "storage/gguf.h"
 #include "storage/gguf_model.h"
-#include "storage/hex.h"
 
 namespace strata {
 namespace {

@@ -1,6 +1,6 @@
 #pragma once
 // FetchShard: a node's copy of the tensors one stage needs, from the model
-// server of its coordinator (coordinator/model_server) into its cache:
+// server of its coordinator (coordinator/cluster/model_server) into its cache:
 //   CACHE/MODEL_ID/FIRST-END/{config.json, model.safetensors, complete}
 // (model.gguf instead of model.safetensors for a GGUF model: the tensors as
 // the GGUF file holds them).
@@ -22,9 +22,9 @@
 #include <cstdint>
 #include <string>
 
+#include "base/status.h"
 #include "storage/env.h"
 #include "storage/model_manifest.h"
-#include "storage/status.h"
 
 namespace strata {
 

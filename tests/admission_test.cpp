@@ -2,7 +2,7 @@
 // of the cluster's KV; those that do not fit wait in FIFO order (a small one
 // does not overtake a big one), a full queue turns requests away, and a
 // waiter whose caller left is skipped.
-#include "coordinator/admission.h"
+#include "coordinator/api/admission.h"
 
 #include <gtest/gtest.h>
 #include <kj/async.h>

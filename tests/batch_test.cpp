@@ -17,8 +17,8 @@
 #include <thread>
 #include <vector>
 
-#include "coordinator/local_cluster.h"
-#include "coordinator/test_model.h"
+#include "coordinator/cli/test_model.h"
+#include "coordinator/cluster/local_cluster.h"
 #include "protocol/peer_auth.h"
 #include "tests/raw_peer.h"
 #include "tests/test_util.h"

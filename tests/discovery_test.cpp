@@ -3,7 +3,7 @@
 // is killed leaves the list within a few seconds, one that stops says so at
 // once; stray, malformed, forged, replayed and foreign packets are ignored
 // and counted; a coordinator with no --nodes finds the cluster and runs.
-#include "coordinator/discovery.h"
+#include "coordinator/cluster/discovery.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <vector>
 
-#include "coordinator/test_model.h"
+#include "coordinator/cli/test_model.h"
 #include "storage/fault_env.h"
 #include "storage/safetensors.h"
 #include "tests/test_util.h"

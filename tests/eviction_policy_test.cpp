@@ -1,6 +1,6 @@
 // Each KV eviction policy evicts in its documented order on one scripted
 // access pattern, where the three rules disagree.
-#include "node/eviction_policy.h"
+#include "node/kv/eviction_policy.h"
 
 #include <gtest/gtest.h>
 

@@ -1,5 +1,5 @@
 // The CLI flag parser: values, ranges, and one clear error per bad flag.
-#include "coordinator/flags.h"
+#include "coordinator/cli/flags.h"
 
 #include <gtest/gtest.h>
 

@@ -15,11 +15,11 @@
 #include <fstream>
 #include <thread>
 
-#include "coordinator/local_cluster.h"
+#include "base/system_memory.h"
+#include "coordinator/cluster/local_cluster.h"
 #include "protocol/peer_auth.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
-#include "storage/system_memory.h"
 #include "tests/raw_peer.h"
 #include "tests/test_util.h"
 

@@ -16,7 +16,7 @@
 #include <cstring>
 #include <map>
 
-#include "node/kv_page_pool.h"
+#include "node/kv/kv_page_pool.h"
 #include "storage/fault_env.h"
 #include "tests/test_util.h"
 

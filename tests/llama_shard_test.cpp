@@ -11,8 +11,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "storage/gguf_quantize.h"
 #include "storage/fault_env.h"
+#include "storage/gguf_quantize.h"
 #include "storage/safetensors.h"
 #include "tests/test_util.h"
 

@@ -16,8 +16,8 @@
 #include <string>
 #include <vector>
 
-#include "storage/quants.h"
 #include "storage/dtype.h"
+#include "storage/quants.h"
 
 namespace strata {
 namespace {

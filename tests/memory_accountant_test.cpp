@@ -5,7 +5,7 @@
 #include <thread>
 #include <vector>
 
-#include "node/memory_accountant.h"
+#include "node/kv/memory_accountant.h"
 
 namespace strata {
 namespace {

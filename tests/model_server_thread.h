@@ -1,5 +1,5 @@
 #pragma once
-// For tests: a real ModelServer (coordinator/model_server) on a thread of its
+// For tests: a real ModelServer (coordinator/cluster/model_server) on a thread of its
 // own, with its own event loop, listening on a loopback port.
 #include <kj/async-io.h>
 #include <kj/thread.h>
@@ -9,7 +9,7 @@
 #include <memory>
 #include <string>
 
-#include "coordinator/model_server.h"
+#include "coordinator/cluster/model_server.h"
 
 namespace strata {
 namespace testing {

@@ -1,5 +1,5 @@
-// protocol/net_address: the one HOST:PORT parser and loopback check.
-#include "protocol/net_address.h"
+// base/net_address: the one HOST:PORT parser and loopback check.
+#include "base/net_address.h"
 
 #include <gtest/gtest.h>
 

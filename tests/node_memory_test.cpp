@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 
-#include "coordinator/local_cluster.h"
+#include "coordinator/cluster/local_cluster.h"
 #include "tests/raw_peer.h"
 #include "tests/test_util.h"
 

@@ -1,11 +1,11 @@
 // The OpenAI-compatible API's request validation, chat templates and
 // Prometheus rendering, as pure functions: every malformed field is one 4xx
 // with an OpenAI-style body naming it; nothing is computed for a bad request.
-#include "coordinator/openai_api.h"
+#include "coordinator/api/openai_api.h"
 
 #include <gtest/gtest.h>
 
-#include "coordinator/serve_metrics.h"
+#include "coordinator/api/serve_metrics.h"
 
 namespace strata {
 namespace {

@@ -7,10 +7,10 @@
 #include <cstring>
 #include <fstream>
 
+#include "base/escape.h"
 #include "protocol/peer_auth.h"
 #include "protocol/peer_link.h"
 #include "protocol/tensor_codec.h"
-#include "storage/escape.h"
 #include "tests/test_util.h"
 
 namespace strata {

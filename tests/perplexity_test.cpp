@@ -1,10 +1,10 @@
-// strata perplexity (coordinator/perplexity): the negative log-likelihood of
+// strata perplexity (coordinator/pipeline/perplexity): the negative log-likelihood of
 // a row of logits against double-precision arithmetic done here; and end to
 // end on the default model, as a user runs it: the figure equals the one
 // computed here from `strata generate --logits-out` at every scored
 // position, is bit-identical on 1 and 3 nodes, moves (a little) with INT8
 // KV, and bad input gets one clear error.
-#include "coordinator/perplexity.h"
+#include "coordinator/pipeline/perplexity.h"
 
 #include <gtest/gtest.h>
 

@@ -15,8 +15,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "coordinator/local_cluster.h"
-#include "coordinator/pipeline.h"
+#include "coordinator/cluster/local_cluster.h"
+#include "coordinator/pipeline/pipeline.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
 #include "tests/raw_peer.h"

@@ -22,7 +22,7 @@
 #include <future>
 #include <nlohmann/json.hpp>
 
-#include "coordinator/model_server.h"
+#include "coordinator/cluster/model_server.h"
 #include "storage/checkpoint.h"
 #include "storage/fault_env.h"
 #include "storage/gguf_quantize.h"

@@ -1,6 +1,6 @@
 // Layer planning: contiguous ranges in proportion to free memory, at least a
 // layer each, never more bytes than a node has.
-#include "coordinator/shard_plan.h"
+#include "coordinator/pipeline/shard_plan.h"
 
 #include <gtest/gtest.h>
 

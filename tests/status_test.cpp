@@ -1,5 +1,5 @@
-// storage/status: Status and Result, the storage layer's error model.
-#include "storage/status.h"
+// base/status: Status and Result, the storage layer's error model.
+#include "base/status.h"
 
 #include <gtest/gtest.h>
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/test_model.h"
+#include "coordinator/cli/test_model.h"
 
 namespace strata::testing {
 

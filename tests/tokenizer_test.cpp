@@ -1,7 +1,7 @@
 // The tokenizer of a model: a generated model's SentencePiece one (BOS,
 // round trip, EOS), and a model with Qwen 3's real tokenizer.json used from
 // the CLI (`strata tokenize`, `strata generate` over 1 and 2 nodes).
-#include "coordinator/tokenizer.h"
+#include "coordinator/pipeline/tokenizer.h"
 
 #include <gtest/gtest.h>
 

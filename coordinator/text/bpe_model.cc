@@ -3,8 +3,8 @@
 #include <cstdio>
 #include <queue>
 
+#include "base/escape.h"
 #include "coordinator/text/utf8.h"
-#include "storage/escape.h"
 
 namespace strata::text {
 

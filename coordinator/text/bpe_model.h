@@ -12,7 +12,7 @@
 #include <utility>
 #include <vector>
 
-#include "storage/status.h"
+#include "base/status.h"
 
 namespace strata::text {
 

@@ -13,9 +13,9 @@
 #include <utility>
 #include <vector>
 
+#include "base/status.h"
 #include "coordinator/text/bpe_model.h"
 #include "coordinator/text/text_steps.h"
-#include "storage/status.h"
 
 namespace strata::text {
 

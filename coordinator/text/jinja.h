@@ -10,9 +10,9 @@
 #include <memory>
 #include <string>
 
+#include "base/status.h"
 #include "coordinator/text/jinja_ast.h"
 #include "coordinator/text/jinja_value.h"
-#include "storage/status.h"
 
 namespace strata::text::jinja {
 

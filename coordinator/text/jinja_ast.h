@@ -6,8 +6,8 @@
 #include <utility>
 #include <vector>
 
+#include "base/status.h"
 #include "coordinator/text/jinja_value.h"
-#include "storage/status.h"
 
 namespace strata::text::jinja {
 

@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "storage/escape.h"
-#include "storage/status.h"
+#include "base/escape.h"
+#include "base/status.h"
 
 namespace strata::text {
 

@@ -3,8 +3,8 @@
 
 #include <pcre2.h>
 
+#include "base/escape.h"
 #include "coordinator/text/utf8.h"
-#include "storage/escape.h"
 
 namespace strata::text {
 

@@ -8,7 +8,7 @@
 #include <utility>
 #include <vector>
 
-#include "storage/status.h"
+#include "base/status.h"
 
 namespace strata::text {
 

@@ -14,7 +14,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 
-#include "storage/status.h"
+#include "base/status.h"
 
 namespace strata::text {
 

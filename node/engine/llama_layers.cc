@@ -9,8 +9,8 @@
 #include "node/engine/cpu_ops.h"
 #include "node/engine/kernel_matmul.h"
 #include "node/engine/matmul.h"
-#include "storage/quants.h"
 #include "storage/dtype.h"
+#include "storage/quants.h"
 
 namespace strata {
 namespace {

@@ -10,6 +10,7 @@
 #include <torch/torch.h>
 
 #include "node/engine/matmul.h"
+#include "node/kv/layer_cache.h"
 
 #include <cstdint>
 #include <functional>
@@ -60,11 +61,6 @@ struct LayerWeights {
   torch::Tensor b_gate_up;
   Weight w_down;                       // [hidden, intermediate]
   torch::Tensor b_down;
-};
-
-// One layer's KV cache for one sequence (inference, batch 1).
-struct LayerCache {
-  torch::Tensor k, v;  // [kv_heads, capacity, head_dim], compute dtype
 };
 
 // y = x W^T + b over the last dimension; CPU rows of F32 or BF16 take

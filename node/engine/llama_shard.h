@@ -10,12 +10,12 @@
 #include <string>
 #include <vector>
 
-#include "node/kv_swap.h"
-#include "node/memory_accountant.h"
+#include "base/status.h"
+#include "node/kv/kv_swap.h"
+#include "node/kv/memory_accountant.h"
 #include "protocol/host_tensor.h"
 #include "storage/checkpoint.h"
 #include "storage/env.h"
-#include "storage/status.h"
 
 namespace strata {
 
@@ -37,7 +37,7 @@ struct ShardOptions {
   bool swap_thread_pool_io = false;            // the Env's pread pool instead of io_uring (fault tests)
   std::string kv_policy = "adaptive";          // lru | lfu | adaptive
   // Layers kept in RAM, counted from first_layer; the rest are streamed
-  // from a file in swap_dir at every forward (node/layer_stream). -1: all.
+  // from a file in swap_dir at every forward (node/kv/layer_stream). -1: all.
   int64_t resident_layers = -1;
 };
 
@@ -110,13 +110,5 @@ class LlamaShard {
   explicit LlamaShard(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };
-
-// Sets the intra-op thread count of the calling thread (OpenMP is per thread).
-void SetComputeThreads(int threads);
-// The best of a few f32 [n, n] x [n, n] matmuls on the calling thread's
-// intra-op threads, in GFLOP/s: the node's compute speed, for the planner.
-double MeasureMatmulGflops(int64_t n = 512);
-// "cpu", or "cuda:N" when a CUDA device is present; used for the default device.
-std::string DefaultDevice();
 
 }  // namespace strata

@@ -8,10 +8,10 @@
 #include <string>
 #include <vector>
 
-#include "node/kv_store.h"
-#include "node/layer_stream.h"
 #include "node/engine/llama_layers.h"
 #include "node/engine/llama_shard.h"
+#include "node/kv/kv_store.h"
+#include "node/kv/layer_stream.h"
 
 namespace strata {
 

@@ -2,8 +2,8 @@
 
 #include <cstring>
 
-#include "storage/quants.h"
 #include "storage/dtype.h"
+#include "storage/quants.h"
 
 namespace strata {
 namespace {

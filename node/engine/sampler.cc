@@ -4,7 +4,7 @@
 #include <cmath>
 #include <numeric>
 
-#include "storage/splitmix.h"
+#include "base/splitmix.h"
 
 namespace strata {
 

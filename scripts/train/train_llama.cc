@@ -16,10 +16,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/splitmix.h"
 #include "node/engine/llama_layers.h"
 #include "storage/dtype.h"
 #include "storage/safetensors.h"
-#include "storage/splitmix.h"
 
 namespace strata {
 namespace {

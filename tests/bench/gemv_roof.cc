@@ -29,8 +29,8 @@
 
 #include "node/engine/cpu_target.h"
 #include "node/engine/matmul.h"
-#include "storage/quants.h"
 #include "storage/dtype.h"
+#include "storage/quants.h"
 
 namespace {
 

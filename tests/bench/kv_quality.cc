@@ -16,6 +16,7 @@
 
 #include <sstream>
 
+#include "node/engine/compute_device.h"
 #include "node/engine/llama_shard.h"
 
 namespace {

@@ -13,6 +13,7 @@
 #include <iostream>
 #include <random>
 
+#include "node/engine/compute_device.h"
 #include "node/engine/llama_shard.h"
 #include "storage/env.h"
 

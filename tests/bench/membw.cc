@@ -1,5 +1,5 @@
 // strata-membw: the machine's memory read bandwidth, the limit that decode
-// speed is measured against (node/bandwidth_probe: sixteen AVX2 accumulators
+// speed is measured against (base/bandwidth_probe: sixteen AVX2 accumulators
 // per thread over a buffer far larger than the caches). Prints the best of
 // several passes in GB/s, as JSON.
 #include <algorithm>
@@ -8,7 +8,7 @@
 #include <string>
 #include <thread>
 
-#include "node/bandwidth_probe.h"
+#include "base/bandwidth_probe.h"
 
 int main(int argc, char** argv) {
   size_t mib = 2048;

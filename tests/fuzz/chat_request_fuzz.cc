@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "coordinator/openai_api.h"
+#include "coordinator/api/openai_api.h"
 #include "coordinator/text/hf_tokenizer.h"
 #include "coordinator/text/jinja.h"
 #include "coordinator/text/utf8.h"

@@ -10,8 +10,8 @@
 
 #include <cstdint>
 
-#include "node/rpc_listener.h"
-#include "node/stage_server.h"
+#include "node/server/node_server.h"
+#include "node/server/rpc_listener.h"
 
 namespace {
 

@@ -1,0 +1,619 @@
+#include "coordinator/api/api_server.h"
+
+#include "coordinator/api/admission.h"
+#include "coordinator/api/watched_connection.h"
+
+#include <kj/compat/http.h>
+#include <kj/debug.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <deque>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "base/escape.h"
+#include "base/hex.h"
+#include "coordinator/api/chat_page.h"
+#include "coordinator/api/dashboard.h"
+#include "coordinator/pipeline/generation_driver.h"
+#include "protocol/peer_auth.h"
+
+namespace strata {
+namespace {
+
+using json = nlohmann::json;
+
+double Now() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+// log-softmax of `logits` at `token`, and the `top` most likely tokens.
+json Logprobs(const std::vector<float>& logits, int32_t token, int64_t top, const Tokenizer& tokenizer, bool chat) {
+  double max = -INFINITY;
+  for (float v : logits) max = std::max<double>(max, v);
+  double sum = 0;
+  for (float v : logits) sum += std::exp(static_cast<double>(v) - max);
+  const double log_sum = std::log(sum) + max;
+  auto lp = [&](int32_t t) { return static_cast<double>(logits[static_cast<size_t>(t)]) - log_sum; };
+  std::vector<int32_t> order;
+  if (top > 0) {
+    order.resize(logits.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int32_t>(i);
+    const size_t k = std::min<size_t>(static_cast<size_t>(top), order.size());
+    std::partial_sort(order.begin(), order.begin() + static_cast<long>(k), order.end(),
+                      [&](int32_t a, int32_t b) { return logits[a] > logits[b] || (logits[a] == logits[b] && a < b); });
+    order.resize(k);
+  }
+  const std::string text = tokenizer.Decode({token});
+  if (chat) {
+    json tops = json::array();
+    for (int32_t t : order) tops.push_back({{"token", tokenizer.Decode({t})}, {"logprob", lp(t)}});
+    return {{"token", text}, {"logprob", lp(token)}, {"top_logprobs", tops}};
+  }
+  json tops = json::object();
+  for (int32_t t : order) tops[tokenizer.Decode({t})] = lp(t);
+  return {{"token", text}, {"logprob", lp(token)}, {"top", tops}};
+}
+
+// One request in flight: its session, its driver, and (streaming) its SSE
+// stream. Destroying it cancels the generation and closes the session on
+// every stage.
+struct Job final : public TokenSink {
+  ApiServer::Impl& server;
+  CompletionParams params;
+  std::vector<int32_t> prompt;
+  uint64_t session = 0;
+  bool opened = false, admitted = false, finished = false;
+  bool gone = false;  // the streaming client went away
+  std::string id;
+  int64_t created = 0;
+  double t0 = 0;
+  double last_token_s = 0;  // when the last token came (0: none yet)
+  std::unique_ptr<GenerationDriver> driver;
+  json logprobs = json::array();
+  // Streaming:
+  kj::Own<kj::AsyncOutputStream> stream;
+  kj::Promise<void> writes = kj::READY_NOW;
+  kj::Own<kj::PromiseFulfiller<void>> client_gone;  // rejected when a write fails
+  WatchedConnection* connection = nullptr;           // the client's (borrowed from the HttpServer)
+  bool first_chunk = true;
+
+  Job(ApiServer::Impl& s, CompletionParams p, std::vector<int32_t> ids);
+  int64_t kv_need() const { return static_cast<int64_t>(prompt.size()) + params.max_tokens; }
+  ~Job() noexcept override;
+  void OnToken(int32_t token, const std::string& text, const std::vector<float>& logits) override;
+  void Write(std::string text);
+  json Chunk(const std::string& text, const json& finish) const;
+};
+
+}  // namespace
+
+// One client connection's view of the API: requests know their connection,
+// so a non-streaming request whose client hangs up is cancelled too.
+class ConnectionService final : public kj::HttpService {
+ public:
+  // `connection` is a WatchedConnection: ApiServer::Listen makes every one.
+  ConnectionService(ApiServer::Impl& api, kj::AsyncIoStream& connection)
+      : api_(api), connection_(static_cast<WatchedConnection&>(connection)) {}
+  kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
+                            kj::AsyncInputStream& body, Response& response) override;
+
+ private:
+  ApiServer::Impl& api_;
+  WatchedConnection& connection_;  // owned by the HttpServer, alive as long as this service
+};
+
+struct ApiServer::Impl final {
+  Impl(kj::Timer& timer, Pipeline& pipeline, const Tokenizer& tokenizer, ApiServerOptions options)
+      : pipeline(pipeline), tokenizer(tokenizer), options(std::move(options)),
+        admission(this->options.max_running, this->options.max_queue, this->options.kv_tokens), table(MakeTable()),
+        server(timer, *table, [this](kj::AsyncIoStream& connection) -> kj::Own<kj::HttpService> {
+          return kj::heap<ConnectionService>(*this, connection);
+        }) {
+    metrics.kv_capacity = this->options.kv_tokens;
+  }
+  using Response = kj::HttpService::Response;
+
+  kj::Own<kj::HttpHeaderTable> MakeTable() {
+    kj::HttpHeaderTable::Builder builder;
+    authorization = builder.add("Authorization");
+    retry_after = builder.add("Retry-After");
+    cache_control = builder.add("Cache-Control");
+    return builder.build();
+  }
+
+  kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
+                            kj::AsyncInputStream& body, Response& response, WatchedConnection& connection);
+
+  kj::Promise<void> SendJson(Response& response, int status, const std::string& text) {
+    kj::HttpHeaders out(*table);
+    out.set(kj::HttpHeaderId::CONTENT_TYPE, "application/json");
+    auto stream = response.send(static_cast<uint>(status), StatusText(status), out, text.size());
+    auto bytes = kj::heapString(text.data(), text.size());  // outlives the write; `text` may not
+    auto write = stream->write(bytes.begin(), bytes.size());
+    return write.attach(kj::mv(stream), kj::mv(bytes));
+  }
+  kj::Promise<void> SendError(Response& response, const ApiError& e) {
+    if (e.status == 429) {
+      kj::HttpHeaders out(*table);
+      out.set(kj::HttpHeaderId::CONTENT_TYPE, "application/json");
+      out.set(retry_after, "1");
+      const std::string text = e.Body();
+      auto stream = response.send(429, "Too Many Requests", out, text.size());
+      auto bytes = kj::heapString(text.data(), text.size());
+      auto write = stream->write(bytes.begin(), bytes.size());
+      return write.attach(kj::mv(stream), kj::mv(bytes));
+    }
+    return SendJson(response, e.status, e.Body());
+  }
+  static kj::StringPtr StatusText(int status) {
+    switch (status) {
+      case 200: return "OK";
+      case 400: return "Bad Request";
+      case 401: return "Unauthorized";
+      case 404: return "Not Found";
+      case 405: return "Method Not Allowed";
+      case 413: return "Payload Too Large";
+      case 429: return "Too Many Requests";
+      case 503: return "Service Unavailable";
+      default: return "Internal Server Error";
+    }
+  }
+
+  kj::Promise<void> Completion(bool chat, const kj::HttpHeaders& headers, kj::AsyncInputStream& body, Response& response,
+                               WatchedConnection& connection);
+  kj::Promise<void> Generate(kj::Own<Job> job, Response& response);
+  kj::Promise<void> Metrics(Response& response);
+  kj::Promise<void> Status(Response& response);
+  struct NodeView {
+    size_t stage = 0;
+    bool up = false;
+    NodeStatus status;
+  };
+  kj::Promise<std::vector<NodeView>> GatherNodes();
+  kj::Promise<void> SendText(Response& response, int status, const char* type, const std::string& text) {
+    kj::HttpHeaders out(*table);
+    out.set(kj::HttpHeaderId::CONTENT_TYPE, type);
+    auto stream = response.send(static_cast<uint>(status), StatusText(status), out, text.size());
+    auto bytes = kj::heapString(text.data(), text.size());  // outlives the write; `text` may not
+    auto write = stream->write(bytes.begin(), bytes.size());
+    return write.attach(kj::mv(stream), kj::mv(bytes));
+  }
+  // A slot to generate in: now, after a wait in the queue, or (queue full) an error.
+  // Admission, with the gauges kept in step. `need`: KV positions.
+  kj::Maybe<kj::Promise<void>> Admit(int64_t need) {
+    auto admitted = admission.Admit(need);
+    Gauges();
+    return admitted;
+  }
+  void Release(int64_t need) {
+    admission.Release(need);
+    Gauges();
+  }
+  void Gauges() {
+    metrics.running = admission.running();
+    metrics.waiting = admission.waiting();
+    metrics.kv_reserved = admission.kv_reserved();
+  }
+
+  Pipeline& pipeline;
+  const Tokenizer& tokenizer;
+  ApiServerOptions options;
+  ServeMetrics metrics;
+  Admission admission;
+  std::map<std::string, const Job*> active;                 // requests in flight, by id (each Job registers itself)
+  std::mt19937_64 rng{std::random_device{}()};
+  kj::HttpHeaderId authorization = kj::HttpHeaderId::HOST, retry_after = kj::HttpHeaderId::HOST;
+  kj::HttpHeaderId cache_control = kj::HttpHeaderId::HOST;
+  kj::Own<kj::HttpHeaderTable> table;
+  kj::HttpServer server;
+  struct ConnectionErrors final : kj::TaskSet::ErrorHandler {
+    void taskFailed(kj::Exception&& e) override {
+      spdlog::debug("an HTTP connection ended: {}", EscapeText(e.getDescription().cStr(), 200));
+    }
+  } connection_errors;
+  kj::TaskSet connections{connection_errors};  // every client connection (destroyed before server)
+};
+
+namespace {
+
+Job::Job(ApiServer::Impl& s, CompletionParams p, std::vector<int32_t> ids)
+    : server(s), params(std::move(p)), prompt(std::move(ids)) {
+  session = s.rng();
+  uint8_t raw[12];
+  for (auto& b : raw) b = static_cast<uint8_t>(s.rng());
+  id = (params.chat ? "chatcmpl-" : "cmpl-") + HexEncode(raw, sizeof raw);
+  created = static_cast<int64_t>(std::time(nullptr));
+  t0 = Now();
+  s.active[id] = this;
+}
+
+Job::~Job() noexcept {
+  server.active.erase(id);
+  if (opened) server.pipeline.CloseSessionAsync(session);  // frees its KV on every stage
+  if (admitted) server.Release(kv_need());
+  if (admitted && !finished) {
+    ++server.metrics.requests_cancelled;
+    spdlog::info("request {} cancelled: the client went away", id);
+  }
+}
+
+json Job::Chunk(const std::string& text, const json& finish) const {
+  json choice = {{"index", 0}, {"finish_reason", finish}};
+  if (params.chat) {
+    json delta = json::object();
+    if (first_chunk) delta["role"] = "assistant";
+    if (!text.empty() || first_chunk) delta["content"] = text;
+    choice["delta"] = delta;
+    choice["logprobs"] = nullptr;
+  } else {
+    choice["text"] = text;
+    choice["logprobs"] = nullptr;
+  }
+  return {{"id", id}, {"object", params.chat ? "chat.completion.chunk" : "text_completion"}, {"created", created},
+          {"model", server.options.model_name}, {"choices", json::array({choice})}};
+}
+
+void Job::OnToken(int32_t token, const std::string& text, const std::vector<float>& logits) {
+  // Live figures: each token counts as it comes, not when its request ends.
+  const double now = Now();
+  ServeMetrics& m = server.metrics;
+  m.batch_size.Observe(static_cast<double>(m.running));
+  if (last_token_s == 0) {
+    m.time_to_first_token.Observe(now - t0);
+  } else {
+    m.time_per_output_token.Observe(now - last_token_s);
+  }
+  last_token_s = now;
+  ++m.generation_tokens;
+  if (params.logprobs >= 0 && !logits.empty()) {
+    logprobs.push_back(Logprobs(logits, token, params.logprobs, server.tokenizer, params.chat));
+  }
+  // Every token gets its event, its text possibly "" (a partial character,
+  // a possible stop sequence): clients see the pace of generation.
+  if (!stream) return;
+  json chunk = Chunk(text, nullptr);
+  if (params.logprobs >= 0 && !logprobs.empty()) {
+    chunk["choices"][0]["logprobs"] = params.chat ? json{{"content", json::array({logprobs.back()})}} : logprobs.back();
+  }
+  first_chunk = false;
+  Write("data: " + chunk.dump() + "\n\n");
+}
+
+void Job::Write(std::string text) {
+  writes = writes.then([this, text = kj::mv(text)]() mutable {
+               auto bytes = kj::heapString(text.data(), text.size());
+               auto write = stream->write(bytes.begin(), bytes.size());
+               return write.attach(kj::mv(bytes));
+             })
+               .eagerlyEvaluate([this](kj::Exception&& e) {
+                 gone = true;
+                 if (client_gone) client_gone->reject(kj::mv(e));
+               });
+}
+
+}  // namespace
+
+kj::Promise<void> ConnectionService::request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
+                                             kj::AsyncInputStream& body, Response& response) {
+  return api_.request(method, url, headers, body, response, connection_);
+}
+
+kj::Promise<void> ApiServer::Impl::request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
+                                           kj::AsyncInputStream& body, Response& response,
+                                           WatchedConnection& connection) {
+  std::string path = url.cStr();
+  path = path.substr(0, path.find('?'));
+  if (path == "/health") return SendJson(response, 200, R"({"status":"ok"})");
+  if (path == "/" && method == kj::HttpMethod::GET) return SendText(response, 200, "text/html; charset=utf-8", kDashboardHtml);
+  if (path == "/chat" && method == kj::HttpMethod::GET) return SendText(response, 200, "text/html; charset=utf-8", kChatPageHtml);
+  if (!options.api_key.empty()) {
+    const std::string expected = "Bearer " + options.api_key;
+    bool ok = false;
+    KJ_IF_MAYBE(auth, headers.get(authorization)) {
+      ok = ProofsEqual(Bytes(auth->begin(), auth->end()), Bytes(expected.begin(), expected.end()));
+    }
+    if (!ok) return SendError(response, {401, "a valid API key is needed (Authorization: Bearer KEY)", "invalid_request_error", ""});
+  }
+  const bool post = method == kj::HttpMethod::POST, get = method == kj::HttpMethod::GET;
+  if (path == "/v1/completions" || path == "/v1/chat/completions") {
+    if (!post) return SendError(response, {405, "use POST", "invalid_request_error", ""});
+    return Completion(path == "/v1/chat/completions", headers, body, response, connection);
+  }
+  if (path == "/v1/models") {
+    if (!get) return SendError(response, {405, "use GET", "invalid_request_error", ""});
+    json models = {{"object", "list"},
+                   {"data", json::array({{{"id", options.model_name}, {"object", "model"}, {"created", 0},
+                                          {"owned_by", "strata"}, {"max_model_len", options.context}}})}};
+    return SendJson(response, 200, models.dump());
+  }
+  if (path == "/v1/strata/status") {
+    if (!get) return SendError(response, {405, "use GET", "invalid_request_error", ""});
+    return Status(response);
+  }
+  if (path == "/metrics") {
+    if (!get) return SendError(response, {405, "use GET", "invalid_request_error", ""});
+    return Metrics(response);
+  }
+  return SendError(response, {404, "no such endpoint: " + EscapeText(path, 100), "invalid_request_error", ""});
+}
+
+kj::Promise<void> ApiServer::Impl::Completion(bool chat, const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
+                                              Response& response, WatchedConnection& connection) {
+  KJ_IF_MAYBE(length, headers.get(kj::HttpHeaderId::CONTENT_LENGTH)) {
+    if (length->size() > 12 || std::strtoull(length->cStr(), nullptr, 10) > kMaxRequestBodyBytes) {
+      return SendError(response, {413, "the request body is over 1 MiB", "invalid_request_error", ""});
+    }
+  }
+  return body.readAllText(kMaxRequestBodyBytes + 1)
+      .then(
+          [this, chat, &response, &connection](kj::String text) -> kj::Promise<void> {
+            CompletionParams params;
+            ApiError error;
+            const int64_t context = options.context;
+            if (!ParseCompletion(std::string(text.cStr(), text.size()), chat, context - 1, &params, &error)) {
+              return SendError(response, error);
+            }
+            // A chat's messages never become special tokens; a completion's prompt is the caller's own.
+            std::vector<int32_t> ids;
+            if (chat) {
+              auto prompt = options.chat->Render(params.messages);
+              if (!prompt.ok()) return SendError(response, {400, prompt.status().message(), "invalid_request_error", "messages"});
+              ids = tokenizer.EncodeParts(prompt.value().parts, prompt.value().add_bos);
+            } else {
+              ids = tokenizer.Encode(params.prompt, /*bos=*/true);
+            }
+            if (ids.empty()) return SendError(response, {400, "the prompt is empty", "invalid_request_error", "prompt"});
+            if (static_cast<int64_t>(ids.size()) >= context) {
+              return SendError(response, {400,
+                                          "the prompt is " + std::to_string(ids.size()) +
+                                              " tokens; the model's context is " + std::to_string(context),
+                                          "invalid_request_error", chat ? "messages" : "prompt"});
+            }
+            params.max_tokens = std::min<int64_t>(params.max_tokens, context - static_cast<int64_t>(ids.size()));
+            if (options.kv_tokens > 0) {
+              // No request may need more KV than the whole cluster holds.
+              if (static_cast<int64_t>(ids.size()) >= options.kv_tokens) {
+                return SendError(response, {400,
+                                            "the prompt is " + std::to_string(ids.size()) +
+                                                " tokens; the cluster's KV cache holds " +
+                                                std::to_string(options.kv_tokens),
+                                            "invalid_request_error", chat ? "messages" : "prompt"});
+              }
+              params.max_tokens =
+                  std::min<int64_t>(params.max_tokens, options.kv_tokens - static_cast<int64_t>(ids.size()));
+            }
+            auto job = kj::heap<Job>(*this, kj::mv(params), kj::mv(ids));
+            job->connection = &connection;
+            return Generate(kj::mv(job), response);
+          },
+          [this, &response](kj::Exception&&) -> kj::Promise<void> {
+            return SendError(response, {413, "the request body is over 1 MiB", "invalid_request_error", ""});
+          });
+}
+
+kj::Promise<void> ApiServer::Impl::Generate(kj::Own<Job> job, Response& response) {
+  kj::Promise<void> admitted = nullptr;
+  KJ_IF_MAYBE(slot, Admit(job->kv_need())) {
+    admitted = kj::mv(*slot);
+  } else {
+    ++metrics.requests_rejected;
+    return SendError(response, {429, "the server is busy: " + std::to_string(options.max_running) + " requests run and " +
+                                         std::to_string(options.max_queue) + " wait; retry shortly",
+                                "rate_limit_exceeded", ""});
+  }
+  Job& j = *job;
+  return admitted
+      .then([this, &j]() {
+        j.admitted = true;
+        Gauges();
+        SamplingParams sampling;
+        sampling.temperature = static_cast<float>(j.params.temperature);
+        sampling.top_p = static_cast<float>(j.params.top_p);
+        sampling.top_k = static_cast<uint32_t>(j.params.top_k);
+        sampling.seed = j.params.seeded ? j.params.seed : rng();
+        const uint32_t capacity = static_cast<uint32_t>(j.prompt.size() + static_cast<size_t>(j.params.max_tokens));
+        return pipeline.OpenSessionAsync(j.session, capacity, sampling);
+      })
+      .then([this, &j, &response]() -> kj::Promise<void> {
+        j.opened = true;
+        GenerationRequest request;
+        request.prompt = j.prompt;
+        request.max_tokens = j.params.max_tokens;
+        request.stop = j.params.stop;
+        request.prefill_chunk = options.prefill_chunk;
+        request.want_logits = j.params.logprobs >= 0;
+        j.driver = std::make_unique<GenerationDriver>(pipeline, tokenizer, j.session, GenerationRequest(request), &j);
+        if (!j.params.stream) {
+          // Nothing is written until the end, so watch the connection: a
+          // client that hangs up cancels the generation between steps.
+          kj::Promise<void> run = j.driver->Run();
+          if (j.connection == nullptr) return run;
+          return run.exclusiveJoin(j.connection->WhenClientGone().then([&j]() -> void {
+            j.gone = true;
+            kj::throwFatalException(KJ_EXCEPTION(DISCONNECTED, "the client went away"));
+          }));
+        }
+        kj::HttpHeaders out(*table);
+        out.set(kj::HttpHeaderId::CONTENT_TYPE, "text/event-stream");
+        out.set(cache_control, "no-cache");
+        j.stream = response.send(200, "OK", out);
+        auto gone = kj::newPromiseAndFulfiller<void>();
+        j.client_gone = kj::mv(gone.fulfiller);
+        return j.driver->Run().exclusiveJoin(kj::mv(gone.promise));
+      })
+      .then(
+          [this, &j, &response]() -> kj::Promise<void> {
+            const GenerationResult& r = j.driver->result();
+            j.finished = true;
+            ++metrics.requests_ok;
+            metrics.prompt_tokens += j.prompt.size();
+            metrics.e2e_latency.Observe(Now() - j.t0);
+            metrics.stage_compute_s.resize(std::max(metrics.stage_compute_s.size(), r.stage_micros.size()));
+            for (size_t s = 0; s < r.stage_micros.size(); ++s) metrics.stage_compute_s[s] += r.stage_micros[s] / 1e6;
+            spdlog::info("request {} session={:016x}: {} prompt + {} generated tokens, first after {:.3f} s, {}", j.id,
+                         j.session, j.prompt.size(), r.tokens.size(), r.first_token_s, r.finish_reason);
+            const json usage = {{"prompt_tokens", j.prompt.size()}, {"completion_tokens", r.tokens.size()},
+                                {"total_tokens", j.prompt.size() + r.tokens.size()}};
+            if (j.params.stream) {
+              j.Write("data: " + j.Chunk("", r.finish_reason).dump() + "\n\n");
+              if (j.params.include_usage) {
+                json u = j.Chunk("", nullptr);
+                u["choices"] = json::array();
+                u["usage"] = usage;
+                j.Write("data: " + u.dump() + "\n\n");
+              }
+              j.Write("data: [DONE]\n\n");
+              return kj::mv(j.writes);
+            }
+            json choice = {{"index", 0}, {"finish_reason", r.finish_reason}};
+            json lp = nullptr;
+            if (j.params.logprobs >= 0) {
+              if (j.params.chat) {
+                lp = {{"content", j.logprobs}};
+              } else {
+                lp = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()}};
+                for (const auto& x : j.logprobs) {
+                  lp["tokens"].push_back(x["token"]);
+                  lp["token_logprobs"].push_back(x["logprob"]);
+                  lp["top_logprobs"].push_back(x["top"]);
+                }
+              }
+            }
+            choice["logprobs"] = lp;
+            if (j.params.chat) {
+              choice["message"] = {{"role", "assistant"}, {"content", r.text}};
+            } else {
+              choice["text"] = r.text;
+            }
+            json out = {{"id", j.id}, {"object", j.params.chat ? "chat.completion" : "text_completion"},
+                        {"created", j.created}, {"model", options.model_name}, {"choices", json::array({choice})},
+                        {"usage", usage}};
+            return SendJson(response, 200, out.dump());
+          },
+          [this, &j, &response](kj::Exception&& e) -> kj::Promise<void> {
+            if (j.gone) return kj::READY_NOW;  // cancelled: the Job's end closes its session
+            j.finished = true;
+            ++metrics.requests_failed;
+            const std::string why = ExceptionText(e).substr(0, 500);
+            spdlog::warn("request {} session={:016x} failed: {}", j.id, j.session, why);
+            ApiError error{503, "the pipeline failed: " + why, "server_error", ""};
+            if (!j.stream) return SendError(response, error);
+            j.Write("data: " + json::parse(error.Body()).dump() + "\n\n");
+            return kj::mv(j.writes);
+          })
+      .attach(kj::mv(job));
+}
+
+kj::Promise<std::vector<ApiServer::Impl::NodeView>> ApiServer::Impl::GatherNodes() {
+  // Each stage's node, asked now: its sessions, memory per tier, swap.
+  auto asks = kj::heapArrayBuilder<kj::Promise<NodeView>>(pipeline.stage_count());
+  for (size_t i = 0; i < pipeline.stage_count(); ++i) {
+    NodeConnection& node = pipeline.stage_node(i);
+    NodeView view;
+    view.stage = i;
+    view.status = node.hello_status();
+    view.status.address = node.address();
+    asks.add(node.control()
+                 .infoRequest()
+                 .send()
+                 .then(
+                     [view](capnp::Response<wire::Control::InfoResults>&& reply) mutable {
+                       view.status = ToNodeStatus(reply.getInfo(), view.status.address);
+                       view.up = true;
+                       return view;
+                     },
+                     [view](kj::Exception&&) { return view; }));
+  }
+  return kj::joinPromises(asks.finish()).then([](kj::Array<NodeView> views) {
+    return std::vector<NodeView>(views.begin(), views.end());
+  });
+}
+
+kj::Promise<void> ApiServer::Impl::Metrics(Response& response) {
+  return GatherNodes().then([this, &response](std::vector<NodeView> views) {
+    std::string nodes =
+        "# HELP strata:node_up Whether the stage's node answered.\n# TYPE strata:node_up gauge\n"
+        "# HELP strata:node_active_sessions Sessions open on the node.\n# TYPE strata:node_active_sessions gauge\n"
+        "# HELP strata:node_memory_used_bytes Bytes charged to a memory tier.\n# TYPE strata:node_memory_used_bytes gauge\n"
+        "# HELP strata:node_memory_budget_bytes A memory tier's budget.\n# TYPE strata:node_memory_budget_bytes gauge\n"
+        "# HELP strata:node_swap_bytes_out_total KV bytes swapped to NVMe.\n# TYPE strata:node_swap_bytes_out_total counter\n"
+        "# HELP strata:node_swap_bytes_in_total KV bytes swapped from NVMe.\n# TYPE strata:node_swap_bytes_in_total counter\n"
+        "# HELP strata:node_batches_total Forwards the node ran (a batch of decode steps counts once).\n"
+        "# TYPE strata:node_batches_total counter\n"
+        "# HELP strata:node_batch_rows_total Steps in those forwards.\n# TYPE strata:node_batch_rows_total counter\n"
+        "# HELP strata:node_compute_seconds_total Time the node spent computing forwards.\n"
+        "# TYPE strata:node_compute_seconds_total counter\n"
+        "# HELP strata:node_idle_fraction Share of the node's uptime not spent computing.\n"
+        "# TYPE strata:node_idle_fraction gauge\n";
+    for (const auto& v : views) {
+      const std::string label = "stage=\"" + std::to_string(v.stage) + "\",node=\"" + PromLabel(v.status.name) + "\"";
+      nodes += "strata:node_up{" + label + "} " + (v.up ? "1" : "0") + "\n";
+      if (!v.up) continue;
+      nodes += "strata:node_active_sessions{" + label + "} " + std::to_string(v.status.active_sessions) + "\n";
+      for (const auto& t : v.status.tiers) {
+        const std::string tier = label + ",tier=\"" + PromLabel(t.name) + "\"";
+        nodes += "strata:node_memory_used_bytes{" + tier + "} " + std::to_string(t.used) + "\n";
+        nodes += "strata:node_memory_budget_bytes{" + tier + "} " + std::to_string(t.budget) + "\n";
+      }
+      nodes += "strata:node_swap_bytes_out_total{" + label + "} " + std::to_string(v.status.swap.bytes_out) + "\n";
+      nodes += "strata:node_swap_bytes_in_total{" + label + "} " + std::to_string(v.status.swap.bytes_in) + "\n";
+      const NodeStatus& s = v.status;
+      nodes += "strata:node_batches_total{" + label + "} " + std::to_string(s.batches) + "\n";
+      nodes += "strata:node_batch_rows_total{" + label + "} " + std::to_string(s.batch_rows) + "\n";
+      nodes += "strata:node_compute_seconds_total{" + label + "} " + PromNumber(s.compute_micros / 1e6) + "\n";
+      const double idle = s.uptime_micros == 0 ? 1.0 : 1.0 - static_cast<double>(s.compute_micros) / s.uptime_micros;
+      nodes += "strata:node_idle_fraction{" + label + "} " + PromNumber(std::max(0.0, idle)) + "\n";
+    }
+    return SendText(response, 200, "text/plain; version=0.0.4", metrics.Render(nodes));
+  });
+}
+
+kj::Promise<void> ApiServer::Impl::Status(Response& response) {
+  return GatherNodes().then([this, &response](std::vector<NodeView> views) {
+    json nodes = json::array();
+    for (const auto& v : views) {
+      json tiers = json::array();
+      for (const auto& t : v.status.tiers) tiers.push_back({{"tier", t.name}, {"used", t.used}, {"budget", t.budget}});
+      nodes.push_back({{"stage", v.stage}, {"name", v.status.name}, {"address", v.status.address}, {"up", v.up},
+                       {"first_layer", v.status.first_layer}, {"end_layer", v.status.end_layer},
+                       {"sessions", v.status.active_sessions}, {"tiers", tiers}});
+    }
+    const double now = Now();
+    json requests = json::array();
+    for (const auto& [id, job] : active) {
+      const size_t generated = job->driver ? job->driver->result().tokens.size() : 0;
+      requests.push_back({{"id", id}, {"prompt_tokens", job->prompt.size()}, {"generated", generated},
+                          {"age_s", now - job->t0}});
+    }
+    const auto& ttft = metrics.time_to_first_token;
+    const auto& itl = metrics.time_per_output_token;
+    json out = {{"model", options.model_name}, {"now_s", now}, {"nodes", nodes}, {"requests", requests},
+                {"running", metrics.running}, {"waiting", metrics.waiting},
+                {"requests_ok", metrics.requests_ok}, {"generation_tokens", metrics.generation_tokens},
+                {"ttft_mean_s", ttft.count() ? json(ttft.sum() / ttft.count()) : json(nullptr)},
+                {"itl_mean_s", itl.count() ? json(itl.sum() / itl.count()) : json(nullptr)},
+                {"itl_sum_s", itl.sum()}, {"itl_count", itl.count()}};
+    return SendJson(response, 200, out.dump());
+  });
+}
+
+ApiServer::ApiServer(kj::Timer& timer, Pipeline& pipeline, const Tokenizer& tokenizer, ApiServerOptions options)
+    : impl_(std::make_unique<Impl>(timer, pipeline, tokenizer, std::move(options))) {}
+ApiServer::~ApiServer() = default;
+kj::Promise<void> ApiServer::Listen(kj::ConnectionReceiver& receiver) {
+  // (Like HttpServer::listenHttp(receiver), with the wrapper.)
+  // Each connection wrapped, so that a request can see its client leave.
+  return receiver.accept().then([this, &receiver](kj::Own<kj::AsyncIoStream> connection) {
+    impl_->connections.add(impl_->server.listenHttp(kj::heap<WatchedConnection>(kj::mv(connection))));
+    return Listen(receiver);
+  });
+}
+const ServeMetrics& ApiServer::metrics() const { return impl_->metrics; }
+
+}  // namespace strata

@@ -1,0 +1,56 @@
+#pragma once
+// ApiServer: `strata serve`'s HTTP API, compatible with OpenAI's, on the
+// coordinator's event loop (kj-http):
+//   POST /v1/completions, /v1/chat/completions   streamed (SSE) or not
+//   GET  /v1/models, /health, /metrics (Prometheus text),
+//        / (the dashboard: coordinator/api/dashboard), /v1/strata/status (its data)
+// Each request is a GenerationDriver on a pipeline session of its own; the
+// event loop interleaves their steps. Admission is bounded by slots and by
+// KV capacity: at most `max_running` generate at once, and together they
+// reserve at most `kv_tokens` positions of KV cache (prompt + max_tokens
+// each: what the cluster's paged KV, RAM and NVMe tiers, holds). Others wait
+// in FIFO order, at most `max_queue`; the rest get 429 with Retry-After. A streaming client that goes away cancels its request between
+// steps, and its session is closed on every stage, freeing its KV. Bodies are
+// validated before anything is allocated (coordinator/api/openai_api).
+//
+// Not thread-safe: the event loop's thread only.
+#include <kj/async-io.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "coordinator/api/chat_format.h"
+#include "coordinator/api/openai_api.h"
+#include "coordinator/api/serve_metrics.h"
+#include "coordinator/pipeline/pipeline.h"
+#include "coordinator/pipeline/tokenizer.h"
+
+namespace strata {
+
+struct ApiServerOptions {
+  std::string model_name;        // what /v1/models lists and responses name
+  std::string api_key;           // "": none wanted; else "Authorization: Bearer KEY"
+  int max_running = 8;
+  int max_queue = 64;
+  int64_t context = 0;           // tokens a session may hold (the model's context)
+  int64_t prefill_chunk = 512;
+  int64_t kv_tokens = 0;         // KV positions the cluster holds (the least of its stages); 0: unbounded
+  const ChatFormat* chat = nullptr;  // the model's chat template (outlives the server)
+};
+
+class ApiServer {
+ public:
+  ApiServer(kj::Timer& timer, Pipeline& pipeline, const Tokenizer& tokenizer, ApiServerOptions options);
+  ~ApiServer();
+  // Serves connections from `receiver` until the promise is dropped.
+  kj::Promise<void> Listen(kj::ConnectionReceiver& receiver);
+  const ServeMetrics& metrics() const;
+
+  struct Impl;
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace strata

@@ -1,0 +1,46 @@
+#pragma once
+// Credentials: how the coordinator proves itself to its nodes — the cluster
+// secret and, with --tls, the cluster's certificates — read once from the
+// flags. `--local` clusters get a fresh secret that lives only as long as
+// the command. Not thread-safe.
+#include <kj/timer.h>
+
+#include <memory>
+#include <string>
+
+#include "coordinator/cluster/cluster_flags.h"
+#include "protocol/cluster_tls.h"
+#include "protocol/peer_link.h"
+
+namespace strata {
+
+// A directory holding this run's own cluster CA and member certificate,
+// made private under $TMPDIR (else /tmp) and removed with everything in it
+// when the run ends.
+class EphemeralTlsDir {
+ public:
+  static Result<std::unique_ptr<EphemeralTlsDir>> Make();
+  ~EphemeralTlsDir();
+  const std::string& path() const { return path_; }
+
+ private:
+  explicit EphemeralTlsDir(std::string path) : path_(std::move(path)) {}
+  std::string path_;
+};
+
+struct Credentials {
+  ClusterSecret secret;
+  bool tls = false;
+  TlsFiles tls_files;
+  std::unique_ptr<EphemeralTlsDir> ephemeral_tls;  // --local --tls without files: the run's own CA
+  std::unique_ptr<ClusterTls> tls_context;
+
+  LinkSecurity security() const { return {&secret, tls_context.get()}; }
+};
+
+// Reads --cluster-secret-file (or STRATA_CLUSTER_SECRET) and --tls*. With
+// `local` (nodes this command starts and stops), what is not given is made
+// for the run alone: a secret, and with --tls a cluster CA and certificate.
+Result<Credentials> LoadCredentials(const ClusterFlags& flags, kj::Timer& timer, bool local);
+
+}  // namespace strata

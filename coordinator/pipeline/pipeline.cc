@@ -1,0 +1,594 @@
+#include "coordinator/pipeline/pipeline.h"
+
+#include <memory>
+
+#include <unistd.h>
+#include <kj/async-unix.h>
+#include <kj/debug.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+
+#include "base/escape.h"
+#include "base/progress_line.h"
+#include "protocol/peer_link.h"
+#include "protocol/tensor_codec.h"
+#include "protocol/version.h"
+
+namespace strata {
+namespace {
+
+void SetSampling(wire::SamplingParams::Builder s, const SamplingParams& sampling) {
+  s.setTemperature(sampling.temperature);
+  s.setTopK(sampling.top_k);
+  s.setTopP(sampling.top_p);
+  s.setSeed(sampling.seed);
+}
+
+}  // namespace
+
+std::string ExceptionText(const kj::Exception& e) {
+  std::string text;
+  for (const char* p = e.getDescription().cStr(); *p != '\0' && text.size() < 2000; ++p) {
+    const unsigned char c = static_cast<unsigned char>(*p);
+    if (c < 0x20 || c == 0x7f) {
+      char hex[5];
+      std::snprintf(hex, sizeof hex, "\\x%02x", c);
+      text += hex;
+    } else {
+      text += static_cast<char>(c);
+    }
+  }
+  // KJ's own prefixes name how the error travelled, not what it is.
+  for (const std::string prefix : {"remote exception: ", "std::exception: "}) {
+    for (size_t at; (at = text.find(prefix)) != std::string::npos;) text.erase(at, prefix.size());
+  }
+  if (e.getType() == kj::Exception::Type::DISCONNECTED && text.find("disconnect") == std::string::npos) {
+    text += " (disconnected)";
+  }
+  return text;
+}
+
+RpcEnv::RpcEnv(kj::AsyncIoContext& io, Timeouts timeouts, LinkSecurity security)
+    : io_(io), timeouts_(timeouts), security_(security), interrupted_(io.unixEventPort.onSignal(SIGINT).ignoreResult().fork()) {}
+
+namespace {
+
+// `promise`, or a failure once `timeout_ms` pass; `*timed_out` says which
+// failure it was, set by the deadline itself (never read from a message).
+template <typename T>
+kj::Promise<T> WithDeadline(kj::Timer& timer, kj::Promise<T>&& promise, uint32_t timeout_ms, std::shared_ptr<bool> timed_out) {
+  return promise.exclusiveJoin(timer.afterDelay(timeout_ms * kj::MILLISECONDS).then([timed_out]() -> T {
+    *timed_out = true;
+    throw kj::Exception(kj::Exception::Type::OVERLOADED, __FILE__, __LINE__, kj::str("deadline passed"));
+  }));
+}
+
+}  // namespace
+
+template <typename T>
+T RpcEnv::Await(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string& what) {
+  auto interrupt = interrupted_.addBranch().then([]() -> T {
+    throw kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str("interrupted (Ctrl-C)"));
+  });
+  // timeout_ms 0: the promise bounds its own steps (a whole generation).
+  auto timed_out = std::make_shared<bool>(false);
+  auto bounded = timeout_ms == 0 ? kj::mv(promise) : WithDeadline(io_.provider->getTimer(), kj::mv(promise), timeout_ms, timed_out);
+  try {
+    return bounded.exclusiveJoin(kj::mv(interrupt)).wait(io_.waitScope);
+  } catch (const kj::Exception& e) {
+    throw PipelineError((what.empty() ? "" : what + ": ") +
+                        (*timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : ExceptionText(e)));
+  }
+}
+
+template <typename T>
+kj::Promise<T> RpcEnv::Bound(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string& what) {
+  auto timed_out = std::make_shared<bool>(false);
+  return WithDeadline(io_.provider->getTimer(), kj::mv(promise), timeout_ms, timed_out)
+      .catch_([what, timeout_ms, timed_out](kj::Exception&& e) -> kj::Promise<T> {
+        return kj::Exception(e.getType(), __FILE__, __LINE__,
+                             kj::str(what, ": ", *timed_out ? "timed out after " + std::to_string(timeout_ms) + " ms" : ExceptionText(e)));
+      });
+}
+
+// For the generation driver's front ends, which wait for a whole generation.
+template void RpcEnv::Await<void>(kj::Promise<void>&& promise, uint32_t timeout_ms, const std::string& what);
+
+NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address) {
+  NodeStatus s;
+  s.name = EscapeText(info.getName().cStr(), 64);  // a peer's text
+  s.address = address;
+  s.free_bytes = info.getFreeMemoryBytes();
+  s.threads = info.getThreads();
+  s.device = EscapeText(info.getDevice().cStr(), 32);
+  s.shard_loaded = info.getShardLoaded();
+  s.first_layer = info.getFirstLayer();
+  s.end_layer = info.getEndLayer();
+  s.active_sessions = info.getActiveSessions();
+  s.shard_bytes = info.getShardBytes();
+  s.resident_bytes = info.getResidentBytes();
+  s.secured = info.getSecured();
+  for (auto t : info.getTiers()) {
+    if (s.tiers.size() >= 8) break;
+    s.tiers.push_back({EscapeText(t.getTier().cStr(), 16), t.getUsedBytes(), t.getBudgetBytes()});
+  }
+  s.tls = info.getTls();
+  auto w = info.getSwap();
+  s.swap = {w.getPagesOut(), w.getPagesIn(), w.getBytesOut(), w.getBytesIn(), w.getWriteMicros(), w.getReadMicros(),
+            w.getPrefetchHits(), w.getPrefetchMisses(), w.getFailures(), w.getSessionsOnDisk(), w.getRamHits(),
+            w.getRamMisses()};
+  s.kept_sessions = info.getKeptSessions();
+  s.steps = info.getStepsComputed();
+  s.batches = info.getBatches();
+  s.batch_rows = info.getBatchRows();
+  s.compute_micros = info.getComputeMicros();
+  s.uptime_micros = info.getUptimeMicros();
+  s.compute_gflops = info.getComputeGflops();
+  s.bandwidth_gbps = info.getMemBandwidthGbps();
+  s.cpu_features = EscapeText(info.getCpuFeatures().cStr(), 256);
+  s.kernels = EscapeText(info.getKernels().cStr(), 256);
+  return s;
+}
+
+std::unique_ptr<NodeConnection> NodeConnection::Connect(RpcEnv& env, const std::string& address) {
+  std::unique_ptr<NodeConnection> c(new NodeConnection());
+  c->address_ = address;
+  // ConnectPeer bounds the hello by its own timeout; Await adds Ctrl-C.
+  c->link_ = env.Await(ConnectPeer(env.io().provider->getNetwork(), env.io().provider->getTimer(), address,
+                                   env.security(), wire::PeerRole::COORDINATOR, "coordinator",
+                                   env.timeouts().connect_ms),
+                       env.timeouts().connect_ms + 1000, "cannot reach node at " + address);
+  c->hello_status_ = ToNodeStatus(c->link_->info(), address);
+  return c;
+}
+
+NodeStatus NodeConnection::Status(RpcEnv& env) {
+  auto reply = env.Await(control().infoRequest().send(), env.timeouts().connect_ms, Label());
+  return ToNodeStatus(reply.getInfo(), address_);
+}
+
+std::string NodeConnection::Label() const { return "node " + hello_status_.name + " (" + address_ + ")"; }
+
+Pipeline::Pipeline(RpcEnv& env, std::vector<std::unique_ptr<NodeConnection>> nodes)
+    : env_(env), nodes_(std::move(nodes)) {}
+
+std::vector<NodeCapacity> Pipeline::Capacities() const {
+  std::vector<NodeCapacity> out;
+  for (const auto& n : nodes_) {
+    NodeCapacity c{n->hello_status().name, n->address(), n->hello_status().free_bytes};
+    c.bandwidth_gbps = n->hello_status().bandwidth_gbps;
+    c.compute_gflops = n->hello_status().compute_gflops;
+    for (const auto& t : n->hello_status().tiers) {
+      if (t.name == "nvme" && t.budget > t.used) c.nvme_free_bytes = t.budget - t.used;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+// Every 250 ms until `done`: asks each loading node how far its fetch is and
+// redraws one line per node (in place on a terminal, every second otherwise).
+kj::Promise<void> Pipeline::DrawFetchProgress(kj::Own<bool> done, std::chrono::steady_clock::time_point start,
+                                              int ticks) {
+  return env_.io().provider->getTimer().afterDelay(250 * kj::MILLISECONDS).then([this, done = kj::mv(done), start, ticks]() mutable -> kj::Promise<void> {
+    if (*done) return kj::READY_NOW;
+    kj::Vector<kj::Promise<std::string>> lines;
+    for (size_t i = 0; i < stages_.size(); ++i) {
+      NodeConnection& node = stage_node(i);
+      const std::string name = node.hello_status().name;
+      lines.add(node.control().infoRequest().send().then(
+          [name, start](capnp::Response<wire::Control::InfoResults>&& r) {
+            const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            return ProgressLine(name, r.getInfo().getFetchDoneBytes(), r.getInfo().getFetchTotalBytes(), s);
+          },
+          [name](kj::Exception&&) { return name + " (no answer)"; }));
+    }
+    return kj::joinPromises(lines.releaseAsArray()).then([this, done = kj::mv(done), start, ticks](kj::Array<std::string> text) mutable {
+      const bool tty = ::isatty(2);
+      if (tty || ticks % 4 == 3) {
+        std::string out;
+        for (const auto& l : text) out += l + "\n";
+        if (tty && ticks > 0) std::fprintf(stderr, "\x1b[%zuA", text.size());  // back over the last drawing
+        std::fputs(out.c_str(), stderr);
+      }
+      return DrawFetchProgress(kj::mv(done), start, ticks + 1);
+    });
+  });
+}
+
+std::vector<std::string> Pipeline::CannotOpen(const std::string& model_dir, const ShardPlan& plan) {
+  std::vector<std::string> out;
+  for (const auto& stage : plan.stages) {
+    NodeConnection& node = *nodes_[stage.node];
+    auto request = node.control().canOpenRequest();
+    request.setModelDir(model_dir);
+    if (!env_.Await(request.send(), env_.timeouts().connect_ms, node.Label()).getReadable()) out.push_back(node.Label());
+  }
+  return out;
+}
+
+void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype, const Source* source) {
+  submits_.reset();  // the first stage may change
+  stages_.clear();
+  submits_.reset();
+  lost_ = nullptr;  // watches the new stages from the next step on
+  for (const auto& s : plan.stages) stages_.push_back(s.node);
+  // Every node loads at once; the error of the first that fails is reported.
+  kj::Vector<kj::Promise<void>> loads;
+  for (size_t i = 0; i < plan.stages.size(); ++i) {
+    NodeConnection& node = *nodes_[plan.stages[i].node];
+    auto request = node.control().loadShardRequest();
+    auto spec = request.initSpec();
+    spec.setModelDir(model_dir);
+    if (source != nullptr) {
+      auto s = spec.initSource();
+      s.setUrl(source->url);
+      s.setModelId(source->model_id);
+      s.setToken(source->token);
+    }
+    spec.setFirstLayer(static_cast<uint32_t>(plan.stages[i].first_layer));
+    spec.setEndLayer(static_cast<uint32_t>(plan.stages[i].end_layer));
+    spec.setDtype(ToWire(dtype));
+    const std::string label = node.Label();
+    loads.add(request.send().ignoreResult().catch_([label](kj::Exception&& e) -> void {
+      throw PipelineError(label + ": " + ExceptionText(e));
+    }));
+  }
+  try {
+    auto all = kj::joinPromises(loads.releaseAsArray());
+    if (source != nullptr) {
+      // The bars stop once every load is done (the flag is shared with them).
+      auto done = kj::heap<bool>(false);
+      bool* flag = done.get();
+      auto bars = DrawFetchProgress(kj::mv(done), std::chrono::steady_clock::now(), 0).eagerlyEvaluate(nullptr);
+      all = all.then([flag]() { *flag = true; }).attach(kj::mv(bars));
+    }
+    env_.Await(kj::mv(all), env_.timeouts().load_ms, "loading shards");
+  } catch (const PipelineError& e) {
+    // joinPromises reports the first failure; strip our own prefix.
+    std::string text = e.what();
+    const std::string prefix = "loading shards: ";
+    if (text.rfind(prefix, 0) == 0) text = text.substr(prefix.size());
+    throw PipelineError(text);
+  }
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    NodeConnection& node = stage_node(i);
+    auto request = node.control().setNextRequest();
+    request.setAddress(i + 1 < stages_.size() ? stage_node(i + 1).address() : "");
+    request.setStageIndex(static_cast<uint32_t>(i));
+    request.setStageCount(static_cast<uint32_t>(stages_.size()));
+    env_.Await(request.send().ignoreResult(), env_.timeouts().connect_ms * 2, node.Label());
+  }
+}
+
+void Pipeline::OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling,
+                           const Bytes& keep_key) {
+  std::vector<wire::Session::Client> reversed;  // last stage first
+  kj::Array<capnp::byte> downstream = nullptr;  // the next stage's ticket
+  for (size_t i = stages_.size(); i-- > 0;) {
+    NodeConnection& node = stage_node(i);
+    auto request = node.control().openSessionRequest();
+    request.setCapacity(capacity);
+    SetSampling(request.initSampling(), sampling);
+    request.setDownstreamTicket(downstream);
+    request.setKeepKey(kj::arrayPtr(keep_key.data(), keep_key.size()));
+    auto reply = env_.Await(request.send(), env_.timeouts().call_ms, node.Label());
+    reversed.push_back(reply.getSession());
+    downstream = kj::heapArray<capnp::byte>(reply.getTicket());
+  }
+  std::vector<wire::Session::Client> caps;
+  for (size_t i = reversed.size(); i-- > 0;) caps.push_back(kj::mv(reversed[i]));
+  sessions_.emplace(session, kj::mv(caps));
+  env_.Await(AttachSink(session), env_.timeouts().call_ms, "setting the session's sink");
+}
+
+std::pair<uint32_t, uint32_t> Pipeline::ResumeSession(uint64_t session, const Bytes& keep_key) {
+  std::vector<wire::Session::Client> caps;
+  uint32_t length = 0, capacity = 0;
+  for (size_t i = 0; i < stages_.size(); ++i) {
+    NodeConnection& node = stage_node(i);
+    auto request = node.control().resumeSessionRequest();
+    request.setKeepKey(kj::arrayPtr(keep_key.data(), keep_key.size()));
+    auto reply = env_.Await(request.send(), env_.timeouts().call_ms, node.Label());
+    if (i > 0 && (reply.getLength() != length || reply.getCapacity() != capacity)) {
+      throw PipelineError(node.Label() + " holds " + std::to_string(reply.getLength()) +
+                          " tokens of that session, the first stage " + std::to_string(length));
+    }
+    length = reply.getLength();
+    capacity = reply.getCapacity();
+    caps.push_back(reply.getSession());
+  }
+  sessions_.emplace(session, kj::mv(caps));
+  env_.Await(AttachSink(session), env_.timeouts().call_ms, "setting the session's sink");
+  return {length, capacity};
+}
+
+bool Pipeline::UseLoadedShards(int64_t num_layers, ShardPlan* plan) {
+  plan->stages.clear();
+  stages_.clear();
+  submits_.reset();
+  lost_ = nullptr;  // watches the new stages from the next step on
+  int64_t at = 0;
+  while (at < num_layers) {
+    bool found = false;
+    for (size_t n = 0; n < nodes_.size() && !found; ++n) {
+      const NodeStatus& s = nodes_[n]->hello_status();
+      if (!s.shard_loaded || s.first_layer != at || s.end_layer <= at) continue;
+      plan->stages.push_back({n, at, static_cast<int64_t>(s.end_layer), s.shard_bytes});
+      stages_.push_back(n);
+      at = s.end_layer;
+      found = true;
+    }
+    if (!found) return false;
+  }
+  return true;
+}
+
+namespace {
+
+capnp::Request<wire::Session::ForwardParams, wire::Session::ForwardResults> ForwardRequest(
+    wire::Session::Client& first, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits, bool sample) {
+  auto request = first.forwardRequest();
+  FillFirstStep(request.initStep(), start_pos, tokens, want_logits, sample);
+  return request;
+}
+
+// The last stage's answer, validated (its text and tensors are a peer's).
+StepReply ParseStepReply(wire::StepResult::Reader result, bool want_logits) {
+  StepReply reply;
+  reply.token = static_cast<int32_t>(result.getToken());
+  for (uint64_t us : result.getStageMicros()) reply.stage_micros.push_back(us);
+  if (want_logits) {
+    HostTensor logits;
+    std::string error;
+    if (!result.hasLogits() || !DecodeTensor(result.getLogits(), &logits, &error) ||
+        logits.dtype != TensorDType::kF32 || logits.shape.size() != 1) {
+      throw PipelineError("the last stage sent bad logits: " + (error.empty() ? "missing or not f32 [vocab]" : error));
+    }
+    reply.logits.resize(static_cast<size_t>(logits.numel()));
+    std::memcpy(reply.logits.data(), logits.data.data(), logits.data.size());
+  }
+  return reply;
+}
+
+}  // namespace
+
+// One session's sink: the last stage reports each submitted step's result
+// here, any stage its failure, each over its own link to this process.
+class SessionSink final : public wire::StepSink::Server {
+ public:
+  explicit SessionSink(std::vector<std::string> labels) : labels_(std::move(labels)) {}
+  ~SessionSink() noexcept(false) { FailAll("the session was closed"); }
+
+  // The result of the step at `start_pos`, when it comes (or came: a
+  // fed-back step's result may arrive before anyone asks for it).
+  kj::Promise<StepReply> Expect(uint32_t start_pos, bool want_logits) {
+    auto early = early_.find(start_pos);
+    if (early != early_.end()) {
+      auto result = kj::mv(early->second);
+      early_.erase(early);
+      return result;
+    }
+    auto paf = kj::newPromiseAndFulfiller<StepReply>();
+    pending_[start_pos] = {kj::mv(paf.fulfiller), want_logits};
+    return kj::mv(paf.promise);
+  }
+  // Results at [from, end) are the node's own fed-back steps: kept until
+  // asked for. The range is within the session's capacity, and so is what
+  // is kept.
+  void FeedBackRange(uint32_t from, uint32_t end) {
+    feed_from_ = from;
+    feed_end_ = end;
+    early_.clear();
+  }
+  void FailAll(const std::string& why) {
+    for (auto& [pos, p] : pending_) {
+      if (p.fulfiller->isWaiting()) p.fulfiller->reject(KJ_EXCEPTION(FAILED, why.c_str()));
+    }
+    pending_.clear();
+    FeedBackRange(0, 0);
+  }
+
+ protected:
+  kj::Promise<void> done(DoneContext context) override {
+    auto params = context.getParams();
+    const uint32_t pos = params.getStartPos();
+    auto found = pending_.find(pos);
+    if (found == pending_.end()) {
+      // Nobody waits (cancelled), a stray report, or a fed-back step ahead of its reader.
+      if (FedBack(pos)) early_.emplace(pos, Parse(params.getResult(), false));
+      return kj::READY_NOW;
+    }
+    Pending p = kj::mv(found->second);
+    pending_.erase(found);
+    try {
+      p.fulfiller->fulfill(ParseStepReply(params.getResult(), p.want_logits));
+    } catch (const PipelineError& e) {
+      p.fulfiller->reject(Bad(e));
+    }
+    return kj::READY_NOW;
+  }
+  kj::Promise<void> failed(FailedContext context) override {
+    auto params = context.getParams();
+    const uint32_t pos = params.getStartPos();
+    const uint32_t stage = params.getStage();
+    const std::string who = stage < labels_.size() ? labels_[stage] : "stage " + std::to_string(stage);
+    auto error = kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                               kj::str(who.c_str(), ": ", EscapeText(params.getMessage().cStr(), 600).c_str()));
+    auto found = pending_.find(pos);
+    if (found == pending_.end()) {
+      if (FedBack(pos)) early_.emplace(pos, kj::Promise<StepReply>(kj::mv(error)));
+      return kj::READY_NOW;
+    }
+    found->second.fulfiller->reject(kj::mv(error));
+    pending_.erase(found);
+    return kj::READY_NOW;
+  }
+
+ private:
+  struct Pending {
+    kj::Own<kj::PromiseFulfiller<StepReply>> fulfiller;
+    bool want_logits = false;
+  };
+  bool FedBack(uint32_t pos) const { return pos >= feed_from_ && pos < feed_end_ && !early_.count(pos); }
+  kj::Exception Bad(const PipelineError& e) const {  // a result the last stage should not have sent
+    return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(labels_.back().c_str(), ": ", e.what()));
+  }
+  kj::Promise<StepReply> Parse(wire::StepResult::Reader result, bool want_logits) const {
+    try {
+      return ParseStepReply(result, want_logits);
+    } catch (const PipelineError& e) {
+      return Bad(e);
+    }
+  }
+  std::vector<std::string> labels_;    // per stage, for errors
+  std::map<uint32_t, Pending> pending_;  // by start position
+  uint32_t feed_from_ = 0, feed_end_ = 0;  // the fed-back steps' positions
+  std::map<uint32_t, kj::Promise<StepReply>> early_;  // their results, before they are asked for
+};
+
+StepReply Pipeline::Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
+                         bool sample) {
+  auto found = sessions_.find(session);
+  if (found == sessions_.end()) throw PipelineError("no open session " + std::to_string(session));
+  auto response = env_.Await(ForwardRequest(found->second[0], start_pos, tokens, want_logits, sample).send(),
+                             env_.timeouts().call_ms, stage_node(0).Label());
+  return ParseStepReply(response.getResult(), want_logits);
+}
+
+kj::Promise<StepReply> Pipeline::StepAsync(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens,
+                                           bool want_logits, bool sample, FeedBack feed_back) {
+  auto found = sessions_.find(session);
+  auto sink = sinks_.find(session);
+  if (found == sessions_.end() || sink == sinks_.end()) return KJ_EXCEPTION(FAILED, "no open session", session);
+  // A step from here ends what an earlier step fed back; this one's feedback
+  // starts after it.
+  const uint32_t next = start_pos + static_cast<uint32_t>(tokens.size());
+  sink->second.impl->FeedBackRange(next, next + feed_back.steps);
+  auto result = sink->second.impl->Expect(start_pos, want_logits);
+  if (!submits_) submits_ = std::make_unique<SubmitQueue>(stage_node(0).control());
+  // The first stage takes the step (with the other sessions' steps of this
+  // turn, in one message) or refuses it, naming why; the result then comes
+  // from the last stage, or a failure from whichever stage failed.
+  auto taken = env_.Bound(submits_->Submit(found->second[0], start_pos, tokens, want_logits, sample, kj::mv(feed_back)),
+                          env_.timeouts().call_ms, stage_node(0).Label());
+  auto reported = taken.then([result = kj::mv(result)]() mutable { return kj::mv(result); })
+                      .exclusiveJoin(AnyStageLost().then([]() -> StepReply { KJ_UNREACHABLE; }));
+  return env_.Bound(kj::mv(reported), env_.timeouts().call_ms, "the pipeline");
+}
+
+kj::Promise<StepReply> Pipeline::ExpectAsync(uint64_t session, uint32_t start_pos) {
+  auto sink = sinks_.find(session);
+  if (sink == sinks_.end()) return KJ_EXCEPTION(FAILED, "no open session", session);
+  auto reported = sink->second.impl->Expect(start_pos, false)
+                      .exclusiveJoin(AnyStageLost().then([]() -> StepReply { KJ_UNREACHABLE; }));
+  return env_.Bound(kj::mv(reported), env_.timeouts().call_ms, "the pipeline");
+}
+
+void Pipeline::HaltAsync(uint64_t session) {
+  auto found = sessions_.find(session);
+  auto sink = sinks_.find(session);
+  if (found == sessions_.end() || sink == sinks_.end()) return;
+  sink->second.impl->FeedBackRange(0, 0);
+  // Fire and forget, as close: a step submitted after it travels behind it.
+  found->second[0].haltRequest().send().detach([](kj::Exception&&) {});
+}
+
+kj::Promise<void> Pipeline::AnyStageLost() {
+  if (lost_ == nullptr) {
+    kj::Promise<void> any = kj::NEVER_DONE;
+    for (size_t i = 0; i < stages_.size(); ++i) {
+      const std::string label = stage_node(i).Label();
+      any = any.exclusiveJoin(stage_node(i).OnDisconnect().then([label]() -> void {
+        kj::throwFatalException(kj::Exception(kj::Exception::Type::DISCONNECTED, __FILE__, __LINE__,
+                                              kj::str(label.c_str(), ": the connection to it dropped")));
+      }));
+    }
+    lost_ = any.fork();
+  }
+  KJ_IF_MAYBE(lost, lost_) { return lost->addBranch(); }
+  KJ_UNREACHABLE;
+}
+
+void Pipeline::DropSink(uint64_t session) {
+  auto sink = sinks_.find(session);
+  if (sink == sinks_.end()) return;
+  sink->second.impl->FailAll("the session was closed");
+  sinks_.erase(sink);
+}
+
+kj::Promise<void> Pipeline::AttachSink(uint64_t session) {
+  auto found = sessions_.find(session);
+  if (found == sessions_.end()) return KJ_EXCEPTION(FAILED, "no open session", session);
+  std::vector<std::string> labels;
+  for (size_t i = 0; i < stages_.size(); ++i) labels.push_back(stage_node(i).Label());
+  auto impl = kj::heap<SessionSink>(kj::mv(labels));
+  Sink sink;
+  sink.impl = impl.get();
+  sink.client = kj::mv(impl);
+  auto sets = kj::heapArrayBuilder<kj::Promise<void>>(found->second.size());
+  for (size_t i = 0; i < found->second.size(); ++i) {
+    auto request = found->second[i].setSinkRequest();
+    request.setSink(sink.client);
+    sets.add(env_.Bound(request.send().ignoreResult(), env_.timeouts().call_ms, stage_node(i).Label()));
+  }
+  sinks_[session] = kj::mv(sink);
+  return kj::joinPromises(sets.finish());
+}
+
+kj::Promise<void> Pipeline::OpenSessionAsync(uint64_t session, uint32_t capacity, const SamplingParams& sampling) {
+  return OpenFrom(session, capacity, sampling, stages_.size(), nullptr, {});
+}
+
+// Opens stage `stage - 1`, then the ones before it, last to first: each
+// learns the ticket of the next one's session.
+kj::Promise<void> Pipeline::OpenFrom(uint64_t session, uint32_t capacity, SamplingParams sampling, size_t stage,
+                                     kj::Array<capnp::byte> downstream, std::vector<wire::Session::Client> reversed) {
+  if (stage == 0) {
+    std::vector<wire::Session::Client> caps;
+    for (size_t i = reversed.size(); i-- > 0;) caps.push_back(kj::mv(reversed[i]));
+    sessions_.emplace(session, kj::mv(caps));
+    return AttachSink(session);
+  }
+  NodeConnection& node = stage_node(stage - 1);
+  auto request = node.control().openSessionRequest();
+  request.setCapacity(capacity);
+  SetSampling(request.initSampling(), sampling);
+  request.setDownstreamTicket(downstream);
+  return env_.Bound(request.send(), env_.timeouts().call_ms, node.Label())
+      .then([this, session, capacity, sampling, stage, reversed = kj::mv(reversed)](
+                capnp::Response<wire::Control::OpenSessionResults>&& reply) mutable {
+        reversed.push_back(reply.getSession());
+        return OpenFrom(session, capacity, sampling, stage - 1, kj::heapArray<capnp::byte>(reply.getTicket()),
+                        kj::mv(reversed));
+      });
+}
+
+void Pipeline::CloseSessionAsync(uint64_t session) {
+  auto found = sessions_.find(session);
+  if (found == sessions_.end()) return;
+  for (auto& cap : found->second) {
+    // Fire and forget: the close travels now; its answer does not matter.
+    cap.closeRequest().send().detach([](kj::Exception&&) {});
+  }
+  sessions_.erase(found);
+  DropSink(session);
+}
+
+void Pipeline::CloseSession(uint64_t session) {
+  auto found = sessions_.find(session);
+  if (found == sessions_.end()) return;
+  for (size_t i = 0; i < found->second.size(); ++i) {
+    try {
+      env_.Await(found->second[i].closeRequest().send().ignoreResult(), 1000, stage_node(i).Label());
+    } catch (const PipelineError&) {
+      // The node is gone or slow; dropping the capability closes it anyway.
+    }
+  }
+  sessions_.erase(found);
+  DropSink(session);
+}
+
+}  // namespace strata

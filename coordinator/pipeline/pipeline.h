@@ -1,0 +1,230 @@
+#pragma once
+// The coordinator's side of the pipeline: connections to the nodes (hello,
+// version check), shard loading, wiring each stage to the next, sessions and
+// steps. Every network wait has a timeout and gives way to Ctrl-C; failures
+// come back as PipelineError with one line naming the node.
+//
+// Not thread-safe: lives on the coordinator's one KJ event-loop thread.
+#include <kj/async-io.h>
+#include <capnp/rpc-twoparty.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "coordinator/pipeline/shard_plan.h"
+#include "coordinator/pipeline/submit_queue.h"
+#include "protocol/host_tensor.h"
+#include "protocol/peer_link.h"
+#include "strata.capnp.h"
+
+namespace strata {
+
+class PipelineError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// A failure's text for a user: KJ's "remote exception: " and "std::exception: "
+// prefixes (how it travelled, a std::exception thrown in a continuation)
+// dropped, a peer's control bytes (a newline, a terminal escape) as \xNN, at
+// most ~2000 bytes, and "(disconnected)" added where a lost link says nothing.
+std::string ExceptionText(const kj::Exception& e);
+
+struct Timeouts {
+  uint32_t connect_ms = 10000;
+  uint32_t call_ms = 120000;   // one pipeline step
+  uint32_t load_ms = 1800000;  // loading a shard
+};
+
+// The event loop, the Ctrl-C signal and how this process proves itself to
+// nodes, all borrowed from main().
+class RpcEnv {
+ public:
+  RpcEnv(kj::AsyncIoContext& io, Timeouts timeouts, LinkSecurity security = {});
+
+  // Waits for `promise` up to timeout_ms; a failure, timeout or Ctrl-C throws
+  // PipelineError("<what>: <cause>"). Defined (and instantiated) in
+  // pipeline.cc: the pipeline is its only user.
+  template <typename T>
+  T Await(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string& what);
+  // The asynchronous form, for code that runs inside the event loop (the
+  // HTTP server): `promise` bounded by timeout_ms, failing with a
+  // kj::Exception whose description is "<what>: <cause>".
+  template <typename T>
+  kj::Promise<T> Bound(kj::Promise<T>&& promise, uint32_t timeout_ms, const std::string& what);
+
+  kj::AsyncIoContext& io() { return io_; }
+  const Timeouts& timeouts() const { return timeouts_; }
+  const LinkSecurity& security() const { return security_; }
+
+ private:
+  kj::AsyncIoContext& io_;
+  Timeouts timeouts_;
+  LinkSecurity security_;
+  kj::ForkedPromise<void> interrupted_;
+};
+
+struct NodeStatus {
+  std::string name;
+  std::string address;
+  uint64_t free_bytes = 0;
+  uint32_t threads = 0;
+  std::string device;
+  bool shard_loaded = false;
+  uint32_t first_layer = 0, end_layer = 0;
+  uint32_t active_sessions = 0;
+  uint64_t shard_bytes = 0;
+  uint64_t resident_bytes = 0;
+  bool secured = false, tls = false;  // checks a cluster secret; speaks TLS
+  struct Tier {
+    std::string name;                 // "device" | "ram" | "nvme"
+    uint64_t used = 0, budget = 0;
+  };
+  std::vector<Tier> tiers;            // every tier with a budget
+  struct Swap {
+    uint64_t pages_out = 0, pages_in = 0, bytes_out = 0, bytes_in = 0;
+    uint64_t write_micros = 0, read_micros = 0, prefetch_hits = 0, prefetch_misses = 0;
+    uint64_t failures = 0, sessions_on_disk = 0, ram_hits = 0, ram_misses = 0;
+  } swap;                             // the NVMe tier's traffic
+  uint32_t kept_sessions = 0;
+  double compute_gflops = 0, bandwidth_gbps = 0;  // measured at the node's start (0: not yet)
+  uint64_t steps = 0, batches = 0, batch_rows = 0;  // forwards; batch_rows / batches: the mean batch
+  uint64_t compute_micros = 0, uptime_micros = 0;   // busy time, and time since the node started
+  std::string cpu_features, kernels;                // the node's CPU probe and its kernel paths
+};
+
+class NodeConnection {
+ public:
+  // Connects and says hello; throws PipelineError naming the address.
+  static std::unique_ptr<NodeConnection> Connect(RpcEnv& env, const std::string& address);
+  NodeStatus Status(RpcEnv& env);
+
+  const std::string& address() const { return address_; }
+  const NodeStatus& hello_status() const { return hello_status_; }
+  wire::Control::Client& control() { return link_->control; }
+  std::string Label() const;  // "node NAME (ADDRESS)"
+  // Resolves when this process's link to the node drops (a killed node).
+  kj::Promise<void> OnDisconnect() { return link_->client->onDisconnect(); }
+
+ private:
+  NodeConnection() = default;
+  std::string address_;
+  NodeStatus hello_status_;
+  kj::Own<PeerLink> link_;
+};
+
+NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address);
+
+struct SamplingParams {
+  float temperature = 0.0f;
+  uint32_t top_k = 0;
+  float top_p = 1.0f;
+  uint64_t seed = 0;
+};
+
+struct StepReply {
+  int32_t token = 0;
+  std::vector<float> logits;            // [vocab] when asked for
+  std::vector<uint64_t> stage_micros;   // compute time per stage
+};
+
+class Pipeline {
+ public:
+  Pipeline(RpcEnv& env, std::vector<std::unique_ptr<NodeConnection>> nodes);
+
+  std::vector<NodeCapacity> Capacities() const;
+  // Loads every stage of the plan in parallel, then wires stage i to i+1.
+  // With a `source`, every node fetches its shard's tensors from that model
+  // server into its cache first, and a progress bar per node is drawn on
+  // stderr while they do.
+  struct Source {
+    std::string url, model_id, token;
+  };
+  void Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype, const Source* source = nullptr);
+  // The labels of the plan's nodes that cannot read `model_dir` by path
+  // (Control.canOpen), in stage order: they need the model distributed.
+  std::vector<std::string> CannotOpen(const std::string& model_dir, const ShardPlan& plan);
+  // Opens a session of `capacity` tokens on every stage, last to first: each
+  // stage learns the ticket by which it reaches the next one's session.
+  // A non-empty `keep_key` (16 bytes) makes it a kept session: it outlives
+  // this process on every node, for the nodes' TTL, and ResumeSession with
+  // the same key picks it up again.
+  void OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling, const Bytes& keep_key = {});
+  // Picks up a kept session on every stage; returns the tokens its KV holds
+  // (the same on every stage, or PipelineError) and its capacity.
+  std::pair<uint32_t, uint32_t> ResumeSession(uint64_t session, const Bytes& keep_key);
+  // Lets go of a kept session without closing it.
+  void DetachSession(uint64_t session) {
+    sessions_.erase(session);
+    DropSink(session);
+  }
+  // Uses the shards the nodes already hold, when they chain [0, num_layers)
+  // (resuming a kept session must not reload and so forget it).
+  bool UseLoadedShards(int64_t num_layers, ShardPlan* plan);
+  // Runs tokens at [start_pos, start_pos + n) through the whole pipeline.
+  StepReply Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
+                 bool sample);
+  // Best effort, short timeout: a dead node must not delay the error report.
+  void CloseSession(uint64_t session);
+
+  // The same, as promises, for callers inside the event loop. Failures are
+  // kj::Exceptions whose description names the node ("<node>: <cause>").
+  // The session's capabilities are kept by the pipeline, so a promise may be
+  // dropped (a client went away) and the session closed afterwards.
+  // StepAsync submits the step to the first stage (Session.submit) and waits
+  // for its result from the last stage's direct report to this session's
+  // sink: no call is held open through the middle stages.
+  kj::Promise<void> OpenSessionAsync(uint64_t session, uint32_t capacity, const SamplingParams& sampling);
+  // With feed_back (a one-stage pipeline), the node then makes the steps
+  // that follow itself; ExpectAsync waits for each one's result.
+  kj::Promise<StepReply> StepAsync(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens,
+                                   bool want_logits, bool sample, FeedBack feed_back = {});
+  // The result of the fed-back step at `start_pos` (without logits), whether
+  // it has already come or not.
+  kj::Promise<StepReply> ExpectAsync(uint64_t session, uint32_t start_pos);
+  // Ends the session's feedback on the node; results still on their way
+  // are dropped.
+  void HaltAsync(uint64_t session);
+  // Closes on every stage without waiting for answers; frees the KV everywhere.
+  void CloseSessionAsync(uint64_t session);
+  bool HasSession(uint64_t session) const { return sessions_.count(session) > 0; }
+
+  size_t stage_count() const { return stages_.size(); }
+  NodeConnection& stage_node(size_t i) { return *nodes_[stages_[i]]; }
+
+ private:
+  // Fails when the link to any stage drops, naming it: a submitted step a
+  // dead node had taken would otherwise never be reported.
+  kj::Promise<void> AnyStageLost();
+  kj::Maybe<kj::ForkedPromise<void>> lost_;
+  // Fails what still waits on the session's sink, and forgets it.
+  void DropSink(uint64_t session);
+  // Registers this process's sink for `session` on every stage.
+  kj::Promise<void> AttachSink(uint64_t session);
+  kj::Promise<void> OpenFrom(uint64_t session, uint32_t capacity, SamplingParams sampling, size_t stage,
+                             kj::Array<capnp::byte> downstream, std::vector<wire::Session::Client> reversed);
+  kj::Promise<void> DrawFetchProgress(kj::Own<bool> done, std::chrono::steady_clock::time_point start, int ticks);
+
+  RpcEnv& env_;
+  std::vector<std::unique_ptr<NodeConnection>> nodes_;
+  std::vector<size_t> stages_;  // pipeline order -> index into nodes_
+  // session -> its Session capability on every stage, in pipeline order.
+  std::map<uint64_t, std::vector<wire::Session::Client>> sessions_;
+  // session -> where its stages report submitted steps (the server object
+  // lives as long as some client of it: this map's, or a node's).
+  struct Sink {
+    class SessionSink* impl = nullptr;
+    wire::StepSink::Client client = nullptr;
+  };
+  std::map<uint64_t, Sink> sinks_;
+  // Steps to the first stage, batched per event-loop turn (made at the first
+  // step, once the stages are wired; destroyed before nodes_).
+  std::unique_ptr<SubmitQueue> submits_;
+};
+
+}  // namespace strata

@@ -1,0 +1,329 @@
+#include "node/server/stage_step.h"
+
+#include <kj/debug.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <memory>
+
+#include "base/escape.h"
+#include "node/server/hand_on_queue.h"
+#include "protocol/tensor_codec.h"
+
+namespace strata {
+namespace {
+
+kj::Exception Failed(const std::string& message) {
+  return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(message.c_str()));
+}
+
+// Positions [start, start + n) must fit the session: checked before a byte
+// of the input is copied.
+void CheckPositions(uint64_t start, uint64_t n, const SessionEntry& session) {
+  if (n == 0) throw Failed("forward: an empty step");
+  if (start > session.capacity || n > session.capacity - start) {
+    throw Failed("forward: positions [" + std::to_string(start) + ", " + std::to_string(start + n) +
+                 ") exceed the session's capacity of " + std::to_string(session.capacity) + " tokens");
+  }
+}
+
+// Validates a step's input against this stage and copies it out.
+StageInput TakeInput(const LoadedShard& shard, const SessionEntry& session, wire::Step::Reader step) {
+  StageInput input;
+  auto in = step.getInput();
+  if (in.isTokens()) {
+    if (!shard.is_first()) throw Failed("forward: this stage takes hidden states, got token ids");
+    auto tokens = in.getTokens();
+    CheckPositions(step.getStartPos(), tokens.size(), session);
+    input.tokens.reserve(tokens.size());
+    for (uint32_t t : tokens) {
+      if (t >= static_cast<uint64_t>(shard.vocab_size)) {
+        throw Failed("forward: token id " + std::to_string(t) + " is outside the vocabulary of " +
+                     std::to_string(shard.vocab_size));
+      }
+      input.tokens.push_back(static_cast<int32_t>(t));
+    }
+    return input;
+  }
+  if (shard.is_first()) throw Failed("forward: the first stage takes token ids, got hidden states");
+  auto hidden = in.getHidden();
+  auto shape = hidden.getShape();
+  if (shape.size() != 2 || shape[1] != static_cast<uint64_t>(shard.hidden_size)) {
+    throw Failed("forward: hidden states must be [tokens, " + std::to_string(shard.hidden_size) + "]");
+  }
+  CheckPositions(step.getStartPos(), shape[0], session);
+  std::string error;
+  if (!DecodeTensor(hidden, &input.hidden, &error)) throw Failed("forward: bad hidden states: " + error);
+  if (input.hidden.dtype != shard.dtype) {
+    throw Failed(std::string("forward: hidden states must be ") + DTypeName(shard.dtype) + ", got " +
+                 DTypeName(input.hidden.dtype));
+  }
+  if (!AllFinite(input.hidden)) throw Failed("forward: hidden states hold NaN or infinite values");
+  return input;
+}
+
+void FillLast(const StepOutcome& step, bool want_logits, wire::StepResult::Builder out) {
+  out.setToken(static_cast<uint32_t>(std::max(step.token, 0)));
+  if (want_logits) {
+    HostTensor logits;
+    logits.dtype = TensorDType::kF32;
+    logits.shape = {static_cast<int64_t>(step.output.logits.size())};
+    const auto* bytes = reinterpret_cast<const uint8_t*>(step.output.logits.data());
+    logits.data.assign(bytes, bytes + step.output.logits.size() * sizeof(float));
+    EncodeTensor(logits, out.initLogits());
+  }
+  out.initStageMicros(1).set(0, step.micros);
+}
+
+// The step as the next stage gets it: this stage's hidden states, one hop on.
+template <typename Request>
+void FillHandOn(Request& request, const SessionEntry& session, uint32_t hop, uint32_t start, bool want_logits,
+                bool sample, const StepOutcome& step) {
+  request.setTicket(kj::arrayPtr(session.downstream_ticket.data(), session.downstream_ticket.size()));
+  request.setHop(hop + 1);
+  auto next = request.initStep();
+  next.setStartPos(start);
+  next.setWantLogits(want_logits);
+  next.setSample(sample);
+  EncodeTensor(step.output.hidden, next.initInput().initHidden());
+}
+
+// Hands the step on to the next stage and copies its answer into `out`.
+kj::Promise<void> ForwardOn(NodeState* state, kj::Own<PeerLink> link, const SessionEntry& session, uint32_t hop,
+                         uint32_t start, bool want_logits, bool sample, const StepOutcome& step,
+                         wire::StepResult::Builder out) {
+  auto request = link->upstream.forwardRequest();
+  FillHandOn(request, session, hop, start, want_logits, sample, step);
+  const uint64_t micros = step.micros;
+  const std::string address = link->address;
+  // The link rides along: a setNext that replaces it mid-step must not cut
+  // this call off.
+  return state->timer()
+      .timeoutAfter(state->options().rpc_timeout_ms * kj::MILLISECONDS, request.send())
+      .then(
+          [out, micros, link = kj::mv(link)](capnp::Response<wire::Upstream::ForwardResults>&& r) mutable {
+            auto downstream = r.getResult();
+            out.setToken(downstream.getToken());
+            if (downstream.hasLogits()) out.setLogits(downstream.getLogits());
+            auto theirs = downstream.getStageMicros();
+            if (theirs.size() > 1024) throw Failed("the next stage sent over 1024 stage timings");
+            auto ours = out.initStageMicros(theirs.size() + 1);
+            ours.set(0, micros);
+            for (unsigned i = 0; i < theirs.size(); ++i) ours.set(i + 1, theirs[i]);
+          },
+          [address](kj::Exception&& e) -> void {
+            throw kj::Exception(e.getType(), __FILE__, __LINE__,
+                                kj::str("next stage at ", EscapeText(address).c_str(), " failed: ",
+                                        EscapeText(e.getDescription().cStr(), 400).c_str()));
+          });
+}
+
+// Runs one step on the compute thread, batched with other sessions' decode
+// steps (node/server/step_batcher). A caller that goes away drops the promise, and
+// a step that has not started by then never starts.
+kj::Promise<Result<StepOutcome>> ComputeStep(NodeState* state, uint64_t id, uint32_t start, StageInput input,
+                                             bool sample) {
+  return state->batcher().Submit(id, start, kj::mv(input), sample);
+}
+
+}  // namespace
+
+namespace {
+
+// A step that passed every check, ready for the compute thread.
+struct Prepared {
+  SessionEntry session;
+  kj::Own<PeerLink> link;  // the next stage (null on the last)
+  StageInput input;
+  uint32_t start = 0, end = 0;      // the step's positions [start, end)
+  bool want_logits = false, sample = false;
+  uint32_t feed_back = 0;            // steps still to feed back after this one
+  std::vector<uint32_t> stop_tokens;  // feeding back ends after one of these
+};
+
+// Feedback is checked with the rest: a one-stage pipeline, sampling, and
+// every fed-back position inside the session's capacity.
+void TakeFeedBack(const NodeState& state, const LoadedShard& shard, wire::Step::Reader step, Prepared* p) {
+  p->feed_back = step.getFeedBack();
+  auto stops = step.getStopTokens();
+  if (p->feed_back == 0) return;
+  if (state.stage_count != 1 || !shard.is_first() || !shard.is_last()) {
+    throw Failed("feedBack: only a pipeline of one stage feeds its tokens back; this one has " +
+                 std::to_string(state.stage_count) + " stages");
+  }
+  if (!p->sample) throw Failed("feedBack: the step does not sample a token to feed back");
+  const uint64_t end = p->end;
+  if (p->feed_back > p->session.capacity - end) {
+    throw Failed("feedBack: " + std::to_string(p->feed_back) + " more positions from " + std::to_string(end) +
+                 " exceed the session's capacity of " + std::to_string(p->session.capacity) + " tokens");
+  }
+  if (stops.size() > wire::MAX_STOP_TOKENS) {
+    throw Failed("feedBack: over " + std::to_string(wire::MAX_STOP_TOKENS) + " stop tokens");
+  }
+  for (uint32_t t : stops) p->stop_tokens.push_back(t);  // one past the vocabulary is never sampled
+}
+
+Prepared Prepare(NodeState* state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
+  const LoadedShard* shard = nullptr;
+  KJ_IF_MAYBE(s, state->shard) { shard = s; }
+  if (shard == nullptr) throw Failed("forward: no shard is loaded on node " + state->options().name);
+  auto found = state->sessions.find(ticket);
+  if (found == state->sessions.end()) throw Failed("forward: no such session on this node (closed, or never opened)");
+  Prepared p;
+  p.session = found->second;
+  // The hop count: a step reaches stage i only as hop i, so a pipeline wired
+  // into a loop, or a peer replaying a step, is refused rather than run again.
+  if (hop != state->stage_index) {
+    throw Failed("forward: a step for stage " + std::to_string(hop) + " reached stage " +
+                 std::to_string(state->stage_index) + " of " + std::to_string(state->stage_count));
+  }
+  const bool has_next = state->stage_index + 1 < state->stage_count;
+  if (has_next) {
+    KJ_IF_MAYBE(n, state->next) { p.link = kj::addRef(**n); }
+    else throw Failed("forward: stage " + std::to_string(state->stage_index) + " has no next stage linked");
+  } else if (!shard->is_last()) {
+    throw Failed("forward: this stage is not the last and has no next stage");
+  }
+  p.input = TakeInput(*shard, p.session, step);
+  p.start = step.getStartPos();
+  p.want_logits = step.getWantLogits();
+  p.sample = step.getSample();
+  p.end = p.start + static_cast<uint32_t>(p.input.positions());  // CheckPositions: within capacity
+  TakeFeedBack(*state, *shard, step, &p);
+  return p;
+}
+
+}  // namespace
+
+kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
+                          wire::StepResult::Builder out) {
+  NodeState* state = ref.get();
+  Prepared p = Prepare(state, ticket, hop, step);
+  if (p.feed_back > 0) throw Failed("feedBack: forward does not feed back; submit the step");
+  const uint64_t id = p.session.id;
+  // Start reading the session's KV back from NVMe now, while the step waits
+  // for the compute thread, not when its forward begins.
+  state->runtime().Prefetch(id);
+  return ComputeStep(state, id, p.start, kj::mv(p.input), p.sample)
+      .then([ref = kj::mv(ref), link = kj::mv(p.link), session = p.session, hop, start = p.start,
+             want_logits = p.want_logits, sample = p.sample,
+             out](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {
+        if (!step.ok()) throw Failed(step.status().message());
+        if (link.get() != nullptr) {
+          if (step->output.hidden.data.empty()) throw Failed("forward: the last stage has a next stage set");
+          return ForwardOn(ref.get(), kj::mv(link), session, hop, start, want_logits, sample, *step, out);
+        }
+        if (step->output.logits.empty()) throw Failed("forward: this stage is not the last and has no next stage");
+        FillLast(*step, want_logits, out);
+        return kj::READY_NOW;
+      });
+}
+
+namespace {
+
+// The result of a last stage's step to the coordinator.
+kj::Promise<void> SendDone(wire::StepSink::Client& sink, uint32_t start, const StepOutcome& step, bool want_logits) {
+  auto done = sink.doneRequest();
+  done.setStartPos(start);
+  FillLast(step, want_logits, done.initResult());
+  return done.send().ignoreResult().catch_([](kj::Exception&&) {});
+}
+
+// A one-stage pipeline decoding on its own: each sampled token is the next
+// step's input, one position on, until the count is spent, a stop token
+// comes, or the session is halted, closed or let go. The compute thread
+// makes the steps (StepBatcher); every result goes to the session's sink.
+class FeedBackRun final : public StepRun {
+ public:
+  // `state` owns the batcher that holds the run, so it outlives it.
+  FeedBackRun(NodeState& state, const Prepared& p)
+      : state_(state), sink_(p.session.sink), first_(p.start), want_logits_(p.want_logits), left_(p.feed_back),
+        stop_tokens_(p.stop_tokens), halts_(p.session.halts), epoch_(halts_->load()) {}
+
+  bool live() const override { return halts_->load() == epoch_; }
+
+  bool Next(const StepOutcome& outcome, StageInput* next) override {
+    if (left_ == 0 || !live()) return false;
+    const auto token = static_cast<uint32_t>(outcome.token);
+    if (std::find(stop_tokens_.begin(), stop_tokens_.end(), token) != stop_tokens_.end()) return false;
+    --left_;
+    next->tokens = {outcome.token};  // sampled from the vocabulary: inside it
+    return true;
+  }
+
+  void Deliver(uint32_t start, Result<StepOutcome>&& outcome) override {
+    if (!outcome.ok()) {
+      if (start != first_ && !live()) return;  // a later step of a run that stopped meanwhile
+      state_.tasks().add(ReportStepFailure(*sink_, start, state_.stage_index, outcome.status().message()));
+      return;
+    }
+    state_.tasks().add(SendDone(*sink_, start, *outcome, want_logits_));
+  }
+
+ private:
+  NodeState& state_;
+  const std::shared_ptr<wire::StepSink::Client> sink_;  // set: Submit checked
+  const uint32_t first_;  // the run's first position
+  const bool want_logits_;
+  uint32_t left_;  // steps still to make; compute thread only
+  const std::vector<uint32_t> stop_tokens_;
+  const std::shared_ptr<std::atomic<uint64_t>> halts_;
+  const uint64_t epoch_;  // the halt count when the run began
+};
+
+}  // namespace
+
+kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
+  NodeState* state = ref.get();
+  auto p = kj::heap<Prepared>(Prepare(state, ticket, hop, step));
+  if (!p->session.sink) throw Failed("submit: the session has no sink (setSink first)");
+  wire::StepSink::Client sink = *p->session.sink;
+  const uint64_t id = p->session.id;
+  const uint32_t stage = state->stage_index;
+  state->runtime().Prefetch(id);
+  if (p->feed_back > 0) {
+    auto run = std::make_shared<FeedBackRun>(*state, *p);
+    state->batcher().SubmitRun(id, p->start, kj::mv(p->input), kj::mv(run));
+    return kj::READY_NOW;
+  }
+  auto work = ComputeStep(state, id, p->start, kj::mv(p->input), p->sample)
+      .then([ref = kj::addRef(*ref), p = kj::mv(p), hop, sink,
+             stage](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {
+        if (!step.ok()) return ReportStepFailure(sink, p->start, stage, step.status().message());
+        // The last stage: the result goes straight to the coordinator.
+        if (p->link.get() == nullptr) return SendDone(sink, p->start, *step, p->want_logits);
+        // With the other members of its batch, in one message (node/server/hand_on_queue).
+        HandOn h;
+        h.link = kj::mv(p->link);
+        h.ticket = p->session.downstream_ticket;
+        h.hop = hop + 1;
+        h.start = p->start;
+        h.want_logits = p->want_logits;
+        h.sample = p->sample;
+        h.hidden = kj::mv(step->output.hidden);
+        h.sink = sink;
+        h.stage = stage;
+        ref->hand_on().Add(kj::mv(h));
+        return kj::READY_NOW;
+      });
+  state->tasks().add(kj::mv(work));
+  return kj::READY_NOW;
+}
+
+
+void SubmitBatchMember(NodeState& state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { state.tasks().add(SubmitStep(kj::addRef(state), ticket, hop, step)); })) {
+    auto found = state.sessions.find(ticket);
+    if (found == state.sessions.end() || !found->second.sink) {
+      // Nobody to tell: a stale or guessed ticket.
+      if (state.refusals().ShouldLog("batch member")) {
+        spdlog::warn("a batch member was refused: {}", EscapeText(e->getDescription().cStr(), 200));
+      }
+      return;
+    }
+    state.tasks().add(ReportStepFailure(*found->second.sink, step.getStartPos(), state.stage_index,
+                                        e->getDescription().cStr()));
+  }
+}
+
+}  // namespace strata
