@@ -182,8 +182,8 @@ interface Control {
 
 interface Session {
   # One conversation on one node; dropping the capability closes it.
-  forward @0 (step :Step) -> (result :StepResult);
-  # Runs this stage (the first: hop 0), then the rest of the pipeline.
+  removedForward @0 ();
+  # Removed: every step goes through submit. A node answers "unimplemented".
   close @1 ();
   setSink @2 (sink :StepSink);
   # Where this stage reports the session's submitted steps: the last stage
@@ -191,10 +191,12 @@ interface Session {
   # every stage over its own link to that node, so a result travels straight
   # back, never through the middle stages.
   submit @3 (step :Step);
-  # Like forward, without a call held open through the pipeline: returns once
-  # this stage has taken the step (validated, queued); it then runs and is
-  # handed on to the next stage the same way; the last stage sends the result
-  # to the sink. Steps of one session run in the order they are submitted.
+  # The one way to run a step, with no call held open through the pipeline:
+  # returns once this stage (hop 0) has taken the step (validated, queued);
+  # it then runs and is handed on to the next stage the same way; the last
+  # stage sends the result to the sink. Steps of one session run in the
+  # order they are submitted; a step not started when its session closes
+  # never starts.
   halt @4 ();
   # Ends the session's feedback (Step.feedBack): no step submitted before
   # the halt is fed back any more. Steps submitted after it feed back again.
@@ -209,7 +211,8 @@ interface StepSink {
 interface Upstream {
   # What the previous stage may do: hand on a step of a session whose ticket
   # its coordinator gave it. `hop` is this stage's index in the pipeline.
-  forward @0 (ticket :Data, hop :UInt32, step :Step) -> (result :StepResult);
+  removedForward @0 ();
+  # Removed: every step goes through submit. A node answers "unimplemented".
   submit @1 (ticket :Data, hop :UInt32, step :Step);
   # Session.submit's hand-on: returns once this stage has taken the step.
   submitBatch @2 (hop :UInt32, steps :List(TicketStep));

@@ -27,12 +27,12 @@ namespace strata {
 namespace {
 
 using testing::ErrorOf;
-using testing::ForwardTokens;
 using testing::Load;
 using testing::Open;
 using testing::Opened;
 using testing::RecordingSink;
 using testing::SetNext;
+using testing::SubmitTokens;
 using testing::TempDir;
 
 constexpr const char* kSecret = "batch-test-secret-0123456789abcdef";
@@ -120,16 +120,18 @@ TEST_F(BatchTest, BatchedStepsEqualStepsAloneOnEveryStage) {
   TwoStages(*a, *b, cluster->addresses()[1]);
   const std::vector<std::vector<uint32_t>> prompts = {{1, 2, 3}, {7}, {9, 10, 11, 12, 13}, {42, 5}, {100, 3, 8}};
   const int kSteps = 6;
-  // Alone: each prompt, then greedy tokens, one forward at a time.
+  // Alone: each prompt, then greedy tokens, one step at a time.
   std::vector<std::vector<uint32_t>> alone(prompts.size());
   for (size_t i = 0; i < prompts.size(); ++i) {
     Opened last = Open(io_, *b, 64);
     Opened first = Open(io_, *a, 64, last.ticket);
     uint32_t pos = 0;
-    uint32_t token = ForwardTokens(io_, first.session, pos, prompts[i]);
+    uint32_t token = SubmitTokens(io_, first.session, pos, prompts[i], {&last.session});
     pos += static_cast<uint32_t>(prompts[i].size());
     alone[i].push_back(token);
-    for (int s = 0; s < kSteps; ++s) alone[i].push_back(token = ForwardTokens(io_, first.session, pos++, {token}));
+    for (int s = 0; s < kSteps; ++s) {
+      alone[i].push_back(token = SubmitTokens(io_, first.session, pos++, {token}, {&last.session}));
+    }
   }
   // Together: prompts submitted alone, then every decode step in one batch.
   std::vector<Conversation> c;
@@ -263,9 +265,9 @@ TEST_F(BatchTest, FedBackTokensAreTheTokensOfStepsSentOneByOne) {
   for (size_t i = 0; i < prompts.size(); ++i) {
     Opened s = Open(io_, *a, 64);
     uint32_t pos = static_cast<uint32_t>(prompts[i].size());
-    uint32_t token = ForwardTokens(io_, s.session, 0, prompts[i]);
+    uint32_t token = SubmitTokens(io_, s.session, 0, prompts[i]);
     alone[i].push_back(token);
-    for (uint32_t k = 0; k < kMore; ++k) alone[i].push_back(token = ForwardTokens(io_, s.session, pos++, {token}));
+    for (uint32_t k = 0; k < kMore; ++k) alone[i].push_back(token = SubmitTokens(io_, s.session, pos++, {token}));
   }
   std::vector<Conversation> c;
   for (size_t i = 0; i < prompts.size(); ++i) c.push_back(OpenConversation(io_, *a, *a));
@@ -403,9 +405,6 @@ TEST_F(BatchTest, FeedBackIsRefusedWhereItCannotRun) {
   FillFeedBack(unsampled.initStep(), 0, {1, 2}, 4);
   unsampled.getStep().setSample(false);
   EXPECT_NE(ErrorOf([&]() { unsampled.send().wait(io_.waitScope); }).find("does not sample"), std::string::npos);
-  auto forward = one.first.session.forwardRequest();
-  FillFeedBack(forward.initStep(), 0, {1, 2}, 4);
-  EXPECT_NE(ErrorOf([&]() { forward.send().wait(io_.waitScope); }).find("forward does not feed back"), std::string::npos);
   // The largest count that fits runs to the session's end.
   auto fits = one.first.session.submitRequest();
   FillFeedBack(fits.initStep(), 0, {1, 2}, 62);

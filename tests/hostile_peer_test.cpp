@@ -27,7 +27,7 @@ namespace strata {
 namespace {
 
 using testing::ErrorOf;
-using testing::ForwardTokens;
+using testing::SubmitTokens;
 using testing::Load;
 using testing::Open;
 using testing::Opened;
@@ -216,11 +216,11 @@ TEST_F(HostilePeerTest, AnotherClientsSessionIsOutOfReach) {
   SetNext(io_, *owner, "", 0, 1);
   Opened mine = Open(io_, *owner, 64);
   EXPECT_EQ(mine.ticket.size(), kTicketBytes);
-  const uint32_t alone = ForwardTokens(io_, mine.session, 0, {1, 2, 3});
+  const uint32_t alone = SubmitTokens(io_, mine.session, 0, {1, 2, 3});
   // Another member, as a stage, guesses tickets and replays the owner's hop.
   auto intruder = testing::Connect(io_, address, kSecret, wire::PeerRole::STAGE);
   for (int i = 0; i < 3; ++i) {
-    auto req = intruder->upstream.forwardRequest();
+    auto req = intruder->upstream.submitRequest();
     const Bytes guess = RandomBytes(kTicketBytes);
     req.setTicket(kj::arrayPtr(guess.data(), guess.size()));
     req.initStep().initInput().initTokens(1).set(0, 1);
@@ -231,7 +231,7 @@ TEST_F(HostilePeerTest, AnotherClientsSessionIsOutOfReach) {
   // The owner's conversation is untouched.
   EXPECT_EQ(owner->control.infoRequest().send().wait(io_.waitScope).getInfo().getActiveSessions(), 1u);
   Opened again = Open(io_, *owner, 64);
-  EXPECT_EQ(ForwardTokens(io_, again.session, 0, {1, 2, 3}), alone);
+  EXPECT_EQ(SubmitTokens(io_, again.session, 0, {1, 2, 3}), alone);
   // Letting go of a Session capability closes it.
   mine.session = nullptr;
   again.session = nullptr;
@@ -243,7 +243,7 @@ TEST_F(HostilePeerTest, AnotherClientsSessionIsOutOfReach) {
 }
 
 // Submitted steps: refused without a sink, refused for guessed tickets; the
-// result reaches the sink and equals what forward returns; a step that fails
+// result reaches the sink and equals what another session's step returns; a step that fails
 // after it was taken is reported to the sink with its cause.
 TEST_F(HostilePeerTest, SubmittedStepsReportToTheSessionsSinkOnly) {
   auto cluster = StartNodes(1);
@@ -252,7 +252,7 @@ TEST_F(HostilePeerTest, SubmittedStepsReportToTheSessionsSinkOnly) {
   Load(io_, *owner, Model(), 0, 4);
   SetNext(io_, *owner, "", 0, 1);
   Opened reference = Open(io_, *owner, 64);
-  const uint32_t expected = ForwardTokens(io_, reference.session, 0, {1, 2, 3});
+  const uint32_t expected = SubmitTokens(io_, reference.session, 0, {1, 2, 3});
   Opened s = Open(io_, *owner, 64);
   auto submit = [&](uint32_t start, std::vector<uint32_t> tokens) {
     auto req = s.session.submitRequest();
@@ -309,10 +309,10 @@ TEST_F(HostilePeerTest, NoSelfLoopsAndNoForwardingPastTheLastStage) {
   ASSERT_EQ(set_next(*ca, b, 0, 2), "");
   Opened last = Open(io_, *cb, 64);
   Opened first = Open(io_, *ca, 64, last.ticket);
-  const uint32_t token = ForwardTokens(io_, first.session, 0, {5, 6, 7});
+  const uint32_t token = SubmitTokens(io_, first.session, 0, {5, 6, 7}, {&last.session});
   // A step sent to stage 1 as if it were hop 0, or to stage 0 as hop 1, is refused.
   auto as_stage = testing::Connect(io_, a, kSecret, wire::PeerRole::STAGE);
-  auto req = as_stage->upstream.forwardRequest();
+  auto req = as_stage->upstream.submitRequest();
   req.setTicket(kj::arrayPtr(first.ticket.data(), first.ticket.size()));
   req.setHop(1);
   req.initStep().initInput().initTokens(1).set(0, 1);
@@ -338,7 +338,8 @@ TEST_F(HostilePeerTest, NoSelfLoopsAndNoForwardingPastTheLastStage) {
     EXPECT_NE(e.find("did not answer an authenticated hello of this cluster"), std::string::npos) << target << ": " << e;
   }
   ::close(listener);
-  EXPECT_EQ(ForwardTokens(io_, first.session, 0, {5, 6, 7}), token) << "the old link still carries the pipeline";
+  EXPECT_EQ(SubmitTokens(io_, first.session, 0, {5, 6, 7}, {&last.session}), token)
+      << "the old link still carries the pipeline";
 }
 
 TEST_F(HostilePeerTest, ConnectionFloodLeavesRealClientsServed) {
@@ -428,16 +429,16 @@ TEST_F(HostilePeerTest, HugeTokenListIsRefusedBeforeAnyWork) {
   const uint64_t rss_before = ResidentBytesOf(pid);
   const uint64_t steps_before = link->control.infoRequest().send().wait(io_.waitScope).getInfo().getStepsComputed();
   std::vector<uint32_t> huge(4u << 20, 1);
-  const std::string e = ErrorOf([&]() { ForwardTokens(io_, s.session, 0, huge); });
+  const std::string e = ErrorOf([&]() { SubmitTokens(io_, s.session, 0, huge); });
   EXPECT_NE(e.find("positions [0, 4194304) exceed the session's capacity of 64 tokens"), std::string::npos) << e;
-  EXPECT_NE(ErrorOf([&]() { ForwardTokens(io_, s.session, 60, {1, 2, 3, 4, 5}); }).find("capacity of 64"),
+  EXPECT_NE(ErrorOf([&]() { SubmitTokens(io_, s.session, 60, {1, 2, 3, 4, 5}); }).find("capacity of 64"),
             std::string::npos);
-  EXPECT_NE(ErrorOf([&]() { ForwardTokens(io_, s.session, 0, {100000}); }).find("outside the vocabulary"),
+  EXPECT_NE(ErrorOf([&]() { SubmitTokens(io_, s.session, 0, {100000}); }).find("outside the vocabulary"),
             std::string::npos);
   auto info = link->control.infoRequest().send().wait(io_.waitScope).getInfo();
   EXPECT_EQ(info.getStepsComputed(), steps_before) << "nothing reached the compute thread";
   EXPECT_LT(static_cast<double>(ResidentBytesOf(pid)), static_cast<double>(rss_before) + 64e6);
-  EXPECT_LT(ForwardTokens(io_, s.session, 0, {1, 2, 3}), static_cast<uint32_t>(TestModelSpec().vocab))
+  EXPECT_LT(SubmitTokens(io_, s.session, 0, {1, 2, 3}), static_cast<uint32_t>(TestModelSpec().vocab))
       << "a good step after the bad ones is served";
 }
 
@@ -450,7 +451,7 @@ TEST_F(HostilePeerTest, BadHiddenStatesAreRefused) {
   Opened s = Open(io_, *link, 16);
   auto upstream = testing::Connect(io_, address, kSecret, wire::PeerRole::STAGE);
   auto send = [&](const HostTensor& h, uint32_t hop) {
-    auto req = upstream->upstream.forwardRequest();
+    auto req = upstream->upstream.submitRequest();
     req.setTicket(kj::arrayPtr(s.ticket.data(), s.ticket.size()));
     req.setHop(hop);
     EncodeTensor(h, req.initStep().initInput().initHidden());
@@ -475,7 +476,7 @@ TEST_F(HostilePeerTest, BadHiddenStatesAreRefused) {
   bf16.data.resize(128);
   EXPECT_NE(send(bf16, 1).find("hidden states must be f32"), std::string::npos);
   // A tensor whose data does not match its shape.
-  auto req = upstream->upstream.forwardRequest();
+  auto req = upstream->upstream.submitRequest();
   req.setTicket(kj::arrayPtr(s.ticket.data(), s.ticket.size()));
   req.setHop(1);
   auto t = req.initStep().initInput().initHidden();
@@ -486,13 +487,17 @@ TEST_F(HostilePeerTest, BadHiddenStatesAreRefused) {
   t.initData(100);
   EXPECT_NE(ErrorOf([&]() { req.send().wait(io_.waitScope); }).find("bad hidden states"), std::string::npos);
   // Token ids to a stage that takes hidden states.
-  EXPECT_NE(ErrorOf([&]() { ForwardTokens(io_, s.session, 0, {1}); }).find("a step for stage 0 reached stage 1"),
+  EXPECT_NE(ErrorOf([&]() { SubmitTokens(io_, s.session, 0, {1}); }).find("a step for stage 0 reached stage 1"),
             std::string::npos);
-  // A finite step goes through.
+  // A finite step goes through, and its token reaches the session's sink.
   HostTensor good;
   good.shape = {1, 64};
   good.data.assign(64 * 4, 0);
+  testing::SinkOnStages sink = testing::SetSink(io_, {&s.session});
+  auto token = sink.sink->Next(0);
   EXPECT_EQ(send(good, 1), "");
+  EXPECT_LT(io_.provider->getTimer().timeoutAfter(60 * kj::SECONDS, kj::mv(token)).wait(io_.waitScope),
+            static_cast<uint32_t>(TestModelSpec().vocab));
 }
 
 TEST_F(HostilePeerTest, BadConfigsDoNotPoisonLaterLoads) {
@@ -528,7 +533,7 @@ TEST_F(HostilePeerTest, BadConfigsDoNotPoisonLaterLoads) {
   EXPECT_EQ(load(Model()), "") << "a good load after bad ones";
   SetNext(io_, *link, "", 0, 1);
   Opened s = Open(io_, *link, 8);
-  EXPECT_LT(ForwardTokens(io_, s.session, 0, {1, 2}), static_cast<uint32_t>(TestModelSpec().vocab))
+  EXPECT_LT(SubmitTokens(io_, s.session, 0, {1, 2}), static_cast<uint32_t>(TestModelSpec().vocab))
       << "a good step after the bad loads is served";
   EXPECT_EQ(Log().find("\nFORGED"), std::string::npos) << "a newline from a peer forged a log line";
 }
@@ -547,32 +552,38 @@ TEST_F(HostilePeerTest, PeerNamesCannotForgeLogLines) {
   EXPECT_EQ(log.find("\n[00:00:00.000] [node x]"), std::string::npos) << log;
 }
 
-// A caller that goes away takes its queued work with it.
+// A caller that goes away takes its queued work with it: steps it submitted
+// that have not started by the time its session closes never start.
 TEST_F(HostilePeerTest, DisconnectedCallerCancelsQueuedSteps) {
   auto cluster = StartNodes(1);
   const std::string address = cluster->addresses()[0];
   auto observer = testing::Connect(io_, address, kSecret);
   Load(io_, *observer, Model(), 0, 4);
   SetNext(io_, *observer, "", 0, 1);
-  uint64_t steps_before = observer->control.infoRequest().send().wait(io_.waitScope).getInfo().getStepsComputed();
+  auto info = [&]() { return observer->control.infoRequest().send().wait(io_.waitScope).getInfo(); };
+  const uint64_t steps_before = info().getStepsComputed();
   {
     auto caller = testing::Connect(io_, address, kSecret);
     Opened s = Open(io_, *caller, 2048);
-    std::vector<kj::Promise<void>> pending;
+    testing::SinkOnStages sink = testing::SetSink(io_, {&s.session});
+    auto first_done = sink.sink->Next(0);
     for (int i = 0; i < 8; ++i) {
-      auto req = s.session.forwardRequest();
+      auto req = s.session.submitRequest();
       auto ids = req.initStep().initInput().initTokens(2000);
       for (unsigned j = 0; j < 2000; ++j) ids.set(j, 1 + j % 400);
-      pending.push_back(req.send().ignoreResult());
+      req.send().wait(io_.waitScope);  // taken: validated and queued
     }
-    // Let the calls arrive and the first start, then drop the connection.
-    io_.provider->getTimer().afterDelay(300 * kj::MILLISECONDS).wait(io_.waitScope);
+    // The first step has run and the second has started: then the caller goes.
+    io_.provider->getTimer().timeoutAfter(60 * kj::SECONDS, kj::mv(first_done)).wait(io_.waitScope);
   }
-  io_.provider->getTimer().afterDelay(3000 * kj::MILLISECONDS).wait(io_.waitScope);
-  const uint64_t ran = observer->control.infoRequest().send().wait(io_.waitScope).getInfo().getStepsComputed() -
-                       steps_before;
-  EXPECT_LT(ran, 8u) << "queued steps ran after their caller left";
-  EXPECT_EQ(observer->control.infoRequest().send().wait(io_.waitScope).getInfo().getActiveSessions(), 0u);
+  ASSERT_TRUE(testing::WaitFor([&]() { return info().getActiveSessions() == 0; }, 30));
+  // A step of the observer's own queues behind whatever is left: once it is
+  // back, nothing of the caller's can still run.
+  Opened probe = Open(io_, *observer, 16);
+  testing::SubmitTokens(io_, probe.session, 0, {1});
+  const uint64_t ran = info().getStepsComputed() - steps_before - 1;
+  EXPECT_LE(ran, 3u) << "queued steps ran after their caller left";
+  EXPECT_GE(ran, 1u) << "the first step ran before the caller left";
 }
 
 }  // namespace

@@ -410,13 +410,14 @@ TEST_F(PipelineTest, NodeResidentMemoryFollowsItsShard) {
   open.setCapacity(4);
   open.initSampling().setTopP(1.0f);
   auto session = open.send().wait(io.waitScope).getSession();
-  auto fwd = session.forwardRequest();
-  fwd.initStep().setSample(true);
-  HostTensor h;
-  h.shape = {1, 512};
-  h.data.assign(512 * 4, 0);
-  EncodeTensor(h, fwd.getStep().initInput().initHidden());
-  fwd.send().wait(io.waitScope);
+  auto fill = [](wire::Step::Builder step) {
+    step.setSample(true);
+    HostTensor h;
+    h.shape = {1, 512};  // [tokens, hidden]
+    h.data.assign(512 * 4, 0);
+    EncodeTensor(h, step.initInput().initHidden());
+  };
+  EXPECT_LT(testing::SubmitAsync(io, session, kj::mv(fill)).wait(io.waitScope), 1024u);
   auto info = link->control.infoRequest().send().wait(io.waitScope).getInfo();
   const double grown = static_cast<double>(info.getResidentBytes()) - static_cast<double>(before);
   const double shard = static_cast<double>(info.getShardBytes());

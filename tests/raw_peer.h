@@ -5,6 +5,8 @@
 #include <capnp/rpc-twoparty.h>
 #include <kj/async-io.h>
 
+#include <deque>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -45,9 +47,49 @@ struct Opened {
 };
 // Opens a greedy session (top_p 1, temperature 0).
 Opened Open(kj::AsyncIoContext& io, PeerLink& link, uint32_t capacity, const Bytes& downstream = {});
-// Session.forward of token ids with sampling; the sampled token.
-uint32_t ForwardTokens(kj::AsyncIoContext& io, wire::Session::Client& session, uint32_t start,
-                       const std::vector<uint32_t>& tokens);
+// A sink that hands each report to whoever waits for its position; a report
+// that comes before anyone waits is kept for the next waiter. Event-loop
+// thread only.
+class AwaitingSink final : public wire::StepSink::Server {
+ public:
+  // The token of the next report for `start`, or its failure as a kj::Exception.
+  kj::Promise<uint32_t> Next(uint32_t start);
+
+ protected:
+  kj::Promise<void> done(DoneContext context) override;
+  kj::Promise<void> failed(FailedContext context) override;
+
+ private:
+  struct Report {
+    uint32_t token = 0;
+    std::string failure;  // empty: done
+  };
+  void Deliver(uint32_t start, Report report);
+  std::map<uint32_t, std::deque<kj::Own<kj::PromiseFulfiller<uint32_t>>>> waiting_;
+  std::map<uint32_t, std::deque<Report>> arrived_;
+};
+
+// An AwaitingSink set on sessions (Session.setSink, each over its own link);
+// `client` keeps it alive as long as the test holds this.
+struct SinkOnStages {
+  AwaitingSink* sink = nullptr;
+  wire::StepSink::Client client = nullptr;
+};
+kj::Promise<SinkOnStages> SetSinkAsync(const std::vector<wire::Session::Client*>& stages);
+SinkOnStages SetSink(kj::AsyncIoContext& io, const std::vector<wire::Session::Client*>& stages);
+
+// A step the way a coordinator runs one (Session.submit, the only step
+// protocol): a fresh AwaitingSink on `first` and on the sessions of the
+// later stages (`later`, in pipeline order), the step `fill` writes
+// submitted to `first`, and the token sampled for it from the stage that
+// reports it. Rejects with submit's refusal or the failure a stage reports;
+// after 60 s, with a timeout.
+kj::Promise<uint32_t> SubmitAsync(kj::AsyncIoContext& io, wire::Session::Client& first,
+                                  kj::Function<void(wire::Step::Builder)> fill,
+                                  std::vector<wire::Session::Client*> later = {});
+// Token ids at [start, start + n), sampled; waits for the token.
+uint32_t SubmitTokens(kj::AsyncIoContext& io, wire::Session::Client& first, uint32_t start,
+                      const std::vector<uint32_t>& tokens, std::vector<wire::Session::Client*> later = {});
 
 // A sink that records what the stages report about submitted steps.
 class RecordingSink final : public wire::StepSink::Server {

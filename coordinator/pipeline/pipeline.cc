@@ -328,13 +328,6 @@ bool Pipeline::UseLoadedShards(int64_t num_layers, ShardPlan* plan) {
 
 namespace {
 
-capnp::Request<wire::Session::ForwardParams, wire::Session::ForwardResults> ForwardRequest(
-    wire::Session::Client& first, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits, bool sample) {
-  auto request = first.forwardRequest();
-  FillFirstStep(request.initStep(), start_pos, tokens, want_logits, sample);
-  return request;
-}
-
 // The last stage's answer, validated (its text and tensors are a peer's).
 StepReply ParseStepReply(wire::StepResult::Reader result, bool want_logits) {
   StepReply reply;
@@ -448,15 +441,6 @@ class SessionSink final : public wire::StepSink::Server {
   uint32_t feed_from_ = 0, feed_end_ = 0;  // the fed-back steps' positions
   std::map<uint32_t, kj::Promise<StepReply>> early_;  // their results, before they are asked for
 };
-
-StepReply Pipeline::Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
-                         bool sample) {
-  auto found = sessions_.find(session);
-  if (found == sessions_.end()) throw PipelineError("no open session " + std::to_string(session));
-  auto response = env_.Await(ForwardRequest(found->second[0], start_pos, tokens, want_logits, sample).send(),
-                             env_.timeouts().call_ms, stage_node(0).Label());
-  return ParseStepReply(response.getResult(), want_logits);
-}
 
 kj::Promise<StepReply> Pipeline::StepAsync(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens,
                                            bool want_logits, bool sample, FeedBack feed_back) {

@@ -166,9 +166,6 @@ class Pipeline {
   // Uses the shards the nodes already hold, when they chain [0, num_layers)
   // (resuming a kept session must not reload and so forget it).
   bool UseLoadedShards(int64_t num_layers, ShardPlan* plan);
-  // Runs tokens at [start_pos, start_pos + n) through the whole pipeline.
-  StepReply Step(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens, bool want_logits,
-                 bool sample);
   // Best effort, short timeout: a dead node must not delay the error report.
   void CloseSession(uint64_t session);
 

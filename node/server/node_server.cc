@@ -119,12 +119,6 @@ class SessionImpl final : public wire::Session::Server {
   SessionImpl(kj::Own<NodeState> state, Bytes ticket) : state_(kj::mv(state)), ticket_(kj::mv(ticket)) {}
   ~SessionImpl() noexcept(false) { state_->ReleaseSession(ticket_); }
 
-  kj::Promise<void> forward(ForwardContext context) override {
-    // A caller that goes away cancels the step: queued compute and the
-    // call to the next stage are dropped with it.
-    context.allowCancellation();
-    return RunStep(kj::addRef(*state_), ticket_, 0, context.getParams().getStep(), context.getResults().initResult());
-  }
   kj::Promise<void> close(CloseContext context) override {
     state_->CloseSession(ticket_, "closed by its client");
     return kj::READY_NOW;
@@ -159,12 +153,6 @@ class UpstreamImpl final : public wire::Upstream::Server {
  public:
   explicit UpstreamImpl(kj::Own<NodeState> state) : state_(kj::mv(state)) {}
 
-  kj::Promise<void> forward(ForwardContext context) override {
-    auto params = context.getParams();
-    context.allowCancellation();
-    return RunStep(kj::addRef(*state_), ToBytes(params.getTicket()), params.getHop(), params.getStep(),
-                   context.getResults().initResult());
-  }
   kj::Promise<void> submit(SubmitContext context) override {
     auto params = context.getParams();
     return SubmitStep(kj::addRef(*state_), ToBytes(params.getTicket()), params.getHop(), params.getStep());

@@ -147,6 +147,7 @@ void NodeState::CloseSession(const Bytes& ticket, const char* why) {
   const uint64_t id = it->second.id;
   if (!it->second.keep_key.empty()) kept.erase(it->second.keep_key);
   it->second.halts->fetch_add(1);
+  it->second.closed->store(true);
   sessions.erase(it);
   spdlog::info("session={} closed: {}", HexId(id), why);
   tasks_.add(compute().Run([this, id]() { runtime_.Close(id); }));

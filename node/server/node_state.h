@@ -43,6 +43,9 @@ struct SessionEntry {
   // fed-back steps from before stops (read by the compute thread, shared by
   // the entry's copies).
   std::shared_ptr<std::atomic<uint64_t>> halts = std::make_shared<std::atomic<uint64_t>>(0);
+  // Set when the session closes: its submitted steps that have not started
+  // never start (read by the compute thread, shared by the entry's copies).
+  std::shared_ptr<std::atomic<bool>> closed = std::make_shared<std::atomic<bool>>(false);
   // The coordinator's sink for submitted steps (Session.setSink), on its own
   // link to this node; null until set.
   // (Shared: an entry is copied, and a capability's copy wants a non-const source.)

@@ -20,9 +20,9 @@ kj::Exception Failed(const std::string& message) {
 // Positions [start, start + n) must fit the session: checked before a byte
 // of the input is copied.
 void CheckPositions(uint64_t start, uint64_t n, const SessionEntry& session) {
-  if (n == 0) throw Failed("forward: an empty step");
+  if (n == 0) throw Failed("step: an empty step");
   if (start > session.capacity || n > session.capacity - start) {
-    throw Failed("forward: positions [" + std::to_string(start) + ", " + std::to_string(start + n) +
+    throw Failed("step: positions [" + std::to_string(start) + ", " + std::to_string(start + n) +
                  ") exceed the session's capacity of " + std::to_string(session.capacity) + " tokens");
   }
 }
@@ -32,33 +32,33 @@ StageInput TakeInput(const LoadedShard& shard, const SessionEntry& session, wire
   StageInput input;
   auto in = step.getInput();
   if (in.isTokens()) {
-    if (!shard.is_first()) throw Failed("forward: this stage takes hidden states, got token ids");
+    if (!shard.is_first()) throw Failed("step: this stage takes hidden states, got token ids");
     auto tokens = in.getTokens();
     CheckPositions(step.getStartPos(), tokens.size(), session);
     input.tokens.reserve(tokens.size());
     for (uint32_t t : tokens) {
       if (t >= static_cast<uint64_t>(shard.vocab_size)) {
-        throw Failed("forward: token id " + std::to_string(t) + " is outside the vocabulary of " +
+        throw Failed("step: token id " + std::to_string(t) + " is outside the vocabulary of " +
                      std::to_string(shard.vocab_size));
       }
       input.tokens.push_back(static_cast<int32_t>(t));
     }
     return input;
   }
-  if (shard.is_first()) throw Failed("forward: the first stage takes token ids, got hidden states");
+  if (shard.is_first()) throw Failed("step: the first stage takes token ids, got hidden states");
   auto hidden = in.getHidden();
   auto shape = hidden.getShape();
   if (shape.size() != 2 || shape[1] != static_cast<uint64_t>(shard.hidden_size)) {
-    throw Failed("forward: hidden states must be [tokens, " + std::to_string(shard.hidden_size) + "]");
+    throw Failed("step: hidden states must be [tokens, " + std::to_string(shard.hidden_size) + "]");
   }
   CheckPositions(step.getStartPos(), shape[0], session);
   std::string error;
-  if (!DecodeTensor(hidden, &input.hidden, &error)) throw Failed("forward: bad hidden states: " + error);
+  if (!DecodeTensor(hidden, &input.hidden, &error)) throw Failed("step: bad hidden states: " + error);
   if (input.hidden.dtype != shard.dtype) {
     throw Failed(std::string("forward: hidden states must be ") + DTypeName(shard.dtype) + ", got " +
                  DTypeName(input.hidden.dtype));
   }
-  if (!AllFinite(input.hidden)) throw Failed("forward: hidden states hold NaN or infinite values");
+  if (!AllFinite(input.hidden)) throw Failed("step: hidden states hold NaN or infinite values");
   return input;
 }
 
@@ -75,60 +75,6 @@ void FillLast(const StepOutcome& step, bool want_logits, wire::StepResult::Build
   out.initStageMicros(1).set(0, step.micros);
 }
 
-// The step as the next stage gets it: this stage's hidden states, one hop on.
-template <typename Request>
-void FillHandOn(Request& request, const SessionEntry& session, uint32_t hop, uint32_t start, bool want_logits,
-                bool sample, const StepOutcome& step) {
-  request.setTicket(kj::arrayPtr(session.downstream_ticket.data(), session.downstream_ticket.size()));
-  request.setHop(hop + 1);
-  auto next = request.initStep();
-  next.setStartPos(start);
-  next.setWantLogits(want_logits);
-  next.setSample(sample);
-  EncodeTensor(step.output.hidden, next.initInput().initHidden());
-}
-
-// Hands the step on to the next stage and copies its answer into `out`.
-kj::Promise<void> ForwardOn(NodeState* state, kj::Own<PeerLink> link, const SessionEntry& session, uint32_t hop,
-                         uint32_t start, bool want_logits, bool sample, const StepOutcome& step,
-                         wire::StepResult::Builder out) {
-  auto request = link->upstream.forwardRequest();
-  FillHandOn(request, session, hop, start, want_logits, sample, step);
-  const uint64_t micros = step.micros;
-  const std::string address = link->address;
-  // The link rides along: a setNext that replaces it mid-step must not cut
-  // this call off.
-  return state->timer()
-      .timeoutAfter(state->options().rpc_timeout_ms * kj::MILLISECONDS, request.send())
-      .then(
-          [out, micros, link = kj::mv(link)](capnp::Response<wire::Upstream::ForwardResults>&& r) mutable {
-            auto downstream = r.getResult();
-            out.setToken(downstream.getToken());
-            if (downstream.hasLogits()) out.setLogits(downstream.getLogits());
-            auto theirs = downstream.getStageMicros();
-            if (theirs.size() > 1024) throw Failed("the next stage sent over 1024 stage timings");
-            auto ours = out.initStageMicros(theirs.size() + 1);
-            ours.set(0, micros);
-            for (unsigned i = 0; i < theirs.size(); ++i) ours.set(i + 1, theirs[i]);
-          },
-          [address](kj::Exception&& e) -> void {
-            throw kj::Exception(e.getType(), __FILE__, __LINE__,
-                                kj::str("next stage at ", EscapeText(address).c_str(), " failed: ",
-                                        EscapeText(e.getDescription().cStr(), 400).c_str()));
-          });
-}
-
-// Runs one step on the compute thread, batched with other sessions' decode
-// steps (node/server/step_batcher). A caller that goes away drops the promise, and
-// a step that has not started by then never starts.
-kj::Promise<Result<StepOutcome>> ComputeStep(NodeState* state, uint64_t id, uint32_t start, StageInput input,
-                                             bool sample) {
-  return state->batcher().Submit(id, start, kj::mv(input), sample);
-}
-
-}  // namespace
-
-namespace {
 
 // A step that passed every check, ready for the compute thread.
 struct Prepared {
@@ -166,23 +112,23 @@ void TakeFeedBack(const NodeState& state, const LoadedShard& shard, wire::Step::
 Prepared Prepare(NodeState* state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
   const LoadedShard* shard = nullptr;
   KJ_IF_MAYBE(s, state->shard) { shard = s; }
-  if (shard == nullptr) throw Failed("forward: no shard is loaded on node " + state->options().name);
+  if (shard == nullptr) throw Failed("step: no shard is loaded on node " + state->options().name);
   auto found = state->sessions.find(ticket);
-  if (found == state->sessions.end()) throw Failed("forward: no such session on this node (closed, or never opened)");
+  if (found == state->sessions.end()) throw Failed("step: no such session on this node (closed, or never opened)");
   Prepared p;
   p.session = found->second;
   // The hop count: a step reaches stage i only as hop i, so a pipeline wired
   // into a loop, or a peer replaying a step, is refused rather than run again.
   if (hop != state->stage_index) {
-    throw Failed("forward: a step for stage " + std::to_string(hop) + " reached stage " +
+    throw Failed("step: a step for stage " + std::to_string(hop) + " reached stage " +
                  std::to_string(state->stage_index) + " of " + std::to_string(state->stage_count));
   }
   const bool has_next = state->stage_index + 1 < state->stage_count;
   if (has_next) {
     KJ_IF_MAYBE(n, state->next) { p.link = kj::addRef(**n); }
-    else throw Failed("forward: stage " + std::to_string(state->stage_index) + " has no next stage linked");
+    else throw Failed("step: stage " + std::to_string(state->stage_index) + " has no next stage linked");
   } else if (!shard->is_last()) {
-    throw Failed("forward: this stage is not the last and has no next stage");
+    throw Failed("step: this stage is not the last and has no next stage");
   }
   p.input = TakeInput(*shard, p.session, step);
   p.start = step.getStartPos();
@@ -194,30 +140,6 @@ Prepared Prepare(NodeState* state, const Bytes& ticket, uint32_t hop, wire::Step
 }
 
 }  // namespace
-
-kj::Promise<void> RunStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
-                          wire::StepResult::Builder out) {
-  NodeState* state = ref.get();
-  Prepared p = Prepare(state, ticket, hop, step);
-  if (p.feed_back > 0) throw Failed("feedBack: forward does not feed back; submit the step");
-  const uint64_t id = p.session.id;
-  // Start reading the session's KV back from NVMe now, while the step waits
-  // for the compute thread, not when its forward begins.
-  state->runtime().Prefetch(id);
-  return ComputeStep(state, id, p.start, kj::mv(p.input), p.sample)
-      .then([ref = kj::mv(ref), link = kj::mv(p.link), session = p.session, hop, start = p.start,
-             want_logits = p.want_logits, sample = p.sample,
-             out](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {
-        if (!step.ok()) throw Failed(step.status().message());
-        if (link.get() != nullptr) {
-          if (step->output.hidden.data.empty()) throw Failed("forward: the last stage has a next stage set");
-          return ForwardOn(ref.get(), kj::mv(link), session, hop, start, want_logits, sample, *step, out);
-        }
-        if (step->output.logits.empty()) throw Failed("forward: this stage is not the last and has no next stage");
-        FillLast(*step, want_logits, out);
-        return kj::READY_NOW;
-      });
-}
 
 namespace {
 
@@ -286,7 +208,9 @@ kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32
     state->batcher().SubmitRun(id, p->start, kj::mv(p->input), kj::mv(run));
     return kj::READY_NOW;
   }
-  auto work = ComputeStep(state, id, p->start, kj::mv(p->input), p->sample)
+  // Batched with other sessions' steps (node/server/step_batcher); a step
+  // whose session closes before it starts never starts.
+  auto work = state->batcher().Submit(id, p->start, kj::mv(p->input), p->sample, p->session.closed)
       .then([ref = kj::addRef(*ref), p = kj::mv(p), hop, sink,
              stage](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {
         if (!step.ok()) return ReportStepFailure(sink, p->start, stage, step.status().message());

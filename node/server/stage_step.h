@@ -1,6 +1,6 @@
 #pragma once
-// RunStep: one step of one session on this node, then on the rest of the
-// pipeline. Every cheap check runs on the event loop before any work:
+// SubmitStep: one step of one session on this node, handed on to the rest
+// of the pipeline. Every cheap check runs on the event loop before any work:
 // the session's ticket, the hop against this node's place in the pipeline,
 // the token count against the session's capacity, token ids against the
 // vocabulary, hidden states' dtype, shape and finiteness. Only then does the
@@ -13,13 +13,8 @@
 namespace strata {
 
 // `hop` is the index of the stage this step was sent to (0 from the
-// coordinator). Results go to `out`, which must outlive the promise (it is
-// the call's own result, and the promise is the call's).
-kj::Promise<void> RunStep(kj::Own<NodeState> state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step,
-                          wire::StepResult::Builder out);
-
-// The same checks, then the step runs in the background: the promise is
-// ready once the step is taken. The next stage gets it by Upstream.submit;
+// coordinator). After the checks the step runs in the background: the
+// promise is ready once the step is taken. The next stage gets it by Upstream.submit;
 // the last stage sends the result to the session's sink, and any stage its
 // failure, so no call is held open through the pipeline.
 // A step with feedBack (a pipeline of this one stage) makes its own next

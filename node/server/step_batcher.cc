@@ -38,10 +38,10 @@ void StepBatcher::Enqueue(Waiting w) {
 }
 
 kj::Promise<Result<StepOutcome>> StepBatcher::Submit(uint64_t session, uint32_t start, StageInput input,
-                                                    bool sample) {
+                                                    bool sample, std::shared_ptr<const std::atomic<bool>> closed) {
   auto paf = kj::newPromiseAndFulfiller<Result<StepOutcome>>();
   auto cancelled = std::make_shared<std::atomic<bool>>(false);
-  Enqueue(Waiting{session, start, kj::mv(input), sample, kj::mv(paf.fulfiller), cancelled, nullptr});
+  Enqueue(Waiting{session, start, kj::mv(input), sample, kj::mv(paf.fulfiller), cancelled, nullptr, kj::mv(closed)});
   return paf.promise.attach(kj::defer([cancelled]() { cancelled->store(true); }));
 }
 
@@ -64,14 +64,15 @@ void StepBatcher::Schedule() {
 }
 
 std::vector<StepBatcher::Waiting> StepBatcher::TakeBatch() {
-  // Steps whose caller left go first, unrun.
+  // Steps whose caller left, or whose session closed, go first, unrun.
   for (auto it = queue_.begin(); it != queue_.end();) {
-    if (!it->cancelled->load()) {
+    if (it->run != nullptr || !it->Stopped()) {
       ++it;
       continue;
     }
-    spdlog::info("session={} step at {} skipped: its caller went away", HexId(it->session), it->start);
-    it->fulfiller->fulfill(Status::Error("cancelled: the caller went away"));
+    const char* why = it->cancelled->load() ? "its caller went away" : "its session closed";
+    spdlog::info("session={} step at {} skipped: {}", HexId(it->session), it->start, why);
+    it->fulfiller->fulfill(Status::Error(std::string("cancelled: ") + why));
     it = queue_.erase(it);
   }
   // So do runs that were halted or closed while their next step waited.
@@ -115,7 +116,7 @@ StepBatcher::Ran StepBatcher::RunBatch(std::vector<Waiting>& batch) {
   std::vector<size_t> index;  // live[k] is batch[index[k]]
   for (size_t i = 0; i < batch.size(); ++i) {
     const Waiting& w = batch[i];
-    if (w.cancelled->load() || (w.run != nullptr && !w.run->live())) continue;
+    if (w.Stopped()) continue;
     live.push_back({w.session, static_cast<int64_t>(w.start), &w.input, w.sample});
     index.push_back(i);
   }

@@ -68,8 +68,10 @@ class StepBatcher {
               size_t max_batch);
 
   // Queues a validated step; the promise gives its outcome. Dropping the
-  // promise cancels the step if it has not started.
-  kj::Promise<Result<StepOutcome>> Submit(uint64_t session, uint32_t start, StageInput input, bool sample);
+  // promise, or `closed` (the session's flag, may be null) becoming true,
+  // cancels the step if it has not started.
+  kj::Promise<Result<StepOutcome>> Submit(uint64_t session, uint32_t start, StageInput input, bool sample,
+                                          std::shared_ptr<const std::atomic<bool>> closed = nullptr);
   // Queues the first step of a run (it samples); its outcomes and those of
   // the steps it makes go to run.Deliver.
   void SubmitRun(uint64_t session, uint32_t start, StageInput input, std::shared_ptr<StepRun> run);
@@ -83,6 +85,12 @@ class StepBatcher {
     kj::Own<kj::PromiseFulfiller<Result<StepOutcome>>> fulfiller;  // null for a run's step
     std::shared_ptr<std::atomic<bool>> cancelled;
     std::shared_ptr<StepRun> run;  // or null
+    std::shared_ptr<const std::atomic<bool>> closed;  // the session's; or null
+    // Any thread: the step must not start (its caller left, its session
+    // closed, or its run stopped).
+    bool Stopped() const {
+      return cancelled->load() || (closed != nullptr && closed->load()) || (run != nullptr && !run->live());
+    }
   };
   // What a batch leaves behind: each plain step's outcome, each run's next
   // step (its outcomes went to the mailbox).

@@ -113,7 +113,8 @@ void RpcSeeds(const std::string& dir) {
       p.setCapacity(8);
       p.initSampling().setTopP(1.0f);
     });
-    c.Call<Session::ForwardParams>(open, 0, session, 0, [](Session::ForwardParams::Builder p) {
+    // Session.submit (@3): without a sink it is refused after every check of the step.
+    c.Call<Session::SubmitParams>(open, 0, session, 3, [](Session::SubmitParams::Builder p) {
       auto ids = p.initStep().initInput().initTokens(3);
       for (unsigned i = 0; i < 3; ++i) ids.set(i, i + 1);
     });
@@ -126,7 +127,7 @@ void RpcSeeds(const std::string& dir) {
     const uint32_t boot = c.Bootstrap();
     c.Call<Node::ChallengeParams>(boot, -1, node, 0, challenge);
     const uint32_t h = c.Call<Node::HelloParams>(boot, -1, node, 1, hello(PeerRole::STAGE));
-    c.Call<Upstream::ForwardParams>(h, 2, upstream, 0, [](Upstream::ForwardParams::Builder p) {
+    c.Call<Upstream::SubmitParams>(h, 2, upstream, 1, [](Upstream::SubmitParams::Builder p) {
       p.initTicket(strata::kTicketBytes);
       p.setHop(1);
       strata::HostTensor t;

@@ -2,7 +2,7 @@
 // in-process two-way pipe and the node's real front door (RpcListener: the
 // pre-hello budget, the hello deadline, one RPC system per connection). The
 // node has no secret, so hello grants Control and the fuzzer reaches every
-// handler: loadShard, setNext, openSession, Session.forward, Upstream.forward.
+// handler: loadShard, setNext, openSession, Session.submit, Upstream.submit.
 // The input is a stream of framed messages (see make_rpc_seeds.cc).
 #include <kj/async-io.h>
 #include <kj/debug.h>
