@@ -1,9 +1,12 @@
 #pragma once
-// FlagSet: the CLI's flag parser. Each flag is bound to a variable; Parse()
-// validates values and reports one line naming the bad flag.
+// FlagSet: a command's flags, parsed by CLI11 (as strata-node's and
+// strata-train's are): each flag bound to a variable, ranges and sizes
+// checked by CLI11's validators, defaults and exclusive groups shown in
+// --help by CLI11 itself, and one line naming the bad flag on an error.
 // Not thread-safe.
+#include <CLI/CLI.hpp>
+
 #include <cstdint>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -11,13 +14,17 @@ namespace strata {
 
 class FlagSet {
  public:
-  FlagSet(std::string usage, std::string description) : usage_(std::move(usage)), description_(std::move(description)) {}
+  FlagSet(const std::string& usage, const std::string& description);
 
   void String(const std::string& name, std::string* target, const std::string& help);
   void Int(const std::string& name, int64_t* target, int64_t lo, int64_t hi, const std::string& help);
   void UInt64(const std::string& name, uint64_t* target, const std::string& help);
   void Float(const std::string& name, double* target, double lo, double hi, const std::string& help);
   void Bool(const std::string& name, bool* target, const std::string& help);
+  // A byte count: 512MiB, 8GiB, 100kb (every unit a power of 1024), or bytes.
+  void Size(const std::string& name, uint64_t* target, const std::string& help);
+  // At most one of these flags (already added) may be given.
+  void Exclusive(const std::vector<std::string>& names);
 
   // Parses argv[first..argc). Returns false and sets *error on a bad flag;
   // sets *help when --help was given.
@@ -26,16 +33,8 @@ class FlagSet {
   std::string Help() const;
 
  private:
-  struct Flag {
-    std::string name;
-    std::string help;
-    std::string default_text;
-    bool takes_value = true;
-    std::function<bool(const std::string&, std::string*)> set;
-    bool seen = false;
-  };
-  std::string usage_, description_;
-  std::vector<Flag> flags_;
+  CLI::Option* Find(const std::string& name);
+  CLI::App app_;
 };
 
 }  // namespace strata

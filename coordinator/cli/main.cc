@@ -74,6 +74,7 @@ void AddClusterFlags(FlagSet& f, ClusterFlags* c) {
   f.UInt64("connect-timeout-ms", &c->connect_timeout_ms, "how long to wait for a node to answer hello");
   f.UInt64("step-timeout-ms", &c->step_timeout_ms, "how long to wait for one pipeline step");
   f.String("kv-dtype", &c->kv_dtype, "--local nodes' KV cache values: compute | int8 (default: the node's, compute)");
+  f.Exclusive({"nodes", "cluster", "local"});  // none of them: discovery
   AddDiscoveryFlags(f, c);
   AddSecurityFlags(f, c);
 }
@@ -156,8 +157,7 @@ int Generate(int argc, char** argv, GenerateMode mode) {
   bool help = false;
   if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
   if (help) { std::cout << f.Help(); return 0; }
-  const int sources = (!g.cluster.nodes.empty()) + (!g.cluster.cluster_file.empty()) + (g.cluster.local > 0);
-  if (sources > 1) { std::cerr << "strata: give at most one of --nodes, --cluster, --local (none: discovery)\n"; return 2; }
+  const bool sources = !g.cluster.nodes.empty() || !g.cluster.cluster_file.empty() || g.cluster.local > 0;
   if (perplexity) {
     if (g.perplexity_file.empty()) { std::cerr << "strata: perplexity needs --file TEXT\n"; return 2; }
     return RunGenerate(g);
@@ -167,7 +167,7 @@ int Generate(int argc, char** argv, GenerateMode mode) {
     return 2;
   }
   if (!g.coordinator.empty()) {
-    if (sources > 0 || !g.session.empty() || g.keep_session || g.distribute || !g.prompt_tokens.empty()) {
+    if (sources || !g.session.empty() || g.keep_session || g.distribute || !g.prompt_tokens.empty()) {
       std::cerr << "strata: --coordinator uses the server's nodes and model: give only --prompt and sampling options\n";
       return 2;
     }
@@ -200,8 +200,6 @@ int Serve(int argc, char** argv) {
   bool help = false;
   if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
   if (help) { std::cout << f.Help(); return 0; }
-  const int sources = (!s.model.cluster.nodes.empty()) + (!s.model.cluster.cluster_file.empty()) + (s.model.cluster.local > 0);
-  if (sources > 1) { std::cerr << "strata: give at most one of --nodes, --cluster, --local\n"; return 2; }
   return RunServe(s);
 }
 
@@ -212,6 +210,7 @@ int StatusCommand(int argc, char** argv) {
             "memory per tier and swap traffic. Without --nodes or --cluster: every member that beacons.");
   f.String("nodes", &c.nodes, "comma-separated node addresses HOST:PORT");
   f.String("cluster", &c.cluster_file, "a cluster file: {\"nodes\": [\"HOST:PORT\", ...]}");
+  f.Exclusive({"nodes", "cluster"});
   f.UInt64("connect-timeout-ms", &c.connect_timeout_ms, "how long to wait for each node");
   AddDiscoveryFlags(f, &c);
   AddSecurityFlags(f, &c);

@@ -3,6 +3,7 @@
 // writes it in the Hugging Face layout the engine serves (BF16 safetensors).
 // Deterministic for a given seed and thread count: batches come from a
 // seeded splitmix64 stream and every op runs on the CPU.
+#include <CLI/CLI.hpp>
 #include <torch/torch.h>
 
 #include <chrono>
@@ -19,6 +20,7 @@
 #include "base/splitmix.h"
 #include "node/engine/llama_layers.h"
 #include "storage/dtype.h"
+#include "storage/env.h"
 #include "storage/safetensors.h"
 
 namespace strata {
@@ -34,19 +36,10 @@ struct Options {
   uint64_t seed = 1;
 };
 
-constexpr const char* kUsage = R"(usage: strata-train --train IDS --heldout IDS --out DIR [options]
-
-Trains a Llama-architecture model (tied embeddings, grouped-query attention)
-on token ids (one document per line, as spm_encode --output_format=id writes
-them; BOS is prepended to each) and writes DIR/model.safetensors (BF16) and
-DIR/config.json. Prints one JSON line per evaluation to stdout.
-
-options (defaults in brackets):
-  --vocab N [3000] --hidden N [256] --layers N [6] --heads N [8] --kv-heads N [2]
-  --intermediate N [704] --context N [256] --seq N [128] --batch N [16]
-  --steps N [1500] --warmup N [100] --lr X [3e-3] --eval-every N [250]
-  --seed N [1] --threads N [2]
-)";
+constexpr const char* kDescription =
+    "Trains a Llama-architecture model (tied embeddings, grouped-query attention) on token ids (one\n"
+    "document per line, as spm_encode --output_format=id writes them; BOS is prepended to each) and\n"
+    "writes DIR/model.safetensors (BF16) and DIR/config.json. Prints one JSON line per evaluation to stdout.";
 
 using Rng = strata::SplitMix64;
 
@@ -188,36 +181,38 @@ void Save(const Model& m, const Options& o) {
                  {"max_position_embeddings", o.context}, {"hidden_act", "silu"}, {"rms_norm_eps", 1e-5},
                  {"rope_theta", 10000.0}, {"tie_word_embeddings", true}, {"bos_token_id", 1}, {"eos_token_id", 2},
                  {"torch_dtype", "bfloat16"}};
-  std::ofstream(o.out + "/config.json") << config.dump(2) << "\n";
+  st = WriteFileWhole(env, o.out + "/config.json", config.dump(2) + "\n");
+  if (!st.ok()) throw std::runtime_error(st.message());
 }
 
-bool ParseArgs(int argc, char** argv, Options* o) {
-  for (int i = 1; i < argc; ++i) {
-    const std::string flag = argv[i];
-    if (flag == "--help") { std::cout << kUsage; std::exit(0); }
-    if (i + 1 >= argc) { std::cerr << "strata-train: " << flag << " needs a value\n"; return false; }
-    const std::string v = argv[++i];
-    if (flag == "--train") o->train = v;
-    else if (flag == "--heldout") o->heldout = v;
-    else if (flag == "--out") o->out = v;
-    else if (flag == "--lr") o->lr = std::stod(v);
-    else if (flag == "--seed") o->seed = std::stoull(v);
-    else {
-      int64_t* target = flag == "--vocab" ? &o->vocab : flag == "--hidden" ? &o->hidden : flag == "--layers" ? &o->layers
-                      : flag == "--heads" ? &o->heads : flag == "--kv-heads" ? &o->kv_heads
-                      : flag == "--intermediate" ? &o->intermediate : flag == "--context" ? &o->context
-                      : flag == "--seq" ? &o->seq : flag == "--batch" ? &o->batch : flag == "--steps" ? &o->steps
-                      : flag == "--warmup" ? &o->warmup : flag == "--eval-every" ? &o->eval_every
-                      : flag == "--threads" ? &o->threads : nullptr;
-      if (target == nullptr) { std::cerr << "strata-train: unknown option " << flag << "\n"; return false; }
-      *target = std::stoll(v);
-    }
+void AddFlags(CLI::App& app, Options* o) {
+  app.option_defaults()->always_capture_default();
+  app.add_option("--train", o->train, "training token ids (one document per line)")->required();
+  app.add_option("--heldout", o->heldout, "held-out token ids, for the evaluations")->required();
+  app.add_option("--out", o->out, "the model directory to write")->required();
+  struct Int {
+    const char* name;
+    int64_t* target;
+    int64_t lo, hi;
+    const char* help;
+  };
+  for (const Int& f : {Int{"--vocab", &o->vocab, 8, 1 << 22, "vocabulary size"},
+                       Int{"--hidden", &o->hidden, 8, 1 << 16, "hidden size"},
+                       Int{"--layers", &o->layers, 1, 1024, "transformer layers"},
+                       Int{"--heads", &o->heads, 1, 1024, "attention heads"},
+                       Int{"--kv-heads", &o->kv_heads, 1, 1024, "key/value heads"},
+                       Int{"--intermediate", &o->intermediate, 1, 1 << 20, "MLP intermediate size"},
+                       Int{"--context", &o->context, 2, 1 << 20, "context length"},
+                       Int{"--seq", &o->seq, 2, 1 << 20, "tokens per training sequence"},
+                       Int{"--batch", &o->batch, 1, 1 << 16, "sequences per step"},
+                       Int{"--steps", &o->steps, 1, 1 << 30, "optimizer steps"},
+                       Int{"--warmup", &o->warmup, 0, 1 << 30, "linear warm-up steps"},
+                       Int{"--eval-every", &o->eval_every, 1, 1 << 30, "steps between evaluations"},
+                       Int{"--threads", &o->threads, 1, 1024, "compute threads"}}) {
+    app.add_option(f.name, *f.target, f.help)->check(CLI::Range(f.lo, f.hi));
   }
-  if (o->train.empty() || o->heldout.empty() || o->out.empty()) {
-    std::cerr << "strata-train: --train, --heldout and --out are required (see --help)\n";
-    return false;
-  }
-  return true;
+  app.add_option("--lr", o->lr, "peak learning rate")->check(CLI::PositiveNumber);
+  app.add_option("--seed", o->seed, "initialisation and batch seed");
 }
 
 int Train(const Options& o) {
@@ -261,7 +256,9 @@ int Train(const Options& o) {
   }
   std::cerr << "\n";
   Save(m, o);
-  std::ofstream(o.out + "/training.json") << last.dump(2) << "\n";
+  PosixEnv env;
+  Status st = WriteFileWhole(env, o.out + "/training.json", last.dump(2) + "\n");
+  if (!st.ok()) throw std::runtime_error(st.message());
   return 0;
 }
 
@@ -270,7 +267,9 @@ int Train(const Options& o) {
 
 int main(int argc, char** argv) {
   strata::Options options;
-  if (!strata::ParseArgs(argc, argv, &options)) return 2;
+  CLI::App app(strata::kDescription, "strata-train");
+  strata::AddFlags(app, &options);
+  CLI11_PARSE(app, argc, argv);
   try {
     return strata::Train(options);
   } catch (const std::exception& e) {
