@@ -1,5 +1,7 @@
 #include "base/escape.h"
 
+#include <cstdio>
+
 namespace strata {
 
 std::string EscapeText(std::string_view text, size_t max_bytes) {
@@ -32,6 +34,12 @@ std::string EscapePromLabel(std::string_view value) {
     else out += c;
   }
   return out;
+}
+
+std::string PromNumber(double value) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.9g", value);
+  return buf;
 }
 
 }  // namespace strata

@@ -15,5 +15,7 @@ std::string EscapeText(std::string_view text, size_t max_bytes = 256);
 // A Prometheus label value: backslash, double quote and newline escaped, as
 // the text exposition format wants.
 std::string EscapePromLabel(std::string_view value);
+// A sample value in the Prometheus text format (%.9g).
+std::string PromNumber(double value);
 
 }  // namespace strata

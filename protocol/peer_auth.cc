@@ -124,4 +124,12 @@ bool ProofsEqual(const Bytes& a, const Bytes& b) {
   return a.size() == b.size() && !a.empty() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
 
+bool BearerTokenMatches(kj::Maybe<kj::StringPtr> authorization, const std::string& token) {
+  const std::string expected = "Bearer " + token;
+  KJ_IF_MAYBE(auth, authorization) {
+    return ProofsEqual(Bytes(auth->begin(), auth->end()), Bytes(expected.begin(), expected.end()));
+  }
+  return false;
+}
+
 }  // namespace strata

@@ -10,6 +10,8 @@
 //   ClientProof = HMAC-SHA256(secret, "strata-client-v1" | version | role | len | peer | server_nonce | client_nonce)
 //
 // Thread-safe: everything here is a pure function or immutable.
+#include <kj/string.h>
+
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -55,5 +57,8 @@ Bytes ClientProof(const ClusterSecret& secret, uint32_t version, uint32_t role, 
 Bytes Hmac(const ClusterSecret& secret, const Bytes& message);  // HMAC-SHA256
 // Constant-time comparison (CRYPTO_memcmp); false on different lengths.
 bool ProofsEqual(const Bytes& a, const Bytes& b);
+// Whether an HTTP Authorization header (none: false) is "Bearer TOKEN", in
+// constant time: the one check of the API key and of a model server's token.
+bool BearerTokenMatches(kj::Maybe<kj::StringPtr> authorization, const std::string& token);
 
 }  // namespace strata

@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include "base/escape.h"
 #include "coordinator/api/serve_metrics.h"
 
 namespace strata {
@@ -107,7 +108,7 @@ TEST(ServeMetricsTest, PrometheusTextFormat) {
   EXPECT_NE(text.find("strata:request_success_total{finished_reason=\"ok\"} 3\n"), std::string::npos);
   EXPECT_NE(text.find("strata:stage_compute_seconds_total{stage=\"1\"} 2.5\n"), std::string::npos);
   EXPECT_NE(text.find("strata:node_up{stage=\"0\",node=\"a\"} 1\n"), std::string::npos);
-  EXPECT_EQ(PromLabel("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+  EXPECT_EQ(EscapePromLabel("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
   // Every line is a comment or "name{labels} value".
   size_t at = 0;
   while (at < text.size()) {

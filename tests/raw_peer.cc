@@ -1,5 +1,7 @@
 #include "tests/raw_peer.h"
 
+#include "protocol/rpc_error.h"
+
 
 namespace strata::testing {
 
@@ -47,18 +49,12 @@ Opened Open(kj::AsyncIoContext& io, PeerLink& link, uint32_t capacity, const Byt
   return {reply.getSession(), Bytes(reply.getTicket().begin(), reply.getTicket().end())};
 }
 
-namespace {
-kj::Exception Failure(const std::string& message) {
-  return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(message.c_str()));
-}
-}  // namespace
-
 kj::Promise<uint32_t> AwaitingSink::Next(uint32_t start) {
   auto arrived = arrived_.find(start);
   if (arrived != arrived_.end() && !arrived->second.empty()) {
     Report r = kj::mv(arrived->second.front());
     arrived->second.pop_front();
-    if (!r.failure.empty()) return Failure(r.failure);
+    if (!r.failure.empty()) return RpcError(r.failure);
     return r.token;
   }
   auto paf = kj::newPromiseAndFulfiller<uint32_t>();
@@ -77,7 +73,7 @@ void AwaitingSink::Deliver(uint32_t start, Report report) {
   if (report.failure.empty()) {
     fulfiller->fulfill(kj::cp(report.token));
   } else {
-    fulfiller->reject(Failure(report.failure));
+    fulfiller->reject(RpcError(report.failure));
   }
 }
 

@@ -312,13 +312,8 @@ kj::Promise<void> ApiServer::Impl::request(kj::HttpMethod method, kj::StringPtr 
   if (path == "/health") return SendJson(response, 200, R"({"status":"ok"})");
   if (path == "/" && method == kj::HttpMethod::GET) return SendText(response, 200, "text/html; charset=utf-8", kDashboardHtml);
   if (path == "/chat" && method == kj::HttpMethod::GET) return SendText(response, 200, "text/html; charset=utf-8", kChatPageHtml);
-  if (!options.api_key.empty()) {
-    const std::string expected = "Bearer " + options.api_key;
-    bool ok = false;
-    KJ_IF_MAYBE(auth, headers.get(authorization)) {
-      ok = ProofsEqual(Bytes(auth->begin(), auth->end()), Bytes(expected.begin(), expected.end()));
-    }
-    if (!ok) return SendError(response, {401, "a valid API key is needed (Authorization: Bearer KEY)", "invalid_request_error", ""});
+  if (!options.api_key.empty() && !BearerTokenMatches(headers.get(authorization), options.api_key)) {
+    return SendError(response, {401, "a valid API key is needed (Authorization: Bearer KEY)", "invalid_request_error", ""});
   }
   const bool post = method == kj::HttpMethod::POST, get = method == kj::HttpMethod::GET;
   if (path == "/v1/completions" || path == "/v1/chat/completions") {
@@ -524,7 +519,7 @@ kj::Promise<std::vector<ApiServer::Impl::NodeView>> ApiServer::Impl::GatherNodes
                  .send()
                  .then(
                      [view](capnp::Response<wire::Control::InfoResults>&& reply) mutable {
-                       view.status = ToNodeStatus(reply.getInfo(), view.status.address);
+                       view.status = ReadNodeInfo(reply.getInfo(), view.status.address);
                        view.up = true;
                        return view;
                      },
@@ -537,39 +532,12 @@ kj::Promise<std::vector<ApiServer::Impl::NodeView>> ApiServer::Impl::GatherNodes
 
 kj::Promise<void> ApiServer::Impl::Metrics(Response& response) {
   return GatherNodes().then([this, &response](std::vector<NodeView> views) {
-    std::string nodes =
-        "# HELP strata:node_up Whether the stage's node answered.\n# TYPE strata:node_up gauge\n"
-        "# HELP strata:node_active_sessions Sessions open on the node.\n# TYPE strata:node_active_sessions gauge\n"
-        "# HELP strata:node_memory_used_bytes Bytes charged to a memory tier.\n# TYPE strata:node_memory_used_bytes gauge\n"
-        "# HELP strata:node_memory_budget_bytes A memory tier's budget.\n# TYPE strata:node_memory_budget_bytes gauge\n"
-        "# HELP strata:node_swap_bytes_out_total KV bytes swapped to NVMe.\n# TYPE strata:node_swap_bytes_out_total counter\n"
-        "# HELP strata:node_swap_bytes_in_total KV bytes swapped from NVMe.\n# TYPE strata:node_swap_bytes_in_total counter\n"
-        "# HELP strata:node_batches_total Forwards the node ran (a batch of decode steps counts once).\n"
-        "# TYPE strata:node_batches_total counter\n"
-        "# HELP strata:node_batch_rows_total Steps in those forwards.\n# TYPE strata:node_batch_rows_total counter\n"
-        "# HELP strata:node_compute_seconds_total Time the node spent computing forwards.\n"
-        "# TYPE strata:node_compute_seconds_total counter\n"
-        "# HELP strata:node_idle_fraction Share of the node's uptime not spent computing.\n"
-        "# TYPE strata:node_idle_fraction gauge\n";
+    std::vector<NodeMetricsRow> rows;
     for (const auto& v : views) {
-      const std::string label = "stage=\"" + std::to_string(v.stage) + "\",node=\"" + PromLabel(v.status.name) + "\"";
-      nodes += "strata:node_up{" + label + "} " + (v.up ? "1" : "0") + "\n";
-      if (!v.up) continue;
-      nodes += "strata:node_active_sessions{" + label + "} " + std::to_string(v.status.active_sessions) + "\n";
-      for (const auto& t : v.status.tiers) {
-        const std::string tier = label + ",tier=\"" + PromLabel(t.name) + "\"";
-        nodes += "strata:node_memory_used_bytes{" + tier + "} " + std::to_string(t.used) + "\n";
-        nodes += "strata:node_memory_budget_bytes{" + tier + "} " + std::to_string(t.budget) + "\n";
-      }
-      nodes += "strata:node_swap_bytes_out_total{" + label + "} " + std::to_string(v.status.swap.bytes_out) + "\n";
-      nodes += "strata:node_swap_bytes_in_total{" + label + "} " + std::to_string(v.status.swap.bytes_in) + "\n";
-      const NodeStatus& s = v.status;
-      nodes += "strata:node_batches_total{" + label + "} " + std::to_string(s.batches) + "\n";
-      nodes += "strata:node_batch_rows_total{" + label + "} " + std::to_string(s.batch_rows) + "\n";
-      nodes += "strata:node_compute_seconds_total{" + label + "} " + PromNumber(s.compute_micros / 1e6) + "\n";
-      const double idle = s.uptime_micros == 0 ? 1.0 : 1.0 - static_cast<double>(s.compute_micros) / s.uptime_micros;
-      nodes += "strata:node_idle_fraction{" + label + "} " + PromNumber(std::max(0.0, idle)) + "\n";
+      rows.push_back({"stage=\"" + std::to_string(v.stage) + "\",node=\"" + EscapePromLabel(v.status.name) + "\"", v.up,
+                      v.status});
     }
+    const std::string nodes = NodeMetricsText(rows);
     return SendText(response, 200, "text/plain; version=0.0.4", metrics.Render(nodes));
   });
 }

@@ -5,12 +5,6 @@
 #include "base/escape.h"
 
 namespace strata {
-std::string PromNumber(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.9g", v);
-  return buf;
-}
-
 namespace {
 
 std::string Num(double v) { return PromNumber(v); }
@@ -41,8 +35,6 @@ std::string Histogram::Render(const std::string& name, const std::string& help) 
   out += name + "_sum " + Num(sum_) + "\n" + name + "_count " + std::to_string(count_) + "\n";
   return out;
 }
-
-std::string PromLabel(const std::string& value) { return EscapePromLabel(value); }
 
 std::string ServeMetrics::Render(const std::string& node_lines) const {
   std::string out;

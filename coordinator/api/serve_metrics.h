@@ -44,9 +44,5 @@ struct ServeMetrics {
   std::string Render(const std::string& node_lines) const;
 };
 
-// A label value, escaped as the text format wants (\\, \", \n).
-std::string PromLabel(const std::string& value);
-// A sample value in the text format (%.9g).
-std::string PromNumber(double v);
 
 }  // namespace strata

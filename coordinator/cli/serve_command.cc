@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "coordinator/api/api_server.h"
+#include "coordinator/cli/command_output.h"
 #include "coordinator/cluster/cluster_start.h"
 #include "coordinator/cluster/credentials.h"
 #include "coordinator/cluster/resolve_model.h"
@@ -23,11 +24,6 @@
 
 namespace strata {
 namespace {
-
-int Fail(const std::string& message) {
-  std::cerr << "strata: " << message << std::endl;
-  return 1;
-}
 
 
 // The API key from its file: one line, at least 16 characters.

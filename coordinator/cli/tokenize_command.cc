@@ -9,6 +9,7 @@
 #include "base/escape.h"
 #include "coordinator/api/chat_format.h"
 #include "coordinator/api/openai_api.h"
+#include "coordinator/cli/command_output.h"
 #include "coordinator/cli/flags.h"
 #include "coordinator/cluster/resolve_model.h"
 #include "coordinator/pipeline/tokenizer.h"
@@ -28,11 +29,6 @@ struct TokenizeFlags {
   bool json = false;
   bool add_special = false;
 };
-
-int Fail(const std::string& why) {
-  std::cerr << "strata: " << why << "\n";
-  return 1;
-}
 
 bool ReadInput(const std::string& path, std::string* out, std::string* error) {
   std::ifstream in(path, std::ios::binary);

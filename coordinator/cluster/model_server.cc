@@ -146,15 +146,8 @@ struct ModelServer::Impl final : public kj::HttpService {
     if (method != kj::HttpMethod::GET && method != kj::HttpMethod::HEAD) {
       return response.sendError(405, "Method Not Allowed", *table);
     }
-    if (!token.empty()) {
-      KJ_IF_MAYBE(auth, headers.get(authorization)) {
-        const std::string expected = "Bearer " + token;
-        if (!ProofsEqual(Bytes(auth->begin(), auth->end()), Bytes(expected.begin(), expected.end()))) {
-          return response.sendError(401, "Unauthorized", *table);
-        }
-      } else {
-        return response.sendError(401, "Unauthorized", *table);
-      }
+    if (!token.empty() && !BearerTokenMatches(headers.get(authorization), token)) {
+      return response.sendError(401, "Unauthorized", *table);
     }
     const std::string path = url.cStr();
     kj::Promise<void> reply = nullptr;

@@ -96,42 +96,6 @@ kj::Promise<T> RpcEnv::Bound(kj::Promise<T>&& promise, uint32_t timeout_ms, cons
 // For the generation driver's front ends, which wait for a whole generation.
 template void RpcEnv::Await<void>(kj::Promise<void>&& promise, uint32_t timeout_ms, const std::string& what);
 
-NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address) {
-  NodeStatus s;
-  s.name = EscapeText(info.getName().cStr(), 64);  // a peer's text
-  s.address = address;
-  s.free_bytes = info.getFreeMemoryBytes();
-  s.threads = info.getThreads();
-  s.device = EscapeText(info.getDevice().cStr(), 32);
-  s.shard_loaded = info.getShardLoaded();
-  s.first_layer = info.getFirstLayer();
-  s.end_layer = info.getEndLayer();
-  s.active_sessions = info.getActiveSessions();
-  s.shard_bytes = info.getShardBytes();
-  s.resident_bytes = info.getResidentBytes();
-  s.secured = info.getSecured();
-  for (auto t : info.getTiers()) {
-    if (s.tiers.size() >= 8) break;
-    s.tiers.push_back({EscapeText(t.getTier().cStr(), 16), t.getUsedBytes(), t.getBudgetBytes()});
-  }
-  s.tls = info.getTls();
-  auto w = info.getSwap();
-  s.swap = {w.getPagesOut(), w.getPagesIn(), w.getBytesOut(), w.getBytesIn(), w.getWriteMicros(), w.getReadMicros(),
-            w.getPrefetchHits(), w.getPrefetchMisses(), w.getFailures(), w.getSessionsOnDisk(), w.getRamHits(),
-            w.getRamMisses()};
-  s.kept_sessions = info.getKeptSessions();
-  s.steps = info.getStepsComputed();
-  s.batches = info.getBatches();
-  s.batch_rows = info.getBatchRows();
-  s.compute_micros = info.getComputeMicros();
-  s.uptime_micros = info.getUptimeMicros();
-  s.compute_gflops = info.getComputeGflops();
-  s.bandwidth_gbps = info.getMemBandwidthGbps();
-  s.cpu_features = EscapeText(info.getCpuFeatures().cStr(), 256);
-  s.kernels = EscapeText(info.getKernels().cStr(), 256);
-  return s;
-}
-
 std::unique_ptr<NodeConnection> NodeConnection::Connect(RpcEnv& env, const std::string& address) {
   std::unique_ptr<NodeConnection> c(new NodeConnection());
   c->address_ = address;
@@ -140,13 +104,13 @@ std::unique_ptr<NodeConnection> NodeConnection::Connect(RpcEnv& env, const std::
                                    env.security(), wire::PeerRole::COORDINATOR, "coordinator",
                                    env.timeouts().connect_ms),
                        env.timeouts().connect_ms + 1000, "cannot reach node at " + address);
-  c->hello_status_ = ToNodeStatus(c->link_->info(), address);
+  c->hello_status_ = ReadNodeInfo(c->link_->info(), address);
   return c;
 }
 
 NodeStatus NodeConnection::Status(RpcEnv& env) {
   auto reply = env.Await(control().infoRequest().send(), env.timeouts().connect_ms, Label());
-  return ToNodeStatus(reply.getInfo(), address_);
+  return ReadNodeInfo(reply.getInfo(), address_);
 }
 
 std::string NodeConnection::Label() const { return "node " + hello_status_.name + " (" + address_ + ")"; }

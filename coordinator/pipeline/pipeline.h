@@ -19,6 +19,7 @@
 #include "coordinator/pipeline/shard_plan.h"
 #include "coordinator/pipeline/submit_queue.h"
 #include "protocol/host_tensor.h"
+#include "protocol/node_status.h"
 #include "protocol/peer_link.h"
 #include "strata.capnp.h"
 
@@ -69,35 +70,6 @@ class RpcEnv {
   kj::ForkedPromise<void> interrupted_;
 };
 
-struct NodeStatus {
-  std::string name;
-  std::string address;
-  uint64_t free_bytes = 0;
-  uint32_t threads = 0;
-  std::string device;
-  bool shard_loaded = false;
-  uint32_t first_layer = 0, end_layer = 0;
-  uint32_t active_sessions = 0;
-  uint64_t shard_bytes = 0;
-  uint64_t resident_bytes = 0;
-  bool secured = false, tls = false;  // checks a cluster secret; speaks TLS
-  struct Tier {
-    std::string name;                 // "device" | "ram" | "nvme"
-    uint64_t used = 0, budget = 0;
-  };
-  std::vector<Tier> tiers;            // every tier with a budget
-  struct Swap {
-    uint64_t pages_out = 0, pages_in = 0, bytes_out = 0, bytes_in = 0;
-    uint64_t write_micros = 0, read_micros = 0, prefetch_hits = 0, prefetch_misses = 0;
-    uint64_t failures = 0, sessions_on_disk = 0, ram_hits = 0, ram_misses = 0;
-  } swap;                             // the NVMe tier's traffic
-  uint32_t kept_sessions = 0;
-  double compute_gflops = 0, bandwidth_gbps = 0;  // measured at the node's start (0: not yet)
-  uint64_t steps = 0, batches = 0, batch_rows = 0;  // forwards; batch_rows / batches: the mean batch
-  uint64_t compute_micros = 0, uptime_micros = 0;   // busy time, and time since the node started
-  std::string cpu_features, kernels;                // the node's CPU probe and its kernel paths
-};
-
 class NodeConnection {
  public:
   // Connects and says hello; throws PipelineError naming the address.
@@ -118,7 +90,6 @@ class NodeConnection {
   kj::Own<PeerLink> link_;
 };
 
-NodeStatus ToNodeStatus(wire::NodeInfo::Reader info, const std::string& address);
 
 struct SamplingParams {
   float temperature = 0.0f;

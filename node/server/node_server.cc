@@ -14,15 +14,13 @@
 #include "base/system_memory.h"
 #include "node/server/node_state.h"
 #include "node/server/stage_step.h"
+#include "protocol/node_status.h"
+#include "protocol/rpc_error.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
 
 namespace strata {
 namespace {
-
-kj::Exception Failed(const std::string& message) {
-  return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(message.c_str()));
-}
 
 Bytes ToBytes(capnp::Data::Reader d) { return Bytes(d.begin(), d.end()); }
 
@@ -125,7 +123,7 @@ class SessionImpl final : public wire::Session::Server {
   }
   kj::Promise<void> setSink(SetSinkContext context) override {
     auto found = state_->sessions.find(ticket_);
-    if (found == state_->sessions.end()) throw Failed("setSink: the session is closed");
+    if (found == state_->sessions.end()) throw RpcError("setSink: the session is closed");
     found->second.sink = std::make_shared<wire::StepSink::Client>(context.getParams().getSink());
     return kj::READY_NOW;
   }
@@ -160,7 +158,7 @@ class UpstreamImpl final : public wire::Upstream::Server {
   kj::Promise<void> submitBatch(SubmitBatchContext context) override {
     auto params = context.getParams();
     auto steps = params.getSteps();
-    if (steps.size() > kMaxBatchMembers) throw Failed("submitBatch: over 1024 steps in one batch");
+    if (steps.size() > kMaxBatchMembers) throw RpcError("submitBatch: over 1024 steps in one batch");
     // All members are queued in this one turn, so they are batched together.
     for (auto member : steps) SubmitBatchMember(*state_, ToBytes(member.getTicket()), params.getHop(), member.getStep());
     return kj::READY_NOW;
@@ -183,7 +181,7 @@ class ControlImpl final : public wire::Control::Server {
   kj::Promise<void> canOpen(CanOpenContext context) override {
     const std::string dir = context.getParams().getModelDir();
     if (dir.empty() || dir.size() > 4096 || dir.find('\0') != std::string::npos) {
-      throw Failed("canOpen: the model directory must be a path of 1..4096 bytes");
+      throw RpcError("canOpen: the model directory must be a path of 1..4096 bytes");
     }
     struct stat st {};
     const bool there = ::stat(dir.c_str(), &st) == 0 &&
@@ -199,7 +197,7 @@ class ControlImpl final : public wire::Control::Server {
     options.first_layer = spec.getFirstLayer();
     options.end_layer = spec.getEndLayer();
     options.device = state_->options().device;
-    if (!FromWire(spec.getDtype(), &options.dtype)) throw Failed("loadShard: unknown dtype");
+    if (!FromWire(spec.getDtype(), &options.dtype)) throw RpcError("loadShard: unknown dtype");
     ShardSource source;
     if (spec.hasSource() && spec.getSource().getUrl().size() > 0) {
       auto s = spec.getSource();
@@ -208,19 +206,19 @@ class ControlImpl final : public wire::Control::Server {
       source.token = s.getToken();
       if (source.url.rfind("http://", 0) != 0 || source.url.size() > 512 ||
           source.url.find_first_of(" \r\n\t") != std::string::npos) {
-        throw Failed("loadShard: a model source is an http:// URL of at most 512 bytes");
+        throw RpcError("loadShard: a model source is an http:// URL of at most 512 bytes");
       }
       if (!IsLowerHex(source.model_id, 64) || source.token.size() > 128 || !IsLowerHex(source.token, source.token.size())) {
-        throw Failed("loadShard: a model id is 64 hex digits, a token at most 128");
+        throw RpcError("loadShard: a model id is 64 hex digits, a token at most 128");
       }
       source.dir = "model:" + source.model_id;
     } else {
       source.dir = spec.getModelDir();
       if (source.dir.empty() || source.dir.size() > 4096 || source.dir.find('\0') != std::string::npos) {
-        throw Failed("loadShard: the model directory must be a path of 1..4096 bytes");
+        throw RpcError("loadShard: the model directory must be a path of 1..4096 bytes");
       }
       if (!UnderModelRoots(source.dir, state_->options().model_roots)) {
-        throw Failed("loadShard: node " + state_->options().name + " loads models only from its --models-dir or " +
+        throw RpcError("loadShard: node " + state_->options().name + " loads models only from its --models-dir or " +
                      "its cache; fetch this one with `strata generate --distribute`");
       }
     }
@@ -235,7 +233,7 @@ class ControlImpl final : public wire::Control::Server {
     // The chain must never reject, or every later load would fail with it.
     state->load_chain = loaded.addBranch().ignoreResult().catch_([](kj::Exception&&) {}).fork();
     return loaded.addBranch().then([state, context](Result<LoadedShard>&& result) mutable {
-      if (!result.ok()) throw Failed(result.status().message());
+      if (!result.ok()) throw RpcError(result.status().message());
       state->FillInfo(context.getResults().initInfo());
     });
   }
@@ -254,11 +252,11 @@ kj::Promise<void> ControlImpl::setNext(SetNextContext context) {
   const std::string address = params.getAddress();
   const uint32_t index = params.getStageIndex(), count = params.getStageCount();
   if (count == 0 || count > 1024 || index >= count) {
-    throw Failed("setNext: stage " + std::to_string(index) + " of " + std::to_string(count) + " is impossible");
+    throw RpcError("setNext: stage " + std::to_string(index) + " of " + std::to_string(count) + " is impossible");
   }
   const bool last = index + 1 == count;
   if (last != address.empty()) {
-    throw Failed(last ? "setNext: the last stage of a pipeline cannot have a next stage"
+    throw RpcError(last ? "setNext: the last stage of a pipeline cannot have a next stage"
                       : "setNext: stage " + std::to_string(index) + " of " + std::to_string(count) +
                             " needs a next stage");
   }
@@ -276,7 +274,7 @@ kj::Promise<void> ControlImpl::setNext(SetNextContext context) {
   return connected.then(
       [state, address, index, count](kj::Own<PeerLink>&& link) {
         if (link->node_id == state->node_id()) {
-          throw Failed("setNext: " + EscapeText(address) + " is this node itself; a stage cannot forward to itself");
+          throw RpcError("setNext: " + EscapeText(address) + " is this node itself; a stage cannot forward to itself");
         }
         spdlog::info("stage {} of {}; next stage is {}", index, count, EscapeText(address));
         state->next = kj::mv(link);
@@ -287,7 +285,7 @@ kj::Promise<void> ControlImpl::setNext(SetNextContext context) {
         // One answer for every failure: the reply must not tell a closed
         // port from a filtered one or from a stranger's server.
         spdlog::warn("setNext to {} failed: {}", EscapeText(address), EscapeText(e.getDescription().cStr()));
-        throw Failed("setNext: " + EscapeText(address) + " did not answer an authenticated hello of this cluster");
+        throw RpcError("setNext: " + EscapeText(address) + " did not answer an authenticated hello of this cluster");
       });
 }
 
@@ -296,20 +294,20 @@ kj::Promise<void> ControlImpl::openSession(OpenSessionContext context) {
   NodeState* state = state_.get();
   const LoadedShard* shard = nullptr;
   KJ_IF_MAYBE(s, state->shard) { shard = s; }
-  if (shard == nullptr) throw Failed("openSession: no shard is loaded on node " + state->options().name);
+  if (shard == nullptr) throw RpcError("openSession: no shard is loaded on node " + state->options().name);
   const uint32_t capacity = params.getCapacity();
   if (capacity == 0 || capacity > shard->context) {
-    throw Failed("openSession: capacity " + std::to_string(capacity) + " is outside 1.." +
+    throw RpcError("openSession: capacity " + std::to_string(capacity) + " is outside 1.." +
                  std::to_string(shard->context) + " (the model's context)");
   }
   if (state->sessions.size() >= state->options().max_sessions) {
-    throw Failed("openSession: node " + state->options().name + " has its maximum of " +
+    throw RpcError("openSession: node " + state->options().name + " has its maximum of " +
                  std::to_string(state->options().max_sessions) + " sessions open");
   }
   const bool last = state->stage_index + 1 == state->stage_count;
   Bytes downstream = ToBytes(params.getDownstreamTicket());
   if (last ? !downstream.empty() : downstream.size() != kTicketBytes) {
-    throw Failed(last ? "openSession: the last stage takes no downstream ticket"
+    throw RpcError(last ? "openSession: the last stage takes no downstream ticket"
                       : "openSession: a downstream ticket of " + std::to_string(kTicketBytes) + " bytes is required");
   }
   SamplingOptions sampling;
@@ -319,21 +317,21 @@ kj::Promise<void> ControlImpl::openSession(OpenSessionContext context) {
   sampling.seed = params.getSampling().getSeed();
   if (!(sampling.temperature >= 0.0f && sampling.temperature <= 1000.0f) ||
       !(sampling.top_p > 0.0f && sampling.top_p <= 1.0f)) {
-    throw Failed("openSession: temperature must be in 0..1000 and top_p in (0, 1]");
+    throw RpcError("openSession: temperature must be in 0..1000 and top_p in (0, 1]");
   }
   Bytes keep_key = ToBytes(params.getKeepKey());
   if (!keep_key.empty() && keep_key.size() != kTicketBytes) {
-    throw Failed("openSession: a keep key must be " + std::to_string(kTicketBytes) + " bytes");
+    throw RpcError("openSession: a keep key must be " + std::to_string(kTicketBytes) + " bytes");
   }
-  if (!keep_key.empty() && state->kept.count(keep_key)) throw Failed("openSession: that keep key is in use");
+  if (!keep_key.empty() && state->kept.count(keep_key)) throw RpcError("openSession: that keep key is in use");
   const uint64_t id = state->next_session_id++;
   return state->compute()
       .Run([state, id, capacity, sampling]() { return state->runtime().Open(id, capacity, sampling); })
       .then([state, context, id, capacity, downstream = kj::mv(downstream), keep_key = kj::mv(keep_key)](Status&& st) mutable {
-        if (!st.ok()) throw Failed(st.message());
+        if (!st.ok()) throw RpcError(st.message());
         if (!keep_key.empty() && state->kept.count(keep_key)) {
           state->tasks().add(state->compute().Run([state, id]() { state->runtime().Close(id); }));
-          throw Failed("openSession: that keep key is in use");
+          throw RpcError("openSession: that keep key is in use");
         }
         Bytes ticket = RandomBytes(kTicketBytes);
         SessionEntry entry;
@@ -355,10 +353,10 @@ kj::Promise<void> ControlImpl::resumeSession(ResumeSessionContext context) {
   const Bytes key = ToBytes(context.getParams().getKeepKey());
   auto kept = key.size() == kTicketBytes ? state->kept.find(key) : state->kept.end();
   // One answer whether the key is unknown, expired or malformed.
-  if (kept == state->kept.end()) throw Failed("resumeSession: no kept session has that id on this node (expired?)");
+  if (kept == state->kept.end()) throw RpcError("resumeSession: no kept session has that id on this node (expired?)");
   const Bytes ticket = kept->second;
   SessionEntry& entry = state->sessions.at(ticket);
-  if (entry.attached) throw Failed("resumeSession: that session is in use by another client");
+  if (entry.attached) throw RpcError("resumeSession: that session is in use by another client");
   entry.attached = true;
   ++entry.detachments;
   const uint64_t id = entry.id;
@@ -367,7 +365,7 @@ kj::Promise<void> ControlImpl::resumeSession(ResumeSessionContext context) {
   return state->compute()
       .Run([state, id]() { return state->runtime().Length(id); })
       .then([state, context, ticket, id, capacity](Result<int64_t>&& length) mutable {
-        if (!length.ok()) throw Failed("resumeSession: " + length.status().message());
+        if (!length.ok()) throw RpcError("resumeSession: " + length.status().message());
         spdlog::info("session={} resumed at {} tokens", HexId(id), length.value());
         auto results = context.getResults();
         results.setLength(static_cast<uint32_t>(length.value()));
@@ -378,7 +376,7 @@ kj::Promise<void> ControlImpl::resumeSession(ResumeSessionContext context) {
 
 kj::Promise<void> ControlImpl::submitBatch(SubmitBatchContext context) {
   auto steps = context.getParams().getSteps();
-  if (steps.size() > kMaxBatchMembers) throw Failed("submitBatch: over 1024 steps in one batch");
+  if (steps.size() > kMaxBatchMembers) throw RpcError("submitBatch: over 1024 steps in one batch");
   // Each member names its session by capability: resolve them all first, so
   // that a foreign capability refuses the whole call before any member runs.
   kj::Vector<kj::Promise<kj::Maybe<wire::Session::Server&>>> lookups;
@@ -393,7 +391,7 @@ kj::Promise<void> ControlImpl::submitBatch(SubmitBatchContext context) {
           KJ_IF_MAYBE(server, servers[i]) {
             tickets.push_back(static_cast<SessionImpl&>(*server).ticket());
           } else {
-            throw Failed("submitBatch: member " + std::to_string(i) + " is not a session this node opened");
+            throw RpcError("submitBatch: member " + std::to_string(i) + " is not a session this node opened");
           }
         }
         auto steps = context.getParams().getSteps();
@@ -473,7 +471,7 @@ class NodeImpl final : public wire::Node::Server {
       spdlog::warn("refused {}: {} (further refusals of this address are not logged for a minute)",
                    connection_->peer, what);
     }
-    return Failed("refused by node '" + state_->options().name + "': " + what);
+    return RpcError("refused by node '" + state_->options().name + "': " + what);
   }
 
   kj::Own<NodeState> state_;
@@ -494,42 +492,10 @@ std::string NodeServer::MetricsText() const {
   capnp::MallocMessageBuilder message;
   auto info = message.initRoot<wire::NodeInfo>();
   state_->FillInfo(info);
-  const std::string node = EscapePromLabel(info.getName().cStr());
-  const std::string l = "{node=\"" + node + "\"}";
-  std::string out;
-  auto metric = [&](const char* type, const std::string& name, const std::string& help, const std::string& labels,
-                    double value) {
-    char num[64];
-    std::snprintf(num, sizeof num, "%.9g", value);
-    out += "# HELP " + name + " " + help + "\n# TYPE " + name + " " + type + "\n" + name + labels + " " + num + "\n";
-  };
-  const double uptime = std::chrono::duration<double>(std::chrono::steady_clock::now() - state_->started()).count();
-  const double compute = static_cast<double>(state_->compute_micros()) / 1e6;
-  metric("gauge", "strata:node_active_sessions", "Sessions open on the node.", l, info.getActiveSessions());
-  metric("gauge", "strata:node_kept_sessions", "Kept sessions waiting to be resumed.", l, info.getKeptSessions());
-  metric("counter", "strata:node_steps_total", "Forwards computed.", l, static_cast<double>(info.getStepsComputed()));
-  metric("counter", "strata:node_compute_seconds_total", "Time spent computing forwards.", l, compute);
-  metric("gauge", "strata:node_idle_fraction", "Share of the node's uptime not spent computing.", l,
-         uptime > 0 ? std::max(0.0, 1.0 - compute / uptime) : 1.0);
-  metric("gauge", "strata:node_resident_bytes", "Resident memory of the node process.", l,
-         static_cast<double>(info.getResidentBytes()));
-  out += "# HELP strata:node_memory_used_bytes Bytes charged to a memory tier.\n"
-         "# TYPE strata:node_memory_used_bytes gauge\n";
-  for (auto t : info.getTiers()) {
-    out += "strata:node_memory_used_bytes{node=\"" + node + "\",tier=\"" + t.getTier().cStr() + "\"} " +
-           std::to_string(t.getUsedBytes()) + "\n";
-  }
-  out += "# HELP strata:node_memory_budget_bytes A memory tier's budget.\n# TYPE strata:node_memory_budget_bytes gauge\n";
-  for (auto t : info.getTiers()) {
-    out += "strata:node_memory_budget_bytes{node=\"" + node + "\",tier=\"" + t.getTier().cStr() + "\"} " +
-           std::to_string(t.getBudgetBytes()) + "\n";
-  }
-  auto swap = info.getSwap();
-  metric("counter", "strata:node_swap_bytes_out_total", "KV bytes written to NVMe.", l, static_cast<double>(swap.getBytesOut()));
-  metric("counter", "strata:node_swap_bytes_in_total", "KV bytes read from NVMe.", l, static_cast<double>(swap.getBytesIn()));
-  metric("counter", "strata:node_swap_failures_total", "Swap operations that failed.", l,
-         static_cast<double>(swap.getFailures()));
-  return out;
+  NodeMetricsRow row;
+  row.status = ReadNodeInfo(info.asReader(), "");
+  row.labels = "node=\"" + EscapePromLabel(row.status.name) + "\"";
+  return NodeMetricsText({row});
 }
 
 wire::Node::Client NodeServer::Bootstrap(kj::Own<ConnectionState> connection) {

@@ -8,21 +8,18 @@
 
 #include "base/escape.h"
 #include "node/server/hand_on_queue.h"
+#include "protocol/rpc_error.h"
 #include "protocol/tensor_codec.h"
 
 namespace strata {
 namespace {
 
-kj::Exception Failed(const std::string& message) {
-  return kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__, kj::str(message.c_str()));
-}
-
 // Positions [start, start + n) must fit the session: checked before a byte
 // of the input is copied.
 void CheckPositions(uint64_t start, uint64_t n, const SessionEntry& session) {
-  if (n == 0) throw Failed("step: an empty step");
+  if (n == 0) throw RpcError("step: an empty step");
   if (start > session.capacity || n > session.capacity - start) {
-    throw Failed("step: positions [" + std::to_string(start) + ", " + std::to_string(start + n) +
+    throw RpcError("step: positions [" + std::to_string(start) + ", " + std::to_string(start + n) +
                  ") exceed the session's capacity of " + std::to_string(session.capacity) + " tokens");
   }
 }
@@ -32,33 +29,33 @@ StageInput TakeInput(const LoadedShard& shard, const SessionEntry& session, wire
   StageInput input;
   auto in = step.getInput();
   if (in.isTokens()) {
-    if (!shard.is_first()) throw Failed("step: this stage takes hidden states, got token ids");
+    if (!shard.is_first()) throw RpcError("step: this stage takes hidden states, got token ids");
     auto tokens = in.getTokens();
     CheckPositions(step.getStartPos(), tokens.size(), session);
     input.tokens.reserve(tokens.size());
     for (uint32_t t : tokens) {
       if (t >= static_cast<uint64_t>(shard.vocab_size)) {
-        throw Failed("step: token id " + std::to_string(t) + " is outside the vocabulary of " +
+        throw RpcError("step: token id " + std::to_string(t) + " is outside the vocabulary of " +
                      std::to_string(shard.vocab_size));
       }
       input.tokens.push_back(static_cast<int32_t>(t));
     }
     return input;
   }
-  if (shard.is_first()) throw Failed("step: the first stage takes token ids, got hidden states");
+  if (shard.is_first()) throw RpcError("step: the first stage takes token ids, got hidden states");
   auto hidden = in.getHidden();
   auto shape = hidden.getShape();
   if (shape.size() != 2 || shape[1] != static_cast<uint64_t>(shard.hidden_size)) {
-    throw Failed("step: hidden states must be [tokens, " + std::to_string(shard.hidden_size) + "]");
+    throw RpcError("step: hidden states must be [tokens, " + std::to_string(shard.hidden_size) + "]");
   }
   CheckPositions(step.getStartPos(), shape[0], session);
   std::string error;
-  if (!DecodeTensor(hidden, &input.hidden, &error)) throw Failed("step: bad hidden states: " + error);
+  if (!DecodeTensor(hidden, &input.hidden, &error)) throw RpcError("step: bad hidden states: " + error);
   if (input.hidden.dtype != shard.dtype) {
-    throw Failed(std::string("forward: hidden states must be ") + DTypeName(shard.dtype) + ", got " +
+    throw RpcError(std::string("forward: hidden states must be ") + DTypeName(shard.dtype) + ", got " +
                  DTypeName(input.hidden.dtype));
   }
-  if (!AllFinite(input.hidden)) throw Failed("step: hidden states hold NaN or infinite values");
+  if (!AllFinite(input.hidden)) throw RpcError("step: hidden states hold NaN or infinite values");
   return input;
 }
 
@@ -94,17 +91,17 @@ void TakeFeedBack(const NodeState& state, const LoadedShard& shard, wire::Step::
   auto stops = step.getStopTokens();
   if (p->feed_back == 0) return;
   if (state.stage_count != 1 || !shard.is_first() || !shard.is_last()) {
-    throw Failed("feedBack: only a pipeline of one stage feeds its tokens back; this one has " +
+    throw RpcError("feedBack: only a pipeline of one stage feeds its tokens back; this one has " +
                  std::to_string(state.stage_count) + " stages");
   }
-  if (!p->sample) throw Failed("feedBack: the step does not sample a token to feed back");
+  if (!p->sample) throw RpcError("feedBack: the step does not sample a token to feed back");
   const uint64_t end = p->end;
   if (p->feed_back > p->session.capacity - end) {
-    throw Failed("feedBack: " + std::to_string(p->feed_back) + " more positions from " + std::to_string(end) +
+    throw RpcError("feedBack: " + std::to_string(p->feed_back) + " more positions from " + std::to_string(end) +
                  " exceed the session's capacity of " + std::to_string(p->session.capacity) + " tokens");
   }
   if (stops.size() > wire::MAX_STOP_TOKENS) {
-    throw Failed("feedBack: over " + std::to_string(wire::MAX_STOP_TOKENS) + " stop tokens");
+    throw RpcError("feedBack: over " + std::to_string(wire::MAX_STOP_TOKENS) + " stop tokens");
   }
   for (uint32_t t : stops) p->stop_tokens.push_back(t);  // one past the vocabulary is never sampled
 }
@@ -112,23 +109,23 @@ void TakeFeedBack(const NodeState& state, const LoadedShard& shard, wire::Step::
 Prepared Prepare(NodeState* state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
   const LoadedShard* shard = nullptr;
   KJ_IF_MAYBE(s, state->shard) { shard = s; }
-  if (shard == nullptr) throw Failed("step: no shard is loaded on node " + state->options().name);
+  if (shard == nullptr) throw RpcError("step: no shard is loaded on node " + state->options().name);
   auto found = state->sessions.find(ticket);
-  if (found == state->sessions.end()) throw Failed("step: no such session on this node (closed, or never opened)");
+  if (found == state->sessions.end()) throw RpcError("step: no such session on this node (closed, or never opened)");
   Prepared p;
   p.session = found->second;
   // The hop count: a step reaches stage i only as hop i, so a pipeline wired
   // into a loop, or a peer replaying a step, is refused rather than run again.
   if (hop != state->stage_index) {
-    throw Failed("step: a step for stage " + std::to_string(hop) + " reached stage " +
+    throw RpcError("step: a step for stage " + std::to_string(hop) + " reached stage " +
                  std::to_string(state->stage_index) + " of " + std::to_string(state->stage_count));
   }
   const bool has_next = state->stage_index + 1 < state->stage_count;
   if (has_next) {
     KJ_IF_MAYBE(n, state->next) { p.link = kj::addRef(**n); }
-    else throw Failed("step: stage " + std::to_string(state->stage_index) + " has no next stage linked");
+    else throw RpcError("step: stage " + std::to_string(state->stage_index) + " has no next stage linked");
   } else if (!shard->is_last()) {
-    throw Failed("step: this stage is not the last and has no next stage");
+    throw RpcError("step: this stage is not the last and has no next stage");
   }
   p.input = TakeInput(*shard, p.session, step);
   p.start = step.getStartPos();
@@ -198,7 +195,7 @@ class FeedBackRun final : public StepRun {
 kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
   NodeState* state = ref.get();
   auto p = kj::heap<Prepared>(Prepare(state, ticket, hop, step));
-  if (!p->session.sink) throw Failed("submit: the session has no sink (setSink first)");
+  if (!p->session.sink) throw RpcError("submit: the session has no sink (setSink first)");
   wire::StepSink::Client sink = *p->session.sink;
   const uint64_t id = p->session.id;
   const uint32_t stage = state->stage_index;
