@@ -57,31 +57,31 @@ class FaultyRandomRWFile final : public RandomRWFile {
 }  // namespace
 
 void FaultInjectionEnv::FailWritesAfter(uint64_t bytes, int error) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   limit_writes_ = true;
   write_allowance_ = bytes;
   write_error_ = error;
 }
 
 void FaultInjectionEnv::FailReads(int error) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   read_error_ = error;
 }
 
 void FaultInjectionEnv::ShortReads(size_t at_most) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   short_reads_ = at_most;
 }
 
 void FaultInjectionEnv::Heal() {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   limit_writes_ = false;
   read_error_ = 0;
   short_reads_ = 0;
 }
 
 Status FaultInjectionEnv::TakeWrite(const std::string& path, uint64_t n) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (!limit_writes_) return Status::Ok();
   if (n > write_allowance_) {
     write_allowance_ = 0;
@@ -92,7 +92,7 @@ Status FaultInjectionEnv::TakeWrite(const std::string& path, uint64_t n) {
 }
 
 Status FaultInjectionEnv::ReadFault(const std::string& path, size_t* cap) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (read_error_ != 0) return Status::Error("cannot read " + EscapeText(path) + ": " + std::strerror(read_error_));
   if (short_reads_ > 0) *cap = std::min(*cap, short_reads_);
   return Status::Ok();

@@ -6,8 +6,8 @@
 // must not outlive it.
 #include <cerrno>
 #include <cstdint>
-#include <mutex>
 
+#include "base/mutex.h"
 #include "storage/env.h"
 
 namespace strata {
@@ -36,12 +36,12 @@ class FaultInjectionEnv final : public Env {
 
  private:
   Env& base_;
-  std::mutex mu_;
-  bool limit_writes_ = false;      // guarded by mu_
-  uint64_t write_allowance_ = 0;   // guarded by mu_
-  int write_error_ = ENOSPC;       // guarded by mu_
-  int read_error_ = 0;             // guarded by mu_
-  size_t short_reads_ = 0;         // guarded by mu_; 0: off
+  Mutex mu_;
+  bool limit_writes_ GUARDED_BY(mu_) = false;
+  uint64_t write_allowance_ GUARDED_BY(mu_) = 0;
+  int write_error_ GUARDED_BY(mu_) = ENOSPC;
+  int read_error_ GUARDED_BY(mu_) = 0;
+  size_t short_reads_ GUARDED_BY(mu_) = 0;  // 0: off
 };
 
 }  // namespace strata

@@ -6,12 +6,11 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <condition_variable>
+#include "base/mutex.h"
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <future>
-#include <mutex>
 #include <thread>
 
 #include "base/escape.h"
@@ -39,10 +38,10 @@ class IoThread : public PageIo {
 
   void Submit(std::vector<Op> ops, Done done) override {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       jobs_.push_back({std::move(ops), std::move(done)});
     }
-    cv_.notify_one();
+    cv_.Signal();
   }
 
  protected:
@@ -54,10 +53,10 @@ class IoThread : public PageIo {
   // Derived destructors stop the thread before their members go.
   void Stop() {
     {
-      std::lock_guard<std::mutex> lock(mu_);
+      MutexLock lock(&mu_);
       stop_ = true;
     }
-    cv_.notify_one();
+    cv_.Signal();
     if (thread_.joinable()) thread_.join();
   }
   virtual std::vector<Status> Run(const std::vector<Op>& ops) = 0;
@@ -82,8 +81,8 @@ class IoThread : public PageIo {
     while (true) {
       Job job;
       {
-        std::unique_lock<std::mutex> lock(mu_);
-        cv_.wait(lock, [this]() { return stop_ || !jobs_.empty(); });
+        MutexLock lock(&mu_);
+        while (!stop_ && jobs_.empty()) cv_.Wait(&mu_);
         if (jobs_.empty()) return;  // stopping, nothing left
         job = std::move(jobs_.front());
         jobs_.pop_front();
@@ -91,10 +90,10 @@ class IoThread : public PageIo {
       job.done(Run(job.ops));
     }
   }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<Job> jobs_;  // guarded by mu_
-  bool stop_ = false;     // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;  // under mu_
+  std::deque<Job> jobs_ GUARDED_BY(mu_);
+  bool stop_ GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

@@ -9,6 +9,7 @@
 
 #include "base/escape.h"
 #include "base/hex.h"
+#include "base/mutex.h"
 
 namespace strata {
 namespace {
@@ -33,9 +34,9 @@ struct DiscoveryListener::Impl {
     uint64_t counter = 0;
     Clock::time_point first, last;
   };
-  mutable std::mutex mu;
-  std::map<std::string, Entry> members;  // by node id (hex); guarded by mu
-  DiscoveryStats stats;                  // guarded by mu
+  mutable Mutex mu;
+  std::map<std::string, Entry> members GUARDED_BY(mu);  // by node id (hex)
+  DiscoveryStats stats GUARDED_BY(mu);
   std::chrono::milliseconds expiry{3500};
 
   void Receive() {
@@ -48,7 +49,7 @@ struct DiscoveryListener::Impl {
 
   void Accept(size_t n) {
     auto beacon = DecodeBeacon(buffer.data(), n, secret);
-    std::lock_guard<std::mutex> lock(mu);
+    MutexLock lock(&mu);
     if (!beacon.ok()) {
       const std::string& why = beacon.status().message();
       (why.find("MAC") != std::string::npos || why.find("signed") != std::string::npos ? stats.forged : stats.malformed)++;
@@ -97,8 +98,8 @@ struct DiscoveryListener::Impl {
     it->second.member.address = EscapeText(address, 128);
   }
 
-  // mu held: drops members silent for longer than the expiry.
-  void Expire() {
+  // Drops members silent for longer than the expiry.
+  void Expire() REQUIRES(mu) {
     const auto now = Clock::now();
     for (auto it = members.begin(); it != members.end();) {
       if (now - it->second.last > expiry) {
@@ -154,7 +155,7 @@ DiscoveryListener::~DiscoveryListener() {
 }
 
 std::vector<Member> DiscoveryListener::Members() {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   impl_->Expire();
   const auto now = Clock::now();
   std::vector<Member> out;
@@ -171,7 +172,7 @@ std::vector<Member> DiscoveryListener::Members() {
 }
 
 DiscoveryStats DiscoveryListener::stats() const {
-  std::lock_guard<std::mutex> lock(impl_->mu);
+  MutexLock lock(&impl_->mu);
   return impl_->stats;
 }
 

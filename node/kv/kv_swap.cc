@@ -52,7 +52,7 @@ Status KvSwapSpace::SwapOut(uint64_t session, const std::vector<const uint8_t*>&
   const uint64_t alloc = page_alloc_bytes();
   Swapped record;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     if (sessions_.count(session)) return Status::Error(SessionName(session) + " is already on disk");
     auto disk = memory_.Charge(MemoryTier::kNvme, alloc * pages.size(),
                                "swap space for " + std::to_string(pages.size()) + " KV pages of " + SessionName(session));
@@ -75,7 +75,7 @@ Status KvSwapSpace::SwapOut(uint64_t session, const std::vector<const uint8_t*>&
   const uint64_t t0 = NowMicros();
   std::vector<Status> results = RunPageIo(*io_, std::move(ops));
   const uint64_t micros = NowMicros() - t0;
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   for (const Status& st : results) {
     if (st.ok()) continue;
     for (uint64_t slot : record.slots) free_slots_.push_back(slot);
@@ -91,12 +91,12 @@ Status KvSwapSpace::SwapOut(uint64_t session, const std::vector<const uint8_t*>&
 }
 
 bool KvSwapSpace::OnDisk(uint64_t session) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return sessions_.count(session) > 0;
 }
 
 uint64_t KvSwapSpace::BytesToBringBack(uint64_t session) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = sessions_.find(session);
   if (it == sessions_.end() || it->second.state != State::kOnDisk) return 0;
   return it->second.slots.size() * page_alloc_bytes();
@@ -132,7 +132,7 @@ bool KvSwapSpace::StartRead(uint64_t session, Swapped& s, std::string* error) {
 void KvSwapSpace::FinishRead(uint64_t session, std::vector<Status> results, uint64_t started_us) {
   Swapped* s = nullptr;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     s = &sessions_.at(session);  // a record being read is never erased (Drop and Take wait)
   }
   // Verified outside the lock: nobody else touches a record while it reads.
@@ -146,7 +146,7 @@ void KvSwapSpace::FinishRead(uint64_t session, std::vector<Status> results, uint
     }
   }
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     stats_.read_micros += NowMicros() - started_us;
     if (error.empty()) {
       s->state = State::kInRam;
@@ -156,11 +156,11 @@ void KvSwapSpace::FinishRead(uint64_t session, std::vector<Status> results, uint
       s->memory.clear();
     }
   }
-  read_done_.notify_all();
+  read_done_.SignalAll();
 }
 
 void KvSwapSpace::Prefetch(uint64_t session) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = sessions_.find(session);
   if (it == sessions_.end() || it->second.state != State::kOnDisk) return;
   std::string error;
@@ -168,7 +168,7 @@ void KvSwapSpace::Prefetch(uint64_t session) {
 }
 
 Result<std::vector<PageMemory>> KvSwapSpace::Take(uint64_t session) {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return Status::Error(SessionName(session) + " has no KV on disk");
   Swapped& s = it->second;
@@ -179,7 +179,7 @@ Result<std::vector<PageMemory>> KvSwapSpace::Take(uint64_t session) {
   } else {
     ++stats_.prefetch_hits;
   }
-  read_done_.wait(lock, [&s]() { return s.state != State::kReading; });
+  while (s.state == State::kReading) read_done_.Wait(&mu_);
   for (uint64_t slot : s.slots) free_slots_.push_back(slot);
   --stats_.sessions_on_disk;
   if (s.state == State::kFailed) {
@@ -196,22 +196,22 @@ Result<std::vector<PageMemory>> KvSwapSpace::Take(uint64_t session) {
 }
 
 void KvSwapSpace::Drop(uint64_t session) {
-  std::unique_lock<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   auto it = sessions_.find(session);
   if (it == sessions_.end()) return;
-  read_done_.wait(lock, [&it]() { return it->second.state != State::kReading; });
+  while (it->second.state == State::kReading) read_done_.Wait(&mu_);
   for (uint64_t slot : it->second.slots) free_slots_.push_back(slot);
   --stats_.sessions_on_disk;
   sessions_.erase(it);
 }
 
 void KvSwapSpace::CountAccess(bool in_ram) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   ++(in_ram ? stats_.ram_hits : stats_.ram_misses);
 }
 
 SwapStats KvSwapSpace::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return stats_;
 }
 

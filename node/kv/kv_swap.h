@@ -16,11 +16,10 @@
 // Thread-safe: mu_ guards sessions_, free_slots_, next_slot_ and stats_.
 // SwapOut and Take block their caller (the compute thread) until the disk
 // answers; completions are reaped on the PageIo's own I/O thread.
-#include <condition_variable>
+#include "base/mutex.h"
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -98,19 +97,19 @@ class KvSwapSpace {
     std::string error;                // when kFailed
   };
   KvSwapSpace(MemoryAccountant& memory, std::unique_ptr<PageIo> io, size_t page_bytes);
-  // Charges RAM and submits the reads; mu_ held. False when RAM is short.
-  bool StartRead(uint64_t session, Swapped& s, std::string* error);
+  // Charges RAM and submits the reads. False when RAM is short.
+  bool StartRead(uint64_t session, Swapped& s, std::string* error) REQUIRES(mu_);
   void FinishRead(uint64_t session, std::vector<Status> results, uint64_t started_us);
 
   MemoryAccountant& memory_;
   std::unique_ptr<PageIo> io_;
   const size_t page_bytes_;
-  mutable std::mutex mu_;
-  std::condition_variable read_done_;
-  std::map<uint64_t, Swapped> sessions_;  // guarded by mu_
-  std::vector<uint64_t> free_slots_;      // guarded by mu_
-  uint64_t next_slot_ = 0;                // guarded by mu_: slots [0, next_slot_) exist in the file
-  SwapStats stats_;                       // guarded by mu_
+  mutable Mutex mu_;
+  CondVar read_done_;  // under mu_
+  std::map<uint64_t, Swapped> sessions_ GUARDED_BY(mu_);
+  std::vector<uint64_t> free_slots_ GUARDED_BY(mu_);
+  uint64_t next_slot_ GUARDED_BY(mu_) = 0;  // slots [0, next_slot_) exist in the file
+  SwapStats stats_ GUARDED_BY(mu_);
 };
 
 }  // namespace strata

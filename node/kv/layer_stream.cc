@@ -92,13 +92,13 @@ void LayerStream::Fetch(int64_t index, int s) {
   }
   slot.layer = index;
   {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     slot.state = State::kReading;
     slot.result = Status::Ok();
   }
   const uint64_t bytes = slot_bytes_;
   io_->Submit(Ops(index, s, false), [this, s, index, bytes](std::vector<Status> results) {
-    std::lock_guard<std::mutex> lock(mu_);
+    MutexLock lock(&mu_);
     Slot& done = slots_[static_cast<size_t>(s)];
     done.state = State::kReady;
     for (const Status& st : results) {
@@ -109,15 +109,15 @@ void LayerStream::Fetch(int64_t index, int s) {
     }
     stats_.bytes_read += bytes;
     ++stats_.reads;
-    ready_.notify_all();
+    ready_.SignalAll();
   });
 }
 
 Status LayerStream::Wait(int s) {
   Slot& slot = slots_[static_cast<size_t>(s)];
   const auto t0 = std::chrono::steady_clock::now();
-  std::unique_lock<std::mutex> lock(mu_);
-  ready_.wait(lock, [&slot]() { return slot.state != State::kReading; });
+  MutexLock lock(&mu_);
+  while (slot.state == State::kReading) ready_.Wait(&mu_);
   stats_.wait_micros += MicrosSince(t0);
   if (!slot.result.ok()) {
     Status failed = slot.result;
@@ -129,7 +129,7 @@ Status LayerStream::Wait(int s) {
 }
 
 LayerStreamStats LayerStream::stats() const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return stats_;
 }
 

@@ -11,10 +11,9 @@
 // Thread-safety: the compute thread calls everything; a read's completion
 // arrives on the PageIo's I/O thread and is handed over under mu_, which
 // guards slots_[*].state and slots_[*].result.
-#include <condition_variable>
+#include "base/mutex.h"
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
@@ -81,9 +80,9 @@ class LayerStream {
   const uint64_t slot_bytes_, chunk_bytes_;
   MemoryCharge file_;             // the layer file, in the NVMe tier
   std::vector<Slot> slots_;
-  mutable std::mutex mu_;
-  std::condition_variable ready_;
-  LayerStreamStats stats_;        // guarded by mu_
+  mutable Mutex mu_;
+  CondVar ready_;  // under mu_
+  LayerStreamStats stats_ GUARDED_BY(mu_);
 };
 
 }  // namespace strata

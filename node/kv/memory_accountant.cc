@@ -34,7 +34,7 @@ const char* MemoryTierName(MemoryTier tier) {
 
 Result<MemoryCharge> MemoryAccountant::Charge(MemoryTier tier, uint64_t bytes, const std::string& what) {
   const int t = static_cast<int>(tier);
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   if (bytes > budgets_.bytes[t] || used_[t] > budgets_.bytes[t] - bytes) {
     return Status::Error(what + " needs " + MiB(bytes) + " but the node's " + MemoryTierName(tier) + " budget is " +
                          MiB(budgets_.bytes[t]) + " (" + MiB(used_[t]) + " in use)");
@@ -44,18 +44,18 @@ Result<MemoryCharge> MemoryAccountant::Charge(MemoryTier tier, uint64_t bytes, c
 }
 
 uint64_t MemoryAccountant::used(MemoryTier tier) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   return used_[static_cast<int>(tier)];
 }
 
 uint64_t MemoryAccountant::free(MemoryTier tier) const {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   const int t = static_cast<int>(tier);
   return budgets_.bytes[t] - used_[t];
 }
 
 void MemoryAccountant::Release(MemoryTier tier, uint64_t bytes) {
-  std::lock_guard<std::mutex> lock(mu_);
+  MutexLock lock(&mu_);
   used_[static_cast<int>(tier)] -= bytes;
 }
 

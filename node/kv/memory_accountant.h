@@ -7,9 +7,9 @@
 // Thread-safe: mu_ guards used_. The compute thread charges and releases;
 // the event loop reads for `info`.
 #include <cstdint>
-#include <mutex>
 #include <string>
 
+#include "base/mutex.h"
 #include "base/status.h"
 
 namespace strata {
@@ -43,8 +43,8 @@ class MemoryAccountant {
   void Release(MemoryTier tier, uint64_t bytes);
 
   const TierBudgets budgets_;
-  mutable std::mutex mu_;
-  uint64_t used_[kMemoryTiers] = {0, 0, 0};  // guarded by mu_
+  mutable Mutex mu_;
+  uint64_t used_[kMemoryTiers] GUARDED_BY(mu_) = {0, 0, 0};
 };
 
 // Bytes charged to a tier; released when the charge is destroyed. Movable,

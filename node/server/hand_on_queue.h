@@ -38,9 +38,10 @@ kj::Promise<void> ReportStepFailure(wire::StepSink::Client sink, uint32_t start,
 
 class HandOnQueue {
  public:
-  // `timer` and `tasks` are borrowed; a send waits at most `timeout_ms`.
-  HandOnQueue(kj::Timer& timer, kj::TaskSet& tasks, uint32_t timeout_ms)
-      : timer_(timer), tasks_(tasks), timeout_ms_(timeout_ms) {}
+  // `timer` and `errors` are borrowed; a send waits at most `timeout_ms`.
+  // Its sends are its own tasks: they go when it goes.
+  HandOnQueue(kj::Timer& timer, kj::TaskSet::ErrorHandler& errors, uint32_t timeout_ms)
+      : timer_(timer), timeout_ms_(timeout_ms), tasks_(errors) {}
 
   void Add(HandOn step);
 
@@ -50,10 +51,10 @@ class HandOnQueue {
   kj::Promise<void> Send(std::vector<HandOn> steps);
 
   kj::Timer& timer_;
-  kj::TaskSet& tasks_;
   const uint32_t timeout_ms_;
   std::vector<HandOn> pending_;
   bool scheduled_ = false;  // a Flush is queued (evalLast)
+  kj::TaskSet tasks_;       // last: destroyed first, before what its tasks use
 };
 
 }  // namespace strata

@@ -4,8 +4,11 @@
 // the next stage, its place in the pipeline, and the compute thread with the
 // StageRuntime that holds the weights and KV caches.
 //
-// Not thread-safe: every field is touched on the event-loop thread only,
-// except runtime(), which is touched only inside compute().Run(...).
+// Not thread-safe: the event-loop thread owns it. The exceptions cross to
+// the compute thread on purpose: runtime() is touched only inside
+// compute().Run(...); a SessionEntry's `halts` and `closed` and
+// fetch_progress are atomics the compute thread reads or writes; the
+// memory accountant and the batcher's mailbox lock for themselves.
 #include <capnp/capability.h>
 #include <kj/async-io.h>
 #include <kj/refcount.h>
@@ -108,9 +111,9 @@ class NodeState final : public kj::Refcounted {
   StageRuntime runtime_;
   RateLimitedLog refusals_;
   ErrorHandler error_handler_;
-  kj::TaskSet tasks_;
-  StepBatcher batcher_;  // after tasks_: its tasks live there
+  StepBatcher batcher_;
   HandOnQueue hand_on_;
+  kj::TaskSet tasks_;  // last: destroyed first, before the members its tasks use
 };
 
 // "0123abcd..." for logs.

@@ -31,7 +31,7 @@ Result<int64_t> StageRuntime::PlanStreaming(uint64_t fixed, const std::vector<ui
 Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const ShardOptions& options) {
   sessions_.clear();  // the old shard's sessions and their KV go first
   {
-    std::lock_guard<std::mutex> lock(swap_mu_);
+    MutexLock lock(&swap_mu_);
     swap_.reset();
   }
   shard_.reset();
@@ -91,7 +91,7 @@ Result<LoadedShard> StageRuntime::Load(const std::string& model_dir, const Shard
   shard_ = std::move(shard.value());
   weights_ = std::move(charge.value());
   {
-    std::lock_guard<std::mutex> lock(swap_mu_);
+    MutexLock lock(&swap_mu_);
     swap_ = shard_->swap();
   }
   LoadedShard info;
@@ -225,14 +225,14 @@ Result<int64_t> StageRuntime::Length(uint64_t session) const {
 void StageRuntime::Prefetch(uint64_t session) {
   std::shared_ptr<KvSwapSpace> swap;
   {
-    std::lock_guard<std::mutex> lock(swap_mu_);
+    MutexLock lock(&swap_mu_);
     swap = swap_;
   }
   if (swap) swap->Prefetch(session);
 }
 
 SwapStats StageRuntime::swap_stats() const {
-  std::lock_guard<std::mutex> lock(swap_mu_);
+  MutexLock lock(&swap_mu_);
   return swap_ ? swap_->stats() : SwapStats{};
 }
 

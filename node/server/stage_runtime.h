@@ -8,10 +8,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "base/mutex.h"
 #include "base/status.h"
 #include "node/engine/llama_shard.h"
 #include "node/engine/sampler.h"
@@ -101,8 +101,8 @@ class StageRuntime {
   std::atomic<uint64_t> steps_computed_{0};
   std::atomic<uint64_t> compute_micros_{0};
   std::atomic<uint64_t> batches_{0}, batch_rows_{0};
-  mutable std::mutex swap_mu_;
-  std::shared_ptr<KvSwapSpace> swap_;         // guarded by swap_mu_: shard_'s NVMe tier, or null
+  mutable Mutex swap_mu_;
+  std::shared_ptr<KvSwapSpace> swap_ GUARDED_BY(swap_mu_);  // shard_'s NVMe tier, or null
 };
 
 }  // namespace strata

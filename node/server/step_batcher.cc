@@ -17,9 +17,9 @@ bool Joins(const StageInput& input) { return input.positions() <= kMaxKernelRows
 
 }  // namespace
 
-StepBatcher::StepBatcher(const ComputeThread& compute, StageRuntime& runtime, kj::Timer& timer, kj::TaskSet& tasks,
-                         size_t max_batch)
-    : compute_(compute), runtime_(runtime), timer_(timer), tasks_(tasks), max_batch_(max_batch == 0 ? 1 : max_batch) {
+StepBatcher::StepBatcher(const ComputeThread& compute, StageRuntime& runtime, kj::Timer& timer,
+                         kj::TaskSet::ErrorHandler& errors, size_t max_batch)
+    : compute_(compute), runtime_(runtime), timer_(timer), max_batch_(max_batch == 0 ? 1 : max_batch), tasks_(errors) {
   WatchMailbox();
 }
 

@@ -63,9 +63,11 @@ class StepRun {
 
 class StepBatcher {
  public:
-  // `compute`, `runtime` and `tasks` are borrowed and outlive the batcher.
-  StepBatcher(const ComputeThread& compute, StageRuntime& runtime, kj::Timer& timer, kj::TaskSet& tasks,
-              size_t max_batch);
+  // `compute`, `runtime` and `errors` are borrowed and outlive the batcher.
+  // Its own tasks (a batch on the compute thread, a gathering window) are
+  // its own: they go when it goes.
+  StepBatcher(const ComputeThread& compute, StageRuntime& runtime, kj::Timer& timer,
+              kj::TaskSet::ErrorHandler& errors, size_t max_batch);
 
   // Queues a validated step; the promise gives its outcome. Dropping the
   // promise, or `closed` (the session's flag, may be null) becoming true,
@@ -123,7 +125,6 @@ class StepBatcher {
   const ComputeThread& compute_;
   StageRuntime& runtime_;
   kj::Timer& timer_;
-  kj::TaskSet& tasks_;
   const size_t max_batch_;
   size_t gather_ = 0;             // >0: waiting for this many queued decode steps (or the window)
   uint64_t gather_generation_ = 0;  // a window's timer does nothing once a later one started
@@ -134,6 +135,7 @@ class StepBatcher {
   bool last_was_decode_ = false;         // the running/last batch was decodes: a chunk goes next
   std::atomic<size_t> queued_{0};        // queue_.size(), for a run on the compute thread
   kj::MutexGuarded<Mailbox> mailbox_;
+  kj::TaskSet tasks_;  // last: destroyed first, before what its tasks use
 };
 
 }  // namespace strata
