@@ -168,6 +168,13 @@ struct ApiServer::Impl final {
   kj::Promise<void> Completion(bool chat, const kj::HttpHeaders& headers, kj::AsyncInputStream& body, Response& response,
                                WatchedConnection& connection);
   kj::Promise<void> Generate(kj::Own<Job> job, Response& response);
+  // Generate's steps: a session on every stage, the driver run (streamed,
+  // or watched for a client that hangs up), the answer, or the failure.
+  kj::Promise<void> OpenJobSession(Job& j);
+  kj::Promise<void> RunDriver(Job& j, Response& response);
+  kj::Promise<void> Finish(Job& j, Response& response);
+  kj::Promise<void> Fail(Job& j, Response& response, const kj::Exception& e);
+  json CompletionBody(const Job& j, const GenerationResult& r, const json& usage) const;
   kj::Promise<void> Metrics(Response& response);
   kj::Promise<void> Status(Response& response);
   struct NodeView {
@@ -403,106 +410,112 @@ kj::Promise<void> ApiServer::Impl::Generate(kj::Own<Job> job, Response& response
                                 "rate_limit_exceeded", ""});
   }
   Job& j = *job;
-  return admitted
-      .then([this, &j]() {
-        j.admitted = true;
-        Gauges();
-        SamplingParams sampling;
-        sampling.temperature = static_cast<float>(j.params.temperature);
-        sampling.top_p = static_cast<float>(j.params.top_p);
-        sampling.top_k = static_cast<uint32_t>(j.params.top_k);
-        sampling.seed = j.params.seeded ? j.params.seed : rng();
-        const uint32_t capacity = static_cast<uint32_t>(j.prompt.size() + static_cast<size_t>(j.params.max_tokens));
-        return pipeline.OpenSessionAsync(j.session, capacity, sampling);
-      })
-      .then([this, &j, &response]() -> kj::Promise<void> {
-        j.opened = true;
-        GenerationRequest request;
-        request.prompt = j.prompt;
-        request.max_tokens = j.params.max_tokens;
-        request.stop = j.params.stop;
-        request.prefill_chunk = options.prefill_chunk;
-        request.want_logits = j.params.logprobs >= 0;
-        j.driver = std::make_unique<GenerationDriver>(pipeline, tokenizer, j.session, GenerationRequest(request), &j);
-        if (!j.params.stream) {
-          // Nothing is written until the end, so watch the connection: a
-          // client that hangs up cancels the generation between steps.
-          kj::Promise<void> run = j.driver->Run();
-          if (j.connection == nullptr) return run;
-          return run.exclusiveJoin(j.connection->WhenClientGone().then([&j]() -> void {
-            j.gone = true;
-            kj::throwFatalException(KJ_EXCEPTION(DISCONNECTED, "the client went away"));
-          }));
-        }
-        kj::HttpHeaders out(*table);
-        out.set(kj::HttpHeaderId::CONTENT_TYPE, "text/event-stream");
-        out.set(cache_control, "no-cache");
-        j.stream = response.send(200, "OK", out);
-        auto gone = kj::newPromiseAndFulfiller<void>();
-        j.client_gone = kj::mv(gone.fulfiller);
-        return j.driver->Run().exclusiveJoin(kj::mv(gone.promise));
-      })
-      .then(
-          [this, &j, &response]() -> kj::Promise<void> {
-            const GenerationResult& r = j.driver->result();
-            j.finished = true;
-            ++metrics.requests_ok;
-            metrics.prompt_tokens += j.prompt.size();
-            metrics.e2e_latency.Observe(Now() - j.t0);
-            metrics.stage_compute_s.resize(std::max(metrics.stage_compute_s.size(), r.stage_micros.size()));
-            for (size_t s = 0; s < r.stage_micros.size(); ++s) metrics.stage_compute_s[s] += r.stage_micros[s] / 1e6;
-            spdlog::info("request {} session={:016x}: {} prompt + {} generated tokens, first after {:.3f} s, {}", j.id,
-                         j.session, j.prompt.size(), r.tokens.size(), r.first_token_s, r.finish_reason);
-            const json usage = {{"prompt_tokens", j.prompt.size()}, {"completion_tokens", r.tokens.size()},
-                                {"total_tokens", j.prompt.size() + r.tokens.size()}};
-            if (j.params.stream) {
-              j.Write("data: " + j.Chunk("", r.finish_reason).dump() + "\n\n");
-              if (j.params.include_usage) {
-                json u = j.Chunk("", nullptr);
-                u["choices"] = json::array();
-                u["usage"] = usage;
-                j.Write("data: " + u.dump() + "\n\n");
-              }
-              j.Write("data: [DONE]\n\n");
-              return kj::mv(j.writes);
-            }
-            json choice = {{"index", 0}, {"finish_reason", r.finish_reason}};
-            json lp = nullptr;
-            if (j.params.logprobs >= 0) {
-              if (j.params.chat) {
-                lp = {{"content", j.logprobs}};
-              } else {
-                lp = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()}};
-                for (const auto& x : j.logprobs) {
-                  lp["tokens"].push_back(x["token"]);
-                  lp["token_logprobs"].push_back(x["logprob"]);
-                  lp["top_logprobs"].push_back(x["top"]);
-                }
-              }
-            }
-            choice["logprobs"] = lp;
-            if (j.params.chat) {
-              choice["message"] = {{"role", "assistant"}, {"content", r.text}};
-            } else {
-              choice["text"] = r.text;
-            }
-            json out = {{"id", j.id}, {"object", j.params.chat ? "chat.completion" : "text_completion"},
-                        {"created", j.created}, {"model", options.model_name}, {"choices", json::array({choice})},
-                        {"usage", usage}};
-            return SendJson(response, 200, out.dump());
-          },
-          [this, &j, &response](kj::Exception&& e) -> kj::Promise<void> {
-            if (j.gone) return kj::READY_NOW;  // cancelled: the Job's end closes its session
-            j.finished = true;
-            ++metrics.requests_failed;
-            const std::string why = ExceptionText(e).substr(0, 500);
-            spdlog::warn("request {} session={:016x} failed: {}", j.id, j.session, why);
-            ApiError error{503, "the pipeline failed: " + why, "server_error", ""};
-            if (!j.stream) return SendError(response, error);
-            j.Write("data: " + json::parse(error.Body()).dump() + "\n\n");
-            return kj::mv(j.writes);
-          })
+  return admitted.then([this, &j]() { return OpenJobSession(j); })
+      .then([this, &j, &response]() { return RunDriver(j, response); })
+      .then([this, &j, &response]() { return Finish(j, response); },
+            [this, &j, &response](kj::Exception&& e) { return Fail(j, response, e); })
       .attach(kj::mv(job));
+}
+
+kj::Promise<void> ApiServer::Impl::OpenJobSession(Job& j) {
+  j.admitted = true;
+  Gauges();
+  SamplingParams sampling;
+  sampling.temperature = static_cast<float>(j.params.temperature);
+  sampling.top_p = static_cast<float>(j.params.top_p);
+  sampling.top_k = static_cast<uint32_t>(j.params.top_k);
+  sampling.seed = j.params.seeded ? j.params.seed : rng();
+  const uint32_t capacity = static_cast<uint32_t>(j.prompt.size() + static_cast<size_t>(j.params.max_tokens));
+  return pipeline.OpenSessionAsync(j.session, capacity, sampling);
+}
+
+kj::Promise<void> ApiServer::Impl::RunDriver(Job& j, Response& response) {
+  j.opened = true;
+  GenerationRequest request;
+  request.prompt = j.prompt;
+  request.max_tokens = j.params.max_tokens;
+  request.stop = j.params.stop;
+  request.prefill_chunk = options.prefill_chunk;
+  request.want_logits = j.params.logprobs >= 0;
+  j.driver = std::make_unique<GenerationDriver>(pipeline, tokenizer, j.session, GenerationRequest(request), &j);
+  if (!j.params.stream) {
+    // Nothing is written until the end, so watch the connection: a
+    // client that hangs up cancels the generation between steps.
+    kj::Promise<void> run = j.driver->Run();
+    if (j.connection == nullptr) return run;
+    return run.exclusiveJoin(j.connection->WhenClientGone().then([&j]() -> void {
+      j.gone = true;
+      kj::throwFatalException(KJ_EXCEPTION(DISCONNECTED, "the client went away"));
+    }));
+  }
+  kj::HttpHeaders out(*table);
+  out.set(kj::HttpHeaderId::CONTENT_TYPE, "text/event-stream");
+  out.set(cache_control, "no-cache");
+  j.stream = response.send(200, "OK", out);
+  auto gone = kj::newPromiseAndFulfiller<void>();
+  j.client_gone = kj::mv(gone.fulfiller);
+  return j.driver->Run().exclusiveJoin(kj::mv(gone.promise));
+}
+
+json ApiServer::Impl::CompletionBody(const Job& j, const GenerationResult& r, const json& usage) const {
+  json choice = {{"index", 0}, {"finish_reason", r.finish_reason}};
+  json lp = nullptr;
+  if (j.params.logprobs >= 0) {
+    if (j.params.chat) {
+      lp = {{"content", j.logprobs}};
+    } else {
+      lp = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()}};
+      for (const auto& x : j.logprobs) {
+        lp["tokens"].push_back(x["token"]);
+        lp["token_logprobs"].push_back(x["logprob"]);
+        lp["top_logprobs"].push_back(x["top"]);
+      }
+    }
+  }
+  choice["logprobs"] = lp;
+  if (j.params.chat) {
+    choice["message"] = {{"role", "assistant"}, {"content", r.text}};
+  } else {
+    choice["text"] = r.text;
+  }
+  return {{"id", j.id}, {"object", j.params.chat ? "chat.completion" : "text_completion"}, {"created", j.created},
+          {"model", options.model_name}, {"choices", json::array({choice})}, {"usage", usage}};
+}
+
+kj::Promise<void> ApiServer::Impl::Finish(Job& j, Response& response) {
+  const GenerationResult& r = j.driver->result();
+  j.finished = true;
+  ++metrics.requests_ok;
+  metrics.prompt_tokens += j.prompt.size();
+  metrics.e2e_latency.Observe(Now() - j.t0);
+  metrics.stage_compute_s.resize(std::max(metrics.stage_compute_s.size(), r.stage_micros.size()));
+  for (size_t s = 0; s < r.stage_micros.size(); ++s) metrics.stage_compute_s[s] += r.stage_micros[s] / 1e6;
+  spdlog::info("request {} session={:016x}: {} prompt + {} generated tokens, first after {:.3f} s, {}", j.id,
+               j.session, j.prompt.size(), r.tokens.size(), r.first_token_s, r.finish_reason);
+  const json usage = {{"prompt_tokens", j.prompt.size()}, {"completion_tokens", r.tokens.size()},
+                      {"total_tokens", j.prompt.size() + r.tokens.size()}};
+  if (!j.params.stream) return SendJson(response, 200, CompletionBody(j, r, usage).dump());
+  j.Write("data: " + j.Chunk("", r.finish_reason).dump() + "\n\n");
+  if (j.params.include_usage) {
+    json u = j.Chunk("", nullptr);
+    u["choices"] = json::array();
+    u["usage"] = usage;
+    j.Write("data: " + u.dump() + "\n\n");
+  }
+  j.Write("data: [DONE]\n\n");
+  return kj::mv(j.writes);
+}
+
+kj::Promise<void> ApiServer::Impl::Fail(Job& j, Response& response, const kj::Exception& e) {
+  if (j.gone) return kj::READY_NOW;  // cancelled: the Job's end closes its session
+  j.finished = true;
+  ++metrics.requests_failed;
+  const std::string why = ExceptionText(e).substr(0, 500);
+  spdlog::warn("request {} session={:016x} failed: {}", j.id, j.session, why);
+  ApiError error{503, "the pipeline failed: " + why, "server_error", ""};
+  if (!j.stream) return SendError(response, error);
+  j.Write("data: " + json::parse(error.Body()).dump() + "\n\n");
+  return kj::mv(j.writes);
 }
 
 kj::Promise<std::vector<ApiServer::Impl::NodeView>> ApiServer::Impl::GatherNodes() {

@@ -343,16 +343,11 @@ int RunGenerate(const GenerateFlags& flags) {
   if (!credentials.ok()) return Fail(credentials.status().message());
   auto cluster = StartCluster(flags.cluster, credentials.value(), flags.distribute ? "" : in.model_dir);
   if (!cluster.ok()) return Fail(cluster.status().message());
-  Timeouts timeouts;
-  timeouts.connect_ms = static_cast<uint32_t>(flags.cluster.connect_timeout_ms);
-  timeouts.call_ms = static_cast<uint32_t>(flags.cluster.step_timeout_ms);
-  RpcEnv env(io, timeouts, credentials->security());
+  RpcEnv env(io, TimeoutsOf(flags.cluster), credentials->security());
   std::random_device rd;
   const uint64_t session = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   try {
-    std::vector<std::unique_ptr<NodeConnection>> nodes;
-    for (const auto& address : cluster->addresses) nodes.push_back(NodeConnection::Connect(env, address));
-    Pipeline pipeline(env, std::move(nodes));
+    Pipeline pipeline(env, ConnectNodes(env, cluster->addresses));
     const auto capacities = pipeline.Capacities();
     ShardPlan plan;
     uint32_t base = 0;

@@ -32,9 +32,7 @@ int RunPlan(const GenerateFlags& flags) {
     const std::vector<std::string>& addresses = members->addresses;
     RpcEnv env(io, Timeouts{}, credentials->security());
     try {
-      std::vector<std::unique_ptr<NodeConnection>> nodes;
-      for (const auto& a : addresses) nodes.push_back(NodeConnection::Connect(env, a));
-      capacities = Pipeline(env, std::move(nodes)).Capacities();
+      capacities = Pipeline(env, ConnectNodes(env, addresses)).Capacities();
     } catch (const PipelineError& e) {
       return Fail(e.what());
     }

@@ -59,92 +59,130 @@ int64_t KvTokensHeld(Pipeline& pipeline, RpcEnv& env, const ModelConfig& config,
   return std::max<int64_t>(least, 1);
 }
 
-}  // namespace
-
-int RunServe(const ServeFlags& flags) {
-  const GenerateFlags& g = flags.model;
-  auto opened = OpenCommandModel(g.model, g.model_source, g.dtype);
-  if (!opened.ok()) return Fail(opened.status().message());
-  const TensorDType dtype = opened->dtype;
-  const std::string& model_path = opened->path;
-  const std::unique_ptr<Checkpoint>& ckpt = opened->checkpoint;
-  const ModelConfig& config = ckpt->config();
-  auto tokenizer = Tokenizer::Load(model_path, config, ckpt->gguf());
-  if (!tokenizer.ok()) return Fail(tokenizer.status().message());
+// What the API serves: the model opened, its tokenizer and chat template,
+// and the API's options.
+struct ServedModel {
+  CommandModel model;
+  std::string dir;  // the model's real path, as the nodes read it
+  std::unique_ptr<Tokenizer> tokenizer;
+  std::unique_ptr<ChatFormat> chat;
   ApiServerOptions options;
+};
+
+Result<ServedModel> OpenServedModel(const ServeFlags& flags) {
+  const GenerateFlags& g = flags.model;
+  ServedModel m;
+  auto opened = OpenCommandModel(g.model, g.model_source, g.dtype);
+  if (!opened.ok()) return opened.status();
+  m.model = std::move(opened.value());
+  const ModelConfig& config = m.model.checkpoint->config();
+  auto tokenizer = Tokenizer::Load(m.model.path, config, m.model.checkpoint->gguf());
+  if (!tokenizer.ok()) return tokenizer.status();
+  m.tokenizer = std::move(tokenizer.value());
+  ApiServerOptions& options = m.options;
   options.context = flags.context > 0 ? std::min<int64_t>(flags.context, config.max_position) : config.max_position;
   options.max_running = static_cast<int>(flags.max_running);
   options.max_queue = static_cast<int>(flags.max_queue);
   options.prefill_chunk = g.prefill_chunk;
   char real[PATH_MAX];
-  const std::string model_dir = ::realpath(model_path.c_str(), real) ? std::string(real) : model_path;
+  m.dir = ::realpath(m.model.path.c_str(), real) ? std::string(real) : m.model.path;
   options.model_name = !flags.served_name.empty() ? flags.served_name
-                       : g.model.find('/') != std::string::npos && model_dir != g.model && g.model[0] != '/'
+                       : g.model.find('/') != std::string::npos && m.dir != g.model && g.model[0] != '/'
                            ? g.model
-                           : model_dir.substr(model_dir.rfind('/') + 1);
-  auto chat = ChatFormat::ForModel(model_dir, ckpt->gguf(), *tokenizer.value());
-  if (!chat.ok()) return Fail(chat.status().message());
-  options.chat = chat.value().get();
-  if (config.num_layers < std::max<int64_t>(g.cluster.local, 1)) return Fail("more nodes than layers");
+                           : m.dir.substr(m.dir.rfind('/') + 1);
+  auto chat = ChatFormat::ForModel(m.dir, m.model.checkpoint->gguf(), *m.tokenizer);
+  if (!chat.ok()) return chat.status();
+  m.chat = std::move(chat.value());
+  options.chat = m.chat.get();
+  if (config.num_layers < std::max<int64_t>(g.cluster.local, 1)) return Status::Error("more nodes than layers");
+  return m;
+}
 
-  auto io = kj::setupAsyncIo();
-  auto credentials = LoadCredentials(g.cluster, io.provider->getTimer(), g.cluster.local > 0);
-  if (!credentials.ok()) return Fail(credentials.status().message());
+// The API key, and the rule that an API off loopback needs one.
+Status CheckApiAccess(const ServeFlags& flags, const Credentials& credentials, const HostPort& http,
+                      ApiServerOptions* options) {
   if (!flags.api_key_file.empty()) {
     auto key = LoadApiKey(flags.api_key_file);
-    if (!key.ok()) return Fail(key.status().message());
-    options.api_key = key.value();
-  } else if (!credentials->secret.empty() && g.cluster.local == 0) {
-    return Fail("a cluster with a secret wants an API key for its API: give --api-key-file FILE");
+    if (!key.ok()) return key.status();
+    options->api_key = key.value();
+  } else if (!credentials.secret.empty() && flags.model.cluster.local == 0) {
+    return Status::Error("a cluster with a secret wants an API key for its API: give --api-key-file FILE");
   }
+  if (options->api_key.empty() && !IsLoopbackHost(http.host)) {
+    return Status::Error("refusing to serve the API on " + flags.http + " without --api-key-file");
+  }
+  return Status::Ok();
+}
+
+// Plans for --max-running sessions of the context each and loads the split.
+Status PlanAndLoad(const ServeFlags& flags, ServedModel& m, RpcEnv& env, Pipeline& pipeline) {
+  const auto capacities = pipeline.Capacities();
+  ApiServerOptions& options = m.options;
+  const uint64_t kv_tokens = static_cast<uint64_t>(options.context) * static_cast<uint64_t>(options.max_running);
+  std::string note;
+  auto plan = PlanShardsWithNvme(CostsOf(*m.model.checkpoint, m.model.dtype, kv_tokens), capacities, &note);
+  if (!plan.ok()) return plan.status();
+  if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
+  pipeline.Load(m.dir, plan.value(), m.model.dtype);
+  std::cerr << plan->Describe(capacities);
+  options.kv_tokens = flags.kv_tokens > 0 ? flags.kv_tokens
+                                          : KvTokensHeld(pipeline, env, m.model.checkpoint->config(), m.model.dtype,
+                                                         options.context);
+  return Status::Ok();
+}
+
+// Listens on --http and serves until SIGINT or SIGTERM; a summary on stderr.
+int ServeApi(kj::AsyncIoContext& io, const ServeFlags& flags, const HostPort& http, Pipeline& pipeline,
+             ServedModel& m) {
+  kj::Own<kj::ConnectionReceiver> receiver;
+  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
+    receiver = io.provider->getNetwork().parseAddress(flags.http).wait(io.waitScope)->listen();
+  })) {
+    return Fail("cannot listen on " + flags.http + ": " + e->getDescription().cStr());
+  }
+  const ApiServerOptions& options = m.options;
+  ApiServer api(io.provider->getTimer(), pipeline, *m.tokenizer, options);
+  // One line a reader can parse: what is served, and where.
+  std::cout << "serving " << options.model_name << " on http://" << JoinHostPort(http.host, receiver->getPort())
+            << " (chat template " << options.chat->name() << ", " << options.max_running << " requests at once, "
+            << options.max_queue << " queued, KV for " << options.kv_tokens << " tokens)" << std::endl;
+  kj::UnixEventPort::captureSignal(SIGTERM);
+  auto serving = api.Listen(*receiver);
+  auto stop = io.unixEventPort.onSignal(SIGINT).exclusiveJoin(io.unixEventPort.onSignal(SIGTERM));
+  stop.exclusiveJoin(serving.then([]() -> siginfo_t { return {}; })).wait(io.waitScope);
+  const ServeMetrics& metrics = api.metrics();
+  std::cerr << "served " << metrics.requests_ok << " requests (" << metrics.requests_failed << " failed, "
+            << metrics.requests_rejected << " turned away, " << metrics.requests_cancelled
+            << " cancelled): " << metrics.prompt_tokens << " prompt and " << metrics.generation_tokens
+            << " generated tokens" << std::endl;
+  return 0;
+}
+
+}  // namespace
+
+int RunServe(const ServeFlags& flags) {
+  const ClusterFlags& c = flags.model.cluster;
+  auto served = OpenServedModel(flags);
+  if (!served.ok()) return Fail(served.status().message());
+  ServedModel& m = served.value();
+  auto io = kj::setupAsyncIo();
+  auto credentials = LoadCredentials(c, io.provider->getTimer(), c.local > 0);
+  if (!credentials.ok()) return Fail(credentials.status().message());
   auto http = ParseHostPort(flags.http);
   if (!http.ok()) return Fail("--http: " + http.status().message());
-  if (options.api_key.empty() && !IsLoopbackHost(http->host)) {
-    return Fail("refusing to serve the API on " + flags.http + " without --api-key-file");
-  }
-  auto cluster = StartCluster(g.cluster, credentials.value(), model_dir);
+  Status access = CheckApiAccess(flags, credentials.value(), http.value(), &m.options);
+  if (!access.ok()) return Fail(access.message());
+  auto cluster = StartCluster(c, credentials.value(), m.dir);
   if (!cluster.ok()) return Fail(cluster.status().message());
-  Timeouts timeouts;
-  timeouts.connect_ms = static_cast<uint32_t>(g.cluster.connect_timeout_ms);
-  timeouts.call_ms = static_cast<uint32_t>(g.cluster.step_timeout_ms);
-  RpcEnv env(io, timeouts, credentials->security());
+  RpcEnv env(io, TimeoutsOf(c), credentials->security());
   try {
-    std::vector<std::unique_ptr<NodeConnection>> nodes;
-    for (const auto& address : cluster->addresses) nodes.push_back(NodeConnection::Connect(env, address));
-    Pipeline pipeline(env, std::move(nodes));
-    const auto capacities = pipeline.Capacities();
-    const uint64_t kv_tokens = static_cast<uint64_t>(options.context) * static_cast<uint64_t>(options.max_running);
-    std::string note;
-    auto plan = PlanShardsWithNvme(CostsOf(*ckpt, dtype, kv_tokens), capacities, &note);
-    if (!plan.ok()) return Fail(plan.status().message());
-    if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
-    pipeline.Load(model_dir, plan.value(), dtype);
-    std::cerr << plan->Describe(capacities);
-    options.kv_tokens = flags.kv_tokens > 0 ? flags.kv_tokens : KvTokensHeld(pipeline, env, config, dtype, options.context);
-    kj::Own<kj::ConnectionReceiver> receiver;
-    KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() {
-      receiver = io.provider->getNetwork().parseAddress(flags.http).wait(io.waitScope)->listen();
-    })) {
-      return Fail("cannot listen on " + flags.http + ": " + e->getDescription().cStr());
-    }
-    ApiServer api(io.provider->getTimer(), pipeline, *tokenizer.value(), options);
-    // One line a reader can parse: what is served, and where.
-    std::cout << "serving " << options.model_name << " on http://" << JoinHostPort(http->host, receiver->getPort())
-              << " (chat template " << options.chat->name() << ", " << options.max_running
-              << " requests at once, " << options.max_queue << " queued, KV for " << options.kv_tokens << " tokens)"
-              << std::endl;
-    kj::UnixEventPort::captureSignal(SIGTERM);
-    auto serving = api.Listen(*receiver);
-    auto stop = io.unixEventPort.onSignal(SIGINT).exclusiveJoin(io.unixEventPort.onSignal(SIGTERM));
-    stop.exclusiveJoin(serving.then([]() -> siginfo_t { return {}; })).wait(io.waitScope);
-    const ServeMetrics& m = api.metrics();
-    std::cerr << "served " << m.requests_ok << " requests (" << m.requests_failed << " failed, " << m.requests_rejected
-              << " turned away, " << m.requests_cancelled << " cancelled): " << m.prompt_tokens << " prompt and "
-              << m.generation_tokens << " generated tokens" << std::endl;
+    Pipeline pipeline(env, ConnectNodes(env, cluster->addresses));
+    Status loaded = PlanAndLoad(flags, m, env, pipeline);
+    if (!loaded.ok()) return Fail(loaded.message());
+    return ServeApi(io, flags, http.value(), pipeline, m);
   } catch (const PipelineError& e) {
     return Fail(e.what());
   }
-  return 0;
 }
 
 }  // namespace strata

@@ -100,9 +100,8 @@ Status TrainTokenizer(const std::string& dir, const TestModelSpec& spec) {
   return Status::Ok();
 }
 
-}  // namespace
-
-Status WriteTestModel(Env& env, const std::string& dir, const TestModelSpec& spec) {
+// The architecture the spec asks for, once it is checked.
+Result<std::string> CheckSpec(const TestModelSpec& spec) {
   if (spec.dtype != DType::kF32 && spec.dtype != DType::kF16 && spec.dtype != DType::kBF16) {
     return Status::Error("test models are F32, F16 or BF16");
   }
@@ -113,40 +112,51 @@ Status WriteTestModel(Env& env, const std::string& dir, const TestModelSpec& spe
   if (arch != "llama" && arch != "llama3" && arch != "qwen2" && arch != "qwen3" && arch != "mistral") {
     return Status::Error("--arch must be llama, llama3, qwen2, qwen3 or mistral, got '" + spec.arch + "'");
   }
-  ::mkdir(dir.c_str(), 0755);
-  // Qwen3's heads are wider than hidden / heads: q and o are not square.
-  const int64_t H = spec.hidden, hd = spec.hidden / spec.heads * (arch == "qwen3" ? 2 : 1), kv = spec.kv_heads * hd;
-  const int64_t q = spec.heads * hd;
+  return arch;
+}
+
+// Qwen3's heads are wider than hidden / heads: q and o are not square.
+int64_t HeadDim(const TestModelSpec& spec, const std::string& arch) {
+  return spec.hidden / spec.heads * (arch == "qwen3" ? 2 : 1);
+}
+
+// One layer's tensors, as Hugging Face names them.
+void AddLayer(const TestModelSpec& spec, const std::string& arch, int64_t l, std::vector<TensorToWrite>* g) {
+  const int64_t H = spec.hidden, hd = HeadDim(spec, arch), kv = spec.kv_heads * hd, q = spec.heads * hd;
+  auto name = [l](const char* s) { return "model.layers." + std::to_string(l) + "." + s; };
+  g->push_back(Ones(name("input_layernorm.weight"), H, spec));
+  g->push_back(Ones(name("post_attention_layernorm.weight"), H, spec));
+  g->push_back(Gaussian(name("self_attn.q_proj.weight"), {q, H}, spec.std, spec));
+  g->push_back(Gaussian(name("self_attn.k_proj.weight"), {kv, H}, spec.std, spec));
+  g->push_back(Gaussian(name("self_attn.v_proj.weight"), {kv, H}, spec.std, spec));
+  g->push_back(Gaussian(name("self_attn.o_proj.weight"), {H, q}, spec.std, spec));
+  if (arch == "qwen3") {  // per-head norms far from 1, so a missed one shows
+    g->push_back(Gaussian(name("self_attn.q_norm.weight"), {hd}, 1.0, spec));
+    g->push_back(Gaussian(name("self_attn.k_norm.weight"), {hd}, 1.0, spec));
+  }
+  if (arch == "qwen2") {
+    g->push_back(Gaussian(name("self_attn.q_proj.bias"), {q}, spec.std, spec));
+    g->push_back(Gaussian(name("self_attn.k_proj.bias"), {kv}, spec.std, spec));
+    g->push_back(Gaussian(name("self_attn.v_proj.bias"), {kv}, spec.std, spec));
+  }
+  g->push_back(Gaussian(name("mlp.gate_proj.weight"), {spec.intermediate, H}, spec.std, spec));
+  g->push_back(Gaussian(name("mlp.up_proj.weight"), {spec.intermediate, H}, spec.std, spec));
+  g->push_back(Gaussian(name("mlp.down_proj.weight"), {H, spec.intermediate}, spec.std, spec));
+}
+
+// The weights as safetensors files (spec.files of them, with an index).
+Status WriteWeights(Env& env, const std::string& dir, const TestModelSpec& spec, const std::string& arch) {
+  const int64_t H = spec.hidden;
   std::vector<std::vector<TensorToWrite>> groups(1);
   groups[0].push_back(Gaussian("model.embed_tokens.weight", {spec.vocab, H}, spec.std, spec));
   for (int64_t l = 0; l < spec.layers; ++l) {
     const int files = std::max(1, spec.files);
     const size_t file = static_cast<size_t>(l * files / spec.layers);
     if (groups.size() <= file) groups.resize(file + 1);
-    auto& g = groups[file];
-    auto name = [l](const char* s) { return "model.layers." + std::to_string(l) + "." + s; };
-    g.push_back(Ones(name("input_layernorm.weight"), H, spec));
-    g.push_back(Ones(name("post_attention_layernorm.weight"), H, spec));
-    g.push_back(Gaussian(name("self_attn.q_proj.weight"), {q, H}, spec.std, spec));
-    g.push_back(Gaussian(name("self_attn.k_proj.weight"), {kv, H}, spec.std, spec));
-    g.push_back(Gaussian(name("self_attn.v_proj.weight"), {kv, H}, spec.std, spec));
-    g.push_back(Gaussian(name("self_attn.o_proj.weight"), {H, q}, spec.std, spec));
-    if (arch == "qwen3") {  // per-head norms far from 1, so a missed one shows
-      g.push_back(Gaussian(name("self_attn.q_norm.weight"), {hd}, 1.0, spec));
-      g.push_back(Gaussian(name("self_attn.k_norm.weight"), {hd}, 1.0, spec));
-    }
-    if (arch == "qwen2") {
-      g.push_back(Gaussian(name("self_attn.q_proj.bias"), {q}, spec.std, spec));
-      g.push_back(Gaussian(name("self_attn.k_proj.bias"), {kv}, spec.std, spec));
-      g.push_back(Gaussian(name("self_attn.v_proj.bias"), {kv}, spec.std, spec));
-    }
-    g.push_back(Gaussian(name("mlp.gate_proj.weight"), {spec.intermediate, H}, spec.std, spec));
-    g.push_back(Gaussian(name("mlp.up_proj.weight"), {spec.intermediate, H}, spec.std, spec));
-    g.push_back(Gaussian(name("mlp.down_proj.weight"), {H, spec.intermediate}, spec.std, spec));
+    AddLayer(spec, arch, l, &groups[file]);
   }
   groups.back().push_back(Ones("model.norm.weight", H, spec));
   if (!spec.tie_embeddings) groups.back().push_back(Gaussian("lm_head.weight", {spec.vocab, H}, spec.std, spec));
-
   json weight_map = json::object();
   for (size_t f = 0; f < groups.size(); ++f) {
     char name[64];
@@ -156,18 +166,18 @@ Status WriteTestModel(Env& env, const std::string& dir, const TestModelSpec& spe
     if (!st.ok()) return st;
     for (const auto& t : groups[f]) weight_map[t.name] = file;
   }
-  if (groups.size() > 1) {
-    const json index = {{"metadata", json::object()}, {"weight_map", weight_map}};
-    Status st = WriteFileWhole(env, dir + "/model.safetensors.index.json", index.dump(2));
-    if (!st.ok()) return st;
-  }
-  const bool qwen = arch == "qwen2" || arch == "qwen3";
+  if (groups.size() == 1) return Status::Ok();
+  const json index = {{"metadata", json::object()}, {"weight_map", weight_map}};
+  return WriteFileWhole(env, dir + "/model.safetensors.index.json", index.dump(2));
+}
+
+json ConfigJson(const TestModelSpec& spec, const std::string& arch) {
   const char* hf_arch = arch == "qwen2" ? "Qwen2ForCausalLM" : arch == "qwen3" ? "Qwen3ForCausalLM"
                         : arch == "mistral" ? "MistralForCausalLM" : "LlamaForCausalLM";
   json config = {{"architectures", {hf_arch}},
                  {"model_type", arch == "llama3" ? "llama" : arch},
                  {"vocab_size", spec.vocab},
-                 {"hidden_size", H},
+                 {"hidden_size", spec.hidden},
                  {"intermediate_size", spec.intermediate},
                  {"num_hidden_layers", spec.layers},
                  {"num_attention_heads", spec.heads},
@@ -185,14 +195,26 @@ Status WriteTestModel(Env& env, const std::string& dir, const TestModelSpec& spe
     config["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0}, {"high_freq_factor", 4.0},
                               {"original_max_position_embeddings", 8192}};
   }
-  if (arch == "qwen3") config["head_dim"] = hd;
+  if (arch == "qwen3") config["head_dim"] = HeadDim(spec, arch);
   if (arch == "mistral") config["sliding_window"] = spec.context * 2;
+  return config;
+}
+
+}  // namespace
+
+Status WriteTestModel(Env& env, const std::string& dir, const TestModelSpec& spec) {
+  auto arch = CheckSpec(spec);
+  if (!arch.ok()) return arch.status();
+  ::mkdir(dir.c_str(), 0755);
+  Status st = WriteWeights(env, dir, spec, arch.value());
+  if (!st.ok()) return st;
+  const bool qwen = arch.value() == "qwen2" || arch.value() == "qwen3";
   const json tokenizer_config = {{"add_bos_token", !qwen}, {"bos_token", "<s>"}, {"eos_token", "</s>"}};
   // The tokenizer files first and config.json last: a directory without it
   // is not taken for a model, so a write that fails leaves none behind.
-  Status st = WriteFileWhole(env, dir + "/tokenizer_config.json", tokenizer_config.dump(2) + "\n");
+  st = WriteFileWhole(env, dir + "/tokenizer_config.json", tokenizer_config.dump(2) + "\n");
   if (st.ok()) st = TrainTokenizer(dir, spec);
-  if (st.ok()) st = WriteFileWhole(env, dir + "/config.json", config.dump(2) + "\n");
+  if (st.ok()) st = WriteFileWhole(env, dir + "/config.json", ConfigJson(spec, arch.value()).dump(2) + "\n");
   return st;
 }
 

@@ -23,6 +23,13 @@ Result<CommandModel> OpenCommandModel(const std::string& model, const ModelSourc
   return m;
 }
 
+Timeouts TimeoutsOf(const ClusterFlags& flags) {
+  Timeouts t;
+  t.connect_ms = static_cast<uint32_t>(flags.connect_timeout_ms);
+  t.call_ms = static_cast<uint32_t>(flags.step_timeout_ms);
+  return t;
+}
+
 ModelCosts CostsOf(const Checkpoint& ckpt, TensorDType dtype, uint64_t kv_tokens) {
   ModelCosts costs;
   const ModelConfig& c = ckpt.config();

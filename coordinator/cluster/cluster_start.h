@@ -12,6 +12,7 @@
 #include "coordinator/cluster/credentials.h"
 #include "coordinator/cluster/local_cluster.h"
 #include "coordinator/cluster/resolve_model.h"
+#include "coordinator/pipeline/pipeline.h"
 #include "coordinator/pipeline/shard_plan.h"
 #include "protocol/host_tensor.h"
 #include "storage/checkpoint.h"
@@ -32,6 +33,9 @@ Result<CommandModel> OpenCommandModel(const std::string& model, const ModelSourc
 
 // Weights (and KV for `kv_tokens` tokens) per layer, embedding and head, in `dtype`.
 ModelCosts CostsOf(const Checkpoint& ckpt, TensorDType dtype, uint64_t kv_tokens);
+
+// --connect-timeout-ms and --step-timeout-ms.
+Timeouts TimeoutsOf(const ClusterFlags& flags);
 
 // The nodes of one command: started locally or reached over the network.
 struct Cluster {

@@ -96,6 +96,12 @@ kj::Promise<T> RpcEnv::Bound(kj::Promise<T>&& promise, uint32_t timeout_ms, cons
 // For the generation driver's front ends, which wait for a whole generation.
 template void RpcEnv::Await<void>(kj::Promise<void>&& promise, uint32_t timeout_ms, const std::string& what);
 
+std::vector<std::unique_ptr<NodeConnection>> ConnectNodes(RpcEnv& env, const std::vector<std::string>& addresses) {
+  std::vector<std::unique_ptr<NodeConnection>> nodes;
+  for (const auto& address : addresses) nodes.push_back(NodeConnection::Connect(env, address));
+  return nodes;
+}
+
 std::unique_ptr<NodeConnection> NodeConnection::Connect(RpcEnv& env, const std::string& address) {
   std::unique_ptr<NodeConnection> c(new NodeConnection());
   c->address_ = address;

@@ -90,6 +90,10 @@ class NodeConnection {
   kj::Own<PeerLink> link_;
 };
 
+// Connects to every address, in order; throws PipelineError naming the first
+// node that does not answer.
+std::vector<std::unique_ptr<NodeConnection>> ConnectNodes(RpcEnv& env, const std::vector<std::string>& addresses);
+
 
 struct SamplingParams {
   float temperature = 0.0f;

@@ -98,35 +98,28 @@ double Ms(uint64_t bytes, double gbps) { return static_cast<double>(bytes) / (gb
 
 }  // namespace
 
+namespace {
+
+constexpr double kInf = 1e300;
+
+// One cell of the speed table: the best split of layers [0, k) over the
+// first j nodes.
+struct Cell {
+  double slowest = kInf;
+  int stages = 0;
+  int64_t from = -1;  // where node j's stage begins, or -1: node j skipped
+};
+using SpeedTable = std::vector<std::vector<Cell>>;  // [nodes + 1][layers + 1]
+
 // Dynamic programming over (nodes considered, layers covered): best[j][k] is
 // the smallest possible slowest-stage time when the first j nodes (in the
 // given order, any of them skipped) hold layers [0, k) — ties broken toward
 // fewer stages, so a node joins only if it makes the pipeline faster. Each
 // stage must fit its node's free memory. O(nodes x layers^2).
-Result<ShardPlan> PlanShardsBySpeed(const ModelCosts& costs, const std::vector<NodeCapacity>& nodes) {
-  auto by_memory = [&](const std::string& why) -> Result<ShardPlan> {
-    auto plan = PlanShards(costs, nodes);
-    if (plan.ok()) plan->basis = "free memory (" + why + ")";
-    return plan;
-  };
-  for (const auto& n : nodes) {
-    if (n.bandwidth_gbps <= 0) return by_memory("not every node has measured its speed");
-  }
-  // Nodes on one host share its memory bus: each measured it alone, which
-  // says nothing about how to split between them.
-  bool one_host = nodes.size() > 1;
-  for (const auto& n : nodes) one_host = one_host && HostOf(n.address) == HostOf(nodes[0].address);
-  if (one_host) return by_memory("the nodes share one machine's memory bandwidth");
+SpeedTable FillSpeedTable(const ModelCosts& costs, const std::vector<NodeCapacity>& nodes) {
   const int64_t L = static_cast<int64_t>(costs.layer_bytes.size());
   const size_t N = nodes.size();
-  if (N == 0) return Status::Error("no nodes to plan for");
-  constexpr double kInf = 1e300;
-  struct Cell {
-    double slowest = kInf;
-    int stages = 0;
-    int64_t from = -1;   // where this node's stage begins, or -1: node skipped
-  };
-  std::vector<std::vector<Cell>> best(N + 1, std::vector<Cell>(static_cast<size_t>(L + 1)));
+  SpeedTable best(N + 1, std::vector<Cell>(static_cast<size_t>(L + 1)));
   best[0][0] = Cell{0, 0, -1};
   auto better = [](double a, int as, double b, int bs) { return a < b - 1e-12 || (std::fabs(a - b) <= 1e-12 && as < bs); };
   for (size_t j = 1; j <= N; ++j) {
@@ -145,14 +138,18 @@ Result<ShardPlan> PlanShardsBySpeed(const ModelCosts& costs, const std::vector<N
       best[j][static_cast<size_t>(k)] = cell;
     }
   }
-  if (best[N][static_cast<size_t>(L)].slowest >= kInf) {
-    auto by_memory = PlanShards(costs, nodes);  // says which node lacks room
-    if (!by_memory.ok()) return by_memory.status();
-    return Status::Error("the model does not fit these nodes' free memory");
-  }
+  return best;
+}
+
+// The stages of the table's best split, from the last node back; `used`
+// says which nodes hold one.
+ShardPlan ReadPlan(const SpeedTable& best, const ModelCosts& costs, const std::vector<NodeCapacity>& nodes,
+                   std::vector<bool>* used) {
+  const size_t N = nodes.size();
   ShardPlan plan;
-  std::vector<bool> used(N, false);
-  int64_t k = L;
+  used->assign(N, false);
+  int64_t k = static_cast<int64_t>(costs.layer_bytes.size());
+  plan.slowest_ms = best[N][static_cast<size_t>(k)].slowest;
   for (size_t j = N; j > 0; --j) {
     const Cell& cell = best[j][static_cast<size_t>(k)];
     if (cell.from < 0) continue;
@@ -164,27 +161,60 @@ Result<ShardPlan> PlanShardsBySpeed(const ModelCosts& costs, const std::vector<N
     stage.bytes = cost.hold;
     stage.ms_per_token = Ms(cost.read, nodes[j - 1].bandwidth_gbps);
     plan.stages.insert(plan.stages.begin(), stage);
-    used[j - 1] = true;
+    (*used)[j - 1] = true;
     k = cell.from;
   }
-  plan.slowest_ms = best[N][static_cast<size_t>(L)].slowest;
   plan.basis = "measured speed: the slowest stage as fast as it can be";
   double total_ms = kHopMs * static_cast<double>(plan.stages.size() - 1);
   for (const auto& s : plan.stages) total_ms += s.ms_per_token;
   plan.tokens_per_s = 1000.0 / total_ms;
+  return plan;
+}
+
+// Why each node without a stage was left out.
+void ExplainLeftOut(const ModelCosts& costs, const std::vector<NodeCapacity>& nodes, const std::vector<bool>& used,
+                    ShardPlan* plan) {
   uint64_t smallest_layer = ~0ull;
   for (uint64_t b : costs.layer_bytes) smallest_layer = std::min(smallest_layer, b);
-  for (size_t j = 0; j < N; ++j) {
+  for (size_t j = 0; j < nodes.size(); ++j) {
     if (used[j]) continue;
     std::ostringstream why;
     if (nodes[j].free_bytes < smallest_layer) {
       why << "no room for one layer (" << MiB(smallest_layer) << "; it has " << MiB(nodes[j].free_bytes) << " free)";
     } else {
-      why << "it would not make the slowest stage faster (" << std::fixed << std::setprecision(1) << plan.slowest_ms
+      why << "it would not make the slowest stage faster (" << std::fixed << std::setprecision(1) << plan->slowest_ms
           << " ms/token; its bandwidth is " << nodes[j].bandwidth_gbps << " GB/s)";
     }
-    plan.left_out.push_back({j, why.str()});
+    plan->left_out.push_back({j, why.str()});
   }
+}
+
+}  // namespace
+
+Result<ShardPlan> PlanShardsBySpeed(const ModelCosts& costs, const std::vector<NodeCapacity>& nodes) {
+  auto by_memory = [&](const std::string& why) -> Result<ShardPlan> {
+    auto plan = PlanShards(costs, nodes);
+    if (plan.ok()) plan->basis = "free memory (" + why + ")";
+    return plan;
+  };
+  for (const auto& n : nodes) {
+    if (n.bandwidth_gbps <= 0) return by_memory("not every node has measured its speed");
+  }
+  // Nodes on one host share its memory bus: each measured it alone, which
+  // says nothing about how to split between them.
+  bool one_host = nodes.size() > 1;
+  for (const auto& n : nodes) one_host = one_host && HostOf(n.address) == HostOf(nodes[0].address);
+  if (one_host) return by_memory("the nodes share one machine's memory bandwidth");
+  if (nodes.empty()) return Status::Error("no nodes to plan for");
+  const SpeedTable best = FillSpeedTable(costs, nodes);
+  if (best[nodes.size()][costs.layer_bytes.size()].slowest >= kInf) {
+    auto by_memory = PlanShards(costs, nodes);  // says which node lacks room
+    if (!by_memory.ok()) return by_memory.status();
+    return Status::Error("the model does not fit these nodes' free memory");
+  }
+  std::vector<bool> used;
+  ShardPlan plan = ReadPlan(best, costs, nodes, &used);
+  ExplainLeftOut(costs, nodes, used, &plan);
   return plan;
 }
 

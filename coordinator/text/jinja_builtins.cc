@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <optional>
 
 #include "coordinator/text/utf8.h"
 
@@ -138,6 +139,79 @@ Value Subscript(const Value& obj, const Value& key) {
   return Value();
 }
 
+namespace {
+
+// The `list` filter of a string (its characters) or a mapping (its keys).
+Value ListOf(const Value& v) {
+  if (v.is_string()) {
+    Value l = Value::NewList();
+    for (size_t i = 0; i < v.s.size(); i += CharLen(v.s, i)) l.list->push_back(Derived(v.s.substr(i, CharLen(v.s, i)), v));
+    return l;
+  }
+  if (v.is_mapping()) {
+    Value l = Value::NewList();
+    for (const auto& [k, x] : v.dict->items) l.list->push_back(Value::Str(k));
+    return l;
+  }
+  throw RenderError(std::string("list of a ") + KindName(v));
+}
+
+// A string reversed by character, or a list reversed.
+Value Reversed(const Value& v) {
+  if (v.is_string()) {
+    std::string r;
+    for (size_t i = v.s.size(); i > 0;) {
+      size_t k = i - 1;
+      while (k > 0 && (static_cast<uint8_t>(v.s[k]) & 0xC0) == 0x80) --k;
+      r += v.s.substr(k, i - k);
+      i = k;
+    }
+    return Derived(r, v);
+  }
+  List l = AsList(v, "reverse");
+  std::reverse(l.begin(), l.end());
+  return Value::NewList(std::move(l));
+}
+
+// `map(attribute=...)` or `map("filter")`.
+Value Mapped(const Value& v, const CallArgs& a, size_t max) {
+  Value out = Value::NewList();
+  const Value* attr = a.Kw("attribute");
+  for (const Value& x : AsList(v, "map")) {
+    if (attr != nullptr) out.list->push_back(Subscript(x, *attr));
+    else if (!a.args.empty() && a.args[0].is_string()) out.list->push_back(ApplyFilter(a.args[0].s, x, CallArgs(), max));
+    else throw RenderError("map needs attribute= or a filter name");
+  }
+  return out;
+}
+
+// `indent(width, first)`: every line after the first (or every line) padded.
+Value Indented(const Value& v, const CallArgs& a, size_t max) {
+  const Value* w = a.Arg(0, "width");
+  const Value* first = a.Arg(1, "first");
+  const std::string pad(w != nullptr && w->kind == Value::Kind::kInt ? static_cast<size_t>(std::clamp<int64_t>(w->i, 0, 64)) : 4, ' ');
+  std::string s = Str(v), out = first != nullptr && Truthy(*first) ? pad : "";
+  for (size_t k = 0; k < s.size(); ++k) {
+    out.push_back(s[k]);
+    if (s[k] == '\n' && k + 1 < s.size() && s[k + 1] != '\n') out += pad;
+    CheckSize(out.size(), max);
+  }
+  return Derived(out, v);
+}
+
+// A list without repeats, in first-seen order.
+Value Unique(const Value& v) {
+  Value out = Value::NewList();
+  for (const Value& x : AsList(v, "unique")) {
+    bool seen = false;
+    for (const Value& y : *out.list) seen = seen || Equal(x, y);
+    if (!seen) out.list->push_back(x);
+  }
+  return out;
+}
+
+}  // namespace
+
 Value ApplyFilter(const std::string& name, const Value& v, const CallArgs& a, size_t max) {
   const std::string none;
   if (name == "trim") return Derived(StripChars(Str(v), StrArg(a, 0, "chars", none), true, true), v);
@@ -160,39 +234,13 @@ Value ApplyFilter(const std::string& name, const Value& v, const CallArgs& a, si
   }
   if (name == "float") return Value::Float(v.is_number() ? v.number() : v.is_string() ? std::strtod(v.s.c_str(), nullptr) : 0.0);
   if (name == "abs") return v.kind == Value::Kind::kInt ? Value::Int(v.i < 0 ? -v.i : v.i) : Value::Float(std::abs(v.number()));
-  if (name == "list") {
-    if (v.is_string()) {
-      Value l = Value::NewList();
-      for (size_t i = 0; i < v.s.size(); i += CharLen(v.s, i)) l.list->push_back(Derived(v.s.substr(i, CharLen(v.s, i)), v));
-      return l;
-    }
-    if (v.is_mapping()) {
-      Value l = Value::NewList();
-      for (const auto& [k, x] : v.dict->items) l.list->push_back(Value::Str(k));
-      return l;
-    }
-    throw RenderError(std::string("list of a ") + KindName(v));
-  }
+  if (name == "list") return ListOf(v);
   if (name == "first" || name == "last") {
     if (v.is_string()) return v.s.empty() ? Value() : Subscript(v, Value::Int(name == "first" ? 0 : -1));
     const List& l = AsList(v, name.c_str());
     return l.empty() ? Value() : name == "first" ? l.front() : l.back();
   }
-  if (name == "reverse") {
-    if (v.is_string()) {
-      std::string r;
-      for (size_t i = v.s.size(); i > 0;) {
-        size_t k = i - 1;
-        while (k > 0 && (static_cast<uint8_t>(v.s[k]) & 0xC0) == 0x80) --k;
-        r += v.s.substr(k, i - k);
-        i = k;
-      }
-      return Derived(r, v);
-    }
-    List l = AsList(v, "reverse");
-    std::reverse(l.begin(), l.end());
-    return Value::NewList(std::move(l));
-  }
+  if (name == "reverse") return Reversed(v);
   if (name == "join") return Join(v, StrArg(a, 0, "d", none), a.Kw("attribute"), max);
   if (name == "default" || name == "d") {
     const Value* b = a.Arg(1, "boolean");
@@ -210,37 +258,9 @@ Value ApplyFilter(const std::string& name, const Value& v, const CallArgs& a, si
   if (name == "items") return Items(v);
   if (name == "selectattr" || name == "rejectattr") return Select(v, a, true, name == "selectattr");
   if (name == "select" || name == "reject") return Select(v, a, false, name == "select");
-  if (name == "map") {
-    Value out = Value::NewList();
-    const Value* attr = a.Kw("attribute");
-    for (const Value& x : AsList(v, "map")) {
-      if (attr != nullptr) out.list->push_back(Subscript(x, *attr));
-      else if (!a.args.empty() && a.args[0].is_string()) out.list->push_back(ApplyFilter(a.args[0].s, x, CallArgs(), max));
-      else throw RenderError("map needs attribute= or a filter name");
-    }
-    return out;
-  }
-  if (name == "indent") {
-    const Value* w = a.Arg(0, "width");
-    const Value* first = a.Arg(1, "first");
-    const std::string pad(w != nullptr && w->kind == Value::Kind::kInt ? static_cast<size_t>(std::clamp<int64_t>(w->i, 0, 64)) : 4, ' ');
-    std::string s = Str(v), out = first != nullptr && Truthy(*first) ? pad : "";
-    for (size_t k = 0; k < s.size(); ++k) {
-      out.push_back(s[k]);
-      if (s[k] == '\n' && k + 1 < s.size() && s[k + 1] != '\n') out += pad;
-      CheckSize(out.size(), max);
-    }
-    return Derived(out, v);
-  }
-  if (name == "unique") {
-    Value out = Value::NewList();
-    for (const Value& x : AsList(v, "unique")) {
-      bool seen = false;
-      for (const Value& y : *out.list) seen = seen || Equal(x, y);
-      if (!seen) out.list->push_back(x);
-    }
-    return out;
-  }
+  if (name == "map") return Mapped(v, a, max);
+  if (name == "indent") return Indented(v, a, max);
+  if (name == "unique") return Unique(v);
   if (name == "dictsort") {
     Value out = Items(v);
     std::stable_sort(out.list->begin(), out.list->end(), [](const Value& x, const Value& y) { return (*x.list)[0].s < (*y.list)[0].s; });
@@ -296,111 +316,134 @@ bool ApplyTest(const std::string& name, const Value& v, const CallArgs& a) {
   throw RenderError("unknown test '" + name + "'");
 }
 
-Value CallMethod(const Value& obj, const std::string& name, const CallArgs& a, size_t max) {
+namespace {
+
+// Python's str.split: on `sep`, or on runs of whitespace without one.
+Value SplitString(const Value& obj, const CallArgs& a) {
   const std::string none;
-  if (obj.is_string()) {
-    const std::string& s = obj.s;
-    if (name == "startswith" || name == "endswith") {
-      const std::string& p = StrArg(a, 0, "prefix", none);
-      const bool hit = s.size() >= p.size() && (name == "startswith" ? s.compare(0, p.size(), p) == 0
-                                                                     : s.compare(s.size() - p.size(), p.size(), p) == 0);
-      return Value::Bool(hit);
+  const std::string& s = obj.s;
+  const std::string& sep = StrArg(a, 0, "sep", none);
+  const Value* m = a.Arg(1, "maxsplit");
+  int64_t left = m != nullptr && m->kind == Value::Kind::kInt ? m->i : -1;
+  Value out = Value::NewList();
+  if (sep.empty()) {  // runs of whitespace, as Python's split()
+    size_t i = 0;
+    while (i < s.size()) {
+      while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+      if (i >= s.size()) break;
+      size_t e = i;
+      if (left == 0) e = s.size();
+      else while (e < s.size() && !std::isspace(static_cast<unsigned char>(s[e]))) ++e;
+      out.list->push_back(Derived(s.substr(i, e - i), obj));
+      --left;
+      i = e;
     }
-    if (name == "strip" || name == "lstrip" || name == "rstrip") {
-      return Derived(StripChars(s, StrArg(a, 0, "chars", none), name != "rstrip", name != "lstrip"), obj);
-    }
-    if (name == "upper" || name == "lower" || name == "title" || name == "capitalize") {
-      return Derived(Cased(s, name == "lower" ? 0 : name == "upper" ? 1 : name == "title" ? 2 : 3), obj);
-    }
-    if (name == "replace") {
-      const Value* c = a.Arg(2, "count");
-      const Value* with = a.Arg(1, "new");
-      return Value::Str(ReplaceAll(s, StrArg(a, 0, "old", none), StrArg(a, 1, "new", none),
-                                   c != nullptr && c->kind == Value::Kind::kInt ? c->i : -1, max),
-                        obj.tainted() || (with != nullptr && with->tainted()));
-    }
-    if (name == "split") {
-      const std::string& sep = StrArg(a, 0, "sep", none);
-      const Value* m = a.Arg(1, "maxsplit");
-      int64_t left = m != nullptr && m->kind == Value::Kind::kInt ? m->i : -1;
-      Value out = Value::NewList();
-      if (sep.empty()) {  // runs of whitespace, as Python's split()
-        size_t i = 0;
-        while (i < s.size()) {
-          while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) ++i;
-          if (i >= s.size()) break;
-          size_t e = i;
-          if (left == 0) e = s.size();
-          else while (e < s.size() && !std::isspace(static_cast<unsigned char>(s[e]))) ++e;
-          out.list->push_back(Derived(s.substr(i, e - i), obj));
-          --left;
-          i = e;
-        }
-        return out;
-      }
-      size_t at = 0;
-      for (size_t k = s.find(sep); k != std::string::npos && left != 0; k = s.find(sep, at), --left) {
-        out.list->push_back(Derived(s.substr(at, k - at), obj));
-        at = k + sep.size();
-      }
-      out.list->push_back(Derived(s.substr(at), obj));
-      return out;
-    }
-    if (name == "find") {
-      const size_t k = s.find(StrArg(a, 0, "sub", none));
-      return Value::Int(k == std::string::npos ? -1 : static_cast<int64_t>(k));
-    }
-    if (name == "count") {
-      const std::string& sub = StrArg(a, 0, "sub", none);
-      int64_t n = 0;
-      if (!sub.empty()) for (size_t k = s.find(sub); k != std::string::npos; k = s.find(sub, k + sub.size())) ++n;
-      return Value::Int(n);
-    }
-    if (name == "join") {
-      const Value* items = a.Arg(0, "iterable");
-      if (items == nullptr) throw RenderError("join() needs a list");
-      return Join(*items, s, nullptr, max);
-    }
-    if (name == "isdigit" || name == "isalpha" || name == "isspace") {
-      bool all = !s.empty();
-      for (unsigned char c : s) {
-        all = all && (name == "isdigit" ? std::isdigit(c) : name == "isalpha" ? std::isalpha(c) : std::isspace(c));
-      }
-      return Value::Bool(all);
-    }
-  } else if (obj.is_mapping()) {
-    if (name == "items") return Items(obj);
-    if (name == "keys" || name == "values") {
-      Value l = Value::NewList();
-      for (const auto& [k, x] : obj.dict->items) l.list->push_back(name == "keys" ? Value::Str(k) : x);
-      return l;
-    }
-    if (name == "get") {
-      const Value* k = a.Arg(0, "key");
-      Value got = k != nullptr ? Subscript(obj, *k) : Value();
-      const Value* d = a.Arg(1, "default");
-      return got.kind != Value::Kind::kUndefined ? got : d != nullptr ? *d : Value::None();
-    }
-  } else if (obj.kind == Value::Kind::kList) {
-    if (name == "append") {
-      if (a.args.size() != 1) throw RenderError("append() takes one value");
-      CheckSize(obj.list->size() + 1, max);
-      obj.list->push_back(a.args[0]);
-      return Value::None();
-    }
-    if (name == "index" || name == "count") {
-      const Value* x = a.Arg(0, "value");
-      int64_t n = 0;
-      for (size_t k = 0; k < obj.list->size(); ++k) {
-        if (x != nullptr && Equal((*obj.list)[k], *x)) {
-          if (name == "index") return Value::Int(static_cast<int64_t>(k));
-          ++n;
-        }
-      }
-      if (name == "index") throw RenderError("index(): the value is not in the list");
-      return Value::Int(n);
-    }
+    return out;
   }
+  size_t at = 0;
+  for (size_t k = s.find(sep); k != std::string::npos && left != 0; k = s.find(sep, at), --left) {
+    out.list->push_back(Derived(s.substr(at, k - at), obj));
+    at = k + sep.size();
+  }
+  out.list->push_back(Derived(s.substr(at), obj));
+  return out;
+}
+
+// A string's methods; nullopt when it has none of this name.
+std::optional<Value> StringMethod(const Value& obj, const std::string& name, const CallArgs& a, size_t max) {
+  const std::string none;
+  const std::string& s = obj.s;
+  if (name == "startswith" || name == "endswith") {
+    const std::string& p = StrArg(a, 0, "prefix", none);
+    const bool hit = s.size() >= p.size() && (name == "startswith" ? s.compare(0, p.size(), p) == 0
+                                                                   : s.compare(s.size() - p.size(), p.size(), p) == 0);
+    return Value::Bool(hit);
+  }
+  if (name == "strip" || name == "lstrip" || name == "rstrip") {
+    return Derived(StripChars(s, StrArg(a, 0, "chars", none), name != "rstrip", name != "lstrip"), obj);
+  }
+  if (name == "upper" || name == "lower" || name == "title" || name == "capitalize") {
+    return Derived(Cased(s, name == "lower" ? 0 : name == "upper" ? 1 : name == "title" ? 2 : 3), obj);
+  }
+  if (name == "replace") {
+    const Value* c = a.Arg(2, "count");
+    const Value* with = a.Arg(1, "new");
+    return Value::Str(ReplaceAll(s, StrArg(a, 0, "old", none), StrArg(a, 1, "new", none),
+                                 c != nullptr && c->kind == Value::Kind::kInt ? c->i : -1, max),
+                      obj.tainted() || (with != nullptr && with->tainted()));
+  }
+  if (name == "split") return SplitString(obj, a);
+  if (name == "find") {
+    const size_t k = s.find(StrArg(a, 0, "sub", none));
+    return Value::Int(k == std::string::npos ? -1 : static_cast<int64_t>(k));
+  }
+  if (name == "count") {
+    const std::string& sub = StrArg(a, 0, "sub", none);
+    int64_t n = 0;
+    if (!sub.empty()) for (size_t k = s.find(sub); k != std::string::npos; k = s.find(sub, k + sub.size())) ++n;
+    return Value::Int(n);
+  }
+  if (name == "join") {
+    const Value* items = a.Arg(0, "iterable");
+    if (items == nullptr) throw RenderError("join() needs a list");
+    return Join(*items, s, nullptr, max);
+  }
+  if (name == "isdigit" || name == "isalpha" || name == "isspace") {
+    bool all = !s.empty();
+    for (unsigned char c : s) {
+      all = all && (name == "isdigit" ? std::isdigit(c) : name == "isalpha" ? std::isalpha(c) : std::isspace(c));
+    }
+    return Value::Bool(all);
+  }
+  return std::nullopt;
+}
+
+std::optional<Value> MappingMethod(const Value& obj, const std::string& name, const CallArgs& a) {
+  if (name == "items") return Items(obj);
+  if (name == "keys" || name == "values") {
+    Value l = Value::NewList();
+    for (const auto& [k, x] : obj.dict->items) l.list->push_back(name == "keys" ? Value::Str(k) : x);
+    return l;
+  }
+  if (name == "get") {
+    const Value* k = a.Arg(0, "key");
+    Value got = k != nullptr ? Subscript(obj, *k) : Value();
+    const Value* d = a.Arg(1, "default");
+    return got.kind != Value::Kind::kUndefined ? got : d != nullptr ? *d : Value::None();
+  }
+  return std::nullopt;
+}
+
+std::optional<Value> ListMethod(const Value& obj, const std::string& name, const CallArgs& a, size_t max) {
+  if (name == "append") {
+    if (a.args.size() != 1) throw RenderError("append() takes one value");
+    CheckSize(obj.list->size() + 1, max);
+    obj.list->push_back(a.args[0]);
+    return Value::None();
+  }
+  if (name == "index" || name == "count") {
+    const Value* x = a.Arg(0, "value");
+    int64_t n = 0;
+    for (size_t k = 0; k < obj.list->size(); ++k) {
+      if (x != nullptr && Equal((*obj.list)[k], *x)) {
+        if (name == "index") return Value::Int(static_cast<int64_t>(k));
+        ++n;
+      }
+    }
+    if (name == "index") throw RenderError("index(): the value is not in the list");
+    return Value::Int(n);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+Value CallMethod(const Value& obj, const std::string& name, const CallArgs& a, size_t max) {
+  std::optional<Value> out;
+  if (obj.is_string()) out = StringMethod(obj, name, a, max);
+  else if (obj.is_mapping()) out = MappingMethod(obj, name, a);
+  else if (obj.kind == Value::Kind::kList) out = ListMethod(obj, name, a, max);
+  if (out) return *out;
   throw RenderError(std::string("a ") + KindName(obj) + " has no method '" + name + "'");
 }
 

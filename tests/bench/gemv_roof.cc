@@ -9,7 +9,7 @@
 // With --peak it prints instead the CPU's f32 FMA peak (GFLOP/s on
 // --threads threads, registers only, the widest vectors the CPU has): what
 // prefill, a matrix-matrix product, is measured against.
-// usage: strata-gemv-roof [--type T] [--kernels CAP] [--rows R] [--cols C] [--threads T] [--peak]
+#include <CLI/CLI.hpp>
 #include <immintrin.h>
 
 #include <chrono>
@@ -106,105 +106,119 @@ int PrintPeak(int threads) {
   return 0;
 }
 
-}  // namespace
-
-int main(int argc, char** argv) {
+struct Flags {
   int64_t rows = 5632, cols = 2048;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string type_name = "bf16", cap = "auto";
   bool peak = false;
   int single_reps = 0;  // 0: every batch size, the single row best of 20
-  for (int i = 1; i < argc; ++i) {
-    if (!std::strcmp(argv[i], "--help") || !std::strcmp(argv[i], "-h")) {
-      std::printf("usage: strata-gemv-roof [--type f32|bf16|q8_0|q4_0|q4_k|q5_k|q6_k] [--kernels auto|amx|avx512|avx2|scalar]\n"
-                  "                        [--rows R] [--cols C] [--threads T] [--peak] [--single-reps N]\n"
-                  "Times one weight type's kernel for batches of 1..256 rows; prints JSON.\n"
-                  "--peak: the CPU's f32 FMA peak on --threads threads instead.\n"
-                  "--single-reps N: the single row only, best of N runs (to profile a decode kernel).\n");
-      return 0;
-    }
-    if (!std::strcmp(argv[i], "--rows") && i + 1 < argc) rows = std::atoll(argv[++i]);
-    else if (!std::strcmp(argv[i], "--cols") && i + 1 < argc) cols = std::atoll(argv[++i]);
-    else if (!std::strcmp(argv[i], "--threads") && i + 1 < argc) threads = std::max(1, std::atoi(argv[++i]));
-    else if (!std::strcmp(argv[i], "--type") && i + 1 < argc) type_name = argv[++i];
-    else if (!std::strcmp(argv[i], "--kernels") && i + 1 < argc) cap = argv[++i];
-    else if (!std::strcmp(argv[i], "--peak")) peak = true;
-    else if (!std::strcmp(argv[i], "--single-reps") && i + 1 < argc) single_reps = std::max(1, std::atoi(argv[++i]));
-    else {
-      std::fprintf(stderr, "strata-gemv-roof: unknown argument %s\n", argv[i]);
-      return 2;
-    }
-  }
-  if (peak) return PrintPeak(threads);
-  strata::WeightType type;
-  if (!strata::ParseWeightType(type_name, &type)) {
-    std::fprintf(stderr, "strata-gemv-roof: unknown --type %s\n", type_name.c_str());
-    return 2;
-  }
-  strata::Kernels kernels;
-  if (!strata::Kernels::Choose(strata::CpuFeatures::Probe(), cap, &kernels)) {
-    std::fprintf(stderr, "strata-gemv-roof: unknown --kernels %s\n", cap.c_str());
-    return 2;
-  }
-  if (rows <= 0 || cols <= 0 || cols % strata::BlockElements(type) != 0) {
-    std::fprintf(stderr, "strata-gemv-roof: --cols must be a positive multiple of %lld for %s\n",
-                 static_cast<long long>(strata::BlockElements(type)), type_name.c_str());
-    return 2;
-  }
-  const strata::KernelPath& path = kernels.For(type);
-  // Several matrices, so the single-row case reads from memory, not cache.
-  const int kCopies = 8;
-  std::mt19937 rng(1);
+};
+
+void AddFlags(CLI::App& app, Flags* f) {
+  app.option_defaults()->always_capture_default();
+  app.add_option("--type", f->type_name, "f32 | bf16 | q8_0 | q4_0 | q4_k | q5_k | q6_k");
+  app.add_option("--kernels", f->cap, "auto | amx | avx512 | avx2 | scalar");
+  app.add_option("--rows", f->rows, "weight rows")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  app.add_option("--cols", f->cols, "weight columns")->check(CLI::Range(int64_t{1}, int64_t{1} << 20));
+  app.add_option("--threads", f->threads, "threads the rows are split over")->check(CLI::Range(1, 1024));
+  app.add_flag("--peak", f->peak, "the CPU's f32 FMA peak on --threads threads instead");
+  app.add_option("--single-reps", f->single_reps, "the single row only, best of N runs (to profile a decode kernel)")
+      ->check(CLI::Range(1, 1 << 20));
+}
+
+// kCopies random matrices of one weight type, on huge pages as a node's
+// weights are (node/engine/llama_shard), so the single-row case reads memory.
+constexpr int kCopies = 8;
+struct Matrices {
+  std::vector<std::unique_ptr<uint8_t, decltype(&std::free)>> owned;
+  std::vector<uint8_t*> w;
+};
+
+bool MakeMatrices(strata::WeightType type, int64_t rows, int64_t cols, std::mt19937& rng, Matrices* out) {
   std::normal_distribution<float> dist(0.0f, 0.05f);
   const size_t row_bytes = strata::RowBytes(type, cols);
   const size_t mat_bytes = row_bytes * static_cast<size_t>(rows);
   const size_t alloc_bytes = (mat_bytes + (2u << 20) - 1) / (2u << 20) * (2u << 20);
-  std::vector<std::unique_ptr<uint8_t, decltype(&std::free)>> owned;
-  std::vector<uint8_t*> w(kCopies);
-  for (auto& m : w) {
-    m = static_cast<uint8_t*>(std::aligned_alloc(2u << 20, alloc_bytes));
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int c = 0; c < kCopies; ++c) {
+    auto* m = static_cast<uint8_t*>(std::aligned_alloc(2u << 20, alloc_bytes));
     if (m == nullptr) {
       std::fprintf(stderr, "strata-gemv-roof: out of memory for %zu bytes\n", alloc_bytes);
-      return 1;
+      return false;
     }
-    owned.emplace_back(m, &std::free);
-    ::madvise(m, alloc_bytes, MADV_HUGEPAGE);  // as the node's weights (node/engine/llama_shard)
-  }
-  std::vector<float> row(static_cast<size_t>(cols));
-  for (auto& m : w) {
+    out->owned.emplace_back(m, &std::free);
+    out->w.push_back(m);
+    ::madvise(m, alloc_bytes, MADV_HUGEPAGE);
     for (int64_t r = 0; r < rows; ++r) {
       for (auto& v : row) v = dist(rng);
       strata::QuantizeRow(type, row.data(), cols, m + row_bytes * static_cast<size_t>(r));
     }
   }
-  std::vector<float> xf(static_cast<size_t>(kMaxBatch * cols));
+  return true;
+}
+
+// Times the single row and each batch size; prints one JSON object.
+void TimeBatches(const Flags& f, strata::WeightType type, const strata::KernelPath& path, const Matrices& m,
+                 std::mt19937& rng) {
+  const int64_t rows = f.rows, cols = f.cols;
+  std::normal_distribution<float> dist(0.0f, 0.05f);
+  std::vector<float> xf(static_cast<size_t>(kMaxBatch * cols));  // [kMaxBatch, cols]
   for (auto& v : xf) v = dist(rng);
   std::vector<uint16_t> xb(xf.size());
   for (size_t i = 0; i < xf.size(); ++i) xb[i] = strata::FloatToBf16(xf[i]);
   const bool bf16 = type == strata::WeightType::kBF16;
-  std::vector<float> y(static_cast<size_t>(kMaxBatch * rows));
+  std::vector<float> y(static_cast<size_t>(kMaxBatch * rows));  // [kMaxBatch, rows]
   // What a Linear call does: prepare the activation rows once, split the weight rows.
-  auto run = [&](const uint8_t* m, int64_t n) {
+  auto run = [&](const uint8_t* w, int64_t n) {
     const strata::InputRows in{bf16 ? static_cast<const void*>(xb.data()) : xf.data(), bf16, n, cols};
     std::vector<uint8_t> storage;
     const strata::ActRows act = strata::PrepareActivations(path.form, in, &storage);
-    const strata::WeightMatrix wm{type, m, rows, cols};
-    Split(threads, rows, [&](int64_t r0, int64_t r1) { path.fn(wm, act, r0, r1, y.data(), rows); });
+    const strata::WeightMatrix wm{type, w, rows, cols};
+    Split(f.threads, rows, [&](int64_t r0, int64_t r1) { path.fn(wm, act, r0, r1, y.data(), rows); });
   };
   int copy = 0;
-  const double one = Best(single_reps > 0 ? single_reps : 20, [&]() { run(w[copy++ % kCopies], 1); });
-  const double bytes = static_cast<double>(row_bytes) * rows;
+  const double one = Best(f.single_reps > 0 ? f.single_reps : 20, [&]() { run(m.w[copy++ % kCopies], 1); });
+  const double bytes = static_cast<double>(strata::RowBytes(type, cols)) * rows;
   std::printf("{\"type\": \"%s\", \"path\": \"%s\", \"threads\": %d, \"rows\": %lld, \"cols\": %lld, "
               "\"single_row_ms\": %.3f, \"single_row_gbps\": %.2f, \"batches\": [",
-              type_name.c_str(), path.name, threads, static_cast<long long>(rows), static_cast<long long>(cols), one * 1e3,
-              bytes / one / 1e9);
+              f.type_name.c_str(), path.name, f.threads, static_cast<long long>(rows), static_cast<long long>(cols),
+              one * 1e3, bytes / one / 1e9);
   const int sizes[] = {4, 8, 16, 32, 64, 128, kMaxBatch};
-  for (size_t k = 0; single_reps == 0 && k < sizeof sizes / sizeof sizes[0]; ++k) {
+  for (size_t k = 0; f.single_reps == 0 && k < sizeof sizes / sizeof sizes[0]; ++k) {
     const int b = sizes[k];
-    const double t = Best(10, [&]() { run(w[copy++ % kCopies], b); });
+    const double t = Best(10, [&]() { run(m.w[copy++ % kCopies], b); });
     std::printf("%s{\"batch\": %d, \"ms\": %.3f, \"gmac_per_s\": %.1f, \"ideal_speedup\": %.2f}", k ? ", " : "", b,
                 t * 1e3, rows * cols * b / t / 1e9, one * b / t);
   }
   std::printf("]}\n");
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Flags f;
+  CLI::App app("Times one weight type's kernel for batches of 1..256 rows; prints JSON.", "strata-gemv-roof");
+  AddFlags(app, &f);
+  CLI11_PARSE(app, argc, argv);
+  if (f.peak) return PrintPeak(f.threads);
+  strata::WeightType type;
+  if (!strata::ParseWeightType(f.type_name, &type)) {
+    std::fprintf(stderr, "strata-gemv-roof: unknown --type %s\n", f.type_name.c_str());
+    return 2;
+  }
+  strata::Kernels kernels;
+  if (!strata::Kernels::Choose(strata::CpuFeatures::Probe(), f.cap, &kernels)) {
+    std::fprintf(stderr, "strata-gemv-roof: unknown --kernels %s\n", f.cap.c_str());
+    return 2;
+  }
+  if (f.cols % strata::BlockElements(type) != 0) {
+    std::fprintf(stderr, "strata-gemv-roof: --cols must be a positive multiple of %lld for %s\n",
+                 static_cast<long long>(strata::BlockElements(type)), f.type_name.c_str());
+    return 2;
+  }
+  std::mt19937 rng(1);
+  Matrices m;
+  if (!MakeMatrices(type, f.rows, f.cols, rng, &m)) return 1;
+  TimeBatches(f, type, kernels.For(type), m, rng);
   return 0;
 }

@@ -3,6 +3,7 @@
 // io_uring at a given queue depth, and plain O_DIRECT pread at queue depth 1
 // for contrast. scripts/bench/swap_io_bench.sh sets it against fio in the
 // same run. Prints JSON.
+#include <CLI/CLI.hpp>
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -26,25 +27,14 @@ int main(int argc, char** argv) {
   std::string path;
   uint64_t mib = 2048, page_kib = 256;
   uint32_t depth = 32;
-  for (int i = 1; i < argc; ++i) {
-    const std::string a = argv[i];
-    if (a == "--help") {
-      std::printf("usage: strata-swapbench --file PATH [--mib N] [--page-kib K] [--depth D]\n"
-                  "Writes then reads PATH in K-KiB pages through io_uring at queue depth D, then reads it\n"
-                  "with O_DIRECT pread at queue depth 1; prints GB/s as JSON. PATH is removed.\n");
-      return 0;
-    }
-    if (i + 1 >= argc) { std::fprintf(stderr, "strata-swapbench: %s needs a value\n", a.c_str()); return 2; }
-    if (a == "--file") path = argv[++i];
-    else if (a == "--mib") mib = std::strtoull(argv[++i], nullptr, 10);
-    else if (a == "--page-kib") page_kib = std::strtoull(argv[++i], nullptr, 10);
-    else if (a == "--depth") depth = static_cast<uint32_t>(std::strtoul(argv[++i], nullptr, 10));
-    else { std::fprintf(stderr, "strata-swapbench: unknown option %s\n", a.c_str()); return 2; }
-  }
-  if (path.empty() || mib == 0 || page_kib == 0 || depth == 0) {
-    std::fprintf(stderr, "strata-swapbench: --file PATH is required (see --help)\n");
-    return 2;
-  }
+  CLI::App app("Writes then reads PATH in K-KiB pages through io_uring at queue depth D, then reads it\n"
+               "with O_DIRECT pread at queue depth 1; prints GB/s as JSON. PATH is removed.", "strata-swapbench");
+  app.option_defaults()->always_capture_default();
+  app.add_option("--file", path, "the file to write and read (removed after)")->required();
+  app.add_option("--mib", mib, "file size in MiB")->check(CLI::Range(uint64_t{1}, uint64_t{1} << 24));
+  app.add_option("--page-kib", page_kib, "page size in KiB")->check(CLI::Range(uint64_t{4}, uint64_t{1} << 20));
+  app.add_option("--depth", depth, "io_uring queue depth")->check(CLI::Range(1u, 4096u));
+  CLI11_PARSE(app, argc, argv);
   strata::PageIoOptions o;
   o.page_bytes = page_kib << 10;
   o.file_bytes = mib << 20;
