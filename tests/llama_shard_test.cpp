@@ -14,75 +14,21 @@
 #include "storage/fault_env.h"
 #include "storage/gguf_quantize.h"
 #include "storage/safetensors.h"
+#include "tests/llama_shard_util.h"
 #include "tests/test_util.h"
 
 namespace strata {
 namespace {
 
-PosixEnv env_;  // the real filesystem, as main() would wire it
-
+using testing::Argmax;
+using testing::LoadShard;
+using testing::ModelPath;
+using testing::QuantSpec;
+using testing::Quantized;
+using testing::RunChain;
+using testing::Spec;
 using testing::TempDir;
-
-std::unique_ptr<LlamaShard> LoadShard(const std::string& dir, int64_t first, int64_t end, TensorDType dtype,
-                                      ShardOptions o = {}) {
-  auto ckpt = Checkpoint::Open(dir);
-  EXPECT_TRUE(ckpt.ok()) << ckpt.status().message();
-  o.first_layer = first;
-  o.end_layer = end;
-  o.dtype = dtype;
-  auto shard = LlamaShard::Load(std::move(ckpt.value()), o);
-  EXPECT_TRUE(shard.ok()) << shard.status().message();
-  return std::move(shard.value());
-}
-
-int32_t Argmax(const std::vector<float>& v) {
-  return static_cast<int32_t>(std::max_element(v.begin(), v.end()) - v.begin());
-}
-
-// Runs a prompt and greedy decode steps through a chain of shards; returns
-// the logits of every step.
-std::vector<std::vector<float>> RunChain(std::vector<std::unique_ptr<LlamaShard>>& chain,
-                                         const std::vector<int32_t>& prompt, int steps, uint64_t id = 1) {
-  for (auto& s : chain) EXPECT_TRUE(s->OpenSession(id, 64).ok());
-  std::vector<std::vector<float>> all;
-  std::vector<int32_t> tokens = prompt;
-  int64_t pos = 0;
-  for (int step = 0; step <= steps; ++step) {
-    StageInput in;
-    in.tokens = tokens;
-    for (auto& s : chain) {
-      auto out = s->Forward(id, pos, in);
-      EXPECT_TRUE(out.ok()) << out.status().message();
-      if (!out.ok()) return all;
-      in = StageInput();
-      in.hidden = std::move(out->hidden);
-      if (s->is_last()) all.push_back(out->logits);
-    }
-    pos += static_cast<int64_t>(tokens.size());
-    tokens = {Argmax(all.back())};
-  }
-  return all;
-}
-
-// `model` written as GGUF in `type` at `out` (weights only: the engine needs no vocabulary).
-std::string Quantized(const std::string& model, const std::string& type, const std::string& out) {
-  auto ckpt = Checkpoint::Open(model);
-  EXPECT_TRUE(ckpt.ok()) << ckpt.status().message();
-  GgufQuantizeOptions q;
-  q.type = type;
-  q.out = out;
-  Status st = WriteQuantizedGguf(env_, *ckpt.value(), q);
-  EXPECT_TRUE(st.ok()) << st.message();
-  return out;
-}
-
-// The test model at `dir`, or (quant set) that model written by strata
-// quantize as DIR/model.gguf in that type.
-std::string ModelPath(const TempDir& dir, const TestModelSpec& spec, const std::string& quant) {
-  testing::MakeModel(dir.path(), spec);
-  if (quant.empty()) return dir.path();
-  return Quantized(dir.path(), quant, dir / "model.gguf");
-}
+using testing::env_;
 
 void ExpectWholeEqualsPiecewise(const TestModelSpec& spec, TensorDType dtype, const std::string& quant = "") {
   TempDir dir;
@@ -103,30 +49,12 @@ void ExpectWholeEqualsPiecewise(const TestModelSpec& spec, TensorDType dtype, co
   }
 }
 
-TestModelSpec Spec() {
-  TestModelSpec s;
-  s.layers = 5;
-  s.tokenizer_vocab = 100;
-  return s;
-}
-
 TEST(LlamaShardTest, WholeEqualsPiecewiseF32) { ExpectWholeEqualsPiecewise(Spec(), TensorDType::kF32); }
 
 TEST(LlamaShardTest, WholeEqualsPiecewiseBf16) {
   TestModelSpec s = Spec();
   s.dtype = DType::kBF16;
   ExpectWholeEqualsPiecewise(s, TensorDType::kBF16);
-}
-
-// A shape whose matrices take the K formats (rows of 256) and, in
-// ffn_down (rows of 704), llama.cpp's fallbacks.
-TestModelSpec QuantSpec() {
-  TestModelSpec s = Spec();
-  s.hidden = 256;
-  s.heads = 4;
-  s.kv_heads = 2;
-  s.intermediate = 704;
-  return s;
 }
 
 TEST(LlamaShardTest, QuantizedWholeEqualsPiecewise) {
@@ -244,128 +172,6 @@ TEST(LlamaShardTest, WholeEqualsPiecewiseQwen2TiedF16Weights) {
   s.dtype = DType::kF16;
   s.files = 2;
   ExpectWholeEqualsPiecewise(s, TensorDType::kF32);
-}
-
-// Continuous batching: one ForwardBatch per stage per tick, sessions
-// joining with their prompt (a chunk in the batch) and leaving when their
-// tokens are done. Returns each session's logits: the prompt's, then one per
-// decode step.
-std::vector<std::vector<std::vector<float>>> RunBatched(std::vector<std::unique_ptr<LlamaShard>>& chain,
-                                                        const std::vector<std::vector<int32_t>>& prompts,
-                                                        const std::vector<int>& join, int steps) {
-  const size_t n = prompts.size();
-  std::vector<std::vector<std::vector<float>>> logits(n);
-  std::vector<int64_t> pos(n, 0);
-  for (size_t i = 0; i < n; ++i) {
-    for (auto& s : chain) EXPECT_TRUE(s->OpenSession(100 + i, 64).ok());
-  }
-  for (int tick = 0; tick <= join.back() + steps; ++tick) {
-    std::vector<size_t> batch;
-    std::vector<StageInput> inputs;
-    for (size_t i = 0; i < n; ++i) {
-      StageInput in;
-      if (tick == join[i]) {
-        in.tokens = prompts[i];
-      } else if (tick > join[i] && static_cast<int>(logits[i].size()) <= steps) {
-        in.tokens = {Argmax(logits[i].back())};
-      } else {
-        continue;
-      }
-      batch.push_back(i);
-      inputs.push_back(std::move(in));
-    }
-    if (batch.empty()) continue;
-    std::vector<int64_t> rows;
-    for (const auto& in : inputs) rows.push_back(static_cast<int64_t>(in.tokens.size()));
-    for (auto& s : chain) {
-      std::vector<BatchStep> steps_in;
-      for (size_t k = 0; k < batch.size(); ++k) steps_in.push_back({100 + batch[k], pos[batch[k]], &inputs[k]});
-      auto out = s->ForwardBatch(steps_in);
-      EXPECT_EQ(out.size(), batch.size());
-      for (size_t k = 0; k < batch.size(); ++k) {
-        EXPECT_TRUE(out[k].ok()) << out[k].status().message();
-        if (!out[k].ok()) return logits;
-        inputs[k] = StageInput();
-        inputs[k].hidden = std::move(out[k]->hidden);
-        if (s->is_last()) logits[batch[k]].push_back(out[k]->logits);
-      }
-    }
-    for (size_t k = 0; k < batch.size(); ++k) pos[batch[k]] += rows[k];
-  }
-  return logits;
-}
-
-void ExpectBatchedEqualsAlone(TensorDType dtype, bool streamed, const std::string& quant = "", const std::string& arch = "llama") {
-  TempDir dir, swap;
-  TestModelSpec spec = quant.empty() ? Spec() : QuantSpec();
-  spec.arch = arch;
-  spec.layers = 6;
-  const std::string model = ModelPath(dir, spec, quant);
-  const std::vector<std::pair<int64_t, int64_t>> stages = {{0, 2}, {2, 5}, {5, 6}};
-  std::vector<std::unique_ptr<LlamaShard>> alone, batched;
-  for (const auto& [first, end] : stages) {
-    alone.push_back(LoadShard(model, first, end, dtype));
-    ShardOptions o;
-    if (streamed) {
-      o.resident_layers = 1;
-      o.swap_dir = swap.path();
-      o.env = &env_;
-    }
-    batched.push_back(LoadShard(model, first, end, dtype, o));
-  }
-  // Six sessions of different lengths, so that they sit at different
-  // positions; each joins with its whole prompt in the batch (in BF16 a
-  // chunk shares the forward; in f32 it runs alone inside ForwardBatch); the
-  // batch grows from one to six (the kernel's group of four and a
-  // remainder) and shrinks again.
-  const std::vector<std::vector<int32_t>> prompts = {
-      {1, 17, 250, 3}, {9, 8}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}, {300}, {42, 43, 44}, {5, 6, 7}};
-  const std::vector<int> join = {0, 0, 1, 2, 3, 5};
-  const int kSteps = 6;
-  auto together = RunBatched(batched, prompts, join, kSteps);
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    auto reference = RunChain(alone, prompts[i], kSteps, 1 + i);
-    ASSERT_EQ(together[i].size(), reference.size()) << "session " << i;
-    for (size_t t = 0; t < reference.size(); ++t) {
-      EXPECT_EQ(std::memcmp(reference[t].data(), together[i][t].data(), reference[t].size() * sizeof(float)), 0)
-          << "session " << i << " step " << t;
-    }
-  }
-}
-
-TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneF32) { ExpectBatchedEqualsAlone(TensorDType::kF32, false); }
-TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneBf16) { ExpectBatchedEqualsAlone(TensorDType::kBF16, false); }
-TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneQwen3AndLlama3) {
-  ExpectBatchedEqualsAlone(TensorDType::kBF16, false, "", "qwen3");
-  ExpectBatchedEqualsAlone(TensorDType::kF32, false, "", "llama3");
-}
-TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneQuantized) {
-  ExpectBatchedEqualsAlone(TensorDType::kF32, false, "q4_k_m");
-  ExpectBatchedEqualsAlone(TensorDType::kBF16, false, "q8_0");
-}
-TEST(LlamaShardTest, BatchedDecodeIsBitIdenticalToAloneWithStreamedLayers) {
-  ExpectBatchedEqualsAlone(TensorDType::kBF16, true);
-}
-
-// A bad step in a batch fails alone, naming why; the others run.
-TEST(LlamaShardTest, BatchedBadStepFailsAlone) {
-  TempDir dir;
-  testing::MakeModel(dir.path(), Spec());
-  auto shard = LoadShard(dir.path(), 0, Spec().layers, TensorDType::kBF16);
-  for (uint64_t id : {1, 2}) ASSERT_TRUE(shard->OpenSession(id, 8).ok());
-  StageInput one, two, bad;
-  one.tokens = {5};
-  two.tokens.assign(65, 5);  // more positions than the kernels take at once
-  bad.tokens = {1 << 20};
-  auto out = shard->ForwardBatch({{1, 0, &one}, {2, 0, &two}, {1, 0, &one}, {2, 0, &bad}, {3, 0, &one}});
-  ASSERT_EQ(out.size(), 5u);
-  EXPECT_TRUE(out[0].ok());
-  EXPECT_NE(out[1].status().message().find("1 to 64 positions"), std::string::npos);
-  EXPECT_NE(out[2].status().message().find("twice"), std::string::npos);
-  EXPECT_NE(out[3].status().message().find("outside the vocabulary"), std::string::npos);
-  EXPECT_NE(out[4].status().message().find("unknown session"), std::string::npos);
-  auto alone = shard->Forward(2, 0, one);
-  ASSERT_TRUE(alone.ok());
 }
 
 // Decoding token by token with the KV cache gives the logits of recomputing

@@ -34,6 +34,32 @@ uint64_t RamUsed(kj::AsyncIoContext& io, PeerLink& link, uint64_t* budget) {
 // Returns the node's swap counters.
 wire::SwapCounters::Reader SwapOf(capnp::Response<wire::Control::InfoResults>& info) { return info.getInfo().getSwap(); }
 
+// One round: every session asks at once for 1 to 160 more positions (the
+// node sees 64 concurrent steps). Returns each refusal's message.
+std::vector<std::string> StepEverySession(kj::AsyncIoContext& io, std::vector<wire::Session::Client>& sessions,
+                                          std::vector<uint32_t>& lengths, std::mt19937& rng, int* served,
+                                          int* refused) {
+  kj::Vector<kj::Promise<void>> steps;
+  std::vector<std::string> errors(sessions.size());
+  for (size_t i = 0; i < sessions.size(); ++i) {
+    const uint32_t n = 1 + rng() % 160;
+    auto fill = [start = lengths[i], n, i](wire::Step::Builder step) {
+      step.setStartPos(start);
+      auto ids = step.initInput().initTokens(n);
+      for (uint32_t j = 0; j < n; ++j) ids.set(j, static_cast<uint32_t>(1 + (j * 7 + i) % 400));
+    };
+    steps.add(testing::SubmitAsync(io, sessions[i], kj::mv(fill))
+                  .then([&, i, n](uint32_t) { lengths[i] += n; ++*served; },
+                        [&, i](kj::Exception&& e) { errors[i] = e.getDescription().cStr(); ++*refused; }));
+  }
+  kj::joinPromises(steps.releaseAsArray()).wait(io.waitScope);
+  std::vector<std::string> refusals;
+  for (auto& e : errors) {
+    if (!e.empty()) refusals.push_back(kj::mv(e));
+  }
+  return refusals;
+}
+
 void RunSixtyFourSessions(bool swap) {
   testing::TempDir dir, swap_dir;
   TestModelSpec spec;
@@ -47,7 +73,7 @@ void RunSixtyFourSessions(bool swap) {
   LocalClusterOptions o;
   o.nodes = 1;
   o.node_binary = testing::BinDir() + "/strata-node";
-    o.models_dirs = {testing::TempRoot()};
+  o.models_dirs = {testing::TempRoot()};
   o.threads = 1;
   o.memory_per_node = 24u << 20;  // weights ~3 MiB; KV 4 KiB a token: room for a few thousand tokens
   if (swap) o.extra_args = {"--swap-dir", swap_dir.path(), "--swap-limit", "16MiB", "--kv-policy", "lru"};
@@ -55,44 +81,16 @@ void RunSixtyFourSessions(bool swap) {
   ASSERT_TRUE(cluster.ok()) << cluster.status().message();
   auto io = kj::setupAsyncIo();
   auto link = testing::Connect(io, cluster.value()->addresses()[0], "");
-  auto load = link->control.loadShardRequest();
-  load.initSpec().setModelDir(dir / "m");
-  load.getSpec().setEndLayer(4);
-  load.send().wait(io.waitScope);
-  auto next = link->control.setNextRequest();
-  next.setStageCount(1);
-  next.send().wait(io.waitScope);
-
+  testing::Load(io, *link, dir / "m", 0, 4);
+  testing::SetNext(io, *link, "", 0, 1);
   std::mt19937 rng(7);
   std::vector<wire::Session::Client> sessions;
-  std::vector<uint32_t> lengths;
-  for (int i = 0; i < 64; ++i) {
-    auto open = link->control.openSessionRequest();
-    open.setCapacity(2048);
-    open.initSampling().setTopP(1.0f);
-    sessions.push_back(open.send().wait(io.waitScope).getSession());
-    lengths.push_back(0);
-  }
+  std::vector<uint32_t> lengths(64, 0);
+  for (int i = 0; i < 64; ++i) sessions.push_back(testing::Open(io, *link, 2048).session);
   uint64_t budget = 0, peak = 0;
   int refused = 0, served = 0;
   for (int round = 0; round < 6; ++round) {
-    // Every session asks at once: the node sees 64 concurrent steps.
-    kj::Vector<kj::Promise<void>> steps;
-    std::vector<std::string> errors(sessions.size());
-    for (size_t i = 0; i < sessions.size(); ++i) {
-      const uint32_t n = 1 + rng() % 160;
-      auto fill = [start = lengths[i], n, i](wire::Step::Builder step) {
-        step.setStartPos(start);
-        auto ids = step.initInput().initTokens(n);
-        for (uint32_t j = 0; j < n; ++j) ids.set(j, static_cast<uint32_t>(1 + (j * 7 + i) % 400));
-      };
-      steps.add(testing::SubmitAsync(io, sessions[i], kj::mv(fill)).then(
-          [&, i, n](uint32_t) { lengths[i] += n; ++served; },
-          [&, i](kj::Exception&& e) { errors[i] = e.getDescription().cStr(); ++refused; }));
-    }
-    kj::joinPromises(steps.releaseAsArray()).wait(io.waitScope);
-    for (const auto& e : errors) {
-      if (e.empty()) continue;
+    for (const auto& e : StepEverySession(io, sessions, lengths, rng, &served, &refused)) {
       // The error names the tier that is full and its budget.
       EXPECT_NE(e.find("but the node's ram budget is"), std::string::npos) << e;
       if (swap) EXPECT_NE(e.find("nvme budget is"), std::string::npos) << e;
@@ -101,10 +99,7 @@ void RunSixtyFourSessions(bool swap) {
     // Half the sessions end; new ones take their place.
     for (size_t i = round % 2; i < sessions.size(); i += 2) {
       sessions[i] = nullptr;
-      auto open = link->control.openSessionRequest();
-      open.setCapacity(2048);
-      open.initSampling().setTopP(1.0f);
-      sessions[i] = open.send().wait(io.waitScope).getSession();
+      sessions[i] = testing::Open(io, *link, 2048).session;
       lengths[i] = 0;
     }
   }
@@ -123,10 +118,7 @@ void RunSixtyFourSessions(bool swap) {
   ::testing::Test::RecordProperty(swap ? "steps_refused_with_swap" : "steps_refused", refused);
   // The node serves on.
   sessions.clear();
-  auto open = link->control.openSessionRequest();
-  open.setCapacity(16);
-  open.initSampling().setTopP(1.0f);
-  auto s = open.send().wait(io.waitScope).getSession();
+  auto s = testing::Open(io, *link, 16).session;
   EXPECT_LT(testing::SubmitTokens(io, s, 0, {1}), static_cast<uint32_t>(spec.vocab));
 }
 

@@ -24,7 +24,7 @@
 #include <regex>
 #include <thread>
 
-#include "tests/browser.h"
+#include "tests/serve_util.h"
 #include "tests/test_util.h"
 
 namespace strata {
@@ -32,104 +32,11 @@ namespace {
 
 using json = nlohmann::json;
 using testing::Child;
+using testing::Http;
+using testing::Reply;
 using testing::RunProcess;
-
-std::string Strata() { return testing::BinDir() + "/strata"; }
-
-struct Reply {
-  long status = 0;
-  std::string body, headers;
-  CURLcode rc = CURLE_OK;
-};
-
-size_t Append(char* data, size_t size, size_t n, void* out) {
-  static_cast<std::string*>(out)->append(data, size * n);
-  return size * n;
-}
-
-// One HTTP request. `abort_after` > 0: hang up once that many body bytes
-// came; `hang_up_ms` > 0: hang up after that long, whatever came.
-Reply Http(const std::string& url, const std::string& body = "", const std::string& method = "",
-           const std::vector<std::string>& headers = {}, size_t abort_after = 0, long hang_up_ms = 0) {
-  Reply r;
-  struct Ctx {
-    std::string* out;
-    size_t abort_after;
-  } ctx{&r.body, abort_after};
-  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-  curl_slist* list = nullptr;
-  for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
-  if (!body.empty()) list = curl_slist_append(list, "Content-Type: application/json");
-  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, list);
-  if (!body.empty()) curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, body.c_str());
-  if (!method.empty()) curl_easy_setopt(curl.get(), CURLOPT_CUSTOMREQUEST, method.c_str());
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, +[](char* d, size_t s, size_t n, void* u) -> size_t {
-    auto* c = static_cast<Ctx*>(u);
-    c->out->append(d, s * n);
-    return c->abort_after > 0 && c->out->size() >= c->abort_after ? 0 : s * n;
-  });
-  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &ctx);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERFUNCTION, Append);
-  curl_easy_setopt(curl.get(), CURLOPT_HEADERDATA, &r.headers);
-  curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT, 120L);
-  if (hang_up_ms > 0) curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, hang_up_ms);
-  r.rc = curl_easy_perform(curl.get());
-  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &r.status);
-  curl_slist_free_all(list);
-  return r;
-}
-
-// A `strata serve --local N` process (2 nodes unless said) on a free loopback port.
-class Server {
- public:
-  explicit Server(std::vector<std::string> extra = {}, int nodes = 2) {
-    std::vector<std::string> argv = {Strata(), "serve", "--local", std::to_string(nodes), "--http", "127.0.0.1:0"};
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    child_ = std::make_unique<Child>(argv);
-    const std::regex serving("on (http://127\\.0\\.0\\.1:[0-9]+)");
-    for (int i = 0; i < 600 && url_.empty(); ++i) {
-      std::smatch m;
-      const std::string out = child_->Stdout();
-      if (std::regex_search(out, m, serving)) url_ = m[1].str();
-      usleep(50000);
-    }
-    if (url_.empty()) ADD_FAILURE() << "strata serve did not start: " << child_->Stderr();
-  }
-  const std::string& url() const { return url_; }
-  std::string Stderr() const { return child_->Stderr(); }
-  std::string Stdout() const { return child_->Stdout(); }
-  // /metrics once `series` reads `value`, or after ten seconds.
-  std::map<std::string, double> MetricsOnce(const std::string& series, double value) const {
-    return MetricsWhen([&](std::map<std::string, double>& m) { return m[series] == value; });
-  }
-  // /metrics once `ready` holds of it (or after 10 s, for the test to report).
-  std::map<std::string, double> MetricsWhen(const std::function<bool(std::map<std::string, double>&)>& ready) const {
-    std::map<std::string, double> m;
-    for (int i = 0; i < 100; ++i) {
-      m = Metrics();
-      if (ready(m)) break;
-      usleep(100000);
-    }
-    return m;
-  }
-  // The node gauges and counters of /metrics, by full series name.
-  std::map<std::string, double> Metrics(const std::vector<std::string>& headers = {}) const {
-    std::map<std::string, double> out;
-    const Reply r = Http(url_ + "/metrics", "", "", headers);
-    std::istringstream lines(r.body);
-    for (std::string line; std::getline(lines, line);) {
-      if (line.empty() || line[0] == '#') continue;
-      const size_t sp = line.rfind(' ');
-      out[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
-    }
-    return out;
-  }
-
- private:
-  std::unique_ptr<Child> child_;
-  std::string url_;
-};
+using testing::Server;
+using testing::Strata;
 
 // The text of an SSE completion stream; checks its framing on the way.
 std::string StreamText(const std::string& body, bool chat, json* last_chunk = nullptr) {
@@ -488,86 +395,6 @@ TEST(ServeTest, AnApiKeyIsEnforced) {
   EXPECT_EQ(Http(c, body, "", {"Authorization: Bearer wrong-key-0123456789"}).status, 401);
   EXPECT_EQ(Http(c, body, "", {"Authorization: Bearer 0123456789abcdef-key"}).status, 200);
   EXPECT_EQ(Http(server.url() + "/health").status, 200) << "health needs no key";
-}
-
-// The dashboard in headless Chromium (Debian's): it renders the pipeline's
-// nodes, and its live figures move under load. A screenshot is kept at
-// build/dashboard.png.
-TEST(ServeTest, TheDashboardShowsTheClusterAndLiveFigures) {
-  if (::access("/usr/bin/chromium", X_OK) != 0) {
-    GTEST_SKIP() << "no /usr/bin/chromium: scripts/setup.sh installs Debian's chromium";
-  }
-  Server server;
-  std::atomic<bool> stop{false};
-  std::thread load([&]() {
-    while (!stop) Http(server.url() + "/v1/completions", R"({"prompt":"And","max_tokens":60})");
-  });
-  auto dom = [&]() {
-    return RunProcess({"/usr/bin/chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--user-data-dir=" +
-                       testing::TempRoot() + "/strata-chromium-" + std::to_string(::getpid()),
-                       "--virtual-time-budget=3000", "--dump-dom", server.url() + "/"}, 90).out;
-  };
-  auto total = [](const std::string& html) -> long {
-    std::smatch m;
-    return std::regex_search(html, m, std::regex("id=\"tokens-total\">([0-9]+)<")) ? std::stol(m[1].str()) : -1;
-  };
-  const std::string first = dom();
-  usleep(500000);
-  const std::string second = dom();
-  const std::string shot = testing::BinDir() + "/../dashboard.png";
-  auto r = RunProcess({"/usr/bin/chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1100,800",
-                       "--user-data-dir=" + testing::TempRoot() + "/strata-chromium-" + std::to_string(::getpid()),
-                       "--virtual-time-budget=3000", "--screenshot=" + shot, server.url() + "/"}, 90);
-  stop = true;
-  load.join();
-  std::filesystem::remove_all(testing::TempRoot() + "/strata-chromium-" + std::to_string(::getpid()));
-  for (const std::string& html : {first, second}) {
-    EXPECT_NE(html.find("stage 0: local-0"), std::string::npos) << html.substr(0, 3000);
-    EXPECT_NE(html.find("stage 1: local-1"), std::string::npos);
-    EXPECT_NE(html.find("layers [0, 3)"), std::string::npos);
-    EXPECT_NE(html.find("<span id=\"error\"></span>"), std::string::npos) << "the page reached its data";
-  }
-  EXPECT_GT(total(first), 0) << "tokens were generated under load";
-  EXPECT_GT(total(second), total(first)) << "the live figures move";
-  ASSERT_TRUE(std::filesystem::exists(shot)) << r.err;
-  EXPECT_GT(std::filesystem::file_size(shot), 10000u) << "a real screenshot";
-}
-
-// The chat page in headless Chromium: it opens with a question, streams the
-// answer through /v1/chat/completions and shows its tokens/s, the answer
-// being the API's own for the same request; Stop cuts an answer short and
-// Clear empties the conversation. A screenshot is kept beside the build.
-TEST(ServeTest, TheChatPageStreamsAnAnswer) {
-  ASSERT_EQ(::access("/usr/bin/chromedriver", X_OK), 0) << "no chromedriver: scripts/setup.sh installs chromium-driver";
-  Server server;
-  testing::Browser browser;
-  ASSERT_TRUE(browser.ok());
-  browser.Open(server.url() + "/chat#ask=In%20the%20beginning&temperature=0&max_tokens=24");
-  ASSERT_TRUE(browser.WaitFor("return document.body.dataset.answers === '1'", 60)) << browser.Run("return document.body.innerHTML");
-  const json page = browser.Run(
-      "return {user: document.querySelector('.msg.user .text').textContent,"
-      " answer: document.querySelector('.msg.assistant .text').textContent,"
-      " stats: document.getElementById('last-stats').textContent, model: document.getElementById('model').textContent}");
-  const Reply api = Http(server.url() + "/v1/chat/completions",
-                         R"({"messages":[{"role":"user","content":"In the beginning"}],"temperature":0,"max_tokens":24})");
-  ASSERT_EQ(api.status, 200) << api.body;
-  const json answer = json::parse(api.body);
-  EXPECT_EQ(page["user"], "In the beginning");
-  EXPECT_EQ(page["answer"], answer["choices"][0]["message"]["content"]);
-  const std::string n = std::to_string(answer["usage"]["completion_tokens"].get<int>());
-  EXPECT_TRUE(std::regex_search(page["stats"].get<std::string>(), std::regex("^" + n + " tokens · [0-9.]+ tok/s")))
-      << page["stats"];
-  EXPECT_EQ(page["model"], "kjv-5m");
-  browser.Screenshot(testing::BinDir() + "/../chat.png");
-  EXPECT_GT(std::filesystem::file_size(testing::BinDir() + "/../chat.png"), 10000u) << "a real screenshot";
-  // A second question, stopped as soon as it is sent; then Clear.
-  browser.Run("document.getElementById('max-tokens').value = 2000; document.getElementById('input').value = 'And God said';"
-              " document.getElementById('form').requestSubmit(); document.getElementById('stop').click(); return 0");
-  ASSERT_TRUE(browser.WaitFor("return document.body.dataset.answers === '2'", 60));
-  EXPECT_NE(browser.Run("return document.getElementById('last-stats').textContent").get<std::string>().find("stopped"),
-            std::string::npos);
-  browser.Run("document.getElementById('clear').click(); return 0");
-  EXPECT_EQ(browser.Run("return document.querySelectorAll('.msg').length"), 0);
 }
 
 // A node's own Prometheus endpoint (strata-node --metrics): its sessions,

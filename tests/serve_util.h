@@ -1,0 +1,87 @@
+#pragma once
+// What the tests of `strata serve` share: one HTTP request through libcurl,
+// and a `strata serve --local N` process on a free loopback port.
+#include <gtest/gtest.h>
+
+#include <curl/curl.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <regex>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/test_util.h"
+
+namespace strata::testing {
+
+inline std::string Strata() { return BinDir() + "/strata"; }
+
+struct Reply {
+  long status = 0;
+  std::string body, headers;
+  CURLcode rc = CURLE_OK;
+};
+
+// One HTTP request. `abort_after` > 0: hang up once that many body bytes
+// came; `hang_up_ms` > 0: hang up after that long, whatever came.
+Reply Http(const std::string& url, const std::string& body = "", const std::string& method = "",
+           const std::vector<std::string>& headers = {}, size_t abort_after = 0, long hang_up_ms = 0);
+
+class Server {
+ public:
+  explicit Server(std::vector<std::string> extra = {}, int nodes = 2) {
+    std::vector<std::string> argv = {Strata(), "serve", "--local", std::to_string(nodes), "--http", "127.0.0.1:0"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    child_ = std::make_unique<Child>(argv);
+    const std::regex serving("on (http://127\\.0\\.0\\.1:[0-9]+)");
+    WaitFor(
+        [&]() {
+          std::smatch m;
+          const std::string out = child_->Stdout();
+          if (std::regex_search(out, m, serving)) url_ = m[1].str();
+          return !url_.empty();
+        },
+        30);
+    if (url_.empty()) ADD_FAILURE() << "strata serve did not start: " << child_->Stderr();
+  }
+  const std::string& url() const { return url_; }
+  std::string Stderr() const { return child_->Stderr(); }
+  std::string Stdout() const { return child_->Stdout(); }
+  // /metrics once `series` reads `value`, or after ten seconds.
+  std::map<std::string, double> MetricsOnce(const std::string& series, double value) const {
+    return MetricsWhen([&](std::map<std::string, double>& m) { return m[series] == value; });
+  }
+  // /metrics once `ready` holds of it (or after 10 s, for the test to report).
+  std::map<std::string, double> MetricsWhen(const std::function<bool(std::map<std::string, double>&)>& ready) const {
+    std::map<std::string, double> m;
+    WaitFor(
+        [&]() {
+          m = Metrics();
+          return ready(m);
+        },
+        10);
+    return m;
+  }
+  // The node gauges and counters of /metrics, by full series name.
+  std::map<std::string, double> Metrics(const std::vector<std::string>& headers = {}) const {
+    std::map<std::string, double> out;
+    const Reply r = Http(url_ + "/metrics", "", "", headers);
+    std::istringstream lines(r.body);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.empty() || line[0] == '#') continue;
+      const size_t sp = line.rfind(' ');
+      out[line.substr(0, sp)] = std::stod(line.substr(sp + 1));
+    }
+    return out;
+  }
+
+ private:
+  std::unique_ptr<Child> child_;
+  std::string url_;
+};
+
+
+}  // namespace strata::testing
