@@ -1,7 +1,6 @@
 #include "storage/model_manifest.h"
 #include "storage/env.h"
 
-#include <openssl/sha.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -69,12 +68,6 @@ Status AddHashed(const Checkpoint& ckpt, const std::string& name, const std::str
 }
 
 }  // namespace
-
-std::string Sha256Hex(const void* data, size_t n) {
-  unsigned char digest[SHA256_DIGEST_LENGTH];
-  SHA256(static_cast<const unsigned char*>(data), n, digest);
-  return HexEncode(digest, sizeof digest);
-}
 
 std::string ModelManifest::ToJson() const {
   json j = Body(*this);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "base/status.h"
+#include "storage/digest.h"  // Sha256Hex
 #include "storage/dtype.h"
 
 namespace strata {
@@ -62,6 +63,6 @@ std::string ManifestFilesDir(const std::string& model);
 // costs only the next run's hashing.
 Result<ModelManifest> BuildManifestCached(const std::string& dir, const std::string& cache_dir);
 
-std::string Sha256Hex(const void* data, size_t n);
+
 
 }  // namespace strata

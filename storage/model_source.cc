@@ -1,8 +1,6 @@
-#include "storage/gguf_model.h"
 #include "storage/model_source.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 
 #include <chrono>
 #include <cstdio>
@@ -18,6 +16,9 @@
 
 #include "base/escape.h"
 #include "base/hex.h"
+#include "storage/digest.h"
+#include "storage/gguf_model.h"
+#include "storage/http_get.h"
 #include "storage/model_manifest.h"
 
 namespace strata {
@@ -54,80 +55,36 @@ struct SourceFile {
   std::string sha1_blob; // published git blob SHA-1, hex ("" : none)
 };
 
-struct CurlHeaders {
-  curl_slist* list = nullptr;
-  ~CurlHeaders() { curl_slist_free_all(list); }
-};
-
+// The hub redirects files to its CDN.
 void Common(CURL* curl, const std::string& url, const std::string& token, CurlHeaders* headers) {
-  if (!token.empty()) headers->list = curl_slist_append(nullptr, ("Authorization: Bearer " + token).c_str());
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers->list);
-  curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);  // the hub redirects files to its CDN
-  curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
-  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);
+  SetGetOptions(curl, url, token, /*follow_redirects=*/true, headers);
 }
 
-struct Small {
-  std::string bytes;
-  bool too_big = false;
-};
-
-size_t AppendSmall(char* data, size_t size, size_t n, void* user) {
-  auto* s = static_cast<Small*>(user);
-  if (s->bytes.size() + size * n > kMaxListingBytes) return s->too_big = true, 0;
-  s->bytes.append(data, size * n);
-  return size * n;
-}
-
-// GET of a small document. `*missing` (may be null) is set on 404, which is
-// then not an error: optional files are asked for this way.
+// GET of a small document (an API answer, an index, SHA256SUMS). `*missing`
+// (may be null) is set on 404, which is then not an error.
 Result<std::string> GetSmall(const MirrorOptions& o, const std::string& url, bool* missing) {
-  std::string error;
-  for (int attempt = 0; attempt < o.attempts; ++attempt) {
-    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.backoff_ms << (attempt - 1)));
-    std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-    CurlHeaders headers;
-    Small body;
-    Common(curl.get(), url, o.token, &headers);
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, AppendSmall);
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, 60000L);
-    const CURLcode rc = curl_easy_perform(curl.get());
-    long status = 0;
-    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
-    if (rc == CURLE_OK && status == 200) return body.bytes;
-    if (rc == CURLE_OK && status == 404 && missing != nullptr) {
-      *missing = true;
-      return std::string();
-    }
-    error = body.too_big ? "the answer is over 16 MiB"
-                         : rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP " + std::to_string(status);
-    if (status == 401 || status == 403 || status == 404) break;  // these do not get better
-  }
-  return Status::Error("cannot get " + EscapeText(url) + ": " + error);
+  SmallGet get;
+  get.token = o.token;
+  get.attempts = o.attempts;
+  get.backoff_ms = o.backoff_ms;
+  get.max_bytes = kMaxListingBytes;
+  get.follow_redirects = true;
+  auto got = strata::GetSmall(url, get, missing);
+  if (!got.ok()) return Status::Error("cannot get " + EscapeText(url) + ": " + got.status().message());
+  return got;
 }
 
 // Hash of a file, with `prefix` hashed first (the git blob header).
-std::string HashFile(const std::string& path, const EVP_MD* md, const std::string& prefix) {
+std::string HashFile(const std::string& path, Digest digest, const std::string& prefix) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return "";
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), md, nullptr);
-  EVP_DigestUpdate(ctx.get(), prefix.data(), prefix.size());
+  digest.Update(prefix.data(), prefix.size());
   std::vector<char> buf(8u << 20);
   while (in) {
     in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    if (in.gcount() > 0) EVP_DigestUpdate(ctx.get(), buf.data(), static_cast<size_t>(in.gcount()));
+    if (in.gcount() > 0) digest.Update(buf.data(), static_cast<size_t>(in.gcount()));
   }
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx.get(), digest, &len);
-  return HexEncode(digest, len);
+  return digest.HexFinal();
 }
 
 // The hub's listing: the files Strata wants, their hashes, and the commit.
@@ -414,13 +371,13 @@ std::string CacheKey(const std::string& text) { return Sha256Hex(text.data(), te
 
 }  // namespace
 
-std::string FileSha256Hex(const std::string& path) { return HashFile(path, EVP_sha256(), ""); }
+std::string FileSha256Hex(const std::string& path) { return HashFile(path, Digest::Sha256(), ""); }
 
 std::string GitBlobSha1Hex(const std::string& path) {
   std::error_code ec;
   const uint64_t size = fs::file_size(path, ec);
   if (ec) return "";
-  return HashFile(path, EVP_sha1(), "blob " + std::to_string(size) + std::string(1, '\0'));
+  return HashFile(path, Digest::Sha1(), "blob " + std::to_string(size) + std::string(1, '\0'));
 }
 
 Result<ModelRef> ParseModelRef(const std::string& text) {

@@ -1,7 +1,6 @@
 #include "storage/shard_fetch.h"
 
 #include <curl/curl.h>
-#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <utime.h>
 
@@ -10,6 +9,7 @@
 #include <deque>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <thread>
@@ -18,8 +18,10 @@
 #include "base/escape.h"
 #include "base/hex.h"
 #include "storage/checkpoint.h"
+#include "storage/digest.h"
 #include "storage/gguf.h"
 #include "storage/gguf_model.h"
+#include "storage/http_get.h"
 
 namespace strata {
 namespace {
@@ -29,51 +31,19 @@ using Clock = std::chrono::steady_clock;
 
 constexpr size_t kMaxManifestBytes = 64u << 20;
 
-// One HTTP GET into memory (the manifest): bounded, with retries.
-struct Body {
-  std::string bytes;
-  bool too_big = false;
-};
-
-size_t AppendBody(char* data, size_t size, size_t n, void* user) {
-  auto* body = static_cast<Body*>(user);
-  if (body->bytes.size() + size * n > kMaxManifestBytes) {
-    body->too_big = true;
-    return 0;
-  }
-  body->bytes.append(data, size * n);
-  return size * n;
-}
-
-struct CurlHeaders {
-  curl_slist* list = nullptr;
-  ~CurlHeaders() { curl_slist_free_all(list); }
-};
-
+// The manifest from the model server, bounded, with retries.
 Result<std::string> GetManifest(const FetchOptions& o) {
-  std::string error;
-  for (int attempt = 0; attempt < o.attempts; ++attempt) {
-    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(o.backoff_ms << (attempt - 1)));
-    std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
-    Body body;
-    CurlHeaders headers;
-    if (!o.token.empty()) headers.list = curl_slist_append(nullptr, ("Authorization: Bearer " + o.token).c_str());
-    const std::string url = o.base_url + "/manifest";
-    curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
-    curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers.list);
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, AppendBody);
-    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
-    curl_easy_setopt(curl.get(), CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, 60000L);
-    const CURLcode rc = curl_easy_perform(curl.get());
-    long status = 0;
-    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
-    if (rc == CURLE_OK && status == 200) return body.bytes;
-    error = body.too_big ? "the manifest is over 64 MiB"
-                         : rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP " + std::to_string(status);
-    if (status == 401 || status == 403) break;  // a wrong token does not get better
+  SmallGet get;
+  get.token = o.token;
+  get.attempts = o.attempts;
+  get.backoff_ms = o.backoff_ms;
+  get.max_bytes = kMaxManifestBytes;
+  get.what = "the manifest";
+  auto got = GetSmall(o.base_url + "/manifest", get);
+  if (!got.ok()) {
+    return Status::Error("cannot get the model manifest from " + EscapeText(o.base_url) + ": " + got.status().message());
   }
-  return Status::Error("cannot get the model manifest from " + EscapeText(o.base_url) + ": " + error);
+  return got;
 }
 
 // Where each tensor goes in the shard's file.
@@ -143,27 +113,12 @@ struct Job {
   std::string write_error;
 };
 
-using DigestCtx = std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)>;
-
-DigestCtx NewSha256() {
-  DigestCtx ctx(EVP_MD_CTX_new(), EVP_MD_CTX_free);
-  EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr);
-  return ctx;
-}
-
-std::string FinishHex(EVP_MD_CTX* ctx) {
-  unsigned char digest[32];
-  unsigned int len = 0;
-  EVP_DigestFinal_ex(ctx, digest, &len);
-  return HexEncode(digest, len);
-}
-
 struct Transfer {
   Job job;
   RandomRWFile* file = nullptr;
   CURL* curl = nullptr;
   CurlHeaders headers;
-  DigestCtx sha = {nullptr, EVP_MD_CTX_free};  // for a whole-tensor job: the bytes so far, in order
+  std::optional<Digest> sha;  // for a whole-tensor job: the bytes so far, in order
 };
 
 size_t WriteRange(char* data, size_t size, size_t n, void* user) {
@@ -180,14 +135,14 @@ size_t WriteRange(char* data, size_t size, size_t n, void* user) {
     t->job.write_error = st.message();
     return 0;
   }
-  if (t->sha) EVP_DigestUpdate(t->sha.get(), data, bytes);
+  if (t->sha) t->sha->Update(data, bytes);
   t->job.received += bytes;
   return bytes;
 }
 
 // SHA-256 of a tensor's bytes as written in the shard file.
 Result<std::string> HashWritten(RandomRWFile& file, uint64_t offset, uint64_t n) {
-  DigestCtx ctx = NewSha256();
+  Digest digest = Digest::Sha256();
   std::vector<uint8_t> buf(std::min<uint64_t>(n, 8u << 20) + 1);
   for (uint64_t at = 0; at < n;) {
     const size_t want = static_cast<size_t>(std::min<uint64_t>(n - at, buf.size()));
@@ -195,10 +150,10 @@ Result<std::string> HashWritten(RandomRWFile& file, uint64_t offset, uint64_t n)
     Status st = file.Read(offset + at, buf.data(), want, &got);
     if (!st.ok()) return st;
     if (got != want) return Status::Error("a short read of the shard file");
-    EVP_DigestUpdate(ctx.get(), buf.data(), got);
+    digest.Update(buf.data(), got);
     at += got;
   }
-  return FinishHex(ctx.get());
+  return digest.HexFinal();
 }
 
 uint64_t DirBytes(const fs::path& dir) {
@@ -286,18 +241,13 @@ CURL* Fetcher::Start(Transfer& t) {
   const ManifestTensor& tensor = *placed_[t.job.tensor].tensor;
   const std::string url = files_url_ + tensor.file;
   const std::string range = std::to_string(t.job.src) + "-" + std::to_string(t.job.src + t.job.length - 1);
-  if (!o_.token.empty()) t.headers.list = curl_slist_append(nullptr, ("Authorization: Bearer " + o_.token).c_str());
-  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  SetGetOptions(curl, url, o_.token, /*follow_redirects=*/false, &t.headers);  // a stalled transfer fails
   curl_easy_setopt(curl, CURLOPT_RANGE, range.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, t.headers.list);
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteRange);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);
   curl_easy_setopt(curl, CURLOPT_BUFFERSIZE, 512L << 10);  // fewer, larger writes into the shard file
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);  // a stalled transfer is a failed one
-  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);
   curl_easy_setopt(curl, CURLOPT_PRIVATE, &t);
-  if (t.job.whole) t.sha = NewSha256();
+  if (t.job.whole) t.sha = Digest::Sha256();
   t.curl = curl;
   return curl;
 }
@@ -335,7 +285,7 @@ Status Fetcher::Finish(Transfer& t, CURLcode rc, std::vector<bool>* done, FetchR
   // Every range of the tensor is in: it counts only if its hash matches. A
   // tensor that came in one request was hashed as it arrived; one split into
   // ranges (out of order) is read back and hashed.
-  Result<std::string> hash = job.whole ? Result<std::string>(FinishHex(t.sha.get()))
+  Result<std::string> hash = job.whole ? Result<std::string>(t.sha->HexFinal())
                                        : HashWritten(file_, placed_[job.tensor].offset, tensor.end - tensor.begin);
   if (!hash.ok()) return hash.status();
   if (hash.value() == tensor.sha256) {

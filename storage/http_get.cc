@@ -1,0 +1,69 @@
+#include "storage/http_get.h"
+
+#include <chrono>
+#include <memory>
+#include <thread>
+
+namespace strata {
+
+void SetGetOptions(CURL* curl, const std::string& url, const std::string& token, bool follow_redirects,
+                   CurlHeaders* headers) {
+  if (!token.empty()) headers->list = curl_slist_append(nullptr, ("Authorization: Bearer " + token).c_str());
+  curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers->list);
+  curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (follow_redirects) {
+    curl_easy_setopt(curl, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(curl, CURLOPT_MAXREDIRS, 5L);
+    curl_easy_setopt(curl, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  }
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, 10000L);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+  curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);
+}
+
+namespace {
+
+struct Small {
+  std::string bytes;
+  size_t max_bytes = 0;
+  bool too_big = false;
+};
+
+size_t AppendSmall(char* data, size_t size, size_t n, void* user) {
+  auto* s = static_cast<Small*>(user);
+  if (s->bytes.size() + size * n > s->max_bytes) return s->too_big = true, 0;
+  s->bytes.append(data, size * n);
+  return size * n;
+}
+
+}  // namespace
+
+Result<std::string> GetSmall(const std::string& url, const SmallGet& o, bool* missing) {
+  std::string error = "no attempt made";
+  for (int attempt = 0; attempt < o.attempts; ++attempt) {
+    if (attempt > 0) std::this_thread::sleep_for(std::chrono::milliseconds(uint64_t{o.backoff_ms} << (attempt - 1)));
+    std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+    CurlHeaders headers;
+    Small body;
+    body.max_bytes = o.max_bytes;
+    SetGetOptions(curl.get(), url, o.token, o.follow_redirects, &headers);
+    curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, AppendSmall);
+    curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
+    curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, 60000L);
+    const CURLcode rc = curl_easy_perform(curl.get());
+    long status = 0;
+    curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+    if (rc == CURLE_OK && status == 200) return body.bytes;
+    if (rc == CURLE_OK && status == 404 && missing != nullptr) {
+      *missing = true;
+      return std::string();
+    }
+    error = body.too_big ? o.what + " is over " + std::to_string(o.max_bytes >> 20) + " MiB"
+                         : rc != CURLE_OK ? curl_easy_strerror(rc) : "HTTP " + std::to_string(status);
+    if (status == 401 || status == 403 || status == 404) break;  // these do not get better
+  }
+  return Status::Error(error);
+}
+
+}  // namespace strata

@@ -1,0 +1,51 @@
+#pragma once
+// HTTP(S) GETs through libcurl, set up one way for every fetcher (a
+// coordinator's model mirror, a node's shard fetch): http and https only,
+// 10 s to connect, a transfer slower than 1 KiB/s for 30 s ends, the token
+// (if any) as "Authorization: Bearer", redirects only when asked for.
+//
+// Thread-safe: each call uses its own handle.
+#include <curl/curl.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "base/status.h"
+
+namespace strata {
+
+// The request's header list, freed with it.
+struct CurlHeaders {
+  curl_slist* list = nullptr;
+  CurlHeaders() = default;
+  CurlHeaders(const CurlHeaders&) = delete;
+  CurlHeaders& operator=(const CurlHeaders&) = delete;
+  CurlHeaders(CurlHeaders&& other) noexcept : list(other.list) { other.list = nullptr; }
+  CurlHeaders& operator=(CurlHeaders&& other) noexcept {
+    std::swap(list, other.list);
+    return *this;
+  }
+  ~CurlHeaders() { curl_slist_free_all(list); }
+};
+
+// The options every GET shares, on `curl`; `headers` must outlive the transfer.
+void SetGetOptions(CURL* curl, const std::string& url, const std::string& token, bool follow_redirects,
+                   CurlHeaders* headers);
+
+// A small document into memory, retried with a doubling backoff on errors
+// that may pass (not on 401, 403 or 404).
+struct SmallGet {
+  std::string token;
+  int attempts = 4;
+  uint32_t backoff_ms = 200;
+  size_t max_bytes = 16u << 20;
+  std::string what = "the answer";  // for the error: "<what> is over N MiB"
+  bool follow_redirects = false;
+};
+// `*missing` (may be null) is set on 404, which is then not an error:
+// optional files are asked for this way.
+Result<std::string> GetSmall(const std::string& url, const SmallGet& o, bool* missing = nullptr);
+
+}  // namespace strata
