@@ -167,9 +167,8 @@ struct GenerateInput {
 
 Status CheckGenerateFlags(const GenerateFlags& flags, GenerateInput* in) {
   if (flags.cluster.local == 0 && !UsesDiscovery(flags.cluster)) {
-    std::vector<std::string> addresses;
-    std::string error;
-    if (!ResolveStaticAddresses(flags.cluster, &addresses, &error)) return Status::Error(error);
+    auto addresses = ResolveStaticAddresses(flags.cluster);  // checked before the model is opened
+    if (!addresses.ok()) return addresses.status();
   }
   if (flags.keep_session && flags.cluster.local > 0) {
     return Status::Error("--keep-session needs nodes that outlive this run (--nodes or --cluster), not --local");

@@ -30,42 +30,32 @@ struct TokenizeFlags {
   bool add_special = false;
 };
 
-bool ReadInput(const std::string& path, std::string* out, std::string* error) {
+Result<std::string> ReadInput(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    *error = "cannot open " + path;
-    return false;
-  }
+  if (!in) return Status::Error("cannot open " + path);
   std::ostringstream s;
   s << in.rdbuf();
-  *out = s.str();
-  if (out->size() > kMaxInputBytes) {
-    *error = path + " is over " + std::to_string(kMaxInputBytes >> 20) + " MiB";
-    return false;
+  if (s.tellp() > static_cast<std::streamoff>(kMaxInputBytes)) {
+    return Status::Error(path + " is over " + std::to_string(kMaxInputBytes >> 20) + " MiB");
   }
-  return true;
+  return s.str();
 }
 
 // --chat FILE: a JSON list of {"role", "content"} (or {"messages": [...]}),
 // checked as the chat endpoint checks it.
-bool ReadChat(const std::string& path, std::vector<ChatMessage>* messages, std::string* error) {
-  std::string text;
-  if (!ReadInput(path, &text, error)) return false;
-  const json j = json::parse(text, nullptr, false);
-  if (j.is_discarded()) {
-    *error = path + ": not JSON";
-    return false;
-  }
+Result<std::vector<ChatMessage>> ReadChat(const std::string& path) {
+  auto text = ReadInput(path);
+  if (!text.ok()) return text.status();
+  const json j = json::parse(text.value(), nullptr, false);
+  if (j.is_discarded()) return Status::Error(path + ": not JSON");
   const json body = j.is_array() ? json{{"messages", j}} : j;
   CompletionParams params;
   ApiError api;
   if (!body.is_object() || !ParseCompletion(json{{"messages", body.value("messages", json())}}.dump(), true, INT64_MAX,
                                             &params, &api)) {
-    *error = path + ": " + (api.message.empty() ? "wants a list of {\"role\", \"content\"}" : api.message);
-    return false;
+    return Status::Error(path + ": " + (api.message.empty() ? "wants a list of {\"role\", \"content\"}" : api.message));
   }
-  *messages = std::move(params.messages);
-  return true;
+  return std::move(params.messages);
 }
 
 }  // namespace
@@ -110,17 +100,17 @@ int TokenizeCommand(int argc, char** argv, const std::string& default_model) {
   std::vector<TextPart> parts;
   bool add_bos = t.add_special;
   if (!t.chat.empty()) {
-    std::vector<ChatMessage> messages;
-    if (!ReadChat(t.chat, &messages, &error)) return Fail(error);
+    auto messages = ReadChat(t.chat);
+    if (!messages.ok()) return Fail(messages.status().message());
     auto format = ChatFormat::ForModel(model.value(), ckpt.value()->gguf(), *tokenizer.value());
     if (!format.ok()) return Fail(format.status().message());
-    auto prompt = format.value()->Render(messages);
+    auto prompt = format.value()->Render(messages.value());
     if (!prompt.ok()) return Fail(prompt.status().message());
     parts = std::move(prompt.value().parts);
   } else {
-    std::string text = t.text;
-    if (!t.file.empty() && !ReadInput(t.file, &text, &error)) return Fail(error);
-    parts.push_back({text, true});
+    auto text = t.file.empty() ? Result<std::string>(t.text) : ReadInput(t.file);
+    if (!text.ok()) return Fail(text.status().message());
+    parts.push_back({text.value(), true});
   }
   const std::vector<int32_t> ids = tokenizer.value()->EncodeParts(parts, add_bos);
   std::string rendered;

@@ -22,38 +22,41 @@ bool UsesDiscovery(const ClusterFlags& flags) {
   return flags.nodes.empty() && flags.cluster_file.empty() && flags.local == 0;
 }
 
-bool ResolveStaticAddresses(const ClusterFlags& flags, std::vector<std::string>* out, std::string* error) {
+Result<std::vector<std::string>> ResolveStaticAddresses(const ClusterFlags& flags) {
   using json = nlohmann::json;
-  out->clear();
+  std::vector<std::string> out;
   if (!flags.cluster_file.empty()) {
     std::ifstream in(flags.cluster_file);
-    if (!in) { *error = "cannot read cluster file " + flags.cluster_file; return false; }
+    if (!in) return Status::Error("cannot read cluster file " + flags.cluster_file);
     json j = json::parse(in, nullptr, false);
     if (j.is_discarded() || !j.is_object() || !j.contains("nodes") || !j["nodes"].is_array()) {
-      *error = "cluster file " + flags.cluster_file + " must be a JSON object with a \"nodes\" array of \"HOST:PORT\"";
-      return false;
+      return Status::Error("cluster file " + flags.cluster_file +
+                           " must be a JSON object with a \"nodes\" array of \"HOST:PORT\"");
     }
     for (const auto& n : j["nodes"]) {
-      if (!n.is_string()) { *error = "cluster file " + flags.cluster_file + ": every node must be a \"HOST:PORT\" string"; return false; }
-      out->push_back(n.get<std::string>());
+      if (!n.is_string()) {
+        return Status::Error("cluster file " + flags.cluster_file + ": every node must be a \"HOST:PORT\" string");
+      }
+      out.push_back(n.get<std::string>());
     }
   } else {
     std::stringstream ss(flags.nodes);
     std::string item;
-    while (std::getline(ss, item, ',')) if (!item.empty()) out->push_back(item);
+    while (std::getline(ss, item, ',')) if (!item.empty()) out.push_back(item);
   }
-  for (const auto& a : *out) {
-    if (!ValidAddress(a)) { *error = "bad node address '" + a + "': want HOST:PORT"; return false; }
+  for (const auto& a : out) {
+    if (!ValidAddress(a)) return Status::Error("bad node address '" + a + "': want HOST:PORT");
   }
-  if (out->empty()) { *error = "no nodes: give --nodes HOST:PORT,..., --cluster FILE or --local N"; return false; }
-  return true;
+  if (out.empty()) return Status::Error("no nodes: give --nodes HOST:PORT,..., --cluster FILE or --local N");
+  return out;
 }
 
 Result<Members> ResolveMembers(const ClusterFlags& flags, const ClusterSecret& secret) {
   Members members;
   if (!UsesDiscovery(flags)) {
-    std::string error;
-    if (!ResolveStaticAddresses(flags, &members.addresses, &error)) return Status::Error(error);
+    auto addresses = ResolveStaticAddresses(flags);
+    if (!addresses.ok()) return addresses.status();
+    members.addresses = std::move(addresses.value());
     members.source = flags.cluster_file.empty() ? "--nodes" : "cluster file " + flags.cluster_file;
     return members;
   }

@@ -27,7 +27,7 @@ struct Members {
 // says which source found nothing.
 Result<Members> ResolveMembers(const ClusterFlags& flags, const ClusterSecret& secret);
 // The static sources only (no waiting): for checking flags up front.
-bool ResolveStaticAddresses(const ClusterFlags& flags, std::vector<std::string>* out, std::string* error);
+Result<std::vector<std::string>> ResolveStaticAddresses(const ClusterFlags& flags);
 bool UsesDiscovery(const ClusterFlags& flags);
 
 }  // namespace strata
