@@ -242,7 +242,7 @@ Job::Job(ApiServer::Impl& s, CompletionParams p, std::vector<int32_t> ids)
 
 Job::~Job() noexcept {
   server.active.erase(id);
-  if (opened) server.pipeline.CloseSessionAsync(session);  // frees its KV on every stage
+  if (opened) server.pipeline.CloseSession(session).detach([](kj::Exception&&) {});  // frees its KV on every stage
   if (admitted) server.Release(kv_need());
   if (admitted && !finished) {
     ++server.metrics.requests_cancelled;
@@ -426,7 +426,7 @@ kj::Promise<void> ApiServer::Impl::OpenJobSession(Job& j) {
   sampling.top_k = static_cast<uint32_t>(j.params.top_k);
   sampling.seed = j.params.seeded ? j.params.seed : rng();
   const uint32_t capacity = static_cast<uint32_t>(j.prompt.size() + static_cast<size_t>(j.params.max_tokens));
-  return pipeline.OpenSessionAsync(j.session, capacity, sampling);
+  return pipeline.OpenSession(j.session, capacity, sampling);
 }
 
 kj::Promise<void> ApiServer::Impl::RunDriver(Job& j, Response& response) {

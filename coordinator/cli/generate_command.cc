@@ -299,6 +299,15 @@ void ReportRun(const GenerateFlags& flags, const RunReport& report, const ShardP
   if (!in.keep_key.empty()) std::fprintf(stderr, "session kept: continue it with --session %s\n", HexOf(in.keep_key).c_str());
 }
 
+// Closes the session on every stage; a node that is gone, or Ctrl-C, must
+// not hide the error being reported.
+void CloseQuietly(RpcEnv& env, Pipeline& pipeline, uint64_t session) {
+  try {
+    env.Await(pipeline.CloseSession(session), 0, "");
+  } catch (const PipelineError&) {
+  }
+}
+
 // Generates on an opened session at position `base`, within the room left.
 int GenerateOnSession(RpcEnv& env, Pipeline& pipeline, const GenerateFlags& flags, GenerateInput& in, uint64_t session,
                       uint32_t base, RunReport* report) {
@@ -319,11 +328,11 @@ int GenerateOnSession(RpcEnv& env, Pipeline& pipeline, const GenerateFlags& flag
   try {
     RunSession(env, pipeline, run, *in.tokenizer, session, base, in.logits_out.get(), report);
   } catch (...) {
-    if (in.keep_key.empty()) pipeline.CloseSession(session);
+    if (in.keep_key.empty()) CloseQuietly(env, pipeline, session);
     throw;
   }
   if (in.keep_key.empty()) {
-    pipeline.CloseSession(session);
+    CloseQuietly(env, pipeline, session);
   } else {
     pipeline.DetachSession(session);
   }
@@ -358,7 +367,7 @@ int RunGenerate(const GenerateFlags& flags) {
       if (!pipeline.UseLoadedShards(in.model.checkpoint->config().num_layers, &plan)) {
         return Fail("the nodes no longer hold a complete pipeline of this model; the kept session is gone");
       }
-      const auto [length, held] = pipeline.ResumeSession(session, in.keep_key);
+      const auto [length, held] = env.Await(pipeline.ResumeSession(session, in.keep_key), 0, "");
       base = length;
       in.capacity = held;
     } else {
@@ -368,7 +377,7 @@ int RunGenerate(const GenerateFlags& flags) {
       if (in.scoring) return RunScore(env, pipeline, flags, std::move(in.score), session, plan, capacities);
       SamplingParams sampling{static_cast<float>(flags.temperature), static_cast<uint32_t>(flags.top_k),
                               static_cast<float>(flags.top_p), flags.seed};
-      pipeline.OpenSession(session, static_cast<uint32_t>(in.capacity), sampling, in.keep_key);
+      env.Await(pipeline.OpenSession(session, static_cast<uint32_t>(in.capacity), sampling, in.keep_key), 0, "");
     }
     report.load_s = Seconds(t0, Clock::now());
     const int code = GenerateOnSession(env, pipeline, flags, in, session, base, &report);

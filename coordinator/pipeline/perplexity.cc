@@ -52,11 +52,11 @@ kj::Promise<void> PerplexityRun::Chunk(int64_t c) {
   if (c >= chunks()) return kj::READY_NOW;
   const uint64_t session = session_base_ + static_cast<uint64_t>(c);
   chunk_ = ChunkTokens(c);
-  return pipeline_.OpenSessionAsync(session, static_cast<uint32_t>(request_.ctx), SamplingParams{})
+  return pipeline_.OpenSession(session, static_cast<uint32_t>(request_.ctx), SamplingParams{})
       .then([this, session]() { return Context(session, 0); })
       .then([this, session](StepReply&& reply) { return Score(session, request_.ctx / 2, 0.0, kj::mv(reply)); })
-      .then([this, c, session]() {
-        pipeline_.CloseSessionAsync(session);
+      .then([this, session]() { return pipeline_.CloseSession(session); })
+      .then([this, c]() {
         if (progress_) progress_(result_, chunks());
         return Chunk(c + 1);
       });

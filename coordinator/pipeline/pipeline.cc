@@ -95,6 +95,9 @@ kj::Promise<T> RpcEnv::Bound(kj::Promise<T>&& promise, uint32_t timeout_ms, cons
 
 // For the generation driver's front ends, which wait for a whole generation.
 template void RpcEnv::Await<void>(kj::Promise<void>&& promise, uint32_t timeout_ms, const std::string& what);
+// For the CLI, which waits at its edge for a resumed session's length and capacity.
+template std::pair<uint32_t, uint32_t> RpcEnv::Await<std::pair<uint32_t, uint32_t>>(
+    kj::Promise<std::pair<uint32_t, uint32_t>>&& promise, uint32_t timeout_ms, const std::string& what);
 
 std::vector<std::unique_ptr<NodeConnection>> ConnectNodes(RpcEnv& env, const std::vector<std::string>& addresses) {
   std::vector<std::unique_ptr<NodeConnection>> nodes;
@@ -233,46 +236,38 @@ void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorD
   }
 }
 
-void Pipeline::OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling,
-                           const Bytes& keep_key) {
-  std::vector<wire::Session::Client> reversed;  // last stage first
-  kj::Array<capnp::byte> downstream = nullptr;  // the next stage's ticket
-  for (size_t i = stages_.size(); i-- > 0;) {
-    NodeConnection& node = stage_node(i);
-    auto request = node.control().openSessionRequest();
-    request.setCapacity(capacity);
-    SetSampling(request.initSampling(), sampling);
-    request.setDownstreamTicket(downstream);
-    request.setKeepKey(kj::arrayPtr(keep_key.data(), keep_key.size()));
-    auto reply = env_.Await(request.send(), env_.timeouts().call_ms, node.Label());
-    reversed.push_back(reply.getSession());
-    downstream = kj::heapArray<capnp::byte>(reply.getTicket());
-  }
-  std::vector<wire::Session::Client> caps;
-  for (size_t i = reversed.size(); i-- > 0;) caps.push_back(kj::mv(reversed[i]));
-  sessions_.emplace(session, kj::mv(caps));
-  env_.Await(AttachSink(session), env_.timeouts().call_ms, "setting the session's sink");
+kj::Promise<std::pair<uint32_t, uint32_t>> Pipeline::ResumeSession(uint64_t session, const Bytes& keep_key) {
+  return ResumeFrom(session, keep_key, 0, {0, 0}, {});
 }
 
-std::pair<uint32_t, uint32_t> Pipeline::ResumeSession(uint64_t session, const Bytes& keep_key) {
-  std::vector<wire::Session::Client> caps;
-  uint32_t length = 0, capacity = 0;
-  for (size_t i = 0; i < stages_.size(); ++i) {
-    NodeConnection& node = stage_node(i);
-    auto request = node.control().resumeSessionRequest();
-    request.setKeepKey(kj::arrayPtr(keep_key.data(), keep_key.size()));
-    auto reply = env_.Await(request.send(), env_.timeouts().call_ms, node.Label());
-    if (i > 0 && (reply.getLength() != length || reply.getCapacity() != capacity)) {
-      throw PipelineError(node.Label() + " holds " + std::to_string(reply.getLength()) +
-                          " tokens of that session, the first stage " + std::to_string(length));
-    }
-    length = reply.getLength();
-    capacity = reply.getCapacity();
-    caps.push_back(reply.getSession());
+// Resumes stage `stage`, then the ones after it; every stage must hold as
+// many tokens of the session as the first.
+kj::Promise<std::pair<uint32_t, uint32_t>> Pipeline::ResumeFrom(uint64_t session, Bytes keep_key, size_t stage,
+                                                                std::pair<uint32_t, uint32_t> held,
+                                                                std::vector<wire::Session::Client> caps) {
+  if (stage == stages_.size()) {
+    sessions_.emplace(session, kj::mv(caps));
+    return env_.Bound(AttachSink(session), env_.timeouts().call_ms, "setting the session's sink").then([held]() {
+      return held;
+    });
   }
-  sessions_.emplace(session, kj::mv(caps));
-  env_.Await(AttachSink(session), env_.timeouts().call_ms, "setting the session's sink");
-  return {length, capacity};
+  NodeConnection& node = stage_node(stage);
+  auto request = node.control().resumeSessionRequest();
+  request.setKeepKey(kj::arrayPtr(keep_key.data(), keep_key.size()));
+  const std::string label = node.Label();
+  return env_.Bound(request.send(), env_.timeouts().call_ms, label)
+      .then([this, session, keep_key = kj::mv(keep_key), stage, held, caps = kj::mv(caps),
+             label](capnp::Response<wire::Control::ResumeSessionResults>&& reply) mutable {
+        if (stage > 0 && (reply.getLength() != held.first || reply.getCapacity() != held.second)) {
+          return kj::Promise<std::pair<uint32_t, uint32_t>>(
+              kj::Exception(kj::Exception::Type::FAILED, __FILE__, __LINE__,
+                            kj::str(label, " holds ", reply.getLength(), " tokens of that session, the first stage ",
+                                    held.first)));
+        }
+        caps.push_back(reply.getSession());
+        return ResumeFrom(session, kj::mv(keep_key), stage + 1, {reply.getLength(), reply.getCapacity()},
+                          kj::mv(caps));
+      });
 }
 
 bool Pipeline::UseLoadedShards(int64_t num_layers, ShardPlan* plan) {
@@ -492,14 +487,16 @@ kj::Promise<void> Pipeline::AttachSink(uint64_t session) {
   return kj::joinPromises(sets.finish());
 }
 
-kj::Promise<void> Pipeline::OpenSessionAsync(uint64_t session, uint32_t capacity, const SamplingParams& sampling) {
-  return OpenFrom(session, capacity, sampling, stages_.size(), nullptr, {});
+kj::Promise<void> Pipeline::OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling,
+                                        const Bytes& keep_key) {
+  return OpenFrom(session, capacity, sampling, keep_key, stages_.size(), nullptr, {});
 }
 
 // Opens stage `stage - 1`, then the ones before it, last to first: each
 // learns the ticket of the next one's session.
-kj::Promise<void> Pipeline::OpenFrom(uint64_t session, uint32_t capacity, SamplingParams sampling, size_t stage,
-                                     kj::Array<capnp::byte> downstream, std::vector<wire::Session::Client> reversed) {
+kj::Promise<void> Pipeline::OpenFrom(uint64_t session, uint32_t capacity, SamplingParams sampling, Bytes keep_key,
+                                     size_t stage, kj::Array<capnp::byte> downstream,
+                                     std::vector<wire::Session::Client> reversed) {
   if (stage == 0) {
     std::vector<wire::Session::Client> caps;
     for (size_t i = reversed.size(); i-- > 0;) caps.push_back(kj::mv(reversed[i]));
@@ -511,38 +508,29 @@ kj::Promise<void> Pipeline::OpenFrom(uint64_t session, uint32_t capacity, Sampli
   request.setCapacity(capacity);
   SetSampling(request.initSampling(), sampling);
   request.setDownstreamTicket(downstream);
+  request.setKeepKey(kj::arrayPtr(keep_key.data(), keep_key.size()));
   return env_.Bound(request.send(), env_.timeouts().call_ms, node.Label())
-      .then([this, session, capacity, sampling, stage, reversed = kj::mv(reversed)](
+      .then([this, session, capacity, sampling, keep_key = kj::mv(keep_key), stage, reversed = kj::mv(reversed)](
                 capnp::Response<wire::Control::OpenSessionResults>&& reply) mutable {
         reversed.push_back(reply.getSession());
-        return OpenFrom(session, capacity, sampling, stage - 1, kj::heapArray<capnp::byte>(reply.getTicket()),
-                        kj::mv(reversed));
+        return OpenFrom(session, capacity, sampling, kj::mv(keep_key), stage - 1,
+                        kj::heapArray<capnp::byte>(reply.getTicket()), kj::mv(reversed));
       });
 }
 
-void Pipeline::CloseSessionAsync(uint64_t session) {
+kj::Promise<void> Pipeline::CloseSession(uint64_t session) {
   auto found = sessions_.find(session);
-  if (found == sessions_.end()) return;
+  if (found == sessions_.end()) return kj::READY_NOW;
+  auto closes = kj::heapArrayBuilder<kj::Promise<void>>(found->second.size());
   for (auto& cap : found->second) {
-    // Fire and forget: the close travels now; its answer does not matter.
-    cap.closeRequest().send().detach([](kj::Exception&&) {});
+    // The close travels now; its answer matters only to a caller that waits.
+    closes.add(WithDeadline(env_.io().provider->getTimer(), cap.closeRequest().send().ignoreResult(), 1000,
+                            std::make_shared<bool>(false))
+                   .catch_([](kj::Exception&&) {}));
   }
   sessions_.erase(found);
   DropSink(session);
-}
-
-void Pipeline::CloseSession(uint64_t session) {
-  auto found = sessions_.find(session);
-  if (found == sessions_.end()) return;
-  for (size_t i = 0; i < found->second.size(); ++i) {
-    try {
-      env_.Await(found->second[i].closeRequest().send().ignoreResult(), 1000, stage_node(i).Label());
-    } catch (const PipelineError&) {
-      // The node is gone or slow; dropping the capability closes it anyway.
-    }
-  }
-  sessions_.erase(found);
-  DropSink(session);
+  return kj::joinPromises(closes.finish());
 }
 
 }  // namespace strata

@@ -124,15 +124,23 @@ class Pipeline {
   // The labels of the plan's nodes that cannot read `model_dir` by path
   // (Control.canOpen), in stage order: they need the model distributed.
   std::vector<std::string> CannotOpen(const std::string& model_dir, const ShardPlan& plan);
+  // Sessions and steps, as promises: the CLI waits for them at its edge
+  // (RpcEnv::Await), `strata serve` chains them on its event loop. Failures
+  // are kj::Exceptions whose description names the node ("<node>: <cause>").
+  // The session's capabilities are kept by the pipeline, so a promise may be
+  // dropped (a client went away) and the session closed afterwards.
+  //
   // Opens a session of `capacity` tokens on every stage, last to first: each
   // stage learns the ticket by which it reaches the next one's session.
   // A non-empty `keep_key` (16 bytes) makes it a kept session: it outlives
   // this process on every node, for the nodes' TTL, and ResumeSession with
   // the same key picks it up again.
-  void OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling, const Bytes& keep_key = {});
-  // Picks up a kept session on every stage; returns the tokens its KV holds
-  // (the same on every stage, or PipelineError) and its capacity.
-  std::pair<uint32_t, uint32_t> ResumeSession(uint64_t session, const Bytes& keep_key);
+  kj::Promise<void> OpenSession(uint64_t session, uint32_t capacity, const SamplingParams& sampling,
+                                const Bytes& keep_key = {});
+  // Picks up a kept session on every stage; gives the tokens its KV holds
+  // (the same on every stage, or a failure naming the stage that differs)
+  // and its capacity.
+  kj::Promise<std::pair<uint32_t, uint32_t>> ResumeSession(uint64_t session, const Bytes& keep_key);
   // Lets go of a kept session without closing it.
   void DetachSession(uint64_t session) {
     sessions_.erase(session);
@@ -141,17 +149,14 @@ class Pipeline {
   // Uses the shards the nodes already hold, when they chain [0, num_layers)
   // (resuming a kept session must not reload and so forget it).
   bool UseLoadedShards(int64_t num_layers, ShardPlan* plan);
-  // Best effort, short timeout: a dead node must not delay the error report.
-  void CloseSession(uint64_t session);
-
-  // The same, as promises, for callers inside the event loop. Failures are
-  // kj::Exceptions whose description names the node ("<node>: <cause>").
-  // The session's capabilities are kept by the pipeline, so a promise may be
-  // dropped (a client went away) and the session closed afterwards.
+  // Closes the session on every stage and frees its KV everywhere; the
+  // session is gone from here at once. The promise waits at most a second
+  // for the stages' answers and never fails (a dead node must not delay an
+  // error report): wait for it, or drop it.
+  kj::Promise<void> CloseSession(uint64_t session);
   // StepAsync submits the step to the first stage (Session.submit) and waits
   // for its result from the last stage's direct report to this session's
   // sink: no call is held open through the middle stages.
-  kj::Promise<void> OpenSessionAsync(uint64_t session, uint32_t capacity, const SamplingParams& sampling);
   // With feed_back (a one-stage pipeline), the node then makes the steps
   // that follow itself; ExpectAsync waits for each one's result.
   kj::Promise<StepReply> StepAsync(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens,
@@ -162,8 +167,6 @@ class Pipeline {
   // Ends the session's feedback on the node; results still on their way
   // are dropped.
   void HaltAsync(uint64_t session);
-  // Closes on every stage without waiting for answers; frees the KV everywhere.
-  void CloseSessionAsync(uint64_t session);
   bool HasSession(uint64_t session) const { return sessions_.count(session) > 0; }
 
   size_t stage_count() const { return stages_.size(); }
@@ -178,8 +181,12 @@ class Pipeline {
   void DropSink(uint64_t session);
   // Registers this process's sink for `session` on every stage.
   kj::Promise<void> AttachSink(uint64_t session);
-  kj::Promise<void> OpenFrom(uint64_t session, uint32_t capacity, SamplingParams sampling, size_t stage,
-                             kj::Array<capnp::byte> downstream, std::vector<wire::Session::Client> reversed);
+  kj::Promise<void> OpenFrom(uint64_t session, uint32_t capacity, SamplingParams sampling, Bytes keep_key,
+                             size_t stage, kj::Array<capnp::byte> downstream,
+                             std::vector<wire::Session::Client> reversed);
+  kj::Promise<std::pair<uint32_t, uint32_t>> ResumeFrom(uint64_t session, Bytes keep_key, size_t stage,
+                                                        std::pair<uint32_t, uint32_t> held,
+                                                        std::vector<wire::Session::Client> caps);
   kj::Promise<void> DrawFetchProgress(kj::Own<bool> done, std::chrono::steady_clock::time_point start, int ticks);
 
   RpcEnv& env_;
