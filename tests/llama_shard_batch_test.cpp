@@ -53,9 +53,13 @@ std::vector<std::vector<std::vector<float>>> RunBatched(std::vector<std::unique_
     std::vector<int64_t> rows;
     for (const auto& in : inputs) rows.push_back(static_cast<int64_t>(in.tokens.size()));
     for (auto& s : chain) {
-      std::vector<BatchStep> steps_in;
-      for (size_t k = 0; k < batch.size(); ++k) steps_in.push_back({100 + batch[k], pos[batch[k]], &inputs[k]});
-      auto out = s->ForwardBatch(steps_in);
+      std::vector<StageStep> steps_in;
+      for (size_t k = 0; k < batch.size(); ++k) {
+        steps_in.push_back({100 + batch[k], static_cast<uint32_t>(pos[batch[k]]), inputs[k]});
+      }
+      std::vector<const StageStep*> view;
+      for (const auto& step : steps_in) view.push_back(&step);
+      auto out = s->ForwardBatch(view);
       EXPECT_EQ(out.size(), batch.size());
       for (size_t k = 0; k < batch.size(); ++k) {
         EXPECT_TRUE(out[k].ok()) << out[k].status().message();
@@ -132,7 +136,8 @@ TEST(LlamaShardBatchTest, BatchedBadStepFailsAlone) {
   one.tokens = {5};
   two.tokens.assign(65, 5);  // more positions than the kernels take at once
   bad.tokens = {1 << 20};
-  auto out = shard->ForwardBatch({{1, 0, &one}, {2, 0, &two}, {1, 0, &one}, {2, 0, &bad}, {3, 0, &one}});
+  const std::vector<StageStep> steps = {{1, 0, one}, {2, 0, two}, {1, 0, one}, {2, 0, bad}, {3, 0, one}};
+  auto out = shard->ForwardBatch({&steps[0], &steps[1], &steps[2], &steps[3], &steps[4]});
   ASSERT_EQ(out.size(), 5u);
   EXPECT_TRUE(out[0].ok());
   EXPECT_NE(out[1].status().message().find("1 to 64 positions"), std::string::npos);

@@ -61,11 +61,18 @@ struct StageOutput {
   std::vector<float> logits;    // [vocab]
 };
 
-// One decode position of one session, for ForwardBatch.
-struct BatchStep {
+// One step of one session at this stage, the one step type from the
+// moment a stage takes it to the kernel: positions [start, start +
+// input.positions()) of `session`, and what the last stage does with them.
+// The server's checks make it (node/server/stage_step), the batcher queues
+// it, the runtime and ForwardBatch compute it, and the next stage gets it
+// with this stage's hidden states as its input.
+struct StageStep {
   uint64_t session = 0;
-  int64_t start_pos = 0;
-  const StageInput* input = nullptr;  // borrowed: one token id or one row of hidden states
+  uint32_t start = 0;        // as on the wire
+  StageInput input;
+  bool sample = false;       // the last stage samples a token after it
+  bool want_logits = false;  // the last stage returns its logits
 };
 
 class LlamaShard {
@@ -102,7 +109,7 @@ class LlamaShard {
   // the weights: continuous batching of decode steps. results[i] is what
   // Forward(steps[i]) alone would return, bit for bit; a step that fails
   // its checks fails alone and the others run.
-  std::vector<Result<StageOutput>> ForwardBatch(const std::vector<BatchStep>& steps);
+  std::vector<Result<StageOutput>> ForwardBatch(const std::vector<const StageStep*>& steps);
 
   struct Impl;
 

@@ -21,7 +21,7 @@ struct GatherFailed : std::runtime_error {
 
 }  // namespace
 
-std::vector<Result<StageOutput>> LlamaShard::ForwardBatch(const std::vector<BatchStep>& steps) {
+std::vector<Result<StageOutput>> LlamaShard::ForwardBatch(const std::vector<const StageStep*>& steps) {
   Impl& m = *impl_;
   std::vector<Result<StageOutput>> results(steps.size(), Result<StageOutput>(Status::Error("not run")));
   c10::InferenceMode inference;  // no autograd bookkeeping on views and new tensors
@@ -36,8 +36,8 @@ std::vector<Result<StageOutput>> LlamaShard::ForwardBatch(const std::vector<Batc
   // its own (the BF16 kernels); elsewhere it runs alone, exactly as ever.
   const int64_t most = m.layers.empty() || !KernelRowsExact(m.layers[0].wqkv) ? 1 : kMaxKernelRows;
   for (size_t i = 0; i < steps.size(); ++i) {
-    const BatchStep& s = steps[i];
-    const int64_t n = s.input == nullptr ? 0 : s.input->positions();
+    const StageStep& s = *steps[i];
+    const int64_t n = s.input.positions();
     if (n < 1 || n > kMaxKernelRows) {
       results[i] = Status::Error("a batched step carries 1 to " + std::to_string(kMaxKernelRows) + " positions");
       continue;
@@ -51,12 +51,12 @@ std::vector<Result<StageOutput>> LlamaShard::ForwardBatch(const std::vector<Batc
       results[i] = Status::Error("session " + std::to_string(s.session) + " appears twice in one batch");
       continue;
     }
-    auto acquired = m.kv->Acquire(s.session, s.start_pos, n);
+    auto acquired = m.kv->Acquire(s.session, s.start, n);
     if (!acquired.ok()) {
       results[i] = acquired.status();
       continue;
     }
-    auto embedded = m.Embed(*s.input);
+    auto embedded = m.Embed(s.input);
     if (!embedded.ok()) {
       results[i] = embedded.status();
       continue;
@@ -83,17 +83,17 @@ std::vector<Result<StageOutput>> LlamaShard::ForwardBatch(const std::vector<Batc
       for (size_t i : live) results[i] = st;
     }
   }
-  for (size_t i : alone) results[i] = Forward(steps[i].session, steps[i].start_pos, *steps[i].input);
+  for (size_t i : alone) results[i] = Forward(steps[i]->session, steps[i]->start, steps[i]->input);
   return results;
 }
 
-Status LlamaShard::Impl::RunRows(const std::vector<BatchStep>& steps, const std::vector<size_t>& live,
+Status LlamaShard::Impl::RunRows(const std::vector<const StageStep*>& steps, const std::vector<size_t>& live,
                                  const std::vector<KvCache*>& caches, torch::Tensor x,
                                  std::vector<Result<StageOutput>>* results) {
   Impl& m = *this;
   const size_t K = live.size();
   std::vector<int64_t> offsets(K + 1, 0);                   // session k's rows: [offsets[k], offsets[k+1])
-  for (size_t k = 0; k < K; ++k) offsets[k + 1] = offsets[k] + steps[live[k]].input->positions();
+  for (size_t k = 0; k < K; ++k) offsets[k + 1] = offsets[k] + steps[live[k]]->input.positions();
   const int64_t count = m.options.end_layer - m.options.first_layer;
   try {
     for (int64_t l = 0; l < count; ++l) {
@@ -102,7 +102,7 @@ Status LlamaShard::Impl::RunRows(const std::vector<BatchStep>& steps, const std:
       // Each session attends over its own cache, gathered into the pool's
       // scratch and written back, one after another.
       const auto with_cache = [&](int64_t k, int64_t T, const auto& attend) {
-        const int64_t start = steps[live[static_cast<size_t>(k)]].start_pos;
+        const int64_t start = steps[live[static_cast<size_t>(k)]]->start;
         KvCache& kv = *caches[static_cast<size_t>(k)];
         auto cache = kv.Gather(l, start);
         if (!cache.ok()) throw GatherFailed(cache.status().message());
@@ -132,7 +132,7 @@ Status LlamaShard::Impl::RunRows(const std::vector<BatchStep>& steps, const std:
     return Status::Error(e.what());
   }
   if (m.stream) m.PrefetchNextForward();
-  for (size_t k = 0; k < K; ++k) caches[k]->Commit(steps[live[k]].start_pos + (offsets[k + 1] - offsets[k]));
+  for (size_t k = 0; k < K; ++k) caches[k]->Commit(steps[live[k]]->start + (offsets[k + 1] - offsets[k]));
   x = x.squeeze(1);  // [R, hidden]
   if (options.end_layer != config.num_layers) {
     for (size_t k = 0; k < K; ++k) (*results)[live[k]] = m.Output(x.narrow(0, offsets[k], offsets[k + 1] - offsets[k]));

@@ -75,7 +75,7 @@ struct LlamaShard::Impl {
   StageOutput Output(const torch::Tensor& x) const;
   // ForwardBatch's layers and output for the steps that passed their
   // checks: live[k] is row k of x [B, 1, hidden], caches[k] its KV.
-  Status RunRows(const std::vector<BatchStep>& steps, const std::vector<size_t>& live,
+  Status RunRows(const std::vector<const StageStep*>& steps, const std::vector<size_t>& live,
                  const std::vector<KvCache*>& caches, torch::Tensor x, std::vector<Result<StageOutput>>* results);
 };
 

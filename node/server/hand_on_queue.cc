@@ -9,10 +9,10 @@ namespace strata {
 namespace {
 
 void FillStep(const HandOn& h, wire::Step::Builder step) {
-  step.setStartPos(h.start);
-  step.setWantLogits(h.want_logits);
-  step.setSample(h.sample);
-  EncodeTensor(h.hidden, step.initInput().initHidden());
+  step.setStartPos(h.step.start);
+  step.setWantLogits(h.step.want_logits);
+  step.setSample(h.step.sample);
+  EncodeTensor(h.step.input.hidden, step.initInput().initHidden());
 }
 
 }  // namespace
@@ -69,7 +69,7 @@ kj::Promise<void> HandOnQueue::Send(std::vector<HandOn> steps) {
       .catch_([&ref, address](kj::Exception&& e) -> kj::Promise<void> {
         kj::Vector<kj::Promise<void>> reports;
         for (HandOn& h : ref) {
-          reports.add(ReportStepFailure(h.sink, h.start, h.stage,
+          reports.add(ReportStepFailure(h.sink, h.step.start, h.stage,
                                         "next stage at " + EscapeText(address) + " failed: " + e.getDescription().cStr()));
         }
         return kj::joinPromises(reports.releaseAsArray());

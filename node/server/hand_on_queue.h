@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "node/engine/llama_shard.h"
 #include "protocol/host_tensor.h"
 #include "protocol/peer_link.h"
 #include "strata.capnp.h"
@@ -25,9 +26,7 @@ struct HandOn {
   kj::Own<PeerLink> link;            // the next stage, as linked when the step was taken
   Bytes ticket;                      // the next stage's ticket for the session
   uint32_t hop = 0;                  // the next stage's index
-  uint32_t start = 0;
-  bool want_logits = false, sample = false;
-  HostTensor hidden;                 // this stage's output [tokens, hidden]
+  StageStep step;                    // its input: this stage's output [tokens, hidden]
   wire::StepSink::Client sink = nullptr;  // the coordinator's, for failures
   uint32_t stage = 0;                // this stage's index, for failure reports
 };

@@ -154,22 +154,22 @@ Result<StepOutcome> StageRuntime::Step(uint64_t session, int64_t start_pos, cons
   return outcome;
 }
 
-std::vector<Result<StepOutcome>> StageRuntime::StepBatch(const std::vector<BatchedStep>& steps) {
-  if (steps.size() == 1) return {Step(steps[0].session, steps[0].start_pos, *steps[0].input, steps[0].sample)};
+std::vector<Result<StepOutcome>> StageRuntime::StepBatch(const std::vector<const StageStep*>& steps) {
+  if (steps.size() == 1) return {Step(steps[0]->session, steps[0]->start, steps[0]->input, steps[0]->sample)};
   std::vector<Result<StepOutcome>> outcomes(steps.size(), Result<StepOutcome>(Status::Error("not run")));
   if (!shard_) {
     for (auto& o : outcomes) o = Status::Error("no shard is loaded on this node");
     return outcomes;
   }
   const auto t0 = std::chrono::steady_clock::now();
-  std::vector<BatchStep> forward;
+  std::vector<const StageStep*> forward;
   std::vector<size_t> index;  // forward[k] is steps[index[k]]
   for (size_t i = 0; i < steps.size(); ++i) {
-    if (!sessions_.count(steps[i].session)) {
-      outcomes[i] = Status::Error("unknown session " + std::to_string(steps[i].session));
+    if (!sessions_.count(steps[i]->session)) {
+      outcomes[i] = Status::Error("unknown session " + std::to_string(steps[i]->session));
       continue;
     }
-    forward.push_back({steps[i].session, steps[i].start_pos, steps[i].input});
+    forward.push_back(steps[i]);
     index.push_back(i);
   }
   std::vector<Result<StageOutput>> outputs;
@@ -187,7 +187,7 @@ std::vector<Result<StepOutcome>> StageRuntime::StepBatch(const std::vector<Batch
   batches_.fetch_add(1, std::memory_order_relaxed);
   batch_rows_.fetch_add(forward.size(), std::memory_order_relaxed);
   for (size_t k = 0; k < outputs.size(); ++k) {
-    const BatchedStep& step = steps[index[k]];
+    const StageStep& step = *steps[index[k]];
     if (!outputs[k].ok()) {
       outcomes[index[k]] = outputs[k].status();
       continue;
@@ -196,9 +196,9 @@ std::vector<Result<StepOutcome>> StageRuntime::StepBatch(const std::vector<Batch
     outcome.output = std::move(outputs[k].value());
     if (shard_->is_last() && step.sample) {
       // The sampled token's position: right after the step's last one.
-      const int64_t rows = step.input->positions();
+      const int64_t rows = step.input.positions();
       outcome.token = sessions_.at(step.session).sampler.Sample(outcome.output.logits,
-                                                                 static_cast<uint64_t>(step.start_pos + rows));
+                                                                 static_cast<uint64_t>(step.start + rows));
     }
     outcome.micros = micros;
     outcomes[index[k]] = std::move(outcome);

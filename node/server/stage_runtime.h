@@ -37,14 +37,6 @@ struct StepOutcome {
   uint64_t micros = 0;       // compute time of this stage
 };
 
-// One decode step of a batch: one position of one session.
-struct BatchedStep {
-  uint64_t session = 0;
-  int64_t start_pos = 0;
-  const StageInput* input = nullptr;  // borrowed: one token id or one row of hidden states
-  bool sample = false;
-};
-
 // Where KV pages may go beyond RAM, for every shard a runtime loads.
 struct KvTiers {
   std::string swap_dir;              // empty: no NVMe tier
@@ -71,7 +63,7 @@ class StageRuntime {
   // Decode steps of different sessions in one forward (continuous
   // batching): outcome i is what Step(steps[i]) alone returns, logits and
   // token bit for bit; each outcome's micros is the batch's time.
-  std::vector<Result<StepOutcome>> StepBatch(const std::vector<BatchedStep>& steps);
+  std::vector<Result<StepOutcome>> StepBatch(const std::vector<const StageStep*>& steps);
   // Writes an idle session's KV to NVMe now; a no-op without an NVMe tier.
   Status Park(uint64_t session);
   bool OnDisk(uint64_t session) const;

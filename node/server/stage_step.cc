@@ -75,12 +75,11 @@ void FillLast(const StepOutcome& step, bool want_logits, wire::StepResult::Build
 
 // A step that passed every check, ready for the compute thread.
 struct Prepared {
+  StageStep step;
   SessionEntry session;
-  kj::Own<PeerLink> link;  // the next stage (null on the last)
-  StageInput input;
-  uint32_t start = 0, end = 0;      // the step's positions [start, end)
-  bool want_logits = false, sample = false;
-  uint32_t feed_back = 0;            // steps still to feed back after this one
+  kj::Own<PeerLink> link;             // the next stage (null on the last)
+  uint32_t end = 0;                   // the step's positions are [step.start, end)
+  uint32_t feed_back = 0;             // steps still to feed back after this one
   std::vector<uint32_t> stop_tokens;  // feeding back ends after one of these
 };
 
@@ -94,7 +93,7 @@ void TakeFeedBack(const NodeState& state, const LoadedShard& shard, wire::Step::
     throw RpcError("feedBack: only a pipeline of one stage feeds its tokens back; this one has " +
                  std::to_string(state.stage_count) + " stages");
   }
-  if (!p->sample) throw RpcError("feedBack: the step does not sample a token to feed back");
+  if (!p->step.sample) throw RpcError("feedBack: the step does not sample a token to feed back");
   const uint64_t end = p->end;
   if (p->feed_back > p->session.capacity - end) {
     throw RpcError("feedBack: " + std::to_string(p->feed_back) + " more positions from " + std::to_string(end) +
@@ -127,11 +126,12 @@ Prepared Prepare(NodeState* state, const Bytes& ticket, uint32_t hop, wire::Step
   } else if (!shard->is_last()) {
     throw RpcError("step: this stage is not the last and has no next stage");
   }
-  p.input = TakeInput(*shard, p.session, step);
-  p.start = step.getStartPos();
-  p.want_logits = step.getWantLogits();
-  p.sample = step.getSample();
-  p.end = p.start + static_cast<uint32_t>(p.input.positions());  // CheckPositions: within capacity
+  p.step.session = p.session.id;
+  p.step.input = TakeInput(*shard, p.session, step);
+  p.step.start = step.getStartPos();
+  p.step.want_logits = step.getWantLogits();
+  p.step.sample = step.getSample();
+  p.end = p.step.start + static_cast<uint32_t>(p.step.input.positions());  // CheckPositions: within capacity
   TakeFeedBack(*state, *shard, step, &p);
   return p;
 }
@@ -156,7 +156,7 @@ class FeedBackRun final : public StepRun {
  public:
   // `state` owns the batcher that holds the run, so it outlives it.
   FeedBackRun(NodeState& state, const Prepared& p)
-      : state_(state), sink_(p.session.sink), first_(p.start), want_logits_(p.want_logits), left_(p.feed_back),
+      : state_(state), sink_(p.session.sink), first_(p.step.start), want_logits_(p.step.want_logits), left_(p.feed_back),
         stop_tokens_(p.stop_tokens), halts_(p.session.halts), epoch_(halts_->load()) {}
 
   bool live() const override { return halts_->load() == epoch_; }
@@ -202,26 +202,27 @@ kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32
   state->runtime().Prefetch(id);
   if (p->feed_back > 0) {
     auto run = std::make_shared<FeedBackRun>(*state, *p);
-    state->batcher().SubmitRun(id, p->start, kj::mv(p->input), kj::mv(run));
+    state->batcher().SubmitRun(kj::mv(p->step), kj::mv(run));
     return kj::READY_NOW;
   }
+  // The step goes to the batcher; what the next stage needs of it besides
+  // its input stays here.
+  StageStep onward{id, p->step.start, {}, p->step.sample, p->step.want_logits};
   // Batched with other sessions' steps (node/server/step_batcher); a step
   // whose session closes before it starts never starts.
-  auto work = state->batcher().Submit(id, p->start, kj::mv(p->input), p->sample, p->session.closed)
-      .then([ref = kj::addRef(*ref), p = kj::mv(p), hop, sink,
+  auto work = state->batcher().Submit(kj::mv(p->step), p->session.closed)
+      .then([ref = kj::addRef(*ref), p = kj::mv(p), onward = kj::mv(onward), hop, sink,
              stage](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {
-        if (!step.ok()) return ReportStepFailure(sink, p->start, stage, step.status().message());
+        if (!step.ok()) return ReportStepFailure(sink, onward.start, stage, step.status().message());
         // The last stage: the result goes straight to the coordinator.
-        if (p->link.get() == nullptr) return SendDone(sink, p->start, *step, p->want_logits);
+        if (p->link.get() == nullptr) return SendDone(sink, onward.start, *step, onward.want_logits);
         // With the other members of its batch, in one message (node/server/hand_on_queue).
         HandOn h;
         h.link = kj::mv(p->link);
         h.ticket = p->session.downstream_ticket;
         h.hop = hop + 1;
-        h.start = p->start;
-        h.want_logits = p->want_logits;
-        h.sample = p->sample;
-        h.hidden = kj::mv(step->output.hidden);
+        h.step = kj::mv(onward);
+        h.step.input.hidden = kj::mv(step->output.hidden);
         h.sink = sink;
         h.stage = stage;
         ref->hand_on().Add(kj::mv(h));

@@ -26,7 +26,7 @@ StepBatcher::StepBatcher(const ComputeThread& compute, StageRuntime& runtime, kj
 size_t StepBatcher::QueuedDecodes() const {
   std::set<uint64_t> sessions;
   for (const Waiting& w : queue_) {
-    if (Joins(w.input)) sessions.insert(w.session);
+    if (Joins(w.step.input)) sessions.insert(w.step.session);
   }
   return sessions.size();
 }
@@ -37,17 +37,16 @@ void StepBatcher::Enqueue(Waiting w) {
   Schedule();
 }
 
-kj::Promise<Result<StepOutcome>> StepBatcher::Submit(uint64_t session, uint32_t start, StageInput input,
-                                                    bool sample, std::shared_ptr<const std::atomic<bool>> closed) {
+kj::Promise<Result<StepOutcome>> StepBatcher::Submit(StageStep step, std::shared_ptr<const std::atomic<bool>> closed) {
   auto paf = kj::newPromiseAndFulfiller<Result<StepOutcome>>();
   auto cancelled = std::make_shared<std::atomic<bool>>(false);
-  Enqueue(Waiting{session, start, kj::mv(input), sample, kj::mv(paf.fulfiller), cancelled, nullptr, kj::mv(closed)});
+  Enqueue(Waiting{kj::mv(step), kj::mv(paf.fulfiller), cancelled, nullptr, kj::mv(closed)});
   return paf.promise.attach(kj::defer([cancelled]() { cancelled->store(true); }));
 }
 
-void StepBatcher::SubmitRun(uint64_t session, uint32_t start, StageInput input, std::shared_ptr<StepRun> run) {
-  Enqueue(Waiting{session, start, kj::mv(input), true, {}, std::make_shared<std::atomic<bool>>(false),
-                  kj::mv(run)});
+void StepBatcher::SubmitRun(StageStep step, std::shared_ptr<StepRun> run) {
+  step.sample = true;
+  Enqueue(Waiting{kj::mv(step), {}, std::make_shared<std::atomic<bool>>(false), kj::mv(run)});
 }
 
 void StepBatcher::Schedule() {
@@ -71,7 +70,7 @@ std::vector<StepBatcher::Waiting> StepBatcher::TakeBatch() {
       continue;
     }
     const char* why = it->cancelled->load() ? "its caller went away" : "its session closed";
-    spdlog::info("session={} step at {} skipped: {}", HexId(it->session), it->start, why);
+    spdlog::info("session={} step at {} skipped: {}", HexId(it->step.session), it->step.start, why);
     it->fulfiller->fulfill(Status::Error(std::string("cancelled: ") + why));
     it = queue_.erase(it);
   }
@@ -84,12 +83,12 @@ std::vector<StepBatcher::Waiting> StepBatcher::TakeBatch() {
   // Decode steps and short prompt chunks share forwards. A long chunk at the
   // head goes alone after a batch (or when nothing else can go), so long
   // prefills and decodes take turns.
-  const bool head_is_chunk = !Joins(queue_.front().input);
+  const bool head_is_chunk = !Joins(queue_.front().step.input);
   std::set<uint64_t> seen = running_sessions_;  // a session's later steps wait for its earlier ones
   if (!(head_is_chunk && last_was_decode_)) {
     for (auto it = queue_.begin(); it != queue_.end() && batch.size() < max_batch_;) {
-      const bool first_of_session = seen.insert(it->session).second;
-      if (first_of_session && Joins(it->input)) {
+      const bool first_of_session = seen.insert(it->step.session).second;
+      if (first_of_session && Joins(it->step.input)) {
         batch.push_back(kj::mv(*it));
         it = queue_.erase(it);
       } else {
@@ -101,7 +100,7 @@ std::vector<StepBatcher::Waiting> StepBatcher::TakeBatch() {
     batch.push_back(kj::mv(queue_.front()));
     queue_.pop_front();
   }
-  last_was_decode_ = !batch.empty() && Joins(batch.front().input);
+  last_was_decode_ = !batch.empty() && Joins(batch.front().step.input);
   queued_.store(queue_.size(), std::memory_order_relaxed);
   return batch;
 }
@@ -112,12 +111,12 @@ StepBatcher::Ran StepBatcher::RunBatch(std::vector<Waiting>& batch) {
   ran.next.resize(batch.size());
   // A caller that left, or a run that stopped, while the batch crossed
   // threads: its step is dropped here.
-  std::vector<BatchedStep> live;
+  std::vector<const StageStep*> live;
   std::vector<size_t> index;  // live[k] is batch[index[k]]
   for (size_t i = 0; i < batch.size(); ++i) {
     const Waiting& w = batch[i];
     if (w.Stopped()) continue;
-    live.push_back({w.session, static_cast<int64_t>(w.start), &w.input, w.sample});
+    live.push_back(&w.step);
     index.push_back(i);
   }
   while (!live.empty()) {
@@ -129,11 +128,11 @@ StepBatcher::Ran StepBatcher::RunBatch(std::vector<Waiting>& batch) {
         ran.outcomes[index[k]] = kj::mv(outcomes[k]);
         continue;
       }
-      StageInput next;
-      const bool more = outcomes[k].ok() && w.run->Next(*outcomes[k], &next);
-      const uint32_t start = w.start + static_cast<uint32_t>(w.input.positions());
-      Post({w.run, w.start, kj::mv(outcomes[k])});
-      if (more) ran.next[index[k]] = Waiting{w.session, start, kj::mv(next), true, {}, w.cancelled, w.run};
+      StageStep next{w.step.session, w.step.start + static_cast<uint32_t>(w.step.input.positions()), {}, true,
+                     w.step.want_logits};
+      const bool more = outcomes[k].ok() && w.run->Next(*outcomes[k], &next.input);
+      Post({w.run, w.step.start, kj::mv(outcomes[k])});
+      if (more) ran.next[index[k]] = Waiting{kj::mv(next), {}, w.cancelled, w.run};
     }
     // A run alone goes on here, step after step, while nothing else waits
     // for the thread; otherwise its next step queues for the next batch.
@@ -142,7 +141,7 @@ StepBatcher::Ran StepBatcher::RunBatch(std::vector<Waiting>& batch) {
         !compute_.others_waiting()) {
       batch[0] = kj::mv(*ran.next[0]);
       ran.next[0].reset();
-      live.push_back({batch[0].session, static_cast<int64_t>(batch[0].start), &batch[0].input, true});
+      live.push_back(&batch[0].step);
       index = {0};
     }
   }
@@ -185,8 +184,8 @@ void StepBatcher::Launch() {
   auto batch = std::make_shared<std::vector<Waiting>>(TakeBatch());
   if (batch->empty()) return;
   running_ = true;
-  for (const Waiting& w : *batch) running_sessions_.insert(w.session);
-  const size_t decode_rows = Joins(batch->front().input) ? batch->size() : 0;
+  for (const Waiting& w : *batch) running_sessions_.insert(w.step.session);
+  const size_t decode_rows = Joins(batch->front().step.input) ? batch->size() : 0;
   tasks_.add(compute_.Run([this, batch]() { return RunBatch(*batch); })
                  .then(
                      [this, batch, decode_rows](Ran&& ran) {
@@ -203,7 +202,7 @@ void StepBatcher::Launch() {
                      [this, batch](kj::Exception&& e) {
                        DeliverPosted();
                        for (Waiting& w : *batch) {
-                         if (w.run != nullptr) w.run->Deliver(w.start, Status::Error(e.getDescription().cStr()));
+                         if (w.run != nullptr) w.run->Deliver(w.step.start, Status::Error(e.getDescription().cStr()));
                        }
                        Done(0, 0);
                        kj::throwFatalException(kj::mv(e));

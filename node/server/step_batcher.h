@@ -72,18 +72,14 @@ class StepBatcher {
   // Queues a validated step; the promise gives its outcome. Dropping the
   // promise, or `closed` (the session's flag, may be null) becoming true,
   // cancels the step if it has not started.
-  kj::Promise<Result<StepOutcome>> Submit(uint64_t session, uint32_t start, StageInput input, bool sample,
-                                          std::shared_ptr<const std::atomic<bool>> closed = nullptr);
+  kj::Promise<Result<StepOutcome>> Submit(StageStep step, std::shared_ptr<const std::atomic<bool>> closed = nullptr);
   // Queues the first step of a run (it samples); its outcomes and those of
   // the steps it makes go to run.Deliver.
-  void SubmitRun(uint64_t session, uint32_t start, StageInput input, std::shared_ptr<StepRun> run);
+  void SubmitRun(StageStep step, std::shared_ptr<StepRun> run);
 
  private:
   struct Waiting {
-    uint64_t session = 0;
-    uint32_t start = 0;
-    StageInput input;
-    bool sample = false;
+    StageStep step;
     kj::Own<kj::PromiseFulfiller<Result<StepOutcome>>> fulfiller;  // null for a run's step
     std::shared_ptr<std::atomic<bool>> cancelled;
     std::shared_ptr<StepRun> run;  // or null
