@@ -66,7 +66,7 @@ class Driver {
     Conversation& c = conversations_[id];
     StageInput in;
     in.tokens = c.next;
-    auto out = shard_.Forward(id, c.pos, in);
+    auto out = shard_.Forward(StepAt(id, c.pos, in));
     if (!out.ok()) return out.status();
     c.pos += static_cast<int64_t>(c.next.size());
     c.next = {Argmax(out->logits)};

@@ -55,7 +55,7 @@ std::vector<std::vector<std::vector<float>>> RunBatched(std::vector<std::unique_
     for (auto& s : chain) {
       std::vector<StageStep> steps_in;
       for (size_t k = 0; k < batch.size(); ++k) {
-        steps_in.push_back({100 + batch[k], static_cast<uint32_t>(pos[batch[k]]), inputs[k]});
+        steps_in.push_back(StepAt(100 + batch[k], static_cast<uint32_t>(pos[batch[k]]), inputs[k]));
       }
       std::vector<const StageStep*> view;
       for (const auto& step : steps_in) view.push_back(&step);
@@ -136,7 +136,8 @@ TEST(LlamaShardBatchTest, BatchedBadStepFailsAlone) {
   one.tokens = {5};
   two.tokens.assign(65, 5);  // more positions than the kernels take at once
   bad.tokens = {1 << 20};
-  const std::vector<StageStep> steps = {{1, 0, one}, {2, 0, two}, {1, 0, one}, {2, 0, bad}, {3, 0, one}};
+  const std::vector<StageStep> steps = {StepAt(1, 0, one), StepAt(2, 0, two), StepAt(1, 0, one), StepAt(2, 0, bad),
+                                        StepAt(3, 0, one)};
   auto out = shard->ForwardBatch({&steps[0], &steps[1], &steps[2], &steps[3], &steps[4]});
   ASSERT_EQ(out.size(), 5u);
   EXPECT_TRUE(out[0].ok());
@@ -144,7 +145,7 @@ TEST(LlamaShardBatchTest, BatchedBadStepFailsAlone) {
   EXPECT_NE(out[2].status().message().find("twice"), std::string::npos);
   EXPECT_NE(out[3].status().message().find("outside the vocabulary"), std::string::npos);
   EXPECT_NE(out[4].status().message().find("unknown session"), std::string::npos);
-  auto alone = shard->Forward(2, 0, one);
+  auto alone = shard->Forward(StepAt(2, 0, one));
   ASSERT_TRUE(alone.ok());
 }
 

@@ -231,14 +231,14 @@ TEST(LlamaShardTest, StreamedLayerReadErrorFailsTheStepWithItsCause) {
   // load; run until a read fails.
   Status failed = Status::Ok();
   for (int i = 0; i < 3 && failed.ok(); ++i) {
-    auto out = shard->Forward(1, 0, in);
+    auto out = shard->Forward(StepAt(1, 0, in));
     if (!out.ok()) failed = out.status();
   }
   ASSERT_FALSE(failed.ok());
   EXPECT_NE(failed.message().find("reading streamed layer"), std::string::npos) << failed.message();
   EXPECT_NE(failed.message().find("Input/output error"), std::string::npos) << failed.message();
   faults.Heal();
-  auto out = shard->Forward(1, 0, in);  // the disk is back: so is the shard
+  auto out = shard->Forward(StepAt(1, 0, in));  // the disk is back: so is the shard
   EXPECT_TRUE(out.ok()) << out.status().message();
 }
 
@@ -282,19 +282,19 @@ TEST(LlamaShardTest, DecodeWithCacheMatchesRecompute) {
   ASSERT_TRUE(shard->OpenSession(7, 64).ok());
   StageInput in;
   in.tokens = seq;
-  auto out = shard->Forward(7, 0, in);
+  auto out = shard->Forward(StepAt(7, 0, in));
   ASSERT_TRUE(out.ok());
   for (int step = 0; step < 10; ++step) {
     const int32_t next = Argmax(out->logits);
     seq.push_back(next);
     in.tokens = {next};
-    out = shard->Forward(7, static_cast<int64_t>(seq.size()) - 1, in);
+    out = shard->Forward(StepAt(7, static_cast<int64_t>(seq.size()) - 1, in));
     ASSERT_TRUE(out.ok());
     // Fresh session, whole sequence in one forward.
     ASSERT_TRUE(shard->OpenSession(100 + step, 64).ok());
     StageInput full;
     full.tokens = seq;
-    auto ref = shard->Forward(100 + step, 0, full);
+    auto ref = shard->Forward(StepAt(100 + step, 0, full));
     ASSERT_TRUE(ref.ok());
     float worst = 0;
     for (size_t i = 0; i < ref->logits.size(); ++i) worst = std::max(worst, std::fabs(ref->logits[i] - out->logits[i]));
@@ -327,7 +327,7 @@ TEST(LlamaShardTest, PagedKvIsBitIdenticalForEveryPageSize) {
       for (int s = 0; s < 2; ++s) EXPECT_TRUE(shard->OpenSession(s, 64).ok());
       auto step = [&](int s, int i) {
         if (i == 10) pos[s] -= 3;  // rewind: overwrite the last three positions
-        auto out = shard->Forward(s, pos[s], in[s]);
+        auto out = shard->Forward(StepAt(s, pos[s], in[s]));
         EXPECT_TRUE(out.ok()) << out.status().message();
         if (!out.ok()) return;
         pos[s] += static_cast<int64_t>(in[s].tokens.size());
@@ -375,18 +375,18 @@ TEST(LlamaShardTest, KvPagesAreTakenAsTokensArrive) {
   EXPECT_EQ(memory.used(MemoryTier::kRam), 0u) << "nothing is taken at open";
   StageInput in;
   in.tokens = {1, 2, 3, 4, 5};
-  ASSERT_TRUE(shard->Forward(1, 0, in).ok());
+  ASSERT_TRUE(shard->Forward(StepAt(1, 0, in)).ok());
   EXPECT_EQ(memory.used(MemoryTier::kRam), 2 * page + scratch);
   in.tokens = {6, 7, 8};
-  ASSERT_TRUE(shard->Forward(1, 5, in).ok());
+  ASSERT_TRUE(shard->Forward(StepAt(1, 5, in)).ok());
   EXPECT_EQ(memory.used(MemoryTier::kRam), 2 * page + scratch) << "8 tokens still fit two pages";
   in.tokens = {9};
-  ASSERT_TRUE(shard->Forward(1, 8, in).ok());
+  ASSERT_TRUE(shard->Forward(StepAt(1, 8, in)).ok());
   EXPECT_EQ(memory.used(MemoryTier::kRam), 3 * page + scratch);
   shard->CloseSession(1);
   ASSERT_TRUE(shard->OpenSession(2, 64).ok());
   in.tokens = {1, 2, 3, 4, 5, 6, 7, 8, 9};
-  ASSERT_TRUE(shard->Forward(2, 0, in).ok());
+  ASSERT_TRUE(shard->Forward(StepAt(2, 0, in)).ok());
   EXPECT_EQ(memory.used(MemoryTier::kRam), 3 * page + scratch) << "a closed session's pages are reused";
   // A tier with room for the scratch and two pages refuses the third.
   TierBudgets small;
@@ -396,9 +396,9 @@ TEST(LlamaShardTest, KvPagesAreTakenAsTokensArrive) {
   auto tight_shard = LoadShard(dir.path(), 0, spec.layers, TensorDType::kF32, o);
   ASSERT_TRUE(tight_shard->OpenSession(1, 64).ok());
   in.tokens = {1, 2, 3, 4, 5, 6, 7, 8};
-  ASSERT_TRUE(tight_shard->Forward(1, 0, in).ok());
+  ASSERT_TRUE(tight_shard->Forward(StepAt(1, 0, in)).ok());
   in.tokens = {9};
-  auto full = tight_shard->Forward(1, 8, in);
+  auto full = tight_shard->Forward(StepAt(1, 8, in));
   ASSERT_FALSE(full.ok());
   EXPECT_NE(full.status().message().find("a KV page of 4 tokens needs"), std::string::npos) << full.status().message();
   EXPECT_NE(full.status().message().find("ram budget"), std::string::npos);
@@ -414,25 +414,25 @@ TEST(LlamaShardTest, RefusesBadInputs) {
   ASSERT_TRUE(second->OpenSession(1, 16).ok());
   StageInput in;
   in.tokens = {1, 5000};
-  auto r = first->Forward(1, 0, in);
+  auto r = first->Forward(StepAt(1, 0, in));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("token id 5000 is outside the vocabulary of 512"), std::string::npos);
   in.tokens = {1, 2};
-  r = first->Forward(1, 3, in);
+  r = first->Forward(StepAt(1, 3, in));
   ASSERT_FALSE(r.ok()) << "a gap in positions";
   EXPECT_NE(r.status().message().find("do not follow"), std::string::npos);
   in.tokens = std::vector<int32_t>(17, 3);
-  EXPECT_FALSE(first->Forward(1, 0, in).ok()) << "past the capacity";
+  EXPECT_FALSE(first->Forward(StepAt(1, 0, in)).ok()) << "past the capacity";
   in.tokens = {1};
-  EXPECT_FALSE(first->Forward(99, 0, in).ok()) << "unknown session";
+  EXPECT_FALSE(first->Forward(StepAt(99, 0, in)).ok()) << "unknown session";
   StageInput hidden;
   hidden.hidden.dtype = TensorDType::kF32;
   hidden.hidden.shape = {2, 63};
   hidden.hidden.data.resize(2 * 63 * 4);
-  r = second->Forward(1, 0, hidden);
+  r = second->Forward(StepAt(1, 0, hidden));
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("hidden states must be [tokens, 64] f32"), std::string::npos);
-  EXPECT_FALSE(second->Forward(1, 0, in).ok()) << "tokens to a later stage";
+  EXPECT_FALSE(second->Forward(StepAt(1, 0, in)).ok()) << "tokens to a later stage";
   EXPECT_FALSE(first->OpenSession(2, 100000).ok()) << "beyond the context";
 }
 

@@ -38,7 +38,7 @@ std::vector<std::vector<float>> RunChain(std::vector<std::unique_ptr<LlamaShard>
     StageInput in;
     in.tokens = tokens;
     for (auto& s : chain) {
-      auto out = s->Forward(id, pos, in);
+      auto out = s->Forward(StepAt(id, pos, in));
       EXPECT_TRUE(out.ok()) << out.status().message();
       if (!out.ok()) return all;
       in = StageInput();

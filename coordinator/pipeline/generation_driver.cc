@@ -37,8 +37,8 @@ kj::Promise<void> GenerationDriver::Prefill(size_t begin) {
   const size_t end = std::min(n, begin + static_cast<size_t>(std::max<int64_t>(1, request_.prefill_chunk)));
   std::vector<int32_t> chunk(request_.prompt.begin() + static_cast<long>(begin), request_.prompt.begin() + static_cast<long>(end));
   const bool last = end == n;
-  auto step = pipeline_.StepAsync(session_, request_.base + static_cast<uint32_t>(begin), chunk,
-                                  request_.want_logits && last, last);
+  auto step = pipeline_.StepAsync(StepAt(session_, request_.base + static_cast<uint32_t>(begin),
+                                         StageInput::Tokens(kj::mv(chunk)), last, request_.want_logits && last));
   if (!last) return step.then([this, end](StepReply&&) { return Prefill(end); });
   return step.then([this](StepReply&& reply) {
     t_prefilled_ = Now();
@@ -69,7 +69,9 @@ kj::Promise<StepReply> GenerationDriver::NextStep() {
     feeding_ = feed_back.stop_tokens.size() <= wire::MAX_STOP_TOKENS;
     if (!feeding_) feed_back = FeedBack();
   }
-  return pipeline_.StepAsync(session_, NextPos(), {result_.tokens.back()}, request_.want_logits, true, kj::mv(feed_back));
+  StageStep step = StepAt(session_, NextPos(), StageInput::Tokens({result_.tokens.back()}), true, request_.want_logits);
+  step.feed_back = kj::mv(feed_back);
+  return pipeline_.StepAsync(kj::mv(step));
 }
 
 bool GenerationDriver::Accept(const StepReply& reply) {
@@ -135,7 +137,7 @@ kj::Promise<void> GenerationDriver::Finish() {
   if (!request_.run_last_token || result_.tokens.empty()) return kj::READY_NOW;
   // The last token has been sampled but not run; running it leaves the whole
   // conversation in the KV cache, so a continuation starts after it.
-  return pipeline_.StepAsync(session_, NextPos(), {result_.tokens.back()}, false, false).ignoreResult();
+  return pipeline_.StepAsync(StepAt(session_, NextPos(), StageInput::Tokens({result_.tokens.back()}))).ignoreResult();
 }
 
 }  // namespace strata

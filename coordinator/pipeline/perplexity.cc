@@ -68,7 +68,8 @@ kj::Promise<StepReply> PerplexityRun::Context(uint64_t session, int64_t at) {
   const int64_t first = request_.ctx / 2;
   const int64_t end = std::min(first, at + request_.prefill_chunk);
   std::vector<int32_t> piece(chunk_.begin() + at, chunk_.begin() + end);
-  auto step = pipeline_.StepAsync(session, static_cast<uint32_t>(at), piece, end == first, false);
+  auto step = pipeline_.StepAsync(StepAt(session, static_cast<uint32_t>(at), StageInput::Tokens(kj::mv(piece)), false,
+                                         end == first));
   if (end == first) return step;
   return step.then([this, session, end](StepReply&&) { return Context(session, end); });
 }
@@ -81,7 +82,8 @@ kj::Promise<void> PerplexityRun::Score(uint64_t session, int64_t pos, double nll
   }
   nll += x;
   if (pos + 1 < request_.ctx) {
-    return pipeline_.StepAsync(session, static_cast<uint32_t>(pos), {chunk_[static_cast<size_t>(pos)]}, true, false)
+    return pipeline_.StepAsync(StepAt(session, static_cast<uint32_t>(pos),
+                                      StageInput::Tokens({chunk_[static_cast<size_t>(pos)]}), false, true))
         .then([this, session, pos, nll](StepReply&& next) { return Score(session, pos + 1, nll, kj::mv(next)); });
   }
   const int64_t scored = request_.ctx - request_.ctx / 2;

@@ -407,21 +407,20 @@ class SessionSink final : public wire::StepSink::Server {
   std::map<uint32_t, kj::Promise<StepReply>> early_;  // their results, before they are asked for
 };
 
-kj::Promise<StepReply> Pipeline::StepAsync(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens,
-                                           bool want_logits, bool sample, FeedBack feed_back) {
-  auto found = sessions_.find(session);
-  auto sink = sinks_.find(session);
-  if (found == sessions_.end() || sink == sinks_.end()) return KJ_EXCEPTION(FAILED, "no open session", session);
+kj::Promise<StepReply> Pipeline::StepAsync(StageStep step) {
+  auto found = sessions_.find(step.session);
+  auto sink = sinks_.find(step.session);
+  if (found == sessions_.end() || sink == sinks_.end()) return KJ_EXCEPTION(FAILED, "no open session", step.session);
   // A step from here ends what an earlier step fed back; this one's feedback
   // starts after it.
-  const uint32_t next = start_pos + static_cast<uint32_t>(tokens.size());
-  sink->second.impl->FeedBackRange(next, next + feed_back.steps);
-  auto result = sink->second.impl->Expect(start_pos, want_logits);
+  const uint32_t next = step.start + static_cast<uint32_t>(step.input.positions());
+  sink->second.impl->FeedBackRange(next, next + step.feed_back.steps);
+  auto result = sink->second.impl->Expect(step.start, step.want_logits);
   if (!submits_) submits_ = std::make_unique<SubmitQueue>(stage_node(0).control());
   // The first stage takes the step (with the other sessions' steps of this
   // turn, in one message) or refuses it, naming why; the result then comes
   // from the last stage, or a failure from whichever stage failed.
-  auto taken = env_.Bound(submits_->Submit(found->second[0], start_pos, tokens, want_logits, sample, kj::mv(feed_back)),
+  auto taken = env_.Bound(submits_->Submit(found->second[0], kj::mv(step)),
                           env_.timeouts().call_ms, stage_node(0).Label());
   auto reported = taken.then([result = kj::mv(result)]() mutable { return kj::mv(result); })
                       .exclusiveJoin(AnyStageLost().then([]() -> StepReply { KJ_UNREACHABLE; }));

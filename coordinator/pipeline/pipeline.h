@@ -159,8 +159,8 @@ class Pipeline {
   // sink: no call is held open through the middle stages.
   // With feed_back (a one-stage pipeline), the node then makes the steps
   // that follow itself; ExpectAsync waits for each one's result.
-  kj::Promise<StepReply> StepAsync(uint64_t session, uint32_t start_pos, const std::vector<int32_t>& tokens,
-                                   bool want_logits, bool sample, FeedBack feed_back = {});
+  // `step` carries token ids; its session is this pipeline's id for it.
+  kj::Promise<StepReply> StepAsync(StageStep step);
   // The result of the fed-back step at `start_pos` (without logits), whether
   // it has already come or not.
   kj::Promise<StepReply> ExpectAsync(uint64_t session, uint32_t start_pos);

@@ -12,21 +12,10 @@
 #include <cstdint>
 #include <vector>
 
+#include "protocol/step.h"
 #include "strata.capnp.h"
 
 namespace strata {
-
-// Decoding on a one-stage pipeline without a round trip per token: the
-// node feeds each sampled token back as its next step, `steps` more times,
-// ending early after a stop token (wire Step.feedBack).
-struct FeedBack {
-  uint32_t steps = 0;
-  std::vector<int32_t> stop_tokens;
-};
-
-// A first-stage step of `tokens` at [start_pos, start_pos + n).
-void FillFirstStep(wire::Step::Builder step, uint32_t start_pos, const std::vector<int32_t>& tokens,
-                   bool want_logits, bool sample, const FeedBack& feed_back = {});
 
 class SubmitQueue {
  public:
@@ -35,16 +24,13 @@ class SubmitQueue {
   explicit SubmitQueue(wire::Control::Client control) : control_(kj::mv(control)), tasks_(errors_) {}
 
   // Resolves once the first stage has taken the step, or fails naming why.
-  kj::Promise<void> Submit(wire::Session::Client session, uint32_t start_pos, std::vector<int32_t> tokens,
-                           bool want_logits, bool sample, FeedBack feed_back = {});
+  // `step` carries token ids; `session` names it on the first stage.
+  kj::Promise<void> Submit(wire::Session::Client session, StageStep step);
 
  private:
   struct Queued {
     wire::Session::Client session;
-    uint32_t start_pos = 0;
-    std::vector<int32_t> tokens;
-    bool want_logits = false, sample = false;
-    FeedBack feed_back;
+    StageStep step;
     kj::Own<kj::PromiseFulfiller<void>> taken;
   };
   void Flush();

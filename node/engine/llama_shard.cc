@@ -479,12 +479,14 @@ StageOutput LlamaShard::Impl::Output(const torch::Tensor& x) const {
   return out;
 }
 
-Result<StageOutput> LlamaShard::Forward(uint64_t session, int64_t start_pos, const StageInput& input) {
+Result<StageOutput> LlamaShard::Forward(const StageStep& step) {
   Impl& m = *impl_;
+  const StageInput& input = step.input;
+  const int64_t start_pos = step.start;
   // Positions are checked before any work: a hostile token count must not
   // be embedded first. Acquire also brings the session's pages back from
   // NVMe if they were swapped out.
-  auto acquired = m.kv->Acquire(session, start_pos, input.positions());
+  auto acquired = m.kv->Acquire(step.session, start_pos, input.positions());
   if (!acquired.ok()) return acquired.status();
   KvCache& kv = *acquired.value();
   c10::InferenceMode inference;  // no autograd bookkeeping on views and new tensors

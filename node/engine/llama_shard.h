@@ -14,6 +14,7 @@
 #include "node/kv/kv_swap.h"
 #include "node/kv/memory_accountant.h"
 #include "protocol/host_tensor.h"
+#include "protocol/step.h"
 #include "storage/checkpoint.h"
 #include "storage/env.h"
 
@@ -41,38 +42,11 @@ struct ShardOptions {
   int64_t resident_layers = -1;
 };
 
-// What a stage receives: token ids (first stage) or hidden states
-// [tokens, hidden] in the compute dtype (every later stage).
-struct StageInput {
-  std::vector<int32_t> tokens;
-  HostTensor hidden;
-  bool is_tokens() const { return !tokens.empty(); }
-  // Positions the step covers: its tokens, or its rows of hidden states.
-  int64_t positions() const {
-    if (is_tokens()) return static_cast<int64_t>(tokens.size());
-    return hidden.shape.empty() ? 0 : hidden.shape[0];
-  }
-};
-
 // What a stage produces: hidden states for the next stage, or (last stage)
 // the f32 logits at the last position.
 struct StageOutput {
   HostTensor hidden;            // [tokens, hidden], compute dtype
   std::vector<float> logits;    // [vocab]
-};
-
-// One step of one session at this stage, the one step type from the
-// moment a stage takes it to the kernel: positions [start, start +
-// input.positions()) of `session`, and what the last stage does with them.
-// The server's checks make it (node/server/stage_step), the batcher queues
-// it, the runtime and ForwardBatch compute it, and the next stage gets it
-// with this stage's hidden states as its input.
-struct StageStep {
-  uint64_t session = 0;
-  uint32_t start = 0;        // as on the wire
-  StageInput input;
-  bool sample = false;       // the last stage samples a token after it
-  bool want_logits = false;  // the last stage returns its logits
 };
 
 class LlamaShard {
@@ -100,10 +74,11 @@ class LlamaShard {
   // The NVMe tier, for prefetches from other threads; null without swap.
   std::shared_ptr<KvSwapSpace> swap() const;
 
-  // Runs this shard on input tokens at positions [start_pos, start_pos + n).
-  // Positions before start_pos must have been run before (they are in the KV
-  // cache); running from an earlier start_pos overwrites the later ones.
-  Result<StageOutput> Forward(uint64_t session, int64_t start_pos, const StageInput& input);
+  // Runs this shard on the step's input at positions [start, start + n) of
+  // its session (protocol/step.h; sample and want_logits are the caller's).
+  // Positions before start must have been run before (they are in the KV
+  // cache); running from an earlier start overwrites the later ones.
+  Result<StageOutput> Forward(const StageStep& step);
 
   // One position of each of several different sessions in one pass over
   // the weights: continuous batching of decode steps. results[i] is what

@@ -83,7 +83,7 @@ std::vector<Result<StageOutput>> LlamaShard::ForwardBatch(const std::vector<cons
       for (size_t i : live) results[i] = st;
     }
   }
-  for (size_t i : alone) results[i] = Forward(steps[i]->session, steps[i]->start, steps[i]->input);
+  for (size_t i : alone) results[i] = Forward(*steps[i]);
   return results;
 }
 

@@ -3,19 +3,9 @@
 #include <map>
 
 #include "base/escape.h"
-#include "protocol/tensor_codec.h"
+#include "protocol/step.h"
 
 namespace strata {
-namespace {
-
-void FillStep(const HandOn& h, wire::Step::Builder step) {
-  step.setStartPos(h.step.start);
-  step.setWantLogits(h.step.want_logits);
-  step.setSample(h.step.sample);
-  EncodeTensor(h.step.input.hidden, step.initInput().initHidden());
-}
-
-}  // namespace
 
 kj::Promise<void> ReportStepFailure(wire::StepSink::Client sink, uint32_t start, uint32_t stage,
                                     const std::string& why) {
@@ -50,7 +40,7 @@ kj::Promise<void> HandOnQueue::Send(std::vector<HandOn> steps) {
     auto request = link.upstream.submitRequest();
     request.setTicket(kj::arrayPtr(h.ticket.data(), h.ticket.size()));
     request.setHop(h.hop);
-    FillStep(h, request.initStep());
+    FillStep(h.step, request.initStep());
     sent = request.send().ignoreResult();
   } else {
     auto request = link.upstream.submitBatchRequest();
@@ -58,7 +48,7 @@ kj::Promise<void> HandOnQueue::Send(std::vector<HandOn> steps) {
     auto list = request.initSteps(static_cast<unsigned>(steps.size()));
     for (size_t i = 0; i < steps.size(); ++i) {
       list[i].setTicket(kj::arrayPtr(steps[i].ticket.data(), steps[i].ticket.size()));
-      FillStep(steps[i], list[i].initStep());
+      FillStep(steps[i].step, list[i].initStep());
     }
     sent = request.send().ignoreResult();
   }

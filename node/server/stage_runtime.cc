@@ -125,37 +125,7 @@ void StageRuntime::Close(uint64_t session) {
   sessions_.erase(session);
 }
 
-Result<StepOutcome> StageRuntime::Step(uint64_t session, int64_t start_pos, const StageInput& input, bool sample) {
-  if (!shard_) return Status::Error("no shard is loaded on this node");
-  auto open = sessions_.find(session);
-  if (open == sessions_.end()) return Status::Error("unknown session " + std::to_string(session));
-  const auto t0 = std::chrono::steady_clock::now();
-  steps_computed_.fetch_add(1, std::memory_order_relaxed);
-  batches_.fetch_add(1, std::memory_order_relaxed);
-  batch_rows_.fetch_add(1, std::memory_order_relaxed);
-  Result<StageOutput> output = Status::Error("forward did not run");
-  try {
-    output = shard_->Forward(session, start_pos, input);
-  } catch (const std::exception& e) {  // LibTorch reports with exceptions; keep their first line
-    std::string what = e.what();
-    return Status::Error("forward failed: " + what.substr(0, what.find('\n')));
-  }
-  if (!output.ok()) return output.status();
-  StepOutcome outcome;
-  outcome.output = std::move(output.value());
-  if (shard_->is_last() && sample) {
-    // The sampled token's position: right after the step's last one.
-    const int64_t rows = input.positions();
-    outcome.token = open->second.sampler.Sample(outcome.output.logits, static_cast<uint64_t>(start_pos + rows));
-  }
-  outcome.micros = static_cast<uint64_t>(
-      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0).count());
-  compute_micros_.fetch_add(outcome.micros, std::memory_order_relaxed);
-  return outcome;
-}
-
 std::vector<Result<StepOutcome>> StageRuntime::StepBatch(const std::vector<const StageStep*>& steps) {
-  if (steps.size() == 1) return {Step(steps[0]->session, steps[0]->start, steps[0]->input, steps[0]->sample)};
   std::vector<Result<StepOutcome>> outcomes(steps.size(), Result<StepOutcome>(Status::Error("not run")));
   if (!shard_) {
     for (auto& o : outcomes) o = Status::Error("no shard is loaded on this node");
@@ -172,9 +142,13 @@ std::vector<Result<StepOutcome>> StageRuntime::StepBatch(const std::vector<const
     forward.push_back(steps[i]);
     index.push_back(i);
   }
+  if (forward.empty()) return outcomes;
   std::vector<Result<StageOutput>> outputs;
   try {
-    outputs = shard_->ForwardBatch(forward);
+    // A lone step runs by itself: a prompt chunk of any length (a batch
+    // member carries at most a few positions), the same bits either way.
+    if (forward.size() == 1) outputs.push_back(shard_->Forward(*forward[0]));
+    else outputs = shard_->ForwardBatch(forward);
   } catch (const std::exception& e) {  // LibTorch reports with exceptions; keep their first line
     std::string what = e.what();
     for (size_t i : index) outcomes[i] = Status::Error("forward failed: " + what.substr(0, what.find('\n')));

@@ -59,10 +59,10 @@ class StageRuntime {
   // its tokens arrive.
   Status Open(uint64_t session, int64_t capacity, const SamplingOptions& sampling);
   void Close(uint64_t session);
-  Result<StepOutcome> Step(uint64_t session, int64_t start_pos, const StageInput& input, bool sample);
-  // Decode steps of different sessions in one forward (continuous
-  // batching): outcome i is what Step(steps[i]) alone returns, logits and
-  // token bit for bit; each outcome's micros is the batch's time.
+  // Runs steps of different sessions in one forward (continuous batching):
+  // outcome i is what steps[i] alone gives, logits and token bit for bit;
+  // each outcome's micros is the forward's time. A lone step may be a
+  // prompt chunk of any length.
   std::vector<Result<StepOutcome>> StepBatch(const std::vector<const StageStep*>& steps);
   // Writes an idle session's KV to NVMe now; a no-op without an NVMe tier.
   Status Park(uint64_t session);

@@ -79,30 +79,31 @@ struct Prepared {
   SessionEntry session;
   kj::Own<PeerLink> link;             // the next stage (null on the last)
   uint32_t end = 0;                   // the step's positions are [step.start, end)
-  uint32_t feed_back = 0;             // steps still to feed back after this one
-  std::vector<uint32_t> stop_tokens;  // feeding back ends after one of these
 };
 
 // Feedback is checked with the rest: a one-stage pipeline, sampling, and
 // every fed-back position inside the session's capacity.
 void TakeFeedBack(const NodeState& state, const LoadedShard& shard, wire::Step::Reader step, Prepared* p) {
-  p->feed_back = step.getFeedBack();
+  FeedBack& feed_back = p->step.feed_back;
+  feed_back.steps = step.getFeedBack();
   auto stops = step.getStopTokens();
-  if (p->feed_back == 0) return;
+  if (feed_back.steps == 0) return;
   if (state.stage_count != 1 || !shard.is_first() || !shard.is_last()) {
     throw RpcError("feedBack: only a pipeline of one stage feeds its tokens back; this one has " +
                  std::to_string(state.stage_count) + " stages");
   }
   if (!p->step.sample) throw RpcError("feedBack: the step does not sample a token to feed back");
   const uint64_t end = p->end;
-  if (p->feed_back > p->session.capacity - end) {
-    throw RpcError("feedBack: " + std::to_string(p->feed_back) + " more positions from " + std::to_string(end) +
+  if (feed_back.steps > p->session.capacity - end) {
+    throw RpcError("feedBack: " + std::to_string(feed_back.steps) + " more positions from " + std::to_string(end) +
                  " exceed the session's capacity of " + std::to_string(p->session.capacity) + " tokens");
   }
   if (stops.size() > wire::MAX_STOP_TOKENS) {
     throw RpcError("feedBack: over " + std::to_string(wire::MAX_STOP_TOKENS) + " stop tokens");
   }
-  for (uint32_t t : stops) p->stop_tokens.push_back(t);  // one past the vocabulary is never sampled
+  for (uint32_t t : stops) {  // one outside the vocabulary is never sampled: it can be left out
+    if (t < static_cast<uint64_t>(shard.vocab_size)) feed_back.stop_tokens.push_back(static_cast<int32_t>(t));
+  }
 }
 
 Prepared Prepare(NodeState* state, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
@@ -156,15 +157,14 @@ class FeedBackRun final : public StepRun {
  public:
   // `state` owns the batcher that holds the run, so it outlives it.
   FeedBackRun(NodeState& state, const Prepared& p)
-      : state_(state), sink_(p.session.sink), first_(p.step.start), want_logits_(p.step.want_logits), left_(p.feed_back),
-        stop_tokens_(p.stop_tokens), halts_(p.session.halts), epoch_(halts_->load()) {}
+      : state_(state), sink_(p.session.sink), first_(p.step.start), want_logits_(p.step.want_logits), left_(p.step.feed_back.steps),
+        stop_tokens_(p.step.feed_back.stop_tokens), halts_(p.session.halts), epoch_(halts_->load()) {}
 
   bool live() const override { return halts_->load() == epoch_; }
 
   bool Next(const StepOutcome& outcome, StageInput* next) override {
     if (left_ == 0 || !live()) return false;
-    const auto token = static_cast<uint32_t>(outcome.token);
-    if (std::find(stop_tokens_.begin(), stop_tokens_.end(), token) != stop_tokens_.end()) return false;
+    if (std::find(stop_tokens_.begin(), stop_tokens_.end(), outcome.token) != stop_tokens_.end()) return false;
     --left_;
     next->tokens = {outcome.token};  // sampled from the vocabulary: inside it
     return true;
@@ -185,7 +185,7 @@ class FeedBackRun final : public StepRun {
   const uint32_t first_;  // the run's first position
   const bool want_logits_;
   uint32_t left_;  // steps still to make; compute thread only
-  const std::vector<uint32_t> stop_tokens_;
+  const std::vector<int32_t> stop_tokens_;
   const std::shared_ptr<std::atomic<uint64_t>> halts_;
   const uint64_t epoch_;  // the halt count when the run began
 };
@@ -200,14 +200,14 @@ kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32
   const uint64_t id = p->session.id;
   const uint32_t stage = state->stage_index;
   state->runtime().Prefetch(id);
-  if (p->feed_back > 0) {
+  if (p->step.feed_back.steps > 0) {
     auto run = std::make_shared<FeedBackRun>(*state, *p);
     state->batcher().SubmitRun(kj::mv(p->step), kj::mv(run));
     return kj::READY_NOW;
   }
   // The step goes to the batcher; what the next stage needs of it besides
   // its input stays here.
-  StageStep onward{id, p->step.start, {}, p->step.sample, p->step.want_logits};
+  StageStep onward = StepAt(id, p->step.start, {}, p->step.sample, p->step.want_logits);
   // Batched with other sessions' steps (node/server/step_batcher); a step
   // whose session closes before it starts never starts.
   auto work = state->batcher().Submit(kj::mv(p->step), p->session.closed)

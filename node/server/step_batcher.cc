@@ -46,7 +46,7 @@ kj::Promise<Result<StepOutcome>> StepBatcher::Submit(StageStep step, std::shared
 
 void StepBatcher::SubmitRun(StageStep step, std::shared_ptr<StepRun> run) {
   step.sample = true;
-  Enqueue(Waiting{kj::mv(step), {}, std::make_shared<std::atomic<bool>>(false), kj::mv(run)});
+  Enqueue(Waiting{kj::mv(step), {}, std::make_shared<std::atomic<bool>>(false), kj::mv(run), nullptr});
 }
 
 void StepBatcher::Schedule() {
@@ -128,11 +128,11 @@ StepBatcher::Ran StepBatcher::RunBatch(std::vector<Waiting>& batch) {
         ran.outcomes[index[k]] = kj::mv(outcomes[k]);
         continue;
       }
-      StageStep next{w.step.session, w.step.start + static_cast<uint32_t>(w.step.input.positions()), {}, true,
-                     w.step.want_logits};
+      StageStep next = StepAt(w.step.session, w.step.start + static_cast<uint32_t>(w.step.input.positions()), {},
+                              true, w.step.want_logits);
       const bool more = outcomes[k].ok() && w.run->Next(*outcomes[k], &next.input);
       Post({w.run, w.step.start, kj::mv(outcomes[k])});
-      if (more) ran.next[index[k]] = Waiting{kj::mv(next), {}, w.cancelled, w.run};
+      if (more) ran.next[index[k]] = Waiting{kj::mv(next), {}, w.cancelled, w.run, w.closed};
     }
     // A run alone goes on here, step after step, while nothing else waits
     // for the thread; otherwise its next step queues for the next batch.

@@ -49,7 +49,7 @@ std::vector<std::vector<float>> Run(LlamaShard& shard, const std::vector<int32_t
   in.tokens = prompt;
   int64_t pos = 0;
   for (int i = 0; i <= tokens; ++i) {
-    auto out = shard.Forward(1, pos, in);
+    auto out = shard.Forward(StepAt(1, pos, in));
     if (!out.ok()) throw std::runtime_error(out.status().message());
     pos += static_cast<int64_t>(in.tokens.size());
     all.push_back(out->logits);

@@ -60,7 +60,7 @@ int main(int argc, char** argv) {
       if (!shard.value()->OpenSession(s, capacity).ok()) break;
       strata::StageInput in;
       for (int64_t i = 0; i < len; ++i) in.tokens.push_back(static_cast<int32_t>(1 + (i * 7 + s) % 500));
-      auto out = shard.value()->Forward(s, 0, in);
+      auto out = shard.value()->Forward(StepAt(s, 0, in));
       if (!out.ok()) {
         refusal = out.status().message();
         break;
