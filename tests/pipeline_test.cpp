@@ -271,6 +271,12 @@ TEST_F(PipelineTest, UnreachableNodeIsNamed) {
   auto r = RunProcess(Generate(Model("f32"), {"--nodes", "127.0.0.1:1", "--connect-timeout-ms", "3000"}), 30);
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("cannot reach node at 127.0.0.1:1"), std::string::npos) << r.err;
+  // Every hello goes at once; the node named is the first in the given order
+  // that did not answer, whichever refused first.
+  r = RunProcess(Generate(Model("f32"), {"--nodes", "127.0.0.1:2,127.0.0.1:1", "--connect-timeout-ms", "3000"}), 30);
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("cannot reach node at 127.0.0.1:2"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("127.0.0.1:1"), std::string::npos) << r.err;
 }
 
 TEST_F(PipelineTest, MoreNodesThanLayersIsRefused) {

@@ -239,10 +239,11 @@ Result<GenerateInput> PrepareGenerate(const GenerateFlags& flags, std::vector<in
 
 // Whether the nodes must fetch the model: asked for, or a node elsewhere
 // cannot read it by path (only under its --models-dir).
-bool MustDistribute(const GenerateFlags& flags, Pipeline& pipeline, const std::string& model_dir, const ShardPlan& plan) {
+bool MustDistribute(const GenerateFlags& flags, RpcEnv& env, Pipeline& pipeline, const std::string& model_dir,
+                    const ShardPlan& plan) {
   if (flags.distribute || !flags.model_server.empty()) return true;
   if (flags.cluster.local > 0) return false;
-  const std::vector<std::string> lacking = pipeline.CannotOpen(model_dir, plan);
+  const std::vector<std::string> lacking = env.Await(pipeline.CannotOpen(model_dir, plan), 0, "");
   if (lacking.empty()) return false;
   std::string names;
   for (const auto& n : lacking) names += (names.empty() ? "" : ", ") + n;
@@ -253,7 +254,7 @@ bool MustDistribute(const GenerateFlags& flags, Pipeline& pipeline, const std::s
 
 // Plans a split for the session's capacity and loads it, serving the model
 // to the nodes when they must fetch it. Pipeline failures throw PipelineError.
-Status PlanAndLoad(kj::AsyncIoContext& io, const GenerateFlags& flags, const GenerateInput& in, Pipeline& pipeline,
+Status PlanAndLoad(RpcEnv& env, const GenerateFlags& flags, const GenerateInput& in, Pipeline& pipeline,
                    const std::vector<NodeCapacity>& capacities, const Credentials& credentials,
                    const std::vector<std::string>& addresses, uint64_t session, ShardPlan* plan,
                    std::unique_ptr<ModelDistribution>* distribution) {
@@ -264,17 +265,17 @@ Status PlanAndLoad(kj::AsyncIoContext& io, const GenerateFlags& flags, const Gen
   if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
   *plan = planned.value();
   spdlog::info("session={} plan:\n{}", session, plan->Describe(capacities));
-  if (!MustDistribute(flags, pipeline, in.model_dir, *plan)) {
-    pipeline.Load(in.model_dir, *plan, in.model.dtype);
+  if (!MustDistribute(flags, env, pipeline, in.model_dir, *plan)) {
+    env.Await(pipeline.Load(in.model_dir, *plan, in.model.dtype), 0, "");
     return Status::Ok();
   }
   auto started = flags.model_server.empty()
-                     ? ModelDistribution::Start(io, in.model_dir, credentials.secret, addresses, flags.serve,
+                     ? ModelDistribution::Start(env.io(), in.model_dir, credentials.secret, addresses, flags.serve,
                                                 ModelCacheDir(flags.model_source))
                      : ModelDistribution::UseServer(flags.model_server, credentials.secret);
   if (!started.ok()) return started.status();
   *distribution = std::move(started.value());
-  pipeline.Load(in.model_dir, *plan, in.model.dtype, &(*distribution)->source());
+  env.Await(pipeline.Load(in.model_dir, *plan, in.model.dtype, &(*distribution)->source()), 0, "");
   return Status::Ok();
 }
 
@@ -355,7 +356,7 @@ int RunGenerate(const GenerateFlags& flags) {
   std::random_device rd;
   const uint64_t session = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   try {
-    Pipeline pipeline(env, ConnectNodes(env, cluster->addresses));
+    Pipeline pipeline(env, env.Await(ConnectNodes(env, cluster->addresses), 0, ""));
     const auto capacities = pipeline.Capacities();
     ShardPlan plan;
     uint32_t base = 0;
@@ -371,7 +372,7 @@ int RunGenerate(const GenerateFlags& flags) {
       base = length;
       in.capacity = held;
     } else {
-      Status loaded = PlanAndLoad(io, flags, in, pipeline, capacities, credentials.value(), cluster->addresses, session,
+      Status loaded = PlanAndLoad(env, flags, in, pipeline, capacities, credentials.value(), cluster->addresses, session,
                                   &plan, &distribution);
       if (!loaded.ok()) return Fail(loaded.message());
       if (in.scoring) return RunScore(env, pipeline, flags, std::move(in.score), session, plan, capacities);

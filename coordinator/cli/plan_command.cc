@@ -32,7 +32,7 @@ int RunPlan(const GenerateFlags& flags) {
     const std::vector<std::string>& addresses = members->addresses;
     RpcEnv env(io, Timeouts{}, credentials->security());
     try {
-      capacities = Pipeline(env, ConnectNodes(env, addresses)).Capacities();
+      capacities = Pipeline(env, env.Await(ConnectNodes(env, addresses), 0, "")).Capacities();
     } catch (const PipelineError& e) {
       return Fail(e.what());
     }

@@ -45,7 +45,7 @@ Result<std::string> LoadApiKey(const std::string& path) {
 int64_t KvTokensHeld(Pipeline& pipeline, RpcEnv& env, const ModelConfig& config, TensorDType dtype, int64_t context) {
   int64_t least = -1;
   for (size_t i = 0; i < pipeline.stage_count(); ++i) {
-    const NodeStatus s = pipeline.stage_node(i).Status(env);
+    const NodeStatus s = env.Await(pipeline.stage_node(i).Status(env), 0, "");
     uint64_t free = 0;
     for (const auto& t : s.tiers) free += t.budget > t.used ? t.budget - t.used : 0;
     const uint64_t per_token = static_cast<uint64_t>(s.end_layer - s.first_layer) * 2 * config.num_kv_heads *
@@ -123,7 +123,7 @@ Status PlanAndLoad(const ServeFlags& flags, ServedModel& m, RpcEnv& env, Pipelin
   auto plan = PlanShardsWithNvme(CostsOf(*m.model.checkpoint, m.model.dtype, kv_tokens), capacities, &note);
   if (!plan.ok()) return plan.status();
   if (!note.empty()) std::cerr << "strata: note: " << note << std::endl;
-  pipeline.Load(m.dir, plan.value(), m.model.dtype);
+  env.Await(pipeline.Load(m.dir, plan.value(), m.model.dtype), 0, "");
   std::cerr << plan->Describe(capacities);
   options.kv_tokens = flags.kv_tokens > 0 ? flags.kv_tokens
                                           : KvTokensHeld(pipeline, env, m.model.checkpoint->config(), m.model.dtype,
@@ -176,7 +176,7 @@ int RunServe(const ServeFlags& flags) {
   if (!cluster.ok()) return Fail(cluster.status().message());
   RpcEnv env(io, TimeoutsOf(c), credentials->security());
   try {
-    Pipeline pipeline(env, ConnectNodes(env, cluster->addresses));
+    Pipeline pipeline(env, env.Await(ConnectNodes(env, cluster->addresses), 0, ""));
     Status loaded = PlanAndLoad(flags, m, env, pipeline);
     if (!loaded.ok()) return Fail(loaded.message());
     return ServeApi(io, flags, http.value(), pipeline, m);

@@ -52,9 +52,9 @@ int RunStatus(const ClusterFlags& flags) {
   for (size_t i = 0; i < addresses.size(); ++i) {
     const std::string& a = addresses[i];
     try {
-      auto node = NodeConnection::Connect(env, a);
+      auto node = env.Await(NodeConnection::Connect(env, a), 0, "");
       const auto t0 = std::chrono::steady_clock::now();
-      const NodeStatus s = node->Status(env);
+      const NodeStatus s = env.Await(node->Status(env), 0, "");
       // Health: it answered, how fast, and (discovery) how fresh its beacon is.
       char health[64];
       const double rtt_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();

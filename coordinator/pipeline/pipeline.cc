@@ -98,28 +98,58 @@ template void RpcEnv::Await<void>(kj::Promise<void>&& promise, uint32_t timeout_
 // For the CLI, which waits at its edge for a resumed session's length and capacity.
 template std::pair<uint32_t, uint32_t> RpcEnv::Await<std::pair<uint32_t, uint32_t>>(
     kj::Promise<std::pair<uint32_t, uint32_t>>&& promise, uint32_t timeout_ms, const std::string& what);
+// For the CLI's start: the nodes' hellos (or one's), a node's status, which nodes lack the model.
+template std::vector<std::unique_ptr<NodeConnection>> RpcEnv::Await<std::vector<std::unique_ptr<NodeConnection>>>(
+    kj::Promise<std::vector<std::unique_ptr<NodeConnection>>>&& promise, uint32_t timeout_ms, const std::string& what);
+template std::unique_ptr<NodeConnection> RpcEnv::Await<std::unique_ptr<NodeConnection>>(
+    kj::Promise<std::unique_ptr<NodeConnection>>&& promise, uint32_t timeout_ms, const std::string& what);
+template NodeStatus RpcEnv::Await<NodeStatus>(kj::Promise<NodeStatus>&& promise, uint32_t timeout_ms,
+                                              const std::string& what);
+template std::vector<std::string> RpcEnv::Await<std::vector<std::string>>(
+    kj::Promise<std::vector<std::string>>&& promise, uint32_t timeout_ms, const std::string& what);
 
-std::vector<std::unique_ptr<NodeConnection>> ConnectNodes(RpcEnv& env, const std::vector<std::string>& addresses) {
-  std::vector<std::unique_ptr<NodeConnection>> nodes;
-  for (const auto& address : addresses) nodes.push_back(NodeConnection::Connect(env, address));
-  return nodes;
+kj::Promise<std::vector<std::unique_ptr<NodeConnection>>> ConnectNodes(RpcEnv& env,
+                                                                       const std::vector<std::string>& addresses) {
+  // All at once; a failure is kept until every hello ends, so the one
+  // reported is the first node in order that did not answer.
+  kj::Vector<kj::Promise<kj::Maybe<kj::Exception>>> hellos;
+  auto nodes = kj::heap<std::vector<std::unique_ptr<NodeConnection>>>(addresses.size());
+  for (size_t i = 0; i < addresses.size(); ++i) {
+    auto* slot = &(*nodes)[i];
+    hellos.add(NodeConnection::Connect(env, addresses[i])
+                   .then([slot](std::unique_ptr<NodeConnection>&& c) -> kj::Maybe<kj::Exception> {
+                     *slot = std::move(c);
+                     return nullptr;
+                   },
+                         [](kj::Exception&& e) -> kj::Maybe<kj::Exception> { return kj::mv(e); }));
+  }
+  return kj::joinPromises(hellos.releaseAsArray())
+      .then([nodes = kj::mv(nodes)](kj::Array<kj::Maybe<kj::Exception>> failures) mutable
+            -> kj::Promise<std::vector<std::unique_ptr<NodeConnection>>> {
+        for (auto& f : failures) {
+          KJ_IF_MAYBE(e, f) { return kj::mv(*e); }
+        }
+        return std::move(*nodes);
+      });
 }
 
-std::unique_ptr<NodeConnection> NodeConnection::Connect(RpcEnv& env, const std::string& address) {
-  std::unique_ptr<NodeConnection> c(new NodeConnection());
-  c->address_ = address;
-  // ConnectPeer bounds the hello by its own timeout; Await adds Ctrl-C.
-  c->link_ = env.Await(ConnectPeer(env.io().provider->getNetwork(), env.io().provider->getTimer(), address,
-                                   env.security(), wire::PeerRole::COORDINATOR, "coordinator",
-                                   env.timeouts().connect_ms),
-                       env.timeouts().connect_ms + 1000, "cannot reach node at " + address);
-  c->hello_status_ = ReadNodeInfo(c->link_->info(), address);
-  return c;
+kj::Promise<std::unique_ptr<NodeConnection>> NodeConnection::Connect(RpcEnv& env, const std::string& address) {
+  // ConnectPeer bounds the hello by its own timeout; Bound names the address.
+  auto hello = ConnectPeer(env.io().provider->getNetwork(), env.io().provider->getTimer(), address, env.security(),
+                           wire::PeerRole::COORDINATOR, "coordinator", env.timeouts().connect_ms);
+  return env.Bound(kj::mv(hello), env.timeouts().connect_ms + 1000, "cannot reach node at " + address)
+      .then([address](kj::Own<PeerLink>&& link) {
+        std::unique_ptr<NodeConnection> c(new NodeConnection());
+        c->address_ = address;
+        c->link_ = kj::mv(link);
+        c->hello_status_ = ReadNodeInfo(c->link_->info(), address);
+        return c;
+      });
 }
 
-NodeStatus NodeConnection::Status(RpcEnv& env) {
-  auto reply = env.Await(control().infoRequest().send(), env.timeouts().connect_ms, Label());
-  return ReadNodeInfo(reply.getInfo(), address_);
+kj::Promise<NodeStatus> NodeConnection::Status(RpcEnv& env) {
+  return env.Bound(control().infoRequest().send(), env.timeouts().connect_ms, Label())
+      .then([this](capnp::Response<wire::Control::InfoResults>&& reply) { return ReadNodeInfo(reply.getInfo(), address_); });
 }
 
 std::string NodeConnection::Label() const { return "node " + hello_status_.name + " (" + address_ + ")"; }
@@ -171,24 +201,34 @@ kj::Promise<void> Pipeline::DrawFetchProgress(kj::Own<bool> done, std::chrono::s
   });
 }
 
-std::vector<std::string> Pipeline::CannotOpen(const std::string& model_dir, const ShardPlan& plan) {
-  std::vector<std::string> out;
+kj::Promise<std::vector<std::string>> Pipeline::CannotOpen(const std::string& model_dir, const ShardPlan& plan) {
+  kj::Vector<kj::Promise<std::string>> asked;  // a label, or "" where the node can read it
   for (const auto& stage : plan.stages) {
     NodeConnection& node = *nodes_[stage.node];
     auto request = node.control().canOpenRequest();
     request.setModelDir(model_dir);
-    if (!env_.Await(request.send(), env_.timeouts().connect_ms, node.Label()).getReadable()) out.push_back(node.Label());
+    asked.add(env_.Bound(request.send(), env_.timeouts().connect_ms, node.Label())
+                  .then([label = node.Label()](capnp::Response<wire::Control::CanOpenResults>&& r) {
+                    return r.getReadable() ? std::string() : label;
+                  }));
   }
-  return out;
+  return kj::joinPromises(asked.releaseAsArray()).then([](kj::Array<std::string> labels) {
+    std::vector<std::string> out;
+    for (auto& l : labels) {
+      if (!l.empty()) out.push_back(kj::mv(l));
+    }
+    return out;
+  });
 }
 
-void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype, const Source* source) {
-  submits_.reset();  // the first stage may change
+kj::Promise<void> Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype,
+                                 const Source* source) {
   stages_.clear();
-  submits_.reset();
-  lost_ = nullptr;  // watches the new stages from the next step on
+  submits_.reset();  // the first stage may change
+  lost_ = nullptr;   // watches the new stages from the next step on
   for (const auto& s : plan.stages) stages_.push_back(s.node);
-  // Every node loads at once; the error of the first that fails is reported.
+  // Every node loads at once; the error of the first that fails is reported,
+  // naming it.
   kj::Vector<kj::Promise<void>> loads;
   for (size_t i = 0; i < plan.stages.size(); ++i) {
     NodeConnection& node = *nodes_[plan.stages[i].node];
@@ -204,36 +244,31 @@ void Pipeline::Load(const std::string& model_dir, const ShardPlan& plan, TensorD
     spec.setFirstLayer(static_cast<uint32_t>(plan.stages[i].first_layer));
     spec.setEndLayer(static_cast<uint32_t>(plan.stages[i].end_layer));
     spec.setDtype(ToWire(dtype));
-    const std::string label = node.Label();
-    loads.add(request.send().ignoreResult().catch_([label](kj::Exception&& e) -> void {
-      throw PipelineError(label + ": " + ExceptionText(e));
-    }));
+    loads.add(env_.Bound(request.send().ignoreResult(), env_.timeouts().load_ms, node.Label()));
   }
-  try {
-    auto all = kj::joinPromises(loads.releaseAsArray());
-    if (source != nullptr) {
-      // The bars stop once every load is done (the flag is shared with them).
-      auto done = kj::heap<bool>(false);
-      bool* flag = done.get();
-      auto bars = DrawFetchProgress(kj::mv(done), std::chrono::steady_clock::now(), 0).eagerlyEvaluate(nullptr);
-      all = all.then([flag]() { *flag = true; }).attach(kj::mv(bars));
-    }
-    env_.Await(kj::mv(all), env_.timeouts().load_ms, "loading shards");
-  } catch (const PipelineError& e) {
-    // joinPromises reports the first failure; strip our own prefix.
-    std::string text = e.what();
-    const std::string prefix = "loading shards: ";
-    if (text.rfind(prefix, 0) == 0) text = text.substr(prefix.size());
-    throw PipelineError(text);
+  auto all = kj::joinPromises(loads.releaseAsArray());
+  if (source != nullptr) {
+    // The bars stop once every load is done (the flag is shared with them).
+    auto done = kj::heap<bool>(false);
+    bool* flag = done.get();
+    auto bars = DrawFetchProgress(kj::mv(done), std::chrono::steady_clock::now(), 0).eagerlyEvaluate(nullptr);
+    all = all.then([flag]() { *flag = true; }).attach(kj::mv(bars));
   }
+  return all.then([this]() { return LinkStages(); });
+}
+
+// Tells each stage its place and the address of the next one.
+kj::Promise<void> Pipeline::LinkStages() {
+  kj::Vector<kj::Promise<void>> links;
   for (size_t i = 0; i < stages_.size(); ++i) {
     NodeConnection& node = stage_node(i);
     auto request = node.control().setNextRequest();
     request.setAddress(i + 1 < stages_.size() ? stage_node(i + 1).address() : "");
     request.setStageIndex(static_cast<uint32_t>(i));
     request.setStageCount(static_cast<uint32_t>(stages_.size()));
-    env_.Await(request.send().ignoreResult(), env_.timeouts().connect_ms * 2, node.Label());
+    links.add(env_.Bound(request.send().ignoreResult(), env_.timeouts().connect_ms * 2, node.Label()));
   }
+  return kj::joinPromises(links.releaseAsArray());
 }
 
 kj::Promise<std::pair<uint32_t, uint32_t>> Pipeline::ResumeSession(uint64_t session, const Bytes& keep_key) {

@@ -1,8 +1,9 @@
 #pragma once
 // The coordinator's side of the pipeline: connections to the nodes (hello,
 // version check), shard loading, wiring each stage to the next, sessions and
-// steps. Every network wait has a timeout and gives way to Ctrl-C; failures
-// come back as PipelineError with one line naming the node.
+// steps, each a promise. Every network wait has a timeout; RpcEnv::Await,
+// where the CLI blocks, adds Ctrl-C and turns a failure into PipelineError
+// with one line naming the node.
 //
 // Not thread-safe: lives on the coordinator's one KJ event-loop thread.
 #include <kj/async-io.h>
@@ -72,9 +73,10 @@ class RpcEnv {
 
 class NodeConnection {
  public:
-  // Connects and says hello; throws PipelineError naming the address.
-  static std::unique_ptr<NodeConnection> Connect(RpcEnv& env, const std::string& address);
-  NodeStatus Status(RpcEnv& env);
+  // Connects and says hello; fails naming the address.
+  static kj::Promise<std::unique_ptr<NodeConnection>> Connect(RpcEnv& env, const std::string& address);
+  // The node's status now; fails naming the node. The connection must outlive the promise.
+  kj::Promise<NodeStatus> Status(RpcEnv& env);
 
   const std::string& address() const { return address_; }
   const NodeStatus& hello_status() const { return hello_status_; }
@@ -90,9 +92,10 @@ class NodeConnection {
   kj::Own<PeerLink> link_;
 };
 
-// Connects to every address, in order; throws PipelineError naming the first
-// node that does not answer.
-std::vector<std::unique_ptr<NodeConnection>> ConnectNodes(RpcEnv& env, const std::vector<std::string>& addresses);
+// Connects to every address at once; the connections come in the addresses'
+// order, or a failure naming the first node in that order that did not answer.
+kj::Promise<std::vector<std::unique_ptr<NodeConnection>>> ConnectNodes(RpcEnv& env,
+                                                                       const std::vector<std::string>& addresses);
 
 
 struct SamplingParams {
@@ -113,21 +116,24 @@ class Pipeline {
   Pipeline(RpcEnv& env, std::vector<std::unique_ptr<NodeConnection>> nodes);
 
   std::vector<NodeCapacity> Capacities() const;
+  // Every operation that asks the nodes is a promise: the CLI waits for it
+  // at its edge (RpcEnv::Await), `strata serve` chains it on its event
+  // loop. Failures are kj::Exceptions whose description names the node
+  // ("<node>: <cause>"); every call is bounded by a timeout.
+  //
   // Loads every stage of the plan in parallel, then wires stage i to i+1.
   // With a `source`, every node fetches its shard's tensors from that model
   // server into its cache first, and a progress bar per node is drawn on
-  // stderr while they do.
+  // stderr while they do. `*source` must outlive the promise.
   struct Source {
     std::string url, model_id, token;
   };
-  void Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype, const Source* source = nullptr);
+  kj::Promise<void> Load(const std::string& model_dir, const ShardPlan& plan, TensorDType dtype,
+                         const Source* source = nullptr);
   // The labels of the plan's nodes that cannot read `model_dir` by path
   // (Control.canOpen), in stage order: they need the model distributed.
-  std::vector<std::string> CannotOpen(const std::string& model_dir, const ShardPlan& plan);
-  // Sessions and steps, as promises: the CLI waits for them at its edge
-  // (RpcEnv::Await), `strata serve` chains them on its event loop. Failures
-  // are kj::Exceptions whose description names the node ("<node>: <cause>").
-  // The session's capabilities are kept by the pipeline, so a promise may be
+  kj::Promise<std::vector<std::string>> CannotOpen(const std::string& model_dir, const ShardPlan& plan);
+  // Sessions and steps: the session's capabilities are kept by the pipeline, so a promise may be
   // dropped (a client went away) and the session closed afterwards.
   //
   // Opens a session of `capacity` tokens on every stage, last to first: each
@@ -176,6 +182,7 @@ class Pipeline {
   // Fails when the link to any stage drops, naming it: a submitted step a
   // dead node had taken would otherwise never be reported.
   kj::Promise<void> AnyStageLost();
+  kj::Promise<void> LinkStages();
   kj::Maybe<kj::ForkedPromise<void>> lost_;
   // Fails what still waits on the session's sink, and forgets it.
   void DropSink(uint64_t session);
