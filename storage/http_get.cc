@@ -1,8 +1,10 @@
 #include "storage/http_get.h"
 
+#include <algorithm>
 #include <chrono>
 #include <memory>
 #include <thread>
+#include <vector>
 
 namespace strata {
 
@@ -64,6 +66,44 @@ Result<std::string> GetSmall(const std::string& url, const SmallGet& o, bool* mi
     if (status == 401 || status == 403 || status == 404) break;  // these do not get better
   }
   return Status::Error(error);
+}
+
+Status RunTransfers(int connections, TransferSource& source) {
+  std::unique_ptr<CURLM, CURLMcode (*)(CURLM*)> multi(curl_multi_init(), curl_multi_cleanup);
+  std::vector<CURL*> running;
+  Status failed = Status::Ok();
+  while (failed.ok()) {
+    while (static_cast<int>(running.size()) < connections) {
+      Result<CURL*> next = source.Next();
+      if (!next.ok()) failed = next.status();
+      if (!next.ok() || next.value() == nullptr) break;
+      curl_multi_add_handle(multi.get(), next.value());
+      running.push_back(next.value());
+    }
+    if (!failed.ok() || (running.empty() && !source.Waiting())) break;
+    int still = 0;
+    curl_multi_perform(multi.get(), &still);
+    int messages = 0;
+    bool freed = false;
+    while (CURLMsg* msg = curl_multi_info_read(multi.get(), &messages)) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      CURL* easy = msg->easy_handle;
+      const CURLcode rc = msg->data.result;
+      curl_multi_remove_handle(multi.get(), easy);
+      running.erase(std::find(running.begin(), running.end(), easy));
+      Status st = source.Done(easy, rc);
+      curl_easy_cleanup(easy);
+      if (!st.ok() && failed.ok()) failed = st;
+      freed = true;
+    }
+    // A connection just came free: start the next transfer at once, not after a poll.
+    if (!freed || !source.Waiting()) curl_multi_poll(multi.get(), nullptr, 0, 20, nullptr);
+  }
+  for (CURL* easy : running) {
+    curl_multi_remove_handle(multi.get(), easy);
+    curl_easy_cleanup(easy);
+  }
+  return failed;
 }
 
 }  // namespace strata

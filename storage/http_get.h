@@ -48,4 +48,24 @@ struct SmallGet {
 // optional files are asked for this way.
 Result<std::string> GetSmall(const std::string& url, const SmallGet& o, bool* missing = nullptr);
 
+// The transfers of one fetch, as RunTransfers runs them. Implementations
+// find their own state from a handle (CURLOPT_PRIVATE).
+class TransferSource {
+ public:
+  virtual ~TransferSource() = default;
+  // A transfer to start now, its options set; null when none may start yet
+  // (those left wait for their backoff); an error ends the run.
+  virtual Result<CURL*> Next() = 0;
+  // Whether transfers remain to start, now or after a backoff.
+  virtual bool Waiting() const = 0;
+  // `easy` ended with `rc` (its response code still readable); an error ends
+  // the run. RunTransfers frees the handle afterwards.
+  virtual Status Done(CURL* easy, CURLcode rc) = 0;
+};
+
+// Keeps up to `connections` transfers of `source` running at once (one
+// curl-multi loop, on this thread) until none is left or one fails; every
+// handle it started is freed when it returns.
+Status RunTransfers(int connections, TransferSource& source);
+
 }  // namespace strata

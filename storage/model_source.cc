@@ -218,12 +218,17 @@ size_t WriteDownload(char* data, size_t size, size_t n, void* user) {
 
 namespace {
 
-class Mirror {
+class Mirror final : public TransferSource {
  public:
   Mirror(Env& env, const MirrorOptions& o, std::string dir, std::string base) : env_(env), o_(o), dir_(std::move(dir)),
                                                                                  base_(std::move(base)) {}
   // Fetches every file not yet in the directory, verified where a hash is published.
   Status Run(const std::vector<SourceFile>& files, MirrorResult* result);
+
+  // TransferSource, for RunTransfers: a file's download at a time.
+  Result<CURL*> Next() override;
+  bool Waiting() const override { return !waiting_.empty(); }
+  Status Done(CURL* easy, CURLcode rc) override;
 
  private:
   Status Begin(Download& d);
@@ -234,6 +239,8 @@ class Mirror {
   const MirrorOptions& o_;
   std::string dir_, base_;
   uint64_t fetched_ = 0;
+  std::vector<std::unique_ptr<Download>> waiting_, active_;
+  MirrorResult* result_ = nullptr;  // Run's
 };
 
 Status Mirror::Begin(Download& d) {
@@ -307,7 +314,6 @@ Result<bool> Mirror::Finish(Download& d, CURLcode rc, MirrorResult* result) {
 }
 
 Status Mirror::Run(const std::vector<SourceFile>& files, MirrorResult* result) {
-  std::vector<std::unique_ptr<Download>> waiting;
   std::error_code ec;
   for (const auto& f : files) {
     if (fs::exists(dir_ + "/" + f.name, ec)) {
@@ -320,51 +326,37 @@ Status Mirror::Run(const std::vector<SourceFile>& files, MirrorResult* result) {
     d->url = base_ + "/" + f.name;
     d->partial = dir_ + "/" + f.name + ".partial";
     if (o_.progress != nullptr) o_.progress->total += f.size;
-    waiting.push_back(std::move(d));
+    waiting_.push_back(std::move(d));
   }
-  std::unique_ptr<CURLM, CURLMcode (*)(CURLM*)> multi(curl_multi_init(), curl_multi_cleanup);
-  std::vector<std::unique_ptr<Download>> active;
-  Status failed = Status::Ok();
-  while (failed.ok() && (!waiting.empty() || !active.empty())) {
-    const auto now = Clock::now();
-    for (size_t i = 0; i < waiting.size() && static_cast<int>(active.size()) < o_.connections;) {
-      if (waiting[i]->not_before > now) {
-        ++i;
-        continue;
-      }
-      Status st = Begin(*waiting[i]);
-      if (!st.ok()) return st;
-      curl_multi_add_handle(multi.get(), waiting[i]->curl);
-      active.push_back(std::move(waiting[i]));
-      waiting.erase(waiting.begin() + static_cast<long>(i));
-    }
-    int running = 0;
-    curl_multi_perform(multi.get(), &running);
-    int messages = 0;
-    while (CURLMsg* msg = curl_multi_info_read(multi.get(), &messages)) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      Download* d = nullptr;
-      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&d));
-      auto done = Finish(*d, msg->data.result, result);
-      curl_multi_remove_handle(multi.get(), d->curl);
-      curl_easy_cleanup(d->curl);
-      d->curl = nullptr;
-      auto it = std::find_if(active.begin(), active.end(), [d](const auto& a) { return a.get() == d; });
-      if (!done.ok()) {
-        if (failed.ok()) failed = done.status();
-      } else if (!done.value()) {
-        waiting.push_back(std::move(*it));
-      }
-      active.erase(it);
-    }
-    curl_multi_poll(multi.get(), nullptr, 0, 20, nullptr);
-  }
-  for (auto& d : active) {
-    curl_multi_remove_handle(multi.get(), d->curl);
-    curl_easy_cleanup(d->curl);
-  }
+  result_ = result;
+  Status st = RunTransfers(o_.connections, *this);
   result->fetched_bytes = fetched_;
-  return failed;
+  return st;
+}
+
+Result<CURL*> Mirror::Next() {
+  const auto now = Clock::now();
+  for (size_t i = 0; i < waiting_.size(); ++i) {
+    if (waiting_[i]->not_before > now) continue;
+    Status st = Begin(*waiting_[i]);
+    if (!st.ok()) return st;
+    CURL* curl = waiting_[i]->curl;
+    active_.push_back(std::move(waiting_[i]));
+    waiting_.erase(waiting_.begin() + static_cast<long>(i));
+    return curl;
+  }
+  return static_cast<CURL*>(nullptr);
+}
+
+Status Mirror::Done(CURL* easy, CURLcode rc) {
+  Download* d = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_PRIVATE, reinterpret_cast<char**>(&d));
+  auto done = Finish(*d, rc, result_);
+  d->curl = nullptr;  // RunTransfers frees it
+  auto it = std::find_if(active_.begin(), active_.end(), [d](const auto& a) { return a.get() == d; });
+  if (done.ok() && !done.value()) waiting_.push_back(std::move(*it));
+  active_.erase(it);
+  return done.ok() ? Status::Ok() : done.status();
 }
 
 std::string CacheKey(const std::string& text) { return Sha256Hex(text.data(), text.size()).substr(0, 32); }

@@ -195,13 +195,18 @@ Status MakeRoom(const fs::path& cache, uint64_t limit, uint64_t need, const std:
   return Status::Ok();
 }
 
-class Fetcher {
+class Fetcher final : public TransferSource {
  public:
   Fetcher(Env& env, const FetchOptions& o, std::vector<Placed> placed, RandomRWFile& file, std::string url_files)
       : env_(env), o_(o), placed_(std::move(placed)), file_(file), files_url_(std::move(url_files)) {}
 
   // Fetches every tensor not in `done`; adds what it verifies to `done`.
   Status Run(std::vector<bool>* done, FetchResult* result);
+
+  // TransferSource, for RunTransfers: a range of a tensor at a time.
+  Result<CURL*> Next() override;
+  bool Waiting() const override { return !queue_.empty(); }
+  Status Done(CURL* easy, CURLcode rc) override;
 
  private:
   void Queue(size_t tensor);
@@ -216,6 +221,9 @@ class Fetcher {
   std::deque<Job> queue_;
   std::vector<int> pending_;          // per tensor: ranges not yet in
   std::vector<int> hash_failures_;    // per tensor
+  std::vector<std::unique_ptr<Transfer>> active_;
+  std::vector<bool>* done_ = nullptr;  // Run's
+  FetchResult* result_ = nullptr;      // Run's
 };
 
 void Fetcher::Queue(size_t tensor) {
@@ -316,49 +324,37 @@ Status Fetcher::Run(std::vector<bool>* done, FetchResult* result) {
     return placed_[a].tensor->end - placed_[a].tensor->begin > placed_[b].tensor->end - placed_[b].tensor->begin;
   });
   for (size_t i : order) Queue(i);
-  std::unique_ptr<CURLM, CURLMcode (*)(CURLM*)> multi(curl_multi_init(), curl_multi_cleanup);
-  std::vector<std::unique_ptr<Transfer>> active;
-  Status failed = Status::Ok();
-  while (failed.ok() && (!queue_.empty() || !active.empty())) {
-    // Start what may start: up to `connections` at once, none before its backoff.
-    const auto now = Clock::now();
-    for (size_t scanned = queue_.size(); scanned > 0 && static_cast<int>(active.size()) < o_.connections; --scanned) {
-      Job job = queue_.front();
-      queue_.pop_front();
-      if (job.not_before > now) {
-        queue_.push_back(job);
-        continue;
-      }
-      auto t = std::make_unique<Transfer>();
-      t->job = job;
-      t->file = &file_;
-      curl_multi_add_handle(multi.get(), Start(*t));
-      active.push_back(std::move(t));
+  done_ = done;
+  result_ = result;
+  return RunTransfers(o_.connections, *this);
+}
+
+// Up to one pass over the queue: a job still in its backoff goes to the back.
+Result<CURL*> Fetcher::Next() {
+  const auto now = Clock::now();
+  for (size_t scanned = queue_.size(); scanned > 0; --scanned) {
+    Job job = queue_.front();
+    queue_.pop_front();
+    if (job.not_before > now) {
+      queue_.push_back(job);
+      continue;
     }
-    int running = 0;
-    curl_multi_perform(multi.get(), &running);
-    int messages = 0;
-    bool freed = false;
-    while (CURLMsg* msg = curl_multi_info_read(multi.get(), &messages)) {
-      if (msg->msg != CURLMSG_DONE) continue;
-      Transfer* t = nullptr;
-      curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, reinterpret_cast<char**>(&t));
-      const CURLcode rc = msg->data.result;
-      Status st = Finish(*t, rc, done, result);
-      if (!st.ok() && failed.ok()) failed = st;
-      curl_multi_remove_handle(multi.get(), t->curl);
-      curl_easy_cleanup(t->curl);
-      active.erase(std::find_if(active.begin(), active.end(), [t](const auto& a) { return a.get() == t; }));
-      freed = true;
-    }
-    // A connection just came free: start the next range at once, not after a poll.
-    if (!freed || queue_.empty()) curl_multi_poll(multi.get(), nullptr, 0, 20, nullptr);
+    auto t = std::make_unique<Transfer>();
+    t->job = job;
+    t->file = &file_;
+    CURL* curl = Start(*t);
+    active_.push_back(std::move(t));
+    return curl;
   }
-  for (auto& t : active) {
-    curl_multi_remove_handle(multi.get(), t->curl);
-    curl_easy_cleanup(t->curl);
-  }
-  return failed;
+  return static_cast<CURL*>(nullptr);
+}
+
+Status Fetcher::Done(CURL* easy, CURLcode rc) {
+  Transfer* t = nullptr;
+  curl_easy_getinfo(easy, CURLINFO_PRIVATE, reinterpret_cast<char**>(&t));
+  Status st = Finish(*t, rc, done_, result_);
+  active_.erase(std::find_if(active_.begin(), active_.end(), [t](const auto& a) { return a.get() == t; }));
+  return st;
 }
 
 Status WriteSmallFile(Env& env, const std::string& path, const std::string& text) {
