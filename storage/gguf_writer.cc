@@ -66,27 +66,31 @@ GgufValue GgufStr(std::string v) {
   g.s = std::move(v);
   return g;
 }
-GgufValue GgufStrArray(std::vector<std::string> v) {
+namespace {
+
+// An array value of `element`s, written as GGUF type `type`; empty.
+GgufValue ArrayOf(GgufValue::Kind element, uint32_t type) {
   GgufValue g;
   g.kind = GgufValue::Kind::kArray;
-  g.element = GgufValue::Kind::kString;
-  g.gguf_type = kString;
+  g.element = element;
+  g.gguf_type = type;
+  return g;
+}
+
+}  // namespace
+
+GgufValue GgufStrArray(std::vector<std::string> v) {
+  GgufValue g = ArrayOf(GgufValue::Kind::kString, kString);
   g.strings = std::move(v);
   return g;
 }
 GgufValue GgufF32Array(std::vector<float> v) {
-  GgufValue g;
-  g.kind = GgufValue::Kind::kArray;
-  g.element = GgufValue::Kind::kFloat;
-  g.gguf_type = kF32;
+  GgufValue g = ArrayOf(GgufValue::Kind::kFloat, kF32);
   g.floats.assign(v.begin(), v.end());
   return g;
 }
 GgufValue GgufI32Array(std::vector<int32_t> v) {
-  GgufValue g;
-  g.kind = GgufValue::Kind::kArray;
-  g.element = GgufValue::Kind::kInt;
-  g.gguf_type = kI32;
+  GgufValue g = ArrayOf(GgufValue::Kind::kInt, kI32);
   g.ints.assign(v.begin(), v.end());
   return g;
 }

@@ -11,24 +11,12 @@ BIN=build/bin
 TOKENS=64
 REPEATS=5
 MODEL=build/bench-models/tinyllama-shape-bf16
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --tokens) TOKENS=$2; shift 2 ;;
-    --repeats) REPEATS=$2; shift 2 ;;
-    --model) MODEL=$2; shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
-    *) echo "decode_bench: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+. scripts/bench/lib_models.sh
+decode_flags decode_bench "$@"
 command -v jq >/dev/null || { echo "decode_bench: needs jq (scripts/setup.sh installs it)" >&2; exit 1; }
 [ -x "$BIN/strata" ] || { echo "decode_bench: build first (scripts/setup.sh)" >&2; exit 1; }
 
-mkdir -p "$(dirname "$MODEL")"
-if [ ! -f "$MODEL/config.json" ]; then
-  echo "writing $MODEL (TinyLlama-1.1B shape, BF16, ~2.2 GB) ..." >&2
-  "$BIN/strata" make-model --out "$MODEL" --hidden 2048 --layers 22 --heads 32 --kv-heads 4 \
-    --intermediate 5632 --vocab 32000 --context 2048 --dtype bf16 --std 0.02 --tokenizer-vocab 1000 2>/dev/null
-fi
+tinyllama_shape "$MODEL"
 weight_bytes=0
 for f in "$MODEL"/*.safetensors; do weight_bytes=$((weight_bytes + $(stat -c %s "$f"))); done
 

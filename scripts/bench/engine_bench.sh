@@ -56,11 +56,8 @@ FLAGS=$(grep -m1 flags /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|avx512f|avx
 
 BASE=$MODELS/tinyllama-shape-bf16
 mkdir -p "$MODELS"
-if [ ! -f "$BASE/config.json" ]; then
-  echo "writing $BASE (TinyLlama-1.1B shape, BF16, ~2.2 GB) ..." >&2
-  "$BIN/strata" make-model --out "$BASE" --hidden 2048 --layers 22 --heads 32 --kv-heads 4 \
-    --intermediate 5632 --vocab 32000 --context 2048 --dtype bf16 --std 0.02 --tokenizer-vocab 1000
-fi
+. scripts/bench/lib_models.sh
+tinyllama_shape "$BASE"
 for t in $TYPES; do
   [ -f "$MODELS/tinyllama-shape-$t.gguf" ] || "$BIN/strata" quantize --model "$BASE" --type "$t" --out "$MODELS/tinyllama-shape-$t.gguf"
 done

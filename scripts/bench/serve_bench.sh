@@ -34,11 +34,8 @@ command -v jq >/dev/null && command -v node >/dev/null || { echo "serve_bench: n
 WORK=$(mktemp -d)
 . scripts/bench/lib_serve.sh
 trap 'stop; rm -rf "$WORK"' EXIT
-if [ ! -f "$MODEL/config.json" ]; then
-  echo "writing $MODEL (TinyLlama-1.1B shape, BF16, ~2.2 GB) ..." >&2
-  "$BIN/strata" make-model --out "$MODEL" --hidden 2048 --layers 22 --heads 32 --kv-heads 4 \
-    --intermediate 5632 --vocab 32000 --context 2048 --dtype bf16 --std 0.02 --tokenizer-vocab 1000 2>/dev/null
-fi
+. scripts/bench/lib_models.sh
+tinyllama_shape "$MODEL"
 TINY=build/bench-models/hop-h64-l4
 [ -f "$TINY/config.json" ] || "$BIN/strata" make-model --out "$TINY" --hidden 64 --layers 4 --heads 4 --kv-heads 4 \
   --intermediate 128 --vocab 256 --context 1024 --tokenizer-vocab 200 2>/dev/null

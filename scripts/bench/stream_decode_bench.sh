@@ -14,22 +14,11 @@ REPEATS=3
 MODEL=build/bench-models/tinyllama-shape-bf16
 DIR=build/stream-bench
 PORT=7391
-while [ $# -gt 0 ]; do
-  case "$1" in
-    --tokens) TOKENS=$2; shift 2 ;;
-    --repeats) REPEATS=$2; shift 2 ;;
-    --model) MODEL=$2; shift 2 ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
-    *) echo "stream_decode_bench: unknown option $1" >&2; exit 2 ;;
-  esac
-done
+. scripts/bench/lib_models.sh
+decode_flags stream_decode_bench "$@"
 command -v fio >/dev/null || { echo "stream_decode_bench: needs fio (scripts/setup.sh installs it)" >&2; exit 1; }
 command -v jq >/dev/null || { echo "stream_decode_bench: needs jq" >&2; exit 1; }
-if [ ! -f "$MODEL/config.json" ]; then
-  echo "writing $MODEL (TinyLlama-1.1B shape, BF16, ~2.2 GB) ..." >&2
-  "$BIN/strata" make-model --out "$MODEL" --hidden 2048 --layers 22 --heads 32 --kv-heads 4 \
-    --intermediate 5632 --vocab 32000 --context 2048 --dtype bf16 --std 0.02 --tokenizer-vocab 1000 2>/dev/null
-fi
+tinyllama_shape "$MODEL"
 mkdir -p "$DIR"
 weight_bytes=0
 for f in "$MODEL"/*.safetensors; do weight_bytes=$((weight_bytes + $(stat -c %s "$f"))); done
