@@ -445,6 +445,19 @@ class Parser {
   }
 
   Status Primary(ExprPtr* out) {
+    const Token::Kind kind = Peek().kind;
+    if (kind == Token::Kind::kString || kind == Token::Kind::kInt || kind == Token::Kind::kFloat ||
+        kind == Token::Kind::kName) {
+      return Atom(out);
+    }
+    if (IsOp("(")) return Parenthesized(out);
+    if (IsOp("[")) return ListDisplay(out);
+    if (IsOp("{")) return DictDisplay(out);
+    return Error("expected an expression");
+  }
+
+  // A string (adjacent ones joined), a number, true/false/none, or a name.
+  Status Atom(ExprPtr* out) {
     const Token& t = Peek();
     if (t.kind == Token::Kind::kString) {
       std::string s;
@@ -475,56 +488,60 @@ class Parser {
       else (*out)->kind = Expr::Kind::kName, (*out)->name = t.text;
       return Status::Ok();
     }
-    if (IsOp("(")) {
-      ++at_;
-      Status st = Expression(out);
-      if (!st.ok()) return st;
-      if (IsOp(",")) {  // a tuple: a list here
-        auto l = Make(Expr::Kind::kList);
-        l->args.push_back(std::move(*out));
-        while (IsOp(",")) {
-          ++at_;
-          if (IsOp(")")) break;
-          ExprPtr x;
-          if (!(st = Expression(&x)).ok()) return st;
-          l->args.push_back(std::move(x));
-        }
-        *out = std::move(l);
-      }
-      return Expect(")");
-    }
-    if (IsOp("[")) {
-      ++at_;
+    return Error("expected an expression");
+  }
+
+  // ( x ), or a tuple ( x, y ), read as a list.
+  Status Parenthesized(ExprPtr* out) {
+    ++at_;
+    Status st = Expression(out);
+    if (!st.ok()) return st;
+    if (IsOp(",")) {  // a tuple: a list here
       auto l = Make(Expr::Kind::kList);
-      while (!IsOp("]")) {
-        ExprPtr x;
-        Status st = Expression(&x);
-        if (!st.ok()) return st;
-        l->args.push_back(std::move(x));
-        if (!IsOp(",")) break;
+      l->args.push_back(std::move(*out));
+      while (IsOp(",")) {
         ++at_;
+        if (IsOp(")")) break;
+        ExprPtr x;
+        if (!(st = Expression(&x)).ok()) return st;
+        l->args.push_back(std::move(x));
       }
       *out = std::move(l);
-      return Expect("]");
     }
-    if (IsOp("{")) {
+    return Expect(")");
+  }
+
+  Status ListDisplay(ExprPtr* out) {
+    ++at_;
+    auto l = Make(Expr::Kind::kList);
+    while (!IsOp("]")) {
+      ExprPtr x;
+      Status st = Expression(&x);
+      if (!st.ok()) return st;
+      l->args.push_back(std::move(x));
+      if (!IsOp(",")) break;
       ++at_;
-      auto d = Make(Expr::Kind::kDict);
-      while (!IsOp("}")) {
-        ExprPtr k, v;
-        Status st = Expression(&k);
-        if (!st.ok()) return st;
-        if (!(st = Expect(":")).ok()) return st;
-        if (!(st = Expression(&v)).ok()) return st;
-        d->args.push_back(std::move(k));
-        d->args.push_back(std::move(v));
-        if (!IsOp(",")) break;
-        ++at_;
-      }
-      *out = std::move(d);
-      return Expect("}");
     }
-    return Error("expected an expression");
+    *out = std::move(l);
+    return Expect("]");
+  }
+
+  Status DictDisplay(ExprPtr* out) {
+    ++at_;
+    auto d = Make(Expr::Kind::kDict);
+    while (!IsOp("}")) {
+      ExprPtr k, v;
+      Status st = Expression(&k);
+      if (!st.ok()) return st;
+      if (!(st = Expect(":")).ok()) return st;
+      if (!(st = Expression(&v)).ok()) return st;
+      d->args.push_back(std::move(k));
+      d->args.push_back(std::move(v));
+      if (!IsOp(",")) break;
+      ++at_;
+    }
+    *out = std::move(d);
+    return Expect("}");
   }
 
   std::vector<Token> t_;

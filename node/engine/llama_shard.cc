@@ -320,6 +320,45 @@ void LlamaShard::Impl::BuildRope() {
   rope_sin = rope_sin.to(device);
 }
 
+// Each slot of the layer stream seen as a layer's weights (views into the
+// slot's bytes), and the first streamed layers' read started.
+void LlamaShard::Impl::MapStreamSlots() {
+  for (int s = 0; s < stream->slots(); ++s) {
+    LayerWeights views;
+    auto fields = Fields(views);
+    for (size_t k = 0; k < fields.size(); ++k) {
+      const Field& f = layout[k];
+      if (f.defined) *fields[k] = torch::from_blob(stream->slot(s) + f.offset, f.shape, torch::TensorOptions().dtype(dtype));
+    }
+    slot_weights.push_back(std::move(views));
+  }
+  PrefetchNextForward();
+  spdlog::info("layers [{}, {}) in RAM, [{}, {}) streamed from NVMe through {} ({} MiB a layer, {} slots)",
+               options.first_layer, options.first_layer + resident, options.first_layer + resident, options.end_layer,
+               stream->io_kind(), stream->slot_bytes() >> 20, stream->slots());
+}
+
+// The KV pages of the shard's layers, charged to its memory tier.
+Status LlamaShard::Impl::MakeKvStore() {
+  KvStoreOptions kv;
+  kv.memory = options.memory;
+  kv.tier = options.memory_tier;
+  kv.layers = options.end_layer - options.first_layer;
+  kv.kv_heads = config.num_kv_heads;
+  kv.head_dim = config.head_dim;
+  kv.options = torch::TensorOptions().dtype(dtype).device(device);
+  kv.page_tokens = options.kv_page_tokens;
+  kv.int8 = options.kv_int8;
+  kv.swap_dir = options.swap_dir;
+  kv.env = options.env;
+  kv.thread_pool_io = options.swap_thread_pool_io;
+  kv.policy = options.kv_policy;
+  auto store = KvStore::Create(kv);
+  if (!store.ok()) return store.status();
+  this->kv = std::move(store.value());
+  return Status::Ok();
+}
+
 LlamaShard::LlamaShard(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 LlamaShard::~LlamaShard() = default;
 
@@ -374,39 +413,9 @@ Result<std::unique_ptr<LlamaShard>> LlamaShard::Load(std::unique_ptr<Checkpoint>
   Status st = impl->LoadWeights();
   if (!st.ok()) return st;
   impl->BuildRope();
-  if (impl->stream) {
-    for (int s = 0; s < impl->stream->slots(); ++s) {
-      LayerWeights views;
-      auto fields = Fields(views);
-      for (size_t k = 0; k < fields.size(); ++k) {
-        const Impl::Field& f = impl->layout[k];
-        if (f.defined) {
-          *fields[k] = torch::from_blob(impl->stream->slot(s) + f.offset, f.shape, torch::TensorOptions().dtype(impl->dtype));
-        }
-      }
-      impl->slot_weights.push_back(std::move(views));
-    }
-    impl->PrefetchNextForward();
-    spdlog::info("layers [{}, {}) in RAM, [{}, {}) streamed from NVMe through {} ({} MiB a layer, {} slots)",
-                 options.first_layer, options.first_layer + impl->resident, options.first_layer + impl->resident,
-                 options.end_layer, impl->stream->io_kind(), impl->stream->slot_bytes() >> 20, impl->stream->slots());
-  }
-  KvStoreOptions kv;
-  kv.memory = memory;
-  kv.tier = options.memory_tier;
-  kv.layers = options.end_layer - options.first_layer;
-  kv.kv_heads = c.num_kv_heads;
-  kv.head_dim = c.head_dim;
-  kv.options = torch::TensorOptions().dtype(impl->dtype).device(impl->device);
-  kv.page_tokens = options.kv_page_tokens;
-  kv.int8 = options.kv_int8;
-  kv.swap_dir = options.swap_dir;
-  kv.env = options.env;
-  kv.thread_pool_io = options.swap_thread_pool_io;
-  kv.policy = options.kv_policy;
-  auto store = KvStore::Create(kv);
-  if (!store.ok()) return store.status();
-  impl->kv = std::move(store.value());
+  if (impl->stream) impl->MapStreamSlots();
+  st = impl->MakeKvStore();
+  if (!st.ok()) return st;
   return std::unique_ptr<LlamaShard>(new LlamaShard(std::move(impl)));
 }
 

@@ -62,6 +62,8 @@ struct LlamaShard::Impl {
   Result<torch::Tensor> LoadOptional(const std::string& name, bool present, const std::vector<int64_t>& expect);
   Status LoadWeights();
   void BuildRope();
+  void MapStreamSlots();
+  Status MakeKvStore();
   LlamaDims dims;
 
   // The pieces of a forward, shared by Forward and ForwardBatch so that a
