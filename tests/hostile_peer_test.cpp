@@ -15,6 +15,7 @@
 #include <fstream>
 #include <thread>
 
+#include "base/net_address.h"
 #include "base/system_memory.h"
 #include "coordinator/cluster/local_cluster.h"
 #include "protocol/peer_auth.h"
@@ -91,12 +92,14 @@ void ExpectServes(kj::AsyncIoContext& io, const std::string& address) {
 
 // A plain TCP connection from `source` (another loopback address), or -1.
 int ConnectFrom(const std::string& source, const std::string& address) {
+  auto target = ParseHostPort(address);
+  if (!target.ok()) return -1;
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_in from = {}, to = {};
   from.sin_family = to.sin_family = AF_INET;
   ::inet_pton(AF_INET, source.c_str(), &from.sin_addr);
-  ::inet_pton(AF_INET, address.substr(0, address.rfind(':')).c_str(), &to.sin_addr);
-  to.sin_port = htons(static_cast<uint16_t>(std::stoi(address.substr(address.rfind(':') + 1))));
+  ::inet_pton(AF_INET, target->host.c_str(), &to.sin_addr);
+  to.sin_port = htons(static_cast<uint16_t>(target->port));
   if (::bind(fd, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0 ||
       ::connect(fd, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) {
     ::close(fd);

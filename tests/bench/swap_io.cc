@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 
+#include "base/splitmix.h"
 #include "storage/page_io.h"
 
 namespace {
@@ -44,13 +45,10 @@ int main(int argc, char** argv) {
   if (!io.ok()) { std::fprintf(stderr, "strata-swapbench: %s\n", io.status().message().c_str()); return 1; }
   const uint64_t pages = o.file_bytes / o.page_bytes;
   // Incompressible bytes, as fio writes: a virtual disk must not get an easy ride.
-  uint64_t x = 0x9e3779b97f4a7c15ull;
+  strata::SplitMix64 random{1};
   for (uint32_t b = 0; b < o.buffers; ++b) {
     auto* words = reinterpret_cast<uint64_t*>(io.value()->buffer(b));
-    for (size_t i = 0; i < o.page_bytes / 8; ++i) {
-      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
-      words[i] = x;
-    }
+    for (size_t i = 0; i < o.page_bytes / 8; ++i) words[i] = random.Next();
   }
   double rate[2] = {0, 0};  // write, read
   for (int pass = 0; pass < 2; ++pass) {
