@@ -190,7 +190,11 @@ TEST_F(DiscoveryTest, StrayForgedForeignAndReplayedBeaconsAreIgnoredAndCounted) 
   raw.Send(EncodeBeacon(foreign, secret_).value());               // another cluster
   Beacon replay = good;
   replay.counter = 99;
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  // The replay must come after the good beacon is taken: wait for it.
+  for (int i = 0; i < 200 && listener.value()->stats().accepted < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ASSERT_GE(listener.value()->stats().accepted, 1u);
   raw.Send(EncodeBeacon(replay, secret_).value());                // older than what was seen
   raw.Send(EncodeBeacon(good, ClusterSecret()).value());          // unsigned
   // The impostor beacons every 200 ms once it is up.
