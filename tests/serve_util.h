@@ -30,6 +30,30 @@ struct Reply {
 Reply Http(const std::string& url, const std::string& body = "", const std::string& method = "",
            const std::vector<std::string>& headers = {}, size_t abort_after = 0, long hang_up_ms = 0);
 
+// A raw TCP connection to an HTTP server (http://HOST:PORT), for clients
+// that misbehave: hang up mid-request, never read, stay silent. Closed when
+// it goes.
+class RawClient {
+ public:
+  explicit RawClient(const std::string& url, int receive_buffer = 0);  // 0: the system's
+  ~RawClient();
+  RawClient(const RawClient&) = delete;
+  RawClient& operator=(const RawClient&) = delete;
+  bool connected() const { return fd_ >= 0; }
+  bool Send(const std::string& bytes);
+  // What arrives within `timeout_ms`, up to `max` bytes ("" on EOF or silence).
+  std::string Read(size_t max, int timeout_ms);
+  // Whether the server has closed the connection within `timeout_ms`.
+  bool ClosedByPeer(int timeout_ms);
+  void Close();
+
+ private:
+  int fd_ = -1;
+};
+
+// An HTTP/1.1 POST of a JSON body, as bytes for RawClient::Send.
+std::string JsonPost(const std::string& path, const std::string& json, const std::vector<std::string>& headers = {});
+
 class Server {
  public:
   explicit Server(std::vector<std::string> extra = {}, int nodes = 2) {
