@@ -19,6 +19,7 @@
 #include "coordinator/pipeline/pipeline.h"
 #include "protocol/tensor_codec.h"
 #include "protocol/version.h"
+#include "tests/lying_stage.h"
 #include "tests/raw_peer.h"
 #include "tests/test_util.h"
 
@@ -277,6 +278,29 @@ TEST_F(PipelineTest, UnreachableNodeIsNamed) {
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("cannot reach node at 127.0.0.1:2"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("127.0.0.1:1"), std::string::npos) << r.err;
+}
+
+// A last stage is a peer like any other: its reply is checked before any
+// of it is used, and a lie fails the run naming that stage (it never exits 0
+// with the lie in its output, as it did with NaN or short logits).
+TEST_F(PipelineTest, ALyingLastStageFailsTheRunNamingIt) {
+  const struct {
+    testing::Lie lie;
+    const char* says;
+  } cases[] = {
+      {testing::Lie::kTokenOutsideVocabulary, "sent token id 1048576, outside the vocabulary of 512"},
+      {testing::Lie::kNanLogits, "sent logits that are NaN or infinite"},
+      {testing::Lie::kShortLogits, "sent bad logits: missing or not f32 [512]"},
+      {testing::Lie::kManyStageTimes, "sent 100000 stage times for a pipeline of 1 stages"},
+  };
+  TempDir out;
+  for (const auto& c : cases) {
+    testing::LyingStage liar(c.lie, 512);
+    auto r = RunProcess(Generate(Model("f32"), {"--nodes", liar.address(), "--logits-out", out / "logits"}), 60);
+    EXPECT_EQ(r.exit_code, 1) << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << r.err;
+    EXPECT_NE(r.err.find("node liar (" + liar.address() + ")"), std::string::npos) << r.err;
+  }
 }
 
 TEST_F(PipelineTest, MoreNodesThanLayersIsRefused) {

@@ -154,8 +154,8 @@ kj::Promise<NodeStatus> NodeConnection::Status(RpcEnv& env) {
 
 std::string NodeConnection::Label() const { return "node " + hello_status_.name + " (" + address_ + ")"; }
 
-Pipeline::Pipeline(RpcEnv& env, std::vector<std::unique_ptr<NodeConnection>> nodes)
-    : env_(env), nodes_(std::move(nodes)) {}
+Pipeline::Pipeline(RpcEnv& env, std::vector<std::unique_ptr<NodeConnection>> nodes, uint32_t vocab)
+    : env_(env), nodes_(std::move(nodes)), vocab_(vocab) {}
 
 std::vector<NodeCapacity> Pipeline::Capacities() const {
   std::vector<NodeCapacity> out;
@@ -329,17 +329,29 @@ bool Pipeline::UseLoadedShards(int64_t num_layers, ShardPlan* plan) {
 namespace {
 
 // The last stage's answer, validated (its text and tensors are a peer's).
-StepReply ParseStepReply(wire::StepResult::Reader result, bool want_logits) {
+// Checked before any of it is used: the token inside the vocabulary, one
+// time per stage at most, logits f32 [vocab] and finite.
+StepReply ParseStepReply(wire::StepResult::Reader result, bool want_logits, uint32_t vocab, size_t stages) {
   StepReply reply;
+  if (result.getToken() >= vocab) {
+    throw PipelineError("the last stage sent token id " + std::to_string(result.getToken()) +
+                        ", outside the vocabulary of " + std::to_string(vocab));
+  }
   reply.token = static_cast<int32_t>(result.getToken());
+  if (result.getStageMicros().size() > stages) {
+    throw PipelineError("the last stage sent " + std::to_string(result.getStageMicros().size()) +
+                        " stage times for a pipeline of " + std::to_string(stages) + " stages");
+  }
   for (uint64_t us : result.getStageMicros()) reply.stage_micros.push_back(us);
   if (want_logits) {
     HostTensor logits;
     std::string error;
     if (!result.hasLogits() || !DecodeTensor(result.getLogits(), &logits, &error) ||
-        logits.dtype != TensorDType::kF32 || logits.shape.size() != 1) {
-      throw PipelineError("the last stage sent bad logits: " + (error.empty() ? "missing or not f32 [vocab]" : error));
+        logits.dtype != TensorDType::kF32 || logits.shape.size() != 1 || logits.shape[0] != vocab) {
+      throw PipelineError("the last stage sent bad logits: " +
+                          (error.empty() ? "missing or not f32 [" + std::to_string(vocab) + "]" : error));
     }
+    if (!AllFinite(logits)) throw PipelineError("the last stage sent logits that are NaN or infinite");
     reply.logits.resize(static_cast<size_t>(logits.numel()));
     std::memcpy(reply.logits.data(), logits.data.data(), logits.data.size());
   }
@@ -352,7 +364,7 @@ StepReply ParseStepReply(wire::StepResult::Reader result, bool want_logits) {
 // here, any stage its failure, each over its own link to this process.
 class SessionSink final : public wire::StepSink::Server {
  public:
-  explicit SessionSink(std::vector<std::string> labels) : labels_(std::move(labels)) {}
+  SessionSink(std::vector<std::string> labels, uint32_t vocab) : labels_(std::move(labels)), vocab_(vocab) {}
   ~SessionSink() noexcept(false) { FailAll("the session was closed"); }
 
   // The result of the step at `start_pos`, when it comes (or came: a
@@ -397,7 +409,7 @@ class SessionSink final : public wire::StepSink::Server {
     Pending p = kj::mv(found->second);
     pending_.erase(found);
     try {
-      p.fulfiller->fulfill(ParseStepReply(params.getResult(), p.want_logits));
+      p.fulfiller->fulfill(ParseStepReply(params.getResult(), p.want_logits, vocab_, labels_.size()));
     } catch (const PipelineError& e) {
       p.fulfiller->reject(Bad(e));
     }
@@ -431,12 +443,13 @@ class SessionSink final : public wire::StepSink::Server {
   }
   kj::Promise<StepReply> Parse(wire::StepResult::Reader result, bool want_logits) const {
     try {
-      return ParseStepReply(result, want_logits);
+      return ParseStepReply(result, want_logits, vocab_, labels_.size());
     } catch (const PipelineError& e) {
       return Bad(e);
     }
   }
   std::vector<std::string> labels_;    // per stage, for errors
+  const uint32_t vocab_;
   std::map<uint32_t, Pending> pending_;  // by start position
   uint32_t feed_from_ = 0, feed_end_ = 0;  // the fed-back steps' positions
   std::map<uint32_t, kj::Promise<StepReply>> early_;  // their results, before they are asked for
@@ -507,7 +520,7 @@ kj::Promise<void> Pipeline::AttachSink(uint64_t session) {
   if (found == sessions_.end()) return KJ_EXCEPTION(FAILED, "no open session", session);
   std::vector<std::string> labels;
   for (size_t i = 0; i < stages_.size(); ++i) labels.push_back(stage_node(i).Label());
-  auto impl = kj::heap<SessionSink>(kj::mv(labels));
+  auto impl = kj::heap<SessionSink>(kj::mv(labels), vocab_);
   Sink sink;
   sink.impl = impl.get();
   sink.client = kj::mv(impl);

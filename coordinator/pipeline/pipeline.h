@@ -113,7 +113,9 @@ struct StepReply {
 
 class Pipeline {
  public:
-  Pipeline(RpcEnv& env, std::vector<std::unique_ptr<NodeConnection>> nodes);
+  // `vocab`: the model's vocabulary, against which every reply of the last
+  // stage is checked (a token inside it, logits of its size).
+  Pipeline(RpcEnv& env, std::vector<std::unique_ptr<NodeConnection>> nodes, uint32_t vocab);
 
   std::vector<NodeCapacity> Capacities() const;
   // Every operation that asks the nodes is a promise: the CLI waits for it
@@ -198,6 +200,7 @@ class Pipeline {
 
   RpcEnv& env_;
   std::vector<std::unique_ptr<NodeConnection>> nodes_;
+  const uint32_t vocab_;
   std::vector<size_t> stages_;  // pipeline order -> index into nodes_
   // session -> its Session capability on every stage, in pipeline order.
   std::map<uint64_t, std::vector<wire::Session::Client>> sessions_;
