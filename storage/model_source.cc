@@ -16,6 +16,7 @@
 
 #include "base/escape.h"
 #include "base/hex.h"
+#include "base/net_address.h"
 #include "storage/digest.h"
 #include "storage/gguf_model.h"
 #include "storage/http_get.h"
@@ -400,7 +401,19 @@ Result<ModelRef> ParseModelRef(const std::string& text) {
                        ": no such directory or GGUF file, and not an http(s) URL or a repo id ORG/NAME[@REVISION]");
 }
 
-Result<MirrorResult> MirrorModel(Env& env, const ModelRef& ref, const MirrorOptions& o) {
+bool TokenMayGoTo(const std::string& endpoint) {
+  if (endpoint.rfind("https://", 0) == 0) return true;
+  if (endpoint.rfind("http://", 0) != 0) return false;
+  std::string authority = endpoint.substr(7, endpoint.find_first_of("/?#", 7) - 7);
+  if (authority.find('@') != std::string::npos) authority = authority.substr(authority.rfind('@') + 1);
+  const std::string host = authority.rfind('[', 0) == 0 ? authority.substr(1, authority.find(']') - 1)
+                                                        : authority.substr(0, authority.find(':'));
+  return IsLoopbackHost(host);
+}
+
+Result<MirrorResult> MirrorModel(Env& env, const ModelRef& ref, const MirrorOptions& options) {
+  MirrorOptions o = options;
+  if (ref.kind != ModelRef::Kind::kHub || !TokenMayGoTo(o.hf_endpoint)) o.token.clear();
   MirrorResult result;
   if (ref.kind == ModelRef::Kind::kLocal) {
     result.dir = ref.location;

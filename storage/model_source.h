@@ -56,7 +56,13 @@ struct MirrorResult {
   int files_verified = 0;        // against a hash the source published
 };
 
-// For a local ref: the directory itself, nothing fetched.
+// Whether the hub's token may go to `endpoint` (an http(s) URL): over
+// https, or over plain http only to this machine (a loopback host).
+bool TokenMayGoTo(const std::string& endpoint);
+
+// For a local ref: the directory itself, nothing fetched. The token of
+// `options` goes only to the hub endpoint, and only where TokenMayGoTo:
+// never to a plain URL's server.
 Result<MirrorResult> MirrorModel(Env& env, const ModelRef& ref, const MirrorOptions& options);
 
 // Hashes a source publishes for its files, as an HF-compatible endpoint does:

@@ -119,6 +119,32 @@ TEST_F(ModelSourceTest, PlainUrlUsesTheSourcesSha256Sums) {
   EXPECT_EQ(mirror->files_verified, 1) << "SHA256SUMS names the weights";
 }
 
+// HF_TOKEN is the hub's: it never goes to a plain URL's server, nor in clear
+// across a network.
+TEST(ModelTokenTest, GoesOnlyOverHttpsOrToThisMachine) {
+  EXPECT_TRUE(TokenMayGoTo("https://huggingface.co"));
+  EXPECT_TRUE(TokenMayGoTo("https://10.0.0.7:8443"));
+  EXPECT_TRUE(TokenMayGoTo("http://127.0.0.1:8080"));
+  EXPECT_TRUE(TokenMayGoTo("http://localhost/hub"));
+  EXPECT_TRUE(TokenMayGoTo("http://[::1]:9"));
+  EXPECT_FALSE(TokenMayGoTo("http://10.0.0.7:8080"));
+  EXPECT_FALSE(TokenMayGoTo("http://mirror.example/hub"));
+  EXPECT_FALSE(TokenMayGoTo("http://127.0.0.1.evil.example"));
+  EXPECT_FALSE(TokenMayGoTo("http://127.0.0.1@evil.example"));
+  EXPECT_FALSE(TokenMayGoTo("ftp://127.0.0.1"));
+}
+
+TEST_F(ModelSourceTest, ThePlainUrlServerNeverGetsTheHubToken) {
+  ServerThread server(model_.path(), manifest_, "tok", {}, "acme/tiny");
+  auto ref = ParseModelRef(server.url() + "/acme/tiny/resolve/main/");
+  ASSERT_TRUE(ref.ok());
+  MirrorOptions o = Options("");
+  o.token = "tok";  // the server would take it: it is not sent, so the server refuses
+  auto mirror = MirrorModel(posix_, ref.value(), o);
+  ASSERT_FALSE(mirror.ok());
+  EXPECT_NE(mirror.status().message().find("HTTP 401"), std::string::npos) << mirror.status().message();
+}
+
 TEST_F(ModelSourceTest, CorruptedBytesAreFetchedAgainAndNeverUsed) {
   ServerThread flaky(model_.path(), manifest_, "", ServeFaults{1, 0, 0}, "acme/tiny");
   auto mirror = MirrorModel(posix_, Hub(), Options(flaky.url()));

@@ -37,6 +37,10 @@ Result<std::string> ResolveModel(const std::string& model, const ModelSourceFlag
                   : !GetEnv("HF_ENDPOINT").empty() ? GetEnv("HF_ENDPOINT") : "https://huggingface.co";
   while (!o.hf_endpoint.empty() && o.hf_endpoint.back() == '/') o.hf_endpoint.pop_back();
   o.token = GetEnv("HF_TOKEN");
+  if (!o.token.empty() && (ref->kind != ModelRef::Kind::kHub || !TokenMayGoTo(o.hf_endpoint))) {
+    std::fprintf(stderr, "strata: note: HF_TOKEN is not sent to %s: only to the hub endpoint, over https\n",
+                 EscapeText(ref->kind == ModelRef::Kind::kHub ? o.hf_endpoint : ref->location, 200).c_str());
+  }
   FetchProgress progress;
   o.progress = &progress;
   // The mirror runs on a thread of its own; this one draws its progress.
