@@ -54,7 +54,7 @@ Reply Http(const std::string& url, const std::string& body, const std::string& m
 }
 
 // A `strata serve --local N` process (2 nodes unless said) on a free loopback port.
-RawClient::RawClient(const std::string& url, int receive_buffer) {
+RawClient::RawClient(const std::string& url, int receive_buffer, const std::string& source) {
   const std::string prefix = "http://";
   auto address = ParseHostPort(url.rfind(prefix, 0) == 0 ? url.substr(prefix.size()) : url);
   if (!address.ok()) return;
@@ -65,6 +65,15 @@ RawClient::RawClient(const std::string& url, int receive_buffer) {
   fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd_ < 0) return;
   if (receive_buffer > 0) ::setsockopt(fd_, SOL_SOCKET, SO_RCVBUF, &receive_buffer, sizeof receive_buffer);
+  if (!source.empty()) {
+    sockaddr_in from = {};
+    from.sin_family = AF_INET;
+    if (::inet_pton(AF_INET, source.c_str(), &from.sin_addr) != 1 ||
+        ::bind(fd_, reinterpret_cast<sockaddr*>(&from), sizeof from) != 0) {
+      Close();
+      return;
+    }
+  }
   if (::connect(fd_, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) Close();
 }
 

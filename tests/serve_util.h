@@ -35,7 +35,9 @@ Reply Http(const std::string& url, const std::string& body = "", const std::stri
 // it goes.
 class RawClient {
  public:
-  explicit RawClient(const std::string& url, int receive_buffer = 0);  // 0: the system's
+  // From `source` (another loopback address, "": any); `receive_buffer`
+  // bytes of socket buffer (0: the system's).
+  explicit RawClient(const std::string& url, int receive_buffer = 0, const std::string& source = "");
   ~RawClient();
   RawClient(const RawClient&) = delete;
   RawClient& operator=(const RawClient&) = delete;
@@ -56,8 +58,13 @@ std::string JsonPost(const std::string& path, const std::string& json, const std
 
 class Server {
  public:
-  explicit Server(std::vector<std::string> extra = {}, int nodes = 2) {
-    std::vector<std::string> argv = {Strata(), "serve", "--local", std::to_string(nodes), "--http", "127.0.0.1:0"};
+  // `wrapper`: what runs it (e.g. prlimit with its flags), before the binary.
+  explicit Server(std::vector<std::string> extra = {}, int nodes = 2, std::vector<std::string> wrapper = {}) {
+    std::vector<std::string> argv = wrapper;
+    for (const std::string& a : {Strata(), std::string("serve"), std::string("--local"), std::to_string(nodes),
+                                 std::string("--http"), std::string("127.0.0.1:0")}) {
+      argv.push_back(a);
+    }
     argv.insert(argv.end(), extra.begin(), extra.end());
     child_ = std::make_unique<Child>(argv);
     const std::regex serving("on (http://127\\.0\\.0\\.1:[0-9]+)");
@@ -74,6 +81,7 @@ class Server {
   const std::string& url() const { return url_; }
   std::string Stderr() const { return child_->Stderr(); }
   std::string Stdout() const { return child_->Stdout(); }
+  pid_t pid() const { return child_->pid(); }
   // /metrics once `series` reads `value`, or after ten seconds.
   std::map<std::string, double> MetricsOnce(const std::string& series, double value) const {
     return MetricsWhen([&](std::map<std::string, double>& m) { return m[series] == value; });

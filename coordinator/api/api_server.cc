@@ -1,8 +1,5 @@
 #include "coordinator/api/api_server.h"
 
-#include "coordinator/api/admission.h"
-#include "coordinator/api/watched_connection.h"
-
 #include <kj/compat/http.h>
 #include <kj/debug.h>
 #include <spdlog/spdlog.h>
@@ -18,19 +15,15 @@
 
 #include "base/escape.h"
 #include "base/hex.h"
+#include "coordinator/api/api_server_impl.h"
 #include "coordinator/api/chat_page.h"
 #include "coordinator/api/dashboard.h"
+#include "coordinator/api/request_guard.h"
 #include "coordinator/pipeline/generation_driver.h"
 #include "protocol/peer_auth.h"
 
 namespace strata {
 namespace {
-
-using json = nlohmann::json;
-
-double Now() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // log-softmax of `logits` at `token`, and the `top` most likely tokens.
 json Logprobs(const std::vector<float>& logits, int32_t token, int64_t top, const Tokenizer& tokenizer, bool chat) {
@@ -60,174 +53,7 @@ json Logprobs(const std::vector<float>& logits, int32_t token, int64_t top, cons
   return {{"token", text}, {"logprob", lp(token)}, {"top", tops}};
 }
 
-// One request in flight: its session, its driver, and (streaming) its SSE
-// stream. Destroying it cancels the generation and closes the session on
-// every stage.
-struct Job final : public TokenSink {
-  ApiServer::Impl& server;
-  CompletionParams params;
-  std::vector<int32_t> prompt;
-  uint64_t session = 0;
-  bool opened = false, admitted = false, finished = false;
-  bool gone = false;  // the streaming client went away
-  std::string id;
-  int64_t created = 0;
-  double t0 = 0;
-  double last_token_s = 0;  // when the last token came (0: none yet)
-  std::unique_ptr<GenerationDriver> driver;
-  json logprobs = json::array();
-  // Streaming:
-  kj::Own<kj::AsyncOutputStream> stream;
-  kj::Promise<void> writes = kj::READY_NOW;
-  kj::Own<kj::PromiseFulfiller<void>> client_gone;  // rejected when a write fails
-  WatchedConnection* connection = nullptr;           // the client's (borrowed from the HttpServer)
-  bool first_chunk = true;
-
-  Job(ApiServer::Impl& s, CompletionParams p, std::vector<int32_t> ids);
-  int64_t kv_need() const { return static_cast<int64_t>(prompt.size()) + params.max_tokens; }
-  ~Job() noexcept override;
-  void OnToken(int32_t token, const std::string& text, const std::vector<float>& logits) override;
-  void Write(std::string text);
-  json Chunk(const std::string& text, const json& finish) const;
-};
-
 }  // namespace
-
-// One client connection's view of the API: requests know their connection,
-// so a non-streaming request whose client hangs up is cancelled too.
-class ConnectionService final : public kj::HttpService {
- public:
-  // `connection` is a WatchedConnection: ApiServer::Listen makes every one.
-  ConnectionService(ApiServer::Impl& api, kj::AsyncIoStream& connection)
-      : api_(api), connection_(static_cast<WatchedConnection&>(connection)) {}
-  kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
-                            kj::AsyncInputStream& body, Response& response) override;
-
- private:
-  ApiServer::Impl& api_;
-  WatchedConnection& connection_;  // owned by the HttpServer, alive as long as this service
-};
-
-struct ApiServer::Impl final {
-  Impl(kj::Timer& timer, Pipeline& pipeline, const Tokenizer& tokenizer, ApiServerOptions options)
-      : pipeline(pipeline), tokenizer(tokenizer), options(std::move(options)),
-        admission(this->options.max_running, this->options.max_queue, this->options.kv_tokens), table(MakeTable()),
-        server(timer, *table, [this](kj::AsyncIoStream& connection) -> kj::Own<kj::HttpService> {
-          return kj::heap<ConnectionService>(*this, connection);
-        }) {
-    metrics.kv_capacity = this->options.kv_tokens;
-  }
-  using Response = kj::HttpService::Response;
-
-  kj::Own<kj::HttpHeaderTable> MakeTable() {
-    kj::HttpHeaderTable::Builder builder;
-    authorization = builder.add("Authorization");
-    retry_after = builder.add("Retry-After");
-    cache_control = builder.add("Cache-Control");
-    return builder.build();
-  }
-
-  kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
-                            kj::AsyncInputStream& body, Response& response, WatchedConnection& connection);
-
-  kj::Promise<void> SendJson(Response& response, int status, const std::string& text) {
-    kj::HttpHeaders out(*table);
-    out.set(kj::HttpHeaderId::CONTENT_TYPE, "application/json");
-    auto stream = response.send(static_cast<uint>(status), StatusText(status), out, text.size());
-    auto bytes = kj::heapString(text.data(), text.size());  // outlives the write; `text` may not
-    auto write = stream->write(bytes.begin(), bytes.size());
-    return write.attach(kj::mv(stream), kj::mv(bytes));
-  }
-  kj::Promise<void> SendError(Response& response, const ApiError& e) {
-    if (e.status == 429) {
-      kj::HttpHeaders out(*table);
-      out.set(kj::HttpHeaderId::CONTENT_TYPE, "application/json");
-      out.set(retry_after, "1");
-      const std::string text = e.Body();
-      auto stream = response.send(429, "Too Many Requests", out, text.size());
-      auto bytes = kj::heapString(text.data(), text.size());
-      auto write = stream->write(bytes.begin(), bytes.size());
-      return write.attach(kj::mv(stream), kj::mv(bytes));
-    }
-    return SendJson(response, e.status, e.Body());
-  }
-  static kj::StringPtr StatusText(int status) {
-    switch (status) {
-      case 200: return "OK";
-      case 400: return "Bad Request";
-      case 401: return "Unauthorized";
-      case 404: return "Not Found";
-      case 405: return "Method Not Allowed";
-      case 413: return "Payload Too Large";
-      case 429: return "Too Many Requests";
-      case 503: return "Service Unavailable";
-      default: return "Internal Server Error";
-    }
-  }
-
-  kj::Promise<void> Completion(bool chat, const kj::HttpHeaders& headers, kj::AsyncInputStream& body, Response& response,
-                               WatchedConnection& connection);
-  kj::Promise<void> Generate(kj::Own<Job> job, Response& response);
-  // Generate's steps: a session on every stage, the driver run (streamed,
-  // or watched for a client that hangs up), the answer, or the failure.
-  kj::Promise<void> OpenJobSession(Job& j);
-  kj::Promise<void> RunDriver(Job& j, Response& response);
-  kj::Promise<void> Finish(Job& j, Response& response);
-  kj::Promise<void> Fail(Job& j, Response& response, const kj::Exception& e);
-  json CompletionBody(const Job& j, const GenerationResult& r, const json& usage) const;
-  kj::Promise<void> Metrics(Response& response);
-  kj::Promise<void> Status(Response& response);
-  struct NodeView {
-    size_t stage = 0;
-    bool up = false;
-    NodeStatus status;
-  };
-  kj::Promise<std::vector<NodeView>> GatherNodes();
-  kj::Promise<void> SendText(Response& response, int status, const char* type, const std::string& text) {
-    kj::HttpHeaders out(*table);
-    out.set(kj::HttpHeaderId::CONTENT_TYPE, type);
-    auto stream = response.send(static_cast<uint>(status), StatusText(status), out, text.size());
-    auto bytes = kj::heapString(text.data(), text.size());  // outlives the write; `text` may not
-    auto write = stream->write(bytes.begin(), bytes.size());
-    return write.attach(kj::mv(stream), kj::mv(bytes));
-  }
-  // A slot to generate in: now, after a wait in the queue, or (queue full) an error.
-  // Admission, with the gauges kept in step. `need`: KV positions.
-  kj::Maybe<kj::Promise<void>> Admit(int64_t need) {
-    auto admitted = admission.Admit(need);
-    Gauges();
-    return admitted;
-  }
-  void Release(int64_t need) {
-    admission.Release(need);
-    Gauges();
-  }
-  void Gauges() {
-    metrics.running = admission.running();
-    metrics.waiting = admission.waiting();
-    metrics.kv_reserved = admission.kv_reserved();
-  }
-
-  Pipeline& pipeline;
-  const Tokenizer& tokenizer;
-  ApiServerOptions options;
-  ServeMetrics metrics;
-  Admission admission;
-  std::map<std::string, const Job*> active;                 // requests in flight, by id (each Job registers itself)
-  std::mt19937_64 rng{std::random_device{}()};
-  kj::HttpHeaderId authorization = kj::HttpHeaderId::HOST, retry_after = kj::HttpHeaderId::HOST;
-  kj::HttpHeaderId cache_control = kj::HttpHeaderId::HOST;
-  kj::Own<kj::HttpHeaderTable> table;
-  kj::HttpServer server;
-  struct ConnectionErrors final : kj::TaskSet::ErrorHandler {
-    void taskFailed(kj::Exception&& e) override {
-      spdlog::debug("an HTTP connection ended: {}", EscapeText(e.getDescription().cStr(), 200));
-    }
-  } connection_errors;
-  kj::TaskSet connections{connection_errors};  // every client connection (destroyed before server)
-};
-
-namespace {
 
 Job::Job(ApiServer::Impl& s, CompletionParams p, std::vector<int32_t> ids)
     : server(s), params(std::move(p)), prompt(std::move(ids)) {
@@ -304,7 +130,6 @@ void Job::Write(std::string text) {
                });
 }
 
-}  // namespace
 
 kj::Promise<void> ConnectionService::request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
                                              kj::AsyncInputStream& body, Response& response) {
@@ -316,6 +141,12 @@ kj::Promise<void> ApiServer::Impl::request(kj::HttpMethod method, kj::StringPtr 
                                            WatchedConnection& connection) {
   std::string path = url.cStr();
   path = path.substr(0, path.find('?'));
+  RequestFacts facts;
+  facts.post = method == kj::HttpMethod::POST;
+  KJ_IF_MAYBE(h, headers.get(kj::HttpHeaderId::HOST)) { facts.host = std::string(h->cStr()); }
+  KJ_IF_MAYBE(o, headers.get(origin)) { facts.origin = std::string(o->cStr()); }
+  KJ_IF_MAYBE(t, headers.get(kj::HttpHeaderId::CONTENT_TYPE)) { facts.content_type = std::string(t->cStr()); }
+  if (auto refused = GuardRequest(options.loopback_bind, facts)) return SendError(response, *refused);
   if (path == "/health") return SendJson(response, 200, R"({"status":"ok"})");
   if (path == "/" && method == kj::HttpMethod::GET) return SendText(response, 200, "text/html; charset=utf-8", kDashboardHtml);
   if (path == "/chat" && method == kj::HttpMethod::GET) return SendText(response, 200, "text/html; charset=utf-8", kChatPageHtml);
@@ -352,7 +183,13 @@ kj::Promise<void> ApiServer::Impl::Completion(bool chat, const kj::HttpHeaders& 
       return SendError(response, {413, "the request body is over 1 MiB", "invalid_request_error", ""});
     }
   }
+  // A body that trickles in holds a connection: it has body_timeout_ms to arrive.
+  const uint32_t ms = options.body_timeout_ms;
+  auto late = timer.afterDelay(ms * kj::MILLISECONDS).then([ms]() -> kj::Promise<kj::String> {
+    return KJ_EXCEPTION(DISCONNECTED, "the request body did not arrive within the body timeout", ms);
+  });
   return body.readAllText(kMaxRequestBodyBytes + 1)
+      .exclusiveJoin(kj::mv(late))
       .then(
           [this, chat, &response, &connection](kj::String text) -> kj::Promise<void> {
             CompletionParams params;
@@ -518,83 +355,10 @@ kj::Promise<void> ApiServer::Impl::Fail(Job& j, Response& response, const kj::Ex
   return kj::mv(j.writes);
 }
 
-kj::Promise<std::vector<ApiServer::Impl::NodeView>> ApiServer::Impl::GatherNodes() {
-  // Each stage's node, asked now: its sessions, memory per tier, swap.
-  auto asks = kj::heapArrayBuilder<kj::Promise<NodeView>>(pipeline.stage_count());
-  for (size_t i = 0; i < pipeline.stage_count(); ++i) {
-    NodeConnection& node = pipeline.stage_node(i);
-    NodeView view;
-    view.stage = i;
-    view.status = node.hello_status();
-    view.status.address = node.address();
-    asks.add(node.control()
-                 .infoRequest()
-                 .send()
-                 .then(
-                     [view](capnp::Response<wire::Control::InfoResults>&& reply) mutable {
-                       view.status = ReadNodeInfo(reply.getInfo(), view.status.address);
-                       view.up = true;
-                       return view;
-                     },
-                     [view](kj::Exception&&) { return view; }));
-  }
-  return kj::joinPromises(asks.finish()).then([](kj::Array<NodeView> views) {
-    return std::vector<NodeView>(views.begin(), views.end());
-  });
-}
-
-kj::Promise<void> ApiServer::Impl::Metrics(Response& response) {
-  return GatherNodes().then([this, &response](std::vector<NodeView> views) {
-    std::vector<NodeMetricsRow> rows;
-    for (const auto& v : views) {
-      rows.push_back({"stage=\"" + std::to_string(v.stage) + "\",node=\"" + EscapePromLabel(v.status.name) + "\"", v.up,
-                      v.status});
-    }
-    const std::string nodes = NodeMetricsText(rows);
-    return SendText(response, 200, "text/plain; version=0.0.4", metrics.Render(nodes));
-  });
-}
-
-kj::Promise<void> ApiServer::Impl::Status(Response& response) {
-  return GatherNodes().then([this, &response](std::vector<NodeView> views) {
-    json nodes = json::array();
-    for (const auto& v : views) {
-      json tiers = json::array();
-      for (const auto& t : v.status.tiers) tiers.push_back({{"tier", t.name}, {"used", t.used}, {"budget", t.budget}});
-      nodes.push_back({{"stage", v.stage}, {"name", v.status.name}, {"address", v.status.address}, {"up", v.up},
-                       {"first_layer", v.status.first_layer}, {"end_layer", v.status.end_layer},
-                       {"sessions", v.status.active_sessions}, {"tiers", tiers}});
-    }
-    const double now = Now();
-    json requests = json::array();
-    for (const auto& [id, job] : active) {
-      const size_t generated = job->driver ? job->driver->result().tokens.size() : 0;
-      requests.push_back({{"id", id}, {"prompt_tokens", job->prompt.size()}, {"generated", generated},
-                          {"age_s", now - job->t0}});
-    }
-    const auto& ttft = metrics.time_to_first_token;
-    const auto& itl = metrics.time_per_output_token;
-    json out = {{"model", options.model_name}, {"now_s", now}, {"nodes", nodes}, {"requests", requests},
-                {"running", metrics.running}, {"waiting", metrics.waiting},
-                {"requests_ok", metrics.requests_ok}, {"generation_tokens", metrics.generation_tokens},
-                {"ttft_mean_s", ttft.count() ? json(ttft.sum() / ttft.count()) : json(nullptr)},
-                {"itl_mean_s", itl.count() ? json(itl.sum() / itl.count()) : json(nullptr)},
-                {"itl_sum_s", itl.sum()}, {"itl_count", itl.count()}};
-    return SendJson(response, 200, out.dump());
-  });
-}
-
 ApiServer::ApiServer(kj::Timer& timer, Pipeline& pipeline, const Tokenizer& tokenizer, ApiServerOptions options)
     : impl_(std::make_unique<Impl>(timer, pipeline, tokenizer, std::move(options))) {}
 ApiServer::~ApiServer() = default;
-kj::Promise<void> ApiServer::Listen(kj::ConnectionReceiver& receiver) {
-  // (Like HttpServer::listenHttp(receiver), with the wrapper.)
-  // Each connection wrapped, so that a request can see its client leave.
-  return receiver.accept().then([this, &receiver](kj::Own<kj::AsyncIoStream> connection) {
-    impl_->connections.add(impl_->server.listenHttp(kj::heap<WatchedConnection>(kj::mv(connection))));
-    return Listen(receiver);
-  });
-}
+kj::Promise<void> ApiServer::Listen(kj::ConnectionReceiver& receiver) { return impl_->gate.Run(receiver); }
 const ServeMetrics& ApiServer::metrics() const { return impl_->metrics; }
 
 }  // namespace strata

@@ -37,6 +37,21 @@ struct ApiServerOptions {
   int64_t prefill_chunk = 512;
   int64_t kv_tokens = 0;         // KV positions the cluster holds (the least of its stages); 0: unbounded
   const ChatFormat* chat = nullptr;  // the model's chat template (outlives the server)
+  // The door, against clients that hold what is not theirs: connections at
+  // once and from one address (protocol/connection_gate), how long a client
+  // may read nothing of its answer before it is cut off (its request
+  // cancelled, its slot and KV freed) and how long a request body may take.
+  uint32_t max_connections = 512;
+  uint32_t max_connections_per_peer = 256;
+  uint32_t write_timeout_ms = 10000;
+  uint32_t body_timeout_ms = 30000;
+  // The kernel's send buffer per client (the kernel doubles it): what a
+  // client that stops reading can pin, and how soon the write timeout sees
+  // it stop. An answer is at most a few hundred KiB; loopback would give MiBs.
+  int send_buffer_bytes = 32 << 10;
+  // Bound to a loopback address: Host and Origin must name this machine
+  // (coordinator/api/request_guard).
+  bool loopback_bind = false;
 };
 
 class ApiServer {

@@ -44,6 +44,10 @@ std::string ServeMetrics::Render(const std::string& node_lines) const {
          kv_capacity > 0 ? static_cast<double>(kv_reserved) / static_cast<double>(kv_capacity) : 0.0);
   Metric(&out, "gauge", "strata:kv_cache_capacity_tokens", "KV positions the cluster holds (0: unbounded).",
          static_cast<double>(kv_capacity));
+  Metric(&out, "gauge", "strata:http_connections_open", "Client connections open now.",
+         static_cast<double>(connections_open));
+  Metric(&out, "counter", "strata:http_connections_refused_total", "Client connections closed at once: over a cap.",
+         static_cast<double>(connections_refused));
   out += "# HELP strata:request_success_total Requests by how they ended.\n# TYPE strata:request_success_total counter\n";
   out += "strata:request_success_total{finished_reason=\"ok\"} " + std::to_string(requests_ok) + "\n";
   out += "strata:request_success_total{finished_reason=\"error\"} " + std::to_string(requests_failed) + "\n";

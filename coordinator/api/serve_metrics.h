@@ -33,6 +33,7 @@ struct ServeMetrics {
   uint64_t prompt_tokens = 0, generation_tokens = 0;
   int64_t running = 0, waiting = 0;
   int64_t kv_reserved = 0, kv_capacity = 0;  // KV positions reserved by running requests, and held by the cluster
+  uint64_t connections_open = 0, connections_refused = 0;  // the API's door (protocol/connection_gate)
   std::vector<double> stage_compute_s;  // per stage, summed
   Histogram time_to_first_token{{0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}};
   Histogram time_per_output_token{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}};

@@ -196,6 +196,10 @@ int Serve(int argc, char** argv) {
         "KV positions running requests may reserve, prompt + max_tokens each (0: what the nodes' RAM and NVMe hold)");
   f.Int("context", &s.context, 0, 1 << 24, "tokens a request may hold (0: the model's context)");
   f.Int("prefill-chunk", &s.model.prefill_chunk, 1, 1 << 20, "most prompt tokens per pipeline step");
+  f.Int("max-connections", &s.max_connections, 1, 1 << 20, "client connections at once; beyond, closed at once");
+  f.Int("max-connections-per-peer", &s.max_connections_per_peer, 1, 1 << 20, "client connections from one IP address");
+  f.Int("write-timeout-ms", &s.write_timeout_ms, 100, 3600000,
+        "a client that reads nothing of its answer this long is cut off, its request cancelled");
   std::string error;
   bool help = false;
   if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }

@@ -84,6 +84,9 @@ Result<ServedModel> OpenServedModel(const ServeFlags& flags) {
   options.max_running = static_cast<int>(flags.max_running);
   options.max_queue = static_cast<int>(flags.max_queue);
   options.prefill_chunk = g.prefill_chunk;
+  options.max_connections = static_cast<uint32_t>(flags.max_connections);
+  options.max_connections_per_peer = static_cast<uint32_t>(flags.max_connections_per_peer);
+  options.write_timeout_ms = static_cast<uint32_t>(flags.write_timeout_ms);
   char real[PATH_MAX];
   m.dir = ::realpath(m.model.path.c_str(), real) ? std::string(real) : m.model.path;
   options.model_name = !flags.served_name.empty() ? flags.served_name
@@ -111,6 +114,7 @@ Status CheckApiAccess(const ServeFlags& flags, const Credentials& credentials, c
   if (options->api_key.empty() && !IsLoopbackHost(http.host)) {
     return Status::Error("refusing to serve the API on " + flags.http + " without --api-key-file");
   }
+  options->loopback_bind = IsLoopbackHost(http.host);
   return Status::Ok();
 }
 

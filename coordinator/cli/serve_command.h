@@ -17,6 +17,9 @@ struct ServeFlags {
   int64_t max_queue = 64;
   int64_t context = 0;          // tokens per session (0: the model's)
   int64_t kv_tokens = 0;        // KV positions admission may reserve (0: what the nodes hold after loading)
+  int64_t max_connections = 512;
+  int64_t max_connections_per_peer = 256;
+  int64_t write_timeout_ms = 10000;  // a client that reads nothing of its answer this long is cut off
 };
 
 // The process exit code; errors print one line to stderr.

@@ -10,7 +10,9 @@
 
 #include "base/escape.h"
 #include "base/hex.h"
+#include "protocol/connection_gate.h"
 #include "protocol/peer_auth.h"
+#include "protocol/write_deadline.h"
 #include "storage/model_source.h"
 
 namespace strata {
@@ -78,7 +80,11 @@ struct ModelServer::Impl final : public kj::HttpService {
        std::string repo_id)
       : dir(std::move(dir)), manifest(std::move(manifest)), manifest_json(this->manifest.ToJson()),
         token(std::move(token)), faults(faults), repo_id(std::move(repo_id)), table(MakeTable()),
-        server(timer, *table, *this) {
+        server(timer, *table, *this),
+        gate(timer, GateLimits{256, 64}, "model server",
+             [this, clock = &timer](kj::Own<kj::AsyncIoStream> stream, const std::string&) {
+               return server.listenHttp(kj::heap<WriteDeadlineStream>(kj::mv(stream), *clock, 60000));
+             }) {
     if (this->repo_id.empty()) return;
     hub_files = HubFiles(this->dir, this->manifest);
     commit = this->manifest.id.substr(0, 40);  // a model that changes gets a new commit
@@ -236,6 +242,9 @@ struct ModelServer::Impl final : public kj::HttpService {
   kj::Own<kj::HttpHeaderTable> table;
   kj::HttpServer server;
   uint64_t served = 0, ranges = 0;
+  // Every connection through the gate (a cap in all and per address), and a
+  // node that stops reading a shard is cut off after 60 s; destroyed first.
+  ConnectionGate gate;
 };
 
 ModelServer::ModelServer(kj::Timer& timer, std::string dir, ModelManifest manifest, std::string token,
@@ -244,7 +253,7 @@ ModelServer::ModelServer(kj::Timer& timer, std::string dir, ModelManifest manife
                                    std::move(repo_id))) {}
 ModelServer::~ModelServer() = default;
 
-kj::Promise<void> ModelServer::Listen(kj::ConnectionReceiver& receiver) { return impl_->server.listenHttp(receiver); }
+kj::Promise<void> ModelServer::Listen(kj::ConnectionReceiver& receiver) { return impl_->gate.Run(receiver); }
 uint64_t ModelServer::bytes_served() const { return impl_->served; }
 uint64_t ModelServer::range_requests() const { return impl_->ranges; }
 

@@ -25,7 +25,7 @@
 #include "node/server/compute_thread.h"
 #include "node/server/hand_on_queue.h"
 #include "node/server/node_server.h"
-#include "node/server/rate_limited_log.h"
+#include "base/rate_limited_log.h"
 #include "node/server/stage_runtime.h"
 #include "node/server/step_batcher.h"
 #include "protocol/peer_link.h"

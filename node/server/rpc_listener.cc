@@ -2,12 +2,9 @@
 
 #include "protocol/forwarding_stream.h"
 
-#include <arpa/inet.h>
 #include <capnp/rpc-twoparty.h>
 #include <kj/debug.h>
-#include <netinet/in.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 
 #include <algorithm>
 
@@ -49,24 +46,6 @@ class GuardedStream final : public ForwardingStream {
   uint64_t used_ = 0;
 };
 
-std::string PeerIp(kj::AsyncIoStream& stream) {
-  struct sockaddr_storage addr = {};
-  kj::uint len = sizeof addr;
-  std::string out = "unknown";
-  KJ_IF_MAYBE(e, kj::runCatchingExceptions([&]() { stream.getpeername(reinterpret_cast<sockaddr*>(&addr), &len); })) {
-    return out;
-  }
-  char text[INET6_ADDRSTRLEN] = {};
-  if (addr.ss_family == AF_INET) {
-    inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in*>(&addr)->sin_addr, text, sizeof text);
-    out = text;
-  } else if (addr.ss_family == AF_INET6) {
-    inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6*>(&addr)->sin6_addr, text, sizeof text);
-    out = text;
-  }
-  return out;
-}
-
 }  // namespace
 
 // One served connection; members are destroyed in reverse order, the RPC
@@ -93,47 +72,21 @@ class RpcListener::Connection {
   capnp::RpcSystem<capnp::rpc::twoparty::VatId> rpc_;
 };
 
-void RpcListener::ErrorHandler::taskFailed(kj::Exception&& e) {
-  spdlog::debug("connection ended: {}", EscapeText(e.getDescription().cStr()));
-}
-
 RpcListener::RpcListener(kj::ConnectionReceiver& receiver, kj::Timer& timer, ClusterTls* tls,
                          const ListenerLimits& limits, NodeServer& server)
-    : receiver_(receiver), timer_(timer), tls_(tls), limits_(limits), server_(server), connections_(error_handler_) {}
+    : receiver_(receiver), timer_(timer), tls_(tls), limits_(limits), server_(server),
+      gate_(timer, GateLimits{limits.max_connections, limits.max_per_peer}, "node",
+            [this](kj::Own<kj::AsyncIoStream> stream, const std::string& peer) { return Greet(kj::mv(stream), peer); }) {}
 
 RpcListener::~RpcListener() = default;
 
-kj::Promise<void> RpcListener::Run() {
-  // evalNow: kj's accept() may throw before it returns a promise (EMFILE).
-  return kj::evalNow([this]() { return receiver_.accept(); }).then(
-      [this](kj::Own<kj::AsyncIoStream> stream) {
-        connections_.add(Admit(kj::mv(stream)));
-        return Run();
-      },
-      [this](kj::Exception&& e) {
-        // EMFILE and friends: the pending connection waits in the backlog
-        // until idle connections time out and free descriptors.
-        if (log_.ShouldLog("accept")) {
-          spdlog::warn("accept failed ({}); pausing new connections for 250 ms ({} open)",
-                       EscapeText(e.getDescription().cStr(), 160), open_);
-        }
-        return timer_.afterDelay(250 * kj::MILLISECONDS).then([this]() { return Run(); });
-      });
-}
+kj::Promise<void> RpcListener::Run() { return gate_.Run(receiver_); }
 
-kj::Promise<void> RpcListener::Admit(kj::Own<kj::AsyncIoStream> stream) {
-  const std::string peer = PeerIp(*stream);
-  uint32_t& from_peer = per_peer_[peer];
-  if (open_ >= limits_.max_connections || from_peer >= limits_.max_per_peer) {
-    if (from_peer == 0) per_peer_.erase(peer);
-    if (log_.ShouldLog("full " + peer)) {
-      spdlog::warn("refused a connection from {}: {} open of {}, {} from that address of {}", peer, open_,
-                   limits_.max_connections, from_peer, limits_.max_per_peer);
-    }
-    return kj::READY_NOW;  // dropping the stream closes it
-  }
-  ++open_;
-  ++from_peer;
+kj::Promise<void> RpcListener::Admit(kj::Own<kj::AsyncIoStream> stream) { return gate_.Admit(kj::mv(stream)); }
+
+// An admitted connection: TLS (if any), then an authenticated hello within
+// the deadline and the pre-hello byte budget, then RPC.
+kj::Promise<void> RpcListener::Greet(kj::Own<kj::AsyncIoStream> stream, const std::string& peer) {
   auto state = kj::refcounted<ConnectionState>(peer);
   kj::Promise<kj::Own<kj::AsyncIoStream>> ready =
       tls_ != nullptr ? tls_->context().wrapServer(kj::mv(stream))
@@ -153,21 +106,13 @@ kj::Promise<void> RpcListener::Admit(kj::Own<kj::AsyncIoStream> stream) {
   auto cut_off = state->OnCutOff().then([peer, budget]() {
     spdlog::info("closed a connection from {}: it sent over {} bytes before an authenticated hello", peer, budget);
   });
-  return served.exclusiveJoin(kj::mv(deadline))
-      .exclusiveJoin(kj::mv(cut_off))
-      .attach(kj::defer([this, peer]() { Release(peer); }));
+  return served.exclusiveJoin(kj::mv(deadline)).exclusiveJoin(kj::mv(cut_off));
 }
 
 kj::Promise<void> RpcListener::Serve(kj::Own<kj::AsyncIoStream> stream, kj::Own<ConnectionState> state) {
   auto bootstrap = server_.Bootstrap(kj::addRef(*state));
   auto connection = kj::heap<Connection>(kj::mv(stream), kj::mv(state), limits_, kj::mv(bootstrap));
   return connection->onDisconnect().attach(kj::mv(connection));
-}
-
-void RpcListener::Release(const std::string& peer) {
-  --open_;
-  auto it = per_peer_.find(peer);
-  if (it != per_peer_.end() && --it->second == 0) per_peer_.erase(it);
 }
 
 }  // namespace strata

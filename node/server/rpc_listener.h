@@ -9,6 +9,7 @@
 //   messages of at most max_message_bytes;
 // - an accept() that fails (EMFILE: out of file descriptors) pauses
 //   accepting for a moment and is logged, rate-limited; the node lives on.
+// The accept loop and the connection caps are protocol/connection_gate's.
 // With TLS, the handshake happens inside the same hello deadline.
 //
 // Not thread-safe: runs on the node's event-loop thread.
@@ -16,12 +17,11 @@
 #include <kj/timer.h>
 
 #include <cstdint>
-#include <map>
 #include <memory>
 #include <string>
 
 #include "node/server/node_server.h"
-#include "node/server/rate_limited_log.h"
+#include "protocol/connection_gate.h"
 
 namespace strata {
 
@@ -49,23 +49,15 @@ class RpcListener {
 
  private:
   class Connection;
+  kj::Promise<void> Greet(kj::Own<kj::AsyncIoStream> stream, const std::string& peer);
   kj::Promise<void> Serve(kj::Own<kj::AsyncIoStream> stream, kj::Own<ConnectionState> state);
-  void Release(const std::string& peer);
-
-  struct ErrorHandler final : kj::TaskSet::ErrorHandler {
-    void taskFailed(kj::Exception&& e) override;
-  };
 
   kj::ConnectionReceiver& receiver_;
   kj::Timer& timer_;
   ClusterTls* tls_;  // borrowed; null: plain TCP
   ListenerLimits limits_;
   NodeServer& server_;
-  uint32_t open_ = 0;                        // connections being served
-  std::map<std::string, uint32_t> per_peer_; // open connections per remote IP
-  RateLimitedLog log_;
-  ErrorHandler error_handler_;
-  kj::TaskSet connections_;                  // one task per open connection
+  ConnectionGate gate_;  // last: its connections use the members above
 };
 
 }  // namespace strata
