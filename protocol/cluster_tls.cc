@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "base/escape.h"
+#include "storage/private_file.h"
 
 namespace strata {
 namespace {
@@ -29,7 +30,10 @@ ClusterTls::~ClusterTls() = default;
 Result<std::unique_ptr<ClusterTls>> ClusterTls::Load(const TlsFiles& files, kj::Timer& timer) {
   auto cert = ReadPem(files.cert, "certificate");
   if (!cert.ok()) return cert.status();
-  auto key = ReadPem(files.key, "key");
+  auto key = ReadPrivateFile(files.key, "the TLS key file", 1u << 20);
+  if (key.ok() && key->find("-----BEGIN ") == std::string::npos) {
+    key = Status::Error("the TLS key file " + EscapeText(files.key) + " is not PEM");
+  }
   if (!key.ok()) return key.status();
   auto ca = ReadPem(files.ca, "CA");
   if (!ca.ok()) return ca.status();

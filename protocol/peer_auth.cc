@@ -13,6 +13,7 @@
 
 #include "base/escape.h"
 #include "base/hex.h"
+#include "storage/private_file.h"
 
 namespace strata {
 namespace {
@@ -55,22 +56,9 @@ Bytes RandomBytes(size_t n) {
 }
 
 Result<ClusterSecret> ClusterSecret::LoadFile(const std::string& path) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) {
-    return Status::Error("cannot read the cluster secret file " + EscapeText(path) + ": " + std::strerror(errno));
-  }
-  if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return Status::Error("the cluster secret file " + EscapeText(path) + " is readable by others (mode " + mode +
-                         "); run: chmod 600 " + EscapeText(path));
-  }
-  if (st.st_size > 4096) return Status::Error("the cluster secret file " + EscapeText(path) + " is over 4 KiB");
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  const std::string key = Trim(ss.str());
-  if (!in.good() && !in.eof()) return Status::Error("cannot read the cluster secret file " + EscapeText(path));
+  auto text = ReadPrivateFile(path, "the cluster secret file", 4096);
+  if (!text.ok()) return text.status();
+  const std::string key = Trim(text.value());
   if (key.size() < kMinSecretBytes) {
     return Status::Error("the cluster secret in " + EscapeText(path) + " is shorter than " +
                          std::to_string(kMinSecretBytes) + " bytes; make one with `strata make-secret`");

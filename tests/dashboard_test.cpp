@@ -1,10 +1,12 @@
 // The pages `strata serve` shows (coordinator/api/dashboard, chat_page), in
 // a real browser: headless Chromium, driven by chromedriver for the chat.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <filesystem>
+#include <fstream>
 #include <nlohmann/json.hpp>
 #include <regex>
 #include <string>
@@ -67,6 +69,28 @@ TEST(DashboardTest, TheDashboardShowsTheClusterAndLiveFigures) {
   EXPECT_GT(total(second), total(first)) << "the live figures move";
   ASSERT_TRUE(std::filesystem::exists(shot)) << r.err;
   EXPECT_GT(std::filesystem::file_size(shot), 10000u) << "a real screenshot";
+}
+
+// Behind an API key the dashboard takes the key from the fragment (never
+// sent to the server, so never in its logs or a Referer) and reaches its
+// data with it; without the key it says it cannot.
+TEST(DashboardTest, TheKeyComesInTheFragment) {
+  ASSERT_EQ(::access("/usr/bin/chromium", X_OK), 0) << "no /usr/bin/chromium: scripts/setup.sh installs Debian's chromium";
+  testing::TempDir dir;
+  std::ofstream(dir / "key") << "0123456789abcdef-key\n";
+  ::chmod((dir / "key").c_str(), 0600);
+  Server server({"--api-key-file", dir / "key"});
+  const std::string profile = testing::TempRoot() + "/strata-chromium-key-" + std::to_string(::getpid());
+  auto dom = [&](const std::string& url) {
+    return RunProcess({"/usr/bin/chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--user-data-dir=" + profile,
+                       "--virtual-time-budget=3000", "--dump-dom", url}, 90).out;
+  };
+  const std::string keyed = dom(server.url() + "/#key=0123456789abcdef-key");
+  const std::string keyless = dom(server.url() + "/");
+  std::filesystem::remove_all(profile);
+  EXPECT_NE(keyed.find("stage 0: local-0"), std::string::npos) << keyed.substr(0, 3000);
+  EXPECT_NE(keyed.find("<span id=\"error\"></span>"), std::string::npos) << "the page reached its data";
+  EXPECT_EQ(keyless.find("<span id=\"error\"></span>"), std::string::npos) << "without the key: an error shown";
 }
 
 // The chat page in headless Chromium: it opens with a question, streams the

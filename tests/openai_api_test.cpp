@@ -62,6 +62,8 @@ TEST(OpenAiApiTest, EveryMalformedFieldGetsOneClearError) {
       {R"({"messages":[{"role":"wizard","content":"x"}]})", true, 400, "messages", "role must be"},
       {R"({"messages":[{"role":"user","content":{"a":1}}]})", true, 400, "messages", "'content' must be"},
       {R"({"messages":[{"role":"user","content":[{"type":"image_url"}]}]})", true, 400, "messages", "only text"},
+      {R"({"messages":[{"role":"user","content":[{"type":5,"text":"x"}]}]})", true, 400, "messages", "only text"},
+      {R"({"messages":[{"role":"user","content":[{"type":"text","text":7}]}]})", true, 400, "messages", "only text"},
       {std::string(kMaxRequestBodyBytes + 1, ' '), false, 413, "", "over"},
   };
   for (const auto& c : cases) {

@@ -8,6 +8,7 @@
 // stage; an API key is enforced.
 #include <curl/curl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <unistd.h>
@@ -173,6 +174,13 @@ TEST(ServeTest, MalformedRequestsGet4xxAndTheServerStaysUp) {
       {Http(c, "", "GET"), 405, "invalid_request_error"},
       {Http(server.url() + "/v2/nothing"), 404, "invalid_request_error"},
   };
+  // A prompt whose bytes alone are over the context is refused before it is encoded.
+  const Reply huge = Http(c, R"({"prompt":")" + std::string(900000, 'a') + R"("})");
+  EXPECT_NE(huge.body.find("the prompt is 900000 bytes, at least"), std::string::npos) << huge.body.substr(0, 300);
+  cases.push_back({huge, 400, "invalid_request_error"});
+  const Reply typed = Http(server.url() + "/v1/chat/completions",
+                           R"({"messages":[{"role":"user","content":[{"type":5,"text":"x"}]}]})");
+  cases.push_back({typed, 400, "invalid_request_error"});  // was a 500
   for (const auto& k : cases) {
     EXPECT_EQ(k.r.status, k.status) << k.r.body;
     const json body = json::parse(k.r.body, nullptr, false);
@@ -391,6 +399,13 @@ TEST(ServeTest, OneNodeDecodesOnTheNodeAsTwoNodesDo) {
 TEST(ServeTest, AnApiKeyIsEnforced) {
   testing::TempDir dir;
   std::ofstream(dir / "key") << "0123456789abcdef-key\n";
+  ::chmod((dir / "key").c_str(), 0644);
+  const auto open = RunProcess({Strata(), "serve", "--local", "1", "--api-key-file", dir / "key"}, 60);
+  EXPECT_EQ(open.exit_code, 1);
+  EXPECT_NE(open.err.find("the API key file " + (dir / "key") + " is readable by others (mode 0644); run: chmod 600"),
+            std::string::npos)
+      << open.err;
+  ::chmod((dir / "key").c_str(), 0600);
   Server server({"--api-key-file", dir / "key"});
   const std::string c = server.url() + "/v1/completions";
   const std::string body = R"({"prompt":"And","max_tokens":2})";

@@ -176,6 +176,15 @@ kj::Promise<void> ApiServer::Impl::request(kj::HttpMethod method, kj::StringPtr 
   return SendError(response, {404, "no such endpoint: " + EscapeText(path, 100), "invalid_request_error", ""});
 }
 
+// A prompt refused before it is encoded: its bytes alone make more tokens
+// than the context holds.
+ApiError ApiServer::Impl::TooLong(size_t bytes, bool chat) const {
+  return {400,
+          "the prompt is " + std::to_string(bytes) + " bytes, at least " + std::to_string(tokenizer.FewestTokens(bytes)) +
+              " tokens; the model's context is " + std::to_string(options.context),
+          "invalid_request_error", chat ? "messages" : "prompt"};
+}
+
 kj::Promise<void> ApiServer::Impl::Completion(bool chat, const kj::HttpHeaders& headers, kj::AsyncInputStream& body,
                                               Response& response, WatchedConnection& connection) {
   KJ_IF_MAYBE(length, headers.get(kj::HttpHeaderId::CONTENT_LENGTH)) {
@@ -203,8 +212,14 @@ kj::Promise<void> ApiServer::Impl::Completion(bool chat, const kj::HttpHeaders& 
             if (chat) {
               auto prompt = options.chat->Render(params.messages);
               if (!prompt.ok()) return SendError(response, {400, prompt.status().message(), "invalid_request_error", "messages"});
+              size_t bytes = 0;
+              for (const auto& part : prompt.value().parts) bytes += part.text.size();
+              if (tokenizer.FewestTokens(bytes) >= context) return SendError(response, TooLong(bytes, true));
               ids = tokenizer.EncodeParts(prompt.value().parts, prompt.value().add_bos);
             } else {
+              if (tokenizer.FewestTokens(params.prompt.size()) >= context) {
+                return SendError(response, TooLong(params.prompt.size(), false));
+              }
               ids = tokenizer.Encode(params.prompt, /*bos=*/true);
             }
             if (ids.empty()) return SendError(response, {400, "the prompt is empty", "invalid_request_error", "prompt"});

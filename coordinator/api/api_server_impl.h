@@ -151,6 +151,7 @@ struct ApiServer::Impl final {
     }
   }
 
+  ApiError TooLong(size_t bytes, bool chat) const;
   kj::Promise<void> Completion(bool chat, const kj::HttpHeaders& headers, kj::AsyncInputStream& body, Response& response,
                                WatchedConnection& connection);
   kj::Promise<void> Generate(kj::Own<Job> job, Response& response);

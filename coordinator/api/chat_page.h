@@ -3,8 +3,8 @@
 // have one: a conversation streamed through /v1/chat/completions (so in the
 // model's own chat template), each answer's tokens/s, stop and clear
 // buttons. One self-contained HTML page (no external scripts, fonts or
-// styles); text is only ever set as text, never as HTML. /chat?key=KEY
-// sends the key as its bearer token; /chat#ask=TEXT&temperature=T&max_tokens=N
+// styles); text is only ever set as text, never as HTML. /chat#key=KEY
+// sends the key as its bearer token (kept by the tab, as the dashboard does); /chat#ask=TEXT&temperature=T&max_tokens=N
 // asks TEXT on opening.
 namespace strata {
 

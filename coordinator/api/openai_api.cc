@@ -83,7 +83,10 @@ bool Messages(const json& j, std::vector<ChatMessage>* out, ApiError* e) {
       msg.content = x["content"].get<std::string>();
     } else if (x["content"].is_array()) {  // content parts: text only
       for (const auto& part : x["content"]) {
-        if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string()) {
+        const bool text_part = part.is_object() && part.contains("type") && part["type"].is_string() &&
+                               part["type"].get<std::string>() == "text" && part.contains("text") &&
+                               part["text"].is_string();
+        if (!text_part) {
           return Fail(e, "messages", "only text content parts are supported");
         }
         msg.content += part["text"].get<std::string>();

@@ -21,6 +21,7 @@
 #include "coordinator/pipeline/pipeline.h"
 #include "coordinator/pipeline/tokenizer.h"
 #include "storage/checkpoint.h"
+#include "storage/private_file.h"
 
 namespace strata {
 namespace {
@@ -28,10 +29,9 @@ namespace {
 
 // The API key from its file: one line, at least 16 characters.
 Result<std::string> LoadApiKey(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::Error("cannot read the API key file " + path);
-  std::string key;
-  std::getline(in, key);
+  auto text = ReadPrivateFile(path, "the API key file", 4096);
+  if (!text.ok()) return text.status();
+  std::string key = text->substr(0, text->find('\n'));
   while (!key.empty() && (key.back() == '\r' || key.back() == ' ')) key.pop_back();
   if (key.size() < 16 || key.size() > 256) return Status::Error("the API key in " + path + " must have 16 to 256 characters");
   return key;

@@ -138,6 +138,9 @@ Result<std::unique_ptr<Tokenizer>> Tokenizer::Load(const std::string& dir, const
   t->bos_id_ = static_cast<int32_t>(config.bos_token_id >= 0 ? config.bos_token_id : t->sp_ ? t->sp_->bos_id() : -1);
   t->eos_ids_ = config.eos_token_ids;
   if (t->eos_ids_.empty() && t->sp_ && t->sp_->eos_id() >= 0) t->eos_ids_.push_back(t->sp_->eos_id());
+  for (int32_t id = 0; id < t->piece_count(); ++id) {
+    t->longest_piece_bytes_ = std::max(t->longest_piece_bytes_, t->Piece(id).size());
+  }
   return t;
 }
 

@@ -55,6 +55,10 @@ class Tokenizer {
   int32_t bos() const { return add_bos_ ? bos_id_ : -1; }  // what Encode prepends (-1: nothing)
   int32_t piece_count() const;  // 1 + the largest id the tokenizer has
   const char* kind() const { return hf_ ? "bpe" : "sentencepiece"; }
+  // The fewest tokens a text of `bytes` bytes can encode to (no token covers
+  // more bytes than the longest piece): a prompt far over the context is
+  // refused before the work of encoding it.
+  int64_t FewestTokens(size_t bytes) const { return static_cast<int64_t>(bytes / longest_piece_bytes_); }
 
  private:
   Tokenizer() = default;
@@ -65,6 +69,7 @@ class Tokenizer {
   bool add_bos_ = true;
   int32_t bos_id_ = -1;
   std::vector<int64_t> eos_ids_;
+  size_t longest_piece_bytes_ = 1;
 };
 
 // A generation's text, token by token: Push decodes a window of the last
