@@ -16,6 +16,7 @@
 #include "protocol/peer_auth.h"
 #include "storage/env.h"
 #include "strata.capnp.h"
+#include "node/server/step_quota.h"
 
 namespace strata {
 
@@ -32,6 +33,7 @@ struct NodeOptions {
   uint32_t connect_timeout_ms = 10000;
   uint32_t max_sessions = 256;        // open sessions on this node
   uint32_t max_batch = 32;            // decode steps of different sessions in one forward
+  QuotaLimits queue;                  // steps taken but not yet run (node/server/step_quota)
   ClusterSecret secret;               // empty: no secret (loopback or --insecure)
   ClusterTls* tls = nullptr;          // borrowed from main(); null: plain TCP
   // The NVMe tier: KV pages of the least valuable sessions go to a swap file

@@ -47,7 +47,7 @@ NodeState::NodeState(const NodeOptions& options, kj::Timer& timer, kj::Network& 
       compute_tier_(ComputeTier(options.device)), memory_(Budgets(options)),
       compute_([threads = options.threads]() { SetComputeThreads(threads); }), runtime_(memory_, compute_tier_, KvTiers{options.swap_dir, options.env, options.kv_policy, options.kv_int8}),
       batcher_(compute_, runtime_, timer_, error_handler_, options.max_batch),
-      hand_on_(timer_, error_handler_, options.rpc_timeout_ms), tasks_(error_handler_) {}
+      hand_on_(timer_, error_handler_, options.rpc_timeout_ms), quota_(options.queue), tasks_(error_handler_) {}
 
 void NodeState::ErrorHandler::taskFailed(kj::Exception&& e) {
   spdlog::warn("background task failed: {}", EscapeText(e.getDescription().cStr()));

@@ -70,6 +70,7 @@ class NodeState final : public kj::Refcounted {
   const Bytes& node_id() const { return node_id_; }
   LinkSecurity security() const { return {&options_.secret, options_.tls}; }
   RateLimitedLog& refusals() { return refusals_; }
+  StepQuota& quota() { return quota_; }
   std::chrono::steady_clock::time_point started() const { return started_; }
   uint64_t compute_micros() const { return runtime_.compute_micros(); }  // any thread: an atomic
 
@@ -113,6 +114,7 @@ class NodeState final : public kj::Refcounted {
   ErrorHandler error_handler_;
   StepBatcher batcher_;
   HandOnQueue hand_on_;
+  StepQuota quota_;    // before tasks_: the steps' holds are released as their tasks go
   kj::TaskSet tasks_;  // last: destroyed first, before the members its tasks use
 };
 

@@ -190,10 +190,27 @@ class FeedBackRun final : public StepRun {
   const uint64_t epoch_;  // the halt count when the run began
 };
 
+// The step's input as it will be held, known before it is copied.
+uint64_t InputBytes(wire::Step::Reader step) {
+  auto in = step.getInput();
+  return in.isTokens() ? uint64_t{in.getTokens().size()} * sizeof(int32_t) : in.getHidden().getData().size();
+}
+
+// The step's share of the node's queue (node/server/step_quota), taken
+// before anything of it is copied.
+std::unique_ptr<StepQuota::Hold> TakeQuota(NodeState& state, const Bytes& ticket, wire::Step::Reader step) {
+  auto found = state.sessions.find(ticket);
+  if (found == state.sessions.end()) throw RpcError("step: no such session on this node (closed, or never opened)");
+  auto hold = state.quota().Take(found->second.id, InputBytes(step));
+  if (!hold.ok()) throw RpcError(hold.status().message());
+  return std::move(hold.value());
+}
+
 }  // namespace
 
 kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32_t hop, wire::Step::Reader step) {
   NodeState* state = ref.get();
+  auto hold = TakeQuota(*state, ticket, step);
   auto p = kj::heap<Prepared>(Prepare(state, ticket, hop, step));
   if (!p->session.sink) throw RpcError("submit: the session has no sink (setSink first)");
   wire::StepSink::Client sink = *p->session.sink;
@@ -210,7 +227,7 @@ kj::Promise<void> SubmitStep(kj::Own<NodeState> ref, const Bytes& ticket, uint32
   StageStep onward = StepAt(id, p->step.start, {}, p->step.sample, p->step.want_logits);
   // Batched with other sessions' steps (node/server/step_batcher); a step
   // whose session closes before it starts never starts.
-  auto work = state->batcher().Submit(kj::mv(p->step), p->session.closed)
+  auto work = state->batcher().Submit(kj::mv(p->step), p->session.closed).attach(kj::mv(hold))
       .then([ref = kj::addRef(*ref), p = kj::mv(p), onward = kj::mv(onward), hop, sink,
              stage](Result<StepOutcome>&& step) mutable -> kj::Promise<void> {
         if (!step.ok()) return ReportStepFailure(sink, onward.start, stage, step.status().message());
