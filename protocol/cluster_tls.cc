@@ -4,7 +4,7 @@
 #include <sstream>
 
 #include "base/escape.h"
-#include "storage/private_file.h"
+#include "storage/read_file.h"
 
 namespace strata {
 namespace {

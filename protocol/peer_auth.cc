@@ -13,7 +13,7 @@
 
 #include "base/escape.h"
 #include "base/hex.h"
-#include "storage/private_file.h"
+#include "storage/read_file.h"
 
 namespace strata {
 namespace {

@@ -89,15 +89,22 @@ class PosixRandomRWFile final : public RandomRWFile {
 }  // namespace
 
 Result<std::unique_ptr<WritableFile>> PosixEnv::NewWritableFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return Errno("cannot create", path, errno);
   return std::unique_ptr<WritableFile>(new PosixWritableFile(path, fd));
 }
 
 Result<std::unique_ptr<RandomRWFile>> PosixEnv::NewRandomRWFile(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return Errno("cannot open", path, errno);
   return std::unique_ptr<RandomRWFile>(new PosixRandomRWFile(path, fd));
+}
+
+Status PosixEnv::CreateScratchFile(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0) return Errno("cannot create", path, errno);
+  ::close(fd);
+  return Status::Ok();
 }
 
 Status PosixEnv::RenameFile(const std::string& from, const std::string& to) {

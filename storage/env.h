@@ -41,10 +41,16 @@ class RandomRWFile {
 class Env {
  public:
   virtual ~Env() = default;
-  // Creates (or truncates) `path` for writing, mode 0644.
+  // Creates (or truncates) `path` for writing, mode 0644. Never through a
+  // symbolic link: a link planted in a shared directory redirects nothing.
   virtual Result<std::unique_ptr<WritableFile>> NewWritableFile(const std::string& path) = 0;
-  // Opens `path` for positioned reads and writes, creating it (mode 0600).
+  // Opens `path` for positioned reads and writes, creating it (mode 0600);
+  // never through a symbolic link.
   virtual Result<std::unique_ptr<RandomRWFile>> NewRandomRWFile(const std::string& path) = 0;
+  // Creates `path` empty (mode 0600), failing if anything is there already,
+  // a symbolic link included: a scratch file (swap pages, streamed layers)
+  // is always the node's own.
+  virtual Status CreateScratchFile(const std::string& path) = 0;
   virtual Status RenameFile(const std::string& from, const std::string& to) = 0;
   virtual Status RemoveFile(const std::string& path) = 0;
   // Makes `path` a directory, with each missing parent; what it creates is
@@ -75,6 +81,7 @@ class PosixEnv final : public Env {
   Status RenameFile(const std::string& from, const std::string& to) override;
   Status RemoveFile(const std::string& path) override;
   Status CreateDir(const std::string& path) override;
+  Status CreateScratchFile(const std::string& path) override;
 };
 
 }  // namespace strata

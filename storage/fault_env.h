@@ -28,6 +28,7 @@ class FaultInjectionEnv final : public Env {
   Status RenameFile(const std::string& from, const std::string& to) override { return base_.RenameFile(from, to); }
   Status RemoveFile(const std::string& path) override { return base_.RemoveFile(path); }
   Status CreateDir(const std::string& path) override { return base_.CreateDir(path); }
+  Status CreateScratchFile(const std::string& path) override { return base_.CreateScratchFile(path); }
 
   // For the wrapped files: may `n` bytes be written now? Counts them if so.
   Status TakeWrite(const std::string& path, uint64_t n);

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <deque>
 #include <future>
+#include <random>
 #include <thread>
 
 #include "base/escape.h"
@@ -255,7 +256,7 @@ AlignedBytes AllocateAligned(size_t n) {
 Result<std::unique_ptr<PageIo>> OpenUringPageIo(const std::string& path, const PageIoOptions& options) {
   Status st = CheckOptions(options);
   if (!st.ok()) return st;
-  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_DIRECT | O_CLOEXEC, 0600);
+  const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_DIRECT | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return Status::Error("cannot open " + EscapeText(path) + " for direct I/O: " + std::strerror(errno));
   if (options.file_bytes > 0) {
     const int r = ::posix_fallocate(fd, 0, static_cast<off_t>(options.file_bytes));
@@ -291,6 +292,21 @@ Result<std::unique_ptr<PageIo>> OpenPageIo(Env& env, const std::string& path, co
   if (uring.ok()) return uring;
   *note = uring.status().message() + "; using a pread/pwrite thread pool instead";
   return OpenEnvPageIo(env, path, options);
+}
+
+Result<std::unique_ptr<PageIo>> OpenScratchPageIo(Env& env, const std::string& dir, const std::string& prefix,
+                                                  const PageIoOptions& options, bool thread_pool, std::string* note) {
+  std::random_device random;
+  char name[17];
+  std::snprintf(name, sizeof name, "%08x%08x", random(), random());
+  const std::string path = dir + "/" + prefix + "-" + name + ".bin";
+  note->clear();
+  Status created = env.CreateScratchFile(path);
+  if (!created.ok()) return created;
+  auto io = thread_pool ? OpenEnvPageIo(env, path, options) : OpenPageIo(env, path, options, note);
+  Status removed = env.RemoveFile(path);  // the open file is all that is needed
+  (void)removed;
+  return io;
 }
 
 std::vector<Status> RunPageIo(PageIo& io, std::vector<PageIo::Op> ops) {

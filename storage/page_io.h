@@ -72,6 +72,14 @@ Result<std::unique_ptr<PageIo>> OpenEnvPageIo(Env& env, const std::string& path,
 Result<std::unique_ptr<PageIo>> OpenPageIo(Env& env, const std::string& path, const PageIoOptions& options,
                                            std::string* note);
 
+// A scratch file of pages in `dir` that is the node's own: a random name
+// ("PREFIX-<16 hex>.bin"), created exclusively through `env` (a link or a
+// file planted there is refused, never written through), opened, then
+// unlinked at once so nothing of it outlives the process. `thread_pool`:
+// the Env's pool rather than io_uring (fault tests).
+Result<std::unique_ptr<PageIo>> OpenScratchPageIo(Env& env, const std::string& dir, const std::string& prefix,
+                                                  const PageIoOptions& options, bool thread_pool, std::string* note);
+
 // Submits and waits: for tools, benchmarks and tests, never the event loop.
 std::vector<Status> RunPageIo(PageIo& io, std::vector<PageIo::Op> ops);
 

@@ -22,6 +22,7 @@
 #include "storage/gguf.h"
 #include "storage/gguf_model.h"
 #include "storage/http_get.h"
+#include "storage/read_file.h"
 
 namespace strata {
 namespace {
@@ -379,10 +380,39 @@ Result<ModelManifest> GetRemoteManifest(const FetchOptions& options) {
   return ModelManifest::FromJson(text.value());
 }
 
+namespace {
+
+// What a shard's `complete` mark says of it: the model, then the shard
+// file's name, size and modification time (ns). A file that no longer
+// agrees with its mark (rewritten, truncated, touched) is verified again.
+std::string FileStamp(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return "";
+  return std::to_string(st.st_size) + " " +
+         std::to_string(static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec);
+}
+
+std::string MarkText(const std::string& dir, const std::string& model_id, const std::string& shard_file) {
+  return model_id + "\n" + shard_file + " " + FileStamp(dir + "/" + shard_file) + "\n";
+}
+
+// The shard file the mark names, when the mark agrees with it; "" otherwise.
+std::string MarkedFile(const std::string& dir, const std::string& model_id) {
+  auto read = ReadSmallFile(dir + "/complete", "a shard's mark", 4096);
+  const std::string mark = read.ok() ? read.value() : "";
+  const size_t line = mark.find('\n');
+  if (line == std::string::npos || mark.substr(0, line) != model_id) return "";
+  const std::string rest = mark.substr(line + 1);
+  const std::string file = rest.substr(0, rest.find(' '));
+  if (file.empty() || file.find('/') != std::string::npos || file[0] == '.') return "";
+  return mark == MarkText(dir, model_id, file) ? file : "";
+}
+
+}  // namespace
+
 std::string CachedShard(const std::string& cache_dir, const std::string& model_id, int64_t first, int64_t end) {
   const std::string dir = ShardDir(cache_dir, model_id, first, end);
-  std::error_code ec;
-  return fs::exists(dir + "/complete", ec) ? dir : "";
+  return MarkedFile(dir, model_id).empty() ? "" : dir;
 }
 
 Result<FetchResult> FetchShard(Env& env, const FetchOptions& o, const std::string& model_id, int64_t first,
@@ -399,6 +429,7 @@ Result<FetchResult> FetchShard(Env& env, const FetchOptions& o, const std::strin
   Status touched = WriteSmallFile(env, last_used, "");  // the model's place in the LRU order
   (void)touched;
   if (!CachedShard(o.cache_dir, model_id, first, end).empty()) return result;  // warm: nothing to fetch
+  (void)env.RemoveFile(result.dir + "/complete");  // a mark that disagrees with its file: verified again below
 
   auto text = GetManifest(o);
   if (!text.ok()) return text.status();
@@ -427,6 +458,12 @@ Result<FetchResult> FetchShard(Env& env, const FetchOptions& o, const std::strin
   Status room = MakeRoom(o.cache_dir, o.cache_limit, total, model_id);
   if (!room.ok()) return room;
   const std::string partial = result.dir + "/" + shard_file + ".partial";
+  // A shard whose mark disagreed with it goes back to being a partial file:
+  // each tensor in it is hashed again, and only those that do not match
+  // are fetched.
+  if (!fs::exists(partial, ec) && fs::exists(result.dir + "/" + shard_file, ec)) {
+    (void)env.RenameFile(result.dir + "/" + shard_file, partial);
+  }
   const bool resuming = fs::exists(partial, ec);
   auto file = env.NewRandomRWFile(partial);
   if (!file.ok()) return file.status();
@@ -451,7 +488,7 @@ Result<FetchResult> FetchShard(Env& env, const FetchOptions& o, const std::strin
   if (!st.ok()) return st;  // the partial file stays for a resume; it is never loaded
   st = env.RenameFile(partial, result.dir + "/" + shard_file);
   if (st.ok()) st = WriteSmallFile(env, result.dir + "/config.json", manifest->config_json);
-  if (st.ok()) st = WriteSmallFile(env, result.dir + "/complete", model_id + "\n");
+  if (st.ok()) st = WriteSmallFile(env, result.dir + "/complete", MarkText(result.dir, model_id, shard_file));
   if (!st.ok()) return st;
   return result;
 }

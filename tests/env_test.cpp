@@ -7,6 +7,7 @@
 
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <vector>
 
 #include "coordinator/cli/test_model.h"
@@ -58,6 +59,29 @@ TEST(PosixEnv, CreateDirMakesMissingParentsPrivateAndNamesWhatIsNotADirectory) {
   ASSERT_FALSE(under_file.ok());
   EXPECT_NE(under_file.message().find("file: Not a directory"), std::string::npos) << under_file.message();
   EXPECT_FALSE(env.CreateDir("").ok());
+}
+
+// A link planted where a file will be written, in a shared directory, must
+// redirect nothing: no write through it, no truncation of what it names.
+TEST(PosixEnv, NoWriteGoesThroughAPlantedLink) {
+  testing::TempDir dir;
+  PosixEnv env;
+  { std::ofstream(dir / "precious") << "keep me"; }
+  for (const char* name : {"swap", "config.json", "scratch"}) {
+    std::filesystem::create_symlink(dir / "precious", dir / name);
+  }
+  EXPECT_FALSE(env.NewRandomRWFile(dir / "swap").ok());
+  EXPECT_FALSE(env.NewWritableFile(dir / "config.json").ok());
+  Status scratch = env.CreateScratchFile(dir / "scratch");
+  EXPECT_FALSE(scratch.ok());
+  EXPECT_NE(scratch.message().find("File exists"), std::string::npos) << scratch.message();
+  EXPECT_EQ(testing::ReadFile(dir / "precious"), "keep me");
+  { std::ofstream(dir / "taken") << "someone's"; }
+  EXPECT_FALSE(env.CreateScratchFile(dir / "taken").ok()) << "a scratch file is always a new one";
+  ASSERT_TRUE(env.CreateScratchFile(dir / "mine").ok());
+  struct stat st;
+  ASSERT_EQ(::stat((dir / "mine").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
 }
 
 TEST(FaultInjectionEnv, AFullDiskFailsTheWriteAndLeavesNoPartialModel) {

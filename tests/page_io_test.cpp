@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <random>
 
 #include "storage/fault_env.h"
@@ -66,6 +67,21 @@ TEST(PageIo, FallbackThreadPoolRoundTripIsBitExact) {
   ASSERT_TRUE(io.ok()) << io.status().message();
   EXPECT_STREQ(io.value()->kind(), "pread");
   ExpectRoundTrip(*io.value());
+}
+
+// Swap pages and streamed layers go to a scratch file that is the node's
+// own: a fresh random name, unlinked once open (nothing left behind, nothing
+// for another user to plant or open), bit-exact on both I/O paths.
+TEST(PageIo, ScratchFilesAreNewPrivateAndLeaveNothing) {
+  testing::TempDir dir;
+  PosixEnv env;
+  for (bool pool : {false, true}) {
+    std::string note;
+    auto io = OpenScratchPageIo(env, dir.path(), "strata-kv", Options(), pool, &note);
+    ASSERT_TRUE(io.ok()) << io.status().message();
+    EXPECT_TRUE(std::filesystem::is_empty(dir.path())) << "unlinked once open";
+    ExpectRoundTrip(*io.value());
+  }
 }
 
 TEST(PageIo, InjectedFaultsFailOnlyTheOpsTheyHit) {

@@ -86,6 +86,33 @@ TEST_F(ShardFetchTest, FetchesOnlyItsTensorsVerifiedAndAWarmCacheTransfersNothin
   EXPECT_EQ(again->fetched_bytes, 0u);
 }
 
+// A cached shard that no longer agrees with its `complete` mark (a byte
+// changed on disk, the file rewritten) is verified again before it is used:
+// every tensor re-hashed, only the one that does not match fetched again.
+TEST_F(ShardFetchTest, AShardChangedOnDiskIsVerifiedAgain) {
+  ServerThread server(model_.path(), manifest_, "", {});
+  auto first = FetchShard(posix_, Options(server.url()), manifest_.id, 1, 3);
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  std::string shard_file;
+  for (const auto& entry : std::filesystem::directory_iterator(first->dir)) {
+    if (entry.path().extension() == ".safetensors") shard_file = entry.path();
+  }
+  ASSERT_FALSE(shard_file.empty());
+  const auto size = std::filesystem::file_size(shard_file);
+  {
+    std::fstream f(shard_file, std::ios::in | std::ios::out | std::ios::binary);
+    f.seekp(static_cast<std::streamoff>(size - 10));
+    f.put('\x5a');
+  }
+  EXPECT_EQ(CachedShard(cache_.path(), manifest_.id, 1, 3), "") << "the mark no longer agrees";
+  auto again = FetchShard(posix_, Options(server.url()), manifest_.id, 1, 3);
+  ASSERT_TRUE(again.ok()) << again.status().message();
+  EXPECT_GT(again->fetched_bytes, 0u);
+  EXPECT_LT(again->fetched_bytes, first->fetched_bytes) << "only the changed tensor came again";
+  ExpectShardMatchesSource(again->dir, 1, 3);
+  EXPECT_NE(CachedShard(cache_.path(), manifest_.id, 1, 3), "");
+}
+
 // A GGUF model is distributed as a safetensors one is: the manifest lists
 // its tensors under Hugging Face names with their block types and byte
 // ranges in the one file; a stage fetches only its own ranges, verified,

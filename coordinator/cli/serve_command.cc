@@ -21,7 +21,7 @@
 #include "coordinator/pipeline/pipeline.h"
 #include "coordinator/pipeline/tokenizer.h"
 #include "storage/checkpoint.h"
-#include "storage/private_file.h"
+#include "storage/read_file.h"
 
 namespace strata {
 namespace {

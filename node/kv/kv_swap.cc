@@ -24,20 +24,13 @@ std::string SessionName(uint64_t session) { return "session " + std::to_string(s
 Result<std::unique_ptr<KvSwapSpace>> KvSwapSpace::Open(Env& env, MemoryAccountant& memory,
                                                        const KvSwapOptions& options, std::string* note) {
   if (options.page_bytes == 0) return Status::Error("a swap space needs a page size");
-  static std::atomic<uint64_t> files{0};  // unique names within this process
-  const std::string path = options.dir + "/strata-kv-" + std::to_string(::getpid()) + "-" +
-                           std::to_string(files.fetch_add(1)) + ".swap";
   PageIoOptions io_options;
   io_options.page_bytes = RoundUpToBlock(options.page_bytes);
   io_options.buffers = 1;  // pages are read and written in place, not through the engine's buffers
   io_options.queue_depth = 32;
-  note->clear();
-  auto io = options.thread_pool_io ? OpenEnvPageIo(env, path, io_options) : OpenPageIo(env, path, io_options, note);
+  // Unlinked once open, it disappears with the process however that ends.
+  auto io = OpenScratchPageIo(env, options.dir, "strata-kv", io_options, options.thread_pool_io, note);
   if (!io.ok()) return Status::Error("cannot open a swap file in " + EscapeText(options.dir) + ": " + io.status().message());
-  // The open file is all the node needs: unlinked now, it disappears with
-  // the process however that ends.
-  Status removed = env.RemoveFile(path);
-  (void)removed;
   return std::unique_ptr<KvSwapSpace>(new KvSwapSpace(memory, std::move(io.value()), options.page_bytes));
 }
 

@@ -32,18 +32,12 @@ Result<std::unique_ptr<LayerStream>> LayerStream::Open(Env& env, MemoryAccountan
   auto file = memory.Charge(MemoryTier::kNvme, slot_bytes * static_cast<uint64_t>(o.layers),
                             std::to_string(o.layers) + " streamed layers on NVMe");
   if (!file.ok()) return file.status();
-  static std::atomic<uint64_t> files{0};
-  const std::string path = o.dir + "/strata-layers-" + std::to_string(::getpid()) + "-" +
-                           std::to_string(files.fetch_add(1)) + ".bin";
   PageIoOptions io_options;
   io_options.page_bytes = o.chunk_bytes;
   io_options.buffers = 1;  // layers go straight into the slots
   io_options.queue_depth = 32;
-  note->clear();
-  auto io = o.thread_pool_io ? OpenEnvPageIo(env, path, io_options) : OpenPageIo(env, path, io_options, note);
+  auto io = OpenScratchPageIo(env, o.dir, "strata-layers", io_options, o.thread_pool_io, note);
   if (!io.ok()) return Status::Error("cannot open a layer file in " + EscapeText(o.dir) + ": " + io.status().message());
-  Status removed = env.RemoveFile(path);  // the open file is enough; nothing outlives the process
-  (void)removed;
   std::unique_ptr<LayerStream> stream(new LayerStream(std::move(io.value()), slot_bytes, o.chunk_bytes));
   stream->file_ = std::move(file.value());
   for (int s = 0; s < o.slots; ++s) {

@@ -1,4 +1,4 @@
-#include "storage/private_file.h"
+#include "storage/read_file.h"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -12,7 +12,9 @@
 
 namespace strata {
 
-Result<std::string> ReadPrivateFile(const std::string& path, const std::string& what, size_t max_bytes) {
+namespace {
+
+Result<std::string> ReadBounded(const std::string& path, const std::string& what, size_t max_bytes, bool secret) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return Status::Error("cannot read " + what + " " + EscapeText(path) + ": " + std::strerror(errno));
   struct stat st;
@@ -20,7 +22,7 @@ Result<std::string> ReadPrivateFile(const std::string& path, const std::string& 
   Status status = Status::Ok();
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     status = Status::Error(what + " " + EscapeText(path) + " is not a regular file");
-  } else if ((st.st_mode & 077) != 0) {
+  } else if (secret && (st.st_mode & 077) != 0) {
     char mode[8];
     std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
     status = Status::Error(what + " " + EscapeText(path) + " is readable by others (mode " + mode +
@@ -40,6 +42,16 @@ Result<std::string> ReadPrivateFile(const std::string& path, const std::string& 
   ::close(fd);
   if (!status.ok()) return status;
   return text;
+}
+
+}  // namespace
+
+Result<std::string> ReadSmallFile(const std::string& path, const std::string& what, size_t max_bytes) {
+  return ReadBounded(path, what, max_bytes, false);
+}
+
+Result<std::string> ReadPrivateFile(const std::string& path, const std::string& what, size_t max_bytes) {
+  return ReadBounded(path, what, max_bytes, true);
 }
 
 }  // namespace strata
