@@ -53,7 +53,17 @@ Result<std::string> GetSmall(const std::string& url, const SmallGet& o, bool* mi
     curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, AppendSmall);
     curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
     curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, 60000L);
+    if (o.cancel != nullptr) {
+      if (o.cancel->load()) return Status::Error("cancelled");
+      curl_easy_setopt(curl.get(), CURLOPT_NOPROGRESS, 0L);
+      curl_easy_setopt(curl.get(), CURLOPT_XFERINFODATA, o.cancel);
+      curl_easy_setopt(curl.get(), CURLOPT_XFERINFOFUNCTION,
+                       +[](void* flag, curl_off_t, curl_off_t, curl_off_t, curl_off_t) -> int {
+                         return static_cast<const std::atomic<bool>*>(flag)->load() ? 1 : 0;
+                       });
+    }
     const CURLcode rc = curl_easy_perform(curl.get());
+    if (o.cancel != nullptr && o.cancel->load()) return Status::Error("cancelled");
     long status = 0;
     curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
     if (rc == CURLE_OK && status == 200) return body.bytes;
@@ -68,11 +78,15 @@ Result<std::string> GetSmall(const std::string& url, const SmallGet& o, bool* mi
   return Status::Error(error);
 }
 
-Status RunTransfers(int connections, TransferSource& source) {
+Status RunTransfers(int connections, TransferSource& source, const std::atomic<bool>* cancel) {
   std::unique_ptr<CURLM, CURLMcode (*)(CURLM*)> multi(curl_multi_init(), curl_multi_cleanup);
   std::vector<CURL*> running;
   Status failed = Status::Ok();
   while (failed.ok()) {
+    if (cancel != nullptr && cancel->load()) {
+      failed = Status::Error("cancelled");
+      break;
+    }
     while (static_cast<int>(running.size()) < connections) {
       Result<CURL*> next = source.Next();
       if (!next.ok()) failed = next.status();

@@ -7,6 +7,7 @@
 // Thread-safe: each call uses its own handle.
 #include <curl/curl.h>
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -43,6 +44,7 @@ struct SmallGet {
   size_t max_bytes = 16u << 20;
   std::string what = "the answer";  // for the error: "<what> is over N MiB"
   bool follow_redirects = false;
+  const std::atomic<bool>* cancel = nullptr;  // set: the GET ends at once, "cancelled"
 };
 // `*missing` (may be null) is set on 404, which is then not an error:
 // optional files are asked for this way.
@@ -64,8 +66,9 @@ class TransferSource {
 };
 
 // Keeps up to `connections` transfers of `source` running at once (one
-// curl-multi loop, on this thread) until none is left or one fails; every
-// handle it started is freed when it returns.
-Status RunTransfers(int connections, TransferSource& source);
+// curl-multi loop, on this thread) until none is left, one fails, or
+// `*cancel` (may be null) is set; every handle it started is freed when it
+// returns.
+Status RunTransfers(int connections, TransferSource& source, const std::atomic<bool>* cancel = nullptr);
 
 }  // namespace strata

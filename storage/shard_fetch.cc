@@ -40,6 +40,7 @@ Result<std::string> GetManifest(const FetchOptions& o) {
   get.backoff_ms = o.backoff_ms;
   get.max_bytes = kMaxManifestBytes;
   get.what = "the manifest";
+  get.cancel = o.cancel;
   auto got = GetSmall(o.base_url + "/manifest", get);
   if (!got.ok()) {
     return Status::Error("cannot get the model manifest from " + EscapeText(o.base_url) + ": " + got.status().message());
@@ -327,7 +328,7 @@ Status Fetcher::Run(std::vector<bool>* done, FetchResult* result) {
   for (size_t i : order) Queue(i);
   done_ = done;
   result_ = result;
-  return RunTransfers(o_.connections, *this);
+  return RunTransfers(o_.connections, *this, o_.cancel);
 }
 
 // Up to one pass over the queue: a job still in its backoff goes to the back.

@@ -46,6 +46,9 @@ struct FetchOptions {
   uint64_t chunk_bytes = 256u << 20;
   uint32_t backoff_ms = 200;        // doubles with every attempt
   FetchProgress* progress = nullptr;
+  // Set (from any thread): the fetch stops at once, failing "cancelled"; what
+  // it verified stays in the partial file for a later resume.
+  const std::atomic<bool>* cancel = nullptr;
 };
 
 struct FetchResult {

@@ -13,20 +13,27 @@
 #include <kj/async-io.h>
 #include <kj/thread.h>
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstring>
 #include <fstream>
 #include <filesystem>
 #include <future>
 #include <nlohmann/json.hpp>
 
+#include "coordinator/cluster/local_cluster.h"
 #include "coordinator/cluster/model_server.h"
 #include "storage/checkpoint.h"
 #include "storage/fault_env.h"
 #include "storage/gguf_quantize.h"
 #include "tests/model_server_thread.h"
+#include "tests/raw_peer.h"
 #include "tests/test_util.h"
 
 namespace strata {
@@ -376,6 +383,59 @@ TEST_F(ShardFetchTest, NodesFetchTheirShardsAndGenerateAsFromTheFiles) {
   auto from_files = run({"--local", "3", "--threads", "1"});
   ASSERT_EQ(from_files.exit_code, 0) << from_files.err;
   EXPECT_EQ(out["tokens"], nlohmann::json::parse(from_files.out)["tokens"]);
+}
+
+}  // namespace
+}  // namespace strata
+
+namespace strata {
+namespace {
+
+// A node asked to load from a model source that accepts and then says
+// nothing kept neither its shard (dropped at once) nor its loads (the next
+// one waited behind the silent fetch). Now the held shard serves while the
+// fetch waits, and a later load replaces the fetch at once.
+TEST_F(ShardFetchTest, ASilentSourceNeitherDropsTheShardNorHoldsTheNextLoad) {
+  const int silent = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in at = {};
+  at.sin_family = AF_INET;
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(::bind(silent, reinterpret_cast<sockaddr*>(&at), sizeof at), 0);
+  ASSERT_EQ(::listen(silent, 16), 0);  // connections wait in the backlog, never answered
+  socklen_t len = sizeof at;
+  ::getsockname(silent, reinterpret_cast<sockaddr*>(&at), &len);
+  const std::string source = "http://127.0.0.1:" + std::to_string(ntohs(at.sin_port));
+  TempDir cache;
+  LocalClusterOptions o;
+  o.nodes = 1;
+  o.node_binary = testing::BinDir() + "/strata-node";
+  o.models_dirs = {testing::TempRoot()};
+  o.threads = 1;
+  o.extra_args = {"--cache-dir", cache.path()};
+  auto cluster = LocalCluster::Start(o);
+  ASSERT_TRUE(cluster.ok()) << cluster.status().message();
+  auto io = kj::setupAsyncIo();
+  auto link = testing::Connect(io, cluster.value()->addresses()[0], "");
+  testing::Load(io, *link, model_.path(), 0, 4);
+  testing::SetNext(io, *link, "", 0, 1);
+  testing::Opened s = testing::Open(io, *link, 64);
+  const uint32_t before = testing::SubmitTokens(io, s.session, 0, {1, 2, 3});
+  auto hanging = link->control.loadShardRequest();
+  auto spec = hanging.initSpec();
+  spec.initSource().setUrl(source);
+  spec.getSource().setModelId(manifest_.id);
+  spec.setFirstLayer(0);
+  spec.setEndLayer(2);
+  auto fetch = hanging.send();
+  // The fetch waits on the silent source; the shard held serves meanwhile.
+  EXPECT_EQ(testing::SubmitTokens(io, s.session, 3, {4}), testing::SubmitTokens(io, s.session, 3, {4}));
+  EXPECT_LT(before, static_cast<uint32_t>(TestModelSpec().vocab));
+  const auto t0 = std::chrono::steady_clock::now();
+  testing::Load(io, *link, model_.path(), 0, 2);  // the later load replaces the silent fetch
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(20)) << "it did not wait out the fetch";
+  const std::string error = testing::ErrorOf([&]() { fetch.wait(io.waitScope); });
+  EXPECT_NE(error.find("was replaced by a later load"), std::string::npos) << error;
+  ::close(silent);
 }
 
 }  // namespace

@@ -35,6 +35,10 @@ bool UnderModelRoots(const std::string& dir, const std::vector<std::string>& roo
   return false;
 }
 
+// A peer's text with every byte, an embedded NUL included (a plain
+// conversion stops at the first NUL: "m\0/../../etc" would read as "m").
+std::string WholeText(capnp::Text::Reader text) { return std::string(text.begin(), text.size()); }
+
 // Where a shard comes from: a directory on this node, or a coordinator's
 // model server (fetched into the cache, verified, first).
 struct ShardSource {
@@ -42,8 +46,9 @@ struct ShardSource {
   std::string url, model_id, token;
 };
 
-// Fetches the shard into the cache if it is not there (compute thread).
-Result<std::string> Fetched(NodeState* s, const ShardSource& source, const ShardOptions& options) {
+// Fetches the shard into the cache if it is not there (the fetch thread).
+Result<std::string> Fetched(NodeState* s, const ShardSource& source, const ShardOptions& options,
+                            std::shared_ptr<std::atomic<bool>> cancel) {
   if (s->options().cache_dir.empty()) return Status::Error("this node has no --cache-dir to fetch shards into");
   FetchOptions fetch;
   fetch.base_url = source.url;
@@ -51,11 +56,15 @@ Result<std::string> Fetched(NodeState* s, const ShardSource& source, const Shard
   fetch.cache_dir = s->options().cache_dir;
   fetch.cache_limit = s->options().cache_limit;
   fetch.progress = &s->fetch_progress;
+  fetch.cancel = cancel.get();
   s->fetch_progress.done = 0;
   s->fetch_progress.total = 0;
   const auto t0 = std::chrono::steady_clock::now();
   auto fetched = FetchShard(*s->options().env, fetch, source.model_id, options.first_layer, options.end_layer);
-  if (!fetched.ok()) return fetched.status();
+  if (!fetched.ok()) {
+    if (cancel->load()) return Status::Error("the fetch from " + EscapeText(source.url) + " was replaced by a later load");
+    return fetched.status();
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   spdlog::info("shard [{}, {}) of model {}: {} bytes fetched from {} in {:.3f} s ({:.1f} MiB/s), {} tensors fetched "
                "again after a bad hash",
@@ -65,46 +74,64 @@ Result<std::string> Fetched(NodeState* s, const ShardSource& source, const Shard
   return fetched->dir;
 }
 
+// Where the shard's files are: its directory, or (from a model source) the
+// cache once the fetch thread has them there. The shard held until now
+// stays, serving, while they come; a failed fetch leaves it as it was.
+kj::Promise<Result<std::string>> ShardFiles(NodeState* s, const ShardSource& source, const ShardOptions& options,
+                                            std::shared_ptr<std::atomic<bool>> cancel) {
+  if (source.url.empty()) return Result<std::string>(source.dir);
+  return s->fetcher().Run([s, source, options, cancel]() -> Result<std::string> {
+    try {
+      return Fetched(s, source, options, cancel);
+    } catch (const std::exception& e) {
+      return Status::Error("fetching the shard failed: " + EscapeText(e.what(), 200));
+    }
+  });
+}
+
 // Several coordinators may share a node: asking for the shard it holds keeps
-// it, and every open session with it. Anything else replaces the shard.
-kj::Promise<Result<LoadedShard>> LoadIfNeeded(kj::Own<NodeState> state, ShardSource source, ShardOptions options) {
-  const std::string dir = source.dir;
+// it, and every open session with it. Anything else replaces the shard, once
+// its files are here.
+kj::Promise<Result<LoadedShard>> LoadIfNeeded(kj::Own<NodeState> state, ShardSource source, ShardOptions options,
+                                              std::shared_ptr<std::atomic<bool>> cancel) {
   KJ_IF_MAYBE(held, state->shard) {
-    if (held->model_dir == dir && held->first_layer == options.first_layer && held->end_layer == options.end_layer &&
-        held->dtype == options.dtype) {
+    if (held->model_dir == source.dir && held->first_layer == options.first_layer &&
+        held->end_layer == options.end_layer && held->dtype == options.dtype) {
       return Result<LoadedShard>(*held);
     }
   }
-  spdlog::info("loading layers [{}, {}) of {} as {}", options.first_layer, options.end_layer, EscapeText(dir),
+  spdlog::info("loading layers [{}, {}) of {} as {}", options.first_layer, options.end_layer, EscapeText(source.dir),
                DTypeName(options.dtype));
-  state->ForgetSessions();  // the runtime drops the old shard's sessions with it
-  state->shard = nullptr;
   NodeState* s = state.get();
-  return s->compute()
-      .Run([s, source, options]() -> Result<LoadedShard> {
-        // Nothing thrown on the compute thread may poison the load chain.
-        try {
-          std::string from = source.dir;
-          if (!source.url.empty()) {
-            auto fetched = Fetched(s, source, options);
-            if (!fetched.ok()) return fetched.status();
-            from = fetched.value();
-          }
-          auto loaded = s->runtime().Load(from, options);
-          if (loaded.ok()) loaded->model_dir = source.dir;  // what a later loadShard names
-          return loaded;
-        } catch (const std::exception& e) {
-          return Status::Error("loading the shard failed: " + EscapeText(e.what(), 200));
-        }
+  return ShardFiles(s, source, options, cancel)
+      .then([state = kj::mv(state), source, options](Result<std::string>&& files) mutable
+            -> kj::Promise<Result<LoadedShard>> {
+        if (!files.ok()) return Result<LoadedShard>(files.status());
+        state->ForgetSessions();  // the runtime drops the old shard's sessions with it
+        state->shard = nullptr;
+        NodeState* s = state.get();
+        return s->compute()
+            .Run([s, from = files.value(), source, options]() -> Result<LoadedShard> {
+              // Nothing thrown on the compute thread may poison the load chain.
+              try {
+                auto loaded = s->runtime().Load(from, options);
+                if (loaded.ok()) loaded->model_dir = source.dir;  // what a later loadShard names
+                return loaded;
+              } catch (const std::exception& e) {
+                return Status::Error("loading the shard failed: " + EscapeText(e.what(), 200));
+              }
+            })
+            .then([state = kj::mv(state)](Result<LoadedShard>&& loaded) mutable {
+              if (loaded.ok()) {
+                state->shard = loaded.value();
+                spdlog::info("loaded layers [{}, {}): {} MiB of weights, resident {} MiB", loaded->first_layer,
+                             loaded->end_layer, loaded->weight_bytes >> 20, ResidentBytesOf() >> 20);
+              }
+              return kj::mv(loaded);
+            });
       })
-      .then([state = kj::mv(state)](Result<LoadedShard>&& loaded) mutable {
-        if (loaded.ok()) {
-          state->shard = loaded.value();
-          spdlog::info("loaded layers [{}, {}): {} MiB of weights, resident {} MiB", loaded->first_layer,
-                       loaded->end_layer, loaded->weight_bytes >> 20, ResidentBytesOf() >> 20);
-        } else {
-          spdlog::error("load failed: {}", loaded.status().message());
-        }
+      .then([](Result<LoadedShard>&& loaded) {
+        if (!loaded.ok()) spdlog::error("load failed: {}", loaded.status().message());
         return kj::mv(loaded);
       });
 }
@@ -179,7 +206,7 @@ class ControlImpl final : public wire::Control::Server {
   }
 
   kj::Promise<void> canOpen(CanOpenContext context) override {
-    const std::string dir = context.getParams().getModelDir();
+    const std::string dir = WholeText(context.getParams().getModelDir());
     if (dir.empty() || dir.size() > 4096 || dir.find('\0') != std::string::npos) {
       throw RpcError("canOpen: the model directory must be a path of 1..4096 bytes");
     }
@@ -213,7 +240,7 @@ class ControlImpl final : public wire::Control::Server {
       }
       source.dir = "model:" + source.model_id;
     } else {
-      source.dir = spec.getModelDir();
+      source.dir = WholeText(spec.getModelDir());
       if (source.dir.empty() || source.dir.size() > 4096 || source.dir.find('\0') != std::string::npos) {
         throw RpcError("loadShard: the model directory must be a path of 1..4096 bytes");
       }
@@ -223,11 +250,14 @@ class ControlImpl final : public wire::Control::Server {
       }
     }
     NodeState* state = state_.get();
+    // A fetch still in flight is for a load this one replaces: it stops now.
+    state->fetch_cancel->store(true);
+    state->fetch_cancel = std::make_shared<std::atomic<bool>>(false);
     // Loads run one after another: a request that arrives while another
     // loads waits for it, then finds the shard it wants already there.
     auto loaded = state->load_chain.addBranch()
-                      .then([ref = kj::addRef(*state_), source, options]() mutable {
-                        return LoadIfNeeded(kj::mv(ref), source, options);
+                      .then([ref = kj::addRef(*state_), source, options, cancel = state->fetch_cancel]() mutable {
+                        return LoadIfNeeded(kj::mv(ref), source, options, cancel);
                       })
                       .fork();
     // The chain must never reject, or every later load would fail with it.

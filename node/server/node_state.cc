@@ -46,6 +46,7 @@ NodeState::NodeState(const NodeOptions& options, kj::Timer& timer, kj::Network& 
     : options_(options), timer_(timer), network_(network), node_id_(RandomBytes(16)),
       compute_tier_(ComputeTier(options.device)), memory_(Budgets(options)),
       compute_([threads = options.threads]() { SetComputeThreads(threads); }), runtime_(memory_, compute_tier_, KvTiers{options.swap_dir, options.env, options.kv_policy, options.kv_int8}),
+      fetcher_([]() {}),
       batcher_(compute_, runtime_, timer_, error_handler_, options.max_batch),
       hand_on_(timer_, error_handler_, options.rpc_timeout_ms), quota_(options.queue), tasks_(error_handler_) {}
 

@@ -63,6 +63,9 @@ class NodeState final : public kj::Refcounted {
   kj::Timer& timer() { return timer_; }
   kj::Network& network() { return network_; }
   const ComputeThread& compute() const { return compute_; }
+  // Shard fetches run here, beside the compute thread: the shard being
+  // replaced keeps serving until the new one is in the cache.
+  const ComputeThread& fetcher() const { return fetcher_; }
   StageRuntime& runtime() { return runtime_; }  // compute thread only
   kj::TaskSet& tasks() { return tasks_; }
   StepBatcher& batcher() { return batcher_; }  // every step goes to the compute thread through it
@@ -93,7 +96,10 @@ class NodeState final : public kj::Refcounted {
   // sessions by capability (Control.submitBatch) can be resolved to them.
   capnp::CapabilityServerSet<wire::Session> session_caps;
   uint32_t stage_index = 0, stage_count = 1;
-  FetchProgress fetch_progress;            // the shard being fetched, if any (written on the compute thread)
+  FetchProgress fetch_progress;            // the shard being fetched, if any (written on the fetch thread)
+  // Set to stop the fetch in flight: a later loadShard replaces it, so a
+  // source that never answers cannot hold the node's loads.
+  std::shared_ptr<std::atomic<bool>> fetch_cancel = std::make_shared<std::atomic<bool>>(false);
   // Completes when the last requested load has finished; never rejects.
   kj::ForkedPromise<void> load_chain = kj::Promise<void>(kj::READY_NOW).fork();
 
@@ -110,6 +116,7 @@ class NodeState final : public kj::Refcounted {
   MemoryAccountant memory_;   // charged by runtime_ on the compute thread
   ComputeThread compute_;
   StageRuntime runtime_;
+  ComputeThread fetcher_;
   RateLimitedLog refusals_;
   ErrorHandler error_handler_;
   StepBatcher batcher_;
