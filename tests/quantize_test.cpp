@@ -15,6 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "coordinator/cluster/local_cluster.h"
 #include "storage/env.h"
 #include "storage/gguf.h"
 #include "tests/test_util.h"
@@ -121,19 +122,16 @@ TEST(QuantizeTest, NodesFetchTheirStagesOfAGgufFile) {
   testing::TempDir dir, caches, allowed;
   const std::string gguf = dir / "m.gguf";
   ASSERT_EQ(Quantize(DefaultModel(), "q4_k_m", gguf).exit_code, 0);
-  std::vector<std::unique_ptr<testing::Child>> nodes;
+  LocalClusterOptions o;
+  o.nodes = 3;
+  o.node_binary = BinDir() + "/strata-node";
+  o.threads = 1;
+  o.models_dirs = {allowed.path()};  // not where the file is: the nodes cannot open it by path
+  for (int i = 0; i < 3; ++i) o.node_args.push_back({"--cache-dir", caches / std::to_string(i)});
+  auto cluster = LocalCluster::Start(o);
+  ASSERT_TRUE(cluster.ok()) << cluster.status().message();
   std::string addresses;
-  for (int i = 0; i < 3; ++i) {
-    const std::string port = std::to_string(21000 + (::getpid() * 3 + i) % 30000);
-    nodes.push_back(std::make_unique<testing::Child>(std::vector<std::string>{
-        BinDir() + "/strata-node", "--listen", "127.0.0.1:" + port, "--threads", "1", "--no-discovery", "--cache-dir",
-        caches / std::to_string(i), "--models-dir", allowed.path()}));
-    addresses += (addresses.empty() ? "" : ",") + std::string("127.0.0.1:") + port;
-  }
-  for (int i = 0; i < 100; ++i) {  // until all three answer
-    if (RunProcess({BinDir() + "/strata", "status", "--nodes", addresses}, 30).exit_code == 0) break;
-    usleep(200000);
-  }
+  for (const auto& a : cluster.value()->addresses()) addresses += (addresses.empty() ? "" : ",") + a;
   auto run = [&](const std::vector<std::string>& how) {
     std::vector<std::string> argv = {BinDir() + "/strata", "generate", "--model", gguf, "--prompt", "And God said",
                                      "--max-tokens", "8", "--temperature", "0", "--json", "--connect-timeout-ms", "30000"};

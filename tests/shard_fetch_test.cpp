@@ -345,19 +345,16 @@ TEST_F(ShardFetchTest, TheCacheKeepsToItsLimitEvictingWholeModels) {
 // cannot read the model by path, and with --distribute.
 TEST_F(ShardFetchTest, NodesFetchTheirShardsAndGenerateAsFromTheFiles) {
   TempDir caches, allowed;
-  std::vector<std::unique_ptr<testing::Child>> nodes;
+  LocalClusterOptions o;
+  o.nodes = 3;
+  o.node_binary = testing::BinDir() + "/strata-node";
+  o.threads = 1;
+  o.models_dirs = {allowed.path()};  // the model is not under it: the nodes cannot open it by path
+  for (int i = 0; i < 3; ++i) o.node_args.push_back({"--cache-dir", caches / std::to_string(i)});
+  auto cluster = LocalCluster::Start(o);
+  ASSERT_TRUE(cluster.ok()) << cluster.status().message();
   std::string addresses;
-  for (int i = 0; i < 3; ++i) {
-    const std::string port = std::to_string(20000 + (::getpid() * 3 + i) % 30000);
-    nodes.push_back(std::make_unique<testing::Child>(std::vector<std::string>{
-        testing::BinDir() + "/strata-node", "--listen", "127.0.0.1:" + port, "--threads", "1", "--no-discovery",
-        "--cache-dir", caches / std::to_string(i), "--models-dir", allowed.path()}));
-    addresses += (addresses.empty() ? "" : ",") + std::string("127.0.0.1:") + port;
-  }
-  for (int i = 0; i < 100; ++i) {  // until all three answer
-    if (testing::RunProcess({testing::BinDir() + "/strata", "status", "--nodes", addresses}, 30).exit_code == 0) break;
-    usleep(200000);
-  }
+  for (const auto& a : cluster.value()->addresses()) addresses += (addresses.empty() ? "" : ",") + a;
   auto run = [&](const std::vector<std::string>& how) {
     std::vector<std::string> argv = {testing::BinDir() + "/strata", "generate", "--model", model_.path(), "--prompt",
                                      "hello", "--max-tokens", "6", "--json", "--connect-timeout-ms", "30000"};

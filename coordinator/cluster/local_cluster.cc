@@ -71,6 +71,9 @@ Result<std::unique_ptr<LocalCluster>> LocalCluster::Start(const LocalClusterOpti
       args.push_back(dir);
     }
     args.insert(args.end(), options.extra_args.begin(), options.extra_args.end());
+    if (static_cast<size_t>(i) < options.node_args.size()) {
+      args.insert(args.end(), options.node_args[i].begin(), options.node_args[i].end());
+    }
     // The secret travels in the environment, not argv: /proc/PID/cmdline is
     // world-readable, /proc/PID/environ is not.
     std::vector<std::string> env;

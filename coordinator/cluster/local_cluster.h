@@ -24,6 +24,7 @@ struct LocalClusterOptions {
   std::string secret;            // the cluster secret the nodes get (through their environment)
   std::string tls_cert, tls_key, tls_ca;  // set: the nodes speak TLS with these files
   std::vector<std::string> extra_args;    // more strata-node flags, for every node
+  std::vector<std::vector<std::string>> node_args;  // and for node i alone, where given
   bool discovery = false;                 // let the nodes beacon (a command's own nodes stay unannounced)
   // Measure each node's speed at its start. A command's own nodes share this
   // machine, so a plan splits them by memory anyway, and a calibration would
