@@ -65,7 +65,7 @@ struct NodeFlags {
   strata::ListenerLimits limits;
   strata::DiscoveryOptions discovery;
   strata::TlsFiles tls_files;
-  std::string listen, name, device, log_level = "info", secret_file, tls_dir, metrics_listen;
+  std::string listen, name, device, log_level = "info", secret_file, tls_dir, metrics_listen, coordinator_pub;
   std::string kv_dtype = "compute", kernels = "auto";
   std::vector<std::string> model_roots;
   bool insecure = false, tls = false, no_discovery = false, no_calibration = false;
@@ -144,6 +144,9 @@ void AddNetworkFlags(CLI::App& app, NodeFlags* f) {
 void AddSecurityFlags(CLI::App& app, NodeFlags* f) {
   app.add_option("--cluster-secret-file", f->secret_file,
                  "the cluster secret (mode 0600; `strata make-secret`); else $STRATA_CLUSTER_SECRET");
+  app.add_option("--coordinator-pub", f->coordinator_pub,
+                 "grant coordinator rights only to hellos signed with this key's private half "
+                 "(`strata make-secret --coordinator-key`); without it, any holder of the secret may coordinate");
   app.add_flag("--insecure", f->insecure, "without a secret, listen beyond loopback anyway (anyone may use the node)");
   app.add_flag("--tls", f->tls, "encrypt every RPC link with TLS (cluster CA certificates)");
   app.add_option("--tls-dir", f->tls_dir, "cert.pem, key.pem and ca.pem from `strata make-secret --tls`");
@@ -300,6 +303,13 @@ int main(int argc, char** argv) {
     cluster_tls = std::move(loaded.value());
     options.tls = cluster_tls.get();
   }
+  std::unique_ptr<strata::CoordinatorPub> coordinator_pub;
+  if (!f.coordinator_pub.empty()) {
+    auto loaded = strata::CoordinatorPub::Load(f.coordinator_pub);
+    if (!loaded.ok()) Die(loaded.status().message());
+    coordinator_pub = std::move(loaded.value());
+    options.coordinator_pub = coordinator_pub.get();
+  }
   kj::Own<kj::ConnectionReceiver> listener = Listen(io, "", f.listen);
   const std::string bound = strata::JoinHostPort(strata::HostOf(f.listen), listener->getPort());
   options.name = f.name.empty() ? bound : f.name;
@@ -309,6 +319,9 @@ int main(int argc, char** argv) {
                f.tls ? ", TLS" : "");
   strata::SelectKernels(f.kernels);  // before the compute thread starts
   spdlog::info("cpu: {}; kernels: {}", strata::CpuFeatures::Probe().ToString(), strata::ActiveKernels().Describe());
+  if (!options.secret.empty() && options.coordinator_pub == nullptr) {
+    spdlog::warn("no --coordinator-pub: any holder of the cluster secret may act as a coordinator here");
+  }
   if (options.secret.empty()) {
     spdlog::warn(f.insecure ? "--insecure: no cluster secret, and anyone who reaches {} may use this node"
                             : "no cluster secret: any local process may use this node (listening on loopback {} only)",

@@ -5,6 +5,7 @@
 
 #include "base/escape.h"
 #include "protocol/cluster_tls.h"
+#include "protocol/coordinator_key.h"
 #include "protocol/version.h"
 
 namespace strata {
@@ -67,8 +68,9 @@ kj::Promise<kj::Own<PeerLink>> ConnectPeer(kj::Network& network, kj::Timer& time
                                      "is it at its connection limit?)");
         });
   });
-  auto hello = challenged.then([raw, secret, client_nonce, role, self_name,
-                                address](capnp::Response<wire::Node::ChallengeResults>&& r) {
+  const CoordinatorKey* signer = role == wire::PeerRole::COORDINATOR ? security.coordinator_key : nullptr;
+  auto hello = challenged.then([raw, secret, client_nonce, role, self_name, address,
+                                signer](capnp::Response<wire::Node::ChallengeResults>&& r) {
     const Bytes server_nonce = ToBytes(r.getServerNonce());
     const Bytes server_proof = ToBytes(r.getServerProof());
     raw->node_id = ToBytes(r.getNodeId());
@@ -89,6 +91,11 @@ kj::Promise<kj::Own<PeerLink>> ConnectPeer(kj::Network& network, kj::Timer& time
       const Bytes proof = ClientProof(secret, kProtocolVersion, static_cast<uint32_t>(role), self_name, server_nonce,
                                       client_nonce);
       request.setClientProof(kj::arrayPtr(proof.data(), proof.size()));
+    }
+    if (signer != nullptr) {
+      const Bytes signature =
+          signer->Sign(CoordinatorTranscript(kProtocolVersion, raw->node_id, server_nonce, client_nonce, self_name));
+      request.setCoordinatorSignature(kj::arrayPtr(signature.data(), signature.size()));
     }
     return request.send();
   });

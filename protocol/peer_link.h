@@ -24,11 +24,13 @@
 namespace strata {
 
 class ClusterTls;
+class CoordinatorKey;
 
 // How this process proves itself; both fields are borrowed and may be null.
 struct LinkSecurity {
   const ClusterSecret* secret = nullptr;  // null or empty: no secret (insecure mode)
   ClusterTls* tls = nullptr;              // null: plain TCP
+  const CoordinatorKey* coordinator_key = nullptr;  // set: a coordinator's hello is signed with it
 };
 
 class PeerLink final : public kj::Refcounted {

@@ -146,10 +146,13 @@ interface Node {
   challenge @0 (protocolVersion :UInt32, clientNonce :Data) -> (serverNonce :Data, serverProof :Data, nodeId :Data);
   # Step one of the mutual handshake. serverProof = HMAC(secret, server
   # transcript) shows the node holds the secret (empty: the node has none).
-  hello @1 (protocolVersion :UInt32, peer :Text, role :PeerRole, clientProof :Data)
+  hello @1 (protocolVersion :UInt32, peer :Text, role :PeerRole, clientProof :Data, coordinatorSignature :Data)
       -> (info :NodeInfo, control :Control, upstream :Upstream);
   # Step two: clientProof = HMAC(secret, client transcript) over the nonce
   # this connection was just given. One hello per connection.
+  # coordinatorSignature: Ed25519 over the coordinator transcript
+  # (protocol/coordinator_key.h); a node started with --coordinator-pub
+  # answers a coordinator's hello only when it verifies.
 }
 
 interface Control {

@@ -24,6 +24,7 @@
 #include "coordinator/cli/tokenize_command.h"
 #include "coordinator/cluster/local_cluster.h"
 #include "coordinator/cluster/make_secret.h"
+#include "protocol/coordinator_key.h"
 
 namespace strata {
 namespace {
@@ -55,6 +56,9 @@ void AddSecurityFlags(FlagSet& f, ClusterFlags* c) {
   f.String("tls-cert", &c->tls_cert, "this member's certificate (PEM)");
   f.String("tls-key", &c->tls_key, "its private key (PEM)");
   f.String("tls-ca", &c->tls_ca, "the cluster CA certificate (PEM)");
+  f.String("coordinator-key", &c->coordinator_key,
+           "sign hellos with this coordinator key (`strata make-secret --coordinator-key`), for nodes that "
+           "grant coordinator rights only to it (--coordinator-pub); --local makes one for the run");
 }
 
 // Without --nodes, --cluster or --local, the nodes are those that beacon.
@@ -309,16 +313,20 @@ int Quantize(int argc, char** argv) {
 }
 
 int MakeSecret(int argc, char** argv) {
-  std::string out, tls_dir;
+  std::string out, tls_dir, coordinator_key;
   int64_t days = 825;
-  FlagSet f("strata make-secret --out FILE [--tls DIR]",
+  FlagSet f("strata make-secret --out FILE [--tls DIR] [--coordinator-key KEY]",
             "Writes a new random cluster secret to FILE (mode 0600). Give the same file to every\n"
             "strata-node and strata of the cluster with --cluster-secret-file FILE. With --tls DIR it also\n"
             "writes a cluster CA (ca.pem, ca.key) and a member certificate (cert.pem, key.pem) into DIR:\n"
-            "copy ca.pem, cert.pem and key.pem to every member and start them with --tls-dir DIR.");
+            "copy ca.pem, cert.pem and key.pem to every member and start them with --tls-dir DIR.\n"
+            "With --coordinator-key KEY it also writes an Ed25519 key pair, KEY (0600) and its .pub: start\n"
+            "the nodes with --coordinator-pub KEY.pub and the coordinator with --coordinator-key KEY, and\n"
+            "only the coordinator may load shards, link stages and open sessions; the secret alone makes a member.");
   f.String("out", &out, "the secret file to create (never overwritten)");
   f.String("tls", &tls_dir, "also write the cluster's TLS CA and member certificate into this directory");
   f.Int("days", &days, 1, 36500, "validity of the certificates in days");
+  f.String("coordinator-key", &coordinator_key, "also write a coordinator key pair (KEY and its .pub)");
   std::string error;
   bool help = false;
   if (!f.Parse(argc, argv, 2, &error, &help)) { std::cerr << "strata: " << error << "\n"; return 2; }
@@ -326,8 +334,12 @@ int MakeSecret(int argc, char** argv) {
   if (out.empty()) { std::cerr << "strata: --out FILE is required\n"; return 2; }
   Status st = WriteClusterSecret(out);
   if (st.ok() && !tls_dir.empty()) st = WriteClusterTls(tls_dir, static_cast<int>(days));
+  if (st.ok() && !coordinator_key.empty()) st = WriteCoordinatorKeys(coordinator_key, CoordinatorPubPath(coordinator_key));
   if (!st.ok()) { std::cerr << "strata: " << st.message() << "\n"; return 1; }
-  std::cerr << "wrote " << out << (tls_dir.empty() ? "" : " and the cluster TLS files in " + tls_dir) << "\n";
+  std::cerr << "wrote " << out << (tls_dir.empty() ? "" : " and the cluster TLS files in " + tls_dir)
+            << (coordinator_key.empty() ? "" : " and the coordinator key " + coordinator_key + " (public: " +
+                                                   CoordinatorPubPath(coordinator_key) + ")")
+            << "\n";
   return 0;
 }
 

@@ -23,6 +23,7 @@ struct ClusterFlags {
   std::string secret_file;    // --cluster-secret-file (else $STRATA_CLUSTER_SECRET)
   bool tls = false;
   std::string tls_dir, tls_cert, tls_key, tls_ca;
+  std::string coordinator_key;  // --coordinator-key: signs this process's hellos as coordinator
   DiscoveryOptions discovery;       // group and cluster name (the port is discovery_port)
   std::string kv_dtype;       // --local nodes' --kv-dtype ("": theirs)
   int64_t discovery_port = 7788;

@@ -57,6 +57,7 @@ Result<Cluster> StartCluster(const ClusterFlags& flags, const Credentials& crede
   if (flags.local > 0) {
     LocalClusterOptions options;
     options.secret = credentials.secret.Hex();
+    if (!credentials.coordinator_pub.empty()) options.extra_args = {"--coordinator-pub", credentials.coordinator_pub};
     if (credentials.tls) {
       options.tls_cert = credentials.tls_files.cert;
       options.tls_key = credentials.tls_files.key;

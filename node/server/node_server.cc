@@ -475,6 +475,12 @@ class NodeImpl final : public wire::Node::Server {
         throw Refuse("a hello that does not prove the cluster secret");
       }
     }
+    const CoordinatorPub* pub = state_->options().coordinator_pub;
+    if (role == wire::PeerRole::COORDINATOR && pub != nullptr &&
+        !pub->Verify(CoordinatorTranscript(kProtocolVersion, state_->node_id(), server_nonce_, client_nonce_, peer),
+                     ToBytes(params.getCoordinatorSignature()))) {
+      throw Refuse("a coordinator's hello not signed with this cluster's coordinator key (--coordinator-key)");
+    }
     connection_->authenticated = true;
     spdlog::info("hello from {} at {} as {}", EscapeText(peer, 64), connection_->peer,
                  role == wire::PeerRole::COORDINATOR ? "coordinator" : "stage");

@@ -17,6 +17,7 @@
 #include "storage/env.h"
 #include "strata.capnp.h"
 #include "node/server/step_quota.h"
+#include "protocol/coordinator_key.h"
 
 namespace strata {
 
@@ -36,6 +37,10 @@ struct NodeOptions {
   QuotaLimits queue;                  // steps taken but not yet run (node/server/step_quota)
   ClusterSecret secret;               // empty: no secret (loopback or --insecure)
   ClusterTls* tls = nullptr;          // borrowed from main(); null: plain TCP
+  // Set (borrowed from main()): a coordinator's hello must be signed with
+  // the matching key (protocol/coordinator_key); the secret alone makes a
+  // member, which gets only the upstream link.
+  const CoordinatorPub* coordinator_pub = nullptr;
   // The NVMe tier: KV pages of the least valuable sessions go to a swap file
   // in swap_dir when RAM is short (empty: no NVMe tier), up to swap_budget.
   std::string swap_dir;
