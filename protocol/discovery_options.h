@@ -12,6 +12,10 @@ struct DiscoveryOptions {
   uint16_t port = 7788;
   std::string cluster = "strata";
   uint32_t interval_ms = 1000;          // a node beacons this often; a listener forgets it after 3.5 intervals
+  // A listener without a cluster secret takes unsigned beacons only from
+  // this machine: anyone on the LAN could otherwise add a stage that sees
+  // the prompt or forges the output. True: from the whole LAN (--insecure-discovery).
+  bool insecure = false;
 };
 
 }  // namespace strata

@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=60
 JOBS=2
 MAKE_SEEDS=0
-ALL=(safetensors_fuzz gguf_fuzz config_json_fuzz tokenizer_config_fuzz tokenizer_json_fuzz jinja_fuzz chat_request_fuzz tensor_codec_fuzz stage_rpc_fuzz beacon_fuzz)
+ALL=(safetensors_fuzz gguf_fuzz config_json_fuzz tokenizer_config_fuzz tokenizer_json_fuzz jinja_fuzz chat_request_fuzz http_request_fuzz tensor_codec_fuzz stage_rpc_fuzz beacon_fuzz)
 NAMES=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -44,8 +44,8 @@ run_one() {  # NAME: runs one fuzzer, prints one result line
     -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="build-fuzz/crashes/$name/" "${extra[@]}" \
     "build-fuzz/corpus/$name" "tests/fuzz/corpus/$name" >"$log" 2>&1 || rc=$?
   local execs cov crashes
-  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
-  cov=$(grep -o 'cov: [0-9]*' "$log" | tail -n1 | grep -o '[0-9]*' || echo 0)
+  execs=$(grep -ao 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo 0)
+  cov=$(grep -ao 'cov: [0-9]*' "$log" | tail -n1 | grep -o '[0-9]*' || echo 0)
   crashes=$(find "build-fuzz/crashes/$name" -type f | wc -l)
   printf '%-24s %-8s execs %-10s cov %-6s crash files %s\n' "$name" "$([ $rc = 0 ] && echo ok || echo FAILED)" \
     "${execs:-0}" "${cov:-0}" "$crashes"

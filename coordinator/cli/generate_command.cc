@@ -356,7 +356,7 @@ int RunGenerate(const GenerateFlags& flags) {
   std::random_device rd;
   const uint64_t session = (static_cast<uint64_t>(rd()) << 32) ^ rd();
   try {
-    Pipeline pipeline(env, env.Await(ConnectNodes(env, cluster->addresses), 0, ""),
+    Pipeline pipeline(env, env.Await(ConnectNodes(env, cluster->addresses, cluster->discovered), 0, ""),
                       static_cast<uint32_t>(in.model.checkpoint->config().vocab_size));
     const auto capacities = pipeline.Capacities();
     ShardPlan plan;

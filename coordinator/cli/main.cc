@@ -67,6 +67,9 @@ void AddDiscoveryFlags(FlagSet& f, ClusterFlags* c) {
   f.String("discovery-group", &c->discovery.group, "discovery: the IPv4 multicast group nodes beacon to");
   f.Int("discovery-port", &c->discovery_port, 1, 65535, "discovery: the UDP port of the group");
   f.UInt64("discovery-wait-ms", &c->discovery_wait_ms, "discovery: how long to listen for beacons");
+  f.Bool("insecure-discovery", &c->discovery.insecure,
+         "discovery without a cluster secret: take unsigned beacons from other machines too (anyone on the LAN "
+         "could then add a stage)");
 }
 
 void AddClusterFlags(FlagSet& f, ClusterFlags* c) {

@@ -32,7 +32,7 @@ int RunPlan(const GenerateFlags& flags) {
     const std::vector<std::string>& addresses = members->addresses;
     RpcEnv env(io, Timeouts{}, credentials->security());
     try {
-      capacities = Pipeline(env, env.Await(ConnectNodes(env, addresses), 0, ""),
+      capacities = Pipeline(env, env.Await(ConnectNodes(env, addresses, UsesDiscovery(flags.cluster)), 0, ""),
                             static_cast<uint32_t>(ckpt->config().vocab_size))
                        .Capacities();
     } catch (const PipelineError& e) {

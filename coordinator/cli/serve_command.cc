@@ -180,7 +180,7 @@ int RunServe(const ServeFlags& flags) {
   if (!cluster.ok()) return Fail(cluster.status().message());
   RpcEnv env(io, TimeoutsOf(c), credentials->security());
   try {
-    Pipeline pipeline(env, env.Await(ConnectNodes(env, cluster->addresses), 0, ""),
+    Pipeline pipeline(env, env.Await(ConnectNodes(env, cluster->addresses, cluster->discovered), 0, ""),
                       static_cast<uint32_t>(m.model.checkpoint->config().vocab_size));
     Status loaded = PlanAndLoad(flags, m, env, pipeline);
     if (!loaded.ok()) return Fail(loaded.message());

@@ -80,6 +80,7 @@ Result<Cluster> StartCluster(const ClusterFlags& flags, const Credentials& crede
   if (!members.ok()) return members.status();
   spdlog::info("{} nodes from {}", members->addresses.size(), members->source);
   c.addresses = members->addresses;
+  c.discovered = UsesDiscovery(flags);
   return c;
 }
 

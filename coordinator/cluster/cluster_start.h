@@ -41,6 +41,7 @@ Timeouts TimeoutsOf(const ClusterFlags& flags);
 struct Cluster {
   std::unique_ptr<LocalCluster> local;
   std::vector<std::string> addresses;
+  bool discovered = false;  // by beacons: a member that does not answer is left out, not fatal
 };
 
 // `models_dir` ("": none) is where this command's own local nodes may read

@@ -48,8 +48,12 @@ struct DiscoveryListener::Impl {
   }
 
   void Accept(size_t n) {
-    auto beacon = DecodeBeacon(buffer.data(), n, secret);
     MutexLock lock(&mu);
+    if (secret.empty() && !options.insecure && !from.address().is_loopback()) {
+      ++stats.off_host;  // an unsigned beacon proves nothing: only this machine's are taken
+      return;
+    }
+    auto beacon = DecodeBeacon(buffer.data(), n, secret);
     if (!beacon.ok()) {
       const std::string& why = beacon.status().message();
       (why.find("MAC") != std::string::npos || why.find("signed") != std::string::npos ? stats.forged : stats.malformed)++;
@@ -158,11 +162,18 @@ std::vector<Member> DiscoveryListener::Members() {
   MutexLock lock(&impl_->mu);
   impl_->Expire();
   const auto now = Clock::now();
-  std::vector<Member> out;
+  // One member per address: the one heard from last (a node that restarted
+  // has a new id; a replayed beacon of the old one makes no second stage).
+  std::map<std::string, const Impl::Entry*> by_address;
   for (auto& [id, e] : impl_->members) {
-    Member m = e.member;
-    m.seen_ago_s = std::chrono::duration<double>(now - e.last).count();
-    m.age_s = std::chrono::duration<double>(now - e.first).count();
+    const Impl::Entry*& best = by_address[e.member.address];
+    if (best == nullptr || e.last > best->last) best = &e;
+  }
+  std::vector<Member> out;
+  for (const auto& [address, e] : by_address) {
+    Member m = e->member;
+    m.seen_ago_s = std::chrono::duration<double>(now - e->last).count();
+    m.age_s = std::chrono::duration<double>(now - e->first).count();
     out.push_back(m);
   }
   std::sort(out.begin(), out.end(), [](const Member& a, const Member& b) {

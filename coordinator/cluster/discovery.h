@@ -38,6 +38,7 @@ struct DiscoveryStats {
   uint64_t forged = 0;         // a bad or missing MAC
   uint64_t other_cluster = 0;
   uint64_t replayed = 0;
+  uint64_t off_host = 0;       // unsigned, from another machine, to a listener without a secret
   uint64_t joins = 0, leaves = 0;
 };
 

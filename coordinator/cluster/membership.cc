@@ -75,9 +75,10 @@ Result<Members> ResolveMembers(const ClusterFlags& flags, const ClusterSecret& s
   if (members.addresses.empty()) {
     const DiscoveryStats s = listener.value()->stats();
     std::string dropped;
-    if (s.forged + s.malformed + s.other_cluster + s.replayed > 0) {
+    if (s.forged + s.malformed + s.other_cluster + s.replayed + s.off_host > 0) {
       dropped = " (ignored: " + std::to_string(s.forged) + " forged or unsigned, " + std::to_string(s.other_cluster) +
-                " of other clusters, " + std::to_string(s.malformed) + " malformed)";
+                " of other clusters, " + std::to_string(s.malformed) + " malformed, " + std::to_string(s.off_host) +
+                " unsigned from other machines: give a cluster secret, or --insecure-discovery)";
     }
     return Status::Error("no nodes: none beaconed in cluster '" + flags.discovery.cluster + "' on " +
                          options.group + ":" + std::to_string(options.port) + " within " +

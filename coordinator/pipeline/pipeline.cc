@@ -5,6 +5,7 @@
 #include <unistd.h>
 #include <kj/async-unix.h>
 #include <kj/debug.h>
+#include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <cstdio>
@@ -109,7 +110,8 @@ template std::vector<std::string> RpcEnv::Await<std::vector<std::string>>(
     kj::Promise<std::vector<std::string>>&& promise, uint32_t timeout_ms, const std::string& what);
 
 kj::Promise<std::vector<std::unique_ptr<NodeConnection>>> ConnectNodes(RpcEnv& env,
-                                                                       const std::vector<std::string>& addresses) {
+                                                                       const std::vector<std::string>& addresses,
+                                                                       bool leave_out_unreachable) {
   // All at once; a failure is kept until every hello ends, so the one
   // reported is the first node in order that did not answer.
   kj::Vector<kj::Promise<kj::Maybe<kj::Exception>>> hellos;
@@ -124,12 +126,23 @@ kj::Promise<std::vector<std::unique_ptr<NodeConnection>>> ConnectNodes(RpcEnv& e
                          [](kj::Exception&& e) -> kj::Maybe<kj::Exception> { return kj::mv(e); }));
   }
   return kj::joinPromises(hellos.releaseAsArray())
-      .then([nodes = kj::mv(nodes)](kj::Array<kj::Maybe<kj::Exception>> failures) mutable
+      .then([nodes = kj::mv(nodes), leave_out_unreachable](kj::Array<kj::Maybe<kj::Exception>> failures) mutable
             -> kj::Promise<std::vector<std::unique_ptr<NodeConnection>>> {
-        for (auto& f : failures) {
-          KJ_IF_MAYBE(e, f) { return kj::mv(*e); }
+        std::vector<std::unique_ptr<NodeConnection>> answered;
+        kj::Maybe<kj::Exception> first;
+        for (size_t i = 0; i < failures.size(); ++i) {
+          KJ_IF_MAYBE(e, failures[i]) {
+            if (!leave_out_unreachable) return kj::mv(*e);
+            spdlog::warn("left out: {}", ExceptionText(*e));
+            if (first == nullptr) first = kj::mv(*e);
+          } else {
+            answered.push_back(std::move((*nodes)[i]));
+          }
         }
-        return std::move(*nodes);
+        KJ_IF_MAYBE(e, first) {
+          if (answered.empty()) return kj::mv(*e);
+        }
+        return answered;
       });
 }
 

@@ -94,8 +94,12 @@ class NodeConnection {
 
 // Connects to every address at once; the connections come in the addresses'
 // order, or a failure naming the first node in that order that did not answer.
+// `leave_out_unreachable` (discovered members: one that stopped still beacons
+// for a few seconds): a node that does not answer is logged and left out,
+// and only none answering fails.
 kj::Promise<std::vector<std::unique_ptr<NodeConnection>>> ConnectNodes(RpcEnv& env,
-                                                                       const std::vector<std::string>& addresses);
+                                                                       const std::vector<std::string>& addresses,
+                                                                       bool leave_out_unreachable = false);
 
 
 struct SamplingParams {
