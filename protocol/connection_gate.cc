@@ -56,7 +56,11 @@ kj::Promise<void> ConnectionGate::Run(kj::ConnectionReceiver& receiver) {
 kj::Promise<void> ConnectionGate::Admit(kj::Own<kj::AsyncIoStream> stream) {
   const std::string peer = PeerIp(*stream);
   uint32_t& from_peer = per_peer_[peer];
-  if (open_ >= limits_.max_connections || from_peer >= limits_.max_per_peer) {
+  bool full = open_ >= limits_.max_connections;
+  if (full && from_peer < limits_.max_per_peer) {
+    KJ_IF_MAYBE(evict, evict_) { full = !(*evict)(); }  // its slot frees as it closes, a turn later
+  }
+  if (full || from_peer >= limits_.max_per_peer) {
     if (from_peer == 0) per_peer_.erase(peer);
     ++refused_;
     if (log_.ShouldLog("full " + peer)) {

@@ -45,6 +45,11 @@ class ConnectionGate {
   // does); resolves when it closes.
   kj::Promise<void> Admit(kj::Own<kj::AsyncIoStream> stream);
 
+  // When every connection is taken: `evict` may close one that matters less
+  // (the node's: the oldest that has not proved the secret) and return true,
+  // and the newcomer is let in; false: the newcomer is refused.
+  void SetEvictor(kj::Function<bool()> evict) { evict_ = kj::mv(evict); }
+
   uint32_t open() const { return open_; }
   uint64_t refused() const { return refused_; }  // over a limit, since the start
 
@@ -59,6 +64,7 @@ class ConnectionGate {
   const GateLimits limits_;
   const std::string door_;
   Serve serve_;
+  kj::Maybe<kj::Function<bool()>> evict_;
   uint32_t open_ = 0;                         // connections being served
   uint64_t refused_ = 0;
   std::map<std::string, uint32_t> per_peer_;  // open connections per remote IP

@@ -75,10 +75,15 @@ class ConnectionState final : public kj::Refcounted {
   const std::string peer;       // the remote IP, for logs and per-peer limits
   bool authenticated = false;
 
-  // Asks the listener to close the connection now (a stranger over budget).
-  void CutOff() {
-    if (cut_off_->isWaiting()) cut_off_->fulfill();
+  // Asks the listener to close the connection now: a stranger over its
+  // byte budget, or (`evicted`) the oldest without a hello when the node is full.
+  void CutOff(bool evicted = false) {
+    if (!cut_off_->isWaiting()) return;
+    this->evicted = evicted;
+    cut_off_->fulfill();
   }
+  bool cut() { return !cut_off_->isWaiting(); }
+  bool evicted = false;
   // Resolves on CutOff(); the listener takes it once.
   kj::Promise<void> OnCutOff() { return kj::mv(on_cut_off_); }
 

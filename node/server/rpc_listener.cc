@@ -76,11 +76,29 @@ RpcListener::RpcListener(kj::ConnectionReceiver& receiver, kj::Timer& timer, Clu
                          const ListenerLimits& limits, NodeServer& server)
     : receiver_(receiver), timer_(timer), tls_(tls), limits_(limits), server_(server),
       gate_(timer, GateLimits{limits.max_connections, limits.max_per_peer}, "node",
-            [this](kj::Own<kj::AsyncIoStream> stream, const std::string& peer) { return Greet(kj::mv(stream), peer); }) {}
+            [this](kj::Own<kj::AsyncIoStream> stream, const std::string& peer) { return Greet(kj::mv(stream), peer); }) {
+  gate_.SetEvictor([this]() { return EvictOldestStranger(); });
+}
 
 RpcListener::~RpcListener() = default;
 
 kj::Promise<void> RpcListener::Run() { return gate_.Run(receiver_); }
+
+// The node is full: the connection waiting longest for its hello goes, so
+// silent strangers from many addresses cannot keep a member out until their
+// hello deadline.
+bool RpcListener::EvictOldestStranger() {
+  while (!strangers_.empty()) {
+    kj::Own<ConnectionState> oldest = kj::mv(strangers_.front());
+    strangers_.pop_front();
+    if (oldest->authenticated || oldest->cut()) continue;
+    spdlog::info("closed a connection from {} to make room: no authenticated hello yet, and the node is full",
+                 oldest->peer);
+    oldest->CutOff(/*evicted=*/true);
+    return true;
+  }
+  return false;
+}
 
 kj::Promise<void> RpcListener::Admit(kj::Own<kj::AsyncIoStream> stream) { return gate_.Admit(kj::mv(stream)); }
 
@@ -88,6 +106,14 @@ kj::Promise<void> RpcListener::Admit(kj::Own<kj::AsyncIoStream> stream) { return
 // the deadline and the pre-hello byte budget, then RPC.
 kj::Promise<void> RpcListener::Greet(kj::Own<kj::AsyncIoStream> stream, const std::string& peer) {
   auto state = kj::refcounted<ConnectionState>(peer);
+  if (strangers_.size() >= 2 * static_cast<size_t>(limits_.max_connections)) {  // drop the settled ones
+    std::deque<kj::Own<ConnectionState>> waiting;
+    for (auto& s : strangers_) {
+      if (!s->authenticated && !s->cut()) waiting.push_back(kj::mv(s));
+    }
+    strangers_ = kj::mv(waiting);
+  }
+  strangers_.push_back(kj::addRef(*state));
   kj::Promise<kj::Own<kj::AsyncIoStream>> ready =
       tls_ != nullptr ? tls_->context().wrapServer(kj::mv(stream))
                       : kj::Promise<kj::Own<kj::AsyncIoStream>>(kj::mv(stream));
@@ -103,8 +129,9 @@ kj::Promise<void> RpcListener::Greet(kj::Own<kj::AsyncIoStream> stream, const st
                         return kj::READY_NOW;
                       });
   const uint64_t budget = limits_.pre_auth_bytes;
-  auto cut_off = state->OnCutOff().then([peer, budget]() {
-    spdlog::info("closed a connection from {}: it sent over {} bytes before an authenticated hello", peer, budget);
+  auto cut_off = state->OnCutOff().then([state = kj::addRef(*state), budget]() {
+    if (state->evicted) return;  // logged where it was chosen
+    spdlog::info("closed a connection from {}: it sent over {} bytes before an authenticated hello", state->peer, budget);
   });
   return served.exclusiveJoin(kj::mv(deadline)).exclusiveJoin(kj::mv(cut_off));
 }

@@ -17,6 +17,7 @@
 #include <kj/timer.h>
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 
@@ -50,6 +51,7 @@ class RpcListener {
  private:
   class Connection;
   kj::Promise<void> Greet(kj::Own<kj::AsyncIoStream> stream, const std::string& peer);
+  bool EvictOldestStranger();
   kj::Promise<void> Serve(kj::Own<kj::AsyncIoStream> stream, kj::Own<ConnectionState> state);
 
   kj::ConnectionReceiver& receiver_;
@@ -57,6 +59,7 @@ class RpcListener {
   ClusterTls* tls_;  // borrowed; null: plain TCP
   ListenerLimits limits_;
   NodeServer& server_;
+  std::deque<kj::Own<ConnectionState>> strangers_;  // in arrival order; some may have proved themselves since
   ConnectionGate gate_;  // last: its connections use the members above
 };
 
