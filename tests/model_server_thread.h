@@ -10,6 +10,7 @@
 #include <string>
 
 #include "coordinator/cluster/model_server.h"
+#include "protocol/peer_auth.h"
 
 namespace strata {
 namespace testing {
@@ -17,14 +18,16 @@ namespace testing {
 // A ModelServer on a thread of its own (its own event loop), on loopback.
 class ServerThread {
  public:
+  // `cluster` (may be empty): ModelTokens of it are let in too.
   ServerThread(const std::string& dir, const ModelManifest& manifest, const std::string& token, ServeFaults faults,
-               const std::string& repo_id = "") {
+               const std::string& repo_id = "", ClusterSecret cluster = ClusterSecret()) {
     std::promise<int> port;
     auto ready = port.get_future();
-    thread_ = std::make_unique<kj::Thread>([this, &port, dir, manifest, token, faults, repo_id]() {
+    thread_ = std::make_unique<kj::Thread>([this, &port, dir, manifest, token, faults, repo_id, cluster]() {
       auto io = kj::setupAsyncIo();
       auto receiver = io.provider->getNetwork().parseAddress("127.0.0.1:0").wait(io.waitScope)->listen();
       ModelServer server(io.provider->getTimer(), dir, manifest, token, faults, repo_id);
+      server.AcceptClusterTokens(cluster);
       auto listening = server.Listen(*receiver).eagerlyEvaluate(nullptr);
       port.set_value(static_cast<int>(receiver->getPort()));
       // Waiting on the timer runs the loop, and with it the server.

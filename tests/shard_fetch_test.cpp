@@ -22,6 +22,7 @@
 
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <filesystem>
 #include <future>
@@ -271,6 +272,31 @@ TEST_F(ShardFetchTest, ServerErrorsAndEarlyClosesAreRetriedThenReported) {
   EXPECT_NE(unreachable.status().message().find("cannot get the model manifest from http://127.0.0.1:1"),
             std::string::npos)
       << unreachable.status().message();
+}
+
+// A cluster's model server lets in a ModelToken: one for this model, not
+// expired. One for another model, a lapsed one, or a made-up one gets
+// nothing; the manifest is public, so a coordinator can name the model.
+TEST_F(ShardFetchTest, AModelTokenOpensOneModelUntilItLapses) {
+  const ClusterSecret secret(Bytes(32, 5));
+  ServerThread server(model_.path(), manifest_, "", {}, "", secret);
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  FetchOptions o = Options(server.url());
+  EXPECT_TRUE(GetRemoteManifest(o).ok()) << "the manifest needs no token";
+  for (const std::string& token : {std::string(), ModelToken(secret, std::string(64, 'b'), now + 600),
+                                   ModelToken(secret, manifest_.id, now - 1),
+                                   ModelToken(ClusterSecret(Bytes(32, 6)), manifest_.id, now + 600),
+                                   std::string(80, 'f')}) {
+    o.token = token;
+    auto refused = FetchShard(posix_, o, manifest_.id, 0, 2);
+    ASSERT_FALSE(refused.ok()) << token;
+    EXPECT_NE(refused.status().message().find("HTTP 401"), std::string::npos) << refused.status().message();
+  }
+  o.token = ModelToken(secret, manifest_.id, now + 600);
+  EXPECT_TRUE(ModelTokenValid(secret, manifest_.id, o.token, now));
+  EXPECT_FALSE(ModelTokenValid(secret, manifest_.id, o.token, now + 601)) << "it lapses";
+  auto fetched = FetchShard(posix_, o, manifest_.id, 0, 2);
+  EXPECT_TRUE(fetched.ok()) << fetched.status().message();
 }
 
 TEST_F(ShardFetchTest, AWrongTokenGetsNothing) {

@@ -61,8 +61,9 @@ int ServeModel(int argc, char** argv) {
     return 1;
   }
   const std::string id = manifest->id;
-  ModelServer server(io.provider->getTimer(), ManifestFilesDir(model), std::move(manifest.value()), ModelToken(secret.value()), ServeFaults{},
+  ModelServer server(io.provider->getTimer(), ManifestFilesDir(model), std::move(manifest.value()), "", ServeFaults{},
                      repo_id);
+  server.AcceptClusterTokens(secret.value());
   // One line a reader can parse: where it serves and what.
   std::cout << "serving model " << id << " on " << JoinHostPort(bind->host, receiver->getPort()) << std::endl;
   auto serving = server.Listen(*receiver);

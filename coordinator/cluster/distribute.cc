@@ -66,10 +66,11 @@ Result<std::unique_ptr<ModelDistribution>> ModelDistribution::Start(kj::AsyncIoC
   })) {
     return Status::Error("cannot serve the model on " + EscapeText(bind) + ": " + e->getDescription().cStr());
   }
-  const std::string token = ModelToken(secret);
+  const std::string token = ModelToken(secret, manifest->id, std::time(nullptr) + kModelTokenSeconds);
   d->source_ = Pipeline::Source{"http://" + host + ":" + std::to_string(d->receiver_->getPort()), manifest->id, token};
   d->server_ = std::make_unique<ModelServer>(io.provider->getTimer(), ManifestFilesDir(model_dir),
-                                            std::move(manifest.value()), token);
+                                            std::move(manifest.value()), "");
+  d->server_->AcceptClusterTokens(secret);
   d->serving_ = d->server_->Listen(*d->receiver_).eagerlyEvaluate([](kj::Exception&& e) {
     spdlog::warn("model server stopped: {}", EscapeText(e.getDescription().cStr()));
   });
@@ -80,13 +81,14 @@ Result<std::unique_ptr<ModelDistribution>> ModelDistribution::Start(kj::AsyncIoC
 Result<std::unique_ptr<ModelDistribution>> ModelDistribution::UseServer(const std::string& url,
                                                                         const ClusterSecret& secret) {
   if (url.rfind("http://", 0) != 0 || url.size() > 512) return Status::Error("--model-server wants http://HOST:PORT");
+  // The manifest is public (it names the model); its files want a token for it.
   FetchOptions o;
   o.base_url = url;
-  o.token = ModelToken(secret);
   auto manifest = GetRemoteManifest(o);
   if (!manifest.ok()) return manifest.status();
   std::unique_ptr<ModelDistribution> d(new ModelDistribution());
-  d->source_ = Pipeline::Source{url, manifest->id, o.token};
+  d->source_ = Pipeline::Source{url, manifest->id,
+                                ModelToken(secret, manifest->id, std::time(nullptr) + kModelTokenSeconds)};
   spdlog::info("nodes fetch model {} from {}", manifest->id.substr(0, 12), EscapeText(url));
   return d;
 }

@@ -5,6 +5,7 @@
 
 #include <kj/debug.h>
 
+#include <ctime>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -68,11 +69,31 @@ std::vector<HubFile> HubFiles(const std::string& dir, const ModelManifest& manif
 
 }  // namespace
 
-std::string ModelToken(const ClusterSecret& secret) {
+namespace {
+
+Bytes ModelMac(const ClusterSecret& secret, const std::string& model_id, const std::string& expiry_hex) {
+  const std::string text = "strata-model-v2\n" + model_id + "\n" + expiry_hex;
+  return Hmac(secret, Bytes(text.begin(), text.end()));
+}
+
+}  // namespace
+
+std::string ModelToken(const ClusterSecret& secret, const std::string& model_id, int64_t expires_unix) {
   if (secret.empty()) return "";
-  const std::string label = "strata-model-v1";
-  const Bytes mac = Hmac(secret, Bytes(label.begin(), label.end()));
-  return HexEncode(mac.data(), mac.size());
+  char expiry[17];
+  std::snprintf(expiry, sizeof expiry, "%016llx", static_cast<unsigned long long>(expires_unix));
+  const Bytes mac = ModelMac(secret, model_id, expiry);
+  return std::string(expiry) + HexEncode(mac.data(), mac.size());
+}
+
+bool ModelTokenValid(const ClusterSecret& secret, const std::string& model_id, const std::string& token,
+                     int64_t now_unix) {
+  if (secret.empty() || token.size() != 16 + 64) return false;
+  const std::string expiry = token.substr(0, 16);
+  if (!IsLowerHex(expiry, 16) || static_cast<int64_t>(std::stoull(expiry, nullptr, 16)) <= now_unix) return false;
+  const Bytes mac = ModelMac(secret, model_id, expiry);
+  const std::string want = expiry + HexEncode(mac.data(), mac.size());
+  return ProofsEqual(Bytes(token.begin(), token.end()), Bytes(want.begin(), want.end()));
 }
 
 struct ModelServer::Impl final : public kj::HttpService {
@@ -147,15 +168,31 @@ struct ModelServer::Impl final : public kj::HttpService {
     return builder.build();
   }
 
+  // The static token (a hub's), or a ModelToken of the cluster for this model.
+  bool Authorized(kj::Maybe<kj::StringPtr> header) const {
+    if (token.empty() && cluster_secret == nullptr) return true;
+    if (!token.empty() && BearerTokenMatches(header, token)) return true;
+    KJ_IF_MAYBE(secret, cluster_secret) {
+      KJ_IF_MAYBE(h, header) {
+        const std::string text = h->cStr();
+        const std::string prefix = "Bearer ";
+        if (text.rfind(prefix, 0) != 0) return false;
+        return ModelTokenValid(*secret, manifest.id, text.substr(prefix.size()), static_cast<int64_t>(std::time(nullptr)));
+      }
+    }
+    return false;
+  }
+
   kj::Promise<void> request(kj::HttpMethod method, kj::StringPtr url, const kj::HttpHeaders& headers,
                             kj::AsyncInputStream&, Response& response) override {
     if (method != kj::HttpMethod::GET && method != kj::HttpMethod::HEAD) {
       return response.sendError(405, "Method Not Allowed", *table);
     }
-    if (!token.empty() && !BearerTokenMatches(headers.get(authorization), token)) {
-      return response.sendError(401, "Unauthorized", *table);
-    }
     const std::string path = url.cStr();
+    // A cluster's server shows its manifest to anyone (it names the model, so
+    // a coordinator can make a token for it); its bytes only with a token.
+    const bool open_manifest = path == "/manifest" && token.empty();
+    if (!open_manifest && !Authorized(headers.get(authorization))) return response.sendError(401, "Unauthorized", *table);
     kj::Promise<void> reply = nullptr;
     if (HubRoute(path, method, headers, response, &reply)) return reply;
     if (method != kj::HttpMethod::GET) return response.sendError(405, "Method Not Allowed", *table);
@@ -234,6 +271,7 @@ struct ModelServer::Impl final : public kj::HttpService {
   ModelManifest manifest;
   std::string manifest_json;
   std::string token;
+  kj::Maybe<ClusterSecret> cluster_secret;  // set: ModelTokens of it for this model are let in
   ServeFaults faults;
   std::string repo_id, commit, hub_listing, sha256sums;
   std::vector<HubFile> hub_files;
@@ -254,6 +292,9 @@ ModelServer::ModelServer(kj::Timer& timer, std::string dir, ModelManifest manife
 ModelServer::~ModelServer() = default;
 
 kj::Promise<void> ModelServer::Listen(kj::ConnectionReceiver& receiver) { return impl_->gate.Run(receiver); }
+void ModelServer::AcceptClusterTokens(const ClusterSecret& secret) {
+  if (!secret.empty()) impl_->cluster_secret = secret;
+}
 uint64_t ModelServer::bytes_served() const { return impl_->served; }
 uint64_t ModelServer::range_requests() const { return impl_->ranges; }
 

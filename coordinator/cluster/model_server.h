@@ -45,6 +45,9 @@ class ModelServer {
   ~ModelServer();
   // Serves connections from `receiver` until the promise is dropped.
   kj::Promise<void> Listen(kj::ConnectionReceiver& receiver);
+  // Also lets in a bearer ModelToken of `secret` for the served model
+  // (with a secret, only those and the static token, if any, are let in).
+  void AcceptClusterTokens(const class ClusterSecret& secret);
   uint64_t bytes_served() const;     // file bytes sent
   uint64_t range_requests() const;
 
@@ -54,9 +57,15 @@ class ModelServer {
   std::unique_ptr<Impl> impl_;
 };
 
-// The bearer token of a cluster's model servers: HMAC-SHA256(secret,
-// "strata-model-v1"), hex ("" without a secret). Every member can compute it;
-// nobody without the secret can.
-std::string ModelToken(const class ClusterSecret& secret);
+// The bearer token for one model until a time: the expiry (unix seconds, 16
+// hex digits) then HMAC-SHA256(secret, "strata-model-v2" | model id |
+// expiry), hex ("" without a secret). A member can make one; nobody without
+// the secret can, and one seen on the wire opens no other model and lapses.
+std::string ModelToken(const class ClusterSecret& secret, const std::string& model_id, int64_t expires_unix);
+// A token made that way for `model_id`, not expired at `now_unix`.
+bool ModelTokenValid(const class ClusterSecret& secret, const std::string& model_id, const std::string& token,
+                     int64_t now_unix);
+// How long the tokens a coordinator hands its nodes last.
+inline constexpr int64_t kModelTokenSeconds = 6 * 3600;
 
 }  // namespace strata
