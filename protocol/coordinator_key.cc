@@ -14,17 +14,6 @@
 namespace strata {
 namespace {
 
-void Append(Bytes* out, const void* data, size_t n) {
-  const auto* p = static_cast<const uint8_t*>(data);
-  out->insert(out->end(), p, p + n);
-}
-
-void AppendU32(Bytes* out, uint32_t v) {
-  const uint8_t b[4] = {static_cast<uint8_t>(v >> 24), static_cast<uint8_t>(v >> 16), static_cast<uint8_t>(v >> 8),
-                        static_cast<uint8_t>(v)};
-  Append(out, b, 4);
-}
-
 // `text` written to a new file `path` with `mode`; an existing one is an error.
 Status WriteNewFile(const std::string& path, const std::string& text, mode_t mode) {
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);

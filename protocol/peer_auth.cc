@@ -16,7 +16,6 @@
 #include "storage/read_file.h"
 
 namespace strata {
-namespace {
 
 void Append(Bytes* out, const void* data, size_t n) {
   const auto* p = static_cast<const uint8_t*>(data);
@@ -27,6 +26,8 @@ void AppendU32(Bytes* out, uint32_t v) {
   const uint8_t le[4] = {uint8_t(v), uint8_t(v >> 8), uint8_t(v >> 16), uint8_t(v >> 24)};
   Append(out, le, 4);
 }
+
+namespace {
 
 }  // namespace
 

@@ -61,4 +61,9 @@ bool ProofsEqual(const Bytes& a, const Bytes& b);
 // constant time: the one check of the API key and of a model server's token.
 bool BearerTokenMatches(kj::Maybe<kj::StringPtr> authorization, const std::string& token);
 
+// Transcript builders (what is MACed or signed): raw bytes, and a uint32
+// little-endian.
+void Append(Bytes* out, const void* data, size_t n);
+void AppendU32(Bytes* out, uint32_t v);
+
 }  // namespace strata
