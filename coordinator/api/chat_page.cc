@@ -1,5 +1,7 @@
 #include "coordinator/api/chat_page.h"
 
+#include "coordinator/api/page_key.h"
+
 namespace strata {
 
 const char* const kChatPageHtml = R"HTML(<!doctype html>
@@ -26,14 +28,7 @@ const char* const kChatPageHtml = R"HTML(<!doctype html>
 <button id="clear" type="button">Clear</button></form>
 <script>
 "use strict";
-// The API key comes in the fragment (#key=KEY), which no server, log or Referer
-// sees; it is kept for this tab only and taken out of the address bar.
-const fragment = new URLSearchParams(location.hash.slice(1));
-if (fragment.get("key")) sessionStorage.setItem("strata-key", fragment.get("key"));
-fragment.delete("key");
-window.history.replaceState(null, "", location.pathname + (fragment.toString() ? "#" + fragment : ""));
-const key = sessionStorage.getItem("strata-key");
-const auth = key ? {Authorization: "Bearer " + key} : {};
+)HTML" STRATA_PAGE_KEY_SCRIPT R"HTML(const auth = key ? {Authorization: "Bearer " + key} : {};
 const $ = (id) => document.getElementById(id);
 let messages = [], controller = null;
 

@@ -1,5 +1,7 @@
 #include "coordinator/api/dashboard.h"
 
+#include "coordinator/api/page_key.h"
+
 namespace strata {
 
 const char* const kDashboardHtml = R"HTML(<!doctype html>
@@ -30,14 +32,7 @@ const char* const kDashboardHtml = R"HTML(<!doctype html>
 <table><thead><tr><th>id</th><th>prompt tokens</th><th>generated</th><th>age</th></tr></thead><tbody id="requests"></tbody></table>
 <script>
 "use strict";
-// The API key comes in the fragment (#key=KEY), which no server, log or Referer
-// sees; it is kept for this tab only and taken out of the address bar.
-const fragment = new URLSearchParams(location.hash.slice(1));
-if (fragment.get("key")) sessionStorage.setItem("strata-key", fragment.get("key"));
-fragment.delete("key");
-window.history.replaceState(null, "", location.pathname + (fragment.toString() ? "#" + fragment : ""));
-const key = sessionStorage.getItem("strata-key");
-const headers = key ? {Authorization: "Bearer " + key} : {};
+)HTML" STRATA_PAGE_KEY_SCRIPT R"HTML(const headers = key ? {Authorization: "Bearer " + key} : {};
 const history = {tps: [], itl: []};
 let last = null;
 const fmt = (s) => s == null ? "–" : (s < 1 ? (s * 1000).toFixed(1) + " ms" : s.toFixed(2) + " s");
