@@ -28,11 +28,16 @@ class ClusterTls {
  public:
   // Reads and checks the three files; one clear error names a bad one.
   static Result<std::unique_ptr<ClusterTls>> Load(const TlsFiles& files, kj::Timer& timer);
+  // A server's side only (the API's --http-cert/--http-key): its certificate
+  // and key, no CA, clients not asked for a certificate.
+  static Result<std::unique_ptr<ClusterTls>> LoadServer(const std::string& cert, const std::string& key,
+                                                        kj::Timer& timer);
   ~ClusterTls();
 
   kj::TlsContext& context() { return *context_; }
 
  private:
+  static Result<std::unique_ptr<ClusterTls>> Make(const TlsFiles& files, kj::Timer& timer, bool verify_clients);
   ClusterTls() = default;
   kj::Own<kj::TlsKeypair> keypair_;             // borrowed by context_
   kj::Own<kj::TlsCertificate> ca_;              // borrowed by context_

@@ -118,6 +118,43 @@ TEST(ServeDoorTest, ForeignHostsOriginsAndNonJsonBodiesAreRefused) {
   EXPECT_EQ(Http(server.url() + "/health", "", "", {"Host: localhost"}).status, 200);
 }
 
+// --http-cert/--http-key: the API speaks https (here with the cluster CA's
+// member certificate, which names strata-node), and a client that checks the
+// certificate against that CA is served; plain http to the port is not.
+TEST(ServeDoorTest, TheApiSpeaksHttpsWithItsCertificate) {
+  testing::TempDir dir;
+  auto made = testing::RunProcess({testing::Strata(), "make-secret", "--out", dir / "secret", "--tls", dir / "tls"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  Server server({"--http-cert", dir / "tls/cert.pem", "--http-key", dir / "tls/key.pem"});
+  ASSERT_EQ(server.url().rfind("https://127.0.0.1:", 0), 0u) << server.url();
+  const std::string port = server.url().substr(server.url().rfind(':') + 1);
+  std::unique_ptr<CURL, void (*)(CURL*)> curl(curl_easy_init(), curl_easy_cleanup);
+  std::string body;
+  const std::string url = "https://strata-node:" + port + "/v1/completions";
+  curl_slist* resolve = curl_slist_append(nullptr, ("strata-node:" + port + ":127.0.0.1").c_str());
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  curl_easy_setopt(curl.get(), CURLOPT_URL, url.c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_RESOLVE, resolve);
+  curl_easy_setopt(curl.get(), CURLOPT_CAINFO, (dir / "tls/ca.pem").c_str());
+  curl_easy_setopt(curl.get(), CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl.get(), CURLOPT_POSTFIELDS, kShort);
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, +[](char* d, size_t s, size_t n, void* out) -> size_t {
+    static_cast<std::string*>(out)->append(d, s * n);
+    return s * n;
+  });
+  curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
+  const CURLcode rc = curl_easy_perform(curl.get());
+  long status = 0;
+  curl_easy_getinfo(curl.get(), CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(resolve);
+  curl_slist_free_all(headers);
+  EXPECT_EQ(rc, CURLE_OK) << curl_easy_strerror(rc);
+  EXPECT_EQ(status, 200) << body;
+  EXPECT_NE(body.find("\"choices\""), std::string::npos) << body;
+  const Reply plain = Http("http://127.0.0.1:" + port + "/v1/completions", kShort);
+  EXPECT_NE(plain.status, 200) << "no plain http on an https port";
+}
+
 TEST(RequestGuardTest, EachRule) {
   RequestFacts get;
   get.host = "127.0.0.1:8000";

@@ -67,7 +67,7 @@ class Server {
     }
     argv.insert(argv.end(), extra.begin(), extra.end());
     child_ = std::make_unique<Child>(argv);
-    const std::regex serving("on (http://127\\.0\\.0\\.1:[0-9]+)");
+    const std::regex serving("on (https?://127\\.0\\.0\\.1:[0-9]+)");
     WaitFor(
         [&]() {
           std::smatch m;

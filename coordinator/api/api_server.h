@@ -28,6 +28,8 @@
 
 namespace strata {
 
+class ClusterTls;
+
 struct ApiServerOptions {
   std::string model_name;        // what /v1/models lists and responses name
   std::string api_key;           // "": none wanted; else "Authorization: Bearer KEY"
@@ -52,6 +54,7 @@ struct ApiServerOptions {
   // Bound to a loopback address: Host and Origin must name this machine
   // (coordinator/api/request_guard).
   bool loopback_bind = false;
+  ClusterTls* tls = nullptr;  // set (borrowed): the API speaks https with this certificate
 };
 
 class ApiServer {

@@ -21,6 +21,7 @@
 #include "coordinator/api/serve_metrics.h"
 #include "coordinator/api/watched_connection.h"
 #include "coordinator/pipeline/generation_driver.h"
+#include "protocol/cluster_tls.h"
 #include "protocol/connection_gate.h"
 #include "protocol/write_deadline.h"
 
@@ -96,7 +97,12 @@ struct ApiServer::Impl final {
                });
                // Each connection wrapped, so that a request can see its client leave or stop reading.
                auto timed = kj::heap<WriteDeadlineStream>(kj::mv(stream), this->timer, this->options.write_timeout_ms);
-               return server.listenHttp(kj::heap<WatchedConnection>(kj::mv(timed)));
+               if (this->options.tls == nullptr) return server.listenHttp(kj::heap<WatchedConnection>(kj::mv(timed)));
+               // https: the handshake within the TLS context's accept timeout (10 s).
+               return this->options.tls->context().wrapServer(kj::mv(timed)).then(
+                   [this](kj::Own<kj::AsyncIoStream> secured) {
+                     return server.listenHttp(kj::heap<WatchedConnection>(kj::mv(secured)));
+                   });
              }) {
     metrics.kv_capacity = this->options.kv_tokens;
   }

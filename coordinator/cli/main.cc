@@ -205,6 +205,8 @@ int Serve(int argc, char** argv) {
   f.Int("prefill-chunk", &s.model.prefill_chunk, 1, 1 << 20, "most prompt tokens per pipeline step");
   f.Int("max-connections", &s.max_connections, 1, 1 << 20, "client connections at once; beyond, closed at once");
   f.Int("max-connections-per-peer", &s.max_connections_per_peer, 1, 1 << 20, "client connections from one IP address");
+  f.String("http-cert", &s.http_cert, "serve the API over https with this certificate (PEM; with --http-key)");
+  f.String("http-key", &s.http_key, "its private key (PEM, mode 0600)");
   f.Int("write-timeout-ms", &s.write_timeout_ms, 100, 3600000,
         "a client that reads nothing of its answer this long is cut off, its request cancelled");
   std::string error;

@@ -144,10 +144,21 @@ int ServeApi(kj::AsyncIoContext& io, const ServeFlags& flags, const HostPort& ht
   })) {
     return Fail("cannot listen on " + flags.http + ": " + e->getDescription().cStr());
   }
-  const ApiServerOptions& options = m.options;
+  ApiServerOptions& options = m.options;
+  std::unique_ptr<ClusterTls> tls;
+  if (!flags.http_cert.empty() || !flags.http_key.empty()) {
+    if (flags.http_cert.empty() || flags.http_key.empty()) return Fail("--http-cert and --http-key go together");
+    auto loaded = ClusterTls::LoadServer(flags.http_cert, flags.http_key, io.provider->getTimer());
+    if (!loaded.ok()) return Fail(loaded.status().message());
+    tls = std::move(loaded.value());
+    options.tls = tls.get();
+    // A rebound name fails the certificate check: Host names the certificate's name now.
+    options.loopback_bind = false;
+  }
   ApiServer api(io.provider->getTimer(), pipeline, *m.tokenizer, options);
   // One line a reader can parse: what is served, and where.
-  std::cout << "serving " << options.model_name << " on http://" << JoinHostPort(http.host, receiver->getPort())
+  std::cout << "serving " << options.model_name << " on " << (tls ? "https://" : "http://")
+            << JoinHostPort(http.host, receiver->getPort())
             << " (chat template " << options.chat->name() << ", " << options.max_running << " requests at once, "
             << options.max_queue << " queued, KV for " << options.kv_tokens << " tokens)" << std::endl;
   kj::UnixEventPort::captureSignal(SIGTERM);

@@ -20,6 +20,7 @@ struct ServeFlags {
   int64_t max_connections = 512;
   int64_t max_connections_per_peer = 256;
   int64_t write_timeout_ms = 10000;  // a client that reads nothing of its answer this long is cut off
+  std::string http_cert, http_key;   // set: the API speaks https with this certificate and key
 };
 
 // The process exit code; errors print one line to stderr.
