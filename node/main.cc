@@ -302,6 +302,7 @@ int main(int argc, char** argv) {
     if (!loaded.ok()) Die(loaded.status().message());
     cluster_tls = std::move(loaded.value());
     options.tls = cluster_tls.get();
+    options.tls_files = f.tls_files;
   }
   std::unique_ptr<strata::CoordinatorPub> coordinator_pub;
   if (!f.coordinator_pub.empty()) {

@@ -9,7 +9,14 @@
 namespace strata {
 
 void SetGetOptions(CURL* curl, const std::string& url, const std::string& token, bool follow_redirects,
-                   CurlHeaders* headers) {
+                   CurlHeaders* headers, const ClusterCurlTls& tls) {
+  if (!tls.ca.empty()) {
+    curl_easy_setopt(curl, CURLOPT_CAINFO, tls.ca.c_str());
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYPEER, 1L);
+    curl_easy_setopt(curl, CURLOPT_SSL_VERIFYHOST, 0L);  // every member's certificate names the cluster, not a host
+    curl_easy_setopt(curl, CURLOPT_SSLCERT, tls.cert.c_str());
+    curl_easy_setopt(curl, CURLOPT_SSLKEY, tls.key.c_str());
+  }
   if (!token.empty()) headers->list = curl_slist_append(nullptr, ("Authorization: Bearer " + token).c_str());
   curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
   curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers->list);
@@ -49,7 +56,7 @@ Result<std::string> GetSmall(const std::string& url, const SmallGet& o, bool* mi
     CurlHeaders headers;
     Small body;
     body.max_bytes = o.max_bytes;
-    SetGetOptions(curl.get(), url, o.token, o.follow_redirects, &headers);
+    SetGetOptions(curl.get(), url, o.token, o.follow_redirects, &headers, o.tls);
     curl_easy_setopt(curl.get(), CURLOPT_WRITEFUNCTION, AppendSmall);
     curl_easy_setopt(curl.get(), CURLOPT_WRITEDATA, &body);
     curl_easy_setopt(curl.get(), CURLOPT_TIMEOUT_MS, 60000L);

@@ -31,9 +31,17 @@ struct CurlHeaders {
   ~CurlHeaders() { curl_slist_free_all(list); }
 };
 
+// A cluster's https (a node fetching its shard from a coordinator on a
+// --tls cluster): the peer must show a certificate of the cluster CA (which
+// signs only members, so the chain is the proof; names are not checked), and
+// this member shows its own. Empty: the system's trust store, as for the hub.
+struct ClusterCurlTls {
+  std::string ca, cert, key;
+};
+
 // The options every GET shares, on `curl`; `headers` must outlive the transfer.
 void SetGetOptions(CURL* curl, const std::string& url, const std::string& token, bool follow_redirects,
-                   CurlHeaders* headers);
+                   CurlHeaders* headers, const ClusterCurlTls& tls = {});
 
 // A small document into memory, retried with a doubling backoff on errors
 // that may pass (not on 401, 403 or 404).
@@ -45,6 +53,7 @@ struct SmallGet {
   std::string what = "the answer";  // for the error: "<what> is over N MiB"
   bool follow_redirects = false;
   const std::atomic<bool>* cancel = nullptr;  // set: the GET ends at once, "cancelled"
+  ClusterCurlTls tls;
 };
 // `*missing` (may be null) is set on 404, which is then not an error:
 // optional files are asked for this way.

@@ -41,6 +41,7 @@ Result<std::string> GetManifest(const FetchOptions& o) {
   get.max_bytes = kMaxManifestBytes;
   get.what = "the manifest";
   get.cancel = o.cancel;
+  get.tls = o.tls;
   auto got = GetSmall(o.base_url + "/manifest", get);
   if (!got.ok()) {
     return Status::Error("cannot get the model manifest from " + EscapeText(o.base_url) + ": " + got.status().message());
@@ -251,7 +252,7 @@ CURL* Fetcher::Start(Transfer& t) {
   const ManifestTensor& tensor = *placed_[t.job.tensor].tensor;
   const std::string url = files_url_ + tensor.file;
   const std::string range = std::to_string(t.job.src) + "-" + std::to_string(t.job.src + t.job.length - 1);
-  SetGetOptions(curl, url, o_.token, /*follow_redirects=*/false, &t.headers);  // a stalled transfer fails
+  SetGetOptions(curl, url, o_.token, /*follow_redirects=*/false, &t.headers, o_.tls);  // a stalled transfer fails
   curl_easy_setopt(curl, CURLOPT_RANGE, range.c_str());
   curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, WriteRange);
   curl_easy_setopt(curl, CURLOPT_WRITEDATA, &t);

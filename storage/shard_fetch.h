@@ -24,6 +24,7 @@
 
 #include "base/status.h"
 #include "storage/env.h"
+#include "storage/http_get.h"
 #include "storage/model_manifest.h"
 
 namespace strata {
@@ -49,6 +50,7 @@ struct FetchOptions {
   // Set (from any thread): the fetch stops at once, failing "cancelled"; what
   // it verified stays in the partial file for a later resume.
   const std::atomic<bool>* cancel = nullptr;
+  ClusterCurlTls tls;  // an https source of a --tls cluster (storage/http_get)
 };
 
 struct FetchResult {

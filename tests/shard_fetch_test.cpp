@@ -463,3 +463,42 @@ TEST_F(ShardFetchTest, ASilentSourceNeitherDropsTheShardNorHoldsTheNextLoad) {
 
 }  // namespace
 }  // namespace strata
+
+namespace strata {
+namespace {
+
+// On a --tls cluster the shards travel over https too: the coordinator's
+// model server speaks the cluster's TLS, members only, and the nodes check
+// it against the cluster CA and show their own certificates.
+TEST_F(ShardFetchTest, OnATlsClusterShardsComeOverHttps) {
+  TempDir keys, caches, allowed, logs;
+  auto made = testing::RunProcess(
+      {testing::BinDir() + "/strata", "make-secret", "--out", keys / "secret", "--tls", keys / "tls"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  LocalClusterOptions o;
+  o.nodes = 2;
+  o.node_binary = testing::BinDir() + "/strata-node";
+  o.threads = 1;
+  o.secret = testing::ReadFile(keys / "secret").substr(0, 64);
+  o.tls_cert = keys / "tls/cert.pem";
+  o.tls_key = keys / "tls/key.pem";
+  o.tls_ca = keys / "tls/ca.pem";
+  o.models_dirs = {allowed.path()};  // not where the model is: they fetch it
+  o.log_level = "info";
+  o.log_path = logs / "nodes.log";
+  for (int i = 0; i < 2; ++i) o.node_args.push_back({"--cache-dir", caches / std::to_string(i)});
+  auto cluster = LocalCluster::Start(o);
+  ASSERT_TRUE(cluster.ok()) << cluster.status().message();
+  const auto& a = cluster.value()->addresses();
+  auto r = testing::RunProcess({testing::BinDir() + "/strata", "generate", "--model", model_.path(), "--prompt", "hello",
+                                "--max-tokens", "4", "--nodes", a[0] + "," + a[1], "--cluster-secret-file",
+                                keys / "secret", "--tls-dir", keys / "tls", "--distribute"},
+                               120);
+  ASSERT_EQ(r.exit_code, 0) << r.err << testing::ReadFile(logs / "nodes.log");
+  const std::string log = testing::ReadFile(logs / "nodes.log");
+  EXPECT_NE(log.find("fetched from https://"), std::string::npos) << log;
+  EXPECT_EQ(log.find("fetched from http://"), std::string::npos) << log;
+}
+
+}  // namespace
+}  // namespace strata

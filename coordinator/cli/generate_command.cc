@@ -271,7 +271,7 @@ Status PlanAndLoad(RpcEnv& env, const GenerateFlags& flags, const GenerateInput&
   }
   auto started = flags.model_server.empty()
                      ? ModelDistribution::Start(env.io(), in.model_dir, credentials.secret, addresses, flags.serve,
-                                                ModelCacheDir(flags.model_source))
+                                                ModelCacheDir(flags.model_source), credentials.tls_context.get())
                      : ModelDistribution::UseServer(flags.model_server, credentials.secret);
   if (!started.ok()) return started.status();
   *distribution = std::move(started.value());

@@ -47,7 +47,7 @@ Result<std::unique_ptr<ModelDistribution>> ModelDistribution::Start(kj::AsyncIoC
                                                                     const ClusterSecret& secret,
                                                                     const std::vector<std::string>& nodes,
                                                                     const std::string& listen,
-                                                                    const std::string& cache_dir) {
+                                                                    const std::string& cache_dir, ClusterTls* tls) {
   const auto t0 = std::chrono::steady_clock::now();
   auto manifest = BuildManifestCached(model_dir, cache_dir);
   if (!manifest.ok()) return manifest.status();
@@ -67,10 +67,14 @@ Result<std::unique_ptr<ModelDistribution>> ModelDistribution::Start(kj::AsyncIoC
     return Status::Error("cannot serve the model on " + EscapeText(bind) + ": " + e->getDescription().cStr());
   }
   const std::string token = ModelToken(secret, manifest->id, std::time(nullptr) + kModelTokenSeconds);
-  d->source_ = Pipeline::Source{"http://" + host + ":" + std::to_string(d->receiver_->getPort()), manifest->id, token};
+  // On a --tls cluster the shards go over https, to members only.
+  d->source_ = Pipeline::Source{std::string(tls != nullptr ? "https://" : "http://") + host + ":" +
+                                    std::to_string(d->receiver_->getPort()),
+                                manifest->id, token};
   d->server_ = std::make_unique<ModelServer>(io.provider->getTimer(), ManifestFilesDir(model_dir),
                                             std::move(manifest.value()), "");
   d->server_->AcceptClusterTokens(secret);
+  d->server_->UseTls(tls);
   d->serving_ = d->server_->Listen(*d->receiver_).eagerlyEvaluate([](kj::Exception&& e) {
     spdlog::warn("model server stopped: {}", EscapeText(e.getDescription().cStr()));
   });

@@ -26,7 +26,8 @@ class ModelDistribution {
   static Result<std::unique_ptr<ModelDistribution>> Start(kj::AsyncIoContext& io, const std::string& model_dir,
                                                           const ClusterSecret& secret,
                                                           const std::vector<std::string>& node_addresses,
-                                                          const std::string& listen, const std::string& cache_dir);
+                                                          const std::string& listen, const std::string& cache_dir,
+                                                          class ClusterTls* tls = nullptr);
   // A model server that already runs (`strata serve-model`): the nodes
   // fetch from it; this process serves nothing.
   static Result<std::unique_ptr<ModelDistribution>> UseServer(const std::string& url, const ClusterSecret& secret);

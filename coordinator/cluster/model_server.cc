@@ -11,6 +11,7 @@
 
 #include "base/escape.h"
 #include "base/hex.h"
+#include "protocol/cluster_tls.h"
 #include "protocol/connection_gate.h"
 #include "protocol/peer_auth.h"
 #include "protocol/write_deadline.h"
@@ -103,8 +104,11 @@ struct ModelServer::Impl final : public kj::HttpService {
         token(std::move(token)), faults(faults), repo_id(std::move(repo_id)), table(MakeTable()),
         server(timer, *table, *this),
         gate(timer, GateLimits{256, 64}, "model server",
-             [this, clock = &timer](kj::Own<kj::AsyncIoStream> stream, const std::string&) {
-               return server.listenHttp(kj::heap<WriteDeadlineStream>(kj::mv(stream), *clock, 60000));
+             [this, clock = &timer](kj::Own<kj::AsyncIoStream> stream, const std::string&) -> kj::Promise<void> {
+               kj::Own<kj::AsyncIoStream> timed = kj::heap<WriteDeadlineStream>(kj::mv(stream), *clock, 60000);
+               if (tls == nullptr) return server.listenHttp(kj::mv(timed));
+               return tls->context().wrapServer(kj::mv(timed)).then(
+                   [this](kj::Own<kj::AsyncIoStream> secured) { return server.listenHttp(kj::mv(secured)); });
              }) {
     if (this->repo_id.empty()) return;
     hub_files = HubFiles(this->dir, this->manifest);
@@ -272,6 +276,7 @@ struct ModelServer::Impl final : public kj::HttpService {
   std::string manifest_json;
   std::string token;
   kj::Maybe<ClusterSecret> cluster_secret;  // set: ModelTokens of it for this model are let in
+  ClusterTls* tls = nullptr;                 // set: https, members only
   ServeFaults faults;
   std::string repo_id, commit, hub_listing, sha256sums;
   std::vector<HubFile> hub_files;
@@ -292,6 +297,7 @@ ModelServer::ModelServer(kj::Timer& timer, std::string dir, ModelManifest manife
 ModelServer::~ModelServer() = default;
 
 kj::Promise<void> ModelServer::Listen(kj::ConnectionReceiver& receiver) { return impl_->gate.Run(receiver); }
+void ModelServer::UseTls(ClusterTls* tls) { impl_->tls = tls; }
 void ModelServer::AcceptClusterTokens(const ClusterSecret& secret) {
   if (!secret.empty()) impl_->cluster_secret = secret;
 }

@@ -48,6 +48,9 @@ class ModelServer {
   // Also lets in a bearer ModelToken of `secret` for the served model
   // (with a secret, only those and the static token, if any, are let in).
   void AcceptClusterTokens(const class ClusterSecret& secret);
+  // Speaks https with the cluster's TLS (members only: clients show a
+  // certificate of the cluster CA). `tls` is borrowed; call before Listen.
+  void UseTls(class ClusterTls* tls);
   uint64_t bytes_served() const;     // file bytes sent
   uint64_t range_requests() const;
 

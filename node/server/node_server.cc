@@ -57,6 +57,10 @@ Result<std::string> Fetched(NodeState* s, const ShardSource& source, const Shard
   fetch.cache_limit = s->options().cache_limit;
   fetch.progress = &s->fetch_progress;
   fetch.cancel = cancel.get();
+  if (s->options().tls != nullptr) {
+    const TlsFiles& tls = s->options().tls_files;
+    fetch.tls = {tls.ca, tls.cert, tls.key};
+  }
   s->fetch_progress.done = 0;
   s->fetch_progress.total = 0;
   const auto t0 = std::chrono::steady_clock::now();
@@ -231,9 +235,11 @@ class ControlImpl final : public wire::Control::Server {
       source.url = s.getUrl();
       source.model_id = s.getModelId();
       source.token = s.getToken();
-      if (source.url.rfind("http://", 0) != 0 || source.url.size() > 512 ||
+      // A --tls node takes its shards over https from a member, and only so.
+      const char* scheme = state_->options().tls != nullptr ? "https://" : "http://";
+      if (source.url.rfind(scheme, 0) != 0 || source.url.size() > 512 ||
           source.url.find_first_of(" \r\n\t") != std::string::npos) {
-        throw RpcError("loadShard: a model source is an http:// URL of at most 512 bytes");
+        throw RpcError(std::string("loadShard: a model source is an ") + scheme + " URL of at most 512 bytes");
       }
       if (!IsLowerHex(source.model_id, 64) || source.token.size() > 128 || !IsLowerHex(source.token, source.token.size())) {
         throw RpcError("loadShard: a model id is 64 hex digits, a token at most 128");

@@ -17,6 +17,7 @@
 #include "storage/env.h"
 #include "strata.capnp.h"
 #include "node/server/step_quota.h"
+#include "protocol/cluster_tls.h"
 #include "protocol/coordinator_key.h"
 
 namespace strata {
@@ -37,6 +38,7 @@ struct NodeOptions {
   QuotaLimits queue;                  // steps taken but not yet run (node/server/step_quota)
   ClusterSecret secret;               // empty: no secret (loopback or --insecure)
   ClusterTls* tls = nullptr;          // borrowed from main(); null: plain TCP
+  TlsFiles tls_files;                 // its files: a --tls node fetches shards over https with them
   // Set (borrowed from main()): a coordinator's hello must be signed with
   // the matching key (protocol/coordinator_key); the secret alone makes a
   // member, which gets only the upstream link.
