@@ -1,8 +1,5 @@
 #include "protocol/cluster_tls.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "base/escape.h"
 #include "storage/read_file.h"
 
@@ -10,12 +7,8 @@ namespace strata {
 namespace {
 
 Result<std::string> ReadPem(const std::string& path, const char* what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return Status::Error("cannot read the TLS " + std::string(what) + " file " + EscapeText(path));
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
-  if (text.size() > (1u << 20) || text.find("-----BEGIN ") == std::string::npos) {
+  auto text = ReadSmallFile(path, std::string("the TLS ") + what + " file", 1u << 20);
+  if (text.ok() && text->find("-----BEGIN ") == std::string::npos) {
     return Status::Error("the TLS " + std::string(what) + " file " + EscapeText(path) + " is not PEM");
   }
   return text;
